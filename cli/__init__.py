@@ -1,0 +1,1 @@
+"""The evledger command line and its settings."""

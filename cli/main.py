@@ -1,0 +1,57 @@
+"""The `evledger` command line: parse, call the core, print. Settings come from the environment."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cli.doctor import run_checks
+from cli.output import OutputFormat, render
+from cli.settings import Settings, SettingsError, load_settings
+
+app = typer.Typer(
+    name="evledger",
+    help="Event-sourced billing ledger for EV charging operators.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+FormatOption = Annotated[
+    OutputFormat, typer.Option("--format", "-f", help="Output as a table, JSON or CSV.")
+]
+
+
+def current_settings() -> Settings:
+    """The settings, or one clear line on stderr and exit status 2."""
+    try:
+        return load_settings()
+    except SettingsError as error:
+        typer.echo(f"evledger: bad setting: {error}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command("settings")
+def show_settings(output_format: FormatOption = OutputFormat.table) -> None:
+    """Show the effective settings read from the EVLEDGER_* environment."""
+    settings = current_settings()
+    rows = [
+        {"setting": f"EVLEDGER_{name.upper()}", "value": value}
+        for name, value in settings.redacted().items()
+    ]
+    rows.append({"setting": "(mode)", "value": "embedded" if settings.embedded else "kafka"})
+    render(rows, ["setting", "value"], output_format)
+
+
+@app.command()
+def doctor(output_format: FormatOption = OutputFormat.table) -> None:
+    """Check that the configured Kafka, PostgreSQL and DuckDB are reachable."""
+    checks = run_checks(current_settings())
+    rows = [
+        {"service": c.service, "where": c.where, "ok": "yes" if c.ok else "NO", "detail": c.detail}
+        for c in checks
+    ]
+    render(rows, ["service", "where", "ok", "detail"], output_format)
+    if not all(check.ok for check in checks):
+        raise typer.Exit(1)

@@ -1,0 +1,1 @@
+"""Kafka consumers: the upstream message contract, ingest, dead letters, projector runners."""

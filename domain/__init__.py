@@ -1,0 +1,1 @@
+"""The billing domain: money, tariffs, sessions, payments, refunds, postings. No I/O."""

@@ -1,0 +1,1 @@
+"""Replay, rebuild and audit of the ledger."""

@@ -1,0 +1,1 @@
+"""The Kafka-backed eventsourcing persistence module: the ledger topic as an event store."""

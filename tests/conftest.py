@@ -1,0 +1,74 @@
+"""Fixtures for the real services. A test that needs Kafka or PostgreSQL fails, never skips,
+when the service is missing: `make test` (scripts/services up) starts them."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+# The addresses scripts/services uses, so that a bare `pytest` works after `scripts/services up`.
+DEFAULT_KAFKA_BOOTSTRAP = "127.0.0.1:9092"
+DEFAULT_PG_DSN = "postgresql://evledger:evledger@127.0.0.1:5433/evledger"
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    bootstrap = os.environ.get("EVLEDGER_KAFKA_BOOTSTRAP") or DEFAULT_KAFKA_BOOTSTRAP
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=bootstrap, request_timeout_ms=5000, bootstrap_timeout_ms=10000
+        )
+        admin.list_topics()
+        admin.close()
+    except KafkaError as error:
+        pytest.fail(
+            f"Kafka is not reachable at {bootstrap} ({error!r}); "
+            "start it with `scripts/services up` (make test does)",
+            pytrace=False,
+        )
+    return bootstrap
+
+
+@pytest.fixture(scope="session")
+def pg_dsn() -> str:
+    import psycopg
+
+    dsn = os.environ.get("EVLEDGER_PG_DSN") or DEFAULT_PG_DSN
+    try:
+        psycopg.connect(dsn, connect_timeout=5).close()
+    except psycopg.Error as error:
+        pytest.fail(
+            f"PostgreSQL is not reachable at {dsn} ({error}); "
+            "start it with `scripts/services up` (make test does)",
+            pytrace=False,
+        )
+    return dsn
+
+
+@pytest.fixture
+def topic_name(request: pytest.FixtureRequest) -> str:
+    """A fresh topic name per test, so that tests never see each other's records."""
+    return f"test.{request.node.name[:60]}.{uuid.uuid4().hex[:8]}".replace("[", "-").replace(
+        "]", ""
+    )
+
+
+@pytest.fixture
+def kafka_topic(kafka_bootstrap: str, topic_name: str) -> Iterator[str]:
+    """A one-partition topic created for the test and deleted after it."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin.create_topics([NewTopic(topic_name, num_partitions=1, replication_factor=1)])
+    try:
+        yield topic_name
+    finally:
+        admin.delete_topics([topic_name])
+        admin.close()
