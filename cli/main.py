@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 import typer
@@ -9,6 +10,7 @@ import typer
 from cli.doctor import run_checks
 from cli.output import OutputFormat, render
 from cli.settings import Settings, SettingsError, load_settings
+from consumers.contract import json_schema
 
 app = typer.Typer(
     name="evledger",
@@ -30,6 +32,16 @@ def current_settings() -> Settings:
     except SettingsError as error:
         typer.echo(f"evledger: bad setting: {error}", err=True)
         raise typer.Exit(2) from None
+
+
+contract_app = typer.Typer(help="The upstream message contract.", no_args_is_help=True)
+app.add_typer(contract_app, name="contract")
+
+
+@contract_app.command("schema")
+def contract_schema() -> None:
+    """Print the JSON Schema of the upstream message contract (version 1)."""
+    typer.echo(json.dumps(json_schema(), indent=2, sort_keys=True))
 
 
 @app.command("settings")
