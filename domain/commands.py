@@ -1,0 +1,318 @@
+"""Commands, one per upstream message type (contract v1), validated on construction.
+
+Amounts are int minor units, rates Decimal, times timezone-aware. A malformed value raises
+InvalidValueError (a ValueError): no retry can fix it, so the caller dead-letters it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime, time
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from domain.errors import InvalidValueError
+from domain.money import currency_exponent, require_minor_units
+from domain.payment import PAYMENT_METHODS
+from domain.refund import REFUND_REASONS
+from domain.tariff import EnergyWindow, TariffTerms
+from domain.timeutil import require_aware
+
+
+def _require_text(value: Any, what: str, *, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidValueError(f"{what} must be a non-empty string, got {value!r}")
+
+
+def _canonical(value: Any) -> Any:
+    """A JSON-ready form in which equal values have one spelling (0.20 == 0.2)."""
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, time):
+        return value.strftime("%H:%M")
+    if isinstance(value, EnergyWindow):
+        return {key: _canonical(item) for key, item in value.to_primitive().items()}
+    if isinstance(value, tuple | list):
+        return [_canonical(item) for item in value]
+    return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class Command:
+    """Fields every upstream message carries."""
+
+    MESSAGE_TYPE: ClassVar[str] = ""
+
+    event_id: str
+    occurred_at: datetime
+
+    def __post_init__(self) -> None:
+        _require_text(self.event_id, "event_id")
+        require_aware(self.occurred_at, "occurred_at")
+
+    def content_sha256(self) -> str:
+        """SHA-256 of the canonical content: same message, same hash, on any machine."""
+        content = {f.name: _canonical(getattr(self, f.name)) for f in fields(self)}
+        content["type"] = self.MESSAGE_TYPE
+        encoded = json.dumps(content, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, kw_only=True)
+class PublishTariff(Command):
+    """tariff.published. ``session_fee`` is minor units; the other prices Decimal major units.
+
+    ``timezone`` and ``energy_windows`` extend contract v1 with time-of-day energy prices.
+    """
+
+    MESSAGE_TYPE: ClassVar[str] = "tariff.published"
+
+    tariff_id: str
+    currency: str
+    price_per_kwh: Decimal
+    vat_rate: Decimal
+    price_per_minute: Decimal = Decimal(0)
+    session_fee: int = 0
+    idle_fee_per_minute: Decimal = Decimal(0)
+    idle_grace_minutes: int = 0
+    timezone: str | None = None
+    energy_windows: tuple[EnergyWindow, ...] = ()
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _require_text(self.tariff_id, "tariff_id")
+        self.terms()  # TariffTerms validates every price, the zone and the windows
+
+    def terms(self) -> TariffTerms:
+        return TariffTerms(
+            currency=self.currency,
+            price_per_kwh=self.price_per_kwh,
+            vat_rate=self.vat_rate,
+            price_per_minute=self.price_per_minute,
+            session_fee_minor=self.session_fee,
+            idle_fee_per_minute=self.idle_fee_per_minute,
+            idle_grace_minutes=self.idle_grace_minutes,
+            timezone=self.timezone,
+            energy_windows=tuple(self.energy_windows),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class StartSession(Command):
+    """session.started"""
+
+    MESSAGE_TYPE: ClassVar[str] = "session.started"
+
+    session_id: str
+    station_id: str
+    connector_id: str
+    customer_id: str
+    tariff_id: str
+    meter_start_wh: int
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("session_id", "station_id", "connector_id", "customer_id", "tariff_id"):
+            _require_text(getattr(self, name), name)
+        require_minor_units(self.meter_start_wh, "meter_start_wh")
+
+
+@dataclass(frozen=True, kw_only=True)
+class StopSession(Command):
+    """session.stopped; ``occurred_at`` is the stop, ``charging_ended_at`` when power ended."""
+
+    MESSAGE_TYPE: ClassVar[str] = "session.stopped"
+
+    session_id: str
+    meter_stop_wh: int
+    stop_reason: str | None = None
+    charging_ended_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _require_text(self.session_id, "session_id")
+        require_minor_units(self.meter_stop_wh, "meter_stop_wh")
+        _require_text(self.stop_reason, "stop_reason", optional=True)
+        if self.charging_ended_at is not None:
+            require_aware(self.charging_ended_at, "charging_ended_at")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuthorisePayment(Command):
+    """payment.authorized"""
+
+    MESSAGE_TYPE: ClassVar[str] = "payment.authorized"
+
+    payment_id: str
+    session_id: str
+    amount_minor: int
+    currency: str
+    method: str
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _require_text(self.payment_id, "payment_id")
+        _require_text(self.session_id, "session_id")
+        require_minor_units(self.amount_minor, "amount_minor")
+        currency_exponent(self.currency)
+        if self.method not in PAYMENT_METHODS:
+            raise InvalidValueError(
+                f"method must be one of {sorted(PAYMENT_METHODS)}, got {self.method!r}"
+            )
+
+
+@dataclass(frozen=True, kw_only=True)
+class CapturePayment(Command):
+    """payment.captured"""
+
+    MESSAGE_TYPE: ClassVar[str] = "payment.captured"
+
+    payment_id: str
+    amount_minor: int
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _require_text(self.payment_id, "payment_id")
+        require_minor_units(self.amount_minor, "amount_minor")
+
+
+@dataclass(frozen=True, kw_only=True)
+class FailPayment(Command):
+    """payment.failed; without an earlier authorisation it is a declined pre-authorisation."""
+
+    MESSAGE_TYPE: ClassVar[str] = "payment.failed"
+
+    payment_id: str
+    reason: str
+    session_id: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _require_text(self.payment_id, "payment_id")
+        _require_text(self.reason, "reason")
+        _require_text(self.session_id, "session_id", optional=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class VoidPayment(Command):
+    """payment.voided (an extension of contract v1): cancel an authorisation, free the hold."""
+
+    MESSAGE_TYPE: ClassVar[str] = "payment.voided"
+
+    payment_id: str
+    reason: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _require_text(self.payment_id, "payment_id")
+        _require_text(self.reason, "reason", optional=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RequestRefund(Command):
+    """refund.requested"""
+
+    MESSAGE_TYPE: ClassVar[str] = "refund.requested"
+
+    refund_id: str
+    payment_id: str
+    amount_minor: int
+    reason: str
+    note: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _require_text(self.refund_id, "refund_id")
+        _require_text(self.payment_id, "payment_id")
+        require_minor_units(self.amount_minor, "amount_minor")
+        if self.amount_minor == 0:
+            raise InvalidValueError("a refund of 0 refunds nothing; amount_minor must be > 0")
+        if self.reason not in REFUND_REASONS:
+            raise InvalidValueError(
+                f"reason must be one of {sorted(REFUND_REASONS)}, got {self.reason!r}"
+            )
+        if self.note is not None and not isinstance(self.note, str):
+            raise InvalidValueError("note must be a string")
+
+
+@dataclass(frozen=True, kw_only=True)
+class _RefundDecision(Command):
+    refund_id: str
+    decided_by: str
+    note: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _require_text(self.refund_id, "refund_id")
+        _require_text(self.decided_by, "decided_by")
+        if self.note is not None and not isinstance(self.note, str):
+            raise InvalidValueError("note must be a string")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApproveRefund(_RefundDecision):
+    """refund.approved"""
+
+    MESSAGE_TYPE: ClassVar[str] = "refund.approved"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RejectRefund(_RefundDecision):
+    """refund.rejected"""
+
+    MESSAGE_TYPE: ClassVar[str] = "refund.rejected"
+
+
+@dataclass(frozen=True, kw_only=True)
+class IssueRefund(Command):
+    """refund.issued"""
+
+    MESSAGE_TYPE: ClassVar[str] = "refund.issued"
+
+    refund_id: str
+    processor_ref: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _require_text(self.refund_id, "refund_id")
+        _require_text(self.processor_ref, "processor_ref", optional=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FailRefund(Command):
+    """refund.failed"""
+
+    MESSAGE_TYPE: ClassVar[str] = "refund.failed"
+
+    refund_id: str
+    reason: str
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _require_text(self.refund_id, "refund_id")
+        _require_text(self.reason, "reason")
+
+
+COMMAND_TYPES: dict[str, type[Command]] = {
+    command_type.MESSAGE_TYPE: command_type
+    for command_type in (
+        PublishTariff,
+        StartSession,
+        StopSession,
+        AuthorisePayment,
+        CapturePayment,
+        FailPayment,
+        VoidPayment,
+        RequestRefund,
+        ApproveRefund,
+        RejectRefund,
+        IssueRefund,
+        FailRefund,
+    )
+}

@@ -1,0 +1,41 @@
+"""Deterministic aggregate ids derived from upstream ids, so every writer finds the same one."""
+
+from __future__ import annotations
+
+from uuid import UUID, uuid5
+
+from domain.errors import InvalidValueError
+
+# Fixed forever: changing it would orphan every aggregate already in a ledger.
+EVLEDGER_NAMESPACE = UUID("6f1d3c2a-8b4e-5a7f-9c0d-2e4b6a8c0f13")
+
+
+def _derive(kind: str, upstream_id: str) -> UUID:
+    if not isinstance(upstream_id, str) or not upstream_id:
+        raise InvalidValueError(f"{kind} id must be a non-empty string, got {upstream_id!r}")
+    # The kind prefix keeps a tariff and a session that share an upstream id apart.
+    return uuid5(EVLEDGER_NAMESPACE, f"{kind}:{upstream_id}")
+
+
+def tariff_aggregate_id(tariff_id: str) -> UUID:
+    return _derive("tariff", tariff_id)
+
+
+def session_aggregate_id(session_id: str) -> UUID:
+    return _derive("session", session_id)
+
+
+def settlement_aggregate_id(session_id: str) -> UUID:
+    return _derive("settlement", session_id)
+
+
+def payment_aggregate_id(payment_id: str) -> UUID:
+    return _derive("payment", payment_id)
+
+
+def refund_aggregate_id(refund_id: str) -> UUID:
+    return _derive("refund", refund_id)
+
+
+def processed_message_id(event_id: str) -> UUID:
+    return _derive("message", event_id)

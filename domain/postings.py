@@ -1,0 +1,141 @@
+"""Double-entry postings over a small chart of accounts; every entry balances per currency.
+
+Chart of accounts (names are stable: projectors and auditors group by them):
+
+- ``customer_receivable`` (asset): what customers owe for priced sessions.
+- ``processor_clearing`` (asset): money captured at the payment processor, not yet settled.
+- ``charging_revenue`` (income): the net (ex-VAT) price of charging.
+- ``vat_payable`` (liability): VAT collected on sessions.
+- ``refunds`` (contra-revenue): money given back to customers.
+- ``authorisation_holds`` / ``customer_holds`` (memo pair): funds held by a
+  pre-authorisation. The hold is posted when authorised and reversed in full when the
+  payment is captured, fails or is voided, so only open holds carry a balance.
+
+Postings travel inside events as lists of primitive dicts, so a projector can rebuild every
+balance from the ledger alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from domain.errors import InvalidValueError
+from domain.money import currency_exponent, require_minor_units
+
+
+class Account(StrEnum):
+    CUSTOMER_RECEIVABLE = "customer_receivable"
+    PROCESSOR_CLEARING = "processor_clearing"
+    CHARGING_REVENUE = "charging_revenue"
+    VAT_PAYABLE = "vat_payable"
+    REFUNDS = "refunds"
+    AUTHORISATION_HOLDS = "authorisation_holds"
+    CUSTOMER_HOLDS = "customer_holds"
+
+
+class Direction(StrEnum):
+    DEBIT = "debit"
+    CREDIT = "credit"
+
+
+@dataclass(frozen=True)
+class Posting:
+    """One side of a journal entry: an amount debited or credited to one account."""
+
+    account: Account
+    direction: Direction
+    amount_minor: int
+    currency: str
+
+    def __post_init__(self) -> None:
+        require_minor_units(self.amount_minor, "posting amount")
+        currency_exponent(self.currency)
+
+    def to_primitive(self) -> dict[str, Any]:
+        return {
+            "account": self.account.value,
+            "direction": self.direction.value,
+            "amount_minor": self.amount_minor,
+            "currency": self.currency,
+        }
+
+    @classmethod
+    def from_primitive(cls, data: dict[str, Any]) -> Posting:
+        return cls(
+            account=Account(data["account"]),
+            direction=Direction(data["direction"]),
+            amount_minor=int(data["amount_minor"]),
+            currency=data["currency"],
+        )
+
+
+def _transfer(debit: Account, credit: Account, amount_minor: int, currency: str) -> list[Posting]:
+    # A zero transfer adds nothing but noise to every ledger reader.
+    if amount_minor == 0:
+        return []
+    return [
+        Posting(debit, Direction.DEBIT, amount_minor, currency),
+        Posting(credit, Direction.CREDIT, amount_minor, currency),
+    ]
+
+
+def is_balanced(postings: list[dict[str, Any]]) -> bool:
+    """True when debits equal credits in every currency."""
+    net: dict[str, int] = {}
+    for posting in postings:
+        sign = 1 if posting["direction"] == Direction.DEBIT else -1
+        net[posting["currency"]] = net.get(posting["currency"], 0) + sign * posting["amount_minor"]
+    return all(value == 0 for value in net.values())
+
+
+def _journal(postings: list[Posting]) -> list[dict[str, Any]]:
+    primitives = [posting.to_primitive() for posting in postings]
+    if not is_balanced(primitives):  # pragma: no cover - every builder below balances
+        raise InvalidValueError(f"unbalanced journal entry: {primitives}")
+    return primitives
+
+
+def session_priced(
+    total_minor: int, subtotal_minor: int, vat_minor: int, currency: str
+) -> list[dict[str, Any]]:
+    """The customer owes the total: revenue for the net price, VAT payable for the tax."""
+    postings = []
+    if total_minor:
+        postings.append(
+            Posting(Account.CUSTOMER_RECEIVABLE, Direction.DEBIT, total_minor, currency)
+        )
+    if subtotal_minor:
+        postings.append(
+            Posting(Account.CHARGING_REVENUE, Direction.CREDIT, subtotal_minor, currency)
+        )
+    if vat_minor:
+        postings.append(Posting(Account.VAT_PAYABLE, Direction.CREDIT, vat_minor, currency))
+    return _journal(postings)
+
+
+def hold_placed(hold_minor: int, currency: str) -> list[dict[str, Any]]:
+    return _journal(
+        _transfer(Account.AUTHORISATION_HOLDS, Account.CUSTOMER_HOLDS, hold_minor, currency)
+    )
+
+
+def hold_released(hold_minor: int, currency: str) -> list[dict[str, Any]]:
+    return _journal(
+        _transfer(Account.CUSTOMER_HOLDS, Account.AUTHORISATION_HOLDS, hold_minor, currency)
+    )
+
+
+def payment_captured(captured_minor: int, hold_minor: int, currency: str) -> list[dict[str, Any]]:
+    """The whole hold is released; the captured amount settles the customer's receivable."""
+    return _journal(
+        _transfer(Account.CUSTOMER_HOLDS, Account.AUTHORISATION_HOLDS, hold_minor, currency)
+        + _transfer(
+            Account.PROCESSOR_CLEARING, Account.CUSTOMER_RECEIVABLE, captured_minor, currency
+        )
+    )
+
+
+def refund_issued(amount_minor: int, currency: str) -> list[dict[str, Any]]:
+    return _journal(_transfer(Account.REFUNDS, Account.PROCESSOR_CLEARING, amount_minor, currency))
