@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from domain.errors import InvalidValueError
-from domain.money import currency_exponent, require_minor_units
+from domain.money import currency_exponent, require_minor_units, require_whole_number
 from domain.payment import PAYMENT_METHODS
 from domain.refund import REFUND_REASONS
 from domain.tariff import EnergyWindow, TariffTerms
@@ -120,7 +120,7 @@ class StartSession(Command):
         super().__post_init__()
         for name in ("session_id", "station_id", "connector_id", "customer_id", "tariff_id"):
             _require_text(getattr(self, name), name)
-        require_minor_units(self.meter_start_wh, "meter_start_wh")
+        require_whole_number(self.meter_start_wh, "meter_start_wh", unit=" Wh")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -137,7 +137,7 @@ class StopSession(Command):
     def __post_init__(self) -> None:
         super().__post_init__()
         _require_text(self.session_id, "session_id")
-        require_minor_units(self.meter_stop_wh, "meter_stop_wh")
+        require_whole_number(self.meter_stop_wh, "meter_stop_wh", unit=" Wh")
         _require_text(self.stop_reason, "stop_reason", optional=True)
         if self.charging_ended_at is not None:
             require_aware(self.charging_ended_at, "charging_ended_at")

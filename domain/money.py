@@ -55,16 +55,23 @@ def currency_exponent(code: str) -> int:
         ) from None
 
 
-def require_minor_units(value: Any, what: str, *, allow_negative: bool = False) -> int:
-    """Return ``value`` if it is an int amount in minor units, else raise InvalidValueError."""
+def require_whole_number(
+    value: Any, what: str, *, unit: str = "", allow_negative: bool = False
+) -> int:
+    """Return ``value`` if it is an int (never a float or bool), else raise InvalidValueError."""
     # bool is an int subclass; True as an amount is a bug upstream, not one cent.
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidValueError(
-            f"{what} must be an integer number of minor units, got {type(value).__name__}"
-        )
+        raise InvalidValueError(f"{what} must be an integer{unit}, got {type(value).__name__}")
     if value < 0 and not allow_negative:
         raise InvalidValueError(f"{what} must not be negative, got {value}")
     return value
+
+
+def require_minor_units(value: Any, what: str, *, allow_negative: bool = False) -> int:
+    """Return ``value`` if it is an int amount in minor units, else raise InvalidValueError."""
+    return require_whole_number(
+        value, what, unit=" number of minor units", allow_negative=allow_negative
+    )
 
 
 def require_decimal(value: Any, what: str, *, allow_negative: bool = False) -> Decimal:

@@ -149,8 +149,9 @@ class Refund(Aggregate):
 
     def _require(self, expected: RefundStatus, action: str) -> None:
         if self.status is not expected:
+            article = "an" if expected.value[0] in "aeiou" else "a"
             raise RefundRuleViolation(
-                f"refund {self.refund_id} is {self.status.value}; only a "
+                f"refund {self.refund_id} is {self.status.value}; only {article} "
                 f"{expected.value} refund can be {action}"
             )
 

@@ -12,7 +12,12 @@ from eventsourcing.domain import Aggregate
 
 from domain.errors import InvalidValueError
 from domain.ids import tariff_aggregate_id
-from domain.money import currency_exponent, require_decimal, require_minor_units
+from domain.money import (
+    currency_exponent,
+    require_decimal,
+    require_minor_units,
+    require_whole_number,
+)
 
 # The name of the energy price that applies outside every time-of-day window.
 STANDARD_WINDOW = "standard"
@@ -116,7 +121,7 @@ class TariffTerms:
         if self.vat_rate >= 1:
             raise InvalidValueError(f"vat_rate is a fraction (0.19 for 19%), got {self.vat_rate}")
         require_minor_units(self.session_fee_minor, "session_fee")
-        require_minor_units(self.idle_grace_minutes, "idle_grace_minutes")
+        require_whole_number(self.idle_grace_minutes, "idle_grace_minutes", unit=" of minutes")
         object.__setattr__(self, "energy_windows", tuple(self.energy_windows))
         if self.energy_windows:
             self._check_windows()

@@ -1,0 +1,205 @@
+"""The ingest consumer: upstream messages from `<prefix>.ingest` into the ledger, effectively once.
+
+Per batch: the commands are applied to the ledger (committed there), then the dead letters
+and the consumer group's offsets are committed together in one Kafka transaction. A crash
+before the offsets commit makes the batch be read again; the domain's event_id idempotency
+turns every re-read command into a duplicate, and the dead letters of the lost transaction
+were never visible (read_committed), so nothing is applied or dead-lettered twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+from consumers.accounting import IngestCounters
+from consumers.batch import BatchOutcome, Ledger, apply_batch
+from consumers.dead_letter import DeadLetter
+from consumers.publish import MAX_MESSAGE_BYTES
+from consumers.triage import SourceRecord
+
+log = logging.getLogger(__name__)
+
+# kafka-python waits forever on a transaction's end; a broker gone mid-commit must not.
+TRANSACTION_TIMEOUT_S = 60.0
+
+
+class TransactionTimeout(RuntimeError):
+    """A Kafka transaction did not finish in time; its outcome is unknown, so we stop."""
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    bootstrap_servers: str
+    ingest_topic: str
+    dead_letter_topic: str
+    group_id: str
+    transactional_id: str
+    batch_size: int = 500
+    poll_timeout_ms: int = 500
+
+
+def finish_transaction(action: Callable[[], None], what: str) -> None:
+    """Run commit/abort/send_offsets with a deadline, on a thread, as kafka-python has none."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            action()
+        except BaseException as error:
+            errors.append(error)
+
+    worker = threading.Thread(target=run, name=f"kafka-{what}", daemon=True)
+    worker.start()
+    worker.join(TRANSACTION_TIMEOUT_S)
+    if worker.is_alive():
+        raise TransactionTimeout(f"{what} did not finish in {TRANSACTION_TIMEOUT_S:.0f} s")
+    if errors:
+        raise errors[0]
+
+
+class StopFlag:
+    """Set by SIGTERM/SIGINT: the loop finishes its batch, commits, and returns."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def set(self, *_: Any) -> None:
+        self._event.set()
+
+    def __bool__(self) -> bool:
+        return self._event.is_set()
+
+    @contextmanager
+    def on_signals(self) -> Iterator[StopFlag]:
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+        def handler(signum: int, frame: FrameType | None) -> None:
+            log.info("signal %s: finishing the current batch", signum)
+            self.set()
+
+        for sig in previous:
+            signal.signal(sig, handler)
+        try:
+            yield self
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+
+class KafkaIngest:
+    """A consumer-group member that turns ingest records into ledger events."""
+
+    def __init__(self, ledger: Ledger, config: IngestConfig) -> None:
+        from kafka import KafkaConsumer, KafkaProducer
+
+        self.ledger = ledger
+        self.config = config
+        self.counters = IngestCounters()
+        self.consumer = KafkaConsumer(
+            config.ingest_topic,
+            bootstrap_servers=config.bootstrap_servers,
+            group_id=config.group_id,
+            client_id=f"{config.group_id}-consumer",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_poll_records=config.batch_size,
+            max_partition_fetch_bytes=MAX_MESSAGE_BYTES + 1024 * 1024,
+            fetch_max_bytes=4 * MAX_MESSAGE_BYTES,
+        )
+        self.producer = KafkaProducer(
+            bootstrap_servers=config.bootstrap_servers,
+            transactional_id=config.transactional_id,
+            client_id=f"{config.group_id}-dead-letters",
+            acks="all",
+            max_request_size=MAX_MESSAGE_BYTES + 1024 * 1024,
+        )
+        # Fences an earlier instance with the same transactional id (a zombie after a crash).
+        self.producer.init_transactions()
+
+    def run(
+        self,
+        stop: StopFlag,
+        until_idle: bool = False,
+        on_batch: Callable[[BatchOutcome], None] = lambda outcome: None,
+    ) -> IngestCounters:
+        """Consume until stopped (or, with until_idle, until caught up with the topic)."""
+        while not stop:
+            records = self._poll()
+            if records:
+                outcome = apply_batch(self.ledger, records)
+                self._commit(records, outcome.dead_letters)
+                self.counters.add(outcome.counters)
+                self.counters.check()
+                log.info("ingest batch of %d: %s", len(records), self.counters.summary())
+                on_batch(outcome)
+            elif until_idle and self._caught_up():
+                break
+        return self.counters
+
+    def close(self) -> None:
+        self.consumer.close()
+        self.producer.close(timeout=10)
+
+    def _poll(self) -> list[SourceRecord]:
+        polled = self.consumer.poll(
+            timeout_ms=self.config.poll_timeout_ms, max_records=self.config.batch_size
+        )
+        records = []
+        for partition_records in polled.values():
+            for record in partition_records:
+                records.append(
+                    SourceRecord(
+                        topic=record.topic,
+                        partition=record.partition,
+                        offset=record.offset,
+                        key=record.key,
+                        value=record.value,
+                        timestamp_ms=record.timestamp,
+                    )
+                )
+        return records
+
+    def _caught_up(self) -> bool:
+        assigned = self.consumer.assignment()
+        if not assigned:
+            return False
+        ends = self.consumer.end_offsets(list(assigned))
+        return all(self.consumer.position(tp) >= ends[tp] for tp in assigned)
+
+    def _commit(self, records: list[SourceRecord], dead_letters: list[DeadLetter]) -> None:
+        from kafka import TopicPartition
+        from kafka.structs import OffsetAndMetadata
+
+        next_offsets: dict[Any, Any] = {}
+        for record in records:
+            partition = TopicPartition(record.topic, record.partition)
+            next_offsets[partition] = OffsetAndMetadata(record.offset + 1, "", -1)
+        self.producer.begin_transaction()
+        try:
+            for letter in dead_letters:
+                self.producer.send(
+                    self.config.dead_letter_topic,
+                    key=letter.key,
+                    value=letter.value,
+                    headers=letter.headers(),
+                )
+            finish_transaction(
+                lambda: self.producer.send_offsets_to_transaction(
+                    next_offsets, self.consumer.group_metadata()
+                ),
+                "send_offsets_to_transaction",
+            )
+            finish_transaction(self.producer.commit_transaction, "commit_transaction")
+        except TransactionTimeout:
+            raise
+        except Exception:
+            finish_transaction(self.producer.abort_transaction, "abort_transaction")
+            raise

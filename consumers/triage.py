@@ -1,0 +1,63 @@
+"""Sorting a batch of upstream records into domain commands and dead letters.
+
+Pure: no Kafka, no store. Whatever cannot become a command (bytes that are not a v1
+message, or values the domain's command refuses) becomes a dead letter with its reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from consumers.contract import ContractViolation, parse_message
+from consumers.dead_letter import DeadLetter, now
+from consumers.translate import to_command
+from domain.commands import Command
+
+
+@dataclass(frozen=True)
+class SourceRecord:
+    """One upstream record and where it came from (a Kafka position or a file line)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    timestamp_ms: int | None = None
+
+    def dead_letter(self, field: str, reason: str) -> DeadLetter:
+        return DeadLetter(
+            key=self.key,
+            value=self.value,
+            field=field,
+            reason=reason,
+            source_topic=self.topic,
+            source_partition=self.partition,
+            source_offset=self.offset,
+            source_timestamp_ms=self.timestamp_ms,
+            failed_at=now(),
+        )
+
+
+@dataclass
+class Triage:
+    commands: list[tuple[SourceRecord, Command]] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+
+
+def triage(records: Iterable[SourceRecord]) -> Triage:
+    sorted_out = Triage()
+    for record in records:
+        if record.value is None:  # a tombstone carries no message at all
+            sorted_out.dead_letters.append(record.dead_letter("", "empty record (no value)"))
+            continue
+        try:
+            command = to_command(parse_message(record.value))
+        except ContractViolation as violation:
+            sorted_out.dead_letters.append(record.dead_letter(violation.field, violation.reason))
+        except ValueError as refused:
+            sorted_out.dead_letters.append(record.dead_letter("", str(refused)))
+        else:
+            sorted_out.commands.append((record, command))
+    return sorted_out
