@@ -6,14 +6,14 @@ it runs unchanged on the POPO, SQLite and Kafka persistence modules.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.domain import Aggregate
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import IntegrityError, Recording
 from eventsourcing.utils import EnvType
 
@@ -33,6 +33,7 @@ from domain.commands import (
     VoidPayment,
 )
 from domain.errors import (
+    DomainError,
     IdempotencyConflictError,
     InvalidValueError,
     PaymentRuleViolation,
@@ -81,30 +82,95 @@ class BillingApplication(Application[UUID]):
     ) -> None:
         super().__init__(env)
         self.refund_policy = refund_policy or RefundPolicy()
-        self._handlers: dict[type[Command], Callable[[Any], CommandResult]] = {
-            PublishTariff: self.publish_tariff,
-            StartSession: self.start_session,
-            StopSession: self.stop_session,
-            AuthorisePayment: self.authorise_payment,
-            CapturePayment: self.capture_payment,
-            FailPayment: self.fail_payment,
-            VoidPayment: self.void_payment,
-            RequestRefund: self.request_refund,
-            ApproveRefund: self.approve_refund,
-            RejectRefund: self.reject_refund,
-            IssueRefund: self.issue_refund,
-            FailRefund: self.fail_refund,
+        self._deciders: dict[type[Command], Callable[[Any], _Decision]] = {
+            PublishTariff: self._publish_tariff,
+            StartSession: self._start_session,
+            StopSession: self._stop_session,
+            AuthorisePayment: self._authorise_payment,
+            CapturePayment: self._capture_payment,
+            FailPayment: self._fail_payment,
+            VoidPayment: self._void_payment,
+            RequestRefund: self._request_refund,
+            ApproveRefund: self._approve_refund,
+            RejectRefund: self._reject_refund,
+            IssueRefund: self._issue_refund,
+            FailRefund: self._fail_refund,
         }
+        # Aggregates changed by earlier commands of the batch being handled (handle_batch).
+        self._unit_of_work: dict[UUID, Aggregate] | None = None
 
     # --- dispatch and idempotency ------------------------------------------------------
 
     def handle(self, command: Command) -> CommandResult:
         """Apply any command by its type."""
+        return self._execute(command, self._decider(command))
+
+    def handle_batch(self, commands: Sequence[Command]) -> list[CommandResult | Exception]:
+        """Apply many commands with one save, so that a store writes them in one transaction.
+
+        Later commands of the batch see what earlier ones changed (a unit of work), and the
+        events are stored in command order. If any command raises, or the save meets a
+        concurrent writer, the batch is redone one command at a time on fresh state. A
+        message no retry can fix (a malformed value, a reused event_id) comes back as its
+        exception, in its place, for the caller to dead-letter.
+        """
         try:
-            handler = self._handlers[type(command)]
+            return list(self._handle_in_one_save(commands))
+        except (DomainError, IntegrityError):
+            return [self._handle_alone(command) for command in commands]
+
+    def _handle_alone(self, command: Command) -> CommandResult | Exception:
+        try:
+            return self.handle(command)
+        except (InvalidValueError, IdempotencyConflictError) as unfixable:
+            return unfixable
+
+    def _handle_in_one_save(self, commands: Sequence[Command]) -> list[CommandResult]:
+        processing_event: ProcessingEvent[UUID] = ProcessingEvent()
+        results: list[CommandResult] = []
+        self._unit_of_work = {}
+        try:
+            for command in commands:
+                content_sha256 = command.content_sha256()
+                previous = self._find(ProcessedMessage, processed_message_id(command.event_id))
+                if previous is not None:
+                    results.append(self._repeat(command, previous, content_sha256))
+                    continue
+                decision = self._decider(command)(command)
+                outcome = Outcome.REJECTED if decision.rejection_reason else Outcome.APPLIED
+                processed = ProcessedMessage.record(
+                    event_id=command.event_id,
+                    message_type=command.MESSAGE_TYPE,
+                    content_sha256=content_sha256,
+                    outcome=outcome.value,
+                    rejection_reason=decision.rejection_reason,
+                )
+                already = len(processing_event.events)
+                processing_event.collect_events(*decision.aggregates, processed)
+                for aggregate in (*decision.aggregates, processed):
+                    self._unit_of_work[aggregate.id] = aggregate
+                results.append(
+                    CommandResult(
+                        event_id=command.event_id,
+                        message_type=command.MESSAGE_TYPE,
+                        outcome=outcome,
+                        rejection_reason=decision.rejection_reason,
+                        events=tuple(_named(event) for event in processing_event.events[already:]),
+                    )
+                )
+        finally:
+            self._unit_of_work = None
+        if processing_event.events:
+            recordings = self._record(processing_event)
+            self._take_snapshots(processing_event)
+            self._notify(recordings)
+        return results
+
+    def _decider(self, command: Command) -> Callable[[Any], _Decision]:
+        try:
+            return self._deciders[type(command)]
         except KeyError:
             raise InvalidValueError(f"no handler for {type(command).__name__}") from None
-        return handler(command)
 
     def _execute(self, command: C, decide: Callable[[C], _Decision]) -> CommandResult:
         content_sha256 = command.content_sha256()
@@ -155,10 +221,14 @@ class BillingApplication(Application[UUID]):
         )
 
     def _find(self, aggregate_class: type[A], aggregate_id: UUID) -> A | None:
-        try:
-            aggregate: object = self.repository.get(aggregate_id)
-        except AggregateNotFoundError:
-            return None
+        aggregate: object
+        if self._unit_of_work is not None and aggregate_id in self._unit_of_work:
+            aggregate = self._unit_of_work[aggregate_id]
+        else:
+            try:
+                aggregate = self.repository.get(aggregate_id)
+            except AggregateNotFoundError:
+                return None
         if not isinstance(aggregate, aggregate_class):  # pragma: no cover - ids are typed
             msg = f"aggregate {aggregate_id} is a {type(aggregate).__name__}"
             raise TypeError(msg)
@@ -499,7 +569,10 @@ def _reject_on(
 
 
 def _recorded(recording: Recording[UUID]) -> RecordedEvent:
-    event = recording.domain_event
+    return _named(recording.domain_event)
+
+
+def _named(event: DomainEventProtocol[UUID]) -> RecordedEvent:
     return RecordedEvent(
         name=type(event).__qualname__,
         originator_id=event.originator_id,
