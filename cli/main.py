@@ -7,9 +7,10 @@ from typing import Annotated
 
 import typer
 
+from cli import pipeline
 from cli.doctor import run_checks
 from cli.output import OutputFormat, render
-from cli.settings import Settings, SettingsError, load_settings
+from cli.settings import current_settings
 from consumers.contract import json_schema
 
 app = typer.Typer(
@@ -25,14 +26,8 @@ FormatOption = Annotated[
 ]
 
 
-def current_settings() -> Settings:
-    """The settings, or one clear line on stderr and exit status 2."""
-    try:
-        return load_settings()
-    except SettingsError as error:
-        typer.echo(f"evledger: bad setting: {error}", err=True)
-        raise typer.Exit(2) from None
-
+app.command()(pipeline.publish)
+app.command()(pipeline.ingest)
 
 contract_app = typer.Typer(help="The upstream message contract.", no_args_is_help=True)
 app.add_typer(contract_app, name="contract")

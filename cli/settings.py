@@ -113,3 +113,14 @@ def load_settings() -> Settings:
         if field:
             message = f"EVLEDGER_{field.upper()}: {message}"
         raise SettingsError(message) from None
+
+
+def current_settings() -> Settings:
+    """For commands: the settings, or one clear line on stderr and exit status 2."""
+    import typer
+
+    try:
+        return load_settings()
+    except SettingsError as error:
+        typer.echo(f"evledger: bad setting: {error}", err=True)
+        raise typer.Exit(2) from None

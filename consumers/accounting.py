@@ -42,13 +42,3 @@ class IngestCounters:
         return ", ".join(
             f"{name.replace('_', '-')} {value}" for name, value in self.as_dict().items()
         )
-
-    def prometheus(self) -> str:
-        """The counters in the Prometheus text exposition format."""
-        lines = []
-        for name, value in self.as_dict().items():
-            metric = f"evledger_ingest_{name}_total"
-            lines.append(f"# HELP {metric} Upstream records {name.replace('_', ' ')}.")
-            lines.append(f"# TYPE {metric} counter")
-            lines.append(f"{metric} {value}")
-        return "\n".join(lines) + "\n"

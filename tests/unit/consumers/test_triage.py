@@ -8,6 +8,7 @@ import pytest
 
 from consumers.accounting import AccountingError, IngestCounters
 from consumers.dead_letter import DeadLetter
+from consumers.metrics import metrics_text
 from consumers.publish import routing_key
 from consumers.triage import SourceRecord, triage
 from domain import commands
@@ -78,7 +79,7 @@ def test_counters_add_up_or_fail_loudly() -> None:
     counters.check()
     counters.add(IngestCounters(consumed=1, dead_lettered=1))
     counters.check()
-    assert "evledger_ingest_consumed_total 6" in counters.prometheus()
+    assert "evledger_ingest_consumed_total 6.0" in metrics_text(counters)
     with pytest.raises(AccountingError):
         IngestCounters(consumed=2, applied=1).check()
     with pytest.raises(AccountingError):
