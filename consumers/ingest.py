@@ -106,6 +106,11 @@ class KafkaIngest:
             config.ingest_topic,
             bootstrap_servers=config.bootstrap_servers,
             group_id=config.group_id,
+            # Static membership: one ingest instance per group by design, so a restarted
+            # instance takes over its partitions at once instead of waiting out the dead
+            # member's session, and a second live instance is fenced, like the writer.
+            group_instance_id=config.transactional_id,
+            session_timeout_ms=15_000,
             client_id=f"{config.group_id}-consumer",
             enable_auto_commit=False,
             auto_offset_reset="earliest",

@@ -70,6 +70,8 @@ def publish_file(
         acks="all",
         enable_idempotence=True,
         linger_ms=5,
+        # A missing topic (the broker does not auto-create) fails in seconds, not a minute.
+        max_block_ms=15_000,
         max_request_size=MAX_MESSAGE_BYTES + 1024 * 1024,
         client_id="evledger-publish",
     )

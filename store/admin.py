@@ -1,0 +1,79 @@
+"""Ledger topic management: create the topic, immutable and with one partition, if missing."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+
+class TopicMisconfigured(RuntimeError):
+    """The ledger topic exists but cannot hold a ledger (e.g. more than one partition)."""
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """How a ledger topic is made: one partition (one writer, one order), kept forever."""
+
+    name: str
+    replication_factor: int = 1
+    min_insync_replicas: int = 1
+
+    def configs(self) -> dict[str, str]:
+        # Guarantee 1: nothing is ever deleted, so no retention by time or size and no
+        # compaction (compaction would drop all but an aggregate's last event).
+        return {
+            "retention.ms": "-1",
+            "retention.bytes": "-1",
+            "cleanup.policy": "delete",
+            "min.insync.replicas": str(self.min_insync_replicas),
+        }
+
+
+def ensure_topic(bootstrap_servers: str, spec: TopicSpec, timeout_ms: int = 15000) -> bool:
+    """Create the topic if it is missing; return True if it was created by this call."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap_servers,
+        request_timeout_ms=timeout_ms,
+        bootstrap_timeout_ms=timeout_ms,
+        client_id="evledger-admin",
+    )
+    try:
+        created = True
+        try:
+            admin.create_topics(
+                [
+                    NewTopic(
+                        spec.name,
+                        num_partitions=1,
+                        replication_factor=spec.replication_factor,
+                        topic_configs=spec.configs(),
+                    )
+                ],
+                timeout_ms=timeout_ms,
+            )
+        except TopicAlreadyExistsError:
+            created = False
+        partitions = _partition_count(admin, spec.name)
+        if partitions != 1:
+            raise TopicMisconfigured(
+                f"ledger topic {spec.name!r} has {partitions} partitions; a ledger needs "
+                "exactly one (one writer numbers its records in one order)"
+            )
+        return created
+    finally:
+        admin.close()
+
+
+def _partition_count(admin: object, topic: str, wait_s: float = 10.0) -> int:
+    # A just-created topic can show no partitions until its metadata has propagated.
+    deadline = time.monotonic() + wait_s
+    while True:
+        described = admin.describe_topics([topic])  # type: ignore[attr-defined]
+        count = len(described[0]["partitions"]) if described else 0
+        if count or time.monotonic() > deadline:
+            return count
+        time.sleep(0.05)

@@ -1,0 +1,210 @@
+"""One ledger topic in this process: its index, its reader and its (lazily started) writer."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eventsourcing.persistence import StoredEvent
+
+from store.admin import TopicSpec, ensure_topic
+from store.index import DEFAULT_CACHE_KIB, AggregateIndex
+from store.reader import DEFAULT_CACHE_RECORDS, LedgerReader, RecordCache
+from store.records import LedgerRecord
+from store.writer import (
+    DEFAULT_MAX_EVENTS_PER_TRANSACTION,
+    DEFAULT_TIMEOUT_S,
+    LedgerWriter,
+    catch_up,
+)
+
+
+@dataclass(frozen=True)
+class LedgerConfig:
+    """Everything that identifies and tunes one ledger topic's store."""
+
+    bootstrap_servers: str
+    topic: str
+    transactional_id: str
+    index_dir: Path | None = None
+    contiguous_versions: bool = True
+    create_topic: bool = True
+    replication_factor: int = 1
+    min_insync_replicas: int = 1
+    cache_records: int = DEFAULT_CACHE_RECORDS
+    index_cache_kib: int = DEFAULT_CACHE_KIB
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    max_events_per_transaction: int = DEFAULT_MAX_EVENTS_PER_TRANSACTION
+
+
+class Ledger:
+    """The store behind the recorders of one topic.
+
+    Reading needs no writer: a process that only reads (a projector, the CLI) never fences
+    the one that writes. The writer starts on the first insert.
+    """
+
+    def __init__(self, config: LedgerConfig) -> None:
+        self.config = config
+        if config.create_topic:
+            ensure_topic(
+                config.bootstrap_servers,
+                TopicSpec(config.topic, config.replication_factor, config.min_insync_replicas),
+                timeout_ms=int(config.timeout_s * 1000),
+            )
+        self._temp_dir: str | None = None
+        if config.index_dir is None:
+            # No data dir: a throwaway index, rebuilt from the topic by the next process.
+            self._temp_dir = tempfile.mkdtemp(prefix="evledger-index-")
+            index_dir = Path(self._temp_dir)
+        else:
+            index_dir = config.index_dir
+            index_dir.mkdir(parents=True, exist_ok=True)
+        self.index = AggregateIndex(index_dir / f"{config.topic}.sqlite3", config.index_cache_kib)
+        self.reader = LedgerReader(
+            config.bootstrap_servers,
+            config.topic,
+            RecordCache(config.cache_records),
+            timeout_s=config.timeout_s,
+        )
+        self._writer: LedgerWriter | None = None
+        self._writer_lock = threading.Lock()
+        self._catch_up_lock = threading.Lock()
+        self._listeners: set[threading.Event] = set()
+        self._listeners_lock = threading.Lock()
+
+    # --- writing -----------------------------------------------------------------------
+
+    @property
+    def writer(self) -> LedgerWriter:
+        with self._writer_lock:
+            if self._writer is None:
+                writer = LedgerWriter(
+                    self.config.bootstrap_servers,
+                    self.config.topic,
+                    self.config.transactional_id,
+                    self.index,
+                    self.reader,
+                    contiguous_versions=self.config.contiguous_versions,
+                    timeout_s=self.config.timeout_s,
+                    max_events_per_transaction=self.config.max_events_per_transaction,
+                    on_commit=self._notify_listeners,
+                )
+                with self._catch_up_lock:
+                    writer.start()
+                self._writer = writer
+            return self._writer
+
+    def insert(self, stored_events: Sequence[StoredEvent]) -> list[int]:
+        return self.writer.insert(stored_events)
+
+    def commit_batches(
+        self,
+        batches: Sequence[Sequence[StoredEvent]],
+        offsets: Mapping[Any, Any] | None = None,
+        group_metadata: Any = None,
+    ) -> list[list[int]]:
+        """See LedgerWriter.commit_batches: batches and consumer offsets in one transaction."""
+        return self.writer.commit_batches(batches, offsets, group_metadata)
+
+    # --- reading -----------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Bring the index up to the topic's committed end, unless this process's own
+        healthy writer already guarantees it is (no other writer can commit unfenced)."""
+        writer = self._writer
+        if writer is not None and writer.healthy:
+            return
+        with self._catch_up_lock:
+            catch_up(self.index, self.reader)
+
+    def events(
+        self,
+        originator_id: str,
+        *,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> list[LedgerRecord]:
+        self.refresh()
+        indexed = self.index.events(originator_id, gt=gt, lte=lte, desc=desc, limit=limit)
+        records = self.reader.read([entry.offset for entry in indexed])
+        return [records[entry.offset] for entry in indexed]
+
+    def notifications(
+        self, first_id: int, limit: int, stop: int | None = None, topics: Sequence[str] = ()
+    ) -> list[LedgerRecord]:
+        self.refresh()
+        indexed = self.index.notifications(first_id, limit, stop, topics)
+        records = self.reader.read([entry.offset for entry in indexed])
+        return [records[entry.offset] for entry in indexed]
+
+    def max_notification_id(self) -> int | None:
+        self.refresh()
+        return self.index.last_notification_id()
+
+    # --- subscriptions -----------------------------------------------------------------
+
+    def listen(self, event: threading.Event) -> None:
+        with self._listeners_lock:
+            self._listeners.add(event)
+
+    def unlisten(self, event: threading.Event) -> None:
+        with self._listeners_lock:
+            self._listeners.discard(event)
+
+    def _notify_listeners(self) -> None:
+        with self._listeners_lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener.set()
+
+    def close(self) -> None:
+        with self._writer_lock:
+            if self._writer is not None:
+                self._writer.close()
+        self.reader.close()
+        self.index.close()
+        if self._temp_dir is not None:
+            shutil.rmtree(self._temp_dir, ignore_errors=True)
+
+
+# Two Application instances in one process with the same settings share one Ledger, hence
+# one writer: racing saves meet in one version check and the loser gets IntegrityError
+# (two writers with one transactional id would fence each other instead).
+_registry: dict[tuple[str, str], tuple[Ledger, int]] = {}
+_registry_lock = threading.Lock()
+
+
+def acquire_ledger(config: LedgerConfig, make: Callable[[LedgerConfig], Ledger] = Ledger) -> Ledger:
+    """The process's Ledger for this bootstrap and topic, created on first use."""
+    key = (config.bootstrap_servers, config.topic)
+    with _registry_lock:
+        if key in _registry:
+            ledger, users = _registry[key]
+            _registry[key] = (ledger, users + 1)
+            return ledger
+        ledger = make(config)
+        _registry[key] = (ledger, 1)
+        return ledger
+
+
+def release_ledger(ledger: Ledger) -> None:
+    """Give a Ledger back; the last user closes it (stopping its writer)."""
+    key = (ledger.config.bootstrap_servers, ledger.config.topic)
+    with _registry_lock:
+        entry = _registry.get(key)
+        if entry is None or entry[0] is not ledger:
+            return
+        users = entry[1] - 1
+        if users > 0:
+            _registry[key] = (ledger, users)
+            return
+        del _registry[key]
+    ledger.close()

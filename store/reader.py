@@ -1,0 +1,177 @@
+"""Read committed ledger records by offset (read_committed), with an LRU cache of recent ones."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from store.records import LedgerRecord
+
+DEFAULT_CACHE_RECORDS = 20_000
+
+
+class LedgerReadError(RuntimeError):
+    """A record the index points at could not be read from the topic in time."""
+
+
+class RecordCache:
+    """The most recently written or read records by offset, bounded in count."""
+
+    def __init__(self, max_records: int = DEFAULT_CACHE_RECORDS) -> None:
+        self._max_records = max_records
+        self._records: OrderedDict[int, LedgerRecord] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, offset: int) -> LedgerRecord | None:
+        with self._lock:
+            record = self._records.get(offset)
+            if record is not None:
+                self._records.move_to_end(offset)
+            return record
+
+    def put(self, offset: int, record: LedgerRecord) -> None:
+        if self._max_records <= 0:
+            return
+        with self._lock:
+            self._records[offset] = record
+            self._records.move_to_end(offset)
+            while len(self._records) > self._max_records:
+                self._records.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._records.clear()
+
+
+class LedgerReader:
+    """Reads the one-partition ledger topic at given offsets; safe to share between threads.
+
+    Kafka consumers are not thread-safe, so each read borrows one from a small pool.
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topic: str,
+        cache: RecordCache | None = None,
+        timeout_s: float = 30.0,
+    ) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.topic = topic
+        self.cache = cache or RecordCache()
+        self.timeout_s = timeout_s
+        self._pool: list[Any] = []
+        self._pool_lock = threading.Lock()
+        self._closed = False
+
+    def _new_consumer(self) -> Any:
+        from kafka import KafkaConsumer, TopicPartition
+
+        consumer = KafkaConsumer(
+            bootstrap_servers=self.bootstrap_servers,
+            group_id=None,
+            enable_auto_commit=False,
+            # Guarantee 3: records of open or aborted transactions are never returned.
+            isolation_level="read_committed",
+            # Reads near the end of the topic should return what there is, not wait for more.
+            fetch_max_wait_ms=20,
+            client_id="evledger-reader",
+        )
+        consumer.assign([TopicPartition(self.topic, 0)])
+        return consumer
+
+    @contextmanager
+    def _consumer(self) -> Iterator[Any]:
+        with self._pool_lock:
+            if self._closed:
+                raise LedgerReadError("ledger reader is closed")
+            consumer = self._pool.pop() if self._pool else None
+        if consumer is None:
+            consumer = self._new_consumer()
+        try:
+            yield consumer
+        except BaseException:
+            consumer.close()
+            raise
+        with self._pool_lock:
+            if self._closed:
+                consumer.close()
+            else:
+                self._pool.append(consumer)
+
+    def close(self) -> None:
+        with self._pool_lock:
+            self._closed = True
+            pool, self._pool = self._pool, []
+        for consumer in pool:
+            consumer.close()
+
+    def end_offset(self) -> int:
+        """The last stable offset: every committed record lies before it."""
+        from kafka import TopicPartition
+
+        partition = TopicPartition(self.topic, 0)
+        with self._consumer() as consumer:
+            offsets = consumer.end_offsets([partition], timeout_ms=int(self.timeout_s * 1000))
+            return int(offsets[partition])
+
+    def read(self, offsets: Sequence[int]) -> dict[int, LedgerRecord]:
+        """The records at the given offsets (each must be a committed ledger record)."""
+        found: dict[int, LedgerRecord] = {}
+        missing: set[int] = set()
+        for offset in offsets:
+            record = self.cache.get(offset)
+            if record is None:
+                missing.add(offset)
+            else:
+                found[offset] = record
+        if missing:
+            for offset, record in self._fetch(min(missing), max(missing) + 1, missing):
+                found[offset] = record
+                self.cache.put(offset, record)
+            if not missing.issubset(found):
+                raise LedgerReadError(
+                    f"offsets {sorted(missing - found.keys())[:5]} of {self.topic!r} are not "
+                    "committed ledger records"
+                )
+        return found
+
+    def scan(self, start: int, end: int) -> Iterator[tuple[int, LedgerRecord]]:
+        """Every committed record with start <= offset < end, in offset order."""
+        yield from self._fetch(start, end, None)
+
+    def _fetch(
+        self, start: int, end: int, wanted: set[int] | None
+    ) -> Iterator[tuple[int, LedgerRecord]]:
+        from kafka import TopicPartition
+
+        partition = TopicPartition(self.topic, 0)
+        remaining = None if wanted is None else set(wanted)
+        with self._consumer() as consumer:
+            consumer.seek(partition, start)
+            deadline = time.monotonic() + self.timeout_s
+            while consumer.position(partition) < end:
+                if remaining is not None and not remaining:
+                    return
+                if time.monotonic() > deadline:
+                    raise LedgerReadError(
+                        f"timed out reading {self.topic!r} offsets {start}..{end - 1}"
+                    )
+                batches = consumer.poll(timeout_ms=200, max_records=2000)
+                for message in batches.get(partition, ()):
+                    if message.offset >= end:
+                        return
+                    if remaining is not None:
+                        if message.offset not in remaining:
+                            continue
+                        remaining.discard(message.offset)
+                    # Any progress pushes the deadline: a long catch-up is not a timeout.
+                    deadline = time.monotonic() + self.timeout_s
+                    yield (
+                        message.offset,
+                        LedgerRecord.decode(message.key, message.value, message.headers),
+                    )

@@ -1,0 +1,109 @@
+"""The library's recorder interfaces implemented on a Kafka ledger topic."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import (
+    AggregateRecorder,
+    ApplicationRecorder,
+    ListenNotifySubscription,
+    Notification,
+    StoredEvent,
+    Subscription,
+)
+
+from store.ledger import Ledger
+
+# How often a subscription looks for events written by other processes; events written
+# in this process wake it at once.
+SUBSCRIPTION_POLL_S = 0.5
+
+
+class KafkaAggregateRecorder(AggregateRecorder):
+    """Stores and selects one aggregate's events; used for snapshots (no ids needed)."""
+
+    def __init__(self, ledger: Ledger, uuid_ids: bool = True) -> None:
+        self.ledger = ledger
+        self.uuid_ids = uuid_ids
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        if stored_events:
+            self.ledger.insert(stored_events)
+        return None
+
+    def select_events(
+        self,
+        originator_id: UUID | str,
+        *,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> Sequence[StoredEvent]:
+        records = self.ledger.events(str(originator_id), gt=gt, lte=lte, desc=desc, limit=limit)
+        return [record.stored_event(self.uuid_ids) for record in records]
+
+
+class KafkaApplicationRecorder(KafkaAggregateRecorder, ApplicationRecorder):
+    """The application's ledger: events numbered 1, 2, 3, ... in commit order."""
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        if not stored_events:
+            return []
+        return self.ledger.insert(stored_events)
+
+    def select_notifications(
+        self,
+        start: int | None,
+        limit: int,
+        stop: int | None = None,
+        topics: Sequence[str] = (),
+        *,
+        inclusive_of_start: bool = True,
+    ) -> Sequence[Notification]:
+        first_id = 1 if start is None else (start if inclusive_of_start else start + 1)
+        first_id = max(first_id, 1)
+        records = self.ledger.notifications(first_id, limit, stop, topics)
+        return [record.notification(self.uuid_ids) for record in records]
+
+    def max_notification_id(self) -> int | None:
+        return self.ledger.max_notification_id()
+
+    def subscribe(
+        self, gt: int | None = None, topics: Sequence[str] = ()
+    ) -> Subscription[ApplicationRecorder]:
+        return KafkaSubscription(recorder=self, gt=gt, topics=topics)
+
+
+class KafkaSubscription(ListenNotifySubscription[KafkaApplicationRecorder]):
+    """Notifications after `gt`, woken by this process's commits and by polling for others'."""
+
+    def __init__(
+        self,
+        recorder: KafkaApplicationRecorder,
+        gt: int | None = None,
+        topics: Sequence[str] = (),
+    ) -> None:
+        super().__init__(recorder=recorder, gt=gt, topics=topics)
+        self._recorder.ledger.listen(self._has_been_notified)
+        self._ticker = threading.Thread(target=self._tick, daemon=True)
+        self._ticker.start()
+
+    def _tick(self) -> None:
+        # Another process's commits send no signal here, so pull periodically as well.
+        while not self._has_been_stopped:
+            time.sleep(SUBSCRIPTION_POLL_S)
+            self._has_been_notified.set()
+
+    def stop(self) -> None:
+        super().stop()
+        self._recorder.ledger.unlisten(self._has_been_notified)

@@ -1,0 +1,485 @@
+"""The single fenced transactional writer of a ledger topic, with group commit."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from eventsourcing.persistence import IntegrityError, OperationalError, StoredEvent
+
+from store.index import AggregateIndex
+from store.reader import LedgerReader
+from store.records import LedgerRecord
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_MAX_EVENTS_PER_TRANSACTION = 5000
+
+
+class WriterFenced(OperationalError):
+    """Another writer with the same transactional id took over this ledger.
+
+    Raised by the insert that found out and by every later one: a fenced writer never
+    writes again. Nothing it acknowledged is lost (it was committed); restart the process,
+    or let the newer writer carry on.
+    """
+
+
+class WriterUnavailable(OperationalError):
+    """A transaction failed or timed out; none of its events were acknowledged.
+
+    If a commit timed out, its outcome is unknown until the writer recovers (it re-reads
+    the topic before the next transaction), so the caller should retry its command on
+    fresh state, where a version conflict tells it the events did land.
+    """
+
+
+class LedgerCorrupted(RuntimeError):
+    """The topic's notification ids or hash chain do not follow on: an event is missing."""
+
+
+def catch_up(index: AggregateIndex, reader: LedgerReader, apply_every: int = 5000) -> int:
+    """Index every committed record the index lacks; return the new position.
+
+    Also rebuilds from offset 0 when the index belongs to an older incarnation of the
+    topic (the topic is shorter than the index, or the chain does not continue).
+    """
+    end = reader.end_offset()
+    position = index.position()
+    if end < position:
+        index.reset()
+        position = 0
+    if position >= end:
+        return position
+    expected_id = (index.last_notification_id() or 0) + 1
+    expected_prev = index.last_hash()
+    pending: list[tuple[int, LedgerRecord]] = []
+    first = True
+    for offset, record in reader.scan(position, end):
+        if first and position > 0 and record.prev_hash != expected_prev:
+            # The topic was recreated under the same name: start again from scratch.
+            index.reset()
+            return catch_up(index, reader, apply_every)
+        first = False
+        if record.notification_id != expected_id or record.prev_hash != expected_prev:
+            raise LedgerCorrupted(
+                f"{reader.topic!r} offset {offset}: notification id {record.notification_id} "
+                f"(expected {expected_id}) or prev_hash does not follow on"
+            )
+        expected_id += 1
+        expected_prev = record.hash
+        pending.append((offset, record))
+        if len(pending) >= apply_every:
+            index.apply(pending, offset + 1)
+            pending = []
+    index.apply(pending, end)
+    return end
+
+
+@dataclass
+class _Request:
+    """One caller's unit of work: its batches go into one transaction, all or nothing."""
+
+    batches: Sequence[Sequence[StoredEvent]]
+    offsets: Mapping[Any, Any] | None = None
+    group_metadata: Any = None
+    done: threading.Event = field(default_factory=threading.Event)
+    result: list[list[int]] | None = None
+    error: BaseException | None = None
+
+    @property
+    def event_count(self) -> int:
+        return sum(len(batch) for batch in self.batches)
+
+    def finish(self, result: list[list[int]] | None, error: BaseException | None) -> None:
+        self.result = result
+        self.error = error
+        self.done.set()
+
+
+class LedgerWriter:
+    """Appends stored events to the ledger topic, numbering and chaining them.
+
+    One writer per ledger partition, fenced by its Kafka transactional id: starting a
+    writer aborts the older writer's open transaction and makes its next write fail with
+    WriterFenced. A thread drains a queue of requests and commits many of them in one
+    Kafka transaction (group commit), then wakes their callers.
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topic: str,
+        transactional_id: str,
+        index: AggregateIndex,
+        reader: LedgerReader,
+        *,
+        contiguous_versions: bool = True,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        max_events_per_transaction: int = DEFAULT_MAX_EVENTS_PER_TRANSACTION,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.topic = topic
+        self.transactional_id = transactional_id
+        self.index = index
+        self.reader = reader
+        self.contiguous_versions = contiguous_versions
+        self.timeout_s = timeout_s
+        self.max_events_per_transaction = max_events_per_transaction
+        self._on_commit = on_commit
+        self._requests: queue.Queue[_Request | None] = queue.Queue()
+        self._held_over: _Request | None = None
+        self._producer: Any = None
+        self._fenced: WriterFenced | None = None
+        self._needs_recovery = False
+        self._next_id = 1
+        self._last_hash = b""
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        # Committed Kafka transactions, for seeing how well group commit groups.
+        self.transactions_committed = 0
+
+    # --- the callers' side -------------------------------------------------------------
+
+    def start(self) -> None:
+        """Fence any older writer, index what it committed, and start the writer thread."""
+        self._recover()
+        self._thread = threading.Thread(
+            target=self._run, name=f"ledger-writer-{self.topic}", daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def fenced(self) -> bool:
+        return self._fenced is not None
+
+    @property
+    def healthy(self) -> bool:
+        """Whether the index is current without reading the topic: this writer is the
+        only one and its last transaction's outcome is known."""
+        return (
+            self._thread is not None
+            and self._fenced is None
+            and not self._needs_recovery
+            and not self._stopping
+        )
+
+    def insert(self, stored_events: Sequence[StoredEvent]) -> list[int]:
+        """Append one batch atomically; return its notification ids."""
+        return self.commit_batches([stored_events])[0]
+
+    def commit_batches(
+        self,
+        batches: Sequence[Sequence[StoredEvent]],
+        offsets: Mapping[Any, Any] | None = None,
+        group_metadata: Any = None,
+    ) -> list[list[int]]:
+        """Append several batches, and optionally commit consumer offsets, in one transaction.
+
+        This is Kafka's consume-transform-produce: pass the ingest consumer's next offsets
+        ({TopicPartition: OffsetAndMetadata}) and `consumer.group_metadata()`, and the
+        offsets are committed if and only if the batches are. All or nothing: one
+        conflicting batch raises IntegrityError and nothing is written.
+        """
+        if (offsets is None) != (group_metadata is None):
+            raise ValueError("offsets and group_metadata go together")
+        if self._fenced is not None:
+            raise self._fenced
+        if self._thread is None or self._stopping:
+            raise WriterUnavailable(f"writer of {self.topic!r} is not running")
+        request = _Request(batches=batches, offsets=offsets, group_metadata=group_metadata)
+        self._requests.put(request)
+        request.done.wait()
+        if request.error is not None:
+            raise request.error
+        assert request.result is not None
+        return request.result
+
+    def close(self) -> None:
+        if self._thread is not None and not self._stopping:
+            self._stopping = True
+            self._requests.put(None)
+            self._thread.join()
+        if self._producer is not None:
+            self._close_producer()
+
+    # --- the writer thread -------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            group = self._next_group()
+            if group is None:
+                break
+            try:
+                self._write(group)
+            except BaseException as error:  # pragma: no cover - a bug must not hang callers
+                logger.exception("ledger writer failed")
+                for request in group:
+                    if not request.done.is_set():
+                        request.finish(None, WriterUnavailable(f"writer failed: {error!r}"))
+        # Wake anyone who queued behind the close.
+        while True:
+            try:
+                left = self._requests.get_nowait()
+            except queue.Empty:
+                break
+            if left is not None:
+                left.finish(None, WriterUnavailable(f"writer of {self.topic!r} closed"))
+
+    def _next_group(self) -> list[_Request] | None:
+        """Block for one request, then take whatever else is queued, up to the size cap."""
+        first = self._held_over or self._requests.get()
+        self._held_over = None
+        if first is None:
+            return None
+        group = [first]
+        events = first.event_count
+        has_offsets = first.offsets is not None
+        while events < self.max_events_per_transaction:
+            try:
+                request = self._requests.get_nowait()
+            except queue.Empty:
+                break
+            if request is None:
+                self._requests.put(None)
+                break
+            if request.offsets is not None and has_offsets:
+                # One offsets commit per transaction keeps each group's offsets unambiguous.
+                self._held_over = request
+                break
+            has_offsets = has_offsets or request.offsets is not None
+            group.append(request)
+            events += request.event_count
+        return group
+
+    def _write(self, group: list[_Request]) -> None:
+        if self._fenced is not None:
+            for request in group:
+                request.finish(None, self._fenced)
+            return
+        if self._needs_recovery:
+            try:
+                self._recover()
+            except WriterFenced as fenced:
+                for request in group:
+                    request.finish(None, fenced)
+                return
+            except Exception as error:
+                for request in group:
+                    request.finish(None, WriterUnavailable(f"cannot recover: {error!r}"))
+                return
+
+        accepted = self._check_versions(group)
+        if not accepted:
+            return
+
+        # Number and chain the records in commit order; nothing changes in self until the
+        # commit succeeds, so an aborted transaction's ids are simply used again.
+        next_id = self._next_id
+        prev_hash = self._last_hash
+        records: list[LedgerRecord] = []
+        ids_by_request: list[list[list[int]]] = []
+        for request in accepted:
+            request_ids: list[list[int]] = []
+            for batch in request.batches:
+                batch_ids = []
+                for stored_event in batch:
+                    record = LedgerRecord.chained(prev_hash, next_id, stored_event)
+                    records.append(record)
+                    batch_ids.append(next_id)
+                    prev_hash = record.hash
+                    next_id += 1
+                request_ids.append(batch_ids)
+            ids_by_request.append(request_ids)
+
+        try:
+            offsets = self._transact(records, [r for r in accepted if r.offsets is not None])
+        except WriterFenced as fenced:
+            for request in accepted:
+                request.finish(None, fenced)
+            return
+        except Exception as error:
+            for request in accepted:
+                request.finish(None, WriterUnavailable(f"transaction not committed: {error!r}"))
+            return
+
+        self.index.apply(list(zip(offsets, records, strict=True)), offsets[-1] + 1)
+        for offset, record in zip(offsets, records, strict=True):
+            self.reader.cache.put(offset, record)
+        self._next_id = next_id
+        self._last_hash = prev_hash
+        self.transactions_committed += 1
+        for request, request_ids in zip(accepted, ids_by_request, strict=True):
+            request.finish(request_ids, None)
+        if self._on_commit is not None:
+            self._on_commit()
+
+    def _check_versions(self, group: list[_Request]) -> list[_Request]:
+        """Fail the requests whose versions conflict; return the others, in order."""
+        originator_ids = {str(e.originator_id) for r in group for b in r.batches for e in b}
+        last_versions = self.index.last_versions(originator_ids)
+        accepted = []
+        for request in group:
+            request_versions: dict[str, int] = {}
+            try:
+                for batch in request.batches:
+                    for stored_event in batch:
+                        originator_id = str(stored_event.originator_id)
+                        last = request_versions.get(originator_id, last_versions.get(originator_id))
+                        self._check_version(originator_id, last, stored_event.originator_version)
+                        request_versions[originator_id] = stored_event.originator_version
+            except IntegrityError as conflict:
+                request.finish(None, conflict)
+                continue
+            # Later requests in this transaction must follow this one's versions.
+            last_versions.update(request_versions)
+            accepted.append(request)
+        return accepted
+
+    def _check_version(self, originator_id: str, last: int | None, version: int) -> None:
+        if last is None:
+            return
+        if self.contiguous_versions:
+            if version != last + 1:
+                raise IntegrityError(
+                    f"aggregate {originator_id} is at version {last}; "
+                    f"version {version} does not follow it"
+                )
+        elif version <= last:
+            raise IntegrityError(
+                f"aggregate {originator_id} is at version {last}; version {version} is not later"
+            )
+
+    def _transact(self, records: list[LedgerRecord], with_offsets: list[_Request]) -> list[int]:
+        """Produce the records (and offsets) in one transaction; return their offsets."""
+        from kafka.errors import InvalidProducerEpochError, KafkaTimeoutError, ProducerFencedError
+
+        producer = self._producer
+        try:
+            producer.begin_transaction()
+            futures = [
+                producer.send(
+                    self.topic,
+                    key=record.key(),
+                    value=record.state,
+                    headers=record.headers(),
+                    partition=0,
+                )
+                for record in records
+            ]
+            producer.flush(timeout=self.timeout_s)
+            offsets = [int(future.get(timeout=self.timeout_s).offset) for future in futures]
+            for request in with_offsets:
+                # kafka-python's send_offsets_to_transaction() waits forever: wait ourselves.
+                manager = producer._transaction_manager
+                self._await(
+                    manager.send_offsets_to_transaction(request.offsets, request.group_metadata),
+                    "send_offsets_to_transaction",
+                )
+            # Likewise commit_transaction(): a broker that dies mid-commit must not hang us.
+            self._await(producer._transaction_manager.begin_commit(), "commit")
+            return offsets
+        except (ProducerFencedError, InvalidProducerEpochError) as error:
+            self._become_fenced(error)
+            raise self._fenced from error  # type: ignore[misc]
+        except KafkaTimeoutError:
+            # The commit may still land: only a fresh init_transactions() settles it.
+            self._needs_recovery = True
+            raise
+        except Exception as error:
+            if self._fatal(error):
+                raise self._fenced from error  # type: ignore[misc]
+            self._abort()
+            raise
+
+    def _abort(self) -> None:
+        from kafka.errors import InvalidProducerEpochError, ProducerFencedError
+
+        try:
+            self._await(self._producer._transaction_manager.begin_abort(), "abort")
+        except (ProducerFencedError, InvalidProducerEpochError) as error:
+            self._become_fenced(error)
+        except Exception:
+            logger.warning("abort of %r failed; recovering before the next write", self.topic)
+            self._needs_recovery = True
+
+    def _fatal(self, error: BaseException) -> bool:
+        """Whether the error means this writer was fenced, however kafka-python wraps it."""
+        from kafka.errors import InvalidProducerEpochError, ProducerFencedError
+
+        cause: BaseException | None = error
+        while cause is not None:
+            if isinstance(cause, (ProducerFencedError, InvalidProducerEpochError)):
+                self._become_fenced(cause)
+                return True
+            cause = cause.__cause__ or cause.__context__
+        manager = getattr(self._producer, "_transaction_manager", None)
+        last_error = getattr(manager, "_last_error", None)
+        if isinstance(last_error, (ProducerFencedError, InvalidProducerEpochError)):
+            self._become_fenced(last_error)
+            return True
+        return False
+
+    def _become_fenced(self, error: BaseException) -> None:
+        if self._fenced is None:
+            self._fenced = WriterFenced(
+                f"writer {self.transactional_id!r} of {self.topic!r} was fenced by a newer "
+                f"writer with the same transactional id ({error!r}); it will not write again"
+            )
+            logger.error("%s", self._fenced)
+
+    def _await(self, result: Any, what: str) -> None:
+        from kafka.errors import KafkaTimeoutError
+
+        self._producer._sender.wakeup()
+        if not result.wait(timeout_ms=int(self.timeout_s * 1000)):
+            raise KafkaTimeoutError(f"{what} of {self.topic!r} took over {self.timeout_s}s")
+
+    def _recover(self) -> None:
+        """(Re)start the producer: fence older writers, then index what is committed."""
+        from kafka import KafkaProducer
+        from kafka.errors import InvalidProducerEpochError, ProducerFencedError
+
+        if self._producer is not None:
+            self._close_producer()
+        producer = KafkaProducer(
+            bootstrap_servers=self.bootstrap_servers,
+            transactional_id=self.transactional_id,
+            # Guarantee 4: an acknowledged event is on every in-sync replica.
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=0,
+            # The broker answers CONCURRENT_TRANSACTIONS while the previous commit settles;
+            # the default 100 ms backoff would then cap us near ten transactions a second.
+            retry_backoff_ms=5,
+            max_block_ms=int(self.timeout_s * 1000),
+            client_id=f"evledger-writer-{self.transactional_id}",
+        )
+        try:
+            # Fences any older producer with this id and settles its open transaction, so
+            # the catch-up below sees everything that will ever be committed before us.
+            producer.init_transactions()
+        except (ProducerFencedError, InvalidProducerEpochError) as error:
+            producer.close(timeout=0)
+            self._become_fenced(error)
+            raise self._fenced from error  # type: ignore[misc]
+        except Exception:
+            producer.close(timeout=0)
+            raise
+        self._producer = producer
+        catch_up(self.index, self.reader)
+        self._next_id = (self.index.last_notification_id() or 0) + 1
+        self._last_hash = self.index.last_hash()
+        self._needs_recovery = False
+
+    def _close_producer(self) -> None:
+        with contextlib.suppress(Exception):
+            self._producer.close(timeout=min(self.timeout_s, 5.0))
+        self._producer = None
