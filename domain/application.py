@@ -131,33 +131,17 @@ class BillingApplication(Application[UUID]):
         self._unit_of_work = {}
         try:
             for command in commands:
-                content_sha256 = command.content_sha256()
                 previous = self._find(ProcessedMessage, processed_message_id(command.event_id))
                 if previous is not None:
-                    results.append(self._repeat(command, previous, content_sha256))
+                    results.append(self._repeat(command, previous, command.content_sha256()))
                     continue
-                decision = self._decider(command)(command)
-                outcome = Outcome.REJECTED if decision.rejection_reason else Outcome.APPLIED
-                processed = ProcessedMessage.record(
-                    event_id=command.event_id,
-                    message_type=command.MESSAGE_TYPE,
-                    content_sha256=content_sha256,
-                    outcome=outcome.value,
-                    rejection_reason=decision.rejection_reason,
-                )
+                decision, processed = self._decide(command, self._decider(command))
                 already = len(processing_event.events)
                 processing_event.collect_events(*decision.aggregates, processed)
                 for aggregate in (*decision.aggregates, processed):
                     self._unit_of_work[aggregate.id] = aggregate
-                results.append(
-                    CommandResult(
-                        event_id=command.event_id,
-                        message_type=command.MESSAGE_TYPE,
-                        outcome=outcome,
-                        rejection_reason=decision.rejection_reason,
-                        events=tuple(_named(event) for event in processing_event.events[already:]),
-                    )
-                )
+                events = processing_event.events[already:]
+                results.append(_result(command, decision, [_named(e) for e in events]))
         finally:
             self._unit_of_work = None
         if processing_event.events:
@@ -173,21 +157,12 @@ class BillingApplication(Application[UUID]):
             raise InvalidValueError(f"no handler for {type(command).__name__}") from None
 
     def _execute(self, command: C, decide: Callable[[C], _Decision]) -> CommandResult:
-        content_sha256 = command.content_sha256()
         last_conflict: IntegrityError | None = None
         for _ in range(self.max_attempts):
             previous = self._find(ProcessedMessage, processed_message_id(command.event_id))
             if previous is not None:
-                return self._repeat(command, previous, content_sha256)
-            decision = decide(command)
-            outcome = Outcome.REJECTED if decision.rejection_reason else Outcome.APPLIED
-            processed = ProcessedMessage.record(
-                event_id=command.event_id,
-                message_type=command.MESSAGE_TYPE,
-                content_sha256=content_sha256,
-                outcome=outcome.value,
-                rejection_reason=decision.rejection_reason,
-            )
+                return self._repeat(command, previous, command.content_sha256())
+            decision, processed = self._decide(command, decide)
             try:
                 recordings = self.save(*decision.aggregates, processed)
             except IntegrityError as conflict:
@@ -195,15 +170,22 @@ class BillingApplication(Application[UUID]):
                 # or another writer moved an aggregate on: decide again on fresh state.
                 last_conflict = conflict
                 continue
-            return CommandResult(
-                event_id=command.event_id,
-                message_type=command.MESSAGE_TYPE,
-                outcome=outcome,
-                rejection_reason=decision.rejection_reason,
-                events=tuple(_recorded(recording) for recording in recordings),
-            )
+            return _result(command, decision, [_recorded(recording) for recording in recordings])
         assert last_conflict is not None
         raise last_conflict
+
+    @staticmethod
+    def _decide(command: C, decide: Callable[[C], _Decision]) -> tuple[_Decision, ProcessedMessage]:
+        """The command's decision, and the record that marks its event_id as processed."""
+        decision = decide(command)
+        processed = ProcessedMessage.record(
+            event_id=command.event_id,
+            message_type=command.MESSAGE_TYPE,
+            content_sha256=command.content_sha256(),
+            outcome=_outcome(decision).value,
+            rejection_reason=decision.rejection_reason,
+        )
+        return decision, processed
 
     @staticmethod
     def _repeat(command: Command, previous: ProcessedMessage, content_sha256: str) -> CommandResult:
@@ -566,6 +548,20 @@ def _reject_on(
             message_type=command.MESSAGE_TYPE, event_id=command.event_id, reason=reason, at=at
         )
     return _Decision([aggregate], reason)
+
+
+def _outcome(decision: _Decision) -> Outcome:
+    return Outcome.REJECTED if decision.rejection_reason else Outcome.APPLIED
+
+
+def _result(command: Command, decision: _Decision, events: list[RecordedEvent]) -> CommandResult:
+    return CommandResult(
+        event_id=command.event_id,
+        message_type=command.MESSAGE_TYPE,
+        outcome=_outcome(decision),
+        rejection_reason=decision.rejection_reason,
+        events=tuple(events),
+    )
 
 
 def _recorded(recording: Recording[UUID]) -> RecordedEvent:
