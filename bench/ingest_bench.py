@@ -1,0 +1,153 @@
+"""Benchmark: ingest (validate, domain, ledger) against a bare kafka-python pass-through.
+
+Both read the same N upstream messages from the same ingest topic, in the same run, with
+the same batch size. The bare pass-through is Kafka's own exactly-once pattern with no
+work in it: a read_committed consumer and a transactional producer that copies each batch
+to another topic and commits its offsets in the transaction. Ingest does everything the
+product does: parse and validate, apply through the domain, write the ledger (several
+events per message, in its own fenced transaction), then dead letters + offsets.
+
+    .venv/bin/python bench/ingest_bench.py --messages 20000 --repeats 3
+
+Needs `scripts/services up`. Prints each repeat, then the medians and their ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from cli.settings import Settings
+from consumers.ingest import IngestConfig, KafkaIngest, StopFlag
+from consumers.publish import publish_file
+from domain.application import BillingApplication
+from replay.traffic import TrafficShape, generate
+from store.admin import TopicSpec, ensure_topic
+from store.environment import ledger_environment
+
+BOOTSTRAP = os.environ.get("EVLEDGER_KAFKA_BOOTSTRAP") or "127.0.0.1:9092"
+BATCH = 500
+
+
+def traffic(messages: int) -> list[dict[str, Any]]:
+    """At least `messages` upstream messages, cut to exactly that many."""
+    days = 1
+    while True:
+        generated = generate(seed=3, shape=TrafficShape(stations=12, customers=2000, days=days))
+        if len(generated) >= messages:
+            return generated[:messages]
+        days = days * 2
+
+
+def bare_pass_through(source: str, target: str, expected: int) -> float:
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+    from kafka.structs import OffsetAndMetadata
+
+    consumer = KafkaConsumer(
+        source,
+        bootstrap_servers=BOOTSTRAP,
+        group_id=f"{target}.group",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        max_poll_records=BATCH,
+    )
+    producer = KafkaProducer(
+        bootstrap_servers=BOOTSTRAP, transactional_id=f"{target}.tx", acks="all"
+    )
+    producer.init_transactions()
+    copied = 0
+    started = time.perf_counter()
+    while copied < expected:
+        polled = consumer.poll(timeout_ms=500, max_records=BATCH)
+        if not polled:
+            continue
+        producer.begin_transaction()
+        offsets = {}
+        for partition, records in polled.items():
+            for record in records:
+                producer.send(target, key=record.key, value=record.value)
+                copied += 1
+            offsets[TopicPartition(partition.topic, partition.partition)] = OffsetAndMetadata(
+                records[-1].offset + 1, "", -1
+            )
+        producer.send_offsets_to_transaction(offsets, consumer.group_metadata())
+        producer.commit_transaction()
+    elapsed = time.perf_counter() - started
+    consumer.close()
+    producer.close()
+    return copied / elapsed
+
+
+def ingest(prefix: str, source: str, expected: int, data_dir: Path) -> tuple[float, int]:
+    settings = Settings(kafka_bootstrap=BOOTSTRAP, topic_prefix=prefix, data_dir=data_dir)
+    ensure_topic(BOOTSTRAP, TopicSpec(settings.dead_letter_topic))
+    application = BillingApplication(env=ledger_environment(settings))
+    config = IngestConfig(
+        bootstrap_servers=BOOTSTRAP,
+        ingest_topic=source,
+        dead_letter_topic=settings.dead_letter_topic,
+        group_id=f"{prefix}.ingest",
+        transactional_id=f"{prefix}.ingest.consumer",
+        batch_size=BATCH,
+    )
+    consumer = KafkaIngest(application, config)
+    started = time.perf_counter()
+    counters = consumer.run(StopFlag(), until_idle=True)
+    elapsed = time.perf_counter() - started
+    consumer.close()
+    events = application.recorder.max_notification_id() or 0
+    application.close()
+    assert counters.consumed == expected, counters
+    return counters.consumed / elapsed, events
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    messages = traffic(args.messages)
+    run = uuid.uuid4().hex[:8]
+    source = f"bench-{run}.upstream"
+    ensure_topic(BOOTSTRAP, TopicSpec(source))
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "upstream.jsonl"
+        path.write_text("".join(json.dumps(m) + "\n" for m in messages))
+        publish_file(path, BOOTSTRAP, source)
+        print(f"{len(messages)} upstream messages on {source}, batches of {BATCH}")
+        bare_rates, ingest_rates = [], []
+        for repeat in range(args.repeats):
+            target = f"bench-{run}.copy{repeat}"
+            ensure_topic(BOOTSTRAP, TopicSpec(target))
+            bare = bare_pass_through(source, target, len(messages))
+            rate, events = ingest(
+                f"bench-{run}-{repeat}", source, len(messages), Path(scratch) / f"data{repeat}"
+            )
+            bare_rates.append(bare)
+            ingest_rates.append(rate)
+            print(
+                f"repeat {repeat + 1}: bare pass-through {bare:,.0f} msg/s, "
+                f"ingest {rate:,.0f} msg/s ({events:,} ledger events), ratio {rate / bare:.2f}"
+            )
+    bare_median = statistics.median(bare_rates)
+    ingest_median = statistics.median(ingest_rates)
+    print(
+        f"median: bare {bare_median:,.0f} msg/s, ingest {ingest_median:,.0f} msg/s, "
+        f"ingest/bare = {ingest_median / bare_median:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
