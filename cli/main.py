@@ -8,8 +8,10 @@ from typing import Annotated
 import typer
 
 from cli import pipeline
+from cli.demo import demo
 from cli.doctor import run_checks
 from cli.output import OutputFormat, render
+from cli.queries import register as register_queries
 from cli.settings import current_settings
 from consumers.contract import json_schema
 
@@ -26,8 +28,11 @@ FormatOption = Annotated[
 ]
 
 
+app.command()(demo)
+register_queries(app)
 app.command()(pipeline.publish)
 app.command()(pipeline.ingest)
+app.command()(pipeline.run)
 
 contract_app = typer.Typer(help="The upstream message contract.", no_args_is_help=True)
 app.add_typer(contract_app, name="contract")

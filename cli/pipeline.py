@@ -16,6 +16,7 @@ from consumers.accounting import IngestCounters
 from consumers.batch import BatchOutcome
 
 if TYPE_CHECKING:
+    from consumers.ingest import IngestConfig
     from domain.application import BillingApplication
 
 stderr = Console(stderr=True)
@@ -60,6 +61,21 @@ def _progress(description: str, total: int | None) -> Progress:
         console=stderr,
         transient=False,
         disable=not stderr.is_terminal,
+    )
+
+
+def _ingest_config(settings: Settings, batch_size: int) -> IngestConfig:
+    from consumers.ingest import IngestConfig
+
+    bootstrap = _require_kafka(settings, "ingest from the topic")
+    _ensure_topics(settings, settings.ingest_topic, settings.dead_letter_topic)
+    return IngestConfig(
+        bootstrap_servers=bootstrap,
+        ingest_topic=settings.ingest_topic,
+        dead_letter_topic=settings.dead_letter_topic,
+        group_id=f"{settings.topic_prefix}.ingest",
+        transactional_id=f"{settings.topic_prefix}.ingest.consumer",
+        batch_size=batch_size,
     )
 
 
@@ -162,19 +178,9 @@ def _ingest_topic(
     batch_size: int,
     counters: IngestCounters,
 ) -> None:
-    from consumers.ingest import IngestConfig, KafkaIngest, StopFlag
+    from consumers.ingest import KafkaIngest, StopFlag
 
-    bootstrap = _require_kafka(settings, "ingest from the topic")
-    _ensure_topics(settings, settings.ingest_topic, settings.dead_letter_topic)
-    config = IngestConfig(
-        bootstrap_servers=bootstrap,
-        ingest_topic=settings.ingest_topic,
-        dead_letter_topic=settings.dead_letter_topic,
-        group_id=f"{settings.topic_prefix}.ingest",
-        transactional_id=f"{settings.topic_prefix}.ingest.consumer",
-        batch_size=batch_size,
-    )
-    consumer = KafkaIngest(application, config)
+    consumer = KafkaIngest(application, _ingest_config(settings, batch_size))
     stop = StopFlag()
     try:
         with stop.on_signals(), _progress("ingesting", None) as progress:
@@ -187,3 +193,37 @@ def _ingest_topic(
             consumer.run(stop, until_idle=until_idle, on_batch=on_batch)
     finally:
         consumer.close()
+
+
+def run(
+    batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="Records per batch.")] = 500,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve Prometheus /metrics on 127.0.0.1:PORT.")
+    ] = None,
+) -> None:
+    """Ingest and project together until stopped (SIGTERM finishes the batch, exits 0)."""
+    from consumers.ingest import KafkaIngest, StopFlag
+    from consumers.metrics import serve_metrics
+    from consumers.projection_targets import projector
+    from consumers.run import ProjectorFailed, run_pipeline
+    from domain.application import BillingApplication
+    from store.environment import ledger_environment
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = current_settings()
+    config = _ingest_config(settings, batch_size)
+    application = BillingApplication(env=ledger_environment(settings))
+    stop = StopFlag()
+    try:
+        consumer = KafkaIngest(application, config)
+        if metrics_port is not None:
+            serve_metrics(consumer.counters, metrics_port)
+        with projector(settings) as runner, stop.on_signals():
+            counters = run_pipeline(consumer, runner, stop)
+        consumer.close()
+    except ProjectorFailed as failed:
+        stderr.print(f"evledger: {failed}")
+        raise typer.Exit(1) from None
+    finally:
+        application.close()
+    typer.echo(f"stopped: {counters.summary()}")

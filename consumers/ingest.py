@@ -68,13 +68,13 @@ class StopFlag:
     """Set by SIGTERM/SIGINT: the loop finishes its batch, commits, and returns."""
 
     def __init__(self) -> None:
-        self._event = threading.Event()
+        self.event = threading.Event()
 
     def set(self, *_: Any) -> None:
-        self._event.set()
+        self.event.set()
 
     def __bool__(self) -> bool:
-        return self._event.is_set()
+        return self.event.is_set()
 
     @contextmanager
     def on_signals(self) -> Iterator[StopFlag]:

@@ -1,0 +1,214 @@
+"""The projector: reads the ledger in batches and applies each batch to every read model,
+one database transaction per batch and read model, retrying with backoff on errors.
+
+The ledger is read through the library's ``ApplicationRecorder.select_notifications`` and
+the application's mapper, so the same projector runs on the SQLite store (embedded) and
+the Kafka store (production). Notification ids are contiguous from 1 on every store we
+use; a gap means events were lost or hidden, so the projector stops loudly.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import ApplicationRecorder, Mapper
+
+from projections.facts import LedgerEvent
+from projections.read_model import ReadModel
+from projections.tracking import ProjectionPositionConflict
+
+log = logging.getLogger("evledger.projector")
+
+DEFAULT_BATCH_SIZE = 2000
+
+
+class LedgerGapError(RuntimeError):
+    """The ledger skipped a notification id: applying past it would lose events."""
+
+
+class ProjectionStalled(RuntimeError):
+    """A batch kept failing after every retry; the read model is unchanged by it."""
+
+
+class LedgerSource:
+    """The ledger as contiguous, decoded events after a position."""
+
+    def __init__(self, recorder: ApplicationRecorder, mapper: Mapper[Any]) -> None:
+        self.recorder = recorder
+        self.mapper = mapper
+
+    @classmethod
+    def of(cls, application: Application[Any]) -> LedgerSource:
+        return cls(application.recorder, application.mapper)
+
+    def read_after(self, position: int, limit: int) -> list[LedgerEvent]:
+        notifications = self.recorder.select_notifications(
+            start=position, limit=limit, inclusive_of_start=False
+        )
+        events = []
+        expected = position + 1
+        for notification in notifications:
+            if notification.id != expected:
+                raise LedgerGapError(
+                    f"ledger notification {expected} is missing (next is {notification.id}): "
+                    "ids must be contiguous; stopping rather than skipping events"
+                )
+            events.append(LedgerEvent(notification.id, self.mapper.to_domain_event(notification)))
+            expected += 1
+        return events
+
+    def last_position(self) -> int:
+        return self.recorder.max_notification_id() or 0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff; ``attempts`` None retries for ever (a long-running projector)."""
+
+    attempts: int | None = 6
+    first_delay_s: float = 0.2
+    max_delay_s: float = 10.0
+
+    def delay(self, attempt: int) -> float:
+        return float(min(self.max_delay_s, self.first_delay_s * 2 ** (attempt - 1)))
+
+
+@dataclass
+class ProjectionProgress:
+    """What one run did for one read model."""
+
+    name: str
+    position: int = 0
+    events: int = 0
+    batches: int = 0
+    retries: int = 0
+
+
+@dataclass
+class Projector:
+    """Brings read models up to the ledger's end, batch by batch."""
+
+    source: LedgerSource
+    read_models: Sequence[ReadModel]
+    batch_size: int = DEFAULT_BATCH_SIZE
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    sleep: Callable[[float], None] = time.sleep
+    progress: dict[str, ProjectionProgress] = field(default_factory=dict)
+    _positions: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for model in self.read_models:
+            self.progress[model.name] = ProjectionProgress(model.name)
+
+    def create(self) -> None:
+        """Create every read model's tables and tracking row (idempotent)."""
+        for model in self.read_models:
+            self._with_retries(model.name, "create tables", model.create)
+
+    def positions(self) -> dict[str, int]:
+        for model in self.read_models:
+            if model.name not in self._positions:
+                self._positions[model.name] = self._with_retries(
+                    model.name, "read position", model.position
+                )
+        return dict(self._positions)
+
+    def step(self) -> int:
+        """Read one batch after the lowest position and apply it; the events read."""
+        positions = self.positions()
+        low = min(positions.values(), default=0)
+        batch = self._with_retries("ledger", f"read after {low}", self._read, low)
+        for model in self.read_models:
+            self._apply(model, [e for e in batch if e.notification_id > positions[model.name]])
+        return len(batch)
+
+    def run_until_idle(self) -> dict[str, ProjectionProgress]:
+        """Apply batches until every read model has the whole ledger as of now."""
+        while self.step():
+            pass
+        for name, position in self.positions().items():
+            self.progress[name].position = position
+        return self.progress
+
+    def run(self, stop: threading.Event, poll_interval_s: float = 0.5) -> None:
+        """Project until ``stop`` is set; sleeps between polls when idle."""
+        while not stop.is_set():
+            if not self.step():
+                stop.wait(poll_interval_s)
+
+    def _read(self, position: int) -> list[LedgerEvent]:
+        return self.source.read_after(position, self.batch_size)
+
+    def _apply(self, model: ReadModel, part: Sequence[LedgerEvent]) -> None:
+        if not part:
+            return
+        progress = self.progress[model.name]
+        attempt = 0
+        while True:
+            position = self._positions[model.name]
+            remaining = [e for e in part if e.notification_id > position]
+            if not remaining or remaining[0].notification_id != position + 1:
+                # Done (perhaps by a commit whose acknowledgement was lost), or another
+                # projector moved the position: the next step reads from where it is now.
+                return
+            try:
+                model.apply(remaining)
+            except (LedgerGapError, KeyboardInterrupt):
+                raise
+            except ProjectionPositionConflict as conflict:
+                log.warning("%s: %s; re-reading its position", model.name, conflict)
+            except Exception as error:
+                attempt += 1
+                first, last = remaining[0].notification_id, remaining[-1].notification_id
+                if self.retry.attempts is not None and attempt >= self.retry.attempts:
+                    raise ProjectionStalled(
+                        f"projection {model.name!r} failed {attempt} times on ledger events "
+                        f"{first}..{last}: {error!r}; it stays at {position}"
+                    ) from error
+                delay = self.retry.delay(attempt)
+                log.warning(
+                    "%s: applying events %d..%d failed (%r); retry %d in %.1fs",
+                    model.name,
+                    first,
+                    last,
+                    error,
+                    attempt,
+                    delay,
+                )
+                progress.retries += 1
+                self.sleep(delay)
+            else:
+                self._positions[model.name] = remaining[-1].notification_id
+                progress.events += len(remaining)
+                progress.batches += 1
+                return
+            # Whether the failed transaction committed is known only to the database.
+            self._positions.pop(model.name, None)
+            self._positions[model.name] = self._with_retries(
+                model.name, "read position", model.position
+            )
+
+    def _with_retries(self, name: str, what: str, action: Callable[..., Any], *args: Any) -> Any:
+        attempt = 0
+        while True:
+            try:
+                return action(*args)
+            except LedgerGapError:
+                raise
+            except Exception as error:
+                attempt += 1
+                if self.retry.attempts is not None and attempt >= self.retry.attempts:
+                    raise ProjectionStalled(
+                        f"{name}: {what} failed {attempt} times: {error!r}"
+                    ) from error
+                delay = self.retry.delay(attempt)
+                log.warning(
+                    "%s: %s failed (%r); retry %d in %.1fs", name, what, error, attempt, delay
+                )
+                self.sleep(delay)

@@ -1,0 +1,338 @@
+"""The analytics read model in DuckDB: fact tables of sessions, line items, payments,
+refunds, postings and rejections, and the views analysts start from.
+
+Timestamps are UTC (``*_at``); ``started_at_local`` is the station's wall clock (the
+tariff's zone), which is what "peak hours" and "per day" mean to an operator. Money is
+BIGINT minor units and never summed across currencies: every view groups by currency.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from projections.facts import Entity
+from projections.fold import Rows
+from projections.read_model import ReadModel
+from projections.sql import upsert
+
+_FACT_TABLES: dict[Entity, tuple[str, tuple[str, ...], str]] = {
+    Entity.SESSION: (
+        "fact_sessions",
+        ("session_key",),
+        """session_key {text} PRIMARY KEY,
+        session_id {text},
+        station_id {text},
+        connector_id {text},
+        customer_id {text},
+        tariff_id {text},
+        tariff_key {text},
+        tariff_version {int},
+        timezone {text},
+        started_at {ts},
+        started_at_local {local_ts},
+        meter_start_wh {bigint},
+        stopped_at {ts},
+        charging_ended_at {ts},
+        stop_reason {text},
+        meter_stop_wh {bigint},
+        currency {text},
+        subtotal_minor {bigint},
+        vat_rate {decimal},
+        vat_minor {bigint},
+        total_minor {bigint},
+        energy_wh {bigint},
+        energy_kwh {kwh},
+        charging_seconds {bigint},
+        idle_seconds {bigint},
+        billable_idle_seconds {bigint},
+        priced_at {ts}""",
+    ),
+    Entity.LINE_ITEM: (
+        "fact_line_items",
+        ("session_key", "line_no"),
+        """session_key {text},
+        line_no {int},
+        component {text},
+        window_name {text},
+        quantity {decimal},
+        unit {text},
+        unit_price {decimal},
+        amount_minor {bigint},
+        currency {text},
+        PRIMARY KEY (session_key, line_no)""",
+    ),
+    Entity.PAYMENT: (
+        "fact_payments",
+        ("payment_key",),
+        """payment_key {text} PRIMARY KEY,
+        payment_id {text},
+        session_key {text},
+        session_id {text},
+        method {text},
+        currency {text},
+        authorised_minor {bigint},
+        captured_minor {bigint},
+        released_minor {bigint},
+        status {text},
+        failure_reason {text},
+        reconciliation {text},
+        reconciled_total_minor {bigint},
+        discrepancy_minor {bigint},
+        created_at {ts},
+        authorised_at {ts},
+        captured_at {ts},
+        failed_at {ts},
+        voided_at {ts}""",
+    ),
+    Entity.REFUND: (
+        "fact_refunds",
+        ("refund_key",),
+        """refund_key {text} PRIMARY KEY,
+        refund_id {text},
+        payment_id {text},
+        payment_key {text},
+        session_id {text},
+        session_key {text},
+        amount_minor {bigint},
+        currency {text},
+        reason {text},
+        note {text},
+        status {text},
+        requested_at {ts},
+        decided_at {ts},
+        decided_by {text},
+        automatic {bool},
+        decision_note {text},
+        rejection_reason {text},
+        issued_at {ts},
+        issued_minor {bigint},
+        processor_ref {text},
+        failed_at {ts},
+        failure_reason {text},
+        closed_at {ts}""",
+    ),
+    Entity.POSTING: (
+        "fact_postings",
+        ("notification_id", "line_no"),
+        """notification_id {bigint},
+        line_no {int},
+        recorded_at {ts},
+        occurred_at {ts},
+        event_type {text},
+        aggregate_kind {text},
+        aggregate_key {text},
+        account {text},
+        direction {text},
+        amount_minor {bigint},
+        currency {text},
+        PRIMARY KEY (notification_id, line_no)""",
+    ),
+    Entity.REJECTION: (
+        "fact_rejections",
+        ("notification_id",),
+        """notification_id {bigint} PRIMARY KEY,
+        aggregate_kind {text},
+        aggregate_key {text},
+        message_type {text},
+        event_id {text},
+        reason {text},
+        occurred_at {ts}""",
+    ),
+    Entity.TARIFF_VERSION: (
+        "dim_tariff_versions",
+        ("tariff_key", "tariff_version"),
+        """tariff_key {text},
+        tariff_version {int},
+        tariff_id {text},
+        currency {text},
+        price_per_kwh {decimal},
+        price_per_minute {decimal},
+        session_fee_minor {bigint},
+        idle_fee_per_minute {decimal},
+        vat_rate {decimal},
+        timezone {text},
+        published_at {ts},
+        PRIMARY KEY (tariff_key, tariff_version)""",
+    ),
+}
+
+
+def _columns(body: str) -> frozenset[str]:
+    names = (line.strip().split()[0] for line in body.splitlines() if line.strip())
+    return frozenset(name for name in names if name != "PRIMARY")
+
+
+_VIEWS: dict[str, str] = {
+    # Sessions with the payment made for them and what was refunded (issued) on it.
+    "session_money": """
+        SELECT s.*, p.payment_id, p.status AS payment_status, p.captured_minor,
+               COALESCE(r.refunded_minor, 0) AS refunded_minor
+        FROM fact_sessions s
+        LEFT JOIN fact_payments p ON p.session_key = s.session_key
+        LEFT JOIN (SELECT payment_key, SUM(issued_minor) AS refunded_minor FROM fact_refunds
+                   WHERE status = 'issued' GROUP BY payment_key) r
+               ON r.payment_key = p.payment_key""",
+    "revenue_by_station_day": """
+        SELECT station_id, CAST(started_at_local AS DATE) AS local_day, currency,
+               COUNT(*) AS sessions, SUM(energy_kwh) AS energy_kwh,
+               SUM(subtotal_minor) AS net_revenue_minor, SUM(vat_minor) AS vat_minor,
+               SUM(total_minor) AS gross_revenue_minor
+        FROM fact_sessions WHERE total_minor IS NOT NULL
+        GROUP BY ALL ORDER BY local_day, station_id, currency""",
+    "revenue_by_station_hour": """
+        SELECT station_id, date_trunc('hour', started_at_local) AS local_hour, currency,
+               COUNT(*) AS sessions, SUM(energy_kwh) AS energy_kwh,
+               SUM(subtotal_minor) AS net_revenue_minor,
+               SUM(total_minor) AS gross_revenue_minor
+        FROM fact_sessions WHERE total_minor IS NOT NULL
+        GROUP BY ALL ORDER BY local_hour, station_id, currency""",
+    # When stations are busiest: sessions started per weekday (1 = Monday) and local hour.
+    "peak_usage": """
+        SELECT isodow(started_at_local) AS weekday, hour(started_at_local) AS local_hour,
+               COUNT(*) AS sessions, SUM(energy_kwh) AS energy_kwh,
+               rank() OVER (ORDER BY COUNT(*) DESC) AS busiest_rank
+        FROM fact_sessions WHERE started_at_local IS NOT NULL
+        GROUP BY ALL ORDER BY weekday, local_hour""",
+    # Occupied connector time over the time observed; bands against the fleet average.
+    "station_utilisation": """
+        WITH observed AS (
+            SELECT date_diff('second', MIN(started_at), MAX(stopped_at)) AS span_seconds
+            FROM fact_sessions WHERE stopped_at IS NOT NULL),
+        per_station AS (
+            SELECT station_id, COUNT(DISTINCT connector_id) AS connectors,
+                   COUNT(*) AS sessions,
+                   SUM(date_diff('second', started_at, stopped_at)) AS occupied_seconds,
+                   SUM(charging_seconds) AS charging_seconds,
+                   SUM(idle_seconds) AS idle_seconds
+            FROM fact_sessions WHERE stopped_at IS NOT NULL GROUP BY station_id),
+        rated AS (
+            SELECT p.*, CAST(round(p.occupied_seconds
+                        / NULLIF(p.connectors * o.span_seconds, 0), 4) AS DECIMAL(9,4))
+                        AS utilisation
+            FROM per_station p, observed o)
+        SELECT station_id, connectors, sessions,
+               CAST(round(occupied_seconds / 3600, 2) AS DECIMAL(12,2)) AS occupied_hours,
+               CAST(round(charging_seconds / 3600, 2) AS DECIMAL(12,2)) AS charging_hours,
+               CAST(round(idle_seconds / 3600, 2) AS DECIMAL(12,2)) AS idle_hours,
+               utilisation,
+               CAST(round(utilisation / NULLIF(AVG(utilisation) OVER (), 0), 2)
+                    AS DECIMAL(9,2)) AS vs_fleet_average,
+               CASE WHEN utilisation < 0.5 * AVG(utilisation) OVER () THEN 'under-used'
+                    WHEN utilisation > 1.5 * AVG(utilisation) OVER () THEN 'over-used'
+                    ELSE 'normal' END AS band
+        FROM rated ORDER BY utilisation DESC, station_id""",
+    "tariffs": """
+        SELECT v.tariff_key, first.tariff_id, v.tariff_version, v.currency, v.price_per_kwh,
+               v.price_per_minute, v.session_fee_minor, v.idle_fee_per_minute, v.vat_rate,
+               v.timezone, v.published_at
+        FROM dim_tariff_versions v
+        JOIN (SELECT tariff_key, MAX(tariff_id) AS tariff_id FROM dim_tariff_versions
+              GROUP BY tariff_key) first ON first.tariff_key = v.tariff_key""",
+    # What a kWh really earns on each tariff version, fees and time charges included.
+    "pricing_by_tariff": """
+        SELECT tariff_id, tariff_version, currency, COUNT(*) AS sessions,
+               SUM(energy_kwh) AS energy_kwh, SUM(subtotal_minor) AS net_revenue_minor,
+               CAST(round(SUM(subtotal_minor) / NULLIF(SUM(energy_kwh), 0), 2)
+                    AS DECIMAL(18,2)) AS net_minor_per_kwh
+        FROM fact_sessions WHERE total_minor IS NOT NULL
+        GROUP BY ALL ORDER BY tariff_id, tariff_version, currency""",
+    "pricing_by_component": """
+        SELECT component, COALESCE(window_name, '') AS window_name, unit, currency,
+               SUM(quantity) AS quantity, SUM(amount_minor) AS amount_minor
+        FROM fact_line_items GROUP BY ALL ORDER BY component, window_name, currency""",
+    "customer_behaviour": """
+        SELECT customer_id, currency, COUNT(*) AS sessions,
+               COUNT(DISTINCT station_id) AS stations, SUM(energy_kwh) AS energy_kwh,
+               SUM(total_minor) AS spend_minor,
+               CAST(round(SUM(total_minor) / COUNT(*), 0) AS BIGINT) AS average_spend_minor,
+               MIN(started_at) AS first_session_at, MAX(started_at) AS last_session_at,
+               COUNT(*) > 1 AS repeat_customer
+        FROM fact_sessions WHERE total_minor IS NOT NULL
+        GROUP BY ALL ORDER BY spend_minor DESC, customer_id""",
+    "repeat_customers": """
+        SELECT COUNT(*) AS customers,
+               COUNT(*) FILTER (WHERE sessions > 1) AS repeat_customers,
+               CAST(round(COUNT(*) FILTER (WHERE sessions > 1) / NULLIF(COUNT(*), 0), 4)
+                    AS DECIMAL(9,4)) AS repeat_share
+        FROM (SELECT customer_id, COUNT(*) AS sessions FROM fact_sessions
+              GROUP BY customer_id)""",
+    # Refunds traced to the station of their session; a reason seen twice is recurring.
+    "refunds_by_station_reason": """
+        WITH traced AS (
+            SELECT r.*, s.station_id
+            FROM fact_refunds r
+            LEFT JOIN fact_payments p ON p.payment_key = r.payment_key
+            LEFT JOIN fact_sessions s
+                   ON s.session_key = COALESCE(r.session_key, p.session_key)),
+        station_sessions AS (
+            SELECT station_id, COUNT(*) AS sessions FROM fact_sessions GROUP BY station_id)
+        SELECT t.station_id, t.reason, COUNT(*) AS refunds,
+               COUNT(*) FILTER (WHERE t.status = 'issued') AS issued,
+               COUNT(*) FILTER (WHERE t.status = 'rejected') AS rejected,
+               SUM(t.amount_minor) AS requested_minor,
+               COALESCE(SUM(t.issued_minor), 0) AS issued_minor,
+               CAST(round(COUNT(*) / NULLIF(MAX(ss.sessions), 0), 4) AS DECIMAL(9,4))
+                   AS refunds_per_session,
+               COUNT(*) > 1 AS recurring
+        FROM traced t LEFT JOIN station_sessions ss ON ss.station_id = t.station_id
+        GROUP BY t.station_id, t.reason ORDER BY refunds DESC, t.station_id, t.reason""",
+    "popular_locations": """
+        SELECT station_id, COUNT(*) AS sessions, COUNT(DISTINCT customer_id) AS customers,
+               SUM(energy_kwh) AS energy_kwh,
+               rank() OVER (ORDER BY COUNT(*) DESC) AS popularity_rank
+        FROM fact_sessions GROUP BY station_id ORDER BY popularity_rank, station_id""",
+    "payment_outcomes": """
+        SELECT status, COALESCE(failure_reason, '') AS reason, COUNT(*) AS payments
+        FROM fact_payments GROUP BY ALL ORDER BY payments DESC, status, reason""",
+    "trial_balance": """
+        SELECT currency, account,
+               COALESCE(SUM(amount_minor) FILTER (WHERE direction = 'debit'), 0) AS debit_minor,
+               COALESCE(SUM(amount_minor) FILTER (WHERE direction = 'credit'), 0)
+                   AS credit_minor,
+               COALESCE(SUM(amount_minor) FILTER (WHERE direction = 'debit'), 0)
+                 - COALESCE(SUM(amount_minor) FILTER (WHERE direction = 'credit'), 0)
+                 AS balance_minor
+        FROM fact_postings GROUP BY ALL ORDER BY currency, account""",
+    "trial_balance_check": """
+        SELECT currency,
+               COALESCE(SUM(amount_minor) FILTER (WHERE direction = 'debit'), 0) AS debits_minor,
+               COALESCE(SUM(amount_minor) FILTER (WHERE direction = 'credit'), 0)
+                   AS credits_minor,
+               COALESCE(SUM(amount_minor) FILTER (WHERE direction = 'debit'), 0)
+                 = COALESCE(SUM(amount_minor) FILTER (WHERE direction = 'credit'), 0)
+                 AS balanced
+        FROM fact_postings GROUP BY currency ORDER BY currency""",
+}
+
+VIEW_NAMES = tuple(_VIEWS)
+
+
+class Analytics(ReadModel):
+    """Fact tables and analysts' views in DuckDB."""
+
+    name = "analytics"
+    entities = tuple(_FACT_TABLES)
+    ddl = (
+        *(
+            f"CREATE TABLE IF NOT EXISTS {table} ({body})"
+            for table, _, body in _FACT_TABLES.values()
+        ),
+        *(f"CREATE OR REPLACE VIEW {view} AS {body}" for view, body in _VIEWS.items()),
+    )
+    tables = {table: ", ".join(key) for table, key, _ in _FACT_TABLES.values()}
+
+    def write(self, rows: dict[Entity, Rows]) -> None:
+        for entity, (table, key_columns, body) in _FACT_TABLES.items():
+            columns = _columns(body) - set(key_columns)
+            upsert(self.db, table, key_columns, pick_all(rows[entity], columns))
+
+    def drop_statements(self) -> Sequence[str]:
+        return [
+            *(f"DROP VIEW IF EXISTS {view}" for view in reversed(_VIEWS)),
+            *(f"DROP TABLE IF EXISTS {table}" for table in self.tables),
+        ]
+
+
+def pick_all(rows: Rows, columns: frozenset[str]) -> Rows:
+    """Like ``pick``, but keeps key-only rows (append-only facts may carry no columns)."""
+    return {key: {c: v for c, v in values.items() if c in columns} for key, values in rows.items()}

@@ -1,0 +1,440 @@
+"""The pure projection core: one ledger event in, the row facts it establishes out.
+
+A fact names an entity row by key and the column values one event knows. Columns are
+filled as their events arrive and never cleared, so folding the facts of any interleaving
+of aggregates gives the same rows (each aggregate's own events are in order in the ledger).
+Rows are keyed by aggregate id (text) because later events of an aggregate carry only that;
+references between aggregates are derived from the upstream ids with ``domain.ids``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from domain.idempotency import ProcessedMessage
+from domain.ids import payment_aggregate_id, session_aggregate_id, tariff_aggregate_id
+from domain.payment import Payment
+from domain.refund import SYSTEM, Refund
+from domain.session import ChargingSession
+from domain.settlement import SessionSettlement
+from domain.tariff import Tariff
+
+_WH_PER_KWH = Decimal(1000)
+
+
+class UnknownLedgerEvent(TypeError):
+    """An event type the projections neither show nor knowingly ignore: a new domain event
+    needs a decision here, not a silent skip."""
+
+
+class Entity(StrEnum):
+    """The kinds of row the core knows; each read model keeps the ones it needs."""
+
+    SESSION = "session"
+    PAYMENT = "payment"
+    REFUND = "refund"
+    LINE_ITEM = "line_item"
+    POSTING = "posting"
+    REJECTION = "rejection"
+    TARIFF_VERSION = "tariff_version"
+
+
+@dataclass(frozen=True)
+class Fact:
+    """Column values one event establishes for the row ``key`` of ``entity``."""
+
+    entity: Entity
+    key: tuple[Any, ...]
+    values: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class LedgerEvent:
+    """A domain event and its position in the ledger (its notification id)."""
+
+    notification_id: int
+    event: Any
+
+
+def utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC)
+
+
+def kwh(energy_wh: int) -> Decimal:
+    """Wh to kWh, exact (three decimal places)."""
+    return (Decimal(energy_wh) / _WH_PER_KWH).quantize(Decimal("0.001"))
+
+
+def _local(moment: datetime, timezone: str | None) -> datetime:
+    """Wall-clock time at the station (the tariff's zone), for hour-of-day analytics."""
+    return moment.astimezone(ZoneInfo(timezone or "UTC")).replace(tzinfo=None)
+
+
+def _key(event: Any) -> tuple[str]:
+    return (str(event.originator_id),)
+
+
+def _postings(ledger_event: LedgerEvent, kind: str, occurred_at: datetime | None) -> list[Fact]:
+    event = ledger_event.event
+    return [
+        Fact(
+            Entity.POSTING,
+            (ledger_event.notification_id, line_no),
+            {
+                "recorded_at": utc(event.timestamp),
+                "occurred_at": utc(occurred_at) if occurred_at else None,
+                "event_type": type(event).__qualname__,
+                "aggregate_kind": kind,
+                "aggregate_key": str(event.originator_id),
+                "account": posting["account"],
+                "direction": posting["direction"],
+                "amount_minor": int(posting["amount_minor"]),
+                "currency": posting["currency"],
+            },
+        )
+        for line_no, posting in enumerate(event.postings, start=1)
+    ]
+
+
+def _rejection(ledger_event: LedgerEvent, kind: str) -> list[Fact]:
+    event = ledger_event.event
+    return [
+        Fact(
+            Entity.REJECTION,
+            (ledger_event.notification_id,),
+            {
+                "aggregate_kind": kind,
+                "aggregate_key": str(event.originator_id),
+                "message_type": getattr(event, "message_type", "payment.captured"),
+                "event_id": event.event_id,
+                "reason": event.reason,
+                "occurred_at": utc(event.occurred_at),
+            },
+        )
+    ]
+
+
+# --- tariffs -----------------------------------------------------------------------------
+
+
+def _tariff_version(ledger_event: LedgerEvent) -> list[Fact]:
+    event = ledger_event.event
+    terms = event.terms
+    values: dict[str, Any] = {
+        "currency": terms["currency"],
+        "price_per_kwh": Decimal(terms["price_per_kwh"]),
+        "price_per_minute": Decimal(terms["price_per_minute"]),
+        "session_fee_minor": int(terms["session_fee_minor"]),
+        "idle_fee_per_minute": Decimal(terms["idle_fee_per_minute"]),
+        "vat_rate": Decimal(terms["vat_rate"]),
+        "timezone": terms["timezone"],
+        "published_at": utc(event.occurred_at),
+    }
+    if isinstance(event, Tariff.Published):
+        values["tariff_id"] = event.tariff_id
+    return [Fact(Entity.TARIFF_VERSION, (str(event.originator_id), event.tariff_version), values)]
+
+
+# --- sessions ----------------------------------------------------------------------------
+
+
+def _session_started(ledger_event: LedgerEvent) -> list[Fact]:
+    event: ChargingSession.Started = ledger_event.event
+    timezone = event.tariff_terms.get("timezone")
+    values = {
+        "session_id": event.session_id,
+        "station_id": event.station_id,
+        "connector_id": event.connector_id,
+        "customer_id": event.customer_id,
+        "tariff_id": event.tariff_id,
+        "tariff_key": str(tariff_aggregate_id(event.tariff_id)),
+        "tariff_version": event.tariff_version,
+        "timezone": timezone,
+        "started_at": utc(event.started_at),
+        "started_at_local": _local(event.started_at, timezone),
+        "meter_start_wh": event.meter_start_wh,
+    }
+    return [Fact(Entity.SESSION, _key(event), values)]
+
+
+def _session_stopped(ledger_event: LedgerEvent) -> list[Fact]:
+    event: ChargingSession.Stopped = ledger_event.event
+    ended = event.charging_ended_at
+    values = {
+        "stopped_at": utc(event.stopped_at),
+        "charging_ended_at": utc(ended) if ended else None,
+        "stop_reason": event.stop_reason,
+        "meter_stop_wh": event.meter_stop_wh,
+    }
+    return [Fact(Entity.SESSION, _key(event), values)]
+
+
+def _session_priced(ledger_event: LedgerEvent) -> list[Fact]:
+    event: ChargingSession.Priced = ledger_event.event
+    values = {
+        "currency": event.currency,
+        "line_items": [dict(item) for item in event.line_items],
+        "subtotal_minor": event.subtotal_minor,
+        "vat_rate": Decimal(event.vat_rate),
+        "vat_minor": event.vat_minor,
+        "total_minor": event.total_minor,
+        "energy_wh": event.energy_wh,
+        "energy_kwh": kwh(event.energy_wh),
+        "charging_seconds": event.charging_seconds,
+        "idle_seconds": event.idle_seconds,
+        "billable_idle_seconds": event.billable_idle_seconds,
+        "priced_at": utc(event.timestamp),
+    }
+    line_items = [
+        Fact(
+            Entity.LINE_ITEM,
+            (str(event.originator_id), line_no),
+            {
+                "component": item["component"],
+                "window_name": item["window"],
+                "quantity": Decimal(item["quantity"]),
+                "unit": item["unit"],
+                "unit_price": Decimal(item["unit_price"]),
+                "amount_minor": int(item["amount_minor"]),
+                "currency": event.currency,
+            },
+        )
+        for line_no, item in enumerate(event.line_items, start=1)
+    ]
+    return [
+        Fact(Entity.SESSION, _key(event), values),
+        *line_items,
+        *_postings(ledger_event, "session", None),
+    ]
+
+
+# --- payments ----------------------------------------------------------------------------
+
+
+def _session_reference(session_id: str | None) -> dict[str, Any]:
+    if session_id is None:
+        return {}
+    return {"session_id": session_id, "session_key": str(session_aggregate_id(session_id))}
+
+
+def _payment_authorised(ledger_event: LedgerEvent) -> list[Fact]:
+    event: Payment.Authorised = ledger_event.event
+    values = {
+        "payment_id": event.payment_id,
+        **_session_reference(event.session_id),
+        "method": event.method,
+        "currency": event.currency,
+        "authorised_minor": event.hold_minor,
+        "status": "authorised",
+        "created_at": utc(event.occurred_at),
+        "authorised_at": utc(event.occurred_at),
+    }
+    return [
+        Fact(Entity.PAYMENT, _key(event), values),
+        *_postings(ledger_event, "payment", event.occurred_at),
+    ]
+
+
+def _payment_declined(ledger_event: LedgerEvent) -> list[Fact]:
+    event: Payment.Declined = ledger_event.event
+    values = {
+        "payment_id": event.payment_id,
+        **_session_reference(event.session_id),
+        "status": "declined",
+        "failure_reason": event.reason,
+        "created_at": utc(event.occurred_at),
+        "failed_at": utc(event.occurred_at),
+    }
+    return [Fact(Entity.PAYMENT, _key(event), values)]
+
+
+def _payment_captured(ledger_event: LedgerEvent) -> list[Fact]:
+    event: Payment.Captured = ledger_event.event
+    values = {
+        "status": "captured",
+        "captured_minor": event.captured_minor,
+        "released_minor": event.released_minor,
+        "captured_at": utc(event.occurred_at),
+    }
+    return [
+        Fact(Entity.PAYMENT, _key(event), values),
+        *_postings(ledger_event, "payment", event.occurred_at),
+    ]
+
+
+def _payment_failed(ledger_event: LedgerEvent) -> list[Fact]:
+    event: Payment.Failed = ledger_event.event
+    values = {
+        "status": "failed",
+        "failure_reason": event.reason,
+        "released_minor": event.released_minor,
+        "failed_at": utc(event.occurred_at),
+    }
+    return [
+        Fact(Entity.PAYMENT, _key(event), values),
+        *_postings(ledger_event, "payment", event.occurred_at),
+    ]
+
+
+def _payment_voided(ledger_event: LedgerEvent) -> list[Fact]:
+    event: Payment.Voided = ledger_event.event
+    values = {
+        "status": "voided",
+        "failure_reason": event.reason,
+        "released_minor": event.released_minor,
+        "voided_at": utc(event.occurred_at),
+    }
+    return [
+        Fact(Entity.PAYMENT, _key(event), values),
+        *_postings(ledger_event, "payment", event.occurred_at),
+    ]
+
+
+def _payment_reconciled(ledger_event: LedgerEvent) -> list[Fact]:
+    event: Payment.Reconciled = ledger_event.event
+    values = {
+        "reconciled_total_minor": event.session_total_minor,
+        "reconciliation": event.outcome,
+        "discrepancy_minor": event.discrepancy_minor,
+    }
+    return [Fact(Entity.PAYMENT, _key(event), values)]
+
+
+# --- refunds -----------------------------------------------------------------------------
+
+
+def _refund_requested(ledger_event: LedgerEvent) -> list[Fact]:
+    event: Refund.Requested = ledger_event.event
+    values = {
+        "refund_id": event.refund_id,
+        "payment_id": event.payment_id,
+        "payment_key": str(payment_aggregate_id(event.payment_id)),
+        **_session_reference(event.session_id),
+        "amount_minor": event.amount_minor,
+        "currency": event.currency,
+        "reason": event.reason,
+        "note": event.note,
+        "status": "requested",
+        "requested_at": utc(event.occurred_at),
+    }
+    return [Fact(Entity.REFUND, _key(event), values)]
+
+
+def _refund_approved(ledger_event: LedgerEvent) -> list[Fact]:
+    event: Refund.Approved = ledger_event.event
+    values = {
+        "status": "approved",
+        "decided_at": utc(event.occurred_at),
+        "decided_by": event.decided_by,
+        "automatic": event.automatic,
+        "decision_note": event.note,
+    }
+    return [Fact(Entity.REFUND, _key(event), values)]
+
+
+def _refund_rejected(ledger_event: LedgerEvent) -> list[Fact]:
+    event: Refund.Rejected = ledger_event.event
+    values = {
+        "status": "rejected",
+        "decided_at": utc(event.occurred_at),
+        "decided_by": event.decided_by,
+        "automatic": event.decided_by == SYSTEM,
+        "rejection_reason": event.reason,
+        "decision_note": event.note,
+        "closed_at": utc(event.occurred_at),
+    }
+    return [Fact(Entity.REFUND, _key(event), values)]
+
+
+def _refund_issued(ledger_event: LedgerEvent) -> list[Fact]:
+    event: Refund.Issued = ledger_event.event
+    values = {
+        "status": "issued",
+        "issued_at": utc(event.occurred_at),
+        "issued_minor": event.amount_minor,
+        "processor_ref": event.processor_ref,
+        "currency": event.currency,
+        "closed_at": utc(event.occurred_at),
+    }
+    return [
+        Fact(Entity.REFUND, _key(event), values),
+        *_postings(ledger_event, "refund", event.occurred_at),
+    ]
+
+
+def _refund_failed(ledger_event: LedgerEvent) -> list[Fact]:
+    event: Refund.Failed = ledger_event.event
+    values = {
+        "status": "failed",
+        "failed_at": utc(event.occurred_at),
+        "failure_reason": event.reason,
+        "closed_at": utc(event.occurred_at),
+    }
+    return [Fact(Entity.REFUND, _key(event), values)]
+
+
+def _rejected(kind: str) -> Callable[[LedgerEvent], list[Fact]]:
+    return lambda ledger_event: _rejection(ledger_event, kind)
+
+
+_HANDLERS: dict[type, Callable[[LedgerEvent], list[Fact]]] = {
+    Tariff.Published: _tariff_version,
+    Tariff.Revised: _tariff_version,
+    ChargingSession.Started: _session_started,
+    ChargingSession.Stopped: _session_stopped,
+    ChargingSession.Priced: _session_priced,
+    ChargingSession.CommandRejected: _rejected("session"),
+    Payment.Authorised: _payment_authorised,
+    Payment.Declined: _payment_declined,
+    Payment.Captured: _payment_captured,
+    Payment.Failed: _payment_failed,
+    Payment.Voided: _payment_voided,
+    Payment.Reconciled: _payment_reconciled,
+    Payment.CaptureRejected: _rejected("payment"),
+    Payment.CommandRejected: _rejected("payment"),
+    Refund.Requested: _refund_requested,
+    Refund.Approved: _refund_approved,
+    Refund.Rejected: _refund_rejected,
+    Refund.Issued: _refund_issued,
+    Refund.Failed: _refund_failed,
+    Refund.CommandRejected: _rejected("refund"),
+}
+
+
+# Events no read model shows: settlement bookkeeping and processed-message records (their
+# effects are on other aggregates), and refund budget moves (the Refund's own events say it).
+IGNORED: frozenset[type] = frozenset(
+    {
+        SessionSettlement.Opened,
+        SessionSettlement.SessionPriced,
+        SessionSettlement.PaymentCaptured,
+        ProcessedMessage.Recorded,
+        Payment.RefundApproved,
+        Payment.RefundReleased,
+    }
+)
+HANDLED: frozenset[type] = frozenset(_HANDLERS)
+
+
+def facts_of(ledger_event: LedgerEvent) -> list[Fact]:
+    """The facts one ledger event establishes (none for the IGNORED types)."""
+    event_type = type(ledger_event.event)
+    handler = _HANDLERS.get(event_type)
+    if handler is not None:
+        return handler(ledger_event)
+    if event_type in IGNORED:
+        return []
+    raise UnknownLedgerEvent(
+        f"ledger event {ledger_event.notification_id} is a {event_type.__qualname__}, which "
+        "the projections do not know; add it to projections.facts (handled or IGNORED)"
+    )
+
+
+def facts_of_batch(batch: Sequence[LedgerEvent]) -> list[Fact]:
+    return [fact for ledger_event in batch for fact in facts_of(ledger_event)]

@@ -1,0 +1,314 @@
+"""The payment history read model: one row per payment with its session, for PostgreSQL
+(or SQLite on the embedded default), and its queries by customer, station and period.
+
+A payment's row copies its session's columns from a helper table of sessions, refreshed
+whenever either side changes, and its refunded amount from a helper table of refunds, so
+the row is the same whichever of session, payment and refund events the ledger holds first.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from projections.facts import Entity
+from projections.fold import Rows
+from projections.read_model import ReadModel, pick
+from projections.sql import Database, Row, upsert
+
+_SESSION_COLUMNS = frozenset(
+    {
+        "session_id",
+        "customer_id",
+        "station_id",
+        "connector_id",
+        "tariff_id",
+        "tariff_version",
+        "started_at",
+        "stopped_at",
+        "energy_wh",
+        "energy_kwh",
+        "currency",
+        "line_items",
+        "subtotal_minor",
+        "vat_minor",
+        "total_minor",
+    }
+)
+_PAYMENT_COLUMNS = frozenset(
+    {
+        "payment_id",
+        "session_id",
+        "session_key",
+        "method",
+        "currency",
+        "authorised_minor",
+        "captured_minor",
+        "released_minor",
+        "status",
+        "failure_reason",
+        "reconciliation",
+        "discrepancy_minor",
+        "created_at",
+        "authorised_at",
+        "captured_at",
+        "failed_at",
+        "voided_at",
+    }
+)
+_REFUND_COLUMNS = frozenset({"payment_key", "status", "issued_minor"})
+
+# payment_history column <- history_sessions column.
+_COPIED_FROM_SESSION = {
+    "customer_id": "customer_id",
+    "station_id": "station_id",
+    "connector_id": "connector_id",
+    "session_started_at": "started_at",
+    "session_ended_at": "stopped_at",
+    "energy_wh": "energy_wh",
+    "energy_kwh": "energy_kwh",
+    "tariff_id": "tariff_id",
+    "tariff_version": "tariff_version",
+    "line_items": "line_items",
+    "session_currency": "currency",
+    "session_subtotal_minor": "subtotal_minor",
+    "session_vat_minor": "vat_minor",
+    "session_total_minor": "total_minor",
+}
+
+_DDL = (
+    """CREATE TABLE IF NOT EXISTS history_sessions (
+        session_key {text} PRIMARY KEY,
+        session_id {text},
+        customer_id {text},
+        station_id {text},
+        connector_id {text},
+        tariff_id {text},
+        tariff_version {int},
+        started_at {ts},
+        stopped_at {ts},
+        energy_wh {bigint},
+        energy_kwh {kwh},
+        currency {text},
+        line_items {json},
+        subtotal_minor {bigint},
+        vat_minor {bigint},
+        total_minor {bigint}
+    )""",
+    """CREATE TABLE IF NOT EXISTS history_refunds (
+        refund_key {text} PRIMARY KEY,
+        payment_key {text},
+        status {text},
+        issued_minor {bigint}
+    )""",
+    "CREATE INDEX IF NOT EXISTS history_refunds_by_payment ON history_refunds (payment_key)",
+    """CREATE TABLE IF NOT EXISTS payment_history (
+        payment_key {text} PRIMARY KEY,
+        payment_id {text},
+        session_key {text},
+        session_id {text},
+        customer_id {text},
+        station_id {text},
+        connector_id {text},
+        session_started_at {ts},
+        session_ended_at {ts},
+        energy_wh {bigint},
+        energy_kwh {kwh},
+        tariff_id {text},
+        tariff_version {int},
+        line_items {json},
+        session_currency {text},
+        session_subtotal_minor {bigint},
+        session_vat_minor {bigint},
+        session_total_minor {bigint},
+        method {text},
+        currency {text},
+        authorised_minor {bigint},
+        captured_minor {bigint},
+        released_minor {bigint},
+        refunded_minor {bigint} NOT NULL DEFAULT 0,
+        net_minor {bigint} GENERATED ALWAYS AS (COALESCE(captured_minor, 0) - refunded_minor)
+            STORED,
+        status {text},
+        failure_reason {text},
+        reconciliation {text},
+        discrepancy_minor {bigint},
+        created_at {ts},
+        authorised_at {ts},
+        captured_at {ts},
+        failed_at {ts},
+        voided_at {ts}
+    )""",
+    # Newest-first pages per customer, per station and per period (keyset on the same order).
+    "CREATE INDEX IF NOT EXISTS payment_history_by_customer"
+    " ON payment_history (customer_id, created_at DESC, payment_id DESC)",
+    "CREATE INDEX IF NOT EXISTS payment_history_by_station"
+    " ON payment_history (station_id, created_at DESC, payment_id DESC)",
+    "CREATE INDEX IF NOT EXISTS payment_history_by_time"
+    " ON payment_history (created_at DESC, payment_id DESC)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS payment_history_by_payment_id"
+    " ON payment_history (payment_id)",
+    "CREATE INDEX IF NOT EXISTS payment_history_by_session ON payment_history (session_key)",
+)
+
+_COPY_SESSION = (
+    "UPDATE payment_history SET ("
+    + ", ".join(_COPIED_FROM_SESSION)
+    + ") = (SELECT "
+    + ", ".join(f"s.{column}" for column in _COPIED_FROM_SESSION.values())
+    + " FROM history_sessions s WHERE s.session_key = payment_history.session_key)"
+    " WHERE {where} = ?"
+)
+_SUM_REFUNDS = (
+    "UPDATE payment_history SET refunded_minor = ("
+    "SELECT COALESCE(SUM(r.issued_minor), 0) FROM history_refunds r"
+    " WHERE r.payment_key = payment_history.payment_key AND r.status = 'issued')"
+    " WHERE payment_key = {key}"
+)
+
+HISTORY_COLUMNS = (
+    "payment_id",
+    "created_at",
+    "status",
+    "customer_id",
+    "station_id",
+    "connector_id",
+    "session_id",
+    "session_started_at",
+    "session_ended_at",
+    "energy_kwh",
+    "tariff_id",
+    "tariff_version",
+    "currency",
+    "authorised_minor",
+    "captured_minor",
+    "refunded_minor",
+    "net_minor",
+    "session_total_minor",
+    "reconciliation",
+    "discrepancy_minor",
+    "method",
+    "failure_reason",
+    "line_items",
+)
+
+
+class PaymentHistory(ReadModel):
+    """One row per payment with its session, refunds and reconciliation."""
+
+    name = "payment_history"
+    entities = (Entity.SESSION, Entity.PAYMENT, Entity.REFUND)
+    ddl = _DDL
+    tables = {
+        "payment_history": "payment_key",
+        "history_sessions": "session_key",
+        "history_refunds": "refund_key",
+    }
+
+    def write(self, rows: dict[Entity, Rows]) -> None:
+        sessions = pick(rows[Entity.SESSION], _SESSION_COLUMNS)
+        payments = pick(rows[Entity.PAYMENT], _PAYMENT_COLUMNS)
+        refunds = pick(rows[Entity.REFUND], _REFUND_COLUMNS)
+        upsert(self.db, "history_sessions", ["session_key"], sessions)
+        upsert(self.db, "payment_history", ["payment_key"], payments)
+        upsert(self.db, "history_refunds", ["refund_key"], refunds)
+        # Derived columns, recomputed from the helper tables for every row the batch touched.
+        touched_payments = [[key[0]] for key in payments]
+        if sessions:
+            self.db.executemany(
+                _COPY_SESSION.replace("{where}", "session_key"), [[key[0]] for key in sessions]
+            )
+        if touched_payments:
+            self.db.executemany(_COPY_SESSION.replace("{where}", "payment_key"), touched_payments)
+            self.db.executemany(_SUM_REFUNDS.replace("{key}", "?"), touched_payments)
+        if refunds:
+            self.db.executemany(
+                _SUM_REFUNDS.replace(
+                    "{key}", "(SELECT payment_key FROM history_refunds WHERE refund_key = ?)"
+                ),
+                [[key[0]] for key in refunds],
+            )
+
+    def drop_statements(self) -> Sequence[str]:
+        return [f"DROP TABLE IF EXISTS {table}" for table in self.tables]
+
+
+# --- queries -----------------------------------------------------------------------------
+
+
+class BadCursor(ValueError):
+    """A --after cursor that this query did not hand out."""
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    rows: list[Row]
+    next_cursor: str | None
+
+
+def encode_cursor(created_at: datetime, payment_id: str) -> str:
+    raw = json.dumps([created_at.isoformat(), payment_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        created_at, payment_id = json.loads(base64.urlsafe_b64decode(padded))
+        return datetime.fromisoformat(created_at), str(payment_id)
+    except (ValueError, TypeError) as error:
+        raise BadCursor(f"not a history cursor: {cursor!r}") from error
+
+
+def query_history(
+    db: Database,
+    *,
+    customer_id: str | None = None,
+    station_id: str | None = None,
+    period_from: datetime | None = None,
+    period_to: datetime | None = None,
+    limit: int = 50,
+    after: str | None = None,
+) -> HistoryPage:
+    """Payments newest first (by creation time), from inclusive, to exclusive; pass the
+    returned cursor as ``after`` for the next page."""
+    conditions: list[str] = []
+    params: list[Any] = []
+    if customer_id is not None:
+        conditions.append("customer_id = ?")
+        params.append(customer_id)
+    if station_id is not None:
+        conditions.append("station_id = ?")
+        params.append(station_id)
+    if period_from is not None:
+        conditions.append("created_at >= ?")
+        params.append(db.dialect.param(period_from))
+    if period_to is not None:
+        conditions.append("created_at < ?")
+        params.append(db.dialect.param(period_to))
+    if after is not None:
+        created_at, payment_id = decode_cursor(after)
+        conditions.append("(created_at, payment_id) < (?, ?)")
+        params.extend([db.dialect.param(created_at), payment_id])
+    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    rows = db.execute(
+        f"SELECT {', '.join(HISTORY_COLUMNS)} FROM payment_history {where}"
+        " ORDER BY created_at DESC, payment_id DESC LIMIT ?",
+        [*params, limit],
+    )
+    next_cursor = None
+    if len(rows) == limit and rows:
+        next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["payment_id"])
+    return HistoryPage(rows, next_cursor)
+
+
+def payment(db: Database, payment_id: str) -> Row | None:
+    rows = db.execute(
+        f"SELECT {', '.join(HISTORY_COLUMNS)} FROM payment_history WHERE payment_id = ?",
+        [payment_id],
+    )
+    return rows[0] if rows else None

@@ -1,0 +1,86 @@
+"""What every read model is to the projector: create, position, apply a batch, drop."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from projections.facts import Entity, LedgerEvent, facts_of_batch
+from projections.fold import Rows, fold
+from projections.sql import Database, Row
+from projections.tracking import (
+    advance_tracking,
+    create_tracking,
+    drop_tracking,
+    tracked_position,
+)
+
+# The upstream application every read model follows (the library's Tracking names it).
+LEDGER_APPLICATION = "BillingApplication"
+
+
+class ReadModel(ABC):
+    """A set of tables built from the ledger, with its position tracked beside them."""
+
+    name: ClassVar[str]
+    entities: ClassVar[tuple[Entity, ...]]
+    # Statements that create the tables, indexes and views (idempotent), in order.
+    ddl: ClassVar[tuple[str, ...]]
+    # Tables (and their ordering keys) whose content defines the model, for comparisons.
+    tables: ClassVar[dict[str, str]]
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def create(self) -> None:
+        with self.db.transaction():
+            for statement in self.ddl:
+                self.db.execute(statement)
+            create_tracking(self.db, self.name, LEDGER_APPLICATION)
+
+    def position(self) -> int:
+        return tracked_position(self.db, self.name)
+
+    def apply(self, batch: Sequence[LedgerEvent]) -> None:
+        """Apply contiguous events in one transaction that also moves the position."""
+        if not batch:
+            return
+        rows = fold(facts_of_batch(batch), self.entities)
+        with self.db.transaction():
+            # Position first: it locks the tracking row, so racing projectors queue here.
+            advance_tracking(
+                self.db, self.name, batch[0].notification_id - 1, batch[-1].notification_id
+            )
+            self.write(rows)
+
+    @abstractmethod
+    def write(self, rows: dict[Entity, Rows]) -> None:
+        """Write one batch's folded rows (inside the batch's transaction)."""
+
+    def drop(self) -> None:
+        """Remove the tables and the position, for a rebuild from the start."""
+        with self.db.transaction():
+            for statement in self.drop_statements():
+                self.db.execute(statement)
+            drop_tracking(self.db, self.name)
+
+    @abstractmethod
+    def drop_statements(self) -> Sequence[str]: ...
+
+    def snapshot(self) -> dict[str, list[Row]]:
+        """Every table's rows in key order: two models with equal snapshots are equal."""
+        return {
+            table: self.db.execute(f"SELECT * FROM {table} ORDER BY {order}")
+            for table, order in self.tables.items()
+        }
+
+
+def pick(rows: Rows, columns: frozenset[str]) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """The given columns of each row; rows with none of them are left out."""
+    picked = {}
+    for key, values in rows.items():
+        kept = {column: value for column, value in values.items() if column in columns}
+        if kept:
+            picked[key] = kept
+    return picked

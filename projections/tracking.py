@@ -1,0 +1,68 @@
+"""Each read model's ledger position, stored in its own database beside its rows.
+
+The library's tracking idea (``eventsourcing.persistence.Tracking``): the position moves in
+the same transaction as the writes it stands for, so a crash loses both or neither. Here
+the move is a compare-and-set from the position the batch was read after: a second
+projector racing on the same read model fails the check instead of applying twice.
+"""
+
+from __future__ import annotations
+
+from projections.sql import Database
+
+TRACKING_TABLE = "projection_tracking"
+
+_CREATE = (
+    "CREATE TABLE IF NOT EXISTS " + TRACKING_TABLE + " ("
+    " projection_name {text} PRIMARY KEY,"
+    " application_name {text} NOT NULL,"
+    " notification_id {bigint} NOT NULL"
+    ")"
+)
+
+
+class ProjectionPositionConflict(RuntimeError):
+    """The stored position is not the one this batch was read after: another projector
+    moved it (or the read model was reset). Nothing of the batch was written."""
+
+
+def create_tracking(db: Database, projection_name: str, application_name: str) -> None:
+    """The tracking table and this projection's row at position 0 (nothing applied)."""
+    db.execute(_CREATE)
+    if not db.execute(
+        f"SELECT 1 AS found FROM {TRACKING_TABLE} WHERE projection_name = ?", [projection_name]
+    ):
+        db.execute(
+            f"INSERT INTO {TRACKING_TABLE} (projection_name, application_name, notification_id)"
+            " VALUES (?, ?, 0)",
+            [projection_name, application_name],
+        )
+
+
+def tracked_position(db: Database, projection_name: str) -> int:
+    """The last notification id applied; 0 if none (or the table does not exist yet)."""
+    rows = db.execute(
+        f"SELECT notification_id FROM {TRACKING_TABLE} WHERE projection_name = ?",
+        [projection_name],
+    )
+    return int(rows[0]["notification_id"]) if rows else 0
+
+
+def advance_tracking(db: Database, projection_name: str, expected: int, new: int) -> None:
+    """Move the position from ``expected`` to ``new`` inside the caller's transaction."""
+    moved = db.execute(
+        f"UPDATE {TRACKING_TABLE} SET notification_id = ?"
+        " WHERE projection_name = ? AND notification_id = ? RETURNING notification_id",
+        [new, projection_name, expected],
+    )
+    if not moved:
+        current = tracked_position(db, projection_name)
+        raise ProjectionPositionConflict(
+            f"projection {projection_name!r} is at {current}, not {expected}: another "
+            f"projector moved it; the batch up to {new} was not applied"
+        )
+
+
+def drop_tracking(db: Database, projection_name: str) -> None:
+    db.execute(_CREATE)
+    db.execute(f"DELETE FROM {TRACKING_TABLE} WHERE projection_name = ?", [projection_name])

@@ -1,0 +1,55 @@
+"""Query helpers that need no database: history cursors, the SELECT-only check, the report."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from projections.analytics_queries import QueryRefused, ReportTable, check_select, report_html
+from projections.payment_history import BadCursor, decode_cursor, encode_cursor
+
+
+def test_history_cursor_round_trips() -> None:
+    moment = datetime(2024, 5, 6, 10, 0, 0, 123456, tzinfo=UTC)
+    assert decode_cursor(encode_cursor(moment, "P-1")) == (moment, "P-1")
+
+
+@pytest.mark.parametrize("cursor", ["", "garbage", "W10"])
+def test_a_foreign_cursor_is_refused(cursor: str) -> None:
+    with pytest.raises(BadCursor):
+        decode_cursor(cursor)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT 1",
+        "with a as (select 1) select * from a",
+        "FROM trial_balance",
+        "DESCRIBE fact_sessions",
+    ],
+)
+def test_selects_are_allowed(sql: str) -> None:
+    check_select(sql)
+
+
+@pytest.mark.parametrize(
+    ("sql", "reason"),
+    [
+        ("DELETE FROM fact_sessions", "got DELETE"),
+        ("SELECT 1; DROP TABLE fact_sessions", "exactly one statement"),
+        ("COPY fact_sessions TO 'x.csv'", "got COPY"),
+        ("ATTACH 'other.db'", "got ATTACH"),
+        ("SELEKT 1", "not valid SQL"),
+    ],
+)
+def test_anything_else_is_refused(sql: str, reason: str) -> None:
+    with pytest.raises(QueryRefused, match=reason):
+        check_select(sql)
+
+
+def test_the_html_report_escapes_values() -> None:
+    page = report_html([ReportTable("Stations", ["station_id"], [{"station_id": "<b>A</b>"}])])
+    assert "&lt;b&gt;A&lt;/b&gt;" in page
+    assert "<b>A</b>" not in page
