@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli import pipeline
+from cli import audit, pipeline
 from cli.demo import demo
 from cli.doctor import run_checks
 from cli.output import OutputFormat, render
@@ -33,6 +33,8 @@ register_queries(app)
 app.command()(pipeline.publish)
 app.command()(pipeline.ingest)
 app.command()(pipeline.run)
+
+app.add_typer(audit.app, name="audit")
 
 contract_app = typer.Typer(help="The upstream message contract.", no_args_is_help=True)
 app.add_typer(contract_app, name="contract")

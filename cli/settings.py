@@ -69,6 +69,11 @@ class Settings(BaseSettings):
             )
         return self
 
+    @classmethod
+    def embedded_in(cls, data_dir: Path) -> Settings:
+        """The embedded default in data_dir, whatever EVLEDGER_* the environment holds."""
+        return cls(data_dir=data_dir, kafka_bootstrap=None, pg_dsn=None, duckdb_path=None)
+
     @property
     def embedded(self) -> bool:
         """No Kafka configured: the ledger and read models live in local files."""

@@ -79,7 +79,7 @@ def run_demo(
     on_step: Callable[[str], None] = lambda step: None,
 ) -> DemoSummary:
     prepare(data_dir)
-    settings = Settings(data_dir=data_dir)
+    settings = Settings.embedded_in(data_dir)
     summary = DemoSummary()
 
     started = time.perf_counter()

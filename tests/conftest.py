@@ -13,13 +13,20 @@ import pytest
 DEFAULT_KAFKA_BOOTSTRAP = "127.0.0.1:9092"
 DEFAULT_PG_DSN = "postgresql://evledger:evledger@127.0.0.1:5433/evledger"
 
+# The services are taken from the environment once; then every EVLEDGER_* variable leaves
+# this process, so no test (nor a subprocess it starts) is steered by the caller's shell.
+KAFKA_BOOTSTRAP = os.environ.get("EVLEDGER_KAFKA_BOOTSTRAP") or DEFAULT_KAFKA_BOOTSTRAP
+PG_DSN = os.environ.get("EVLEDGER_PG_DSN") or DEFAULT_PG_DSN
+for _variable in [name for name in os.environ if name.startswith("EVLEDGER_")]:
+    del os.environ[_variable]
+
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> str:
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
-    bootstrap = os.environ.get("EVLEDGER_KAFKA_BOOTSTRAP") or DEFAULT_KAFKA_BOOTSTRAP
+    bootstrap = KAFKA_BOOTSTRAP
     try:
         admin = KafkaAdminClient(
             bootstrap_servers=bootstrap, request_timeout_ms=5000, bootstrap_timeout_ms=10000
@@ -39,7 +46,7 @@ def kafka_bootstrap() -> str:
 def pg_dsn() -> str:
     import psycopg
 
-    dsn = os.environ.get("EVLEDGER_PG_DSN") or DEFAULT_PG_DSN
+    dsn = PG_DSN
     try:
         psycopg.connect(dsn, connect_timeout=5).close()
     except psycopg.Error as error:

@@ -1,0 +1,255 @@
+"""The `evledger audit` commands: verify the ledger, trace a payment, export and import it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from cli.output import OutputFormat, render
+from cli.settings import current_settings
+from replay.audit import AuditReport, AuditSummary, verify_records
+from replay.export import ExportError, ExportFormat, export_ledger, verify_export
+from replay.ledger_import import ImportRefused, import_export
+from replay.scan import LedgerScan, LedgerUnavailable, ScannedRecord
+from replay.sources import ledger_scan
+from replay.sqlite_ledger import LedgerNotEmpty
+from replay.trail import TRAIL_COLUMNS, UnknownTrailId, audit_trail
+
+app = typer.Typer(
+    help="Audit the ledger: verify it, trace a session, payment or refund, export it.",
+    no_args_is_help=True,
+)
+
+FormatOption = Annotated[
+    OutputFormat, typer.Option("--format", "-f", help="Output as a table, JSON or CSV.")
+]
+# Repaint the progress bar every this many records: repainting per record would cost more
+# than reading it.
+_PROGRESS_EVERY = 500
+
+
+def _fail(message: str, status: int) -> typer.Exit:
+    typer.echo(f"evledger: {message}", err=True)
+    return typer.Exit(status)
+
+
+@contextmanager
+def _progress(label: str, size_hint: Callable[[], int | None]) -> Iterator[Callable[[Any], None]]:
+    """A progress bar on stderr when it is a terminal; a no-op otherwise (logs, pipes)."""
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        yield lambda record: None
+        return
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task(label, total=None)
+
+        def advance(record: ScannedRecord) -> None:
+            if record.position % _PROGRESS_EVERY == 0:
+                # Kafka offsets include transaction markers: track offsets against the end.
+                done = record.offset + 1 if record.offset is not None else record.position
+                progress.update(task, total=size_hint(), completed=done)
+
+        yield advance
+
+
+@app.command()
+def verify(
+    export: Annotated[
+        Path | None,
+        typer.Option(
+            "--export", help="Verify an export directory instead, offline (no services needed)."
+        ),
+    ] = None,
+    output_format: FormatOption = OutputFormat.table,
+) -> None:
+    """Check the hash chain, ids, versions, refunds and postings; exit 1 at the first fault."""
+    try:
+        if export is not None:
+            with _progress("verifying export", lambda: None) as advance:
+                report = verify_export(export, advance)
+            chain_note = None
+        else:
+            scan = ledger_scan(current_settings())
+            with _progress("verifying ledger", scan.size_hint) as advance:
+                report = verify_records(scan.records(), scan.description, advance)
+            chain_note = _chain_note(scan, report.summary)
+    except (LedgerUnavailable, ExportError) as error:
+        raise _fail(str(error), 2) from None
+    _report(report, chain_note, output_format)
+
+
+def _chain_note(scan: LedgerScan, summary: AuditSummary) -> str | None:
+    """How much of the chain could be checked, said plainly when not all of it."""
+    if summary.records and summary.chained_records == 0:
+        return (
+            "NOT checked: the embedded SQLite ledger keeps no hashes (everything else was "
+            "checked; import an export, or audit the Kafka ledger, to check a chain)"
+        )
+    if summary.unchained_records:
+        return (
+            f"verified for the {summary.chained_records} records imported from an export; "
+            f"the {summary.unchained_records} recorded here since keep no hashes"
+        )
+    return None
+
+
+def _report(report: AuditReport, chain_note: str | None, output_format: OutputFormat) -> None:
+    if report.first is not None:
+        rows = [
+            {"check": f.check.value, "where": f.where, "problem": f.reason} for f in report.findings
+        ]
+        render(rows, ["check", "where", "problem"], output_format, title="Ledger audit FAILED")
+        first = report.first
+        where = f" at {first.where}" if first.where else ""
+        typer.echo(
+            f"evledger: audit failed{where} ({report.summary.source}): {first.check.value}: "
+            f"{first.reason}",
+            err=True,
+        )
+        raise typer.Exit(1)
+    render(
+        _summary_rows(report.summary, chain_note),
+        ["check", "result"],
+        output_format,
+        title="Ledger audit passed",
+    )
+
+
+def _summary_rows(summary: AuditSummary, chain_note: str | None) -> list[dict[str, Any]]:
+    ids = (
+        f"contiguous {summary.first_notification_id}..{summary.last_notification_id}"
+        if summary.records
+        else "none (the ledger is empty)"
+    )
+    chain = chain_note or (
+        f"verified: {summary.chained_records} records, last hash "
+        f"{summary.last_hash.hex() if summary.last_hash else '-'}"
+    )
+    captured = _amounts(summary.captured_minor)
+    issued = _amounts(summary.refunds_issued_minor)
+    postings = "; ".join(
+        f"{currency}: debits {totals.debit_minor} = credits {totals.credit_minor}"
+        for currency, totals in sorted(summary.postings.items())
+    )
+    return [
+        {"check": "source", "result": summary.source},
+        {"check": "records", "result": summary.records},
+        {"check": "hash chain", "result": chain},
+        {"check": "notification ids", "result": ids},
+        {"check": "aggregate versions", "result": f"contiguous in {summary.aggregates} aggregates"},
+        {
+            "check": "refunds",
+            "result": f"{summary.payments_captured} payments captured ({captured}); "
+            f"{summary.refunds_approved} refunds approved, {summary.refunds_released} "
+            f"released, {summary.refunds_issued} issued ({issued}); none above its "
+            "payment's capture",
+        },
+        {
+            "check": "postings",
+            "result": f"{summary.events_with_postings} entries, each balanced; "
+            f"{postings or 'no postings'} (minor units)",
+        },
+    ]
+
+
+def _amounts(by_currency: dict[str, int]) -> str:
+    if not by_currency:
+        return "none"
+    return ", ".join(f"{amount} {currency}" for currency, amount in sorted(by_currency.items()))
+
+
+@app.command()
+def trail(
+    upstream_id: Annotated[
+        str,
+        typer.Argument(metavar="ID", help="A session, payment or refund id (S-.., P-.., R-..)."),
+    ],
+    output_format: FormatOption = OutputFormat.table,
+) -> None:
+    """Every event of a session, payment or refund and of its relatives, in ledger order."""
+    scan = ledger_scan(current_settings())
+    try:
+        found = audit_trail(scan, upstream_id)
+    except UnknownTrailId as error:
+        raise _fail(str(error), 1) from None
+    except LedgerUnavailable as error:
+        raise _fail(str(error), 2) from None
+    title = f"Audit trail of {' / '.join(found.kinds)} {upstream_id}"
+    rows = [entry.row() for entry in found.entries]
+    if output_format is OutputFormat.table:
+        _trail_table(rows, title)
+    else:
+        render(rows, TRAIL_COLUMNS, output_format, title=title)
+
+
+def _trail_table(rows: list[dict[str, Any]], title: str) -> None:
+    """A terminal table that keeps ids and times on one line and wraps only the details."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    shown = [
+        c for c in TRAIL_COLUMNS if c != "offset" or any(r["offset"] is not None for r in rows)
+    ]
+    for column in shown:
+        table.add_column(column, no_wrap=column != "details", overflow="fold")
+    for row in rows:
+        table.add_row(*(_cell(column, row[column]) for column in shown))
+    Console().print(table)
+
+
+def _cell(column: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if column in ("recorded_at", "occurred_at"):
+        # To the second: the full value is in --format json/csv.
+        return str(value)[:19].replace("T", " ")
+    return str(value)
+
+
+@app.command("export")
+def export_command(
+    out: Annotated[Path, typer.Option("--out", help="A new or empty directory to write.")],
+    file_format: Annotated[
+        ExportFormat, typer.Option("--format", "-f", help="Parquet or JSON Lines files.")
+    ] = ExportFormat.parquet,
+) -> None:
+    """Write the ledger, one row per record with its hashes, and a manifest, to --out."""
+    scan = ledger_scan(current_settings())
+    try:
+        with _progress("exporting ledger", scan.size_hint) as advance:
+            manifest = export_ledger(scan, out, file_format, advance)
+    except (LedgerUnavailable, ExportError) as error:
+        raise _fail(str(error), 2) from None
+    typer.echo(
+        f"exported {manifest.count} records to {out / manifest.file} "
+        f"(last hash {manifest.last_hash or '-'}); manifest: {out / 'manifest.json'}"
+    )
+
+
+@app.command("import")
+def import_command(
+    directory: Annotated[Path, typer.Argument(metavar="DIR", help="An export directory.")],
+) -> None:
+    """Load a verified export into the embedded SQLite ledger, keeping its ids and chain."""
+    settings = current_settings()
+    try:
+        with _progress("verifying export", lambda: None) as advance:
+            result = import_export(directory, settings, advance)
+    except (ImportRefused, LedgerNotEmpty, ExportError, LedgerUnavailable) as error:
+        raise _fail(str(error), 1 if isinstance(error, ImportRefused) else 2) from None
+    typer.echo(
+        f"imported {result.records} records into {result.ledger_path} "
+        f"(last notification id {result.last_notification_id}, last hash {result.last_hash})"
+    )
