@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from cli.output import OutputFormat, render
 from cli.settings import current_settings
+from domain.money import Money
 from replay.audit import AuditReport, AuditSummary, verify_records
 from replay.export import ExportError, ExportFormat, export_ledger, verify_export
 from replay.ledger_import import ImportRefused, import_export
@@ -167,7 +168,11 @@ def _summary_rows(summary: AuditSummary, chain_note: str | None) -> list[dict[st
 def _amounts(by_currency: dict[str, int]) -> str:
     if not by_currency:
         return "none"
-    return ", ".join(f"{amount} {currency}" for currency, amount in sorted(by_currency.items()))
+    # Minor units in the ledger; shown in the currency's major unit for people (30,683.38 EUR).
+    return ", ".join(
+        f"{Money(amount, currency).to_major():,} {currency}"
+        for currency, amount in sorted(by_currency.items())
+    )
 
 
 @app.command()
