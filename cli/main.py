@@ -12,6 +12,7 @@ from cli.demo import demo
 from cli.doctor import run_checks
 from cli.output import OutputFormat, render
 from cli.queries import register as register_queries
+from cli.replay import replay
 from cli.settings import current_settings
 from consumers.contract import json_schema
 
@@ -33,6 +34,7 @@ register_queries(app)
 app.command()(pipeline.publish)
 app.command()(pipeline.ingest)
 app.command()(pipeline.run)
+app.command()(replay)
 
 app.add_typer(audit.app, name="audit")
 

@@ -1,0 +1,287 @@
+"""The `evledger replay` command: rebuild read models and swap them in, or build a
+snapshot of them as the ledger stood at an offset or a time."""
+
+from __future__ import annotations
+
+import shlex
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from cli.output import OutputFormat, render
+from cli.settings import Settings, current_settings
+from replay.ledger_prefix import REBUILD_BATCH_SIZE, ProgressHook
+
+FormatOption = Annotated[
+    OutputFormat, typer.Option("--format", "-f", help="Output as a table, JSON or CSV.")
+]
+_CHECKSUM_COLUMNS = [
+    "projection",
+    "table",
+    "position",
+    "live_rows",
+    "live_checksum",
+    "rebuilt_rows",
+    "rebuilt_checksum",
+    "equal",
+]
+_SNAPSHOT_COLUMNS = ["projection", "table", "position", "rows", "checksum", "where"]
+
+
+class _EventsPerSecond(ProgressColumn):
+    """Ledger events applied per second (rich's speed columns count bytes)."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("-- events/s" if speed is None else f"{speed:,.0f} events/s", "cyan")
+
+
+def _fail(message: str, status: int = 1) -> typer.Exit:
+    typer.echo(f"evledger: {message}", err=True)
+    return typer.Exit(status)
+
+
+@contextmanager
+def _progress_bar(description: str, enabled: bool) -> Iterator[ProgressHook | None]:
+    """A progress bar on stderr with events/s and the time left; the hook that moves it."""
+    if not enabled:
+        yield None
+        return
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        _EventsPerSecond(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=False,
+    ) as bar:
+        task = bar.add_task(description, total=None)
+
+        def advance(reached: int, target: int) -> None:
+            bar.update(task, completed=reached, total=max(target, 1))
+
+        yield advance
+
+
+def _parse_as_of(value: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise _fail(
+            f"--as-of: expected RFC 3339 like 2026-03-01T00:00:00Z, got {value!r}", 2
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _errors() -> tuple[type[Exception], ...]:
+    import duckdb
+    import psycopg
+
+    from consumers.projection_targets import UnknownProjection
+    from consumers.projector import LedgerGapError, ProjectionStalled
+    from replay.point_in_time import PointBeyondLedger
+    from replay.rebuild import LiveModelBehind
+    from replay.swap import LiveModelBusy
+    from replay.targets import BadSnapshotName
+
+    return (
+        UnknownProjection,
+        LedgerGapError,
+        ProjectionStalled,
+        PointBeyondLedger,
+        LiveModelBehind,
+        LiveModelBusy,
+        BadSnapshotName,
+        psycopg.Error,
+        duckdb.Error,
+        sqlite3.Error,
+        OSError,
+    )
+
+
+def replay(
+    *,
+    projection: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--projection",
+            help="payment_history, refund_status, analytics or all (repeatable; default all).",
+        ),
+    ] = None,
+    until_offset: Annotated[
+        int | None,
+        typer.Option(
+            "--until-offset",
+            min=0,
+            help="Snapshot as of this ledger offset (Kafka offset; notification id embedded).",
+        ),
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Snapshot of the events recorded at or before (RFC 3339)."),
+    ] = None,
+    into: Annotated[
+        str | None,
+        typer.Option("--into", help="Snapshot name (default offset_N or asof_TIME)."),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Swap even if checksums differ (the live model is bad)."),
+    ] = False,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, max=100_000, help="Events per transaction.")
+    ] = REBUILD_BATCH_SIZE,
+    show_progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")
+    ] = True,
+    output_format: FormatOption = OutputFormat.table,
+) -> None:
+    """Rebuild read models from the ledger and swap them in after a checksum per table
+    proves them equal to the live ones; with --until-offset or --as-of, build a snapshot."""
+    from replay.targets import projection_names
+
+    if until_offset is not None and as_of is not None:
+        raise _fail("give at most one of --until-offset and --as-of", 2)
+    if into is not None and until_offset is None and as_of is None:
+        raise _fail("--into names a snapshot: give --until-offset or --as-of too", 2)
+    moment = _parse_as_of(as_of) if as_of is not None else None
+    settings = current_settings()
+    try:
+        names = projection_names(projection)
+        if until_offset is None and moment is None:
+            _rebuild(
+                settings,
+                names,
+                force=force,
+                batch_size=batch_size,
+                show_progress=show_progress,
+                output_format=output_format,
+            )
+        else:
+            _snapshot(
+                settings,
+                names,
+                until_offset=until_offset,
+                moment=moment,
+                into=into,
+                batch_size=batch_size,
+                show_progress=show_progress,
+                output_format=output_format,
+            )
+    except _errors() as error:
+        text = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        raise _fail(text) from None
+
+
+def _rebuild(
+    settings: Settings,
+    names: list[str],
+    *,
+    force: bool,
+    batch_size: int,
+    show_progress: bool,
+    output_format: OutputFormat,
+) -> None:
+    from replay.rebuild import rebuild
+
+    with _progress_bar("rebuilding", show_progress) as hook:
+        report = rebuild(settings, names, force=force, batch_size=batch_size, progress=hook)
+    rows = [
+        {
+            "projection": comparison.projection,
+            "table": comparison.table,
+            "position": outcome.positions.get(comparison.projection),
+            "live_rows": comparison.live.rows if comparison.live else None,
+            "live_checksum": comparison.live.hex if comparison.live else "(no live model)",
+            "rebuilt_rows": comparison.rebuilt.rows,
+            "rebuilt_checksum": comparison.rebuilt.hex,
+            "equal": "yes" if comparison.equal else "NO",
+        }
+        for outcome in report.outcomes
+        for comparison in outcome.comparisons
+    ]
+    render(rows, _CHECKSUM_COLUMNS, output_format, "Checksums: live vs rebuilt")
+    typer.echo(
+        f"replayed {report.events:,} ledger events in {report.seconds:.1f}s "
+        f"({report.events_per_second:,.0f} events/s)",
+        err=True,
+    )
+    for outcome in report.outcomes:
+        models = ", ".join(outcome.projections)
+        if outcome.error is not None:
+            typer.echo(f"kept the live {models}: {outcome.error}", err=True)
+        elif outcome.swapped:
+            forced = " (forced: checksums differed)" if outcome.mismatched else ""
+            typer.echo(f"swapped in {models} at {outcome.where}{forced}", err=True)
+        else:
+            tables = ", ".join(f"{c.projection}.{c.table}" for c in outcome.mismatched)
+            typer.echo(
+                f"checksums differ for {tables}: kept the live {models}; if the live model "
+                "is known to be bad, run again with --force",
+                err=True,
+            )
+    if not report.all_swapped:
+        raise typer.Exit(1)
+
+
+def _snapshot(
+    settings: Settings,
+    names: list[str],
+    *,
+    until_offset: int | None,
+    moment: datetime | None,
+    into: str | None,
+    batch_size: int,
+    show_progress: bool,
+    output_format: OutputFormat,
+) -> None:
+    from replay.point_in_time import PointInTime, build_snapshot
+
+    point = PointInTime(until_offset=until_offset, as_of=moment)
+    with _progress_bar("snapshot", show_progress) as hook:
+        report = build_snapshot(settings, names, point, into, batch_size=batch_size, progress=hook)
+    rows = [
+        {
+            "projection": name,
+            "table": table,
+            "position": report.position,
+            "rows": checksum.rows,
+            "checksum": checksum.hex,
+            "where": report.places[name],
+        }
+        for name, tables in report.checksums.items()
+        for table, checksum in tables.items()
+    ]
+    render(rows, _SNAPSHOT_COLUMNS, output_format, f"Snapshot {report.label}")
+    recorded = (
+        f"last event recorded at {report.last_recorded_at.isoformat()}"
+        if report.last_recorded_at
+        else "no event recorded by then"
+    )
+    typer.echo(
+        f"snapshot {report.label}: {point.describe()} = ledger notification {report.position}"
+        f" ({recorded}); the live models were not touched",
+        err=True,
+    )
+    typer.echo("query it with:", err=True)
+    for variable, value in report.query_settings.items():
+        typer.echo(f"  export {variable}={shlex.quote(value)}", err=True)

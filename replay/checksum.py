@@ -1,0 +1,109 @@
+"""Order-independent checksums of read-model tables, the same for PostgreSQL, SQLite and
+DuckDB rows: two tables with equal checksums hold the same rows (Guarantee 7).
+
+Each row becomes one canonical text (columns by name, values in one spelling whatever the
+database returned: a Decimal without trailing zeros, a timestamp in UTC, JSON with sorted
+keys), hashed with BLAKE2b; the table's checksum is the row count and the sum of the row
+hashes modulo 2**128. A sum, unlike an XOR, does not cancel a row that appears twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from projections.read_model import ReadModel
+from projections.sql import Database, to_json
+
+_MODULUS = 2**128
+
+
+def canonical_value(value: Any) -> str:
+    """One spelling per value, whichever database (and driver) returned it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        value = Decimal(repr(value))
+    if isinstance(value, Decimal):
+        # NUMERIC(14,3) gives 20.000 where SQLite kept "20": the same number.
+        return "0" if value.is_zero() else format(value.normalize(), "f")
+    if isinstance(value, datetime):
+        # Naive timestamps are the UTC ones DuckDB stores (see projections.sql).
+        moment = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return moment.astimezone(UTC).isoformat(timespec="microseconds")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return f"{value.total_seconds():.6f}s"
+    if isinstance(value, dict | list):
+        # As the read models store JSON (Decimals as their text), keys sorted.
+        return to_json(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    return json.dumps(str(value))
+
+
+def canonical_row(row: Mapping[str, Any]) -> str:
+    """The row as text: ``name=value`` by column name, so column order does not matter."""
+    return "\x1f".join(f"{column}={canonical_value(row[column])}" for column in sorted(row))
+
+
+def row_hash(row: Mapping[str, Any]) -> int:
+    digest = hashlib.blake2b(canonical_row(row).encode(), digest_size=16).digest()
+    return int.from_bytes(digest, "big")
+
+
+@dataclass(frozen=True)
+class TableChecksum:
+    """How many rows a table holds and the sum of their hashes."""
+
+    table: str
+    rows: int
+    digest: int
+
+    @property
+    def hex(self) -> str:
+        return f"{self.digest:032x}"
+
+    def matches(self, other: TableChecksum) -> bool:
+        return self.rows == other.rows and self.digest == other.digest
+
+
+def checksum_rows(table: str, rows: Iterable[Mapping[str, Any]]) -> TableChecksum:
+    count = 0
+    total = 0
+    for row in rows:
+        count += 1
+        total = (total + row_hash(row)) % _MODULUS
+    return TableChecksum(table, count, total)
+
+
+def table_checksum(db: Database, table: str) -> TableChecksum:
+    """The checksum of every row of ``table`` as ``db`` returns it."""
+    return checksum_rows(table, db.execute(f"SELECT * FROM {table}"))
+
+
+def model_checksums(model: ReadModel) -> dict[str, TableChecksum]:
+    """A checksum per table of the read model (its tracking position is not content)."""
+    return {table: table_checksum(model.db, table) for table in model.tables}
+
+
+def differing_tables(
+    live: Mapping[str, TableChecksum], rebuilt: Mapping[str, TableChecksum]
+) -> list[str]:
+    """The tables whose checksums differ (or that only one side has)."""
+    names = sorted(set(live) | set(rebuilt))
+    return [
+        name
+        for name in names
+        if name not in live or name not in rebuilt or not live[name].matches(rebuilt[name])
+    ]

@@ -1,0 +1,206 @@
+"""Read models as the ledger stood at an earlier point, built into a named snapshot that
+the query commands can be pointed at, leaving the live models alone.
+
+A point is a ledger position (``--until-offset``: on Kafka the record's offset in the
+ledger topic, as audit and trail show it, taken to the last event at or below it; on the
+embedded default the notification id) or a time (``--as-of``: the ledger prefix of events
+recorded at or before it, by the ledger's own timestamp of each event, not the upstream
+``occurred_at``).
+
+Query a snapshot with the ordinary commands by pointing the settings at it: PostgreSQL
+views through the DSN's search_path (``options=-csearch_path=snapshot_<label>``),
+analytics through EVLEDGER_DUCKDB_PATH, and on the embedded default EVLEDGER_DATA_DIR set
+to the snapshot's directory (laid out like a data dir). ``query_settings`` spells them out.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from consumers.projection_targets import ledger_source
+from consumers.projector import LedgerSource
+from replay.checksum import TableChecksum, model_checksums
+from replay.ledger_prefix import (
+    REBUILD_BATCH_SIZE,
+    LedgerStop,
+    PrefixSource,
+    ProgressHook,
+    project_to,
+)
+from replay.targets import (
+    ANALYTICS_FILE,
+    SNAPSHOT_SCHEMA_PREFIX,
+    check_label,
+    model_groups,
+    snapshot_dir,
+    snapshot_place,
+)
+
+if TYPE_CHECKING:
+    from cli.settings import Settings
+    from store.ledger import Ledger
+
+
+class PointBeyondLedger(ValueError):
+    """The offset asked for lies past the end of the ledger: there is no such past yet."""
+
+
+@dataclass(frozen=True)
+class PointInTime:
+    """Exactly one of a ledger offset and a recording time."""
+
+    until_offset: int | None = None
+    as_of: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if (self.until_offset is None) == (self.as_of is None):
+            raise ValueError("give exactly one of until_offset and as_of")
+        if self.as_of is not None and self.as_of.tzinfo is None:
+            raise ValueError("as_of must carry a time zone")
+
+    def default_label(self) -> str:
+        if self.as_of is not None:
+            return "asof_" + self.as_of.astimezone(UTC).strftime("%Y%m%dt%H%M%Sz")
+        return f"offset_{self.until_offset}"
+
+    def describe(self) -> str:
+        if self.as_of is not None:
+            return f"as recorded by {self.as_of.astimezone(UTC).isoformat()}"
+        return f"up to ledger offset {self.until_offset}"
+
+
+def ledger_stop(source: LedgerSource, point: PointInTime) -> LedgerStop:
+    if point.as_of is not None:
+        return LedgerStop(recorded_until=point.as_of)
+    assert point.until_offset is not None
+    return LedgerStop(until_id=notification_at_offset(source, point.until_offset))
+
+
+def notification_at_offset(source: LedgerSource, offset: int) -> int:
+    """The last notification id stored at or below ``offset`` (0: none)."""
+    from store.recorders import KafkaApplicationRecorder
+
+    if isinstance(source.recorder, KafkaApplicationRecorder):
+        return _kafka_notification_at(source.recorder.ledger, offset)
+    head = source.last_position()
+    if offset > head:
+        raise PointBeyondLedger(
+            f"--until-offset {offset}: the ledger ends at notification {head} "
+            "(on the embedded default an offset is a notification id)"
+        )
+    return offset
+
+
+def _kafka_notification_at(ledger: Ledger, offset: int) -> int:
+    """Binary search of the store's index: ids and offsets rise together, but offsets
+    also hold transaction markers (and aborted records), so they are not ids - 1."""
+    end = ledger.reader.end_offset()
+    if offset >= end:
+        raise PointBeyondLedger(
+            f"--until-offset {offset}: the ledger topic {ledger.config.topic!r} ends at "
+            f"offset {end - 1}"
+        )
+    low, high = 0, ledger.max_notification_id() or 0
+    while low < high:
+        middle = (low + high + 1) // 2
+        if ledger.index.notifications(middle, 1)[0].offset <= offset:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+@dataclass
+class SnapshotReport:
+    """What a snapshot holds, where it is, and how to query it."""
+
+    label: str
+    point: PointInTime
+    position: int
+    last_recorded_at: datetime | None
+    places: dict[str, str] = field(default_factory=dict)
+    checksums: dict[str, dict[str, TableChecksum]] = field(default_factory=dict)
+    query_settings: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def build_snapshot(
+    settings: Settings,
+    names: Sequence[str],
+    point: PointInTime,
+    label: str | None = None,
+    *,
+    batch_size: int = REBUILD_BATCH_SIZE,
+    progress: ProgressHook | None = None,
+) -> SnapshotReport:
+    """Project the ledger prefix of ``point`` into the snapshot ``label`` (replaced if it
+    exists) for each named read model."""
+    label = check_label(label or point.default_label())
+    groups = model_groups(settings, list(names))
+    started = time.perf_counter()
+    with ledger_source(settings) as source:
+        prefix = PrefixSource(source, ledger_stop(source, point))
+        places = [snapshot_place(settings, group, label) for group in groups]
+        try:
+            models = [
+                model_class(place.db)
+                for group, place in zip(groups, places, strict=True)
+                for model_class in group.classes
+            ]
+            position = project_to(prefix, models, batch_size=batch_size, progress=progress)
+            report = SnapshotReport(
+                label,
+                point,
+                position,
+                _recorded_at(source, position),
+                places={
+                    name: place.where
+                    for group, place in zip(groups, places, strict=True)
+                    for name in group.names
+                },
+                checksums={model.name: model_checksums(model) for model in models},
+                query_settings=query_settings(settings, label, [g.backend for g in groups]),
+            )
+        except BaseException:
+            for place in places:
+                place.discard()
+            raise
+        for place in places:
+            place.db.close()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _recorded_at(source: LedgerSource, position: int) -> datetime | None:
+    if position == 0:
+        return None
+    timestamp = source.read_after(position - 1, 1)[0].event.timestamp
+    return timestamp if isinstance(timestamp, datetime) else None
+
+
+def query_settings(settings: Settings, label: str, backends: Sequence[str]) -> dict[str, str]:
+    """The EVLEDGER_* values that point `evledger history/refunds/analytics` at the snapshot
+    (a PostgreSQL password shows as ***)."""
+    directory = snapshot_dir(settings, label)
+    values: dict[str, str] = {}
+    if "postgres" in backends and settings.pg_dsn is not None:
+        from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+        params = conninfo_to_dict(settings.pg_dsn)
+        if "password" in params:
+            params["password"] = "***"
+        params["options"] = f"-csearch_path={SNAPSHOT_SCHEMA_PREFIX}{label}"
+        values["EVLEDGER_PG_DSN"] = make_conninfo("", **params)
+    if "sqlite" in backends:
+        values["EVLEDGER_DATA_DIR"] = str(directory)
+    if "duckdb" in backends:
+        path = str(directory / ANALYTICS_FILE)
+        if "sqlite" in backends and settings.duckdb_path is None:
+            values["EVLEDGER_DATA_DIR"] = str(directory)
+        else:
+            values["EVLEDGER_DUCKDB_PATH"] = path
+    return values

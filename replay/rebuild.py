@@ -1,0 +1,214 @@
+"""Rebuild read models from the start of the ledger beside the live ones, prove them equal
+with a checksum per table, and swap them in (Guarantee 7).
+
+The live models keep serving throughout. The rebuild replays the ledger into a new schema
+or file, then, with the live models held still at some position, brings the rebuild to
+exactly that position, compares checksums and swaps in the same transaction. A mismatch
+keeps the live models (unless forced, when the live model is known to be bad).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from consumers.projection_targets import ledger_source
+from consumers.projector import LedgerSource
+from projections.read_model import ReadModel
+from replay.checksum import TableChecksum, model_checksums
+from replay.ledger_prefix import REBUILD_BATCH_SIZE, ProgressHook, project_to
+from replay.swap import LiveModelBusy, LiveSide, open_live
+from replay.targets import (
+    ModelGroup,
+    Place,
+    live_database,
+    model_groups,
+    new_tag,
+    rebuild_place,
+)
+
+if TYPE_CHECKING:
+    from cli.settings import Settings
+
+# Rounds of "catch up, hold the live model, compare" before giving up on a live model
+# that the held lock should have stopped: more than one is only needed after a failure.
+_ALIGN_ROUNDS = 3
+
+
+class LiveModelBehind(RuntimeError):
+    """The live model stayed behind the rebuild although it was caught up; nothing swapped."""
+
+
+@dataclass(frozen=True)
+class TableComparison:
+    """One table's checksum in the live model (None: no live model) and in the rebuild."""
+
+    projection: str
+    table: str
+    live: TableChecksum | None
+    rebuilt: TableChecksum
+
+    @property
+    def equal(self) -> bool:
+        return self.live is None or self.live.matches(self.rebuilt)
+
+
+@dataclass
+class GroupOutcome:
+    """What happened to the read models of one database."""
+
+    projections: tuple[str, ...]
+    where: str
+    positions: dict[str, int] = field(default_factory=dict)
+    comparisons: list[TableComparison] = field(default_factory=list)
+    swapped: bool = False
+    # Why the group could not be compared or swapped (its live models are kept).
+    error: str | None = None
+
+    @property
+    def mismatched(self) -> list[TableComparison]:
+        return [comparison for comparison in self.comparisons if not comparison.equal]
+
+
+@dataclass
+class RebuildReport:
+    outcomes: list[GroupOutcome]
+    events: int
+    seconds: float
+
+    @property
+    def all_swapped(self) -> bool:
+        return all(outcome.swapped for outcome in self.outcomes)
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+
+def rebuild(
+    settings: Settings,
+    names: Sequence[str],
+    *,
+    force: bool = False,
+    batch_size: int = REBUILD_BATCH_SIZE,
+    progress: ProgressHook | None = None,
+) -> RebuildReport:
+    """Rebuild the named read models from the whole ledger and swap each group in when its
+    checksums equal the live model's (or ``force``)."""
+    groups = model_groups(settings, list(names))
+    tag = new_tag()
+    places = [rebuild_place(settings, group, tag) for group in groups]
+    try:
+        with ledger_source(settings) as source:
+            rebuilt = {
+                group: [model_class(place.db) for model_class in group.classes]
+                for group, place in zip(groups, places, strict=True)
+            }
+            started = time.perf_counter()
+            every = [model for models in rebuilt.values() for model in models]
+            # One pass over the ledger feeds every rebuilt model.
+            reached = project_to(source, every, batch_size=batch_size, progress=progress)
+            seconds = time.perf_counter() - started
+            outcomes = [
+                _swap_group(
+                    settings,
+                    group=group,
+                    place=place,
+                    rebuilt=rebuilt[group],
+                    source=source,
+                    force=force,
+                    batch_size=batch_size,
+                )
+                for group, place in zip(groups, places, strict=True)
+            ]
+        return RebuildReport(outcomes, reached, seconds)
+    finally:
+        for place in places:
+            place.discard()
+
+
+def _swap_group(
+    settings: Settings,
+    *,
+    group: ModelGroup,
+    place: Place,
+    rebuilt: list[ReadModel],
+    source: LedgerSource,
+    force: bool,
+    batch_size: int,
+) -> GroupOutcome:
+    try:
+        live = open_live(live_database(settings, group), group, place)
+    except LiveModelBusy as busy:
+        return GroupOutcome(group.names, str(settings.analytics_path), error=str(busy))
+    try:
+        return _align_compare_swap(
+            live, group=group, rebuilt=rebuilt, source=source, force=force, batch_size=batch_size
+        )
+    finally:
+        live.close()
+
+
+def _align_compare_swap(
+    live: LiveSide,
+    *,
+    group: ModelGroup,
+    rebuilt: list[ReadModel],
+    source: LedgerSource,
+    force: bool,
+    batch_size: int,
+) -> GroupOutcome:
+    outcome = GroupOutcome(group.names, _describe(live))
+    for _ in range(_ALIGN_ROUNDS):
+        head = source.last_position()
+        project_to(source, rebuilt, head, batch_size=batch_size)
+        live.catch_up(source, head)
+        with live.held() as live_positions:
+            rebuilt_positions = {model.name: model.position() for model in rebuilt}
+            behind = [
+                name
+                for name, position in rebuilt_positions.items()
+                if (live_at := live_positions[name]) is not None and live_at < position
+            ]
+            if behind:
+                continue
+            # The live models are held still: bring each rebuilt one to exactly its position.
+            for model in rebuilt:
+                target = live_positions[model.name]
+                if target is not None and target > rebuilt_positions[model.name]:
+                    project_to(source, [model], target, batch_size=batch_size)
+            outcome.positions = {model.name: model.position() for model in rebuilt}
+            outcome.comparisons = _compare(live, rebuilt, live_positions)
+            if outcome.mismatched and not force:
+                return outcome
+            live.swap_in(rebuilt, outcome.positions)
+        live.after_swap()
+        outcome.swapped = True
+        return outcome
+    raise LiveModelBehind(
+        f"the live {', '.join(group.names)} stayed behind the rebuild after "
+        f"{_ALIGN_ROUNDS} catch-ups; is its database refusing writes? Nothing was swapped"
+    )
+
+
+def _compare(
+    live: LiveSide, rebuilt: list[ReadModel], live_positions: dict[str, int | None]
+) -> list[TableComparison]:
+    comparisons = []
+    for model, live_model in zip(rebuilt, live.models, strict=True):
+        has_live = live_positions[model.name] is not None
+        live_sums = live.checksums(live_model) if has_live else {}
+        for table, checksum in model_checksums(model).items():
+            comparisons.append(TableComparison(model.name, table, live_sums.get(table), checksum))
+    return comparisons
+
+
+def _describe(live: LiveSide) -> str:
+    db = live.db
+    schema = getattr(db, "schema", None)
+    path = getattr(db, "path", None)
+    if path is not None:
+        return str(path)
+    return f"PostgreSQL schema {schema}" if schema else "PostgreSQL (DSN search_path)"
