@@ -12,12 +12,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from cli.output import OutputFormat, render
 from cli.settings import Settings, current_settings
-from consumers.accounting import IngestCounters
 from consumers.batch import BatchOutcome
 
 if TYPE_CHECKING:
     from consumers.ingest import IngestConfig
-    from domain.application import BillingApplication
 
 stderr = Console(stderr=True)
 
@@ -122,77 +120,48 @@ def ingest(
     output_format: FormatOption = OutputFormat.table,
 ) -> None:
     """Apply upstream messages (from the ingest topic, or a file) to the ledger."""
+    from consumers.file_ingest import FileIngest
+    from consumers.ingest import KafkaIngest, StopFlag
     from consumers.metrics import serve_metrics
     from domain.application import BillingApplication
     from store.environment import ledger_environment
 
     logging.basicConfig(level=logging.WARNING)
     settings = current_settings()
-    counters = IngestCounters()
-    if metrics_port is not None:
-        serve_metrics(counters, metrics_port)
+    if file is not None and not file.is_file():
+        stderr.print(f"evledger: no such file: {file}")
+        raise typer.Exit(2)
+    config = None if file is not None else _ingest_config(settings, batch_size)
     application = BillingApplication(env=ledger_environment(settings))
     try:
         if file is not None:
-            _ingest_file(application, settings, file, batch_size, counters)
+            source = FileIngest(application, settings.data_dir / "dead-letters.jsonl", batch_size)
+            counters = source.counters
+            total: int | None = sum(1 for line in file.open("rb") if line.strip())
         else:
-            _ingest_topic(application, settings, until_idle, batch_size, counters)
+            assert config is not None
+            consumer = KafkaIngest(application, config)
+            counters, total = consumer.counters, None
+        if metrics_port is not None:
+            serve_metrics(counters, metrics_port)
+        with _progress("ingesting", total) as progress:
+            task = progress.add_task("ingest", total=total, counters="")
+
+            def on_batch(outcome: BatchOutcome) -> None:
+                progress.update(task, completed=counters.consumed, counters=counters.summary())
+
+            if file is not None:
+                source.run(file, on_batch=on_batch)
+            else:
+                stop = StopFlag()
+                try:
+                    with stop.on_signals():
+                        consumer.run(stop, until_idle=until_idle, on_batch=on_batch)
+                finally:
+                    consumer.close()
     finally:
         application.close()
     render([counters.as_dict()], list(counters.as_dict()), output_format, title="ingest")
-
-
-def _ingest_file(
-    application: BillingApplication,
-    settings: Settings,
-    file: Path,
-    batch_size: int,
-    counters: IngestCounters,
-) -> None:
-    from consumers.file_ingest import ingest_file
-
-    if not file.is_file():
-        stderr.print(f"evledger: no such file: {file}")
-        raise typer.Exit(2)
-    total = sum(1 for line in file.open("rb") if line.strip())
-    with _progress("ingesting", total) as progress:
-        task = progress.add_task("ingest", total=total, counters="")
-
-        def on_batch(outcome: BatchOutcome) -> None:
-            counters.add(outcome.counters)
-            progress.update(task, completed=counters.consumed, counters=counters.summary())
-
-        ingest_file(
-            application,
-            file,
-            settings.data_dir / "dead-letters.jsonl",
-            batch_size=batch_size,
-            on_batch=on_batch,
-        )
-
-
-def _ingest_topic(
-    application: BillingApplication,
-    settings: Settings,
-    until_idle: bool,
-    batch_size: int,
-    counters: IngestCounters,
-) -> None:
-    from consumers.ingest import KafkaIngest, StopFlag
-
-    consumer = KafkaIngest(application, _ingest_config(settings, batch_size))
-    stop = StopFlag()
-    try:
-        with stop.on_signals(), _progress("ingesting", None) as progress:
-            task = progress.add_task("ingest", total=None, counters="")
-
-            def on_batch(outcome: BatchOutcome) -> None:
-                counters.add(outcome.counters)
-                progress.update(task, completed=counters.consumed, counters=counters.summary())
-
-            consumer.run(stop, until_idle=until_idle, on_batch=on_batch)
-    finally:
-        consumer.close()
 
 
 def run(

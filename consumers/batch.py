@@ -4,21 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from consumers.accounting import IngestCounters
 from consumers.dead_letter import DeadLetter
 from consumers.triage import SourceRecord, triage
 from domain.commands import Command
-from domain.errors import IdempotencyConflictError
+from domain.errors import IdempotencyConflictError, InvalidValueError
 from domain.results import CommandResult, Outcome
 
 
-class Ledger(Protocol):
+class CommandHandler(Protocol):
     """The write side as ingest sees it (BillingApplication): a batch of commands in, one
     result per command out, or the exception that makes that message a dead letter."""
 
-    def handle_batch(self, commands: Sequence[Command]) -> list[CommandResult | Exception]: ...
+    def handle_batch(
+        self, commands: Sequence[Command], **save_kwargs: Any
+    ) -> list[CommandResult | Exception]: ...
 
 
 @dataclass
@@ -28,16 +30,15 @@ class BatchOutcome:
     results: list[CommandResult] = field(default_factory=list)
 
 
-def apply_batch(ledger: Ledger, records: Sequence[SourceRecord]) -> BatchOutcome:
+def apply_batch(handler: CommandHandler, records: Sequence[SourceRecord]) -> BatchOutcome:
     """Apply a batch; the ledger has the result when this returns (or it raised)."""
     outcome = BatchOutcome()
     sorted_out = triage(records)
     outcome.dead_letters.extend(sorted_out.dead_letters)
-    results = ledger.handle_batch([command for _, command in sorted_out.commands])
+    results = handler.handle_batch([command for _, command in sorted_out.commands])
     for (record, _), result in zip(sorted_out.commands, results, strict=True):
         if isinstance(result, Exception):
-            field_name = "event_id" if isinstance(result, IdempotencyConflictError) else ""
-            outcome.dead_letters.append(record.dead_letter(field_name, str(result)))
+            outcome.dead_letters.append(record.dead_letter(*_why(result)))
             continue
         outcome.results.append(result)
         if result.outcome is Outcome.DUPLICATE:
@@ -50,3 +51,12 @@ def apply_batch(ledger: Ledger, records: Sequence[SourceRecord]) -> BatchOutcome
     outcome.counters.dead_lettered = len(outcome.dead_letters)
     outcome.counters.check()
     return outcome
+
+
+def _why(error: Exception) -> tuple[str, str]:
+    """The dead letter's field and reason for a command that could not be applied."""
+    if isinstance(error, IdempotencyConflictError):
+        return "event_id", str(error)
+    if isinstance(error, InvalidValueError):
+        return "", str(error)
+    return "", f"internal error while applying the message (replay it once fixed): {error!r}"

@@ -8,13 +8,14 @@ keeps the original bytes (base64) beside the reason and the line they came from.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from collections.abc import Callable, Iterator
 from itertools import islice
 from pathlib import Path
 
 from consumers.accounting import IngestCounters
-from consumers.batch import BatchOutcome, Ledger, apply_batch
+from consumers.batch import BatchOutcome, CommandHandler, apply_batch
 from consumers.dead_letter import DeadLetter
 from consumers.publish import read_lines
 from consumers.triage import SourceRecord
@@ -35,28 +36,65 @@ def dead_letter_line(letter: DeadLetter) -> str:
             "source": letter.source_topic,
             "line": letter.source_offset,
             "failed_at": letter.failed_at.isoformat(),
+            "value_sha256": hashlib.sha256(letter.value).hexdigest(),
             "value_base64": base64.b64encode(letter.value).decode("ascii"),
         }
     )
 
 
-def ingest_file(
-    ledger: Ledger,
-    path: Path,
-    dead_letter_path: Path,
-    batch_size: int = 500,
-    on_batch: Callable[[BatchOutcome], None] = lambda outcome: None,
-) -> IngestCounters:
-    counters = IngestCounters()
-    records = file_records(path)
-    dead_letter_path.parent.mkdir(parents=True, exist_ok=True)
-    with dead_letter_path.open("a", encoding="utf-8") as dead_letters:
-        while batch := list(islice(records, batch_size)):
-            outcome = apply_batch(ledger, batch)
-            for letter in outcome.dead_letters:
-                dead_letters.write(dead_letter_line(letter) + "\n")
-            dead_letters.flush()
-            counters.add(outcome.counters)
-            counters.check()
-            on_batch(outcome)
-    return counters
+def _letter_key(source: str, line: int, value_sha256: str) -> tuple[str, int, str]:
+    return source, line, value_sha256
+
+
+def _already_dead_lettered(path: Path) -> set[tuple[str, int, str]]:
+    """The (source, line, content) of every dead letter the file already holds."""
+    if not path.exists():
+        return set()
+    keys = set()
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            entry = json.loads(line)
+            value_sha256 = (
+                entry.get("value_sha256")
+                or hashlib.sha256(base64.b64decode(entry["value_base64"])).hexdigest()
+            )
+            keys.add(_letter_key(entry["source"], int(entry["line"]), value_sha256))
+    return keys
+
+
+class FileIngest:
+    """Applies a JSON Lines file in batches; `counters` is the live account of the run."""
+
+    def __init__(
+        self, handler: CommandHandler, dead_letter_path: Path, batch_size: int = 500
+    ) -> None:
+        self.handler = handler
+        self.dead_letter_path = dead_letter_path
+        self.batch_size = batch_size
+        self.counters = IngestCounters()
+
+    def run(
+        self, path: Path, on_batch: Callable[[BatchOutcome], None] = lambda outcome: None
+    ) -> IngestCounters:
+        records = file_records(path)
+        self.dead_letter_path.parent.mkdir(parents=True, exist_ok=True)
+        # Re-ingesting a file is safe for the ledger (event_id); this keeps the dead-letter
+        # file from growing a copy of the same bad lines on every pass too.
+        written = _already_dead_lettered(self.dead_letter_path)
+        with self.dead_letter_path.open("a", encoding="utf-8") as dead_letters:
+            while batch := list(islice(records, self.batch_size)):
+                outcome = apply_batch(self.handler, batch)
+                for letter in outcome.dead_letters:
+                    key = _letter_key(
+                        letter.source_topic,
+                        letter.source_offset,
+                        hashlib.sha256(letter.value).hexdigest(),
+                    )
+                    if key not in written:
+                        dead_letters.write(dead_letter_line(letter) + "\n")
+                        written.add(key)
+                dead_letters.flush()
+                self.counters.add(outcome.counters)
+                self.counters.check()
+                on_batch(outcome)
+        return self.counters

@@ -19,7 +19,7 @@ from types import FrameType
 from typing import Any
 
 from consumers.accounting import IngestCounters
-from consumers.batch import BatchOutcome, Ledger, apply_batch
+from consumers.batch import BatchOutcome, CommandHandler, apply_batch
 from consumers.dead_letter import DeadLetter
 from consumers.publish import MAX_MESSAGE_BYTES
 from consumers.triage import SourceRecord
@@ -96,10 +96,10 @@ class StopFlag:
 class KafkaIngest:
     """A consumer-group member that turns ingest records into ledger events."""
 
-    def __init__(self, ledger: Ledger, config: IngestConfig) -> None:
+    def __init__(self, handler: CommandHandler, config: IngestConfig) -> None:
         from kafka import KafkaConsumer, KafkaProducer
 
-        self.ledger = ledger
+        self.handler = handler
         self.config = config
         self.counters = IngestCounters()
         self.consumer = KafkaConsumer(
@@ -139,7 +139,7 @@ class KafkaIngest:
         while not stop:
             records = self._poll()
             if records:
-                outcome = apply_batch(self.ledger, records)
+                outcome = apply_batch(self.handler, records)
                 self._commit(records, outcome.dead_letters)
                 self.counters.add(outcome.counters)
                 self.counters.check()

@@ -6,15 +6,16 @@ it runs unchanged on the POPO, SQLite and Kafka persistence modules.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate, DomainEventProtocol
-from eventsourcing.persistence import IntegrityError, Recording
+from eventsourcing.persistence import IntegrityError, PersistenceError, Recording
 from eventsourcing.utils import EnvType
 
 from domain.commands import (
@@ -33,7 +34,6 @@ from domain.commands import (
     VoidPayment,
 )
 from domain.errors import (
-    DomainError,
     IdempotencyConflictError,
     InvalidValueError,
     PaymentRuleViolation,
@@ -57,6 +57,8 @@ from domain.results import CommandResult, Outcome, RecordedEvent
 from domain.session import ChargingSession
 from domain.settlement import SessionSettlement
 from domain.tariff import Tariff
+
+log = logging.getLogger(__name__)
 
 A = TypeVar("A", bound=Aggregate)
 C = TypeVar("C", bound=Command)
@@ -105,50 +107,75 @@ class BillingApplication(Application[UUID]):
         """Apply any command by its type."""
         return self._execute(command, self._decider(command))
 
-    def handle_batch(self, commands: Sequence[Command]) -> list[CommandResult | Exception]:
+    def handle_batch(
+        self, commands: Sequence[Command], **save_kwargs: Any
+    ) -> list[CommandResult | Exception]:
         """Apply many commands with one save, so that a store writes them in one transaction.
 
         Later commands of the batch see what earlier ones changed (a unit of work), and the
-        events are stored in command order. If any command raises, or the save meets a
-        concurrent writer, the batch is redone one command at a time on fresh state. A
-        message no retry can fix (a malformed value, a reused event_id) comes back as its
-        exception, in its place, for the caller to dead-letter.
+        events are stored in command order. ``save_kwargs`` go to that one save (a store
+        may commit them with the events). If a command raises, or the save meets a
+        concurrent writer, the batch is redone one command at a time on fresh state, and
+        each message that still fails comes back as its exception, in its place, for the
+        caller to dead-letter. A store that is unavailable (a PersistenceError other than
+        a version conflict) is raised: no message is judged while the ledger is down.
         """
         try:
-            return list(self._handle_in_one_save(commands))
-        except (DomainError, IntegrityError):
-            return [self._handle_alone(command) for command in commands]
+            return list(self._handle_in_one_save(commands, save_kwargs))
+        except IntegrityError:
+            log.info("batch met a concurrent writer; applying its commands one at a time")
+        except PersistenceError:
+            raise
+        except Exception as error:
+            log.info("a command of the batch raised %r; applying one at a time", error)
+        return [self._handle_alone(command) for command in commands]
 
     def _handle_alone(self, command: Command) -> CommandResult | Exception:
         try:
             return self.handle(command)
+        except PersistenceError:
+            raise
         except (InvalidValueError, IdempotencyConflictError) as unfixable:
             return unfixable
+        except Exception as error:
+            # Our own defect, not the message's: kept as a dead letter with the reason
+            # rather than blocking every message behind it; fixed code can replay it.
+            log.exception("command %s (%s) failed", command.event_id, command.MESSAGE_TYPE)
+            return error
 
-    def _handle_in_one_save(self, commands: Sequence[Command]) -> list[CommandResult]:
-        processing_event: ProcessingEvent[UUID] = ProcessingEvent()
+    def _handle_in_one_save(
+        self, commands: Sequence[Command], save_kwargs: dict[str, Any]
+    ) -> list[CommandResult]:
+        events: list[DomainEventProtocol[UUID]] = []
         results: list[CommandResult] = []
         self._unit_of_work = {}
         try:
             for command in commands:
-                previous = self._find(ProcessedMessage, processed_message_id(command.event_id))
-                if previous is not None:
-                    results.append(self._repeat(command, previous, command.content_sha256()))
+                repeated = self._repeated(command)
+                if repeated is not None:
+                    results.append(repeated)
                     continue
                 decision, processed = self._decide(command, self._decider(command))
-                already = len(processing_event.events)
-                processing_event.collect_events(*decision.aggregates, processed)
-                for aggregate in (*decision.aggregates, processed):
+                changed = (*decision.aggregates, processed)
+                new_events = [
+                    event for aggregate in changed for event in aggregate.collect_events()
+                ]
+                events.extend(new_events)
+                for aggregate in changed:
                     self._unit_of_work[aggregate.id] = aggregate
-                events = processing_event.events[already:]
-                results.append(_result(command, decision, [_named(e) for e in events]))
+                results.append(_result(command, decision, [_named(e) for e in new_events]))
         finally:
             self._unit_of_work = None
-        if processing_event.events:
-            recordings = self._record(processing_event)
-            self._take_snapshots(processing_event)
-            self._notify(recordings)
+        if events or save_kwargs:
+            self.save(*events, **save_kwargs)
         return results
+
+    def _repeated(self, command: Command) -> CommandResult | None:
+        """The result of a message seen before, or None if its event_id is new."""
+        previous = self._find(ProcessedMessage, processed_message_id(command.event_id))
+        if previous is None:
+            return None
+        return self._repeat(command, previous, command.content_sha256())
 
     def _decider(self, command: Command) -> Callable[[Any], _Decision]:
         try:
@@ -159,9 +186,9 @@ class BillingApplication(Application[UUID]):
     def _execute(self, command: C, decide: Callable[[C], _Decision]) -> CommandResult:
         last_conflict: IntegrityError | None = None
         for _ in range(self.max_attempts):
-            previous = self._find(ProcessedMessage, processed_message_id(command.event_id))
-            if previous is not None:
-                return self._repeat(command, previous, command.content_sha256())
+            repeated = self._repeated(command)
+            if repeated is not None:
+                return repeated
             decision, processed = self._decide(command, decide)
             try:
                 recordings = self.save(*decision.aggregates, processed)

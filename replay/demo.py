@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cli.settings import Settings
-from consumers.file_ingest import ingest_file
+from consumers.file_ingest import FileIngest
 from consumers.projection_targets import projector
 from domain.application import BillingApplication
 from domain.money import Money
@@ -94,7 +94,7 @@ def run_demo(
     on_step(f"ingesting {len(messages):,} messages into the ledger")
     application = BillingApplication(env=ledger_environment(settings))
     try:
-        counters = ingest_file(application, upstream, data_dir / "dead-letters.jsonl")
+        counters = FileIngest(application, data_dir / "dead-letters.jsonl").run(upstream)
         summary.ledger_events = application.recorder.max_notification_id() or 0
     finally:
         application.close()

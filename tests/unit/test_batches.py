@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eventsourcing.persistence import OperationalError
 
 from domain.application import BillingApplication
-from domain.commands import Command, PublishTariff
+from domain.commands import AuthorisePayment, Command, PublishTariff, VoidPayment
 from domain.errors import IdempotencyConflictError
 from domain.results import CommandResult, Outcome
 from tests.unit.test_application import Upstream, make_env
@@ -111,3 +112,82 @@ def test_a_reused_event_id_comes_back_as_its_error_and_the_rest_is_applied(
         Outcome.APPLIED,
     ]
     assert app.get_session("S1").session_id == "S1"
+
+
+def test_a_concurrent_writer_between_decide_and_save_redoes_the_batch_on_fresh_state(
+    tmp_path: Path,
+) -> None:
+    up = Upstream()
+    setup = [up.tariff(), up.start(), up.authorise()]
+    void = VoidPayment(
+        event_id="other-writer-void",
+        occurred_at=setup[-1].occurred_at,
+        payment_id="P1",
+        reason="cancelled at the terminal",
+    )
+    batch = [up.stop(), up.capture(988)]
+
+    env = make_env("sqlite", tmp_path)
+    app = BillingApplication(env=env)
+    other = BillingApplication(env=env)  # another instance on the same ledger
+    app.handle_batch(setup)
+    saves = 0
+    original_save = app.save
+
+    def save_after_the_other_writer(*objs: Any, **kwargs: Any) -> Any:
+        nonlocal saves
+        saves += 1
+        if saves == 1:  # the batch's one save: the other writer gets in first
+            other.handle(void)
+        return original_save(*objs, **kwargs)
+
+    app.save = save_after_the_other_writer  # type: ignore[method-assign]
+    results = app.handle_batch(batch)
+
+    (tmp_path / "reference").mkdir()
+    reference = BillingApplication(env=make_env("sqlite", tmp_path / "reference"))
+    for command in [*setup, void]:
+        reference.handle(command)
+    reference_results = [reference.handle(command) for command in batch]
+    assert saves > 1, "the batch was not redone"
+    assert summary(results) == summary(reference_results)
+    capture = results[1]
+    assert isinstance(capture, CommandResult)
+    assert capture.outcome is Outcome.REJECTED
+    assert [row[1:3] for row in ledger(app)] == [row[1:3] for row in ledger(reference)]
+
+
+def test_an_unexpected_error_in_one_command_is_its_result_and_the_rest_are_applied(
+    tmp_path: Path,
+) -> None:
+    up = Upstream()
+    commands = [up.tariff(), up.start(), up.authorise(), up.stop()]
+    app = BillingApplication(env=make_env("popo", tmp_path))
+    decide_authorise = app._deciders[AuthorisePayment]
+
+    def broken(command: AuthorisePayment) -> Any:
+        raise KeyError("a defect in the authorisation rule")
+
+    app._deciders[AuthorisePayment] = broken
+    results = app.handle_batch(commands)
+
+    assert isinstance(results[2], KeyError)
+    assert [r.outcome for r in results if isinstance(r, CommandResult)] == [Outcome.APPLIED] * 3
+    assert app.get_session("S1").priced is not None
+    # Once the defect is fixed, the dead-lettered message applies normally.
+    app._deciders[AuthorisePayment] = decide_authorise
+    (again,) = app.handle_batch([commands[2]])
+    assert isinstance(again, CommandResult)
+    assert again.outcome is Outcome.APPLIED
+
+
+def test_a_store_that_is_down_is_raised_not_judged(tmp_path: Path) -> None:
+    up = Upstream()
+    app = BillingApplication(env=make_env("popo", tmp_path))
+
+    def unavailable(*objs: Any, **kwargs: Any) -> Any:
+        raise OperationalError("broker unreachable")
+
+    app.save = unavailable  # type: ignore[method-assign]
+    with pytest.raises(OperationalError):
+        app.handle_batch([up.tariff(), up.start()])
