@@ -2,6 +2,13 @@
 
 It lives in an SQLite file beside the application (bounded memory however large the ledger
 grows) and is derived data: delete the file and it is rebuilt by reading the topic.
+
+Every process with the same data dir shares the file (the writer and any readers), so the
+index only ever grows by whole chain links: `apply` re-reads the stored state inside its
+write transaction, skips records already present (after checking they are the same ones)
+and refuses records that do not continue the stored chain. Whatever order processes apply
+in, the file holds a prefix of the topic's chain, and the writer's version check sees at
+least every event it committed itself.
 """
 
 from __future__ import annotations
@@ -18,6 +25,12 @@ from store.records import GENESIS_HASH, LedgerRecord
 # resident memory stays near this however many aggregates the ledger holds.
 DEFAULT_CACHE_KIB = 32 * 1024
 
+# How long a process waits for another's write transaction on the shared file.
+LOCK_TIMEOUT_S = 30.0
+
+# Aggregate ids per `IN (...)` lookup: well under SQLite's bound-parameter limit.
+_LOOKUP_CHUNK = 500
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS topics (id INTEGER PRIMARY KEY, topic TEXT NOT NULL UNIQUE);
@@ -32,6 +45,19 @@ CREATE UNIQUE INDEX IF NOT EXISTS events_by_originator
     ON events (originator_id, originator_version);
 """
 
+# One statement is one read snapshot: position, chain head and last id always agree, even
+# while another process applies.
+_STATE_SQL = """
+SELECT (SELECT value FROM meta WHERE key = 'position'),
+       (SELECT value FROM meta WHERE key = 'last_hash'),
+       (SELECT max(notification_id) FROM events)
+"""
+
+
+class IndexConflict(RuntimeError):
+    """Records given to `apply` do not continue the index's chain (another process reset
+    or advanced it differently); catch up again from the index's current state."""
+
 
 @dataclass(frozen=True)
 class IndexedEvent:
@@ -40,70 +66,95 @@ class IndexedEvent:
     originator_version: int
 
 
+@dataclass(frozen=True)
+class IndexState:
+    """A consistent snapshot of how far the index reaches."""
+
+    position: int
+    last_hash: bytes
+    last_notification_id: int
+
+
 class AggregateIndex:
-    """Where each stored event sits in the topic; safe to share between threads."""
+    """Where each stored event sits in the topic; safe to share between threads and
+    between processes (each opens its own connection to the same file)."""
 
     def __init__(self, path: Path | str, cache_kib: int = DEFAULT_CACHE_KIB) -> None:
         self.path = str(path)
         self._lock = threading.RLock()
         # One connection behind a lock: the writer thread and reader threads share it, and
-        # SQLite serialises writes anyway.
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        # SQLite serialises writes anyway (across processes too, waiting up to the timeout).
+        self._db = sqlite3.connect(
+            self.path, check_same_thread=False, isolation_level=None, timeout=LOCK_TIMEOUT_S
+        )
         self._db.execute("PRAGMA journal_mode=WAL")
         # The index is rebuildable from the topic, so a lost tail after a power cut is
         # harmless: catching up re-reads it. NORMAL keeps commits off the fsync path.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(f"PRAGMA cache_size=-{int(cache_kib)}")
         self._db.executescript(_SCHEMA)
-        self._topic_ids: dict[str, int] = dict(
-            (topic, topic_id)
-            for topic_id, topic in self._db.execute("SELECT id, topic FROM topics")
-        )
-        self._topics_by_id = {topic_id: topic for topic, topic_id in self._topic_ids.items()}
+        # Topic ids never change once assigned (reset keeps them), so caching them is safe;
+        # a miss asks the file, where another process may have added the topic.
+        self._topic_ids: dict[str, int] = {}
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
-    def _meta(self, key: str) -> str | None:
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else str(row[0])
+    def state(self) -> IndexState:
+        with self._lock:
+            return self._state()
+
+    def _state(self) -> IndexState:
+        position, last_hash, last_id = self._db.execute(_STATE_SQL).fetchone()
+        return IndexState(
+            position=0 if position is None else int(position),
+            last_hash=GENESIS_HASH if last_hash is None else bytes.fromhex(last_hash),
+            last_notification_id=0 if last_id is None else int(last_id),
+        )
 
     def position(self) -> int:
         """The next topic offset to read: everything before it is indexed."""
-        with self._lock:
-            value = self._meta("position")
-            return 0 if value is None else int(value)
+        return self.state().position
 
     def last_notification_id(self) -> int | None:
-        with self._lock:
-            row = self._db.execute("SELECT max(notification_id) FROM events").fetchone()
-            return None if row[0] is None else int(row[0])
+        return self.state().last_notification_id or None
 
     def last_hash(self) -> bytes:
         """The hash of the last indexed record: the next record's prev_hash."""
-        with self._lock:
-            value = self._meta("last_hash")
-            return GENESIS_HASH if value is None else bytes.fromhex(value)
+        return self.state().last_hash
 
     def last_versions(self, originator_ids: Iterable[str]) -> dict[str, int]:
         """The last recorded version of each given aggregate that has any."""
+        ids = list(originator_ids)
         found: dict[str, int] = {}
         with self._lock:
-            for originator_id in originator_ids:
-                row = self._db.execute(
-                    "SELECT max(originator_version) FROM events WHERE originator_id = ?",
-                    (originator_id,),
-                ).fetchone()
-                if row[0] is not None:
-                    found[originator_id] = int(row[0])
+            for start in range(0, len(ids), _LOOKUP_CHUNK):
+                chunk = ids[start : start + _LOOKUP_CHUNK]
+                rows = self._db.execute(
+                    "SELECT originator_id, max(originator_version) FROM events "
+                    f"WHERE originator_id IN ({','.join('?' * len(chunk))}) "
+                    "GROUP BY originator_id",
+                    chunk,
+                )
+                found.update((str(originator_id), int(version)) for originator_id, version in rows)
         return found
 
     def apply(self, records: Sequence[tuple[int, LedgerRecord]], position: int) -> None:
-        """Record committed records (offset, record) and the new position, atomically."""
+        """Record committed records (offset, record) and the new position, atomically.
+
+        Idempotent: records the index already holds are skipped (IndexConflict if they
+        differ), and the position never moves back. Raises IndexConflict if the new records
+        do not continue the stored chain.
+        """
         with self._lock:
-            self._db.execute("BEGIN")
+            # IMMEDIATE takes the file's write lock before reading the state, so no other
+            # process can apply between the check and the insert.
+            self._db.execute("BEGIN IMMEDIATE")
             try:
+                state = self._state()
+                fresh = self._unindexed(records, state)
+                self._check_continues(fresh, state)
                 rows = [
                     (
                         record.notification_id,
@@ -112,21 +163,55 @@ class AggregateIndex:
                         record.originator_version,
                         self._topic_id(record.topic),
                     )
-                    for offset, record in records
+                    for offset, record in fresh
                 ]
                 self._db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?)", rows)
-                self._set_meta("position", str(position))
-                if records:
-                    self._set_meta("last_hash", records[-1][1].hash.hex())
+                if position > state.position:
+                    self._set_meta("position", str(position))
+                if fresh:
+                    self._set_meta("last_hash", fresh[-1][1].hash.hex())
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
+                # Topic ids cached in this transaction were rolled back with it.
+                self._topic_ids.clear()
                 raise
 
+    def _unindexed(
+        self, records: Sequence[tuple[int, LedgerRecord]], state: IndexState
+    ) -> list[tuple[int, LedgerRecord]]:
+        """The records past the index's last id, after checking the others are its own."""
+        known = [(o, r) for o, r in records if r.notification_id <= state.last_notification_id]
+        for offset, record in known:
+            row = self._db.execute(
+                "SELECT record_offset, originator_id, originator_version FROM events "
+                "WHERE notification_id = ?",
+                (record.notification_id,),
+            ).fetchone()
+            if row != (offset, record.originator_id, record.originator_version):
+                raise IndexConflict(
+                    f"notification {record.notification_id} is indexed as {row}, "
+                    f"not as offset {offset} of {record.originator_id!r}"
+                )
+        return [(o, r) for o, r in records if r.notification_id > state.last_notification_id]
+
+    @staticmethod
+    def _check_continues(fresh: Sequence[tuple[int, LedgerRecord]], state: IndexState) -> None:
+        expected_id, expected_prev = state.last_notification_id + 1, state.last_hash
+        for offset, record in fresh:
+            if offset < state.position:
+                raise IndexConflict(f"offset {offset} lies before position {state.position}")
+            if record.notification_id != expected_id or record.prev_hash != expected_prev:
+                raise IndexConflict(
+                    f"notification {record.notification_id} at offset {offset} does not "
+                    f"follow notification {expected_id - 1} in the index"
+                )
+            expected_id, expected_prev = expected_id + 1, record.hash
+
     def reset(self) -> None:
-        """Forget everything, for a rebuild from offset 0."""
+        """Forget every event, for a rebuild from offset 0 (topic ids stay as they are)."""
         with self._lock:
-            self._db.execute("BEGIN")
+            self._db.execute("BEGIN IMMEDIATE")
             self._db.execute("DELETE FROM events")
             self._db.execute("DELETE FROM meta")
             self._db.execute("COMMIT")
@@ -139,13 +224,26 @@ class AggregateIndex:
 
     def _topic_id(self, topic: str) -> int:
         # Event topics repeat (a few dozen classes), so each is stored once and referred to.
+        # Another process may have stored it since this one cached the table: insert if
+        # missing, then read whichever id the file holds.
         topic_id = self._topic_ids.get(topic)
         if topic_id is None:
-            cursor = self._db.execute("INSERT INTO topics (topic) VALUES (?)", (topic,))
-            topic_id = int(cursor.lastrowid or 0)
-            self._topic_ids[topic] = topic_id
-            self._topics_by_id[topic_id] = topic
+            self._db.execute(
+                "INSERT INTO topics (topic) VALUES (?) ON CONFLICT (topic) DO NOTHING", (topic,)
+            )
+            row = self._db.execute("SELECT id FROM topics WHERE topic = ?", (topic,)).fetchone()
+            topic_id = self._topic_ids[topic] = int(row[0])
         return topic_id
+
+    def _known_topic_ids(self, topics: Sequence[str]) -> list[int]:
+        missing = [topic for topic in topics if topic not in self._topic_ids]
+        if missing:
+            rows = self._db.execute(
+                f"SELECT topic, id FROM topics WHERE topic IN ({','.join('?' * len(missing))})",
+                missing,
+            )
+            self._topic_ids.update((str(topic), int(topic_id)) for topic, topic_id in rows)
+        return [self._topic_ids[topic] for topic in topics if topic in self._topic_ids]
 
     def events(
         self,
@@ -189,7 +287,7 @@ class AggregateIndex:
             params.append(stop)
         with self._lock:
             if topics:
-                topic_ids = [self._topic_ids[t] for t in topics if t in self._topic_ids]
+                topic_ids = self._known_topic_ids(topics)
                 if not topic_ids:
                     return []
                 sql += f" AND topic_id IN ({','.join('?' * len(topic_ids))})"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +21,16 @@ from store.writer import (
     DEFAULT_MAX_EVENTS_PER_TRANSACTION,
     DEFAULT_TIMEOUT_S,
     LedgerWriter,
+    SideRecord,
     catch_up,
 )
+
+# A process without a healthy writer of its own looks for other processes' commits at most
+# this often: reads in between use the index as it is, so a projector or an ingest process
+# re-reading duplicates pays no Kafka round trip per read, and sees another process's
+# commit at most this much later. The writer's version checks never depend on it: they
+# run on the index its own recovery and commits keep current.
+REFRESH_INTERVAL_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -75,6 +84,7 @@ class Ledger:
         self._writer: LedgerWriter | None = None
         self._writer_lock = threading.Lock()
         self._catch_up_lock = threading.Lock()
+        self._last_catch_up = -REFRESH_INTERVAL_S
         self._listeners: set[threading.Event] = set()
         self._listeners_lock = threading.Lock()
 
@@ -94,9 +104,9 @@ class Ledger:
                     timeout_s=self.config.timeout_s,
                     max_events_per_transaction=self.config.max_events_per_transaction,
                     on_commit=self._notify_listeners,
+                    catch_up_lock=self._catch_up_lock,
                 )
-                with self._catch_up_lock:
-                    writer.start()
+                writer.start()
                 self._writer = writer
             return self._writer
 
@@ -108,20 +118,27 @@ class Ledger:
         batches: Sequence[Sequence[StoredEvent]],
         offsets: Mapping[Any, Any] | None = None,
         group_metadata: Any = None,
+        side_records: Sequence[SideRecord] = (),
     ) -> list[list[int]]:
-        """See LedgerWriter.commit_batches: batches and consumer offsets in one transaction."""
-        return self.writer.commit_batches(batches, offsets, group_metadata)
+        """See LedgerWriter.commit_batches: batches, consumer offsets and records for other
+        topics in one transaction."""
+        return self.writer.commit_batches(batches, offsets, group_metadata, side_records)
 
     # --- reading -----------------------------------------------------------------------
 
     def refresh(self) -> None:
         """Bring the index up to the topic's committed end, unless this process's own
-        healthy writer already guarantees it is (no other writer can commit unfenced)."""
+        healthy writer already guarantees it is (no other writer can commit unfenced), or
+        a catch-up started less than REFRESH_INTERVAL_S ago."""
         writer = self._writer
         if writer is not None and writer.healthy:
             return
         with self._catch_up_lock:
+            started = time.monotonic()
+            if started - self._last_catch_up < REFRESH_INTERVAL_S:
+                return
             catch_up(self.index, self.reader)
+            self._last_catch_up = started
 
     def events(
         self,

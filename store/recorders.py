@@ -18,6 +18,7 @@ from eventsourcing.persistence import (
 )
 
 from store.ledger import Ledger
+from store.writer import SideRecord
 
 # How often a subscription looks for events written by other processes; events written
 # in this process wake it at once.
@@ -57,9 +58,28 @@ class KafkaApplicationRecorder(KafkaAggregateRecorder, ApplicationRecorder):
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        if not stored_events:
+        """Append the events; with the optional keyword arguments (which the library passes
+        on from `Application.save(*objs, **kwargs)`), commit in the same Kafka transaction:
+
+        consumer_offsets: {TopicPartition: OffsetAndMetadata}, the input consumer's next
+            offsets; needs group_metadata (`consumer.group_metadata()`).
+        side_records: (topic, key, value, headers) records for other topics, e.g. dead
+            letters: no notification ids, no chain links.
+
+        All of it is committed or none of it. With no events, the offsets and side records
+        alone are committed in one transaction (`app.save(consumer_offsets=...)`).
+        """
+        offsets = kwargs.get("consumer_offsets")
+        group_metadata = kwargs.get("group_metadata")
+        side_records = [
+            record if isinstance(record, SideRecord) else SideRecord(*record)
+            for record in kwargs.get("side_records") or ()
+        ]
+        if not stored_events and offsets is None and group_metadata is None and not side_records:
             return []
-        return self.ledger.insert(stored_events)
+        batches = [stored_events] if stored_events else []
+        ids = self.ledger.commit_batches(batches, offsets, group_metadata, side_records)
+        return ids[0] if ids else []
 
     def select_notifications(
         self,

@@ -12,7 +12,7 @@ from typing import Any
 
 from eventsourcing.persistence import IntegrityError, OperationalError, StoredEvent
 
-from store.index import AggregateIndex
+from store.index import AggregateIndex, IndexConflict
 from store.reader import LedgerReader
 from store.records import LedgerRecord
 
@@ -44,28 +44,56 @@ class LedgerCorrupted(RuntimeError):
     """The topic's notification ids or hash chain do not follow on: an event is missing."""
 
 
-def catch_up(index: AggregateIndex, reader: LedgerReader, apply_every: int = 5000) -> int:
+def catch_up(
+    index: AggregateIndex, reader: LedgerReader, apply_every: int = 5000, *, settled: bool = False
+) -> int:
     """Index every committed record the index lacks; return the new position.
 
-    Also rebuilds from offset 0 when the index belongs to an older incarnation of the
-    topic (the topic is shorter than the index, or the chain does not continue).
+    Safe beside other processes catching up into the same index file: whoever applies a
+    record first wins and the others skip it. Rebuilds from offset 0 when the index belongs
+    to an older incarnation of the topic. `settled` says every transaction on the topic is
+    complete (the writer has just run init_transactions): only then does a topic shorter
+    than the index prove it was recreated.
     """
+    for _attempt in range(_CATCH_UP_ATTEMPTS - 1):
+        try:
+            return _catch_up_once(index, reader, apply_every, settled)
+        except IndexConflict as conflict:
+            # Another process reset or advanced the index under us: start from its state.
+            logger.info("catching up %r again: %s", reader.topic, conflict)
+    return _catch_up_once(index, reader, apply_every, settled)
+
+
+_CATCH_UP_ATTEMPTS = 5
+
+
+def _catch_up_once(
+    index: AggregateIndex, reader: LedgerReader, apply_every: int, settled: bool
+) -> int:
+    # The index's state first, then the topic's end: the index holds only committed
+    # records, so the end read afterwards lies at or beyond its position. It may still
+    # lie before it, for a moment, while the markers of a transaction that another process
+    # has just committed and indexed are written (the end is the last stable offset):
+    # that is no reason to forget anything, because the index never shrinks for a topic.
+    state = index.state()
     end = reader.end_offset()
-    position = index.position()
-    if end < position:
-        index.reset()
-        position = 0
-    if position >= end:
-        return position
-    expected_id = (index.last_notification_id() or 0) + 1
-    expected_prev = index.last_hash()
+    if end <= state.position:
+        if end < state.position and settled:
+            logger.warning("%r is shorter than its index: rebuilding the index", reader.topic)
+            index.reset()
+            return _catch_up_once(index, reader, apply_every, settled)
+        return state.position
+    expected_id = state.last_notification_id + 1
+    expected_prev = state.last_hash
     pending: list[tuple[int, LedgerRecord]] = []
     first = True
-    for offset, record in reader.scan(position, end):
-        if first and position > 0 and record.prev_hash != expected_prev:
-            # The topic was recreated under the same name: start again from scratch.
+    for offset, record in reader.scan(state.position, end):
+        if first and state.position > 0 and record.prev_hash != state.last_hash:
+            # Every committed record before the position is indexed, so the first one after
+            # it follows the indexed chain, unless the topic was recreated under its name.
+            logger.warning("%r was recreated: rebuilding its index", reader.topic)
             index.reset()
-            return catch_up(index, reader, apply_every)
+            return _catch_up_once(index, reader, apply_every, settled)
         first = False
         if record.notification_id != expected_id or record.prev_hash != expected_prev:
             raise LedgerCorrupted(
@@ -82,6 +110,17 @@ def catch_up(index: AggregateIndex, reader: LedgerReader, apply_every: int = 500
     return end
 
 
+@dataclass(frozen=True)
+class SideRecord:
+    """A record for another topic (a dead letter, say) committed with the ledger's events:
+    no notification id, no chain link, just in the same transaction."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: Sequence[tuple[str, bytes]] = ()
+
+
 @dataclass
 class _Request:
     """One caller's unit of work: its batches go into one transaction, all or nothing."""
@@ -89,6 +128,7 @@ class _Request:
     batches: Sequence[Sequence[StoredEvent]]
     offsets: Mapping[Any, Any] | None = None
     group_metadata: Any = None
+    side_records: Sequence[SideRecord] = ()
     done: threading.Event = field(default_factory=threading.Event)
     result: list[list[int]] | None = None
     error: BaseException | None = None
@@ -124,6 +164,7 @@ class LedgerWriter:
         timeout_s: float = DEFAULT_TIMEOUT_S,
         max_events_per_transaction: int = DEFAULT_MAX_EVENTS_PER_TRANSACTION,
         on_commit: Callable[[], None] | None = None,
+        catch_up_lock: threading.Lock | None = None,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.topic = topic
@@ -134,6 +175,8 @@ class LedgerWriter:
         self.timeout_s = timeout_s
         self.max_events_per_transaction = max_events_per_transaction
         self._on_commit = on_commit
+        # Shared with the Ledger's refresh(): one catch-up at a time in this process.
+        self._catch_up_lock = catch_up_lock or threading.Lock()
         self._requests: queue.Queue[_Request | None] = queue.Queue()
         self._held_over: _Request | None = None
         self._producer: Any = None
@@ -180,21 +223,35 @@ class LedgerWriter:
         batches: Sequence[Sequence[StoredEvent]],
         offsets: Mapping[Any, Any] | None = None,
         group_metadata: Any = None,
+        side_records: Sequence[SideRecord] = (),
     ) -> list[list[int]]:
-        """Append several batches, and optionally commit consumer offsets, in one transaction.
+        """Append several batches, and optionally commit consumer offsets and records for
+        other topics, in one transaction.
 
         This is Kafka's consume-transform-produce: pass the ingest consumer's next offsets
         ({TopicPartition: OffsetAndMetadata}) and `consumer.group_metadata()`, and the
-        offsets are committed if and only if the batches are. All or nothing: one
-        conflicting batch raises IntegrityError and nothing is written.
+        offsets (and side records, e.g. dead letters) are committed if and only if the
+        batches are. All or nothing: one conflicting batch raises IntegrityError and nothing
+        is written. No batches at all commits just the offsets and side records.
+
+        Requests are grouped into shared transactions; if one fails at commit (its consumer
+        left its group, say), the whole transaction aborts and every request in it gets
+        WriterUnavailable: none of them was acknowledged, so each caller retries.
         """
         if (offsets is None) != (group_metadata is None):
             raise ValueError("offsets and group_metadata go together")
+        if any(record.topic == self.topic for record in side_records):
+            raise ValueError(f"side records cannot go to the ledger topic {self.topic!r}")
         if self._fenced is not None:
             raise self._fenced
         if self._thread is None or self._stopping:
             raise WriterUnavailable(f"writer of {self.topic!r} is not running")
-        request = _Request(batches=batches, offsets=offsets, group_metadata=group_metadata)
+        request = _Request(
+            batches=batches,
+            offsets=offsets,
+            group_metadata=group_metadata,
+            side_records=side_records,
+        )
         self._requests.put(request)
         request.done.wait()
         if request.error is not None:
@@ -299,8 +356,13 @@ class LedgerWriter:
                 request_ids.append(batch_ids)
             ids_by_request.append(request_ids)
 
+        if not records and not any(r.offsets is not None or r.side_records for r in accepted):
+            for request, request_ids in zip(accepted, ids_by_request, strict=True):
+                request.finish(request_ids, None)
+            return
+
         try:
-            offsets = self._transact(records, [r for r in accepted if r.offsets is not None])
+            offsets = self._transact(records, accepted)
         except WriterFenced as fenced:
             for request in accepted:
                 request.finish(None, fenced)
@@ -310,16 +372,27 @@ class LedgerWriter:
                 request.finish(None, WriterUnavailable(f"transaction not committed: {error!r}"))
             return
 
-        self.index.apply(list(zip(offsets, records, strict=True)), offsets[-1] + 1)
-        for offset, record in zip(offsets, records, strict=True):
-            self.reader.cache.put(offset, record)
+        # Committed: the ids and the chain head are spent whatever happens next, so they
+        # advance first. Indexing, caching and notifying only help later reads; if one
+        # fails, the index is rebuilt from the topic before the next transaction.
         self._next_id = next_id
         self._last_hash = prev_hash
         self.transactions_committed += 1
+        try:
+            if records:
+                self.index.apply(list(zip(offsets, records, strict=True)), offsets[-1] + 1)
+            for offset, record in zip(offsets, records, strict=True):
+                self.reader.cache.put(offset, record)
+        except Exception:
+            logger.exception("indexing a committed transaction of %r failed", self.topic)
+            self._needs_recovery = True
         for request, request_ids in zip(accepted, ids_by_request, strict=True):
             request.finish(request_ids, None)
         if self._on_commit is not None:
-            self._on_commit()
+            try:
+                self._on_commit()
+            except Exception:
+                logger.exception("a commit listener of %r failed", self.topic)
 
     def _check_versions(self, group: list[_Request]) -> list[_Request]:
         """Fail the requests whose versions conflict; return the others, in order."""
@@ -357,8 +430,9 @@ class LedgerWriter:
                 f"aggregate {originator_id} is at version {last}; version {version} is not later"
             )
 
-    def _transact(self, records: list[LedgerRecord], with_offsets: list[_Request]) -> list[int]:
-        """Produce the records (and offsets) in one transaction; return their offsets."""
+    def _transact(self, records: list[LedgerRecord], requests: list[_Request]) -> list[int]:
+        """Produce the records (and the requests' side records and offsets) in one
+        transaction; return the ledger records' offsets."""
         from kafka.errors import InvalidProducerEpochError, KafkaTimeoutError, ProducerFencedError
 
         producer = self._producer
@@ -374,9 +448,20 @@ class LedgerWriter:
                 )
                 for record in records
             ]
+            side_futures = [
+                producer.send(
+                    side.topic, key=side.key, value=side.value, headers=list(side.headers)
+                )
+                for request in requests
+                for side in request.side_records
+            ]
             producer.flush(timeout=self.timeout_s)
             offsets = [int(future.get(timeout=self.timeout_s).offset) for future in futures]
-            for request in with_offsets:
+            for future in side_futures:
+                future.get(timeout=self.timeout_s)
+            for request in requests:
+                if request.offsets is None:
+                    continue
                 # kafka-python's send_offsets_to_transaction() waits forever: wait ourselves.
                 manager = producer._transaction_manager
                 self._await(
@@ -476,9 +561,11 @@ class LedgerWriter:
             producer.close(timeout=0)
             raise
         self._producer = producer
-        catch_up(self.index, self.reader)
-        self._next_id = (self.index.last_notification_id() or 0) + 1
-        self._last_hash = self.index.last_hash()
+        with self._catch_up_lock:
+            catch_up(self.index, self.reader, settled=True)
+            state = self.index.state()
+        self._next_id = state.last_notification_id + 1
+        self._last_hash = state.last_hash
         self._needs_recovery = False
 
     def _close_producer(self) -> None:

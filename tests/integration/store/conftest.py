@@ -1,11 +1,18 @@
-"""Helpers for the Kafka store tests: fresh ledger topics, removed after each test."""
+"""Helpers for the Kafka store tests: fresh ledger topics (removed after each test),
+ledgers on them, and reading the topic back."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
+from eventsourcing.persistence import StoredEvent
+
+from store.ledger import Ledger, LedgerConfig
+from store.records import GENESIS_HASH, LedgerRecord, chain_hash
 
 
 def delete_topics(bootstrap: str, topics: list[str]) -> None:
@@ -37,3 +44,71 @@ def ledger_topic(kafka_bootstrap: str, topic_name: str) -> Iterator[str]:
 
 def fresh_topic_name(prefix: str = "test.store") -> str:
     return f"{prefix}.{uuid.uuid4().hex[:12]}"
+
+
+def events_for(originator_id: uuid.UUID, versions: range, topic: str = "t") -> list[StoredEvent]:
+    return [StoredEvent(originator_id, v, topic, f"state-{v}".encode()) for v in versions]
+
+
+@pytest.fixture
+def make_ledger(kafka_bootstrap: str, ledger_topic: str, tmp_path: Path) -> Iterator[Any]:
+    """Ledgers on the test's topic, each with its own index unless told to share one."""
+    made: list[Ledger] = []
+
+    def make(index_dir: Path | None = None, transactional_id: str | None = None) -> Ledger:
+        ledger = Ledger(
+            LedgerConfig(
+                bootstrap_servers=kafka_bootstrap,
+                topic=ledger_topic,
+                transactional_id=transactional_id or f"{ledger_topic}.writer",
+                index_dir=index_dir or tmp_path / f"index-{len(made)}",
+                timeout_s=15.0,
+            )
+        )
+        made.append(ledger)
+        return ledger
+
+    yield make
+    for ledger in made:
+        ledger.close()
+
+
+def read_topic(bootstrap: str, topic: str, isolation_level: str) -> list[Any]:
+    """Every record of the topic, read by a plain kafka-python consumer."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level=isolation_level,
+        auto_offset_reset="earliest",
+    )
+    partition = TopicPartition(topic, 0)
+    consumer.assign([partition])
+    consumer.seek_to_beginning(partition)
+    end = consumer.end_offsets([partition])[partition]
+    messages: list[Any] = []
+    while consumer.position(partition) < end:
+        messages.extend(consumer.poll(timeout_ms=500).get(partition, []))
+    consumer.close()
+    return messages
+
+
+def assert_chain(messages: list[Any]) -> list[LedgerRecord]:
+    """The records are numbered 1..N in offset order and each hash chains to the last."""
+    records = [LedgerRecord.decode(m.key, m.value, m.headers) for m in messages]
+    assert [r.notification_id for r in records] == list(range(1, len(records) + 1))
+    prev = GENESIS_HASH
+    for record in records:
+        assert record.prev_hash == prev
+        assert record.hash == chain_hash(
+            prev,
+            record.notification_id,
+            record.originator_id,
+            record.originator_version,
+            record.topic,
+            record.state,
+        )
+        prev = record.hash
+    return records

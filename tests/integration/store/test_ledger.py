@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +12,8 @@ from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.persistence import IntegrityError, StoredEvent
 
-from store.ledger import Ledger, LedgerConfig
-from store.records import GENESIS_HASH, LedgerRecord, chain_hash
 from store.writer import WriterFenced, WriterUnavailable
+from tests.integration.store.conftest import assert_chain, events_for, read_topic
 
 pytestmark = pytest.mark.kafka
 
@@ -51,74 +49,6 @@ def app_env(bootstrap: str, topic: str, **extra: str) -> dict[str, str]:
         "KAFKA_LEDGER_TOPIC": topic,
         **extra,
     }
-
-
-def events_for(originator_id: uuid.UUID, versions: range, topic: str = "t") -> list[StoredEvent]:
-    return [StoredEvent(originator_id, v, topic, f"state-{v}".encode()) for v in versions]
-
-
-@pytest.fixture
-def make_ledger(kafka_bootstrap: str, ledger_topic: str, tmp_path: Path) -> Iterator[Any]:
-    """Ledgers on the test's topic, each with its own index unless told to share one."""
-    made: list[Ledger] = []
-
-    def make(index_dir: Path | None = None, transactional_id: str | None = None) -> Ledger:
-        ledger = Ledger(
-            LedgerConfig(
-                bootstrap_servers=kafka_bootstrap,
-                topic=ledger_topic,
-                transactional_id=transactional_id or f"{ledger_topic}.writer",
-                index_dir=index_dir or tmp_path / f"index-{len(made)}",
-                timeout_s=15.0,
-            )
-        )
-        made.append(ledger)
-        return ledger
-
-    yield make
-    for ledger in made:
-        ledger.close()
-
-
-def read_topic(bootstrap: str, topic: str, isolation_level: str) -> list[Any]:
-    """Every record of the topic, read by a plain kafka-python consumer."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        isolation_level=isolation_level,
-        auto_offset_reset="earliest",
-    )
-    partition = TopicPartition(topic, 0)
-    consumer.assign([partition])
-    consumer.seek_to_beginning(partition)
-    end = consumer.end_offsets([partition])[partition]
-    messages: list[Any] = []
-    while consumer.position(partition) < end:
-        messages.extend(consumer.poll(timeout_ms=500).get(partition, []))
-    consumer.close()
-    return messages
-
-
-def assert_chain(messages: list[Any]) -> list[LedgerRecord]:
-    """The records are numbered 1..N in offset order and each hash chains to the last."""
-    records = [LedgerRecord.decode(m.key, m.value, m.headers) for m in messages]
-    assert [r.notification_id for r in records] == list(range(1, len(records) + 1))
-    prev = GENESIS_HASH
-    for record in records:
-        assert record.prev_hash == prev
-        assert record.hash == chain_hash(
-            prev,
-            record.notification_id,
-            record.originator_id,
-            record.originator_version,
-            record.topic,
-            record.state,
-        )
-        prev = record.hash
-    return records
 
 
 def test_two_applications_race_on_one_aggregate(kafka_bootstrap: str, ledger_topic: str) -> None:
@@ -223,6 +153,38 @@ def test_aborted_batch_is_invisible_and_its_ids_are_reused(
     committed = read_topic(kafka_bootstrap, ledger.config.topic, "read_committed")
     assert b"aborted" not in [m.value for m in committed]
     assert_chain(committed)
+
+
+def test_failure_after_the_commit_keeps_ids_and_chain(
+    make_ledger: Any, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger = make_ledger()
+    wallet, other = uuid.uuid4(), uuid.uuid4()
+    assert ledger.insert(events_for(wallet, range(1, 2))) == [1]
+    apply = ledger.index.apply
+    failed: list[bool] = []
+
+    def fails_once(*args: Any) -> None:
+        if not failed:
+            failed.append(True)
+            raise OSError("disk I/O error (simulated) after the Kafka commit")
+        apply(*args)
+
+    monkeypatch.setattr(ledger.index, "apply", fails_once)
+    # The events are committed, so they are acknowledged with their ids.
+    assert ledger.insert(events_for(wallet, range(2, 3))) == [2]
+    assert not ledger.writer.healthy  # it re-reads the topic before the next transaction
+    assert ledger.insert(events_for(other, range(1, 2))) == [3]
+    with pytest.raises(IntegrityError):
+        ledger.insert(events_for(wallet, range(2, 3)))
+
+    records = assert_chain(read_topic(kafka_bootstrap, ledger.config.topic, "read_committed"))
+    assert [(r.originator_id, r.originator_version) for r in records] == [
+        (str(wallet), 1),
+        (str(wallet), 2),
+        (str(other), 1),
+    ]
+    assert [r.originator_version for r in ledger.events(str(wallet))] == [1, 2]
 
 
 def test_restart_rebuilds_index_and_continues(make_ledger: Any, tmp_path: Path) -> None:
