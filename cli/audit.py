@@ -9,11 +9,9 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from cli.output import OutputFormat, render
+from cli.output import OutputFormat, format_amounts, progress, render
 from cli.settings import current_settings
-from domain.money import Money
 from replay.audit import AuditReport, AuditSummary, verify_records
 from replay.export import ExportError, ExportFormat, export_ledger, verify_export
 from replay.ledger_import import ImportRefused, import_export
@@ -42,25 +40,14 @@ def _fail(message: str, status: int) -> typer.Exit:
 
 @contextmanager
 def _progress(label: str, size_hint: Callable[[], int | None]) -> Iterator[Callable[[Any], None]]:
-    """A progress bar on stderr when it is a terminal; a no-op otherwise (logs, pipes)."""
-    console = Console(stderr=True)
-    if not console.is_terminal:
-        yield lambda record: None
-        return
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task(label, total=None)
+    """A progress bar of ledger records on stderr; the callback that moves it."""
+    with progress(label, unit="records", transient=True) as bar:
 
         def advance(record: ScannedRecord) -> None:
             if record.position % _PROGRESS_EVERY == 0:
                 # Kafka offsets include transaction markers: track offsets against the end.
                 done = record.offset + 1 if record.offset is not None else record.position
-                progress.update(task, total=size_hint(), completed=done)
+                bar.update(done, total=size_hint())
 
         yield advance
 
@@ -138,8 +125,8 @@ def _summary_rows(summary: AuditSummary, chain_note: str | None) -> list[dict[st
         f"verified: {summary.chained_records} records, last hash "
         f"{summary.last_hash.hex() if summary.last_hash else '-'}"
     )
-    captured = _amounts(summary.captured_minor)
-    issued = _amounts(summary.refunds_issued_minor)
+    captured = format_amounts(summary.captured_minor)
+    issued = format_amounts(summary.refunds_issued_minor)
     postings = "; ".join(
         f"{currency}: debits {totals.debit_minor} = credits {totals.credit_minor}"
         for currency, totals in sorted(summary.postings.items())
@@ -163,16 +150,6 @@ def _summary_rows(summary: AuditSummary, chain_note: str | None) -> list[dict[st
             f"{postings or 'no postings'} (minor units)",
         },
     ]
-
-
-def _amounts(by_currency: dict[str, int]) -> str:
-    if not by_currency:
-        return "none"
-    # Minor units in the ledger; shown in the currency's major unit for people (30,683.38 EUR).
-    return ", ".join(
-        f"{Money(amount, currency).to_major():,} {currency}"
-        for currency, amount in sorted(by_currency.items())
-    )
 
 
 @app.command()

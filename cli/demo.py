@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from cli.output import format_amounts
 from domain.money import Money
 from replay.demo import DemoDirInUse, DemoSummary, run_demo
 from replay.traffic import TrafficShape
@@ -36,9 +37,10 @@ def demo(
 
 
 def _money(amounts: list[Money]) -> str:
-    if not amounts:
-        return "0"
-    return ", ".join(f"{amount.to_major():,} {amount.currency}" for amount in amounts)
+    by_currency: dict[str, int] = {}
+    for amount in amounts:
+        by_currency[amount.currency] = by_currency.get(amount.currency, 0) + amount.minor
+    return format_amounts(by_currency)
 
 
 def print_report(summary: DemoSummary, data_dir: Path, days: int) -> None:

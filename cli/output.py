@@ -1,16 +1,33 @@
-"""Rendering of query results as a table, JSON or CSV, for every query command."""
+"""Output shared by the commands: query results as a table, JSON or CSV, amounts of money
+for people, and progress bars on stderr."""
 
 from __future__ import annotations
 
 import csv
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from enum import StrEnum
 from typing import Any
 
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
+from rich.text import Text
+
+from domain.errors import UnknownCurrencyError
+from domain.money import Money
 
 
 class OutputFormat(StrEnum):
@@ -41,3 +58,80 @@ def render(
         for row in rows:
             table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
         Console().print(table)
+
+
+def format_amounts(by_currency: Mapping[str, int]) -> str:
+    """Minor-unit totals per currency for people: "30,683.38 EUR, 1,200 JPY" in major
+    units; a code outside the currency table in minor units, said so; "none" if empty."""
+    if not by_currency:
+        return "none"
+    return ", ".join(
+        _amount(amount, currency)
+        for currency, amount in sorted(by_currency.items(), key=lambda item: str(item[0]))
+    )
+
+
+def _amount(minor: int, currency: str) -> str:
+    try:
+        major = Money(minor, currency).to_major()
+    except UnknownCurrencyError:
+        return f"{minor:,} minor units of unknown currency {currency!r}"
+    return f"{major:,} {currency}"
+
+
+class _Rate(ProgressColumn):
+    """Items per second (rich's own speed columns count bytes)."""
+
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        shown = "--" if speed is None else f"{speed:,.0f}"
+        return Text(f"{shown} {self.unit}/s", "cyan")
+
+
+class ProgressBar:
+    """One bar of a progress display; ``update`` moves it (nothing shows when disabled)."""
+
+    def __init__(self, display: Progress, task: TaskID) -> None:
+        self._display = display
+        self._task = task
+
+    def update(self, completed: int, total: int | None = None, note: str | None = None) -> None:
+        """``completed`` of ``total`` (None: unchanged), with a free text ``note``."""
+        changes: dict[str, Any] = {}
+        if note is not None:
+            changes["note"] = note
+        self._display.update(self._task, completed=completed, total=total, **changes)
+
+
+@contextmanager
+def progress(
+    description: str,
+    total: int | None = None,
+    *,
+    unit: str = "items",
+    enabled: bool = True,
+    transient: bool = False,
+) -> Iterator[ProgressBar]:
+    """A progress bar on stderr: description, bar, done/total, a free note (counters),
+    rate in ``unit``/s, elapsed and time left. Shown only when ``enabled`` and stderr is a
+    terminal, so logs and pipes stay clean; ``transient`` clears it when done."""
+    console = Console(stderr=True)
+    display = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[note]}"),
+        _Rate(unit),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=transient,
+        disable=not (enabled and console.is_terminal),
+    )
+    with display:
+        yield ProgressBar(display, display.add_task(description, total=total, note=""))

@@ -11,20 +11,8 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.text import Text
 
-from cli.output import OutputFormat, render
+from cli.output import OutputFormat, progress, render
 from cli.settings import Settings, current_settings
 from replay.ledger_prefix import REBUILD_BATCH_SIZE, ProgressHook
 
@@ -44,42 +32,16 @@ _CHECKSUM_COLUMNS = [
 _SNAPSHOT_COLUMNS = ["projection", "table", "position", "rows", "checksum", "where"]
 
 
-class _EventsPerSecond(ProgressColumn):
-    """Ledger events applied per second (rich's speed columns count bytes)."""
-
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text("-- events/s" if speed is None else f"{speed:,.0f} events/s", "cyan")
-
-
 def _fail(message: str, status: int = 1) -> typer.Exit:
     typer.echo(f"evledger: {message}", err=True)
     return typer.Exit(status)
 
 
 @contextmanager
-def _progress_bar(description: str, enabled: bool) -> Iterator[ProgressHook | None]:
-    """A progress bar on stderr with events/s and the time left; the hook that moves it."""
-    if not enabled:
-        yield None
-        return
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        _EventsPerSecond(),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=False,
-    ) as bar:
-        task = bar.add_task(description, total=None)
-
-        def advance(reached: int, target: int) -> None:
-            bar.update(task, completed=reached, total=max(target, 1))
-
-        yield advance
+def _progress_bar(description: str, enabled: bool) -> Iterator[ProgressHook]:
+    """A progress bar of ledger events on stderr; the hook that moves it."""
+    with progress(description, unit="events", enabled=enabled) as bar:
+        yield lambda reached, target: bar.update(reached, total=max(target, 1))
 
 
 def _parse_as_of(value: str) -> datetime:
@@ -132,12 +94,16 @@ def replay(
         typer.Option(
             "--until-offset",
             min=0,
-            help="Snapshot as of this ledger offset (Kafka offset; notification id embedded).",
+            help="Snapshot as of this ledger offset (Kafka offset; notification id embedded),"
+            " taken back to the end of the last whole command.",
         ),
     ] = None,
     as_of: Annotated[
         str | None,
-        typer.Option("--as-of", help="Snapshot of the events recorded at or before (RFC 3339)."),
+        typer.Option(
+            "--as-of",
+            help="Snapshot of the whole commands recorded at or before this time (RFC 3339).",
+        ),
     ] = None,
     into: Annotated[
         str | None,
@@ -272,14 +238,20 @@ def _snapshot(
         for table, checksum in tables.items()
     ]
     render(rows, _SNAPSHOT_COLUMNS, output_format, f"Snapshot {report.label}")
-    recorded = (
-        f"last event recorded at {report.last_recorded_at.isoformat()}"
-        if report.last_recorded_at
-        else "no event recorded by then"
-    )
+    if report.position:
+        recorded = (
+            f" (last event recorded at {report.last_recorded_at.isoformat()})"
+            if report.last_recorded_at
+            else ""
+        )
+        cut = (
+            f"ledger notification {report.position} at offset {report.offset}, the end of "
+            f"the last whole command by then{recorded}"
+        )
+    else:
+        cut = "no whole command recorded by then (the snapshot is empty)"
     typer.echo(
-        f"snapshot {report.label}: {point.describe()} = ledger notification {report.position}"
-        f" ({recorded}); the live models were not touched",
+        f"snapshot {report.label}: {point.describe()} = {cut}; the live models were not touched",
         err=True,
     )
     typer.echo("query it with:", err=True)

@@ -157,11 +157,25 @@ _FACT_TABLES: dict[Entity, tuple[str, tuple[str, ...], str]] = {
 }
 
 
+def _divided(numerator: str, denominator: str, places: int, sql_type: str) -> str:
+    """SQL for ``numerator / denominator`` rounded half up (away from zero) to ``places``
+    decimals, in integer arithmetic: DuckDB divides even DECIMALs as DOUBLE, which is not
+    exact enough for money. Both operands are integers, the denominator never negative;
+    NULL when it is zero."""
+    divisor = f"NULLIF({denominator}, 0)"
+    scaled = f"abs({numerator}) * {10**places}"
+    rounded = f"sign({numerator}) * ((2 * {scaled} + {divisor}) // (2 * {divisor}))"
+    if places:
+        rounded = f"{rounded} * 0.{'0' * (places - 1)}1"
+    return f"CAST({rounded} AS {sql_type})"
+
+
 def _columns(body: str) -> frozenset[str]:
     names = (line.strip().split()[0] for line in body.splitlines() if line.strip())
     return frozenset(name for name in names if name != "PRIMARY")
 
 
+# No view divides with ``/`` (DOUBLE in DuckDB): money stays integer minor units or DECIMAL.
 _VIEWS: dict[str, str] = {
     # Sessions with the payment made for them and what was refunded (issued) on it.
     "session_money": """
@@ -194,7 +208,7 @@ _VIEWS: dict[str, str] = {
         FROM fact_sessions WHERE started_at_local IS NOT NULL
         GROUP BY ALL ORDER BY weekday, local_hour""",
     # Occupied connector time over the time observed; bands against the fleet average.
-    "station_utilisation": """
+    "station_utilisation": f"""
         WITH observed AS (
             SELECT date_diff('second', MIN(started_at), MAX(stopped_at)) AS span_seconds
             FROM fact_sessions WHERE stopped_at IS NOT NULL),
@@ -206,21 +220,27 @@ _VIEWS: dict[str, str] = {
                    SUM(idle_seconds) AS idle_seconds
             FROM fact_sessions WHERE stopped_at IS NOT NULL GROUP BY station_id),
         rated AS (
-            SELECT p.*, CAST(round(p.occupied_seconds
-                        / NULLIF(p.connectors * o.span_seconds, 0), 4) AS DECIMAL(9,4))
-                        AS utilisation
-            FROM per_station p, observed o)
+            SELECT p.*, {
+        _divided("p.occupied_seconds", "p.connectors * o.span_seconds", 4, "DECIMAL(9,4)")
+    } AS utilisation
+            FROM per_station p, observed o),
+        scaled AS (
+            -- In ten-thousandths, to compare with the fleet average exactly.
+            SELECT *, CAST(utilisation * 10000 AS BIGINT) AS utilisation_e4,
+                   COUNT(utilisation) OVER () AS rated_stations,
+                   SUM(CAST(utilisation * 10000 AS BIGINT)) OVER () AS fleet_e4
+            FROM rated)
         SELECT station_id, connectors, sessions,
-               CAST(round(occupied_seconds / 3600, 2) AS DECIMAL(12,2)) AS occupied_hours,
-               CAST(round(charging_seconds / 3600, 2) AS DECIMAL(12,2)) AS charging_hours,
-               CAST(round(idle_seconds / 3600, 2) AS DECIMAL(12,2)) AS idle_hours,
+               {_divided("occupied_seconds", "3600", 2, "DECIMAL(12,2)")} AS occupied_hours,
+               {_divided("charging_seconds", "3600", 2, "DECIMAL(12,2)")} AS charging_hours,
+               {_divided("idle_seconds", "3600", 2, "DECIMAL(12,2)")} AS idle_hours,
                utilisation,
-               CAST(round(utilisation / NULLIF(AVG(utilisation) OVER (), 0), 2)
-                    AS DECIMAL(9,2)) AS vs_fleet_average,
-               CASE WHEN utilisation < 0.5 * AVG(utilisation) OVER () THEN 'under-used'
-                    WHEN utilisation > 1.5 * AVG(utilisation) OVER () THEN 'over-used'
+               {_divided("utilisation_e4 * rated_stations", "fleet_e4", 2, "DECIMAL(9,2)")}
+                   AS vs_fleet_average,
+               CASE WHEN 2 * utilisation_e4 * rated_stations < fleet_e4 THEN 'under-used'
+                    WHEN 2 * utilisation_e4 * rated_stations > 3 * fleet_e4 THEN 'over-used'
                     ELSE 'normal' END AS band
-        FROM rated ORDER BY utilisation DESC, station_id""",
+        FROM scaled ORDER BY utilisation DESC, station_id""",
     "tariffs": """
         SELECT v.tariff_key, first.tariff_id, v.tariff_version, v.currency, v.price_per_kwh,
                v.price_per_minute, v.session_fee_minor, v.idle_fee_per_minute, v.vat_rate,
@@ -229,35 +249,35 @@ _VIEWS: dict[str, str] = {
         JOIN (SELECT tariff_key, MAX(tariff_id) AS tariff_id FROM dim_tariff_versions
               GROUP BY tariff_key) first ON first.tariff_key = v.tariff_key""",
     # What a kWh really earns on each tariff version, fees and time charges included.
-    "pricing_by_tariff": """
+    "pricing_by_tariff": f"""
         SELECT tariff_id, tariff_version, currency, COUNT(*) AS sessions,
                SUM(energy_kwh) AS energy_kwh, SUM(subtotal_minor) AS net_revenue_minor,
-               CAST(round(SUM(subtotal_minor) / NULLIF(SUM(energy_kwh), 0), 2)
-                    AS DECIMAL(18,2)) AS net_minor_per_kwh
+               {_divided("SUM(subtotal_minor) * 1000", "SUM(energy_wh)", 2, "DECIMAL(18,2)")}
+                   AS net_minor_per_kwh
         FROM fact_sessions WHERE total_minor IS NOT NULL
         GROUP BY ALL ORDER BY tariff_id, tariff_version, currency""",
     "pricing_by_component": """
         SELECT component, COALESCE(window_name, '') AS window_name, unit, currency,
                SUM(quantity) AS quantity, SUM(amount_minor) AS amount_minor
         FROM fact_line_items GROUP BY ALL ORDER BY component, window_name, currency""",
-    "customer_behaviour": """
+    "customer_behaviour": f"""
         SELECT customer_id, currency, COUNT(*) AS sessions,
                COUNT(DISTINCT station_id) AS stations, SUM(energy_kwh) AS energy_kwh,
                SUM(total_minor) AS spend_minor,
-               CAST(round(SUM(total_minor) / COUNT(*), 0) AS BIGINT) AS average_spend_minor,
+               {_divided("SUM(total_minor)", "COUNT(*)", 0, "BIGINT")} AS average_spend_minor,
                MIN(started_at) AS first_session_at, MAX(started_at) AS last_session_at,
                COUNT(*) > 1 AS repeat_customer
         FROM fact_sessions WHERE total_minor IS NOT NULL
         GROUP BY ALL ORDER BY spend_minor DESC, customer_id""",
-    "repeat_customers": """
+    "repeat_customers": f"""
         SELECT COUNT(*) AS customers,
                COUNT(*) FILTER (WHERE sessions > 1) AS repeat_customers,
-               CAST(round(COUNT(*) FILTER (WHERE sessions > 1) / NULLIF(COUNT(*), 0), 4)
-                    AS DECIMAL(9,4)) AS repeat_share
+               {_divided("COUNT(*) FILTER (WHERE sessions > 1)", "COUNT(*)", 4, "DECIMAL(9,4)")}
+                   AS repeat_share
         FROM (SELECT customer_id, COUNT(*) AS sessions FROM fact_sessions
               GROUP BY customer_id)""",
     # Refunds traced to the station of their session; a reason seen twice is recurring.
-    "refunds_by_station_reason": """
+    "refunds_by_station_reason": f"""
         WITH traced AS (
             SELECT r.*, s.station_id
             FROM fact_refunds r
@@ -271,7 +291,7 @@ _VIEWS: dict[str, str] = {
                COUNT(*) FILTER (WHERE t.status = 'rejected') AS rejected,
                SUM(t.amount_minor) AS requested_minor,
                COALESCE(SUM(t.issued_minor), 0) AS issued_minor,
-               CAST(round(COUNT(*) / NULLIF(MAX(ss.sessions), 0), 4) AS DECIMAL(9,4))
+               {_divided("COUNT(*)", "MAX(ss.sessions)", 4, "DECIMAL(9,4)")}
                    AS refunds_per_session,
                COUNT(*) > 1 AS recurring
         FROM traced t LEFT JOIN station_sessions ss ON ss.station_id = t.station_id

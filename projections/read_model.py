@@ -1,4 +1,5 @@
-"""What every read model is to the projector: create, position, apply a batch, drop."""
+"""What every read model is to the projector: create, position, apply a batch; and the
+statements that drop its tables, for the rebuild's swap."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from projections.sql import Database, Row
 from projections.tracking import (
     advance_tracking,
     create_tracking,
-    drop_tracking,
     tracked_position,
 )
 
@@ -58,15 +58,9 @@ class ReadModel(ABC):
     def write(self, rows: dict[Entity, Rows]) -> None:
         """Write one batch's folded rows (inside the batch's transaction)."""
 
-    def drop(self) -> None:
-        """Remove the tables and the position, for a rebuild from the start."""
-        with self.db.transaction():
-            for statement in self.drop_statements():
-                self.db.execute(statement)
-            drop_tracking(self.db, self.name)
-
     @abstractmethod
-    def drop_statements(self) -> Sequence[str]: ...
+    def drop_statements(self) -> Sequence[str]:
+        """Statements that drop the model's tables and views (the swap replaces them)."""
 
     def snapshot(self) -> dict[str, list[Row]]:
         """Every table's rows in key order: two models with equal snapshots are equal."""

@@ -61,8 +61,3 @@ def advance_tracking(db: Database, projection_name: str, expected: int, new: int
             f"projection {projection_name!r} is at {current}, not {expected}: another "
             f"projector moved it; the batch up to {new} was not applied"
         )
-
-
-def drop_tracking(db: Database, projection_name: str) -> None:
-    db.execute(_CREATE)
-    db.execute(f"DELETE FROM {TRACKING_TABLE} WHERE projection_name = ?", [projection_name])

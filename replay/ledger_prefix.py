@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from consumers.projector import LedgerSource, Projector, RetryPolicy
+from domain.idempotency import ProcessedMessage
 from projections.facts import LedgerEvent
 from projections.read_model import ReadModel
 
@@ -21,10 +22,30 @@ ProgressHook = Callable[[int, int], None]
 @dataclass(frozen=True)
 class LedgerStop:
     """Where a ledger prefix ends: after notification ``until_id``, and/or before the first
-    event recorded after ``recorded_until`` (the ledger's own timestamp of the event)."""
+    event recorded after ``recorded_until`` (the ledger's own timestamp of the event).
+
+    With ``whole_commands`` the prefix ends instead at the last command that ends at or
+    before that point (Guarantee 3: a command's events are seen together or not at all), as
+    a point in time must; without, exactly there, as aligning with a live model needs.
+    """
 
     until_id: int | None = None
     recorded_until: datetime | None = None
+    whole_commands: bool = False
+
+
+def ends_a_command(ledger_event: LedgerEvent) -> bool:
+    """Whether the event is the last of a command's: every command's events are saved
+    with, and end with, the record that its upstream message was processed."""
+    return isinstance(ledger_event.event, ProcessedMessage.Recorded)
+
+
+def _through_last_command(events: list[LedgerEvent]) -> list[LedgerEvent]:
+    """``events`` up to and including the last one that ends a command."""
+    for index in range(len(events) - 1, -1, -1):
+        if ends_a_command(events[index]):
+            return events[: index + 1]
+    return []
 
 
 class PrefixSource(LedgerSource):
@@ -33,29 +54,58 @@ class PrefixSource(LedgerSource):
     def __init__(self, inner: LedgerSource, stop: LedgerStop) -> None:
         super().__init__(inner.recorder, inner.mapper)
         self.inner = inner
-        self.recorded_until = stop.recorded_until
-        # Known once reached for a time stop: the id of the last event recorded by then.
-        self.end: int | None = stop.until_id
+        self.stop = stop
+        # The last notification of the prefix: known up front for an exact id stop, and
+        # once reached for a time stop or a stop trimmed back to a command's end.
+        self.end: int | None = None if stop.whole_commands else stop.until_id
 
     def read_after(self, position: int, limit: int) -> list[LedgerEvent]:
         if self.end is not None:
             limit = min(limit, self.end - position)
+            return self.inner.read_after(position, limit) if limit > 0 else []
+        if self.stop.until_id is not None:
+            # One event past the stop, if there is one, shows where the prefix ends.
+            limit = min(limit, self.stop.until_id + 1 - position)
             if limit <= 0:
+                self.end = position
                 return []
-        events = self.inner.read_after(position, limit)
-        if self.recorded_until is None:
-            return events
-        for index, event in enumerate(events):
+        while True:
+            events = self.inner.read_after(position, limit)
+            past = self._first_past_the_stop(events)
+            if past is not None:
+                kept = events[:past]
+                if self.stop.whole_commands:
+                    kept = _through_last_command(kept)
+                self.end = kept[-1].notification_id if kept else position
+                return kept
+            if not self.stop.whole_commands:
+                return events
+            whole = _through_last_command(events)
+            if whole or len(events) < limit:
+                # What follows the last whole command is read again with the next batch;
+                # a ledger never ends inside a command, so nothing is lost at its head.
+                return whole
+            limit *= 2  # one command's events outnumber the batch: read further
+
+    def _first_past_the_stop(self, events: list[LedgerEvent]) -> int | None:
+        """The index of the first event after the stop (None: all are at or before it)."""
+        until_id, recorded_until = self.stop.until_id, self.stop.recorded_until
+        for index, ledger_event in enumerate(events):
+            if until_id is not None and ledger_event.notification_id > until_id:
+                return index
             # The prefix stops at the first later event, so it stays contiguous even if
             # a later-stamped event was stored before an earlier-stamped one.
-            if event.event.timestamp > self.recorded_until:
-                self.end = event.notification_id - 1
-                return events[:index]
-        return events
+            if recorded_until is not None and ledger_event.event.timestamp > recorded_until:
+                return index
+        return None
 
     def last_position(self) -> int:
         head = self.inner.last_position()
-        return head if self.end is None else min(head, self.end)
+        if self.end is not None:
+            return min(head, self.end)
+        if self.stop.until_id is not None:
+            return min(head, self.stop.until_id)
+        return head
 
 
 def project_to(

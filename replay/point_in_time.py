@@ -5,7 +5,9 @@ A point is a ledger position (``--until-offset``: on Kafka the record's offset i
 ledger topic, as audit and trail show it, taken to the last event at or below it; on the
 embedded default the notification id) or a time (``--as-of``: the ledger prefix of events
 recorded at or before it, by the ledger's own timestamp of each event, not the upstream
-``occurred_at``).
+``occurred_at``). Either is taken back to the end of the last whole command at or before
+it, so a snapshot never shows half a command (a session stopped but not priced); the
+report gives that effective cut as a notification id and a ledger offset.
 
 Query a snapshot with the ordinary commands by pointing the settings at it: PostgreSQL
 views through the DSN's search_path (``options=-csearch_path=snapshot_<label>``),
@@ -74,10 +76,13 @@ class PointInTime:
 
 
 def ledger_stop(source: LedgerSource, point: PointInTime) -> LedgerStop:
+    """The stop of the point's prefix, trimmed back to the end of a whole command."""
     if point.as_of is not None:
-        return LedgerStop(recorded_until=point.as_of)
+        return LedgerStop(recorded_until=point.as_of, whole_commands=True)
     assert point.until_offset is not None
-    return LedgerStop(until_id=notification_at_offset(source, point.until_offset))
+    return LedgerStop(
+        until_id=notification_at_offset(source, point.until_offset), whole_commands=True
+    )
 
 
 def notification_at_offset(source: LedgerSource, offset: int) -> int:
@@ -93,6 +98,18 @@ def notification_at_offset(source: LedgerSource, offset: int) -> int:
             "(on the embedded default an offset is a notification id)"
         )
     return offset
+
+
+def offset_of_notification(source: LedgerSource, notification_id: int) -> int | None:
+    """Where notification ``notification_id`` is in the ledger, as --until-offset takes it:
+    its record's offset on Kafka, the id itself on the embedded default (None for 0)."""
+    from store.recorders import KafkaApplicationRecorder
+
+    if notification_id == 0:
+        return None
+    if isinstance(source.recorder, KafkaApplicationRecorder):
+        return source.recorder.ledger.index.notifications(notification_id, 1)[0].offset
+    return notification_id
 
 
 def _kafka_notification_at(ledger: Ledger, offset: int) -> int:
@@ -120,7 +137,10 @@ class SnapshotReport:
 
     label: str
     point: PointInTime
+    # The effective cut: the last notification in the snapshot (the end of a command) and
+    # its ledger offset (None when the snapshot holds no event).
     position: int
+    offset: int | None
     last_recorded_at: datetime | None
     places: dict[str, str] = field(default_factory=dict)
     checksums: dict[str, dict[str, TableChecksum]] = field(default_factory=dict)
@@ -156,6 +176,7 @@ def build_snapshot(
                 label,
                 point,
                 position,
+                offset_of_notification(source, position),
                 _recorded_at(source, position),
                 places={
                     name: place.where

@@ -79,7 +79,8 @@ def test_until_offset_and_as_of_build_the_prefix_models(
 
         result = run_replay(kafka_settings, "--until-offset", str(offset), "--into", labels[0])
         assert result.exit_code == 0, result.output
-        assert f"= ledger notification {prefix_head} " in result.output
+        prefix_offset = index.notifications(prefix_head, 1)[0].offset
+        assert f"= ledger notification {prefix_head} at offset {prefix_offset}," in result.output
         assert f"-csearch_path=snapshot_{labels[0]}" in result.output
         assert snapshot_contents(kafka_settings, labels[0], pg_dsn) == expected
 
@@ -107,3 +108,40 @@ def test_until_offset_and_as_of_build_the_prefix_models(
         for label in labels:
             drop_schema(pg_dsn, f"snapshot_{label}")
     assert pg_schemas(pg_dsn, f"snapshot_%_{tag}") == []
+
+
+def test_an_offset_inside_a_command_snapshots_up_to_the_command_before(
+    kafka_settings: Settings, writer: BillingApplication
+) -> None:
+    from consumers.projector import LedgerSource
+    from domain.session import ChargingSession
+    from replay.ledger_prefix import ends_a_command
+    from tests.unit.projections.scenario import commands as scenario
+
+    for command in scenario():
+        writer.handle(command)  # one Kafka transaction per command
+    recorder = writer.recorder
+    assert isinstance(recorder, KafkaApplicationRecorder)
+    ledger = LedgerSource.of(writer).read_after(0, 10_000)
+    stopped = next(e for e in ledger if isinstance(e.event, ChargingSession.Stopped))
+    previous_end = max(
+        e.notification_id
+        for e in ledger
+        if ends_a_command(e) and e.notification_id < stopped.notification_id
+    )
+    offset_of = {
+        n.notification_id: n.offset for n in recorder.ledger.index.notifications(1, 10_000)
+    }
+    label = f"mid_{uuid.uuid4().hex[:8]}"
+    assert kafka_settings.pg_dsn is not None
+    try:
+        report = build_snapshot(
+            kafka_settings,
+            READ_MODEL_NAMES,
+            PointInTime(until_offset=offset_of[stopped.notification_id]),
+            label,
+        )
+        assert (report.position, report.offset) == (previous_end, offset_of[previous_end])
+        assert report.checksums["refund_status"]  # built
+    finally:
+        drop_schema(kafka_settings.pg_dsn, f"snapshot_{label}")

@@ -14,7 +14,7 @@ from consumers.projector import LedgerSource
 from domain.application import BillingApplication
 from projections.analytics import Analytics
 from projections.sql import DuckDatabase
-from replay.ledger_prefix import LedgerStop, PrefixSource, project_to
+from replay.ledger_prefix import LedgerStop, PrefixSource, ends_a_command, project_to
 from tests.unit.projections.scenario import commands
 
 
@@ -67,3 +67,28 @@ def test_project_to_reports_progress_and_stops(ledger: BillingApplication, tmp_p
     assert seen[0] == (0, head - 3) and seen[-1] == (head - 3, head - 3)
     assert [done for done, _ in seen] == sorted(done for done, _ in seen)
     model.db.close()
+
+
+def test_whole_commands_reads_past_a_small_batch_and_holds_back_a_partial_one(
+    ledger: BillingApplication,
+) -> None:
+    ledger.handle_batch(commands())
+    source = LedgerSource.of(ledger)
+    every = source.read_after(0, 10_000)
+    ends = [e.notification_id for e in every if ends_a_command(e)]
+    stop = LedgerStop(recorded_until=datetime.now(UTC), whole_commands=True)
+
+    # A batch of one event is widened to the first whole command.
+    prefix = PrefixSource(source, stop)
+    assert [e.notification_id for e in prefix.read_after(0, 1)] == list(range(1, ends[0] + 1))
+    # A batch that ends inside a command stops at the command before it.
+    inside = ends[2] + 1
+    assert ends[3] > inside
+    assert prefix.read_after(ends[0], inside - ends[0])[-1].notification_id == ends[2]
+    assert prefix.end is None  # the stop is not reached yet
+    # Reading on, batch by batch, gives the whole ledger.
+    position, seen = 0, []
+    while batch := prefix.read_after(position, 3):
+        seen.extend(e.notification_id for e in batch)
+        position = batch[-1].notification_id
+    assert seen == [e.notification_id for e in every]
