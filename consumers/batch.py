@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from consumers.accounting import IngestCounters
 from consumers.dead_letter import DeadLetter
 from consumers.triage import SourceRecord, triage
+from domain.application import FinishBatch
 from domain.commands import Command
 from domain.errors import IdempotencyConflictError, InvalidValueError
 from domain.results import CommandResult, Outcome
@@ -19,7 +20,7 @@ class CommandHandler(Protocol):
     result per command out, or the exception that makes that message a dead letter."""
 
     def handle_batch(
-        self, commands: Sequence[Command], **save_kwargs: Any
+        self, commands: Sequence[Command], finish: FinishBatch | None = None
     ) -> list[CommandResult | Exception]: ...
 
 
@@ -30,15 +31,31 @@ class BatchOutcome:
     results: list[CommandResult] = field(default_factory=list)
 
 
-def apply_batch(handler: CommandHandler, records: Sequence[SourceRecord]) -> BatchOutcome:
-    """Apply a batch; the ledger has the result when this returns (or it raised)."""
+def apply_batch(
+    handler: CommandHandler,
+    records: Sequence[SourceRecord],
+    commit_with: Callable[[list[DeadLetter]], dict[str, Any]] | None = None,
+) -> BatchOutcome:
+    """Apply a batch; the ledger has the result when this returns (or it raised).
+
+    ``commit_with`` turns the batch's dead letters into arguments for the ledger's save,
+    so that a store that can (the Kafka ledger) commits them, and the consumer offsets it
+    adds, in the same transaction as the batch's events.
+    """
     outcome = BatchOutcome()
     sorted_out = triage(records)
-    outcome.dead_letters.extend(sorted_out.dead_letters)
-    results = handler.handle_batch([command for _, command in sorted_out.commands])
-    for (record, _), result in zip(sorted_out.commands, results, strict=True):
+
+    def finish(results: list[CommandResult | Exception]) -> dict[str, Any]:
+        outcome.dead_letters = list(sorted_out.dead_letters)
+        for (record, _), result in zip(sorted_out.commands, results, strict=True):
+            if isinstance(result, Exception):
+                outcome.dead_letters.append(record.dead_letter(*_why(result)))
+        return commit_with(outcome.dead_letters) if commit_with else {}
+
+    # The handler calls finish exactly once, whichever way the batch went.
+    results = handler.handle_batch([command for _, command in sorted_out.commands], finish)
+    for result in results:
         if isinstance(result, Exception):
-            outcome.dead_letters.append(record.dead_letter(*_why(result)))
             continue
         outcome.results.append(result)
         if result.outcome is Outcome.DUPLICATE:

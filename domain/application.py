@@ -60,6 +60,14 @@ from domain.tariff import Tariff
 
 log = logging.getLogger(__name__)
 
+# Given a batch's results, the keyword arguments to commit with its one save.
+FinishBatch = Callable[[list["CommandResult | Exception"]], dict[str, Any]]
+
+
+def _nothing_to_add(results: list[CommandResult | Exception]) -> dict[str, Any]:
+    return {}
+
+
 A = TypeVar("A", bound=Aggregate)
 C = TypeVar("C", bound=Command)
 
@@ -108,27 +116,34 @@ class BillingApplication(Application[UUID]):
         return self._execute(command, self._decider(command))
 
     def handle_batch(
-        self, commands: Sequence[Command], **save_kwargs: Any
+        self, commands: Sequence[Command], finish: FinishBatch | None = None
     ) -> list[CommandResult | Exception]:
         """Apply many commands with one save, so that a store writes them in one transaction.
 
         Later commands of the batch see what earlier ones changed (a unit of work), and the
-        events are stored in command order. ``save_kwargs`` go to that one save (a store
-        may commit them with the events). If a command raises, or the save meets a
-        concurrent writer, the batch is redone one command at a time on fresh state, and
-        each message that still fails comes back as its exception, in its place, for the
-        caller to dead-letter. A store that is unavailable (a PersistenceError other than
-        a version conflict) is raised: no message is judged while the ledger is down.
+        events are stored in command order. ``finish`` is called once with the results,
+        just before the batch's one save, and returns keyword arguments for that save (a
+        store may commit them atomically with the events: consumer offsets, dead letters).
+        If a command raises, or the save meets a concurrent writer, the batch is redone one
+        command at a time on fresh state, each message that still fails comes back as its
+        exception for the caller to dead-letter, and ``finish``'s arguments are then saved
+        on their own, after the commands. A store that is unavailable (a PersistenceError
+        other than a version conflict) is raised: no message is judged while it is down.
         """
+        finish = finish or _nothing_to_add
         try:
-            return list(self._handle_in_one_save(commands, save_kwargs))
+            return list(self._handle_in_one_save(commands, finish))
         except IntegrityError:
             log.info("batch met a concurrent writer; applying its commands one at a time")
         except PersistenceError:
             raise
         except Exception as error:
             log.info("a command of the batch raised %r; applying one at a time", error)
-        return [self._handle_alone(command) for command in commands]
+        results = [self._handle_alone(command) for command in commands]
+        save_kwargs = finish(results)
+        if save_kwargs:
+            self.save(**save_kwargs)
+        return results
 
     def _handle_alone(self, command: Command) -> CommandResult | Exception:
         try:
@@ -144,7 +159,7 @@ class BillingApplication(Application[UUID]):
             return error
 
     def _handle_in_one_save(
-        self, commands: Sequence[Command], save_kwargs: dict[str, Any]
+        self, commands: Sequence[Command], finish: FinishBatch
     ) -> list[CommandResult]:
         events: list[DomainEventProtocol[UUID]] = []
         results: list[CommandResult] = []
@@ -166,6 +181,7 @@ class BillingApplication(Application[UUID]):
                 results.append(_result(command, decision, [_named(e) for e in new_events]))
         finally:
             self._unit_of_work = None
+        save_kwargs = finish(list(results))
         if events or save_kwargs:
             self.save(*events, **save_kwargs)
         return results
