@@ -98,9 +98,10 @@ def ingest(prefix: str, source: str, expected: int, data_dir: Path) -> tuple[flo
         ingest_topic=source,
         dead_letter_topic=settings.dead_letter_topic,
         group_id=f"{prefix}.ingest",
-        transactional_id=f"{prefix}.ingest.consumer",
+        instance_id=f"{prefix}.ingest.consumer",
         batch_size=BATCH,
     )
+    application.recorder.start_writing()  # before joining the group, as `evledger ingest`
     consumer = KafkaIngest(application, config)
     started = time.perf_counter()
     counters = consumer.run(StopFlag(), until_idle=True)

@@ -1,4 +1,4 @@
-"""`evledger publish` and `evledger ingest`: upstream messages into the ledger."""
+"""`evledger publish`, `ingest` and `run`: upstream messages into the ledger."""
 
 from __future__ import annotations
 
@@ -8,19 +8,23 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from cli.output import OutputFormat, render
+from cli.output import OutputFormat, progress, render
 from cli.settings import Settings, current_settings
 from consumers.batch import BatchOutcome
 
 if TYPE_CHECKING:
-    from consumers.ingest import IngestConfig
+    from consumers.ingest import IngestConfig, KafkaIngest
+    from domain.application import BillingApplication
 
 stderr = Console(stderr=True)
 
 FormatOption = Annotated[
     OutputFormat, typer.Option("--format", "-f", help="Output as a table, JSON or CSV.")
+]
+BatchSizeOption = Annotated[int, typer.Option(min=1, max=10_000, help="Records per batch.")]
+MetricsPortOption = Annotated[
+    int | None, typer.Option(help="Serve Prometheus /metrics on 127.0.0.1:PORT.")
 ]
 
 
@@ -32,6 +36,15 @@ def _require_kafka(settings: Settings, what: str) -> str:
         )
         raise typer.Exit(2)
     return settings.kafka_bootstrap
+
+
+def _require_file(file: Path) -> int:
+    """The number of messages (non-blank lines) in an existing file."""
+    if not file.is_file():
+        stderr.print(f"evledger: no such file: {file}")
+        raise typer.Exit(2)
+    with file.open("rb") as lines:
+        return sum(1 for line in lines if line.strip())
 
 
 def _ensure_topics(settings: Settings, *names: str) -> None:
@@ -49,19 +62,6 @@ def _ensure_topics(settings: Settings, *names: str) -> None:
         )
 
 
-def _progress(description: str, total: int | None) -> Progress:
-    return Progress(
-        TextColumn(description),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[counters]}"),
-        TimeElapsedColumn(),
-        console=stderr,
-        transient=False,
-        disable=not stderr.is_terminal,
-    )
-
-
 def _ingest_config(settings: Settings, batch_size: int) -> IngestConfig:
     from consumers.ingest import IngestConfig
 
@@ -72,9 +72,21 @@ def _ingest_config(settings: Settings, batch_size: int) -> IngestConfig:
         ingest_topic=settings.ingest_topic,
         dead_letter_topic=settings.dead_letter_topic,
         group_id=f"{settings.topic_prefix}.ingest",
-        transactional_id=f"{settings.topic_prefix}.ingest.consumer",
+        instance_id=f"{settings.topic_prefix}.ingest.consumer",
         batch_size=batch_size,
     )
+
+
+def _kafka_ingest(application: BillingApplication, config: IngestConfig) -> KafkaIngest:
+    """The ingest consumer over the Kafka ledger, its writer started before it joins."""
+    from consumers.ingest import KafkaIngest
+    from store.recorders import KafkaApplicationRecorder
+
+    if not isinstance(application.recorder, KafkaApplicationRecorder):
+        stderr.print("evledger: ingest from the topic needs the Kafka ledger")
+        raise typer.Exit(2)
+    application.recorder.start_writing()
+    return KafkaIngest(application, config)
 
 
 def publish(
@@ -85,19 +97,10 @@ def publish(
 
     settings = current_settings()
     bootstrap = _require_kafka(settings, "publish")
-    if not file.is_file():
-        stderr.print(f"evledger: no such file: {file}")
-        raise typer.Exit(2)
+    total = _require_file(file)
     _ensure_topics(settings, settings.ingest_topic)
-    total = sum(1 for line in file.open("rb") if line.strip())
-    with _progress("publishing", total) as progress:
-        task = progress.add_task("publish", total=total, counters="")
-        report = publish_file(
-            file,
-            bootstrap,
-            settings.ingest_topic,
-            on_progress=lambda sent: progress.update(task, completed=sent),
-        )
+    with progress("publishing", total, unit="messages") as bar:
+        report = publish_file(file, bootstrap, settings.ingest_topic, on_progress=bar.update)
     typer.echo(f"published {report.published} messages to {settings.ingest_topic}")
 
 
@@ -113,42 +116,36 @@ def ingest(
     until_idle: Annotated[
         bool, typer.Option("--until-idle", help="Stop once caught up with the ingest topic.")
     ] = False,
-    batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="Records per batch.")] = 500,
-    metrics_port: Annotated[
-        int | None, typer.Option(help="Serve Prometheus /metrics on 127.0.0.1:PORT.")
-    ] = None,
+    batch_size: BatchSizeOption = 500,
+    metrics_port: MetricsPortOption = None,
     output_format: FormatOption = OutputFormat.table,
 ) -> None:
     """Apply upstream messages (from the ingest topic, or a file) to the ledger."""
     from consumers.file_ingest import FileIngest
-    from consumers.ingest import KafkaIngest, StopFlag
+    from consumers.ingest import StopFlag
     from consumers.metrics import serve_metrics
     from domain.application import BillingApplication
     from store.environment import ledger_environment
 
     logging.basicConfig(level=logging.WARNING)
     settings = current_settings()
-    if file is not None and not file.is_file():
-        stderr.print(f"evledger: no such file: {file}")
-        raise typer.Exit(2)
-    config = None if file is not None else _ingest_config(settings, batch_size)
+    total = _require_file(file) if file is not None else None
+    config = _ingest_config(settings, batch_size) if file is None else None
     application = BillingApplication(env=ledger_environment(settings))
     try:
         if file is not None:
             source = FileIngest(application, settings.data_dir / "dead-letters.jsonl", batch_size)
             counters = source.counters
-            total: int | None = sum(1 for line in file.open("rb") if line.strip())
         else:
             assert config is not None
-            consumer = KafkaIngest(application, config)
-            counters, total = consumer.counters, None
+            consumer = _kafka_ingest(application, config)
+            counters = consumer.counters
         if metrics_port is not None:
             serve_metrics(counters, metrics_port)
-        with _progress("ingesting", total) as progress:
-            task = progress.add_task("ingest", total=total, counters="")
+        with progress("ingesting", total, unit="messages") as bar:
 
             def on_batch(outcome: BatchOutcome) -> None:
-                progress.update(task, completed=counters.consumed, counters=counters.summary())
+                bar.update(counters.consumed, note=counters.summary())
 
             if file is not None:
                 source.run(file, on_batch=on_batch)
@@ -164,14 +161,9 @@ def ingest(
     render([counters.as_dict()], list(counters.as_dict()), output_format, title="ingest")
 
 
-def run(
-    batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="Records per batch.")] = 500,
-    metrics_port: Annotated[
-        int | None, typer.Option(help="Serve Prometheus /metrics on 127.0.0.1:PORT.")
-    ] = None,
-) -> None:
+def run(batch_size: BatchSizeOption = 500, metrics_port: MetricsPortOption = None) -> None:
     """Ingest and project together until stopped (SIGTERM finishes the batch, exits 0)."""
-    from consumers.ingest import KafkaIngest, StopFlag
+    from consumers.ingest import StopFlag
     from consumers.metrics import serve_metrics
     from consumers.projection_targets import projector
     from consumers.run import ProjectorFailed, run_pipeline
@@ -184,12 +176,14 @@ def run(
     application = BillingApplication(env=ledger_environment(settings))
     stop = StopFlag()
     try:
-        consumer = KafkaIngest(application, config)
+        consumer = _kafka_ingest(application, config)
         if metrics_port is not None:
             serve_metrics(consumer.counters, metrics_port)
-        with projector(settings) as runner, stop.on_signals():
-            counters = run_pipeline(consumer, runner, stop)
-        consumer.close()
+        try:
+            with projector(settings) as runner, stop.on_signals():
+                counters = run_pipeline(consumer, runner, stop)
+        finally:
+            consumer.close()
     except ProjectorFailed as failed:
         stderr.print(f"evledger: {failed}")
         raise typer.Exit(1) from None

@@ -1,10 +1,10 @@
 """The ingest consumer: upstream messages from `<prefix>.ingest` into the ledger, effectively once.
 
-Per batch: the commands are applied to the ledger (committed there), then the dead letters
-and the consumer group's offsets are committed together in one Kafka transaction. A crash
-before the offsets commit makes the batch be read again; the domain's event_id idempotency
-turns every re-read command into a duplicate, and the dead letters of the lost transaction
-were never visible (read_committed), so nothing is applied or dead-lettered twice.
+Per batch, one Kafka transaction of the ledger writer holds the batch's ledger events, its
+dead letters and the consumer group's next offsets (Kafka's consume-transform-produce
+pattern): all of them become visible together or none does. A crash anywhere makes the
+batch be read again, and the domain's event_id idempotency makes anything re-read that
+did reach the ledger a duplicate, so nothing is applied or dead-lettered twice.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from types import FrameType
 from typing import Any
 
@@ -26,13 +27,6 @@ from consumers.triage import SourceRecord
 
 log = logging.getLogger(__name__)
 
-# kafka-python waits forever on a transaction's end; a broker gone mid-commit must not.
-TRANSACTION_TIMEOUT_S = 60.0
-
-
-class TransactionTimeout(RuntimeError):
-    """A Kafka transaction did not finish in time; its outcome is unknown, so we stop."""
-
 
 @dataclass(frozen=True)
 class IngestConfig:
@@ -40,28 +34,9 @@ class IngestConfig:
     ingest_topic: str
     dead_letter_topic: str
     group_id: str
-    transactional_id: str
+    instance_id: str
     batch_size: int = 500
     poll_timeout_ms: int = 500
-
-
-def finish_transaction(action: Callable[[], None], what: str) -> None:
-    """Run commit/abort/send_offsets with a deadline, on a thread, as kafka-python has none."""
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            action()
-        except BaseException as error:
-            errors.append(error)
-
-    worker = threading.Thread(target=run, name=f"kafka-{what}", daemon=True)
-    worker.start()
-    worker.join(TRANSACTION_TIMEOUT_S)
-    if worker.is_alive():
-        raise TransactionTimeout(f"{what} did not finish in {TRANSACTION_TIMEOUT_S:.0f} s")
-    if errors:
-        raise errors[0]
 
 
 class StopFlag:
@@ -94,10 +69,15 @@ class StopFlag:
 
 
 class KafkaIngest:
-    """A consumer-group member that turns ingest records into ledger events."""
+    """A consumer-group member that turns ingest records into ledger events.
+
+    The handler's ledger writer must already be started (KafkaApplicationRecorder.
+    start_writing): the consumer's first offset fetch waits on any transaction a crashed
+    predecessor left open, and only the new writer's fencing ends that transaction.
+    """
 
     def __init__(self, handler: CommandHandler, config: IngestConfig) -> None:
-        from kafka import KafkaConsumer, KafkaProducer
+        from kafka import KafkaConsumer
 
         self.handler = handler
         self.config = config
@@ -109,7 +89,7 @@ class KafkaIngest:
             # Static membership: one ingest instance per group by design, so a restarted
             # instance takes over its partitions at once instead of waiting out the dead
             # member's session, and a second live instance is fenced, like the writer.
-            group_instance_id=config.transactional_id,
+            group_instance_id=config.instance_id,
             session_timeout_ms=15_000,
             client_id=f"{config.group_id}-consumer",
             enable_auto_commit=False,
@@ -119,15 +99,6 @@ class KafkaIngest:
             max_partition_fetch_bytes=MAX_MESSAGE_BYTES + 1024 * 1024,
             fetch_max_bytes=4 * MAX_MESSAGE_BYTES,
         )
-        self.producer = KafkaProducer(
-            bootstrap_servers=config.bootstrap_servers,
-            transactional_id=config.transactional_id,
-            client_id=f"{config.group_id}-dead-letters",
-            acks="all",
-            max_request_size=MAX_MESSAGE_BYTES + 1024 * 1024,
-        )
-        # Fences an earlier instance with the same transactional id (a zombie after a crash).
-        self.producer.init_transactions()
 
     def run(
         self,
@@ -139,8 +110,7 @@ class KafkaIngest:
         while not stop:
             records = self._poll()
             if records:
-                outcome = apply_batch(self.handler, records)
-                self._commit(records, outcome.dead_letters)
+                outcome = apply_batch(self.handler, records, partial(self._commit_with, records))
                 self.counters.add(outcome.counters)
                 self.counters.check()
                 log.info("ingest batch of %d: %s", len(records), self.counters.summary())
@@ -151,7 +121,6 @@ class KafkaIngest:
 
     def close(self) -> None:
         self.consumer.close()
-        self.producer.close(timeout=10)
 
     def _poll(self) -> list[SourceRecord]:
         polled = self.consumer.poll(
@@ -179,7 +148,10 @@ class KafkaIngest:
         ends = self.consumer.end_offsets(list(assigned))
         return all(self.consumer.position(tp) >= ends[tp] for tp in assigned)
 
-    def _commit(self, records: list[SourceRecord], dead_letters: list[DeadLetter]) -> None:
+    def _commit_with(
+        self, records: list[SourceRecord], dead_letters: list[DeadLetter]
+    ) -> dict[str, Any]:
+        """What the ledger commits with the batch: dead letters and the next offsets."""
         from kafka import TopicPartition
         from kafka.structs import OffsetAndMetadata
 
@@ -187,24 +159,11 @@ class KafkaIngest:
         for record in records:
             partition = TopicPartition(record.topic, record.partition)
             next_offsets[partition] = OffsetAndMetadata(record.offset + 1, "", -1)
-        self.producer.begin_transaction()
-        try:
-            for letter in dead_letters:
-                self.producer.send(
-                    self.config.dead_letter_topic,
-                    key=letter.key,
-                    value=letter.value,
-                    headers=letter.headers(),
-                )
-            finish_transaction(
-                lambda: self.producer.send_offsets_to_transaction(
-                    next_offsets, self.consumer.group_metadata()
-                ),
-                "send_offsets_to_transaction",
-            )
-            finish_transaction(self.producer.commit_transaction, "commit_transaction")
-        except TransactionTimeout:
-            raise
-        except Exception:
-            finish_transaction(self.producer.abort_transaction, "abort_transaction")
-            raise
+        return {
+            "consumer_offsets": next_offsets,
+            "group_metadata": self.consumer.group_metadata(),
+            "side_records": [
+                (self.config.dead_letter_topic, letter.key, letter.value, letter.headers())
+                for letter in dead_letters
+            ],
+        }

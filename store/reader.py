@@ -9,13 +9,19 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from eventsourcing.persistence import OperationalError
+
 from store.records import LedgerRecord
 
 DEFAULT_CACHE_RECORDS = 20_000
 
 
-class LedgerReadError(RuntimeError):
-    """A record the index points at could not be read from the topic in time."""
+class LedgerReadError(OperationalError):
+    """A record the index points at could not be read from the topic in time.
+
+    An OperationalError, like the writer's: the ledger is unavailable, the message is not
+    wrong, so the application raises it instead of dead-lettering the message.
+    """
 
 
 class RecordCache:

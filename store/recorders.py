@@ -55,6 +55,15 @@ class KafkaAggregateRecorder(AggregateRecorder):
 class KafkaApplicationRecorder(KafkaAggregateRecorder, ApplicationRecorder):
     """The application's ledger: events numbered 1, 2, 3, ... in commit order."""
 
+    def start_writing(self) -> None:
+        """Start (and so fence for) this process's writer now rather than on the first insert.
+
+        A consumer that commits its offsets in the writer's transactions must do this
+        before it joins its group: offsets pending in a dead predecessor's open transaction
+        block the consumer's offset fetch until the new writer aborts that transaction.
+        """
+        self.ledger.writer  # noqa: B018 - the property starts the writer
+
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:

@@ -22,6 +22,9 @@ DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_MAX_EVENTS_PER_TRANSACTION = 5000
 
 
+MAX_REQUEST_BYTES = 17 * 1024 * 1024
+
+
 class WriterFenced(OperationalError):
     """Another writer with the same transactional id took over this ledger.
 
@@ -543,6 +546,8 @@ class LedgerWriter:
             linger_ms=0,
             # A group commit sends thousands of records at once: fewer, fuller requests.
             batch_size=512 * 1024,
+            # Side records carry dead letters of up to the broker's 16 MiB message limit.
+            max_request_size=MAX_REQUEST_BYTES,
             # The broker answers CONCURRENT_TRANSACTIONS while the previous commit settles;
             # the default 100 ms backoff would then cap us near ten transactions a second.
             retry_backoff_ms=5,
