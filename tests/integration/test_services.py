@@ -5,26 +5,9 @@ from __future__ import annotations
 import uuid
 
 import psycopg
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 
-
-def _read_all(bootstrap: str, topic: str, isolation_level: str) -> list[bytes]:
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
-        isolation_level=isolation_level,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
-    partition = TopicPartition(topic, 0)
-    consumer.assign([partition])
-    consumer.seek_to_beginning(partition)
-    end = consumer.end_offsets([partition])[partition]
-    values: list[bytes] = []
-    while consumer.position(partition) < end:
-        for records in consumer.poll(timeout_ms=1000).values():
-            values.extend(record.value for record in records)
-    consumer.close()
-    return values
+from tests.kafka_topics import read_topic
 
 
 def test_read_committed_consumer_sees_only_the_committed_transaction(
@@ -49,8 +32,8 @@ def test_read_committed_consumer_sees_only_the_committed_transaction(
     producer.abort_transaction()
     producer.close()
 
-    committed = _read_all(kafka_bootstrap, kafka_topic, "read_committed")
-    everything = _read_all(kafka_bootstrap, kafka_topic, "read_uncommitted")
+    committed = [r.value for r in read_topic(kafka_bootstrap, kafka_topic, "read_committed")]
+    everything = [r.value for r in read_topic(kafka_bootstrap, kafka_topic, "read_uncommitted")]
 
     assert committed == [b"committed-0", b"committed-1", b"committed-2"]
     # The aborted records really reached the log: only the isolation level hides them.

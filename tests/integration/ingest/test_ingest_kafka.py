@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from consumers.dead_letter import DeadLetter
 from consumers.translate import to_command
 from domain.application import BillingApplication
 from replay.traffic import TrafficShape, generate
+from tests.kafka_topics import read_topic
 
 EVLEDGER = str(Path(sys.executable).with_name("evledger"))
 SHAPE = TrafficShape(stations=5, customers=60)
@@ -120,24 +120,6 @@ def kafka_ledger(env: dict[str, str]) -> list[tuple[Any, ...]]:
         return ledger_rows(application)
     finally:
         application.close()
-
-
-def read_topic(bootstrap: str, topic: str) -> Iterator[Any]:
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
-        isolation_level="read_committed",
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=32 * 1024 * 1024,
-        fetch_max_bytes=64 * 1024 * 1024,
-    )
-    partition = TopicPartition(topic, 0)
-    consumer.assign([partition])
-    consumer.seek_to_beginning(partition)
-    end = consumer.end_offsets([partition])[partition]
-    while consumer.position(partition) < end:
-        for records in consumer.poll(timeout_ms=1000).values():
-            yield from records
-    consumer.close()
 
 
 def test_a_day_of_traffic_gives_exactly_the_expected_ledger(

@@ -21,6 +21,7 @@ from replay.kafka_scan import KafkaLedgerScan
 from store.admin import TopicSpec, ensure_topic
 from store.environment import ledger_environment
 from tests.integration.store.conftest import delete_topics
+from tests.kafka_topics import read_topic
 from tests.unit.replay.conftest import apply_traffic, refunded_payment
 
 pytestmark = [pytest.mark.kafka]
@@ -45,21 +46,10 @@ class KafkaLedger:
 
 
 def read_raw(bootstrap: str, topic: str) -> list[Raw]:
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, isolation_level="read_committed", group_id=None
-    )
-    partition = TopicPartition(topic, 0)
-    consumer.assign([partition])
-    end = consumer.end_offsets([partition])[partition]
-    consumer.seek_to_beginning(partition)
-    found: list[Raw] = []
-    while consumer.position(partition) < end:
-        for message in consumer.poll(timeout_ms=500).get(partition, ()):
-            found.append((message.offset, message.key, message.value, list(message.headers)))
-    consumer.close()
-    return found
+    return [
+        (message.offset, message.key, message.value, list(message.headers))
+        for message in read_topic(bootstrap, topic)
+    ]
 
 
 def copy_to(ledger: KafkaLedger, records: list[Raw]) -> str:

@@ -13,6 +13,7 @@ from eventsourcing.persistence import StoredEvent
 
 from store.ledger import Ledger, LedgerConfig
 from store.records import GENESIS_HASH, LedgerRecord, chain_hash
+from tests.kafka_topics import read_topic  # noqa: F401 - the store tests import it from here
 
 
 def delete_topics(bootstrap: str, topics: list[str]) -> None:
@@ -71,28 +72,6 @@ def make_ledger(kafka_bootstrap: str, ledger_topic: str, tmp_path: Path) -> Iter
     yield make
     for ledger in made:
         ledger.close()
-
-
-def read_topic(bootstrap: str, topic: str, isolation_level: str) -> list[Any]:
-    """Every record of the topic, read by a plain kafka-python consumer."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        isolation_level=isolation_level,
-        auto_offset_reset="earliest",
-    )
-    partition = TopicPartition(topic, 0)
-    consumer.assign([partition])
-    consumer.seek_to_beginning(partition)
-    end = consumer.end_offsets([partition])[partition]
-    messages: list[Any] = []
-    while consumer.position(partition) < end:
-        messages.extend(consumer.poll(timeout_ms=500).get(partition, []))
-    consumer.close()
-    return messages
 
 
 def assert_chain(messages: list[Any]) -> list[LedgerRecord]:
