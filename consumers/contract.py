@@ -240,23 +240,28 @@ def parse_message(raw: bytes) -> UpstreamMessage:
         reason = f"not UTF-8 text: {error.reason} at byte {error.start}"
         raise ContractViolation("", reason) from None
     try:
+        return _ADAPTER.validate_json(text)
+    except ValidationError as error:
+        raise _violation(text, error) from None
+
+
+def _violation(text: str, error: ValidationError) -> ContractViolation:
+    """Why a message failed, in words for a person; the JSON is decoded again only here,
+    so a valid message (the common case) is parsed once."""
+    try:
         document = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ContractViolation("", f"invalid JSON: {error.msg} at char {error.pos}") from None
+    except json.JSONDecodeError as invalid:
+        return ContractViolation("", f"invalid JSON: {invalid.msg} at char {invalid.pos}")
     if not isinstance(document, dict):
-        raise ContractViolation("", f"a message is a JSON object, got {type(document).__name__}")
+        return ContractViolation("", f"a message is a JSON object, got {type(document).__name__}")
     message_type = document.get("type")
     if not isinstance(message_type, str) or message_type not in MESSAGE_TYPES:
         known = ", ".join(sorted(MESSAGE_TYPES))
-        raise ContractViolation("type", f"unknown message type {message_type!r}; known: {known}")
-    try:
-        return _ADAPTER.validate_json(text)
-    except ValidationError as error:
-        first = error.errors(include_url=False)[0]
-        # The first part of the location is the discriminator's tag: the type we know already.
-        field = ".".join(str(part) for part in first["loc"][1:])
-        reason = str(first["msg"]).removeprefix("Value error, ")
-        raise ContractViolation(field, reason) from None
+        return ContractViolation("type", f"unknown message type {message_type!r}; known: {known}")
+    first = error.errors(include_url=False)[0]
+    # The first part of the location is the discriminator's tag: the type we know already.
+    field = ".".join(str(part) for part in first["loc"][1:])
+    return ContractViolation(field, str(first["msg"]).removeprefix("Value error, "))
 
 
 def json_schema() -> dict[str, Any]:

@@ -50,7 +50,8 @@ def routing_key(raw: bytes) -> bytes | None:
 
 
 def read_lines(path: Path) -> Iterator[bytes]:
-    """The non-empty lines of a JSON Lines file, without their line endings."""
+    """Every line of a JSON Lines file, blank ones too (callers count them), without its
+    line ending."""
     with path.open("rb") as file:
         for line in file:
             stripped = line.rstrip(b"\r\n")
