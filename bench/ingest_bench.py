@@ -27,13 +27,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cli.settings import Settings
+from bootstrap.ledger_environment import ledger_environment
+from bootstrap.settings import Settings
 from consumers.ingest import IngestConfig, KafkaIngest, StopFlag
-from consumers.publish import publish_file
+from consumers.producer import publish_file
+from demo.traffic import TrafficShape, generate
 from domain.application import BillingApplication
-from replay.traffic import TrafficShape, generate
 from store.admin import TopicSpec, ensure_topic
-from store.environment import ledger_environment
 
 BOOTSTRAP = os.environ.get("EVLEDGER_KAFKA_BOOTSTRAP") or "127.0.0.1:9092"
 BATCH = 500

@@ -1,6 +1,6 @@
 """Projection throughput against a bare Kafka consumer of the same ledger, and query latency.
 
-Builds a Kafka ledger of about N events from realistic traffic (replay.traffic) through the
+Builds a Kafka ledger of about N events from realistic traffic (demo.traffic) through the
 real application, then in the same run:
   1. a bare read_committed KafkaConsumer reads the ledger topic from offset 0 (the ceiling);
   2. the projector rebuilds payment history + refund status (PostgreSQL) and analytics
@@ -26,18 +26,18 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cli.settings import Settings
+from bootstrap.ledger_environment import ledger_environment
+from bootstrap.read_models import ledger_source
+from bootstrap.settings import Settings
 from consumers.contract import parse_message
-from consumers.projection_targets import ledger_source
-from consumers.projector import Projector
 from consumers.translate import to_command
+from demo.traffic import TrafficShape, generate
 from domain.application import BillingApplication
 from projections.analytics import Analytics
 from projections.payment_history import PaymentHistory, query_history
 from projections.refund_status import REFUND_STATUSES, RefundStatusView, query_refunds
+from projections.runner import Projector
 from projections.sql import DuckDatabase, PostgresDatabase
-from replay.traffic import TrafficShape, generate
-from store.environment import ledger_environment
 
 
 def build_ledger(settings: Settings, events: int) -> int:

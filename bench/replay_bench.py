@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from projections_bench import bare_consume, build_ledger, delete_topics
 
-from cli.settings import Settings
-from consumers.projection_targets import projector
+from bootstrap.read_models import projector
+from bootstrap.settings import Settings
 from replay.rebuild import rebuild
 from replay.targets import drop_schema
 

@@ -10,15 +10,15 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from audit.export import ExportError, ExportFormat, export_ledger, verify_export
+from audit.ledger_import import ImportRefused, import_export
+from audit.scan import LedgerScan, LedgerUnavailable, ScannedRecord
+from audit.sqlite_scan import LedgerNotEmpty
+from audit.trail import TRAIL_COLUMNS, UnknownTrailId, audit_trail
+from audit.verify import AuditReport, AuditSummary, verify_records
+from bootstrap.ledger_scans import ledger_scan
+from cli.context import current_settings
 from cli.output import OutputFormat, format_amounts, progress, render
-from cli.settings import current_settings
-from replay.audit import AuditReport, AuditSummary, verify_records
-from replay.export import ExportError, ExportFormat, export_ledger, verify_export
-from replay.ledger_import import ImportRefused, import_export
-from replay.scan import LedgerScan, LedgerUnavailable, ScannedRecord
-from replay.sources import ledger_scan
-from replay.sqlite_ledger import LedgerNotEmpty
-from replay.trail import TRAIL_COLUMNS, UnknownTrailId, audit_trail
 
 app = typer.Typer(
     help="Audit the ledger: verify it, trace a session, payment or refund, export it.",

@@ -9,9 +9,9 @@ import typer
 from rich.console import Console
 
 from cli.output import format_amounts
+from demo.pipeline import DemoDirInUse, DemoSummary, run_demo
+from demo.traffic import TrafficShape
 from domain.money import Money
-from replay.demo import DemoDirInUse, DemoSummary, run_demo
-from replay.traffic import TrafficShape
 
 console = Console()
 

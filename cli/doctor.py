@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cli.settings import Settings
+from bootstrap.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,12 @@ from typing import Annotated
 import typer
 
 from cli import audit, pipeline
+from cli.context import current_settings
 from cli.demo import demo
 from cli.doctor import run_checks
 from cli.output import OutputFormat, render
 from cli.queries import register as register_queries
 from cli.replay import replay
-from cli.settings import current_settings
 from consumers.contract import json_schema
 
 app = typer.Typer(

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
+from bootstrap.settings import Settings
+from cli.context import current_settings
 from cli.output import OutputFormat, progress, render
-from cli.settings import Settings, current_settings
 from consumers.batch import BatchOutcome
 
 if TYPE_CHECKING:
@@ -93,7 +94,7 @@ def publish(
     file: Annotated[Path, typer.Argument(help="JSON Lines file, one upstream message a line.")],
 ) -> None:
     """Publish upstream messages from a JSON Lines file to the ingest topic."""
-    from consumers.publish import publish_file
+    from consumers.producer import publish_file
 
     settings = current_settings()
     bootstrap = _require_kafka(settings, "publish")
@@ -121,11 +122,11 @@ def ingest(
     output_format: FormatOption = OutputFormat.table,
 ) -> None:
     """Apply upstream messages (from the ingest topic, or a file) to the ledger."""
+    from bootstrap.ledger_environment import ledger_environment
     from consumers.file_ingest import FileIngest
     from consumers.ingest import StopFlag
     from consumers.metrics import serve_metrics
     from domain.application import BillingApplication
-    from store.environment import ledger_environment
 
     logging.basicConfig(level=logging.WARNING)
     settings = current_settings()
@@ -163,12 +164,12 @@ def ingest(
 
 def run(batch_size: BatchSizeOption = 500, metrics_port: MetricsPortOption = None) -> None:
     """Ingest and project together until stopped (SIGTERM finishes the batch, exits 0)."""
+    from bootstrap.ledger_environment import ledger_environment
+    from bootstrap.read_models import projector
     from consumers.ingest import StopFlag
     from consumers.metrics import serve_metrics
-    from consumers.projection_targets import projector
-    from consumers.run import ProjectorFailed, run_pipeline
+    from consumers.pipeline import ProjectorFailed, run_pipeline
     from domain.application import BillingApplication
-    from store.environment import ledger_environment
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = current_settings()

@@ -15,8 +15,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from bootstrap.settings import Settings, SettingsError, load_settings
 from cli.output import OutputFormat, render
-from cli.settings import Settings, SettingsError, load_settings
 
 T = TypeVar("T")
 
@@ -128,7 +128,7 @@ def history(
     output_format: FormatOption = OutputFormat.table,
 ) -> None:
     """Payment history of a customer or a station, newest first, a page at a time."""
-    from consumers.projection_targets import views_database
+    from bootstrap.read_models import views_database
     from projections.payment_history import HISTORY_COLUMNS, BadCursor, query_history
 
     if (customer is None) == (station is None):
@@ -176,7 +176,7 @@ def refunds(
     output_format: FormatOption = OutputFormat.table,
 ) -> None:
     """Refunds newest first, by status, customer or station."""
-    from consumers.projection_targets import views_database
+    from bootstrap.read_models import views_database
     from projections.refund_status import REFUND_COLUMNS, REFUND_STATUSES, query_refunds
 
     if status is not None and status not in REFUND_STATUSES:
@@ -203,7 +203,7 @@ def refund_show(
     output_format: FormatOption = OutputFormat.table,
 ) -> None:
     """Everything the refund status view knows about one refund."""
-    from consumers.projection_targets import views_database
+    from bootstrap.read_models import views_database
     from projections.refund_status import REFUND_DETAIL_COLUMNS, refund
 
     db = views_database(_settings())
@@ -290,8 +290,8 @@ def project(
     output_format: FormatOption = OutputFormat.table,
 ) -> None:
     """Run the projectors: ledger -> payment history, refund status, analytics."""
-    from consumers.projection_targets import READ_MODEL_NAMES, UnknownProjection, projector
-    from consumers.projector import LedgerGapError, ProjectionStalled, RetryPolicy
+    from bootstrap.read_models import READ_MODEL_NAMES, UnknownProjection, projector
+    from projections.runner import LedgerGapError, ProjectionStalled, RetryPolicy
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = _settings()

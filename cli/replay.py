@@ -12,8 +12,9 @@ from typing import Annotated
 
 import typer
 
+from bootstrap.settings import Settings
+from cli.context import current_settings
 from cli.output import OutputFormat, progress, render
-from cli.settings import Settings, current_settings
 from replay.ledger_prefix import REBUILD_BATCH_SIZE, ProgressHook
 
 FormatOption = Annotated[
@@ -58,8 +59,8 @@ def _errors() -> tuple[type[Exception], ...]:
     import duckdb
     import psycopg
 
-    from consumers.projection_targets import UnknownProjection
-    from consumers.projector import LedgerGapError, ProjectionStalled
+    from bootstrap.read_models import UnknownProjection
+    from projections.runner import LedgerGapError, ProjectionStalled
     from replay.point_in_time import PointBeyondLedger
     from replay.rebuild import LiveModelBehind
     from replay.swap import LiveModelBusy

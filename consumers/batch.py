@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from consumers.accounting import IngestCounters
+from consumers.counters import IngestCounters
 from consumers.dead_letter import DeadLetter
 from consumers.triage import SourceRecord, triage
 from domain.application import FinishBatch

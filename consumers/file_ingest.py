@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterator
 from itertools import islice
 from pathlib import Path
 
-from consumers.accounting import IngestCounters
 from consumers.batch import BatchOutcome, CommandHandler, apply_batch
+from consumers.counters import IngestCounters
 from consumers.dead_letter import DeadLetter
-from consumers.publish import read_lines
+from consumers.producer import read_lines
 from consumers.triage import SourceRecord
 
 

@@ -19,10 +19,10 @@ from functools import partial
 from types import FrameType
 from typing import Any
 
-from consumers.accounting import IngestCounters
 from consumers.batch import BatchOutcome, CommandHandler, apply_batch
+from consumers.counters import IngestCounters
 from consumers.dead_letter import DeadLetter
-from consumers.publish import MAX_MESSAGE_BYTES
+from consumers.producer import MAX_MESSAGE_BYTES
 from consumers.triage import SourceRecord
 
 log = logging.getLogger(__name__)

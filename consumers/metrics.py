@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry, generate_latest, start_http_ser
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
-from consumers.accounting import IngestCounters
+from consumers.counters import IngestCounters
 
 _HELP = {
     "consumed": "Upstream records read from the ingest source.",

@@ -7,10 +7,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from consumers.projector import LedgerSource, Projector, RetryPolicy
 from domain.idempotency import ProcessedMessage
 from projections.facts import LedgerEvent
 from projections.read_model import ReadModel
+from projections.runner import LedgerSource, Projector, RetryPolicy
 
 # Rebuilds write far more per batch than a live projector: fewer, larger transactions.
 REBUILD_BATCH_SIZE = 10_000

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from consumers.projection_targets import ledger_source
-from consumers.projector import LedgerSource
+from bootstrap.read_models import ledger_source
+from projections.runner import LedgerSource
 from replay.checksum import TableChecksum, model_checksums
 from replay.ledger_prefix import (
     REBUILD_BATCH_SIZE,
@@ -43,7 +43,7 @@ from replay.targets import (
 )
 
 if TYPE_CHECKING:
-    from cli.settings import Settings
+    from bootstrap.settings import Settings
     from store.ledger import Ledger
 
 

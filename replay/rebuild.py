@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from consumers.projection_targets import ledger_source
-from consumers.projector import LedgerSource
+from bootstrap.read_models import ledger_source
 from projections.read_model import ReadModel
+from projections.runner import LedgerSource
 from replay.checksum import TableChecksum, model_checksums
 from replay.ledger_prefix import REBUILD_BATCH_SIZE, ProgressHook, project_to
 from replay.swap import LiveModelBusy, LiveSide, open_live
@@ -30,7 +30,7 @@ from replay.targets import (
 )
 
 if TYPE_CHECKING:
-    from cli.settings import Settings
+    from bootstrap.settings import Settings
 
 # Rounds of "catch up, hold the live model, compare" before giving up on a live model
 # that the held lock should have stopped: more than one is only needed after a failure.

@@ -17,8 +17,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from consumers.projector import LedgerSource
 from projections.read_model import LEDGER_APPLICATION, ReadModel
+from projections.runner import LedgerSource
 from projections.sql import Database, DuckDatabase, PostgresDatabase, SqliteDatabase
 from projections.tracking import TRACKING_TABLE, create_tracking
 from replay.checksum import TableChecksum, model_checksums

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from consumers.projection_targets import (
+from bootstrap.read_models import (
     EMBEDDED_VIEWS_FILE,
     READ_MODEL_NAMES,
     UnknownProjection,
@@ -27,7 +27,7 @@ from projections.refund_status import RefundStatusView
 from projections.sql import Database, DuckDatabase, PostgresDatabase, SqliteDatabase
 
 if TYPE_CHECKING:
-    from cli.settings import Settings
+    from bootstrap.settings import Settings
 
 Backend = Literal["postgres", "sqlite", "duckdb"]
 

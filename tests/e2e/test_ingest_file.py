@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from replay.traffic import TrafficShape, generate
+from demo.traffic import TrafficShape, generate
 
 EVLEDGER = str(Path(sys.executable).with_name("evledger"))
 

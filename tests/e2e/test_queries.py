@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from cli.settings import Settings
+from bootstrap.ledger_environment import ledger_environment
+from bootstrap.settings import Settings
 from domain.application import BillingApplication
-from store.environment import ledger_environment
 from tests.integration.projections.conftest import drop_schema
 from tests.unit.projections.scenario import build_ledger
 

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from replay.traffic import TrafficShape, generate
+from demo.traffic import TrafficShape, generate
 
 EVLEDGER = str(Path(sys.executable).with_name("evledger"))
 

@@ -7,13 +7,13 @@ import sys
 import time
 from pathlib import Path
 
-from consumers.projector import LedgerSource, Projector
 from domain.application import BillingApplication
 from projections.analytics import Analytics
 from projections.facts import Entity
 from projections.fold import Rows
 from projections.payment_history import PaymentHistory
 from projections.refund_status import RefundStatusView
+from projections.runner import LedgerSource, Projector
 from projections.sql import DuckDatabase, PostgresDatabase
 
 

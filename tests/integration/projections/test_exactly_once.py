@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from consumers.projector import LedgerSource, ProjectionStalled, Projector, RetryPolicy
 from domain.application import BillingApplication
 from projections.analytics import Analytics
 from projections.facts import Entity, LedgerEvent
@@ -21,6 +20,7 @@ from projections.fold import Rows
 from projections.payment_history import PaymentHistory
 from projections.read_model import ReadModel
 from projections.refund_status import RefundStatusView
+from projections.runner import LedgerSource, ProjectionStalled, Projector, RetryPolicy
 from projections.sql import DuckDatabase, PostgresDatabase
 from tests.integration.projections.conftest import drop_schema
 from tests.unit.projections.scenario import traffic_ledger

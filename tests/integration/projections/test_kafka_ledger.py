@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from cli.settings import Settings
-from consumers.projection_targets import ledger_source
-from consumers.projector import Projector
+from bootstrap.ledger_environment import ledger_environment
+from bootstrap.read_models import ledger_source
+from bootstrap.settings import Settings
 from domain.application import BillingApplication
 from projections.analytics import Analytics
 from projections.payment_history import PaymentHistory
 from projections.refund_status import RefundStatusView
+from projections.runner import Projector
 from projections.sql import DuckDatabase, PostgresDatabase
-from store.environment import ledger_environment
 from tests.integration.projections.test_known_scenario import check_views
 from tests.integration.store.conftest import delete_topics
 from tests.unit.projections.scenario import build_ledger

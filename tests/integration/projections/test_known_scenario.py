@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from consumers.projector import LedgerSource, Projector
 from domain.application import BillingApplication
 from projections.analytics import Analytics
 from projections.payment_history import PaymentHistory, query_history
 from projections.read_model import ReadModel
 from projections.refund_status import RefundStatusView, query_refunds, refund
+from projections.runner import LedgerSource, Projector
 from projections.sql import Database, DuckDatabase, PostgresDatabase, SqliteDatabase
 from tests.unit.projections.scenario import (
     EXPECTED_HISTORY,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from consumers.projector import LedgerSource, Projector
 from domain.application import BillingApplication
 from domain.commands import (
     ApproveRefund,
@@ -16,6 +15,7 @@ from domain.commands import (
 )
 from projections.payment_history import PaymentHistory, payment
 from projections.refund_status import RefundStatusView, refund
+from projections.runner import LedgerSource, Projector
 from projections.sql import PostgresDatabase
 from tests.unit.projections.scenario import at, commands
 

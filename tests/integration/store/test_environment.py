@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from cli.settings import Settings
-from store.environment import ledger_environment
+from bootstrap.ledger_environment import ledger_environment
+from bootstrap.settings import Settings
 from tests.integration.store.conftest import delete_topics
 from tests.integration.store.test_ledger import Wallets
 

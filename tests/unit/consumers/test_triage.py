@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from consumers.accounting import AccountingError, IngestCounters
+from consumers.counters import AccountingError, IngestCounters
 from consumers.dead_letter import DeadLetter
 from consumers.metrics import metrics_text
-from consumers.publish import routing_key
+from consumers.producer import routing_key
 from consumers.triage import SourceRecord, triage
 from domain import commands
 

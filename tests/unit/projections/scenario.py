@@ -323,12 +323,12 @@ EXPECTED_REFUNDS: dict[str, dict[str, Any]] = {
 
 
 def traffic_ledger(app: BillingApplication, days: int = 1, seed: int = 7) -> int:
-    """Realistic traffic (replay.traffic) through the real commands; the events stored."""
+    """Realistic traffic (demo.traffic) through the real commands; the events stored."""
     import json
 
     from consumers.contract import parse_message
     from consumers.translate import to_command
-    from replay.traffic import TrafficShape, generate
+    from demo.traffic import TrafficShape, generate
 
     messages = generate(seed, TrafficShape(days=days))
     commands = [to_command(parse_message(json.dumps(message).encode())) for message in messages]

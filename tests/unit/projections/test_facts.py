@@ -13,11 +13,11 @@ import domain.refund
 import domain.session
 import domain.settlement
 import domain.tariff
-from consumers.projector import LedgerSource
 from domain.application import BillingApplication
 from domain.ids import session_aggregate_id
 from projections.facts import HANDLED, IGNORED, Entity, Fact, LedgerEvent, facts_of, kwh
 from projections.fold import fold
+from projections.runner import LedgerSource
 from tests.unit.projections.scenario import at, build_ledger
 
 

@@ -12,13 +12,13 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consumers.projector import LedgerSource
 from domain.application import BillingApplication
 from projections.analytics import Analytics
 from projections.facts import LedgerEvent
 from projections.payment_history import PaymentHistory
 from projections.read_model import ReadModel
 from projections.refund_status import RefundStatusView
+from projections.runner import LedgerSource
 from projections.sql import DuckDatabase, SqliteDatabase
 from tests.unit.projections.scenario import build_ledger
 

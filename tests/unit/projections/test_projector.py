@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from eventsourcing.persistence import ApplicationRecorder, Notification
 
-from consumers.projector import LedgerGapError, LedgerSource, Projector, RetryPolicy
 from domain.application import BillingApplication
 from projections.facts import LedgerEvent
 from projections.payment_history import PaymentHistory
 from projections.refund_status import RefundStatusView
+from projections.runner import LedgerGapError, LedgerSource, Projector, RetryPolicy
 from projections.sql import SqliteDatabase
 from projections.tracking import ProjectionPositionConflict
 from tests.unit.projections.scenario import build_ledger

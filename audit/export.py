@@ -1,0 +1,400 @@
+"""The ledger export an auditor can load in DuckDB anywhere: write it, and read it back.
+
+Layout of an export directory:
+  ledger.parquet or ledger.jsonl   one row per ledger record, in ledger order
+  manifest.json                    count, first/last ids and hashes, the file's SHA-256
+Each row: notification_id, kafka_offset, originator_id, originator_version, topic (the
+event class path), state_json (the state as JSON text, when it is JSON), state_base64 (the
+exact stored bytes, so chain_hash can be recomputed), prev_hash, hash (hex), recorded_at.
+The manifest is written last: a directory without one is not a finished export.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from audit.event_state import state_as_json_text
+from audit.scan import ChainCompletion, LedgerScan, ScannedRecord
+from audit.verify import AuditReport, Check, Finding, verify_records
+from store.records import FORMAT_VERSION, GENESIS_HASH
+
+# Bump when a column or a manifest key changes meaning; readers refuse newer versions.
+EXPORT_FORMAT_VERSION = 1
+MANIFEST_FILE = "manifest.json"
+COLUMNS = (
+    "notification_id",
+    "kafka_offset",
+    "originator_id",
+    "originator_version",
+    "topic",
+    "state_json",
+    "state_base64",
+    "prev_hash",
+    "hash",
+    "recorded_at",
+)
+# DuckDB types of the columns, for writing Parquet and for reading JSON Lines alike.
+_DUCKDB_TYPES = {
+    "notification_id": "BIGINT",
+    "kafka_offset": "BIGINT",
+    "originator_id": "VARCHAR",
+    "originator_version": "BIGINT",
+    "topic": "VARCHAR",
+    "state_json": "VARCHAR",
+    "state_base64": "VARCHAR",
+    "prev_hash": "VARCHAR",
+    "hash": "VARCHAR",
+    "recorded_at": "TIMESTAMPTZ",
+}
+_FETCH_ROWS = 2000
+
+
+class ExportFormat(StrEnum):
+    parquet = "parquet"
+    jsonl = "jsonl"
+
+    @property
+    def file_name(self) -> str:
+        return f"ledger.{self.value}"
+
+
+class ExportError(RuntimeError):
+    """An export cannot be written or read; the reason names the file and what to do."""
+
+
+@dataclass(frozen=True)
+class ExportManifest:
+    """What an export holds, to check the rows against (and to compare two exports)."""
+
+    export_format_version: int
+    record_format: str
+    created_at: str
+    source: str
+    chain_origin: str
+    chain_computed_records: int
+    file: str
+    file_format: str
+    file_sha256: str
+    count: int
+    first_notification_id: int | None
+    last_notification_id: int | None
+    first_hash: str | None
+    last_hash: str | None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+    @classmethod
+    def read(cls, directory: Path) -> ExportManifest:
+        path = directory / MANIFEST_FILE
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ExportError(
+                f"{directory} is not an export: it has no {MANIFEST_FILE} (an unfinished "
+                "export has none; export again)"
+            ) from None
+        except (OSError, ValueError) as error:
+            raise ExportError(f"cannot read {path}: {error}") from None
+        version = data.get("export_format_version")
+        if version != EXPORT_FORMAT_VERSION:
+            raise ExportError(
+                f"{path} is export format {version!r}; this evledger reads "
+                f"{EXPORT_FORMAT_VERSION} (use the evledger version that wrote it)"
+            )
+        try:
+            return cls(**{name: data[name] for name in cls.__dataclass_fields__})
+        except KeyError as missing:
+            raise ExportError(f"{path} lacks {missing}") from None
+
+
+def export_row(record: ScannedRecord) -> dict[str, Any]:
+    """One record as a row of the export (JSON-ready values)."""
+    return {
+        "notification_id": record.notification_id,
+        "kafka_offset": record.offset,
+        "originator_id": record.originator_id,
+        "originator_version": record.originator_version,
+        "topic": record.topic,
+        "state_json": state_as_json_text(record.state),
+        "state_base64": base64.b64encode(record.state).decode("ascii"),
+        "prev_hash": record.prev_hash.hex() if record.prev_hash is not None else None,
+        "hash": record.hash.hex() if record.hash is not None else None,
+        "recorded_at": record.recorded_at.astimezone(UTC).isoformat()
+        if record.recorded_at
+        else None,
+    }
+
+
+def export_ledger(
+    scan: LedgerScan,
+    out_dir: Path,
+    file_format: ExportFormat,
+    on_record: Callable[[ScannedRecord], None] | None = None,
+) -> ExportManifest:
+    """Write every record of the ledger to out_dir (new or empty) and return the manifest.
+
+    Records are copied as found, recorded hashes included, so a damaged ledger exports as
+    damaged and verify on the export finds the same place. Where the ledger keeps no
+    hashes (the embedded default) the chain is computed here.
+    """
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise ExportError(f"{out_dir} is not empty; export into a new or empty directory")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / file_format.file_name
+    lines_path = target if file_format is ExportFormat.jsonl else out_dir / ".ledger.jsonl.tmp"
+    count = 0
+    first: ScannedRecord | None = None
+    last: ScannedRecord | None = None
+    chain = ChainCompletion()
+    with lines_path.open("w", encoding="utf-8") as lines:
+        for record in chain.records(scan.records()):
+            lines.write(json.dumps(export_row(record), separators=(",", ":")) + "\n")
+            count += 1
+            first = first or record
+            last = record
+            if on_record is not None:
+                on_record(record)
+    if file_format is ExportFormat.parquet:
+        _jsonl_to_parquet(lines_path, target)
+        lines_path.unlink()
+    manifest = ExportManifest(
+        export_format_version=EXPORT_FORMAT_VERSION,
+        record_format=FORMAT_VERSION,
+        created_at=datetime.now(UTC).isoformat(),
+        source=scan.description,
+        chain_origin=scan.chain_origin,
+        chain_computed_records=chain.computed,
+        file=target.name,
+        file_format=file_format.value,
+        file_sha256=file_sha256(target),
+        count=count,
+        first_notification_id=first.notification_id if first else None,
+        last_notification_id=last.notification_id if last else None,
+        first_hash=first.hash.hex() if first and first.hash else None,
+        last_hash=last.hash.hex() if last and last.hash else None,
+    )
+    (out_dir / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
+    return manifest
+
+
+def _jsonl_to_parquet(lines_path: Path, target: Path) -> None:
+    import duckdb
+
+    columns = "{" + ", ".join(f"{name}: '{kind}'" for name, kind in _DUCKDB_TYPES.items()) + "}"
+    connection = duckdb.connect()
+    try:
+        # Rows keep ledger order: the chain is checked in file order.
+        connection.execute("SET preserve_insertion_order = true")
+        connection.execute(
+            f"COPY (SELECT * FROM read_json(?, format = 'newline_delimited', "
+            f"columns = {columns})) TO '{_sql_path(target)}' (FORMAT parquet, COMPRESSION zstd)",
+            [str(lines_path)],
+        )
+    finally:
+        connection.close()
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class ExportScan:
+    """The records of an export directory, in file order, with any damage as defects."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.manifest = ExportManifest.read(directory)
+        self.path = directory / self.manifest.file
+        if not self.path.exists():
+            raise ExportError(f"{self.path} is missing; the manifest names it as the ledger")
+        try:
+            self.file_format = ExportFormat(self.manifest.file_format)
+        except ValueError:
+            raise ExportError(
+                f"{directory}: unknown export file format {self.manifest.file_format!r}"
+            ) from None
+
+    @property
+    def description(self) -> str:
+        return f"export {self.directory} ({self.manifest.source})"
+
+    @property
+    def chain_origin(self) -> str:
+        return "exported"
+
+    def size_hint(self) -> int | None:
+        return self.manifest.count
+
+    def records(self) -> Iterator[ScannedRecord]:
+        rows = (
+            self._jsonl_rows() if self.file_format is ExportFormat.jsonl else self._parquet_rows()
+        )
+        for position, row in enumerate(rows, start=1):
+            yield scanned_from_row(position, row)
+
+    def _jsonl_rows(self) -> Iterator[dict[str, Any]]:
+        with self.path.open(encoding="utf-8") as lines:
+            for number, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as error:
+                    row = {"_defect": f"line {number} is not JSON ({error})"}
+                yield row if isinstance(row, dict) else {"_defect": f"line {number} is not a row"}
+
+    def _parquet_rows(self) -> Iterator[dict[str, Any]]:
+        import duckdb
+
+        connection = duckdb.connect()
+        try:
+            selected = ", ".join(
+                "epoch_ms(recorded_at) AS recorded_at" if name == "recorded_at" else name
+                for name in COLUMNS
+            )
+            try:
+                result = connection.execute(
+                    f"SELECT {selected} FROM read_parquet(?, file_row_number = true) "
+                    "ORDER BY file_row_number",
+                    [str(self.path)],
+                )
+            except duckdb.Error as error:
+                raise ExportError(f"cannot read {self.path}: {error}") from None
+            while batch := result.fetchmany(_FETCH_ROWS):
+                for values in batch:
+                    row = dict(zip(COLUMNS, values, strict=True))
+                    if row["recorded_at"] is not None:
+                        row["recorded_at"] = datetime.fromtimestamp(
+                            row["recorded_at"] / 1000, tz=UTC
+                        )
+                    yield row
+        finally:
+            connection.close()
+
+    def manifest_findings(self, records: int, last_hash: bytes | None) -> list[Finding]:
+        """What in the manifest disagrees with the rows (checked after the rows)."""
+        manifest = self.manifest
+        findings = []
+        if manifest.count != records:
+            findings.append(
+                Finding(
+                    Check.EXPORT,
+                    f"the manifest counts {manifest.count} records, the file holds {records}",
+                )
+            )
+        found_last = last_hash.hex() if last_hash else None
+        if manifest.last_hash != found_last:
+            findings.append(
+                Finding(
+                    Check.EXPORT,
+                    f"the manifest's last hash {manifest.last_hash} is not the last row's "
+                    f"{found_last}",
+                )
+            )
+        if file_sha256(self.path) != manifest.file_sha256:
+            findings.append(
+                Finding(
+                    Check.EXPORT,
+                    f"{self.path.name} is not the file the manifest describes (its SHA-256 "
+                    "differs): it was rewritten after the export",
+                )
+            )
+        return findings
+
+
+def scanned_from_row(position: int, row: dict[str, Any]) -> ScannedRecord:
+    """An export row as a ScannedRecord; damage becomes its defect, never an exception."""
+    defects: list[str] = []
+    if "_defect" in row:
+        defects.append(str(row["_defect"]))
+    try:
+        state = base64.b64decode(row.get("state_base64") or "", validate=True)
+    except (binascii.Error, ValueError, TypeError):
+        defects.append("has a state_base64 that is not base64")
+        state = b""
+    state_json = row.get("state_json")
+    expected_json = state_as_json_text(state)
+    if state_json != expected_json:
+        defects.append(
+            "has a state_json that is not the text of its state_base64 (the JSON column was "
+            "edited, and the hash covers only the exact bytes)"
+        )
+    recorded_at = row.get("recorded_at")
+    if isinstance(recorded_at, str):
+        try:
+            recorded_at = datetime.fromisoformat(recorded_at)
+        except ValueError:
+            defects.append(f"has a recorded_at that is not a time: {recorded_at!r}")
+            recorded_at = None
+    return ScannedRecord(
+        position=position,
+        offset=_integer(row, "kafka_offset", defects),
+        notification_id=_integer(row, "notification_id", defects, required=True),
+        originator_id=str(row.get("originator_id") or ""),
+        originator_version=_integer(row, "originator_version", defects, required=True),
+        topic=row.get("topic") if isinstance(row.get("topic"), str) else None,
+        state=state,
+        prev_hash=_digest(row, "prev_hash", defects),
+        hash=_digest(row, "hash", defects),
+        recorded_at=recorded_at if isinstance(recorded_at, datetime) else None,
+        defect="; ".join(defects) or None,
+    )
+
+
+def _integer(
+    row: dict[str, Any], name: str, defects: list[str], required: bool = False
+) -> int | None:
+    value = row.get(name)
+    if value is None:
+        if required:
+            defects.append(f"has no {name}")
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        defects.append(f"has a {name} that is not an integer: {value!r}")
+        return None
+    return value
+
+
+def _digest(row: dict[str, Any], name: str, defects: list[str]) -> bytes | None:
+    value = row.get(name)
+    if value is None:
+        return None
+    try:
+        digest = bytes.fromhex(str(value))
+    except ValueError:
+        digest = b""
+    if len(digest) != len(GENESIS_HASH):
+        defects.append(f"has a {name} that is not a 64-digit hex SHA-256")
+        return None
+    return digest
+
+
+def verify_export(
+    directory: Path, on_record: Callable[[ScannedRecord], None] | None = None
+) -> AuditReport:
+    """Every check of verify on an export's rows, then the manifest against the rows."""
+    scan = ExportScan(directory)
+    report = verify_records(scan.records(), scan.description, on_record)
+    if report.ok:
+        report.findings.extend(
+            scan.manifest_findings(report.summary.records, report.summary.last_hash)
+        )
+    return report

@@ -1,0 +1,120 @@
+"""Settings from the environment (12-factor), validated in one place and passed down."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_BOOTSTRAP = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:\d{1,5}$")
+_TOPIC_PREFIX = re.compile(r"^[A-Za-z0-9._\-]{1,200}$")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message is one line naming the variable."""
+
+
+class Settings(BaseSettings):
+    """Where the ledger and the read models live. Unset Kafka means the embedded default."""
+
+    model_config = SettingsConfigDict(env_prefix="EVLEDGER_", env_ignore_empty=True, frozen=True)
+
+    kafka_bootstrap: str | None = None
+    pg_dsn: str | None = None
+    duckdb_path: Path | None = None
+    topic_prefix: str = "evledger"
+    data_dir: Path = Path(".evledger")
+    kafka_replication_factor: int = Field(default=1, ge=1)
+    kafka_min_insync_replicas: int = Field(default=1, ge=1)
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _bootstrap_servers(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        servers = [server.strip() for server in value.split(",")]
+        for server in servers:
+            if not _BOOTSTRAP.match(server):
+                raise ValueError(f"expected host:port[,host:port...], got {value!r}")
+        return ",".join(servers)
+
+    @field_validator("pg_dsn")
+    @classmethod
+    def _postgres_dsn(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from psycopg.conninfo import conninfo_to_dict
+
+        try:
+            conninfo_to_dict(value)
+        except Exception as error:
+            raise ValueError(f"not a PostgreSQL connection string: {error}") from None
+        return value
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _topic_prefix(cls, value: str) -> str:
+        if not _TOPIC_PREFIX.match(value):
+            raise ValueError(f"use letters, digits, '.', '_' or '-' only, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _replication(self) -> Settings:
+        if self.kafka_min_insync_replicas > self.kafka_replication_factor:
+            raise ValueError(
+                "EVLEDGER_KAFKA_MIN_INSYNC_REPLICAS must not exceed "
+                "EVLEDGER_KAFKA_REPLICATION_FACTOR"
+            )
+        return self
+
+    @classmethod
+    def embedded_in(cls, data_dir: Path) -> Settings:
+        """The embedded default in data_dir, whatever EVLEDGER_* the environment holds."""
+        return cls(data_dir=data_dir, kafka_bootstrap=None, pg_dsn=None, duckdb_path=None)
+
+    @property
+    def embedded(self) -> bool:
+        """No Kafka configured: the ledger and read models live in local files."""
+        return self.kafka_bootstrap is None
+
+    def redacted(self) -> dict[str, object]:
+        """The settings for display, with any PostgreSQL password masked."""
+        values = self.model_dump()
+        if self.pg_dsn is not None:
+            from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+            params = conninfo_to_dict(self.pg_dsn)
+            if "password" in params:
+                values["pg_dsn"] = make_conninfo("", **{**params, "password": "***"})
+        return values
+
+    @property
+    def analytics_path(self) -> Path:
+        return self.duckdb_path or self.data_dir / "analytics.duckdb"
+
+    @property
+    def ledger_topic(self) -> str:
+        return f"{self.topic_prefix}.ledger"
+
+    @property
+    def ingest_topic(self) -> str:
+        return f"{self.topic_prefix}.ingest"
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return f"{self.topic_prefix}.ingest.dlq"
+
+
+def load_settings() -> Settings:
+    """Read the environment; a bad value raises SettingsError with one readable line."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = "_".join(str(part) for part in first["loc"])
+        message = str(first["msg"]).removeprefix("Value error, ").strip().splitlines()[0]
+        if field:
+            message = f"EVLEDGER_{field.upper()}: {message}"
+        raise SettingsError(message) from None

@@ -1,0 +1,263 @@
+"""Ingest on the real broker: exact ledger, double delivery, SIGKILL mid-batch, dead letters.
+
+The ingest consumer runs as `evledger ingest` in a subprocess, as in production. The
+expected ledger is the same traffic applied in memory to the same domain application.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+from consumers.contract import parse_message
+from consumers.dead_letter import DeadLetter
+from consumers.translate import to_command
+from demo.traffic import TrafficShape, generate
+from domain.application import BillingApplication
+from tests.kafka_topics import read_topic
+
+EVLEDGER = str(Path(sys.executable).with_name("evledger"))
+SHAPE = TrafficShape(stations=5, customers=60)
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"it-ingest-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def env(kafka_bootstrap: str, prefix: str, tmp_path: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "EVLEDGER_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "EVLEDGER_TOPIC_PREFIX": prefix,
+        "EVLEDGER_DATA_DIR": str(tmp_path / "data"),
+    }
+
+
+@pytest.fixture(scope="module")
+def traffic() -> list[dict[str, Any]]:
+    return generate(seed=11, shape=SHAPE)
+
+
+def write_jsonl(path: Path, messages: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(message) + "\n" for message in messages))
+    return path
+
+
+def publish(env: dict[str, str], path: Path) -> None:
+    result = subprocess.run(
+        [EVLEDGER, "publish", str(path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def ingest(env: dict[str, str], *extra: str) -> dict[str, int]:
+    result = subprocess.run(
+        [EVLEDGER, "ingest", "--until-idle", "--format", "json", *extra],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    (counters,) = json.loads(result.stdout)
+    return dict(counters)
+
+
+def ledger_rows(application: BillingApplication) -> list[tuple[Any, ...]]:
+    """The ledger as (id, topic, version, state without the recording time)."""
+    rows = []
+    start = 1
+    while True:
+        page = application.recorder.select_notifications(start=start, limit=1000)
+        for notification in page:
+            event = application.mapper.to_domain_event(notification)
+            state = {k: v for k, v in event.__dict__.items() if k != "timestamp"}
+            rows.append(
+                (notification.id, notification.topic, notification.originator_version, state)
+            )
+        if len(page) < 1000:
+            return rows
+        start = page[-1].id + 1
+
+
+def expected_ledger(messages: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    reference = BillingApplication(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    commands = [to_command(parse_message(json.dumps(m).encode())) for m in messages]
+    for at in range(0, len(commands), 500):
+        reference.handle_batch(commands[at : at + 500])
+    return ledger_rows(reference)
+
+
+def kafka_ledger(env: dict[str, str]) -> list[tuple[Any, ...]]:
+    from bootstrap.ledger_environment import ledger_environment
+    from bootstrap.settings import Settings
+
+    settings = Settings(
+        kafka_bootstrap=env["EVLEDGER_KAFKA_BOOTSTRAP"],
+        topic_prefix=env["EVLEDGER_TOPIC_PREFIX"],
+        data_dir=Path(env["EVLEDGER_DATA_DIR"]) / "reader",
+    )
+    application = BillingApplication(env=ledger_environment(settings))
+    try:
+        return ledger_rows(application)
+    finally:
+        application.close()
+
+
+def test_a_day_of_traffic_gives_exactly_the_expected_ledger(
+    env: dict[str, str], traffic: list[dict[str, Any]], tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    publish(env, write_jsonl(tmp_path / "day.jsonl", traffic))
+    counters = ingest(env)
+    assert counters["consumed"] == len(traffic)
+    assert counters["applied"] == len(traffic)
+    assert counters["dead_lettered"] == 0
+    expected = expected_ledger(traffic)
+    assert len(expected) > 3 * len(traffic)
+    assert kafka_ledger(env) == expected
+
+
+def test_every_message_delivered_twice_changes_the_ledger_once(
+    env: dict[str, str], traffic: list[dict[str, Any]], tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    # Each message twice in a row, then the whole day again.
+    doubled = [m for message in traffic for m in (message, message)]
+    publish(env, write_jsonl(tmp_path / "doubled.jsonl", doubled))
+    publish(env, write_jsonl(tmp_path / "again.jsonl", traffic))
+    counters = ingest(env)
+    assert counters["consumed"] == 3 * len(traffic)
+    assert counters["applied"] == len(traffic)
+    assert counters["duplicates"] == 2 * len(traffic)
+    assert kafka_ledger(env) == expected_ledger(traffic)
+
+
+def ledger_high_watermark(bootstrap: str, topic: str) -> int:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_uncommitted")
+    try:
+        partition = TopicPartition(topic, 0)
+        return int(consumer.end_offsets([partition]).get(partition, 0))
+    finally:
+        consumer.close()
+
+
+def test_sigkill_mid_batch_then_restart_leaves_the_ledger_as_without_the_kill(
+    env: dict[str, str], traffic: list[dict[str, Any]], tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    publish(env, write_jsonl(tmp_path / "day.jsonl", traffic))
+    expected = expected_ledger(traffic)
+    ledger_topic = f"{env['EVLEDGER_TOPIC_PREFIX']}.ledger"
+    killed_at = []
+    # Kill when the ledger log (in-flight transactions included) passes each mark, so every
+    # kill lands mid-stream: inside a ledger transaction, or between it and the offsets.
+    for fraction in (0.1, 0.3, 0.5, 0.7, 0.9):
+        mark = int(len(expected) * fraction)
+        process = subprocess.Popen(
+            [EVLEDGER, "ingest", "--until-idle", "--batch-size", "7", "--format", "json"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 120
+        while process.poll() is None and time.monotonic() < deadline:
+            high = ledger_high_watermark(kafka_bootstrap, ledger_topic)
+            if high >= mark:
+                process.send_signal(signal.SIGKILL)
+                killed_at.append(high)
+                break
+            time.sleep(0.02)
+        process.wait(timeout=30)
+    assert len(killed_at) == 5, f"ingest finished before a kill: {killed_at}"
+    assert killed_at == sorted(killed_at)
+    ingest(env)
+    assert kafka_ledger(env) == expected
+
+
+BAD_MESSAGES: list[tuple[bytes, str, str]] = [
+    (
+        b'{"type": "payment.captured", "event_id": "x", "occurred_at": "2026-03-0',
+        "",
+        "invalid JSON",
+    ),
+    (
+        b'{"type": "payment.captured", "event_id": "bad-1", "occurred_at": '
+        b'"2026-03-02T10:00:00Z", "payment_id": "P1", "amount_minor": "12.00"}',
+        "amount_minor",
+        "valid integer",
+    ),
+    (
+        b'{"type": "payment.captured", "event_id": "bad-2", "occurred_at": '
+        b'"2026-03-02T10:00:00Z", "payment_id": "P1", "amount_minor": -500}',
+        "amount_minor",
+        "greater than or equal",
+    ),
+    (
+        b'{"type": "payment.captured", "occurred_at": "2026-03-02T10:00:00Z", '
+        b'"payment_id": "P1", "amount_minor": 5}',
+        "event_id",
+        "Field required",
+    ),
+    (
+        b'{"type": "session.started", "event_id": "bad-3", "occurred_at": '
+        b'"2026-03-02T10:00:00Z", "session_id": "", "station_id": "ST", "connector_id": "1", '
+        b'"customer_id": "C", "tariff_id": "T", "meter_start_wh": 0}',
+        "session_id",
+        "at least 1",
+    ),
+    (b'{"type": "session.teleported", "event_id": "bad-4"}', "type", "unknown message type"),
+    (bytes(range(256)) * 4, "", "not UTF-8"),
+    (
+        b'{"type": "payment.captured", "event_id": "big", "note": "'
+        + b"x" * (10 * 1024 * 1024)
+        + b'"}',
+        "occurred_at",
+        "Field required",
+    ),
+]
+
+
+def test_bad_messages_land_in_the_dead_letter_topic_and_ingest_keeps_going(
+    env: dict[str, str], traffic: list[dict[str, Any]], tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    prefix = env["EVLEDGER_TOPIC_PREFIX"]
+    good = traffic[:40]
+    lines = [json.dumps(m).encode() for m in good[:20]]
+    lines += [raw for raw, _, _ in BAD_MESSAGES]
+    lines += [json.dumps(m).encode() for m in good[20:]]
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(b"".join(line.replace(b"\n", b" ") + b"\n" for line in lines))
+    publish(env, path)
+
+    counters = ingest(env)
+
+    assert counters["consumed"] == len(good) + len(BAD_MESSAGES)
+    assert counters["dead_lettered"] == len(BAD_MESSAGES)
+    assert counters["applied"] == len(good)
+    letters = [
+        DeadLetter.from_headers(r.key, r.value, list(r.headers))
+        for r in read_topic(kafka_bootstrap, f"{prefix}.ingest.dlq")
+    ]
+    assert len(letters) == len(BAD_MESSAGES)
+    for letter, (raw, field, reason) in zip(letters, BAD_MESSAGES, strict=True):
+        assert letter.value == raw.replace(b"\n", b" ")
+        assert (letter.field, reason in letter.reason) == (field, True), letter.reason
+        assert letter.source_topic == f"{prefix}.ingest"
+        assert letter.source_offset >= 20
+    assert kafka_ledger(env) == expected_ledger(good)
