@@ -5,16 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from audit.export import ExportScan, verify_export
 from audit.scan import ScannedRecord
 from audit.sqlite_scan import load_records
 from audit.verify import Finding
-from bootstrap.ledger_scans import embedded_ledger_path
-
-if TYPE_CHECKING:
-    from bootstrap.settings import Settings
 
 
 class ImportRefused(RuntimeError):
@@ -39,28 +34,15 @@ class ImportResult:
 
 def import_export(
     directory: Path,
-    settings: Settings,
+    prepare_ledger: Callable[[], Path],
     on_record: Callable[[ScannedRecord], None] | None = None,
 ) -> ImportResult:
-    """Verify the export, then write its records with their ids and chain into SQLite."""
-    if settings.kafka_bootstrap is not None:
-        raise ImportRefused(
-            "import loads an export into the embedded ledger only; unset "
-            "EVLEDGER_KAFKA_BOOTSTRAP and point EVLEDGER_DATA_DIR at an empty directory"
-        )
+    """Verify the export, then write its records with their ids and chain into the SQLite
+    ledger that ``prepare_ledger`` makes ready (tables created) and names."""
     report = verify_export(directory, on_record)
     if report.first is not None:
         raise DamagedExport(report.first)
-    path = embedded_ledger_path(settings)
-    _create_ledger_tables(settings)
-    written = load_records(path, ExportScan(directory).records())
+    ledger_path = prepare_ledger()
+    written = load_records(ledger_path, ExportScan(directory).records())
     manifest = ExportScan(directory).manifest
-    return ImportResult(path, written, manifest.last_notification_id, manifest.last_hash)
-
-
-def _create_ledger_tables(settings: Settings) -> None:
-    # The library creates its own tables, so the imported ledger is one it will open.
-    from bootstrap.ledger_environment import ledger_environment
-    from domain.application import BillingApplication
-
-    BillingApplication(env=ledger_environment(settings)).close()
+    return ImportResult(ledger_path, written, manifest.last_notification_id, manifest.last_hash)

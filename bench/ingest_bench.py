@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bootstrap.ledger_environment import ledger_environment
+from bootstrap import bootstrap
 from bootstrap.settings import Settings
 from consumers.ingest import IngestConfig, KafkaIngest, StopFlag
 from consumers.producer import publish_file
@@ -92,7 +92,7 @@ def bare_pass_through(source: str, target: str, expected: int) -> float:
 def ingest(prefix: str, source: str, expected: int, data_dir: Path) -> tuple[float, int]:
     settings = Settings(kafka_bootstrap=BOOTSTRAP, topic_prefix=prefix, data_dir=data_dir)
     ensure_topic(BOOTSTRAP, TopicSpec(settings.dead_letter_topic))
-    application = BillingApplication(env=ledger_environment(settings))
+    application = BillingApplication(env=bootstrap(settings).ledger.environment())
     config = IngestConfig(
         bootstrap_servers=BOOTSTRAP,
         ingest_topic=source,

@@ -26,8 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bootstrap.ledger_environment import ledger_environment
-from bootstrap.read_models import ledger_source
+from bootstrap import bootstrap
 from bootstrap.settings import Settings
 from consumers.contract import parse_message
 from consumers.translate import to_command
@@ -41,7 +40,7 @@ from projections.sql import DuckDatabase, PostgresDatabase
 
 
 def build_ledger(settings: Settings, events: int) -> int:
-    app = BillingApplication(env=ledger_environment(settings))
+    app = BillingApplication(env=bootstrap(settings).ledger.environment())
     days = 1
     stored = 0
     while stored < events:
@@ -131,7 +130,7 @@ def main() -> None:
     pg = PostgresDatabase(args.pg_dsn, schema=schema)
     duck = DuckDatabase(work / "analytics.duckdb")
     models = [PaymentHistory(pg), RefundStatusView(pg), Analytics(duck)]
-    with ledger_source(reader_settings) as source:
+    with bootstrap(reader_settings).ledger_source() as source:
         projector = Projector(source, models, batch_size=args.batch_size)
         projector.create()
         started = time.perf_counter()

@@ -1,4 +1,4 @@
-"""Rebuild throughput: `evledger replay --projection all` against a bare Kafka consumer of
+"""Rebuild throughput: `evledger replay rebuild --projection all` against a bare Kafka consumer of
 the same ledger and against the live projector's own first build, in the same run.
 
 Builds a Kafka ledger of about N events from realistic traffic through the real
@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from projections_bench import bare_consume, build_ledger, delete_topics
 
-from bootstrap.read_models import projector
+from bootstrap import bootstrap
 from bootstrap.settings import Settings
 from replay.rebuild import rebuild
 from replay.targets import drop_schema
@@ -59,12 +59,12 @@ def main() -> None:
             records, bare_s = bare_consume(args.bootstrap, settings.ledger_topic)
             print(f"bare consumer:   {records / bare_s:10,.0f} records/s ({bare_s:.2f}s)")
             started = time.perf_counter()
-            with projector(settings, batch_size=args.batch_size) as runner:
+            with bootstrap(settings).projector(batch_size=args.batch_size) as runner:
                 runner.run_until_idle()
             live_s = time.perf_counter() - started
             print(f"live projector:  {events / live_s:10,.0f} events/s ({live_s:.2f}s)")
             started = time.perf_counter()
-            report = rebuild(settings, ["payment_history", "refund_status", "analytics"])
+            report = rebuild(bootstrap(settings), ["payment_history", "refund_status", "analytics"])
             total_s = time.perf_counter() - started
             assert report.all_swapped, "checksums differ"
             print(

@@ -1,27 +1,27 @@
-"""Where the ledger and the read models are, from the settings: the projector's wiring.
-
-PostgreSQL holds the payment history and refund status when EVLEDGER_PG_DSN is set;
-otherwise (the embedded default) the same tables live in a SQLite file in the data dir.
-Analytics is always DuckDB.
-"""
+"""Which read models exist and which database each lives in: PostgreSQL holds the payment
+history and refund status when EVLEDGER_PG_DSN is set, otherwise (the embedded default) a
+SQLite file in the data dir does; analytics is always DuckDB."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from projections.analytics import Analytics
 from projections.payment_history import PaymentHistory
 from projections.read_model import ReadModel
 from projections.refund_status import RefundStatusView
-from projections.runner import DEFAULT_BATCH_SIZE, LedgerSource, Projector, RetryPolicy
-from projections.sql import Database, DuckDatabase, PostgresDatabase, SqliteDatabase
 
 if TYPE_CHECKING:
     from bootstrap.settings import Settings
+    from replay.targets import ReadModelHome
 
-READ_MODEL_NAMES = (PaymentHistory.name, RefundStatusView.name, Analytics.name)
+READ_MODEL_CLASSES: dict[str, type[ReadModel]] = {
+    PaymentHistory.name: PaymentHistory,
+    RefundStatusView.name: RefundStatusView,
+    Analytics.name: Analytics,
+}
+READ_MODEL_NAMES = tuple(READ_MODEL_CLASSES)
 EMBEDDED_VIEWS_FILE = "read_models.sqlite3"
 
 
@@ -29,63 +29,30 @@ class UnknownProjection(ValueError):
     """A projection name that is not one of READ_MODEL_NAMES."""
 
 
-def views_database(settings: Settings, pg_schema: str | None = None) -> Database:
-    """The database of the payment history and refund status views."""
-    if settings.pg_dsn is not None:
-        return PostgresDatabase(settings.pg_dsn, schema=pg_schema)
-    return SqliteDatabase(settings.data_dir / EMBEDDED_VIEWS_FILE)
-
-
-def analytics_database(settings: Settings) -> DuckDatabase:
-    return DuckDatabase(settings.analytics_path)
-
-
-def read_models(
-    settings: Settings, names: Sequence[str] = READ_MODEL_NAMES, pg_schema: str | None = None
-) -> list[ReadModel]:
-    unknown = set(names) - set(READ_MODEL_NAMES)
+def projection_names(requested: Sequence[str] | None) -> list[str]:
+    """The projections asked for, in READ_MODEL_NAMES order; none or ``all`` means every one."""
+    if not requested or "all" in requested:
+        return list(READ_MODEL_NAMES)
+    unknown = sorted(set(requested) - set(READ_MODEL_NAMES))
     if unknown:
         raise UnknownProjection(
-            f"unknown projection {sorted(unknown)[0]!r}; choose from {', '.join(READ_MODEL_NAMES)}"
+            f"unknown projection {unknown[0]!r}; choose from {', '.join(READ_MODEL_NAMES)} or all"
         )
-    models: list[ReadModel] = []
-    views = views_database(settings, pg_schema) if set(names) - {Analytics.name} else None
-    if views is not None and PaymentHistory.name in names:
-        models.append(PaymentHistory(views))
-    if views is not None and RefundStatusView.name in names:
-        models.append(RefundStatusView(views))
-    if Analytics.name in names:
-        models.append(Analytics(analytics_database(settings)))
-    return models
+    return [name for name in READ_MODEL_NAMES if name in requested]
 
 
-@contextmanager
-def ledger_source(settings: Settings) -> Iterator[LedgerSource]:
-    """The ledger of the configured store (Kafka, or SQLite in the data dir), read-only use."""
-    from bootstrap.ledger_environment import ledger_environment
-    from domain.application import BillingApplication
+def views_home(settings: Settings) -> ReadModelHome:
+    """The one place that decides between PostgreSQL and SQLite for the views."""
+    if settings.pg_dsn is not None:
+        from replay.home_postgres import PostgresHome
 
-    application = BillingApplication(env=ledger_environment(settings))
-    try:
-        yield LedgerSource.of(application)
-    finally:
-        application.close()
+        return PostgresHome(settings.pg_dsn)
+    from replay.home_sqlite import SqliteHome
+
+    return SqliteHome(settings.data_dir / EMBEDDED_VIEWS_FILE)
 
 
-@contextmanager
-def projector(
-    settings: Settings,
-    names: Sequence[str] = READ_MODEL_NAMES,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    retry: RetryPolicy | None = None,
-) -> Iterator[Projector]:
-    """A projector over the configured ledger and read models, tables created."""
-    models = read_models(settings, names)
-    try:
-        with ledger_source(settings) as source:
-            runner = Projector(source, models, batch_size=batch_size, retry=retry or RetryPolicy())
-            runner.create()
-            yield runner
-    finally:
-        for model in models:
-            model.db.close()
+def analytics_home(settings: Settings) -> ReadModelHome:
+    from replay.home_duckdb import DuckHome
+
+    return DuckHome(settings.analytics_path, in_data_dir=settings.duckdb_path is None)

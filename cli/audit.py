@@ -16,8 +16,8 @@ from audit.scan import LedgerScan, LedgerUnavailable, ScannedRecord
 from audit.sqlite_scan import LedgerNotEmpty
 from audit.trail import TRAIL_COLUMNS, UnknownTrailId, audit_trail
 from audit.verify import AuditReport, AuditSummary, verify_records
-from bootstrap.ledger_scans import ledger_scan
-from cli.context import current_settings
+from bootstrap.ledgers import NotEmbedded
+from cli.context import current_root
 from cli.output import OutputFormat, format_amounts, progress, render
 
 app = typer.Typer(
@@ -69,7 +69,7 @@ def verify(
                 report = verify_export(export, advance)
             chain_note = None
         else:
-            scan = ledger_scan(current_settings())
+            scan = current_root().ledger_scan()
             with _progress("verifying ledger", scan.size_hint) as advance:
                 report = verify_records(scan.records(), scan.description, advance)
             chain_note = _chain_note(scan, report.summary)
@@ -161,7 +161,7 @@ def trail(
     output_format: FormatOption = OutputFormat.table,
 ) -> None:
     """Every event of a session, payment or refund and of its relatives, in ledger order."""
-    scan = ledger_scan(current_settings())
+    scan = current_root().ledger_scan()
     try:
         found = audit_trail(scan, upstream_id)
     except UnknownTrailId as error:
@@ -208,7 +208,7 @@ def export_command(
     ] = ExportFormat.parquet,
 ) -> None:
     """Write the ledger, one row per record with its hashes, and a manifest, to --out."""
-    scan = ledger_scan(current_settings())
+    scan = current_root().ledger_scan()
     try:
         with _progress("exporting ledger", scan.size_hint) as advance:
             manifest = export_ledger(scan, out, file_format, advance)
@@ -225,12 +225,13 @@ def import_command(
     directory: Annotated[Path, typer.Argument(metavar="DIR", help="An export directory.")],
 ) -> None:
     """Load a verified export into the embedded SQLite ledger, keeping its ids and chain."""
-    settings = current_settings()
+    ledger = current_root().ledger
     try:
         with _progress("verifying export", lambda: None) as advance:
-            result = import_export(directory, settings, advance)
-    except (ImportRefused, LedgerNotEmpty, ExportError, LedgerUnavailable) as error:
-        raise _fail(str(error), 1 if isinstance(error, ImportRefused) else 2) from None
+            result = import_export(directory, ledger.import_target, advance)
+    except (ImportRefused, NotEmbedded, LedgerNotEmpty, ExportError, LedgerUnavailable) as error:
+        refused = isinstance(error, ImportRefused | NotEmbedded)
+        raise _fail(str(error), 1 if refused else 2) from None
     typer.echo(
         f"imported {result.records} records into {result.ledger_path} "
         f"(last notification id {result.last_notification_id}, last hash {result.last_hash})"

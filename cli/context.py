@@ -1,10 +1,11 @@
-"""What every command starts from: the validated settings, or one clear line and exit 2."""
+"""What every command starts from: the validated settings (or one clear line and exit 2),
+and the composition root built from them."""
 
 from __future__ import annotations
 
 import typer
 
-from bootstrap.settings import Settings, SettingsError, load_settings
+from bootstrap import Root, Settings, SettingsError, bootstrap, load_settings
 
 
 def current_settings() -> Settings:
@@ -14,3 +15,8 @@ def current_settings() -> Settings:
     except SettingsError as error:
         typer.echo(f"evledger: bad setting: {error}", err=True)
         raise typer.Exit(2) from None
+
+
+def current_root() -> Root:
+    """The adapters of this command's process, from the settings."""
+    return bootstrap(current_settings())

@@ -8,12 +8,12 @@ from typing import Annotated
 import typer
 
 from cli import audit, pipeline
+from cli import replay as replay_commands
 from cli.context import current_settings
 from cli.demo import demo
 from cli.doctor import run_checks
 from cli.output import OutputFormat, render
 from cli.queries import register as register_queries
-from cli.replay import replay
 from consumers.contract import json_schema
 
 app = typer.Typer(
@@ -34,7 +34,7 @@ register_queries(app)
 app.command()(pipeline.publish)
 app.command()(pipeline.ingest)
 app.command()(pipeline.run)
-app.command()(replay)
+app.add_typer(replay_commands.app, name="replay")
 
 app.add_typer(audit.app, name="audit")
 

@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from bootstrap.settings import Settings
-from cli.context import current_settings
+from bootstrap import Root
+from bootstrap.ledgers import KafkaSite, NeedsKafka
+from cli.context import current_root
 from cli.output import OutputFormat, progress, render
 from consumers.batch import BatchOutcome
 
 if TYPE_CHECKING:
-    from consumers.ingest import IngestConfig, KafkaIngest
-    from domain.application import BillingApplication
+    from consumers.ingest import KafkaIngest
 
 stderr = Console(stderr=True)
 
@@ -29,14 +29,12 @@ MetricsPortOption = Annotated[
 ]
 
 
-def _require_kafka(settings: Settings, what: str) -> str:
-    if settings.kafka_bootstrap is None:
-        stderr.print(
-            f"evledger: {what} needs Kafka: set EVLEDGER_KAFKA_BOOTSTRAP "
-            "(on the embedded default, use `evledger ingest --file FILE.jsonl`)"
-        )
-        raise typer.Exit(2)
-    return settings.kafka_bootstrap
+def _kafka(root: Root, what: str) -> KafkaSite:
+    try:
+        return root.ledger.kafka(what)
+    except NeedsKafka as needs:
+        stderr.print(f"evledger: {needs}")
+        raise typer.Exit(2) from None
 
 
 def _require_file(file: Path) -> int:
@@ -48,46 +46,22 @@ def _require_file(file: Path) -> int:
         return sum(1 for line in lines if line.strip())
 
 
-def _ensure_topics(settings: Settings, *names: str) -> None:
-    from store.admin import TopicSpec, ensure_topic
+def _kafka_ingest(root: Root, batch_size: int) -> KafkaIngest:
+    """The ingest consumer over the Kafka ledger, its writer started before it joins."""
+    from consumers.ingest import IngestConfig, KafkaIngest
 
-    assert settings.kafka_bootstrap is not None
-    for name in names:
-        ensure_topic(
-            settings.kafka_bootstrap,
-            TopicSpec(
-                name=name,
-                replication_factor=settings.kafka_replication_factor,
-                min_insync_replicas=settings.kafka_min_insync_replicas,
-            ),
-        )
-
-
-def _ingest_config(settings: Settings, batch_size: int) -> IngestConfig:
-    from consumers.ingest import IngestConfig
-
-    bootstrap = _require_kafka(settings, "ingest from the topic")
-    _ensure_topics(settings, settings.ingest_topic, settings.dead_letter_topic)
-    return IngestConfig(
-        bootstrap_servers=bootstrap,
-        ingest_topic=settings.ingest_topic,
-        dead_letter_topic=settings.dead_letter_topic,
-        group_id=f"{settings.topic_prefix}.ingest",
-        instance_id=f"{settings.topic_prefix}.ingest.consumer",
+    site = _kafka(root, "ingest from the topic")
+    site.ensure_topics(site.ingest_topic, site.dead_letter_topic)
+    config = IngestConfig(
+        bootstrap_servers=site.bootstrap_servers,
+        ingest_topic=site.ingest_topic,
+        dead_letter_topic=site.dead_letter_topic,
+        group_id=site.ingest_group,
+        instance_id=f"{site.ingest_group}.consumer",
         batch_size=batch_size,
     )
-
-
-def _kafka_ingest(application: BillingApplication, config: IngestConfig) -> KafkaIngest:
-    """The ingest consumer over the Kafka ledger, its writer started before it joins."""
-    from consumers.ingest import KafkaIngest
-    from store.recorders import KafkaApplicationRecorder
-
-    if not isinstance(application.recorder, KafkaApplicationRecorder):
-        stderr.print("evledger: ingest from the topic needs the Kafka ledger")
-        raise typer.Exit(2)
-    application.recorder.start_writing()
-    return KafkaIngest(application, config)
+    application = root.application()
+    return KafkaIngest(application, root.ledger.kafka_writer(application), config)
 
 
 def publish(
@@ -96,13 +70,14 @@ def publish(
     """Publish upstream messages from a JSON Lines file to the ingest topic."""
     from consumers.producer import publish_file
 
-    settings = current_settings()
-    bootstrap = _require_kafka(settings, "publish")
+    site = _kafka(current_root(), "publish")
     total = _require_file(file)
-    _ensure_topics(settings, settings.ingest_topic)
+    site.ensure_topics(site.ingest_topic)
     with progress("publishing", total, unit="messages") as bar:
-        report = publish_file(file, bootstrap, settings.ingest_topic, on_progress=bar.update)
-    typer.echo(f"published {report.published} messages to {settings.ingest_topic}")
+        report = publish_file(
+            file, site.bootstrap_servers, site.ingest_topic, on_progress=bar.update
+        )
+    typer.echo(f"published {report.published} messages to {site.ingest_topic}")
 
 
 def ingest(
@@ -122,66 +97,55 @@ def ingest(
     output_format: FormatOption = OutputFormat.table,
 ) -> None:
     """Apply upstream messages (from the ingest topic, or a file) to the ledger."""
-    from bootstrap.ledger_environment import ledger_environment
     from consumers.file_ingest import FileIngest
     from consumers.ingest import StopFlag
     from consumers.metrics import serve_metrics
-    from domain.application import BillingApplication
+    from consumers.sources import IngestSource
 
     logging.basicConfig(level=logging.WARNING)
-    settings = current_settings()
+    root = current_root()
     total = _require_file(file) if file is not None else None
-    config = _ingest_config(settings, batch_size) if file is None else None
-    application = BillingApplication(env=ledger_environment(settings))
     try:
-        if file is not None:
-            source = FileIngest(application, settings.data_dir / "dead-letters.jsonl", batch_size)
-            counters = source.counters
-        else:
-            assert config is not None
-            consumer = _kafka_ingest(application, config)
-            counters = consumer.counters
+        source: IngestSource = (
+            _kafka_ingest(root, batch_size)
+            if file is None
+            else FileIngest(
+                root.application(), file, root.settings.data_dir / "dead-letters.jsonl", batch_size
+            )
+        )
+        counters = source.counters
         if metrics_port is not None:
             serve_metrics(counters, metrics_port)
-        with progress("ingesting", total, unit="messages") as bar:
+        stop = StopFlag()
+        try:
+            with progress("ingesting", total, unit="messages") as bar, stop.on_signals():
 
-            def on_batch(outcome: BatchOutcome) -> None:
-                bar.update(counters.consumed, note=counters.summary())
+                def on_batch(outcome: BatchOutcome) -> None:
+                    bar.update(counters.consumed, note=counters.summary())
 
-            if file is not None:
-                source.run(file, on_batch=on_batch)
-            else:
-                stop = StopFlag()
-                try:
-                    with stop.on_signals():
-                        consumer.run(stop, until_idle=until_idle, on_batch=on_batch)
-                finally:
-                    consumer.close()
+                source.run(stop, until_idle=until_idle, on_batch=on_batch)
+        finally:
+            source.close()
     finally:
-        application.close()
+        root.close()
     render([counters.as_dict()], list(counters.as_dict()), output_format, title="ingest")
 
 
 def run(batch_size: BatchSizeOption = 500, metrics_port: MetricsPortOption = None) -> None:
     """Ingest and project together until stopped (SIGTERM finishes the batch, exits 0)."""
-    from bootstrap.ledger_environment import ledger_environment
-    from bootstrap.read_models import projector
     from consumers.ingest import StopFlag
     from consumers.metrics import serve_metrics
     from consumers.pipeline import ProjectorFailed, run_pipeline
-    from domain.application import BillingApplication
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    settings = current_settings()
-    config = _ingest_config(settings, batch_size)
-    application = BillingApplication(env=ledger_environment(settings))
+    root = current_root()
     stop = StopFlag()
     try:
-        consumer = _kafka_ingest(application, config)
+        consumer = _kafka_ingest(root, batch_size)
         if metrics_port is not None:
             serve_metrics(consumer.counters, metrics_port)
         try:
-            with projector(settings) as runner, stop.on_signals():
+            with root.projector() as runner, stop.on_signals():
                 counters = run_pipeline(consumer, runner, stop)
         finally:
             consumer.close()
@@ -189,5 +153,5 @@ def run(batch_size: BatchSizeOption = 500, metrics_port: MetricsPortOption = Non
         stderr.print(f"evledger: {failed}")
         raise typer.Exit(1) from None
     finally:
-        application.close()
+        root.close()
     typer.echo(f"stopped: {counters.summary()}")

@@ -15,7 +15,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from bootstrap.settings import Settings, SettingsError, load_settings
+from cli.context import current_root
 from cli.output import OutputFormat, render
 
 T = TypeVar("T")
@@ -55,15 +55,6 @@ _REFUND_TABLE_COLUMNS = (
     "decided_by",
     "age",
 )
-
-
-def _settings() -> Settings:
-    """The settings, or one clear line on stderr and exit status 2 (as in cli.main)."""
-    try:
-        return load_settings()
-    except SettingsError as error:
-        typer.echo(f"evledger: bad setting: {error}", err=True)
-        raise typer.Exit(2) from None
 
 
 def _fail(message: str, status: int = 1) -> typer.Exit:
@@ -128,14 +119,13 @@ def history(
     output_format: FormatOption = OutputFormat.table,
 ) -> None:
     """Payment history of a customer or a station, newest first, a page at a time."""
-    from bootstrap.read_models import views_database
     from projections.payment_history import HISTORY_COLUMNS, BadCursor, query_history
 
     if (customer is None) == (station is None):
         raise _fail("give exactly one of --customer ID and --station ID", 2)
     moment_from = _parse_time(period_from, "--from")
     moment_to = _parse_time(period_to, "--to")
-    db = views_database(_settings())
+    db = current_root().views_database()
     try:
         with _reporting_database_errors():
             page = query_history(
@@ -176,12 +166,11 @@ def refunds(
     output_format: FormatOption = OutputFormat.table,
 ) -> None:
     """Refunds newest first, by status, customer or station."""
-    from bootstrap.read_models import views_database
     from projections.refund_status import REFUND_COLUMNS, REFUND_STATUSES, query_refunds
 
     if status is not None and status not in REFUND_STATUSES:
         raise _fail(f"--status must be one of {', '.join(REFUND_STATUSES)}, got {status!r}", 2)
-    db = views_database(_settings())
+    db = current_root().views_database()
     try:
         with _reporting_database_errors():
             rows = query_refunds(
@@ -203,10 +192,9 @@ def refund_show(
     output_format: FormatOption = OutputFormat.table,
 ) -> None:
     """Everything the refund status view knows about one refund."""
-    from bootstrap.read_models import views_database
     from projections.refund_status import REFUND_DETAIL_COLUMNS, refund
 
-    db = views_database(_settings())
+    db = current_root().views_database()
     try:
         with _reporting_database_errors():
             row = refund(db, refund_id)
@@ -231,9 +219,9 @@ def refund_show(
 def _analytics(action: Callable[[Any], T]) -> T:
     from projections.analytics_queries import open_read_only
 
-    settings = _settings()
+    root = current_root()
     with _reporting_database_errors():
-        db = open_read_only(settings.analytics_path)
+        db = open_read_only(root.settings.analytics_path)
         try:
             return action(db)
         finally:
@@ -290,16 +278,16 @@ def project(
     output_format: FormatOption = OutputFormat.table,
 ) -> None:
     """Run the projectors: ledger -> payment history, refund status, analytics."""
-    from bootstrap.read_models import READ_MODEL_NAMES, UnknownProjection, projector
+    from bootstrap.read_models import READ_MODEL_NAMES, UnknownProjection
     from projections.runner import LedgerGapError, ProjectionStalled, RetryPolicy
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    settings = _settings()
+    root = current_root()
     names = projection or list(READ_MODEL_NAMES)
     # A one-shot catch-up gives up after a few retries; a long-running projector never does.
     retry = RetryPolicy() if until_idle else RetryPolicy(attempts=None)
     try:
-        with _reporting_database_errors(), projector(settings, names, batch_size, retry) as runner:
+        with _reporting_database_errors(), root.projector(names, batch_size, retry) as runner:
             if until_idle:
                 runner.run_until_idle()
             else:

@@ -1,5 +1,5 @@
-"""The `evledger replay` command: rebuild read models and swap them in, or build a
-snapshot of them as the ledger stood at an offset or a time."""
+"""The `evledger replay` commands: `rebuild` read models and swap them in, or build a
+`snapshot` of them as the ledger stood at an offset or a time."""
 
 from __future__ import annotations
 
@@ -12,10 +12,16 @@ from typing import Annotated
 
 import typer
 
-from bootstrap.settings import Settings
-from cli.context import current_settings
+from bootstrap import Root
+from bootstrap.read_models import projection_names
+from cli.context import current_root
 from cli.output import OutputFormat, progress, render
 from replay.ledger_prefix import REBUILD_BATCH_SIZE, ProgressHook
+
+app = typer.Typer(
+    help="Rebuild read models from the ledger, or snapshot them as the ledger stood earlier.",
+    no_args_is_help=True,
+)
 
 FormatOption = Annotated[
     OutputFormat, typer.Option("--format", "-f", help="Output as a table, JSON or CSV.")
@@ -61,7 +67,7 @@ def _errors() -> tuple[type[Exception], ...]:
 
     from bootstrap.read_models import UnknownProjection
     from projections.runner import LedgerGapError, ProjectionStalled
-    from replay.point_in_time import PointBeyondLedger
+    from replay.positions import PointBeyondLedger
     from replay.rebuild import LiveModelBehind
     from replay.swap import LiveModelBusy
     from replay.targets import BadSnapshotName
@@ -81,21 +87,65 @@ def _errors() -> tuple[type[Exception], ...]:
     )
 
 
-def replay(
+ProjectionOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--projection",
+        help="payment_history, refund_status, analytics or all (repeatable; default all).",
+    ),
+]
+BatchSizeOption = Annotated[
+    int, typer.Option("--batch-size", min=1, max=100_000, help="Events per transaction.")
+]
+ProgressOption = Annotated[
+    bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")
+]
+
+
+@contextmanager
+def _reporting_errors() -> Iterator[None]:
+    try:
+        yield
+    except _errors() as error:
+        text = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        raise _fail(text) from None
+
+
+@app.command("rebuild")
+def rebuild_command(
     *,
-    projection: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--projection",
-            help="payment_history, refund_status, analytics or all (repeatable; default all).",
-        ),
-    ] = None,
+    projection: ProjectionOption = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Swap even if checksums differ (the live model is bad)."),
+    ] = False,
+    batch_size: BatchSizeOption = REBUILD_BATCH_SIZE,
+    show_progress: ProgressOption = True,
+    output_format: FormatOption = OutputFormat.table,
+) -> None:
+    """Rebuild read models from the whole ledger beside the live ones and swap them in after
+    a checksum per table proves them equal."""
+    root = current_root()
+    with _reporting_errors():
+        _rebuild(
+            root,
+            projection_names(projection),
+            force=force,
+            batch_size=batch_size,
+            show_progress=show_progress,
+            output_format=output_format,
+        )
+
+
+@app.command("snapshot")
+def snapshot_command(
+    *,
     until_offset: Annotated[
         int | None,
         typer.Option(
             "--until-offset",
             min=0,
-            help="Snapshot as of this ledger offset (Kafka offset; notification id embedded),"
+            help="As of this ledger offset (Kafka offset; notification id embedded),"
             " taken back to the end of the last whole command.",
         ),
     ] = None,
@@ -103,64 +153,39 @@ def replay(
         str | None,
         typer.Option(
             "--as-of",
-            help="Snapshot of the whole commands recorded at or before this time (RFC 3339).",
+            help="The whole commands recorded at or before this time (RFC 3339).",
         ),
     ] = None,
     into: Annotated[
         str | None,
         typer.Option("--into", help="Snapshot name (default offset_N or asof_TIME)."),
     ] = None,
-    force: Annotated[
-        bool,
-        typer.Option("--force", help="Swap even if checksums differ (the live model is bad)."),
-    ] = False,
-    batch_size: Annotated[
-        int, typer.Option("--batch-size", min=1, max=100_000, help="Events per transaction.")
-    ] = REBUILD_BATCH_SIZE,
-    show_progress: Annotated[
-        bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")
-    ] = True,
+    projection: ProjectionOption = None,
+    batch_size: BatchSizeOption = REBUILD_BATCH_SIZE,
+    show_progress: ProgressOption = True,
     output_format: FormatOption = OutputFormat.table,
 ) -> None:
-    """Rebuild read models from the ledger and swap them in after a checksum per table
-    proves them equal to the live ones; with --until-offset or --as-of, build a snapshot."""
-    from replay.targets import projection_names
-
-    if until_offset is not None and as_of is not None:
-        raise _fail("give at most one of --until-offset and --as-of", 2)
-    if into is not None and until_offset is None and as_of is None:
-        raise _fail("--into names a snapshot: give --until-offset or --as-of too", 2)
+    """Build the read models as the ledger stood at an offset or a time, into a named
+    snapshot beside the live ones (which are not touched)."""
+    if (until_offset is None) == (as_of is None):
+        raise _fail("give exactly one of --until-offset and --as-of", 2)
     moment = _parse_as_of(as_of) if as_of is not None else None
-    settings = current_settings()
-    try:
-        names = projection_names(projection)
-        if until_offset is None and moment is None:
-            _rebuild(
-                settings,
-                names,
-                force=force,
-                batch_size=batch_size,
-                show_progress=show_progress,
-                output_format=output_format,
-            )
-        else:
-            _snapshot(
-                settings,
-                names,
-                until_offset=until_offset,
-                moment=moment,
-                into=into,
-                batch_size=batch_size,
-                show_progress=show_progress,
-                output_format=output_format,
-            )
-    except _errors() as error:
-        text = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
-        raise _fail(text) from None
+    root = current_root()
+    with _reporting_errors():
+        _snapshot(
+            root,
+            projection_names(projection),
+            until_offset=until_offset,
+            moment=moment,
+            into=into,
+            batch_size=batch_size,
+            show_progress=show_progress,
+            output_format=output_format,
+        )
 
 
 def _rebuild(
-    settings: Settings,
+    root: Root,
     names: list[str],
     *,
     force: bool,
@@ -171,7 +196,7 @@ def _rebuild(
     from replay.rebuild import rebuild
 
     with _progress_bar("rebuilding", show_progress) as hook:
-        report = rebuild(settings, names, force=force, batch_size=batch_size, progress=hook)
+        report = rebuild(root, names, force=force, batch_size=batch_size, progress=hook)
     rows = [
         {
             "projection": comparison.projection,
@@ -211,7 +236,7 @@ def _rebuild(
 
 
 def _snapshot(
-    settings: Settings,
+    root: Root,
     names: list[str],
     *,
     until_offset: int | None,
@@ -225,7 +250,7 @@ def _snapshot(
 
     point = PointInTime(until_offset=until_offset, as_of=moment)
     with _progress_bar("snapshot", show_progress) as hook:
-        report = build_snapshot(settings, names, point, into, batch_size=batch_size, progress=hook)
+        report = build_snapshot(root, names, point, into, batch_size=batch_size, progress=hook)
     rows = [
         {
             "projection": name,

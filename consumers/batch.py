@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from consumers.counters import IngestCounters
 from consumers.dead_letter import DeadLetter
@@ -24,6 +24,16 @@ class CommandHandler(Protocol):
     ) -> list[CommandResult | Exception]: ...
 
 
+class BatchTransaction(Protocol):
+    """How a store commits a batch's dead letters and source offsets with its events."""
+
+    def attach(self, records: Sequence[SourceRecord], dead_letters: Sequence[DeadLetter]) -> None:
+        """Commit these with the next save of this thread (the batch's one save)."""
+
+    def commit_attached(self) -> None:
+        """Commit what no save took (after the one-at-a-time fallback), on its own."""
+
+
 @dataclass
 class BatchOutcome:
     counters: IngestCounters = field(default_factory=IngestCounters)
@@ -34,26 +44,28 @@ class BatchOutcome:
 def apply_batch(
     handler: CommandHandler,
     records: Sequence[SourceRecord],
-    commit_with: Callable[[list[DeadLetter]], dict[str, Any]] | None = None,
+    transaction: BatchTransaction | None = None,
 ) -> BatchOutcome:
     """Apply a batch; the ledger has the result when this returns (or it raised).
 
-    ``commit_with`` turns the batch's dead letters into arguments for the ledger's save,
-    so that a store that can (the Kafka ledger) commits them, and the consumer offsets it
-    adds, in the same transaction as the batch's events.
+    With a ``transaction`` (the Kafka ledger), the batch's dead letters and the records'
+    next offsets commit in the same transaction as the batch's events.
     """
     outcome = BatchOutcome()
     sorted_out = triage(records)
 
-    def finish(results: list[CommandResult | Exception]) -> dict[str, Any]:
+    def finish(results: list[CommandResult | Exception]) -> None:
         outcome.dead_letters = list(sorted_out.dead_letters)
         for (record, _), result in zip(sorted_out.commands, results, strict=True):
             if isinstance(result, Exception):
                 outcome.dead_letters.append(record.dead_letter(*_why(result)))
-        return commit_with(outcome.dead_letters) if commit_with else {}
+        if transaction is not None:
+            transaction.attach(records, outcome.dead_letters)
 
     # The handler calls finish exactly once, whichever way the batch went.
     results = handler.handle_batch([command for _, command in sorted_out.commands], finish)
+    if transaction is not None:
+        transaction.commit_attached()
     for result in results:
         if isinstance(result, Exception):
             continue

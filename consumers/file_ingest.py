@@ -18,6 +18,7 @@ from consumers.batch import BatchOutcome, CommandHandler, apply_batch
 from consumers.counters import IngestCounters
 from consumers.dead_letter import DeadLetter
 from consumers.producer import read_lines
+from consumers.sources import StopSignal
 from consumers.triage import SourceRecord
 
 
@@ -66,23 +67,28 @@ class FileIngest:
     """Applies a JSON Lines file in batches; `counters` is the live account of the run."""
 
     def __init__(
-        self, handler: CommandHandler, dead_letter_path: Path, batch_size: int = 500
+        self, handler: CommandHandler, path: Path, dead_letter_path: Path, batch_size: int = 500
     ) -> None:
         self.handler = handler
+        self.path = path
         self.dead_letter_path = dead_letter_path
         self.batch_size = batch_size
         self.counters = IngestCounters()
 
     def run(
-        self, path: Path, on_batch: Callable[[BatchOutcome], None] = lambda outcome: None
+        self,
+        stop: StopSignal = False,
+        until_idle: bool = True,
+        on_batch: Callable[[BatchOutcome], None] = lambda outcome: None,
     ) -> IngestCounters:
-        records = file_records(path)
+        """Apply the file to its end (a file is always idle there), or until stopped."""
+        records = file_records(self.path)
         self.dead_letter_path.parent.mkdir(parents=True, exist_ok=True)
         # Re-ingesting a file is safe for the ledger (event_id); this keeps the dead-letter
         # file from growing a copy of the same bad lines on every pass too.
         written = _already_dead_lettered(self.dead_letter_path)
         with self.dead_letter_path.open("a", encoding="utf-8") as dead_letters:
-            while batch := list(islice(records, self.batch_size)):
+            while not stop and (batch := list(islice(records, self.batch_size))):
                 outcome = apply_batch(self.handler, batch)
                 for letter in outcome.dead_letters:
                     key = _letter_key(
@@ -98,3 +104,6 @@ class FileIngest:
                 self.counters.check()
                 on_batch(outcome)
         return self.counters
+
+    def close(self) -> None:
+        """Nothing stays open between runs."""

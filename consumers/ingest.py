@@ -12,10 +12,9 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import partial
 from types import FrameType
 from typing import Any
 
@@ -23,7 +22,10 @@ from consumers.batch import BatchOutcome, CommandHandler, apply_batch
 from consumers.counters import IngestCounters
 from consumers.dead_letter import DeadLetter
 from consumers.producer import MAX_MESSAGE_BYTES
+from consumers.sources import StopSignal
 from consumers.triage import SourceRecord
+from store.recorders import KafkaApplicationRecorder, TransactionExtras
+from store.writer import SideRecord
 
 log = logging.getLogger(__name__)
 
@@ -71,15 +73,19 @@ class StopFlag:
 class KafkaIngest:
     """A consumer-group member that turns ingest records into ledger events.
 
-    The handler's ledger writer must already be started (KafkaApplicationRecorder.
-    start_writing): the consumer's first offset fetch waits on any transaction a crashed
-    predecessor left open, and only the new writer's fencing ends that transaction.
+    ``writer`` is the handler's Kafka ledger recorder, its writer already started
+    (``start_writing``): the consumer's first offset fetch waits on any transaction a crashed
+    predecessor left open, and only the new writer's fencing ends that transaction. Each
+    batch's offsets and dead letters are attached to it, to commit with the batch's events.
     """
 
-    def __init__(self, handler: CommandHandler, config: IngestConfig) -> None:
+    def __init__(
+        self, handler: CommandHandler, writer: KafkaApplicationRecorder, config: IngestConfig
+    ) -> None:
         from kafka import KafkaConsumer
 
         self.handler = handler
+        self.writer = writer
         self.config = config
         self.counters = IngestCounters()
         self.consumer = KafkaConsumer(
@@ -102,7 +108,7 @@ class KafkaIngest:
 
     def run(
         self,
-        stop: StopFlag,
+        stop: StopSignal,
         until_idle: bool = False,
         on_batch: Callable[[BatchOutcome], None] = lambda outcome: None,
     ) -> IngestCounters:
@@ -110,7 +116,7 @@ class KafkaIngest:
         while not stop:
             records = self._poll()
             if records:
-                outcome = apply_batch(self.handler, records, partial(self._commit_with, records))
+                outcome = apply_batch(self.handler, records, self)
                 self.counters.add(outcome.counters)
                 self.counters.check()
                 log.info("ingest batch of %d: %s", len(records), self.counters.summary())
@@ -148,10 +154,9 @@ class KafkaIngest:
         ends = self.consumer.end_offsets(list(assigned))
         return all(self.consumer.position(tp) >= ends[tp] for tp in assigned)
 
-    def _commit_with(
-        self, records: list[SourceRecord], dead_letters: list[DeadLetter]
-    ) -> dict[str, Any]:
-        """What the ledger commits with the batch: dead letters and the next offsets."""
+    # --- BatchTransaction: the batch's offsets and dead letters ride with its events ------
+
+    def attach(self, records: Sequence[SourceRecord], dead_letters: Sequence[DeadLetter]) -> None:
         from kafka import TopicPartition
         from kafka.structs import OffsetAndMetadata
 
@@ -159,11 +164,18 @@ class KafkaIngest:
         for record in records:
             partition = TopicPartition(record.topic, record.partition)
             next_offsets[partition] = OffsetAndMetadata(record.offset + 1, "", -1)
-        return {
-            "consumer_offsets": next_offsets,
-            "group_metadata": self.consumer.group_metadata(),
-            "side_records": [
-                (self.config.dead_letter_topic, letter.key, letter.value, letter.headers())
-                for letter in dead_letters
-            ],
-        }
+        self.writer.attach(
+            TransactionExtras(
+                side_records=tuple(
+                    SideRecord(
+                        self.config.dead_letter_topic, letter.key, letter.value, letter.headers()
+                    )
+                    for letter in dead_letters
+                ),
+                consumer_offsets=next_offsets,
+                group_metadata=self.consumer.group_metadata(),
+            )
+        )
+
+    def commit_attached(self) -> None:
+        self.writer.commit_attached()

@@ -8,26 +8,12 @@ from typing import Any
 from consumers import contract
 from domain import commands
 from domain.tariff import EnergyWindow
-
-_COMMANDS: dict[str, type[commands.Command]] = {
-    "tariff.published": commands.PublishTariff,
-    "session.started": commands.StartSession,
-    "session.stopped": commands.StopSession,
-    "payment.authorized": commands.AuthorisePayment,
-    "payment.captured": commands.CapturePayment,
-    "payment.failed": commands.FailPayment,
-    "payment.voided": commands.VoidPayment,
-    "refund.requested": commands.RequestRefund,
-    "refund.approved": commands.ApproveRefund,
-    "refund.rejected": commands.RejectRefund,
-    "refund.issued": commands.IssueRefund,
-    "refund.failed": commands.FailRefund,
-}
+from domain.vocabulary import MessageType
 
 
 def to_command(message: contract.UpstreamMessage) -> commands.Command:
     """The domain command for a message; its own checks may still raise a ValueError."""
-    command_class = _COMMANDS[message.type]
+    command_class = commands.COMMAND_TYPES[MessageType(message.type)]
     fields: dict[str, Any] = {
         name: value
         for name, value in message

@@ -16,12 +16,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from bootstrap.ledger_environment import ledger_environment
-from bootstrap.read_models import projector
-from bootstrap.settings import Settings
+from bootstrap import Settings, bootstrap
 from consumers.file_ingest import FileIngest
 from demo.traffic import TrafficShape, generate
-from domain.application import BillingApplication
 from domain.money import Money
 from projections.sql import DuckDatabase
 
@@ -79,7 +76,7 @@ def run_demo(
     on_step: Callable[[str], None] = lambda step: None,
 ) -> DemoSummary:
     prepare(data_dir)
-    settings = Settings.embedded_in(data_dir)
+    root = bootstrap(Settings.embedded_in(data_dir))
     summary = DemoSummary()
 
     started = time.perf_counter()
@@ -92,23 +89,23 @@ def run_demo(
 
     started = time.perf_counter()
     on_step(f"ingesting {len(messages):,} messages into the ledger")
-    application = BillingApplication(env=ledger_environment(settings))
     try:
-        counters = FileIngest(application, data_dir / "dead-letters.jsonl").run(upstream)
+        application = root.application()
+        counters = FileIngest(application, upstream, data_dir / "dead-letters.jsonl").run()
         summary.ledger_events = application.recorder.max_notification_id() or 0
     finally:
-        application.close()
+        root.close()
     summary.dead_letters = counters.dead_lettered
     summary.rejected = counters.rejected
     summary.seconds["ingest"] = time.perf_counter() - started
 
     started = time.perf_counter()
     on_step(f"projecting {summary.ledger_events:,} ledger events into the read models")
-    with projector(settings) as runner:
+    with root.projector() as runner:
         runner.run_until_idle()
     summary.seconds["project"] = time.perf_counter() - started
 
-    analytics = DuckDatabase(settings.analytics_path, read_only=True)
+    analytics = DuckDatabase(root.settings.analytics_path, read_only=True)
     try:
         _summarise(analytics, summary)
     finally:

@@ -16,7 +16,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import IntegrityError, PersistenceError, Recording
-from eventsourcing.utils import EnvType
+from eventsourcing.utils import Environment, EnvType
 
 from domain.commands import (
     ApproveRefund,
@@ -52,20 +52,22 @@ from domain.ids import (
 )
 from domain.payment import Payment
 from domain.policy import RefundPolicy, automatic_approval
-from domain.refund import SYSTEM, Refund, RefundStatus
+from domain.refund import SYSTEM, Refund
 from domain.results import CommandResult, Outcome, RecordedEvent
 from domain.session import ChargingSession
 from domain.settlement import SessionSettlement
 from domain.tariff import Tariff
+from domain.vocabulary import RefundStatus
 
 log = logging.getLogger(__name__)
 
-# Given a batch's results, the keyword arguments to commit with its one save.
-FinishBatch = Callable[[list["CommandResult | Exception"]], dict[str, Any]]
+# Told a batch's results once they are decided: just before the batch's one save, or after
+# the one-at-a-time fallback has saved each command.
+FinishBatch = Callable[[list["CommandResult | Exception"]], None]
 
 
-def _nothing_to_add(results: list[CommandResult | Exception]) -> dict[str, Any]:
-    return {}
+def _nothing_to_add(results: list[CommandResult | Exception]) -> None:
+    return None
 
 
 A = TypeVar("A", bound=Aggregate)
@@ -84,7 +86,7 @@ class BillingApplication(Application[UUID]):
     """The billing ledger's write side: upstream messages in, domain events out."""
 
     # Racing writers on one aggregate: one wins, the others retry on fresh state
-    # (DESIGN.md Guarantee 2). A few attempts are plenty; past that, let the caller retry.
+    # (ARCHITECTURE.md, guarantee 2). A few attempts are plenty; past that, let the caller retry.
     max_attempts = 5
 
     def __init__(
@@ -109,6 +111,13 @@ class BillingApplication(Application[UUID]):
         # Aggregates changed by earlier commands of the batch being handled (handle_batch).
         self._unit_of_work: dict[UUID, Aggregate] | None = None
 
+    def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
+        """Exactly the environment it is given (the composition root builds it from the
+        validated settings). The library's default also merges os.environ, so that a key set
+        in the shell (IS_SNAPSHOTTING_ENABLED, AGGREGATE_CACHE_MAXSIZE, the Kafka store's
+        KAFKA_*) would steer the ledger behind the settings' back."""
+        return Environment(name, {**type(self).env, **(env or {})})
+
     # --- dispatch and idempotency ------------------------------------------------------
 
     def handle(self, command: Command) -> CommandResult:
@@ -122,13 +131,13 @@ class BillingApplication(Application[UUID]):
 
         Later commands of the batch see what earlier ones changed (a unit of work), and the
         events are stored in command order. ``finish`` is called once with the results,
-        just before the batch's one save, and returns keyword arguments for that save (a
-        store may commit them atomically with the events: consumer offsets, dead letters).
-        If a command raises, or the save meets a concurrent writer, the batch is redone one
-        command at a time on fresh state, each message that still fails comes back as its
-        exception for the caller to dead-letter, and ``finish``'s arguments are then saved
-        on their own, after the commands. A store that is unavailable (a PersistenceError
-        other than a version conflict) is raised: no message is judged while it is down.
+        just before the batch's one save (a caller can attach what its store should commit
+        with the events there: consumer offsets, dead letters). If a command raises, or the
+        save meets a concurrent writer, the batch is redone one command at a time on fresh
+        state, each message that still fails comes back as its exception for the caller to
+        dead-letter, and ``finish`` is called after those saves. A store that is unavailable
+        (a PersistenceError other than a version conflict) is raised: no message is judged
+        while it is down.
         """
         finish = finish or _nothing_to_add
         try:
@@ -140,9 +149,7 @@ class BillingApplication(Application[UUID]):
         except Exception as error:
             log.info("a command of the batch raised %r; applying one at a time", error)
         results = [self._handle_alone(command) for command in commands]
-        save_kwargs = finish(results)
-        if save_kwargs:
-            self.save(**save_kwargs)
+        finish(results)
         return results
 
     def _handle_alone(self, command: Command) -> CommandResult | Exception:
@@ -181,9 +188,9 @@ class BillingApplication(Application[UUID]):
                 results.append(_result(command, decision, [_named(e) for e in new_events]))
         finally:
             self._unit_of_work = None
-        save_kwargs = finish(list(results))
-        if events or save_kwargs:
-            self.save(*events, **save_kwargs)
+        finish(list(results))
+        if events:
+            self.save(*events)
         return results
 
     def _repeated(self, command: Command) -> CommandResult | None:
@@ -261,9 +268,6 @@ class BillingApplication(Application[UUID]):
 
     # --- tariffs and sessions ----------------------------------------------------------
 
-    def publish_tariff(self, command: PublishTariff) -> CommandResult:
-        return self._execute(command, self._publish_tariff)
-
     def _publish_tariff(self, command: PublishTariff) -> _Decision:
         tariff = self._find(Tariff, tariff_aggregate_id(command.tariff_id))
         if tariff is None:
@@ -271,9 +275,6 @@ class BillingApplication(Application[UUID]):
         else:
             tariff.revise(command.terms(), command.occurred_at)
         return _Decision([tariff])
-
-    def start_session(self, command: StartSession) -> CommandResult:
-        return self._execute(command, self._start_session)
 
     def _start_session(self, command: StartSession) -> _Decision:
         existing = self._find(ChargingSession, session_aggregate_id(command.session_id))
@@ -299,9 +300,6 @@ class BillingApplication(Application[UUID]):
             started_at=command.occurred_at,
         )
         return _Decision([session])
-
-    def stop_session(self, command: StopSession) -> CommandResult:
-        return self._execute(command, self._stop_session)
 
     def _stop_session(self, command: StopSession) -> _Decision:
         session = self._find(ChargingSession, session_aggregate_id(command.session_id))
@@ -339,9 +337,6 @@ class BillingApplication(Application[UUID]):
 
     # --- payments ------------------------------------------------------------------------
 
-    def authorise_payment(self, command: AuthorisePayment) -> CommandResult:
-        return self._execute(command, self._authorise_payment)
-
     def _authorise_payment(self, command: AuthorisePayment) -> _Decision:
         existing = self._find(Payment, payment_aggregate_id(command.payment_id))
         if existing is not None:
@@ -357,9 +352,6 @@ class BillingApplication(Application[UUID]):
             occurred_at=command.occurred_at,
         )
         return _Decision([payment])
-
-    def capture_payment(self, command: CapturePayment) -> CommandResult:
-        return self._execute(command, self._capture_payment)
 
     def _capture_payment(self, command: CapturePayment) -> _Decision:
         payment = self._find(Payment, payment_aggregate_id(command.payment_id))
@@ -390,9 +382,6 @@ class BillingApplication(Application[UUID]):
                 )
         return _Decision(changed)
 
-    def fail_payment(self, command: FailPayment) -> CommandResult:
-        return self._execute(command, self._fail_payment)
-
     def _fail_payment(self, command: FailPayment) -> _Decision:
         payment = self._find(Payment, payment_aggregate_id(command.payment_id))
         if payment is None:
@@ -409,9 +398,6 @@ class BillingApplication(Application[UUID]):
             return _reject_on(payment, command, violation.reason)
         return _Decision([payment])
 
-    def void_payment(self, command: VoidPayment) -> CommandResult:
-        return self._execute(command, self._void_payment)
-
     def _void_payment(self, command: VoidPayment) -> _Decision:
         payment = self._find(Payment, payment_aggregate_id(command.payment_id))
         if payment is None:
@@ -423,9 +409,6 @@ class BillingApplication(Application[UUID]):
         return _Decision([payment])
 
     # --- refunds -------------------------------------------------------------------------
-
-    def request_refund(self, command: RequestRefund) -> CommandResult:
-        return self._execute(command, self._request_refund)
 
     def _request_refund(self, command: RequestRefund) -> _Decision:
         existing = self._find(Refund, refund_aggregate_id(command.refund_id))
@@ -474,9 +457,6 @@ class BillingApplication(Application[UUID]):
         )
         return _Decision([refund, payment])
 
-    def approve_refund(self, command: ApproveRefund) -> CommandResult:
-        return self._execute(command, self._approve_refund)
-
     def _approve_refund(self, command: ApproveRefund) -> _Decision:
         refund = self._find(Refund, refund_aggregate_id(command.refund_id))
         if refund is None:
@@ -508,9 +488,6 @@ class BillingApplication(Application[UUID]):
         )
         return _Decision([refund, payment])
 
-    def reject_refund(self, command: RejectRefund) -> CommandResult:
-        return self._execute(command, self._reject_refund)
-
     def _reject_refund(self, command: RejectRefund) -> _Decision:
         refund = self._find(Refund, refund_aggregate_id(command.refund_id))
         if refund is None:
@@ -526,9 +503,6 @@ class BillingApplication(Application[UUID]):
             return _reject_on(refund, command, violation.reason)
         return _Decision([refund])
 
-    def issue_refund(self, command: IssueRefund) -> CommandResult:
-        return self._execute(command, self._issue_refund)
-
     def _issue_refund(self, command: IssueRefund) -> _Decision:
         refund = self._find(Refund, refund_aggregate_id(command.refund_id))
         if refund is None:
@@ -538,9 +512,6 @@ class BillingApplication(Application[UUID]):
         except RefundRuleViolation as violation:
             return _reject_on(refund, command, violation.reason)
         return _Decision([refund])
-
-    def fail_refund(self, command: FailRefund) -> CommandResult:
-        return self._execute(command, self._fail_refund)
 
     def _fail_refund(self, command: FailRefund) -> _Decision:
         refund = self._find(Refund, refund_aggregate_id(command.refund_id))

@@ -15,10 +15,9 @@ from typing import Any, ClassVar
 
 from domain.errors import InvalidValueError
 from domain.money import currency_exponent, require_minor_units, require_whole_number
-from domain.payment import PAYMENT_METHODS
-from domain.refund import REFUND_REASONS
 from domain.tariff import EnergyWindow, TariffTerms
 from domain.timeutil import require_aware
+from domain.vocabulary import MessageType, PaymentMethod, RefundReason
 
 
 def _require_text(value: Any, what: str, *, optional: bool = False) -> None:
@@ -43,11 +42,15 @@ def _canonical(value: Any) -> Any:
     return value
 
 
+PAYMENT_METHODS = frozenset(method.value for method in PaymentMethod)
+REFUND_REASONS = frozenset(reason.value for reason in RefundReason)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Command:
     """Fields every upstream message carries."""
 
-    MESSAGE_TYPE: ClassVar[str] = ""
+    MESSAGE_TYPE: ClassVar[MessageType]
 
     event_id: str
     occurred_at: datetime
@@ -71,7 +74,7 @@ class PublishTariff(Command):
     ``timezone`` and ``energy_windows`` extend contract v1 with time-of-day energy prices.
     """
 
-    MESSAGE_TYPE: ClassVar[str] = "tariff.published"
+    MESSAGE_TYPE: ClassVar[MessageType] = MessageType.TARIFF_PUBLISHED
 
     tariff_id: str
     currency: str
@@ -107,7 +110,7 @@ class PublishTariff(Command):
 class StartSession(Command):
     """session.started"""
 
-    MESSAGE_TYPE: ClassVar[str] = "session.started"
+    MESSAGE_TYPE: ClassVar[MessageType] = MessageType.SESSION_STARTED
 
     session_id: str
     station_id: str
@@ -127,7 +130,7 @@ class StartSession(Command):
 class StopSession(Command):
     """session.stopped; ``occurred_at`` is the stop, ``charging_ended_at`` when power ended."""
 
-    MESSAGE_TYPE: ClassVar[str] = "session.stopped"
+    MESSAGE_TYPE: ClassVar[MessageType] = MessageType.SESSION_STOPPED
 
     session_id: str
     meter_stop_wh: int
@@ -147,7 +150,7 @@ class StopSession(Command):
 class AuthorisePayment(Command):
     """payment.authorized"""
 
-    MESSAGE_TYPE: ClassVar[str] = "payment.authorized"
+    MESSAGE_TYPE: ClassVar[MessageType] = MessageType.PAYMENT_AUTHORIZED
 
     payment_id: str
     session_id: str
@@ -171,7 +174,7 @@ class AuthorisePayment(Command):
 class CapturePayment(Command):
     """payment.captured"""
 
-    MESSAGE_TYPE: ClassVar[str] = "payment.captured"
+    MESSAGE_TYPE: ClassVar[MessageType] = MessageType.PAYMENT_CAPTURED
 
     payment_id: str
     amount_minor: int
@@ -186,7 +189,7 @@ class CapturePayment(Command):
 class FailPayment(Command):
     """payment.failed; without an earlier authorisation it is a declined pre-authorisation."""
 
-    MESSAGE_TYPE: ClassVar[str] = "payment.failed"
+    MESSAGE_TYPE: ClassVar[MessageType] = MessageType.PAYMENT_FAILED
 
     payment_id: str
     reason: str
@@ -203,7 +206,7 @@ class FailPayment(Command):
 class VoidPayment(Command):
     """payment.voided (an extension of contract v1): cancel an authorisation, free the hold."""
 
-    MESSAGE_TYPE: ClassVar[str] = "payment.voided"
+    MESSAGE_TYPE: ClassVar[MessageType] = MessageType.PAYMENT_VOIDED
 
     payment_id: str
     reason: str | None = None
@@ -218,7 +221,7 @@ class VoidPayment(Command):
 class RequestRefund(Command):
     """refund.requested"""
 
-    MESSAGE_TYPE: ClassVar[str] = "refund.requested"
+    MESSAGE_TYPE: ClassVar[MessageType] = MessageType.REFUND_REQUESTED
 
     refund_id: str
     payment_id: str
@@ -259,21 +262,21 @@ class _RefundDecision(Command):
 class ApproveRefund(_RefundDecision):
     """refund.approved"""
 
-    MESSAGE_TYPE: ClassVar[str] = "refund.approved"
+    MESSAGE_TYPE: ClassVar[MessageType] = MessageType.REFUND_APPROVED
 
 
 @dataclass(frozen=True, kw_only=True)
 class RejectRefund(_RefundDecision):
     """refund.rejected"""
 
-    MESSAGE_TYPE: ClassVar[str] = "refund.rejected"
+    MESSAGE_TYPE: ClassVar[MessageType] = MessageType.REFUND_REJECTED
 
 
 @dataclass(frozen=True, kw_only=True)
 class IssueRefund(Command):
     """refund.issued"""
 
-    MESSAGE_TYPE: ClassVar[str] = "refund.issued"
+    MESSAGE_TYPE: ClassVar[MessageType] = MessageType.REFUND_ISSUED
 
     refund_id: str
     processor_ref: str | None = None
@@ -288,7 +291,7 @@ class IssueRefund(Command):
 class FailRefund(Command):
     """refund.failed"""
 
-    MESSAGE_TYPE: ClassVar[str] = "refund.failed"
+    MESSAGE_TYPE: ClassVar[MessageType] = MessageType.REFUND_FAILED
 
     refund_id: str
     reason: str
@@ -299,7 +302,7 @@ class FailRefund(Command):
         _require_text(self.reason, "reason")
 
 
-COMMAND_TYPES: dict[str, type[Command]] = {
+COMMAND_TYPES: dict[MessageType, type[Command]] = {
     command_type.MESSAGE_TYPE: command_type
     for command_type in (
         PublishTariff,

@@ -29,7 +29,7 @@ class CurrencyMismatchError(InvalidValueError):
 class BusinessRuleViolation(DomainError):
     """A well-formed request that breaks a business rule.
 
-    The application records these as rejection events (DESIGN.md Guarantee 8); aggregates
+    The application records these as rejection events (ARCHITECTURE.md, guarantee 8); aggregates
     raise them where the rule lives.
     """
 

@@ -15,16 +15,7 @@ from eventsourcing.domain import Aggregate
 from domain import postings
 from domain.errors import PaymentRuleViolation, RefundRuleViolation
 from domain.ids import payment_aggregate_id
-
-PAYMENT_METHODS = frozenset({"card", "rfid", "app", "wallet"})
-
-
-class PaymentStatus(StrEnum):
-    AUTHORISED = "authorised"
-    CAPTURED = "captured"
-    FAILED = "failed"
-    DECLINED = "declined"
-    VOIDED = "voided"
+from domain.vocabulary import PaymentStatus
 
 
 class ReconciliationOutcome(StrEnum):

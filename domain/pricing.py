@@ -1,6 +1,6 @@
 """Pricing a charging session from frozen tariff terms: one calculation, used everywhere.
 
-Rules (DESIGN.md, Money):
+Rules (ARCHITECTURE.md, Money):
 
 - each component (energy, charging time, session fee, idle fee) is quantity x price,
   rounded half-up to the currency's minor unit; the subtotal is their sum;

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from eventsourcing.domain import Aggregate
@@ -11,21 +10,10 @@ from eventsourcing.domain import Aggregate
 from domain import postings
 from domain.errors import RefundRuleViolation
 from domain.ids import refund_aggregate_id
-
-REFUND_REASONS = frozenset(
-    {"failed_session", "overcharge", "service_quality", "duplicate", "other"}
-)
+from domain.vocabulary import RefundStatus
 
 # Who decided a refund the application decided on its own (auto-approval or auto-rejection).
 SYSTEM = "system"
-
-
-class RefundStatus(StrEnum):
-    REQUESTED = "requested"
-    APPROVED = "approved"
-    REJECTED = "rejected"
-    ISSUED = "issued"
-    FAILED = "failed"
 
 
 class Refund(Aggregate):

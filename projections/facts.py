@@ -24,6 +24,7 @@ from domain.refund import SYSTEM, Refund
 from domain.session import ChargingSession
 from domain.settlement import SessionSettlement
 from domain.tariff import Tariff
+from domain.vocabulary import PaymentStatus, RefundStatus
 
 _WH_PER_KWH = Decimal(1000)
 
@@ -231,7 +232,7 @@ def _payment_authorised(ledger_event: LedgerEvent) -> list[Fact]:
         "method": event.method,
         "currency": event.currency,
         "authorised_minor": event.hold_minor,
-        "status": "authorised",
+        "status": PaymentStatus.AUTHORISED.value,
         "created_at": utc(event.occurred_at),
         "authorised_at": utc(event.occurred_at),
     }
@@ -246,7 +247,7 @@ def _payment_declined(ledger_event: LedgerEvent) -> list[Fact]:
     values = {
         "payment_id": event.payment_id,
         **_session_reference(event.session_id),
-        "status": "declined",
+        "status": PaymentStatus.DECLINED.value,
         "failure_reason": event.reason,
         "created_at": utc(event.occurred_at),
         "failed_at": utc(event.occurred_at),
@@ -257,7 +258,7 @@ def _payment_declined(ledger_event: LedgerEvent) -> list[Fact]:
 def _payment_captured(ledger_event: LedgerEvent) -> list[Fact]:
     event: Payment.Captured = ledger_event.event
     values = {
-        "status": "captured",
+        "status": PaymentStatus.CAPTURED.value,
         "captured_minor": event.captured_minor,
         "released_minor": event.released_minor,
         "captured_at": utc(event.occurred_at),
@@ -271,7 +272,7 @@ def _payment_captured(ledger_event: LedgerEvent) -> list[Fact]:
 def _payment_failed(ledger_event: LedgerEvent) -> list[Fact]:
     event: Payment.Failed = ledger_event.event
     values = {
-        "status": "failed",
+        "status": PaymentStatus.FAILED.value,
         "failure_reason": event.reason,
         "released_minor": event.released_minor,
         "failed_at": utc(event.occurred_at),
@@ -285,7 +286,7 @@ def _payment_failed(ledger_event: LedgerEvent) -> list[Fact]:
 def _payment_voided(ledger_event: LedgerEvent) -> list[Fact]:
     event: Payment.Voided = ledger_event.event
     values = {
-        "status": "voided",
+        "status": PaymentStatus.VOIDED.value,
         "failure_reason": event.reason,
         "released_minor": event.released_minor,
         "voided_at": utc(event.occurred_at),
@@ -320,7 +321,7 @@ def _refund_requested(ledger_event: LedgerEvent) -> list[Fact]:
         "currency": event.currency,
         "reason": event.reason,
         "note": event.note,
-        "status": "requested",
+        "status": RefundStatus.REQUESTED.value,
         "requested_at": utc(event.occurred_at),
     }
     return [Fact(Entity.REFUND, _key(event), values)]
@@ -329,7 +330,7 @@ def _refund_requested(ledger_event: LedgerEvent) -> list[Fact]:
 def _refund_approved(ledger_event: LedgerEvent) -> list[Fact]:
     event: Refund.Approved = ledger_event.event
     values = {
-        "status": "approved",
+        "status": RefundStatus.APPROVED.value,
         "decided_at": utc(event.occurred_at),
         "decided_by": event.decided_by,
         "automatic": event.automatic,
@@ -341,7 +342,7 @@ def _refund_approved(ledger_event: LedgerEvent) -> list[Fact]:
 def _refund_rejected(ledger_event: LedgerEvent) -> list[Fact]:
     event: Refund.Rejected = ledger_event.event
     values = {
-        "status": "rejected",
+        "status": RefundStatus.REJECTED.value,
         "decided_at": utc(event.occurred_at),
         "decided_by": event.decided_by,
         "automatic": event.decided_by == SYSTEM,
@@ -355,7 +356,7 @@ def _refund_rejected(ledger_event: LedgerEvent) -> list[Fact]:
 def _refund_issued(ledger_event: LedgerEvent) -> list[Fact]:
     event: Refund.Issued = ledger_event.event
     values = {
-        "status": "issued",
+        "status": RefundStatus.ISSUED.value,
         "issued_at": utc(event.occurred_at),
         "issued_minor": event.amount_minor,
         "processor_ref": event.processor_ref,
@@ -371,7 +372,7 @@ def _refund_issued(ledger_event: LedgerEvent) -> list[Fact]:
 def _refund_failed(ledger_event: LedgerEvent) -> list[Fact]:
     event: Refund.Failed = ledger_event.event
     values = {
-        "status": "failed",
+        "status": RefundStatus.FAILED.value,
         "failed_at": utc(event.occurred_at),
         "failure_reason": event.reason,
         "closed_at": utc(event.occurred_at),

@@ -11,13 +11,14 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from domain.vocabulary import RefundStatus
 from projections.facts import Entity
 from projections.fold import Rows
 from projections.read_model import ReadModel, pick
 from projections.sql import Database, Row, upsert
 
-REFUND_STATUSES = ("requested", "approved", "rejected", "issued", "failed")
-_OPEN_STATUSES = frozenset({"requested", "approved"})
+REFUND_STATUSES = tuple(status.value for status in RefundStatus)
+_OPEN_STATUSES = frozenset(status.value for status in RefundStatus if status.is_open)
 
 _REFUND_COLUMNS = frozenset(
     {

@@ -21,9 +21,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bootstrap.read_models import ledger_source
 from projections.runner import LedgerSource
 from replay.checksum import TableChecksum, model_checksums
 from replay.ledger_prefix import (
@@ -33,22 +33,13 @@ from replay.ledger_prefix import (
     ProgressHook,
     project_to,
 )
-from replay.targets import (
-    ANALYTICS_FILE,
-    SNAPSHOT_SCHEMA_PREFIX,
-    check_label,
-    model_groups,
-    snapshot_dir,
-    snapshot_place,
-)
+from replay.positions import LedgerPositions, PointBeyondLedger
+from replay.targets import ModelGroup, check_label
 
 if TYPE_CHECKING:
-    from bootstrap.settings import Settings
-    from store.ledger import Ledger
+    from replay.targets import ReplaySite
 
-
-class PointBeyondLedger(ValueError):
-    """The offset asked for lies past the end of the ledger: there is no such past yet."""
+__all__ = ["PointBeyondLedger", "PointInTime", "SnapshotReport", "build_snapshot"]
 
 
 @dataclass(frozen=True)
@@ -75,60 +66,12 @@ class PointInTime:
         return f"up to ledger offset {self.until_offset}"
 
 
-def ledger_stop(source: LedgerSource, point: PointInTime) -> LedgerStop:
+def ledger_stop(positions: LedgerPositions, point: PointInTime) -> LedgerStop:
     """The stop of the point's prefix, trimmed back to the end of a whole command."""
     if point.as_of is not None:
         return LedgerStop(recorded_until=point.as_of, whole_commands=True)
     assert point.until_offset is not None
-    return LedgerStop(
-        until_id=notification_at_offset(source, point.until_offset), whole_commands=True
-    )
-
-
-def notification_at_offset(source: LedgerSource, offset: int) -> int:
-    """The last notification id stored at or below ``offset`` (0: none)."""
-    from store.recorders import KafkaApplicationRecorder
-
-    if isinstance(source.recorder, KafkaApplicationRecorder):
-        return _kafka_notification_at(source.recorder.ledger, offset)
-    head = source.last_position()
-    if offset > head:
-        raise PointBeyondLedger(
-            f"--until-offset {offset}: the ledger ends at notification {head} "
-            "(on the embedded default an offset is a notification id)"
-        )
-    return offset
-
-
-def offset_of_notification(source: LedgerSource, notification_id: int) -> int | None:
-    """Where notification ``notification_id`` is in the ledger, as --until-offset takes it:
-    its record's offset on Kafka, the id itself on the embedded default (None for 0)."""
-    from store.recorders import KafkaApplicationRecorder
-
-    if notification_id == 0:
-        return None
-    if isinstance(source.recorder, KafkaApplicationRecorder):
-        return source.recorder.ledger.index.notifications(notification_id, 1)[0].offset
-    return notification_id
-
-
-def _kafka_notification_at(ledger: Ledger, offset: int) -> int:
-    """Binary search of the store's index: ids and offsets rise together, but offsets
-    also hold transaction markers (and aborted records), so they are not ids - 1."""
-    end = ledger.reader.end_offset()
-    if offset >= end:
-        raise PointBeyondLedger(
-            f"--until-offset {offset}: the ledger topic {ledger.config.topic!r} ends at "
-            f"offset {end - 1}"
-        )
-    low, high = 0, ledger.max_notification_id() or 0
-    while low < high:
-        middle = (low + high + 1) // 2
-        if ledger.index.notifications(middle, 1)[0].offset <= offset:
-            low = middle
-        else:
-            high = middle - 1
-    return low
+    return LedgerStop(until_id=positions.notification_at(point.until_offset), whole_commands=True)
 
 
 @dataclass
@@ -149,7 +92,7 @@ class SnapshotReport:
 
 
 def build_snapshot(
-    settings: Settings,
+    root: ReplaySite,
     names: Sequence[str],
     point: PointInTime,
     label: str | None = None,
@@ -160,11 +103,13 @@ def build_snapshot(
     """Project the ledger prefix of ``point`` into the snapshot ``label`` (replaced if it
     exists) for each named read model."""
     label = check_label(label or point.default_label())
-    groups = model_groups(settings, list(names))
+    groups = root.groups(names)
+    directory = snapshot_dir(root, label)
     started = time.perf_counter()
-    with ledger_source(settings) as source:
-        prefix = PrefixSource(source, ledger_stop(source, point))
-        places = [snapshot_place(settings, group, label) for group in groups]
+    with root.ledger_source() as source:
+        positions = root.positions(source)
+        prefix = PrefixSource(source, ledger_stop(positions, point))
+        places = [group.home.snapshot_place(directory, label) for group in groups]
         try:
             models = [
                 model_class(place.db)
@@ -176,7 +121,7 @@ def build_snapshot(
                 label,
                 point,
                 position,
-                offset_of_notification(source, position),
+                positions.offset_of(position),
                 _recorded_at(source, position),
                 places={
                     name: place.where
@@ -184,7 +129,7 @@ def build_snapshot(
                     for name in group.names
                 },
                 checksums={model.name: model_checksums(model) for model in models},
-                query_settings=query_settings(settings, label, [g.backend for g in groups]),
+                query_settings=query_settings(groups, directory, label),
             )
         except BaseException:
             for place in places:
@@ -203,25 +148,15 @@ def _recorded_at(source: LedgerSource, position: int) -> datetime | None:
     return timestamp if isinstance(timestamp, datetime) else None
 
 
-def query_settings(settings: Settings, label: str, backends: Sequence[str]) -> dict[str, str]:
+def snapshot_dir(root: ReplaySite, label: str) -> Path:
+    """The snapshot's files: a directory laid out like a data dir, for EVLEDGER_DATA_DIR."""
+    return root.snapshots_dir / check_label(label)
+
+
+def query_settings(groups: Sequence[ModelGroup], directory: Path, label: str) -> dict[str, str]:
     """The EVLEDGER_* values that point `evledger history/refunds/analytics` at the snapshot
     (a PostgreSQL password shows as ***)."""
-    directory = snapshot_dir(settings, label)
     values: dict[str, str] = {}
-    if "postgres" in backends and settings.pg_dsn is not None:
-        from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-        params = conninfo_to_dict(settings.pg_dsn)
-        if "password" in params:
-            params["password"] = "***"
-        params["options"] = f"-csearch_path={SNAPSHOT_SCHEMA_PREFIX}{label}"
-        values["EVLEDGER_PG_DSN"] = make_conninfo("", **params)
-    if "sqlite" in backends:
-        values["EVLEDGER_DATA_DIR"] = str(directory)
-    if "duckdb" in backends:
-        path = str(directory / ANALYTICS_FILE)
-        if "sqlite" in backends and settings.duckdb_path is None:
-            values["EVLEDGER_DATA_DIR"] = str(directory)
-        else:
-            values["EVLEDGER_DUCKDB_PATH"] = path
+    for group in groups:
+        values.update(group.home.query_settings(directory, label))
     return values

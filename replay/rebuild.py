@@ -14,23 +14,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from bootstrap.read_models import ledger_source
 from projections.read_model import ReadModel
 from projections.runner import LedgerSource
 from replay.checksum import TableChecksum, model_checksums
 from replay.ledger_prefix import REBUILD_BATCH_SIZE, ProgressHook, project_to
-from replay.swap import LiveModelBusy, LiveSide, open_live
-from replay.targets import (
-    ModelGroup,
-    Place,
-    live_database,
-    model_groups,
-    new_tag,
-    rebuild_place,
-)
+from replay.swap import LiveModelBusy, LiveSide
+from replay.targets import ModelGroup, Place, new_tag
 
 if TYPE_CHECKING:
-    from bootstrap.settings import Settings
+    from replay.targets import ReplaySite
 
 # Rounds of "catch up, hold the live model, compare" before giving up on a live model
 # that the held lock should have stopped: more than one is only needed after a failure.
@@ -88,7 +80,7 @@ class RebuildReport:
 
 
 def rebuild(
-    settings: Settings,
+    root: ReplaySite,
     names: Sequence[str],
     *,
     force: bool = False,
@@ -97,11 +89,11 @@ def rebuild(
 ) -> RebuildReport:
     """Rebuild the named read models from the whole ledger and swap each group in when its
     checksums equal the live model's (or ``force``)."""
-    groups = model_groups(settings, list(names))
+    groups = root.groups(names)
     tag = new_tag()
-    places = [rebuild_place(settings, group, tag) for group in groups]
+    places = [group.home.rebuild_place(tag) for group in groups]
     try:
-        with ledger_source(settings) as source:
+        with root.ledger_source() as source:
             rebuilt = {
                 group: [model_class(place.db) for model_class in group.classes]
                 for group, place in zip(groups, places, strict=True)
@@ -113,7 +105,6 @@ def rebuild(
             seconds = time.perf_counter() - started
             outcomes = [
                 _swap_group(
-                    settings,
                     group=group,
                     place=place,
                     rebuilt=rebuilt[group],
@@ -130,7 +121,6 @@ def rebuild(
 
 
 def _swap_group(
-    settings: Settings,
     *,
     group: ModelGroup,
     place: Place,
@@ -140,9 +130,9 @@ def _swap_group(
     batch_size: int,
 ) -> GroupOutcome:
     try:
-        live = open_live(live_database(settings, group), group, place)
+        live = group.home.live_side(group, place)
     except LiveModelBusy as busy:
-        return GroupOutcome(group.names, str(settings.analytics_path), error=str(busy))
+        return GroupOutcome(group.names, group.home.describe(), error=str(busy))
     try:
         return _align_compare_swap(
             live, group=group, rebuilt=rebuilt, source=source, force=force, batch_size=batch_size
@@ -160,7 +150,7 @@ def _align_compare_swap(
     force: bool,
     batch_size: int,
 ) -> GroupOutcome:
-    outcome = GroupOutcome(group.names, _describe(live))
+    outcome = GroupOutcome(group.names, group.home.describe())
     for _ in range(_ALIGN_ROUNDS):
         head = source.last_position()
         project_to(source, rebuilt, head, batch_size=batch_size)
@@ -203,12 +193,3 @@ def _compare(
         for table, checksum in model_checksums(model).items():
             comparisons.append(TableComparison(model.name, table, live_sums.get(table), checksum))
     return comparisons
-
-
-def _describe(live: LiveSide) -> str:
-    db = live.db
-    schema = getattr(db, "schema", None)
-    path = getattr(db, "path", None)
-    if path is not None:
-        return str(path)
-    return f"PostgreSQL schema {schema}" if schema else "PostgreSQL (DSN search_path)"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -23,6 +24,22 @@ from store.writer import SideRecord
 # How often a subscription looks for events written by other processes; events written
 # in this process wake it at once.
 SUBSCRIPTION_POLL_S = 0.5
+
+
+@dataclass(frozen=True)
+class TransactionExtras:
+    """What a Kafka ledger transaction commits besides a save's events: records for other
+    topics (dead letters: no notification ids, no chain links) and the input consumer's next
+    offsets with its group membership (Kafka's consume-transform-produce). All of it lands
+    with the events, or none of it does."""
+
+    side_records: tuple[SideRecord, ...] = ()
+    # {TopicPartition: OffsetAndMetadata}, and `consumer.group_metadata()`, together or not.
+    consumer_offsets: Mapping[Any, Any] | None = None
+    group_metadata: Any = None
+
+    def __bool__(self) -> bool:
+        return bool(self.side_records) or self.consumer_offsets is not None
 
 
 class KafkaAggregateRecorder(AggregateRecorder):
@@ -64,30 +81,39 @@ class KafkaApplicationRecorder(KafkaAggregateRecorder, ApplicationRecorder):
         """
         self.ledger.writer  # noqa: B018 - the property starts the writer
 
+    def __init__(self, ledger: Ledger, uuid_ids: bool = True) -> None:
+        super().__init__(ledger, uuid_ids)
+        self._attached = threading.local()
+
+    def attach(self, extras: TransactionExtras) -> None:
+        """Commit ``extras`` with the next save of this thread (``commit_attached`` commits
+        them on their own if no save comes)."""
+        self._attached.extras = extras
+
+    def commit_attached(self) -> None:
+        """Commit what is still attached, alone, in one transaction."""
+        extras = self._take_attached()
+        if extras:
+            self.ledger.commit_batches(
+                [], extras.consumer_offsets, extras.group_metadata, extras.side_records
+            )
+
+    def _take_attached(self) -> TransactionExtras:
+        extras: TransactionExtras = getattr(self._attached, "extras", TransactionExtras())
+        self._attached.extras = TransactionExtras()
+        return extras
+
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        """Append the events; with the optional keyword arguments (which the library passes
-        on from `Application.save(*objs, **kwargs)`), commit in the same Kafka transaction:
-
-        consumer_offsets: {TopicPartition: OffsetAndMetadata}, the input consumer's next
-            offsets; needs group_metadata (`consumer.group_metadata()`).
-        side_records: (topic, key, value, headers) records for other topics, e.g. dead
-            letters: no notification ids, no chain links.
-
-        All of it is committed or none of it. With no events, the offsets and side records
-        alone are committed in one transaction (`app.save(consumer_offsets=...)`).
-        """
-        offsets = kwargs.get("consumer_offsets")
-        group_metadata = kwargs.get("group_metadata")
-        side_records = [
-            record if isinstance(record, SideRecord) else SideRecord(*record)
-            for record in kwargs.get("side_records") or ()
-        ]
-        if not stored_events and offsets is None and group_metadata is None and not side_records:
+        """Append the events, and anything attached in this thread, in one transaction."""
+        if not stored_events:
+            self.commit_attached()
             return []
-        batches = [stored_events] if stored_events else []
-        ids = self.ledger.commit_batches(batches, offsets, group_metadata, side_records)
+        extras = self._take_attached()
+        ids = self.ledger.commit_batches(
+            [stored_events], extras.consumer_offsets, extras.group_metadata, extras.side_records
+        )
         return ids[0] if ids else []
 
     def select_notifications(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap.ledger_environment import ledger_environment
+from bootstrap import bootstrap
 from bootstrap.settings import Settings
 from domain.application import BillingApplication
 from tests.integration.projections.conftest import drop_schema
@@ -75,7 +75,7 @@ class Cli:
 
 
 def _ledger(data_dir: Path) -> None:
-    app = BillingApplication(env=ledger_environment(Settings(data_dir=data_dir)))
+    app = BillingApplication(env=bootstrap(Settings(data_dir=data_dir)).ledger.environment())
     build_ledger(app)
     app.close()
 

@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from audit.kafka_scan import KafkaLedgerScan
-from bootstrap.ledger_environment import ledger_environment
+from bootstrap import bootstrap
 from bootstrap.settings import Settings
 from cli.audit import app
 from domain.application import BillingApplication
@@ -80,7 +80,7 @@ def kafka_ledger(
     )
     topics = [settings.ledger_topic, f"{settings.ledger_topic}.snapshots"]
     try:
-        application = BillingApplication(env=ledger_environment(settings))
+        application = BillingApplication(env=bootstrap(settings).ledger.environment())
         try:
             messages = apply_traffic(application, seed=23)
         finally:

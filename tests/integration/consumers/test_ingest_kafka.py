@@ -107,15 +107,14 @@ def expected_ledger(messages: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
 
 
 def kafka_ledger(env: dict[str, str]) -> list[tuple[Any, ...]]:
-    from bootstrap.ledger_environment import ledger_environment
-    from bootstrap.settings import Settings
+    from bootstrap import Settings, bootstrap
 
     settings = Settings(
         kafka_bootstrap=env["EVLEDGER_KAFKA_BOOTSTRAP"],
         topic_prefix=env["EVLEDGER_TOPIC_PREFIX"],
         data_dir=Path(env["EVLEDGER_DATA_DIR"]) / "reader",
     )
-    application = BillingApplication(env=ledger_environment(settings))
+    application = BillingApplication(env=bootstrap(settings).ledger.environment())
     try:
         return ledger_rows(application)
     finally:

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap.ledger_environment import ledger_environment
-from bootstrap.read_models import ledger_source
+from bootstrap import bootstrap
 from bootstrap.settings import Settings
 from domain.application import BillingApplication
 from projections.analytics import Analytics
@@ -32,12 +31,12 @@ def test_known_scenario_on_the_kafka_ledger(
 ) -> None:
     settings = Settings(kafka_bootstrap=kafka_bootstrap, topic_prefix=topic_name, data_dir=tmp_path)
     try:
-        writer = BillingApplication(env=ledger_environment(settings))
+        writer = BillingApplication(env=bootstrap(settings).ledger.environment())
         build_ledger(writer)
         last = writer.recorder.max_notification_id()
         writer.close()
         # A separate reader, as the projector process would be.
-        with ledger_source(settings) as source:
+        with bootstrap(settings).ledger_source() as source:
             models = [PaymentHistory(pg), RefundStatusView(pg), Analytics(duck)]
             projector = Projector(source, models, batch_size=16)
             projector.create()

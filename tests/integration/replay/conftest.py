@@ -11,13 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
 from typer.testing import CliRunner, Result
 
-from bootstrap.ledger_environment import ledger_environment
-from bootstrap.read_models import READ_MODEL_NAMES, read_models
+from bootstrap import bootstrap
+from bootstrap.read_models import READ_MODEL_NAMES
 from bootstrap.settings import Settings
-from cli.replay import replay
+from cli import replay as replay_commands
 from domain.application import BillingApplication
 from domain.commands import Command
 from projections.read_model import ReadModel
@@ -49,7 +48,7 @@ def contents(models: Sequence[ReadModel]) -> dict[str, Any]:
 
 
 def live_contents(settings: Settings, names: Sequence[str] = READ_MODEL_NAMES) -> dict[str, Any]:
-    models = read_models(settings, names)
+    models = bootstrap(settings).read_models(names)
     try:
         return contents(models)
     finally:
@@ -59,9 +58,8 @@ def live_contents(settings: Settings, names: Sequence[str] = READ_MODEL_NAMES) -
 
 def project_all(settings: Settings, names: Sequence[str] = READ_MODEL_NAMES) -> None:
     """The live projector, run once to the ledger's end."""
-    from bootstrap.read_models import projector
 
-    with projector(settings, names) as runner:
+    with bootstrap(settings).projector(names) as runner:
         runner.run_until_idle()
 
 
@@ -72,7 +70,7 @@ def prefix_contents(
     copied into a fresh SQLite ledger and projected there by the ordinary projector."""
     from eventsourcing.persistence import StoredEvent
 
-    reader = BillingApplication(env=ledger_environment(source_settings))
+    reader = BillingApplication(env=bootstrap(source_settings).ledger.environment())
     notifications = reader.recorder.select_notifications(start=1, limit=last_id)
     reader.close()
     assert [n.id for n in notifications] == list(range(1, last_id + 1))
@@ -87,7 +85,7 @@ def prefix_contents(
     ]
     for start in range(0, len(stored), 500):
         copy.recorder.insert_events(stored[start : start + 500])
-    models = read_models(target, names)
+    models = bootstrap(target).read_models(names)
     try:
         runner = Projector(LedgerSource.of(copy), models, batch_size=5000)
         runner.create()
@@ -125,12 +123,12 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return values
 
 
-def run_replay(settings: Settings, *arguments: str) -> Result:
-    """`evledger replay ARGUMENTS` with the settings in the environment."""
-    app = typer.Typer()
-    app.command()(replay)
+def run_replay(settings: Settings, command: str, *arguments: str) -> Result:
+    """`evledger replay COMMAND ARGUMENTS` with the settings in the environment."""
     return CliRunner().invoke(
-        app, ["--no-progress", "--format", "json", *arguments], env=settings_env(settings)
+        replay_commands.app,
+        [command, "--no-progress", "--format", "json", *arguments],
+        env=settings_env(settings),
     )
 
 
@@ -169,6 +167,6 @@ def kafka_settings(
 
 @pytest.fixture
 def writer(kafka_settings: Settings) -> Iterator[BillingApplication]:
-    app = BillingApplication(env=ledger_environment(kafka_settings))
+    app = BillingApplication(env=bootstrap(kafka_settings).ledger.environment())
     yield app
     app.close()

@@ -8,7 +8,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bootstrap.ledger_environment import ledger_environment
+from bootstrap import bootstrap
 from bootstrap.settings import Settings
 from domain.application import BillingApplication
 from tests.integration.replay.conftest import (
@@ -24,7 +24,7 @@ from tests.integration.replay.conftest import (
 def test_embedded_rebuild_and_snapshots(tmp_path: Path) -> None:
     settings = Settings.embedded_in(tmp_path / "data")
     commands = traffic_commands(seed=5)
-    app = BillingApplication(env=ledger_environment(settings))
+    app = BillingApplication(env=bootstrap(settings).ledger.environment())
     cut = len(commands) // 2
     prefix_head = write(app, commands[:cut])
     time.sleep(0.05)
@@ -35,7 +35,7 @@ def test_embedded_rebuild_and_snapshots(tmp_path: Path) -> None:
     project_all(settings)
     before = live_contents(settings)
 
-    result = run_replay(settings)
+    result = run_replay(settings, "rebuild")
     assert result.exit_code == 0, result.output
     assert result.output.count("swapped in") == 2
     assert live_contents(settings) == before
@@ -52,12 +52,12 @@ def test_embedded_rebuild_and_snapshots(tmp_path: Path) -> None:
             "DELETE FROM fact_postings WHERE notification_id = (SELECT MAX(notification_id)"
             " FROM fact_postings)"
         )
-    result = run_replay(settings)
+    result = run_replay(settings, "rebuild")
     assert result.exit_code == 1, result.output
     assert "checksums differ for refund_status.refund_status:" in result.output
     assert "checksums differ for analytics.fact_postings:" in result.output
     assert live_contents(settings) != before
-    result = run_replay(settings, "--force")
+    result = run_replay(settings, "rebuild", "--force")
     assert result.exit_code == 0, result.output
     assert live_contents(settings) == before
 
@@ -67,15 +67,15 @@ def test_embedded_rebuild_and_snapshots(tmp_path: Path) -> None:
     expected = prefix_contents(
         settings, prefix_head, Settings.embedded_in(expected_dir), list(before)
     )
-    result = run_replay(settings, "--until-offset", str(prefix_head), "--into", "half")
+    result = run_replay(settings, "snapshot", "--until-offset", str(prefix_head), "--into", "half")
     assert result.exit_code == 0, result.output
     assert "export EVLEDGER_DATA_DIR=" in result.output
     pointed = Settings.embedded_in(settings.data_dir / "snapshots" / "half")
     assert live_contents(pointed) == expected
-    result = run_replay(settings, "--as-of", moment.isoformat())
+    result = run_replay(settings, "snapshot", "--as-of", moment.isoformat())
     assert result.exit_code == 0, result.output
     label = "asof_" + moment.strftime("%Y%m%dt%H%M%Sz")
     assert live_contents(Settings.embedded_in(settings.data_dir / "snapshots" / label)) == expected
     assert live_contents(settings) == before
-    result = run_replay(settings, "--until-offset", str(head + 1))
+    result = run_replay(settings, "snapshot", "--until-offset", str(head + 1))
     assert result.exit_code == 1 and f"ends at notification {head}" in result.output

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap.read_models import READ_MODEL_NAMES, read_models
+from bootstrap import bootstrap
+from bootstrap.read_models import READ_MODEL_NAMES
 from bootstrap.settings import Settings
 from domain.application import BillingApplication
 from replay.point_in_time import PointBeyondLedger, PointInTime, build_snapshot
@@ -39,7 +40,7 @@ def snapshot_contents(settings: Settings, label: str, pg_dsn: str) -> dict[str, 
         duckdb_path=settings.data_dir / "snapshots" / label / "analytics.duckdb",
         data_dir=settings.data_dir,
     )
-    models = read_models(pointed)
+    models = bootstrap(pointed).read_models()
     try:
         return contents(models)
     finally:
@@ -77,7 +78,9 @@ def test_until_offset_and_as_of_build_the_prefix_models(
         )
         expected = prefix_contents(kafka_settings, prefix_head, expected_settings, READ_MODEL_NAMES)
 
-        result = run_replay(kafka_settings, "--until-offset", str(offset), "--into", labels[0])
+        result = run_replay(
+            kafka_settings, "snapshot", "--until-offset", str(offset), "--into", labels[0]
+        )
         assert result.exit_code == 0, result.output
         prefix_offset = index.notifications(prefix_head, 1)[0].offset
         assert f"= ledger notification {prefix_head} at offset {prefix_offset}," in result.output
@@ -85,7 +88,7 @@ def test_until_offset_and_as_of_build_the_prefix_models(
         assert snapshot_contents(kafka_settings, labels[0], pg_dsn) == expected
 
         report = build_snapshot(
-            kafka_settings, READ_MODEL_NAMES, PointInTime(as_of=moment), labels[1]
+            bootstrap(kafka_settings), READ_MODEL_NAMES, PointInTime(as_of=moment), labels[1]
         )
         assert report.position == prefix_head
         assert report.last_recorded_at is not None and report.last_recorded_at <= moment
@@ -93,11 +96,13 @@ def test_until_offset_and_as_of_build_the_prefix_models(
 
         # An offset past the end of the ledger is refused.
         with pytest.raises(PointBeyondLedger, match="ends at offset"):
-            build_snapshot(kafka_settings, ["refund_status"], PointInTime(until_offset=10**9))
+            build_snapshot(
+                bootstrap(kafka_settings), ["refund_status"], PointInTime(until_offset=10**9)
+            )
         # The live models were never created.
         assert kafka_settings.pg_dsn is not None
         assert not kafka_settings.analytics_path.exists()
-        live = read_models(kafka_settings, ["payment_history"])[0]
+        live = bootstrap(kafka_settings).read_models(["payment_history"])[0]
         assert live.db.execute(
             "SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema ="
             " current_schema()"

@@ -17,7 +17,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from bootstrap.read_models import READ_MODEL_NAMES, views_database
+from bootstrap import bootstrap
+from bootstrap.read_models import READ_MODEL_NAMES
 from bootstrap.settings import Settings
 from domain.application import BillingApplication
 from projections.payment_history import query_history
@@ -51,7 +52,7 @@ def table_oid(settings: Settings, table: str) -> int:
 
 
 def queries(settings: Settings) -> tuple[object, object]:
-    db = views_database(settings)
+    db = bootstrap(settings).views_database()
     try:
         history = query_history(db, limit=10_000).rows
         refunds = query_refunds(db, limit=10_000, now=None)
@@ -72,7 +73,7 @@ def test_rebuild_equals_live_swaps_and_catches_tampering(
     answers = queries(kafka_settings)
     oid = table_oid(kafka_settings, "payment_history")
 
-    report = rebuild(kafka_settings, READ_MODEL_NAMES)
+    report = rebuild(bootstrap(kafka_settings), READ_MODEL_NAMES)
 
     assert report.all_swapped and report.events == head
     comparisons = [c for outcome in report.outcomes for c in outcome.comparisons]
@@ -95,7 +96,7 @@ def test_rebuild_equals_live_swaps_and_catches_tampering(
             " WHERE payment_key = (SELECT MIN(payment_key) FROM payment_history)"
         )
     tampered = live_contents(kafka_settings, VIEWS)
-    result = run_replay(kafka_settings, "--projection", "payment_history")
+    result = run_replay(kafka_settings, "rebuild", "--projection", "payment_history")
     assert result.exit_code == 1, result.output
     assert "checksums differ for payment_history.payment_history:" in result.output
     rows = json.loads(result.stdout.splitlines()[0])
@@ -105,7 +106,7 @@ def test_rebuild_equals_live_swaps_and_catches_tampering(
     assert pg_schemas(pg_dsn, REBUILD_SCHEMA_PREFIX) == []
 
     # The live model is known bad: --force swaps the correct one in.
-    result = run_replay(kafka_settings, "--projection", "payment_history", "--force")
+    result = run_replay(kafka_settings, "rebuild", "--projection", "payment_history", "--force")
     assert result.exit_code == 0, result.output
     assert "forced" in result.output
     assert live_contents(kafka_settings) == before
@@ -159,7 +160,7 @@ def test_rebuild_while_a_live_projector_runs_and_events_arrive(
         ):
             assert time.monotonic() < deadline and live.poll() is None, log.read_text()
             time.sleep(0.05)
-        report = rebuild(kafka_settings, VIEWS, batch_size=200)
+        report = rebuild(bootstrap(kafka_settings), VIEWS, batch_size=200)
         swapped.set()
         assert live.poll() is None, "the live projector was not running across the swap"
         assert report.all_swapped

@@ -1,4 +1,4 @@
-"""ledger_environment(): the same application on the embedded SQLite default or on Kafka."""
+"""The ledger environment the root builds: one application on embedded SQLite or on Kafka."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap.ledger_environment import ledger_environment
+from bootstrap import bootstrap
 from bootstrap.settings import Settings
 from tests.integration.store.conftest import delete_topics
 from tests.integration.store.test_ledger import Wallets
 
 
 def test_embedded_default_is_sqlite_in_the_data_dir(tmp_path: Path) -> None:
-    env = ledger_environment(Settings(data_dir=tmp_path / "data"))
+    env = bootstrap(Settings(data_dir=tmp_path / "data")).ledger.environment()
     assert env["PERSISTENCE_MODULE"] == "eventsourcing.sqlite"
     app = Wallets(env=env)
     wallet_id = app.open("ada")
@@ -31,7 +31,7 @@ def test_kafka_settings_select_the_kafka_store(
     kafka_bootstrap: str, topic_name: str, tmp_path: Path
 ) -> None:
     settings = Settings(kafka_bootstrap=kafka_bootstrap, topic_prefix=topic_name, data_dir=tmp_path)
-    env = ledger_environment(settings)
+    env = bootstrap(settings).ledger.environment()
     assert env["PERSISTENCE_MODULE"] == "store.factory:KafkaFactory"
     assert env["KAFKA_LEDGER_TOPIC"] == settings.ledger_topic
     try:

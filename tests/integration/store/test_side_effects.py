@@ -12,7 +12,7 @@ import pytest
 from eventsourcing.persistence import StoredEvent
 
 from store.admin import TopicSpec, ensure_topic
-from store.recorders import KafkaApplicationRecorder
+from store.recorders import KafkaApplicationRecorder, TransactionExtras
 from store.writer import SideRecord, WriterUnavailable
 from tests.integration.store.conftest import delete_topics, events_for, read_topic
 from tests.integration.store.test_ledger import Wallets, app_env
@@ -54,8 +54,8 @@ def committed_offset(bootstrap: str, group: str, topic: str) -> int | None:
         reader.close()
 
 
-def dead_letter(topic: str, reason: str) -> tuple[str, bytes, bytes, list[tuple[str, bytes]]]:
-    return (topic, b"source-key", f"bad {reason}".encode(), [("reason", reason.encode())])
+def dead_letter(topic: str, reason: str) -> SideRecord:
+    return SideRecord(topic, b"source-key", f"bad {reason}".encode(), [("reason", reason.encode())])
 
 
 def test_save_commits_events_offsets_and_dead_letters_together(
@@ -71,24 +71,29 @@ def test_save_commits_events_offsets_and_dead_letters_together(
     try:
         wallet: Any = app.repository.get(app.open("ada"))
         wallet.credit(5)
-        # The library passes save()'s keyword arguments on to the recorder.
-        app.save(
-            wallet,
-            consumer_offsets={partition: OffsetAndMetadata(7, "", -1)},
-            group_metadata=consumer.group_metadata(),
-            side_records=[dead_letter(dead_letter_topic, "schema")],
+        # What is attached to the recorder commits with the thread's next save.
+        app.recorder.attach(
+            TransactionExtras(
+                side_records=(dead_letter(dead_letter_topic, "schema"),),
+                consumer_offsets={partition: OffsetAndMetadata(7, "", -1)},
+                group_metadata=consumer.group_metadata(),
+            )
         )
+        app.save(wallet)
         assert committed_offset(kafka_bootstrap, group, kafka_topic) == 7
         letters = read_topic(kafka_bootstrap, dead_letter_topic, "read_committed")
         assert [(m.value, m.headers) for m in letters] == [(b"bad schema", [("reason", b"schema")])]
         assert app.repository.get(wallet.id).balance == 5
 
         # No events at all: just the offsets and a dead letter, in one transaction.
-        app.save(
-            consumer_offsets={partition: OffsetAndMetadata(9, "", -1)},
-            group_metadata=consumer.group_metadata(),
-            side_records=[dead_letter(dead_letter_topic, "json")],
+        app.recorder.attach(
+            TransactionExtras(
+                side_records=(dead_letter(dead_letter_topic, "json"),),
+                consumer_offsets={partition: OffsetAndMetadata(9, "", -1)},
+                group_metadata=consumer.group_metadata(),
+            )
         )
+        app.recorder.commit_attached()
         assert committed_offset(kafka_bootstrap, group, kafka_topic) == 9
         letters = read_topic(kafka_bootstrap, dead_letter_topic, "read_committed")
         assert [m.value for m in letters] == [b"bad schema", b"bad json"]
@@ -115,12 +120,14 @@ def test_failed_offsets_commit_takes_events_and_dead_letters_with_it(
     stale_membership = consumer.group_metadata()
     consumer.close()
     with pytest.raises(WriterUnavailable):
-        recorder.insert_events(
-            [StoredEvent(wallet, 2, "t", b"aborted")],
-            consumer_offsets={TopicPartition(kafka_topic, 0): OffsetAndMetadata(1, "", -1)},
-            group_metadata=stale_membership,
-            side_records=[dead_letter(dead_letter_topic, "aborted")],
+        recorder.attach(
+            TransactionExtras(
+                side_records=(dead_letter(dead_letter_topic, "aborted"),),
+                consumer_offsets={TopicPartition(kafka_topic, 0): OffsetAndMetadata(1, "", -1)},
+                group_metadata=stale_membership,
+            )
         )
+        recorder.insert_events([StoredEvent(wallet, 2, "t", b"aborted")])
 
     uncommitted = read_topic(kafka_bootstrap, dead_letter_topic, "read_uncommitted")
     assert b"bad aborted" in [m.value for m in uncommitted], "the dead letter reached the log"

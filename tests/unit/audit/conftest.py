@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap.ledger_environment import ledger_environment
+from bootstrap import bootstrap
 from bootstrap.settings import Settings
 from consumers.contract import parse_message
 from consumers.translate import to_command
@@ -41,7 +41,9 @@ def built_embedded_ledger(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[Path, list[dict[str, object]]]:
     data_dir = tmp_path_factory.mktemp("embedded-ledger")
-    application = BillingApplication(env=ledger_environment(Settings(data_dir=data_dir)))
+    application = BillingApplication(
+        env=bootstrap(Settings(data_dir=data_dir)).ledger.environment()
+    )
     try:
         messages = apply_traffic(application)
     finally:

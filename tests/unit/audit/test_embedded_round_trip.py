@@ -11,17 +11,18 @@ import duckdb
 import pytest
 
 from audit.export import ExportFormat, ExportManifest, export_ledger, verify_export
-from audit.ledger_import import DamagedExport, ImportRefused, import_export
+from audit.ledger_import import DamagedExport, import_export
 from audit.sqlite_scan import LedgerNotEmpty
 from audit.trail import audit_trail
 from audit.verify import Check, verify_records
-from bootstrap.ledger_scans import embedded_ledger_path, ledger_scan
+from bootstrap import bootstrap
+from bootstrap.ledgers import NotEmbedded
 from bootstrap.settings import Settings
 from tests.unit.audit.conftest import refunded_payment
 
 
 def export(settings: Settings, out: Path, file_format: ExportFormat) -> ExportManifest:
-    return export_ledger(ledger_scan(settings), out, file_format)
+    return export_ledger(bootstrap(settings).ledger_scan(), out, file_format)
 
 
 def read_lines(path: Path) -> list[dict[str, object]]:
@@ -33,7 +34,7 @@ def write_lines(path: Path, rows: list[dict[str, object]]) -> None:
 
 
 def test_the_embedded_ledger_verifies_without_a_chain(embedded: Settings) -> None:
-    scan = ledger_scan(embedded)
+    scan = bootstrap(embedded).ledger_scan()
     report = verify_records(scan.records(), scan.description)
     assert report.ok, report.findings
     assert report.summary.records > 1000
@@ -68,9 +69,9 @@ def test_export_import_verify_round_trip(
     assert (count, last_hash, ids) == (manifest.count, manifest.last_hash, manifest.count)
 
     imported = Settings(data_dir=tmp_path / "imported")
-    result = import_export(out, imported)
+    result = import_export(out, bootstrap(imported).ledger.import_target)
     assert result.records == manifest.count
-    scan = ledger_scan(imported)
+    scan = bootstrap(imported).ledger_scan()
     after = verify_records(scan.records(), scan.description)
     assert after.ok, after.findings
     assert after.summary.chained_records == manifest.count
@@ -83,10 +84,10 @@ def test_trail_works_offline_after_import(
     payment_id, refund_id = refunded_payment(traffic)
     export(embedded, tmp_path / "export", ExportFormat.jsonl)
     imported = Settings(data_dir=tmp_path / "imported")
-    import_export(tmp_path / "export", imported)
+    import_export(tmp_path / "export", bootstrap(imported).ledger.import_target)
 
-    original = audit_trail(ledger_scan(embedded), payment_id)
-    offline = audit_trail(ledger_scan(imported), payment_id)
+    original = audit_trail(bootstrap(embedded).ledger_scan(), payment_id)
+    offline = audit_trail(bootstrap(imported).ledger_scan(), payment_id)
     assert [e.row() for e in offline.entries] == [e.row() for e in original.entries]
     events = [entry.event for entry in offline.entries]
     assert events.index("ChargingSession.Started") < events.index("Payment.Captured")
@@ -98,12 +99,11 @@ def test_trail_works_offline_after_import(
 
 
 def test_projections_run_offline_on_an_imported_ledger(embedded: Settings, tmp_path: Path) -> None:
-    from bootstrap.read_models import projector
 
     manifest = export(embedded, tmp_path / "export", ExportFormat.jsonl)
     imported = Settings(data_dir=tmp_path / "imported")
-    import_export(tmp_path / "export", imported)
-    with projector(imported) as runner:
+    import_export(tmp_path / "export", bootstrap(imported).ledger.import_target)
+    with bootstrap(imported).projector() as runner:
         progress = runner.run_until_idle()
     assert {p.position for p in progress.values()} == {manifest.last_notification_id}
 
@@ -161,10 +161,10 @@ def test_an_imported_ledger_edited_in_sqlite_fails_against_the_exports_chain(
 ) -> None:
     export(embedded, tmp_path / "export", ExportFormat.jsonl)
     imported = Settings(data_dir=tmp_path / "imported")
-    import_export(tmp_path / "export", imported)
-    with sqlite3.connect(embedded_ledger_path(imported)) as db:
+    import_export(tmp_path / "export", bootstrap(imported).ledger.import_target)
+    with sqlite3.connect(imported.data_dir / "ledger.sqlite3") as db:
         db.execute("UPDATE stored_events SET state = CAST('{}' AS BLOB) WHERE rowid = 25")
-    scan = ledger_scan(imported)
+    scan = bootstrap(imported).ledger_scan()
     report = verify_records(scan.records(), scan.description)
     assert report.first is not None
     assert (report.first.check, report.first.notification_id) == (Check.CHAIN, 25)
@@ -176,15 +176,16 @@ def test_import_refuses_a_damaged_export_and_a_full_ledger(
     out = tmp_path / "export"
     export(embedded, out, ExportFormat.jsonl)
     with pytest.raises(LedgerNotEmpty):
-        import_export(out, embedded)
+        import_export(out, bootstrap(embedded).ledger.import_target)
+    kafka = bootstrap(Settings(kafka_bootstrap="127.0.0.1:9", data_dir=tmp_path / "k"))
+    with pytest.raises(NotEmbedded, match="EVLEDGER_KAFKA_BOOTSTRAP"):
+        import_export(out, kafka.ledger.import_target)
     rows = read_lines(out / "ledger.jsonl")
     write_lines(out / "ledger.jsonl", rows[1:])
     imported = Settings(data_dir=tmp_path / "imported")
     with pytest.raises(DamagedExport, match="genesis"):
-        import_export(out, imported)
-    assert not embedded_ledger_path(imported).exists()
-    with pytest.raises(ImportRefused, match="EVLEDGER_KAFKA_BOOTSTRAP"):
-        import_export(out, Settings(kafka_bootstrap="127.0.0.1:9", data_dir=tmp_path / "k"))
+        import_export(out, bootstrap(imported).ledger.import_target)
+    assert not (imported.data_dir / "ledger.sqlite3").exists()
 
 
 def test_export_refuses_a_directory_that_is_not_empty(embedded: Settings, tmp_path: Path) -> None:

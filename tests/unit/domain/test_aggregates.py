@@ -15,10 +15,11 @@ from domain.errors import (
     SessionAlreadyStoppedError,
     SessionTimelineError,
 )
-from domain.payment import Payment, PaymentStatus
+from domain.payment import Payment
 from domain.refund import Refund
 from domain.session import ChargingSession
 from domain.tariff import Tariff, TariffTerms
+from domain.vocabulary import PaymentStatus
 
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 

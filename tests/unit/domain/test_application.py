@@ -26,11 +26,11 @@ from domain.commands import (
     VoidPayment,
 )
 from domain.errors import IdempotencyConflictError, InvalidValueError, UnknownAggregateError
-from domain.payment import PaymentStatus, ReconciliationOutcome
+from domain.payment import ReconciliationOutcome
 from domain.policy import RefundPolicy
 from domain.postings import is_balanced
-from domain.refund import RefundStatus
 from domain.results import Outcome
+from domain.vocabulary import PaymentStatus, RefundStatus
 
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 

@@ -15,9 +15,10 @@ from domain.money import round_half_up
 from domain.payment import Payment
 from domain.postings import is_balanced
 from domain.pricing import ENERGY, allocate_largest_remainder, price_session
-from domain.refund import Refund, RefundStatus
+from domain.refund import Refund
 from domain.session import ChargingSession
 from domain.tariff import EnergyWindow, TariffTerms
+from domain.vocabulary import RefundStatus
 
 T0 = datetime(2024, 3, 30, 18, 0, tzinfo=UTC)  # the night before a DST change in Europe
 

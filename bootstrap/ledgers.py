@@ -1,0 +1,213 @@
+"""The two places a ledger can be: the embedded default's SQLite file, or a Kafka topic.
+
+Everything that differs between them lives here, behind one small port: the eventsourcing
+library's environment (built only from the validated settings), the raw scan auditors
+read, how ledger offsets map to notification ids, and what ingest from a topic needs.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, cast
+
+if TYPE_CHECKING:
+    from audit.scan import LedgerScan
+    from bootstrap.settings import Settings
+    from domain.application import BillingApplication
+    from projections.runner import LedgerSource
+    from replay.positions import LedgerPositions
+    from store.recorders import KafkaApplicationRecorder
+
+KAFKA_FACTORY = "store.factory:KafkaFactory"
+SQLITE_MODULE = "eventsourcing.sqlite"
+EMBEDDED_LEDGER_FILE = "ledger.sqlite3"
+
+
+class NeedsKafka(RuntimeError):
+    """A command that reads or writes Kafka topics ran on the embedded default."""
+
+
+class NotEmbedded(RuntimeError):
+    """A command that loads the embedded ledger file ran with Kafka configured."""
+
+
+@dataclass(frozen=True)
+class KafkaSite:
+    """Where evledger's topics are, and how the topics it creates are made."""
+
+    bootstrap_servers: str
+    topic_prefix: str
+    replication_factor: int
+    min_insync_replicas: int
+
+    @property
+    def ledger_topic(self) -> str:
+        return f"{self.topic_prefix}.ledger"
+
+    @property
+    def ingest_topic(self) -> str:
+        return f"{self.topic_prefix}.ingest"
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return f"{self.topic_prefix}.ingest.dlq"
+
+    @property
+    def ingest_group(self) -> str:
+        return f"{self.topic_prefix}.ingest"
+
+    def ensure_topics(self, *names: str) -> None:
+        """Create the topics if missing, immutable, with the configured replication."""
+        from store.admin import TopicSpec, ensure_topic
+
+        for name in names:
+            ensure_topic(
+                self.bootstrap_servers,
+                TopicSpec(
+                    name=name,
+                    replication_factor=self.replication_factor,
+                    min_insync_replicas=self.min_insync_replicas,
+                ),
+            )
+
+
+class LedgerBackend(ABC):
+    """Where the ledger is kept, and what that changes for the rest of evledger."""
+
+    description: str
+
+    @abstractmethod
+    def environment(self) -> dict[str, str]:
+        """The eventsourcing library's environment: PERSISTENCE_MODULE and its keys."""
+
+    @abstractmethod
+    def scan(self) -> LedgerScan:
+        """The ledger read raw, record by record, for audits and exports."""
+
+    @abstractmethod
+    def positions(self, source: LedgerSource) -> LedgerPositions:
+        """Ledger offsets (as audit and trail print them) <-> notification ids."""
+
+    @abstractmethod
+    def kafka(self, needed_for: str) -> KafkaSite:
+        """The Kafka site, or NeedsKafka saying what ``needed_for`` cannot do without it."""
+
+    @abstractmethod
+    def kafka_writer(self, application: BillingApplication) -> KafkaApplicationRecorder:
+        """The application's Kafka ledger recorder with its writer started: a consumer that
+        commits offsets in the writer's transactions takes the role before joining its group.
+        NeedsKafka on the embedded default."""
+
+    @abstractmethod
+    def import_target(self) -> Path:
+        """The embedded ledger file an export is loaded into (its tables created), or
+        NotEmbedded."""
+
+
+class EmbeddedLedger(LedgerBackend):
+    """The eventsourcing library's SQLite store in the data dir."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.path = data_dir / EMBEDDED_LEDGER_FILE
+        self.description = f"embedded default in {data_dir}"
+
+    def environment(self) -> dict[str, str]:
+        # SQLite will not create the directory of its file.
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return {
+            "PERSISTENCE_MODULE": SQLITE_MODULE,
+            "SQLITE_DBNAME": str(self.path),
+            # Several threads (ingest, projectors) share the file: wait rather than fail.
+            "SQLITE_LOCK_TIMEOUT": "10",
+        }
+
+    def scan(self) -> LedgerScan:
+        from audit.sqlite_scan import SqliteLedgerScan
+
+        return SqliteLedgerScan(self.path)
+
+    def positions(self, source: LedgerSource) -> LedgerPositions:
+        from replay.positions import NotificationPositions
+
+        return NotificationPositions(source)
+
+    def kafka(self, needed_for: str) -> KafkaSite:
+        raise NeedsKafka(
+            f"{needed_for} needs Kafka: set EVLEDGER_KAFKA_BOOTSTRAP "
+            "(on the embedded default, use `evledger ingest --file FILE.jsonl`)"
+        )
+
+    def kafka_writer(self, application: BillingApplication) -> KafkaApplicationRecorder:
+        raise NeedsKafka("ingest from a topic needs Kafka: set EVLEDGER_KAFKA_BOOTSTRAP")
+
+    def import_target(self) -> Path:
+        # The library creates its own tables, so the imported ledger is one it will open.
+        from domain.application import BillingApplication
+
+        BillingApplication(env=self.environment()).close()
+        return self.path
+
+
+class KafkaLedger(LedgerBackend):
+    """The ledger topic, written by evledger's fenced transactional writer (store/)."""
+
+    def __init__(self, site: KafkaSite, index_dir: Path) -> None:
+        self.site = site
+        self.index_dir = index_dir
+        self.description = f"Kafka topic {site.ledger_topic} at {site.bootstrap_servers}"
+
+    def environment(self) -> dict[str, str]:
+        self.index_dir.parent.mkdir(parents=True, exist_ok=True)
+        return {
+            "PERSISTENCE_MODULE": KAFKA_FACTORY,
+            "KAFKA_BOOTSTRAP_SERVERS": self.site.bootstrap_servers,
+            "KAFKA_LEDGER_TOPIC": self.site.ledger_topic,
+            "KAFKA_INDEX_DIR": str(self.index_dir),
+            "KAFKA_REPLICATION_FACTOR": str(self.site.replication_factor),
+            "KAFKA_MIN_INSYNC_REPLICAS": str(self.site.min_insync_replicas),
+        }
+
+    def scan(self) -> LedgerScan:
+        from audit.kafka_scan import KafkaLedgerScan
+
+        return KafkaLedgerScan(self.site.bootstrap_servers, self.site.ledger_topic)
+
+    def positions(self, source: LedgerSource) -> LedgerPositions:
+        from replay.positions import KafkaOffsetPositions
+        from store.recorders import KafkaApplicationRecorder
+
+        # The root built this application on the Kafka store, so its recorder is Kafka's.
+        return KafkaOffsetPositions(cast(KafkaApplicationRecorder, source.recorder).ledger)
+
+    def kafka(self, needed_for: str) -> KafkaSite:
+        return self.site
+
+    def kafka_writer(self, application: BillingApplication) -> KafkaApplicationRecorder:
+        from store.recorders import KafkaApplicationRecorder
+
+        # The root built this application on the Kafka store, so its recorder is Kafka's.
+        writer = cast(KafkaApplicationRecorder, application.recorder)
+        writer.start_writing()
+        return writer
+
+    def import_target(self) -> Path:
+        raise NotEmbedded(
+            "import loads an export into the embedded ledger only; unset "
+            "EVLEDGER_KAFKA_BOOTSTRAP and point EVLEDGER_DATA_DIR at an empty directory"
+        )
+
+
+def ledger_backend(settings: Settings) -> LedgerBackend:
+    """The one place that decides between the embedded default and Kafka."""
+    if settings.kafka_bootstrap is None:
+        return EmbeddedLedger(settings.data_dir)
+    site = KafkaSite(
+        bootstrap_servers=settings.kafka_bootstrap,
+        topic_prefix=settings.topic_prefix,
+        replication_factor=settings.kafka_replication_factor,
+        min_insync_replicas=settings.kafka_min_insync_replicas,
+    )
+    return KafkaLedger(site, settings.data_dir / "index")

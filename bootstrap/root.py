@@ -1,0 +1,143 @@
+"""The root object: each adapter built once per process, from one set of settings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bootstrap.ledgers import LedgerBackend, ledger_backend
+from bootstrap.read_models import (
+    READ_MODEL_CLASSES,
+    READ_MODEL_NAMES,
+    analytics_home,
+    projection_names,
+    views_home,
+)
+from bootstrap.settings import Settings
+from projections.analytics import Analytics
+
+if TYPE_CHECKING:
+    from audit.scan import LedgerScan
+    from domain.application import BillingApplication
+    from projections.read_model import ReadModel
+    from projections.runner import LedgerSource, Projector, RetryPolicy
+    from projections.sql import Database
+    from replay.positions import LedgerPositions
+    from replay.targets import ModelGroup, ReadModelHome
+
+
+@dataclass
+class Root:
+    """What one process is wired to. Build it with ``bootstrap(settings)``."""
+
+    settings: Settings
+    ledger: LedgerBackend
+    views: ReadModelHome
+    analytics: ReadModelHome
+    _application: BillingApplication | None = field(default=None, repr=False)
+
+    # --- the write side ------------------------------------------------------------------
+
+    def application(self) -> BillingApplication:
+        """The write application on the configured ledger (one per root; close() ends it)."""
+        if self._application is None:
+            from domain.application import BillingApplication
+
+            self._application = BillingApplication(env=self.ledger.environment())
+        return self._application
+
+    def close(self) -> None:
+        if self._application is not None:
+            self._application.close()
+            self._application = None
+
+    # --- the ledger, read ----------------------------------------------------------------
+
+    @contextmanager
+    def ledger_source(self) -> Iterator[LedgerSource]:
+        """The ledger as decoded, contiguous events, for projectors and replay."""
+        from domain.application import BillingApplication
+        from projections.runner import LedgerSource
+
+        application = BillingApplication(env=self.ledger.environment())
+        try:
+            yield LedgerSource.of(application)
+        finally:
+            application.close()
+
+    @property
+    def snapshots_dir(self) -> Path:
+        """Where named snapshots of the read models are kept, one directory each."""
+        return self.settings.data_dir / "snapshots"
+
+    def positions(self, source: LedgerSource) -> LedgerPositions:
+        return self.ledger.positions(source)
+
+    def ledger_scan(self) -> LedgerScan:
+        return self.ledger.scan()
+
+    # --- read models ---------------------------------------------------------------------
+
+    def views_database(self) -> Database:
+        """The live payment history and refund status database."""
+        return self.views.live()
+
+    def analytics_database(self) -> Database:
+        return self.analytics.live()
+
+    def groups(self, names: Sequence[str]) -> list[ModelGroup]:
+        """The named read models, grouped by the database they share."""
+        from replay.targets import ModelGroup
+
+        names = projection_names(names)
+        views = tuple(READ_MODEL_CLASSES[name] for name in names if name != Analytics.name)
+        groups = [ModelGroup(self.views, views)] if views else []
+        if Analytics.name in names:
+            groups.append(ModelGroup(self.analytics, (Analytics,)))
+        return groups
+
+    def read_models(self, names: Sequence[str] = READ_MODEL_NAMES) -> list[ReadModel]:
+        """Live read models, each group on one database connection."""
+        models: list[ReadModel] = []
+        for group in self.groups(names):
+            db = group.home.live()
+            models.extend(model_class(db) for model_class in group.classes)
+        return models
+
+    @contextmanager
+    def projector(
+        self,
+        names: Sequence[str] = READ_MODEL_NAMES,
+        batch_size: int | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> Iterator[Projector]:
+        """A projector over the configured ledger and read models, tables created."""
+        from projections.runner import DEFAULT_BATCH_SIZE, Projector, RetryPolicy
+
+        models = self.read_models(names)
+        try:
+            with self.ledger_source() as source:
+                runner = Projector(
+                    source,
+                    models,
+                    batch_size=batch_size or DEFAULT_BATCH_SIZE,
+                    retry=retry or RetryPolicy(),
+                )
+                runner.create()
+                yield runner
+        finally:
+            for model in models:
+                model.db.close()
+
+
+def bootstrap(settings: Settings) -> Root:
+    """The one place where settings become adapters (and backends are chosen)."""
+    return Root(
+        settings=settings,
+        ledger=ledger_backend(settings),
+        views=views_home(settings),
+        analytics=analytics_home(settings),
+    )

@@ -1,0 +1,105 @@
+"""Analytics in its DuckDB file: rebuilt in a file beside it and copied in within one
+transaction, snapshots in the snapshot's own directory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from projections.read_model import ReadModel
+from projections.sql import DuckDatabase
+from replay.swap import LiveModelBusy, LiveSide
+from replay.targets import ModelGroup, Place, ReadModelHome, remove_database_file
+
+
+class DuckHome(ReadModelHome):
+    """Analytics in ``path``; ``in_data_dir`` when the path is the data dir's default, so
+    that a snapshot is queried by pointing EVLEDGER_DATA_DIR at it."""
+
+    def __init__(self, path: Path, *, in_data_dir: bool) -> None:
+        self.path = path
+        self.in_data_dir = in_data_dir
+
+    def describe(self) -> str:
+        return str(self.path)
+
+    def live(self) -> DuckDatabase:
+        return DuckDatabase(self.path)
+
+    @staticmethod
+    def _file_place(path: Path) -> Place:
+        return Place(DuckDatabase(path), str(path), lambda: remove_database_file(path))
+
+    def rebuild_place(self, tag: str) -> Place:
+        return self._file_place(self.path.with_name(f"{self.path.stem}.rebuild-{tag}.duckdb"))
+
+    def snapshot_place(self, directory: Path, label: str) -> Place:
+        path = directory / self.path.name
+        remove_database_file(path)
+        directory.mkdir(parents=True, exist_ok=True)
+        return self._file_place(path)
+
+    def live_side(self, group: ModelGroup, rebuilt: Place) -> LiveSide:
+        """A held file is LiveModelBusy: DuckDB allows one writing process."""
+        import duckdb
+
+        db = self.live()
+        try:
+            db.execute("SELECT 1")
+        except duckdb.IOException as error:
+            raise LiveModelBusy(
+                f"{db.path} is open in another process ({str(error).splitlines()[0]}); DuckDB "
+                "allows one writer, so stop the analytics projector (`evledger project` or "
+                "`evledger run`) for the swap and run the replay again"
+            ) from None
+        return DuckLive(db, group, rebuilt, Path(rebuilt.where))
+
+    def query_settings(self, directory: Path, label: str) -> dict[str, str]:
+        if self.in_data_dir:
+            return {"EVLEDGER_DATA_DIR": str(directory)}
+        return {"EVLEDGER_DUCKDB_PATH": str(directory / self.path.name)}
+
+
+class DuckLive(LiveSide):
+    """Live analytics in its DuckDB file; the rebuild in a file beside it."""
+
+    db: DuckDatabase
+
+    def __init__(
+        self, db: DuckDatabase, group: ModelGroup, rebuilt: Place, rebuilt_path: Path
+    ) -> None:
+        super().__init__(db, group, rebuilt)
+        self.rebuilt_path = rebuilt_path
+
+    def table_exists(self, table: str) -> bool:
+        return bool(
+            self.db.execute(
+                "SELECT 1 AS found FROM information_schema.tables WHERE table_catalog ="
+                " current_database() AND table_schema = 'main' AND table_name = ?",
+                [table],
+            )
+        )
+
+    @contextmanager
+    def held(self) -> Iterator[dict[str, int | None]]:
+        # This process holds the file's only write lock: nothing else moves the models.
+        yield self.positions()
+
+    def swap_in(self, rebuilt: Sequence[ReadModel], positions: dict[str, int]) -> None:
+        self.rebuilt.db.execute("CHECKPOINT")
+        self.rebuilt.db.close()  # one process may not open a file twice
+        self.db.execute(f"ATTACH '{self.rebuilt_path}' AS rebuilt (READ_ONLY)")
+        try:
+            with self.db.transaction():
+                for model in rebuilt:
+                    live_model = type(model)(self.db)
+                    for statement in live_model.drop_statements():
+                        self.db.execute(statement)
+                    for statement in live_model.ddl:
+                        self.db.execute(statement)
+                    for table in model.tables:
+                        self.db.execute(f"INSERT INTO {table} SELECT * FROM rebuilt.main.{table}")
+                self._set_positions(positions)
+        finally:
+            self.db.execute("DETACH rebuilt")

@@ -1,0 +1,118 @@
+"""Read models in PostgreSQL: live in the DSN's schema, rebuilt in a schema of its own and
+moved in by ALTER TABLE ... SET SCHEMA, snapshots in a schema named after them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from projections.read_model import ReadModel
+from projections.sql import PostgresDatabase
+from replay.swap import LiveSide
+from replay.targets import (
+    REBUILD_SCHEMA_PREFIX,
+    SNAPSHOT_SCHEMA_PREFIX,
+    ModelGroup,
+    Place,
+    ReadModelHome,
+    drop_schema,
+)
+
+
+def _quoted(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+class PostgresHome(ReadModelHome):
+    """The payment history and refund status on a PostgreSQL server."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+
+    def describe(self) -> str:
+        return "PostgreSQL (DSN search_path)"
+
+    def live(self) -> PostgresDatabase:
+        return PostgresDatabase(self.dsn)
+
+    def _schema_place(self, schema: str) -> Place:
+        return Place(
+            PostgresDatabase(self.dsn, schema=schema),
+            f"schema {schema}",
+            lambda: drop_schema(self.dsn, schema),
+        )
+
+    def rebuild_place(self, tag: str) -> Place:
+        return self._schema_place(f"{REBUILD_SCHEMA_PREFIX}{tag}")
+
+    def snapshot_place(self, directory: Path, label: str) -> Place:
+        schema = f"{SNAPSHOT_SCHEMA_PREFIX}{label}"
+        drop_schema(self.dsn, schema)
+        return self._schema_place(schema)
+
+    def live_side(self, group: ModelGroup, rebuilt: Place) -> LiveSide:
+        rebuilt_schema = rebuilt.where.removeprefix("schema ")
+        return PostgresLive(self.live(), group, rebuilt, rebuilt_schema)
+
+    def query_settings(self, directory: Path, label: str) -> dict[str, str]:
+        from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+        params = conninfo_to_dict(self.dsn)
+        if "password" in params:
+            params["password"] = "***"
+        params["options"] = f"-csearch_path={SNAPSHOT_SCHEMA_PREFIX}{label}"
+        return {"EVLEDGER_PG_DSN": make_conninfo("", **params)}
+
+
+class PostgresLive(LiveSide):
+    """Live models in the DSN's schema; the rebuild in a schema of its own."""
+
+    db: PostgresDatabase
+
+    def __init__(
+        self, db: PostgresDatabase, group: ModelGroup, rebuilt: Place, rebuilt_schema: str
+    ) -> None:
+        super().__init__(db, group, rebuilt)
+        self.rebuilt_schema = rebuilt_schema
+        self.retired_schema: str | None = None
+
+    # Waits for a live projector's batch in flight and keeps the next one out.
+    lock_clause = " FOR UPDATE"
+
+    def table_exists(self, table: str) -> bool:
+        rows = self.db.execute("SELECT to_regclass(?::text) IS NOT NULL AS found", [table])
+        return bool(rows[0]["found"])
+
+    @contextmanager
+    def held(self) -> Iterator[dict[str, int | None]]:
+        with self.db.transaction():
+            # A long query on a live table must not stall the live projector for ever
+            # behind our lock: give up (and keep the live model) instead.
+            self.db.execute("SET LOCAL lock_timeout = '30s'")
+            yield self.positions()
+
+    def swap_in(self, rebuilt: Sequence[ReadModel], positions: dict[str, int]) -> None:
+        live_schema = str(self.db.execute("SELECT current_schema() AS name")[0]["name"])
+        rebuilt_schema = self.rebuilt_schema
+        retired = f"{rebuilt_schema}_retired"
+        self.db.execute(f"CREATE SCHEMA {_quoted(retired)}")
+        self.retired_schema = retired
+        for model in rebuilt:
+            for table in model.tables:
+                if self.table_exists(table):
+                    self.db.execute(
+                        f"ALTER TABLE {_quoted(live_schema)}.{_quoted(table)}"
+                        f" SET SCHEMA {_quoted(retired)}"
+                    )
+                self.db.execute(
+                    f"ALTER TABLE {_quoted(rebuilt_schema)}.{_quoted(table)}"
+                    f" SET SCHEMA {_quoted(live_schema)}"
+                )
+        self._set_positions(positions)
+
+    def after_swap(self) -> None:
+        """Once the swap has committed: drop the schema the old tables were moved to."""
+        if self.retired_schema is not None:
+            drop_schema(self.db.dsn, self.retired_schema)
+            self.retired_schema = None

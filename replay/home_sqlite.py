@@ -1,0 +1,103 @@
+"""Read models in the embedded default's SQLite file: rebuilt in a file beside it and
+copied in within one transaction, snapshots in the snapshot's own directory."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from projections.read_model import ReadModel
+from projections.sql import SqliteDatabase
+from replay.swap import LiveSide
+from replay.targets import ModelGroup, Place, ReadModelHome, remove_database_file
+
+
+class SqliteHome(ReadModelHome):
+    """The payment history and refund status in ``path`` (the embedded default)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def describe(self) -> str:
+        return str(self.path)
+
+    def live(self) -> SqliteDatabase:
+        return SqliteDatabase(self.path)
+
+    @staticmethod
+    def _file_place(path: Path) -> Place:
+        return Place(SqliteDatabase(path), str(path), lambda: remove_database_file(path))
+
+    def rebuild_place(self, tag: str) -> Place:
+        return self._file_place(self.path.with_name(f"{self.path.stem}.rebuild-{tag}.sqlite3"))
+
+    def snapshot_place(self, directory: Path, label: str) -> Place:
+        path = directory / self.path.name
+        remove_database_file(path)
+        directory.mkdir(parents=True, exist_ok=True)
+        return self._file_place(path)
+
+    def live_side(self, group: ModelGroup, rebuilt: Place) -> LiveSide:
+        return SqliteLive(self.live(), group, rebuilt, Path(rebuilt.where))
+
+    def query_settings(self, directory: Path, label: str) -> dict[str, str]:
+        return {"EVLEDGER_DATA_DIR": str(directory)}
+
+
+class SqliteLive(LiveSide):
+    """Live models in the embedded views file; the rebuild in a file beside it."""
+
+    db: SqliteDatabase
+
+    def __init__(
+        self, db: SqliteDatabase, group: ModelGroup, rebuilt: Place, rebuilt_path: Path
+    ) -> None:
+        super().__init__(db, group, rebuilt)
+        self.rebuilt_path = rebuilt_path
+
+    def table_exists(self, table: str) -> bool:
+        return bool(
+            self.db.execute(
+                "SELECT 1 AS found FROM main.sqlite_master WHERE type = 'table' AND name = ?",
+                [table],
+            )
+        )
+
+    @contextmanager
+    def held(self) -> Iterator[dict[str, int | None]]:
+        # BEGIN IMMEDIATE takes the file's write lock: a live projector waits for it.
+        with self.db.transaction():
+            yield self.positions()
+
+    def swap_in(self, rebuilt: Sequence[ReadModel], positions: dict[str, int]) -> None:
+        # Not ATTACH: it cannot run inside the held transaction, and attaching first would
+        # make BEGIN IMMEDIATE lock the rebuilt file too. A plain connection reads the
+        # stored values unconverted, so they are copied exactly.
+        source = sqlite3.connect(self.rebuilt_path)
+        try:
+            for model in rebuilt:
+                for table in model.tables:
+                    self.db.execute(f"DROP TABLE IF EXISTS main.{table}")
+                for statement in model.ddl:
+                    self.db.execute(statement)
+                for table in model.tables:
+                    columns = [
+                        str(name)
+                        for _, name, _, _, _, _, hidden in source.execute(
+                            f"PRAGMA table_xinfo({table})"
+                        )
+                        if hidden == 0  # generated columns are computed, not copied
+                    ]
+                    listed = ", ".join(columns)
+                    rows = source.execute(f"SELECT {listed} FROM {table}").fetchall()
+                    if rows:
+                        self.db.executemany(
+                            f"INSERT INTO main.{table} ({listed})"
+                            f" VALUES ({', '.join('?' for _ in columns)})",
+                            rows,
+                        )
+        finally:
+            source.close()
+        self._set_positions(positions)

@@ -1,0 +1,60 @@
+"""The composition root: the backends it chooses, and an environment only from the settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bootstrap import Settings, bootstrap
+from bootstrap.ledgers import EmbeddedLedger, KafkaLedger, NeedsKafka, NotEmbedded
+from replay.home_duckdb import DuckHome
+from replay.home_postgres import PostgresHome
+from replay.home_sqlite import SqliteHome
+
+
+def test_embedded_default_is_chosen_without_kafka(tmp_path: Path) -> None:
+    root = bootstrap(Settings.embedded_in(tmp_path))
+    assert isinstance(root.ledger, EmbeddedLedger)
+    assert isinstance(root.views, SqliteHome)
+    assert isinstance(root.analytics, DuckHome)
+    with pytest.raises(NeedsKafka, match="EVLEDGER_KAFKA_BOOTSTRAP"):
+        root.ledger.kafka("publish")
+
+
+def test_kafka_and_postgres_are_chosen_from_the_settings(tmp_path: Path) -> None:
+    settings = Settings(
+        kafka_bootstrap="127.0.0.1:9",
+        pg_dsn="postgresql://u:p@127.0.0.1:9/db",
+        data_dir=tmp_path,
+        topic_prefix="shop",
+    )
+    root = bootstrap(settings)
+    assert isinstance(root.ledger, KafkaLedger)
+    assert isinstance(root.views, PostgresHome)
+    assert root.ledger.kafka("ingest").ledger_topic == "shop.ledger"
+    with pytest.raises(NotEmbedded):
+        root.ledger.import_target()
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("IS_SNAPSHOTTING_ENABLED", "y"),
+        ("AGGREGATE_CACHE_MAXSIZE", "7"),
+        ("PERSISTENCE_MODULE", "eventsourcing.popo"),
+    ],
+)
+def test_a_library_key_in_the_shell_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str, value: str
+) -> None:
+    monkeypatch.setenv(key, value)
+    root = bootstrap(Settings.embedded_in(tmp_path))
+    application = root.application()
+    try:
+        assert application.snapshots is None
+        assert application.repository.cache is None
+        assert key not in application.env or key == "PERSISTENCE_MODULE"
+        assert application.env["PERSISTENCE_MODULE"] == "eventsourcing.sqlite"
+    finally:
+        root.close()
