@@ -220,3 +220,14 @@ class Cdr:
             raise InvalidValueError("a CDR needs at least one charging period")
         if self.credit and not self.credit_reference_id:
             raise InvalidValueError("a credit CDR needs credit_reference_id")
+
+    def reported_cost(self, dimension: str | None) -> OcpiPrice | None:
+        """The CDR's own cost for a tariff dimension (None: its total_cost), if it gives one."""
+        by_dimension = {
+            None: self.total_cost,
+            FLAT: self.total_fixed_cost,
+            ENERGY: self.total_energy_cost,
+            TIME: self.total_time_cost,
+            PARKING_TIME: self.total_parking_cost,
+        }
+        return by_dimension.get(dimension)
