@@ -256,3 +256,65 @@ def price(
         if agrees
         else "the CDR's total DIFFERS from the re-priced total"
     )
+
+
+@app.command("import")
+def import_(
+    files: Annotated[
+        list[Path],
+        typer.Argument(help="OCPI JSON files: one object, an array, or an OCPI response."),
+    ],
+    time_zone: Annotated[
+        str | None,
+        typer.Option(
+            "--time-zone", help="IANA zone for every CDR (default: its Location's, if imported)."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Write the messages here (JSON Lines) for ingest --file."),
+    ] = None,
+    publish: Annotated[
+        bool, typer.Option("--publish", help="Publish the messages to the ingest topic.")
+    ] = False,
+) -> None:
+    """Wrap OCPI Tariffs, Locations and CDRs unchanged as ocpi.* upstream messages."""
+    import tempfile
+
+    from consumers.ocpi_import import ImportReport, wrap
+
+    documents: list[Any] = []
+    for path in files:
+        documents.extend(_read(path))
+    report = ImportReport()
+    try:
+        lines = wrap(documents, time_zone, report)
+    except ContractViolation as violation:
+        raise _fail(str(violation)) from None
+    text = "".join(line + "\n" for line in lines)
+    counts = ", ".join(f"{n} {kind}" for kind, n in sorted(report.counts.items())) or "nothing"
+    for cdr_id in report.cdrs_without_zone:
+        stderr.print(
+            f"evledger: CDR {cdr_id} has no time zone (no --time-zone, no Location imported "
+            "with it): ingest will dead-letter it rather than guess",
+            markup=False,
+            soft_wrap=True,
+        )
+    if publish:
+        from cli.pipeline import _ensure_topics, _require_kafka
+        from cli.settings import current_settings
+        from consumers.publish import publish_file
+
+        settings = current_settings()
+        bootstrap = _require_kafka(settings, "ocpi import --publish")
+        _ensure_topics(settings, settings.ingest_topic)
+        with tempfile.TemporaryDirectory() as scratch:
+            staged = Path(scratch) / "ocpi.jsonl"
+            staged.write_text(text, encoding="utf-8")
+            sent = publish_file(staged, bootstrap, settings.ingest_topic)
+        stderr.print(f"published {sent.published} messages ({counts}) to {settings.ingest_topic}")
+    if out is not None:
+        out.write_text(text, encoding="utf-8")
+        stderr.print(f"wrote {len(lines)} messages ({counts}) to {out}")
+    if out is None and not publish:
+        sys.stdout.write(text)

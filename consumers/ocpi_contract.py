@@ -45,7 +45,7 @@ def _number(value: Any) -> Decimal:
     return number
 
 
-def _rfc3339_text(value: Any) -> Any:
+def rfc3339_text(value: Any) -> Any:
     # In lax mode a bare number would pass as a Unix timestamp; OCPI DateTimes are strings.
     if not isinstance(value, str):
         raise ValueError(f"must be an RFC 3339 string, got {type(value).__name__}")
@@ -63,7 +63,7 @@ def _known_currency(value: str) -> str:
     return value
 
 
-def _known_zone(value: str) -> str:
+def known_zone(value: str) -> str:
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
@@ -84,7 +84,7 @@ String512 = Annotated[str, StringConstraints(strict=True, max_length=512)]
 Number = Annotated[Decimal, BeforeValidator(_number)]
 NonNegative = Annotated[Decimal, BeforeValidator(_number), Field(ge=0)]
 WholeNumber = Annotated[int, Field(strict=True, ge=0)]
-DateTime = Annotated[datetime, BeforeValidator(_rfc3339_text), AfterValidator(_utc)]
+DateTime = Annotated[datetime, BeforeValidator(rfc3339_text), AfterValidator(_utc)]
 CountryCode = Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Za-z]{2}$")]
 PartyId = Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Za-z0-9]{3}$")]
 Currency = Annotated[
@@ -198,7 +198,7 @@ class Location(OcpiObject):
     country: Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Z]{3}$")]
     coordinates: GeoLocation
     time_zone: Annotated[
-        str, StringConstraints(strict=True, max_length=255), AfterValidator(_known_zone)
+        str, StringConstraints(strict=True, max_length=255), AfterValidator(known_zone)
     ]
     evses: list[dict[str, Any]] = []
     last_updated: DateTime
@@ -289,7 +289,7 @@ class Cdr(OcpiObject):
         return self
 
 
-Model = TypeVar("Model", bound=OcpiObject)
+Model = TypeVar("Model", bound=BaseModel)
 
 
 def decode(text: str | bytes) -> Any:
@@ -424,3 +424,14 @@ def objects_in(document: Any) -> list[Any]:
     if isinstance(document, dict):
         return [document]
     raise ContractViolation("", f"expected an OCPI object or array, got {type(document).__name__}")
+
+
+def encode(document: Any) -> str:
+    """JSON text of decoded OCPI JSON, each number written as it was read (Decimal text)."""
+    if isinstance(document, Decimal):
+        return str(document)
+    if isinstance(document, dict):
+        return "{" + ",".join(f"{json.dumps(k)}:{encode(v)}" for k, v in document.items()) + "}"
+    if isinstance(document, list | tuple):
+        return "[" + ",".join(encode(v) for v in document) + "]"
+    return json.dumps(document)

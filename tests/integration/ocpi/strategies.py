@@ -193,20 +193,3 @@ def cdrs(draw: st.DrawFn) -> dict[str, Any]:
 
 def _rfc3339(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def to_json(document: Any) -> str:
-    """JSON with Decimals written as JSON numbers, digit for digit."""
-    return _encode(document)
-
-
-def _encode(value: Any) -> str:
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{_encode(k)}:{_encode(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list):
-        return "[" + ",".join(_encode(v) for v in value) + "]"
-    import json
-
-    return json.dumps(value)

@@ -20,9 +20,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consumers.ocpi_contract import Cdr, Tariff, cdr_to_domain, tariff_to_domain, validate
+from consumers.ocpi_contract import (
+    Cdr,
+    Tariff,
+    cdr_to_domain,
+    encode,
+    tariff_to_domain,
+    validate,
+)
 from domain.ocpi.engine import CdrPricing, price_cdr
-from tests.integration.ocpi.strategies import ZONES, cdrs, tariffs, to_json
+from tests.integration.ocpi.strategies import ZONES, cdrs, tariffs
 
 ROOT = Path(__file__).resolve().parents[3]
 BINARY = Path(os.environ.get("OCPI_TARIFFS_BIN", ROOT / ".tools" / "bin" / "ocpi-tariffs"))
@@ -96,7 +103,7 @@ def test_prices_agree_with_the_reference_engine(
     reference: Path, tmp_path: Path, tariff: dict[str, Any], cdr: dict[str, Any], zone_index: int
 ) -> None:
     zone = ZONES[zone_index]
-    tariff_json, cdr_json = to_json(tariff), to_json(cdr)
+    tariff_json, cdr_json = encode(tariff), encode(cdr)
     theirs = reference_costs(reference, tmp_path, tariff_json, cdr_json, zone)
     pricing = price_cdr(
         tariff_to_domain(validate(Tariff, tariff)), cdr_to_domain(validate(Cdr, cdr)), zone
