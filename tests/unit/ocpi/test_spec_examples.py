@@ -283,6 +283,8 @@ def test_step_size_switching_element_2() -> None:
 def test_step_size_switching_to_a_free_element() -> None:
     # 19:40-19:52 charging 12 min x 2.40/h = 0.48; 19:52-20:00 parking 8 min at 1.00/h;
     # after 20:00 parking is free. The billable parking (8 min) -> 15 min = 0.25. Total 0.73.
+    # (ocpi-tariffs-cli 0.45.0 rounds all 20 parking minutes, free ones too, to 30 and bills
+    # 0.78; the spec text counts the billable time only, and so do we.)
     session = cdr(
         local(19, 40),
         local(20, 12),
