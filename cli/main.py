@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli import audit, pipeline
+from cli import audit, ocpi, pipeline
 from cli import replay as replay_commands
 from cli.context import current_settings
 from cli.demo import demo
@@ -37,6 +37,7 @@ app.command()(pipeline.run)
 app.add_typer(replay_commands.app, name="replay")
 
 app.add_typer(audit.app, name="audit")
+app.add_typer(ocpi.app, name="ocpi")
 
 contract_app = typer.Typer(help="The upstream message contract.", no_args_is_help=True)
 app.add_typer(contract_app, name="contract")

@@ -29,7 +29,8 @@ MetricsPortOption = Annotated[
 ]
 
 
-def _kafka(root: Root, what: str) -> KafkaSite:
+def kafka_site(root: Root, what: str) -> KafkaSite:
+    """The Kafka site, or one line saying what needs it and exit 2."""
     try:
         return root.ledger.kafka(what)
     except NeedsKafka as needs:
@@ -50,7 +51,7 @@ def _kafka_ingest(root: Root, batch_size: int) -> KafkaIngest:
     """The ingest consumer over the Kafka ledger, its writer started before it joins."""
     from consumers.ingest import IngestConfig, KafkaIngest
 
-    site = _kafka(root, "ingest from the topic")
+    site = kafka_site(root, "ingest from the topic")
     site.ensure_topics(site.ingest_topic, site.dead_letter_topic)
     config = IngestConfig(
         bootstrap_servers=site.bootstrap_servers,
@@ -70,7 +71,7 @@ def publish(
     """Publish upstream messages from a JSON Lines file to the ingest topic."""
     from consumers.producer import publish_file
 
-    site = _kafka(current_root(), "publish")
+    site = kafka_site(current_root(), "publish")
     total = _require_file(file)
     site.ensure_topics(site.ingest_topic)
     with progress("publishing", total, unit="messages") as bar:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from consumers.contract import ContractViolation, parse_message
 from consumers.dead_letter import DeadLetter, now
+from consumers.ocpi_messages import ocpi_dead_letter
 from consumers.translate import to_command
 from domain.commands import Command
 
@@ -51,6 +52,10 @@ def triage(records: Iterable[SourceRecord]) -> Triage:
     for record in records:
         if record.value is None:  # a tombstone carries no message at all
             sorted_out.dead_letters.append(record.dead_letter("", "empty record (no value)"))
+            continue
+        ocpi = ocpi_dead_letter(record.value)
+        if ocpi is not None:
+            sorted_out.dead_letters.append(record.dead_letter(*ocpi))
             continue
         try:
             command = to_command(parse_message(record.value))

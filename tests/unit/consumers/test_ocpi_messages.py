@@ -1,0 +1,140 @@
+"""ocpi.* messages at ingest: a bad object of each kind is a dead letter with field and
+reason; a valid one is kept as a dead letter that says the ledger does not apply it yet."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from consumers.ocpi_contract import decode, encode
+from consumers.ocpi_import import ImportReport, wrap
+from consumers.triage import SourceRecord, triage
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "ocpi"
+
+
+def load(name: str) -> Any:
+    return decode((FIXTURES / name).read_text())
+
+
+def record(value: bytes, offset: int = 1) -> SourceRecord:
+    return SourceRecord(topic="ingest", partition=0, offset=offset, key=None, value=value)
+
+
+def message(kind: str, obj: Any, **extra: Any) -> bytes:
+    document = {
+        "type": f"ocpi.{kind}",
+        "event_id": f"e-{kind}",
+        "occurred_at": "2024-06-03T09:05:00Z",
+        kind: obj,
+        **extra,
+    }
+    return encode(document).encode()
+
+
+def dead_letter_of(value: bytes) -> tuple[str, str]:
+    sorted_out = triage([record(value)])
+    assert sorted_out.commands == []
+    (letter,) = sorted_out.dead_letters
+    assert letter.value == value  # the original bytes, unchanged
+    return letter.field, letter.reason
+
+
+@pytest.mark.parametrize(
+    ("kind", "fixture", "change", "field", "reason"),
+    [
+        (
+            "tariff",
+            "tariff_flat_and_energy.json",
+            lambda t: t["elements"][0]["price_components"][0].update(type="KWH"),
+            "tariff.elements.0.price_components.0.type",
+            "'ENERGY', 'FLAT', 'PARKING_TIME' or 'TIME'",
+        ),
+        (
+            "location",
+            "location_utrecht.json",
+            lambda loc: loc.update(time_zone="Amsterdam"),
+            "location.time_zone",
+            "unknown IANA time zone",
+        ),
+        (
+            "cdr",
+            "cdr_20_45_kwh.json",
+            lambda c: c["total_cost"].update(excl_vat="5.63"),
+            "cdr.total_cost.excl_vat",
+            "must be a JSON number",
+        ),
+        (
+            "cdr",
+            "cdr_20_45_kwh.json",
+            lambda c: c.pop("cdr_token"),
+            "cdr.cdr_token",
+            "Field required",
+        ),
+    ],
+)
+def test_a_bad_object_of_each_kind_is_dead_lettered_with_field_and_reason(
+    *, kind: str, fixture: str, change: Any, field: str, reason: str
+) -> None:
+    obj = load(fixture)
+    change(obj)
+    found_field, found_reason = dead_letter_of(message(kind, obj, time_zone="Europe/Amsterdam"))
+    assert found_field == field
+    assert reason in found_reason
+
+
+def test_a_cdr_without_a_time_zone_is_dead_lettered_not_guessed() -> None:
+    field, reason = dead_letter_of(message("cdr", load("cdr_20_45_kwh.json")))
+    assert field == "time_zone"
+    assert "never guesses" in reason
+
+
+def test_an_unknown_ocpi_type_is_named() -> None:
+    value = b'{"type": "ocpi.session", "event_id": "e", "occurred_at": "2024-06-03T09:05:00Z"}'
+    field, reason = dead_letter_of(value)
+    assert field == "type"
+    assert reason.startswith("unknown OCPI message type 'ocpi.session'; known: ocpi.cdr")
+
+
+def test_a_valid_object_is_kept_and_says_it_is_not_applied_yet() -> None:
+    field, reason = dead_letter_of(
+        message("cdr", load("cdr_20_45_kwh.json"), time_zone="Europe/Amsterdam")
+    )
+    assert field == "type"
+    assert reason.startswith("valid CDR NL/EVL/CDR-2045")
+    assert "does not apply them yet" in reason
+
+
+def test_other_messages_still_become_commands() -> None:
+    started = {
+        "type": "session.started",
+        "event_id": "e1",
+        "occurred_at": "2024-06-03T09:05:00Z",
+        "session_id": "s1",
+        "station_id": "ocpi.station",  # the marker text inside a value changes nothing
+        "connector_id": "1",
+        "customer_id": "c1",
+        "tariff_id": "t1",
+        "meter_start_wh": 0,
+    }
+    sorted_out = triage([record(json.dumps(started).encode())])
+    assert len(sorted_out.commands) == 1 and sorted_out.dead_letters == []
+
+
+def test_import_wraps_objects_unchanged_with_the_locations_zone() -> None:
+    cdr, location = load("cdr_20_45_kwh.json"), load("location_utrecht.json")
+    report = ImportReport()
+    lines = wrap([cdr, location], None, report)
+    wrapped = [decode(line) for line in lines]
+    assert [m["type"] for m in wrapped] == ["ocpi.cdr", "ocpi.location"]
+    assert wrapped[0]["cdr"] == cdr  # Decimal for Decimal: every number as it was sent
+    assert '"excl_vat":5.63' in lines[0]
+    assert wrapped[0]["time_zone"] == "Europe/Amsterdam"
+    assert wrapped[0]["event_id"] == "ocpi.cdr:NL:EVL:CDR-2045:2024-06-03T09:05:00Z"
+    assert report.counts == {"cdr": 1, "location": 1} and report.cdrs_without_zone == []
+    alone = ImportReport()
+    (line,) = wrap([cdr], None, alone)
+    assert "time_zone" not in decode(line) and alone.cdrs_without_zone == ["CDR-2045"]
