@@ -12,11 +12,14 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from projections.analytics import Analytics
+from projections.databases.duckdb import DuckDatabase
+from projections.databases.port import Database
+from projections.databases.postgres import PostgresDatabase
+from projections.databases.sqlite import SqliteDatabase
 from projections.payment_history import PaymentHistory
 from projections.read_model import ReadModel
 from projections.refund_status import RefundStatusView
 from projections.runner import DEFAULT_BATCH_SIZE, LedgerSource, Projector, RetryPolicy
-from projections.sql import Database, DuckDatabase, PostgresDatabase, SqliteDatabase
 
 if TYPE_CHECKING:
     from bootstrap.settings import Settings

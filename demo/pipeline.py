@@ -23,7 +23,7 @@ from consumers.file_ingest import FileIngest
 from demo.traffic import TrafficShape, generate
 from domain.application import BillingApplication
 from domain.money import Money
-from projections.sql import DuckDatabase
+from projections.databases.duckdb import DuckDatabase
 
 MARKER = ".evledger-demo"
 

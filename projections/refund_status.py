@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from projections.databases.port import Database, Row, upsert
 from projections.facts import Entity
 from projections.fold import Rows
 from projections.read_model import ReadModel, pick
-from projections.sql import Database, Row, upsert
 
 REFUND_STATUSES = ("requested", "approved", "rejected", "issued", "failed")
 _OPEN_STATUSES = frozenset({"requested", "approved"})

@@ -17,9 +17,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from projections.databases.duckdb import DuckDatabase
+from projections.databases.port import Database
+from projections.databases.postgres import PostgresDatabase
+from projections.databases.sqlite import SqliteDatabase
 from projections.read_model import LEDGER_APPLICATION, ReadModel
 from projections.runner import LedgerSource
-from projections.sql import Database, DuckDatabase, PostgresDatabase, SqliteDatabase
 from projections.tracking import TRACKING_TABLE, create_tracking
 from replay.checksum import TableChecksum, model_checksums
 from replay.ledger_prefix import project_to

@@ -21,10 +21,13 @@ from bootstrap.read_models import (
     views_database,
 )
 from projections.analytics import Analytics
+from projections.databases.duckdb import DuckDatabase
+from projections.databases.port import Database
+from projections.databases.postgres import PostgresDatabase
+from projections.databases.sqlite import SqliteDatabase
 from projections.payment_history import PaymentHistory
 from projections.read_model import ReadModel
 from projections.refund_status import RefundStatusView
-from projections.sql import Database, DuckDatabase, PostgresDatabase, SqliteDatabase
 
 if TYPE_CHECKING:
     from bootstrap.settings import Settings
