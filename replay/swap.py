@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from projections.databases.duckdb import DuckDatabase
+from projections.databases.errors import DatabaseBusy
 from projections.databases.port import Database
 from projections.databases.postgres import PostgresDatabase
 from projections.databases.sqlite import SqliteDatabase
@@ -244,11 +245,9 @@ def open_live(db: Database, group: ModelGroup, rebuilt: Place) -> LiveSide:
     if isinstance(db, SqliteDatabase):
         return SqliteLive(db, group, rebuilt)
     assert isinstance(db, DuckDatabase)
-    import duckdb
-
     try:
         db.execute("SELECT 1")
-    except duckdb.IOException as error:
+    except DatabaseBusy as error:
         raise LiveModelBusy(
             f"{db.path} is open in another process ({str(error).splitlines()[0]}); DuckDB "
             "allows one writer, so stop the analytics projector (`evledger project` or "

@@ -7,9 +7,22 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from projections.databases.errors import (
+    DatabaseBusy,
+    DatabaseIntegrityError,
+    DatabaseProgrammingError,
+    DatabaseUnavailable,
+    DatabaseValueError,
+    MissingTable,
+    ReadModelDatabaseError,
+    first_line,
+)
 from projections.databases.port import COMMON_TYPES, Database, Dialect, Row, rows_of
+
+if TYPE_CHECKING:  # duckdb is imported when first used: commands without it start faster
+    import duckdb
 
 # Timestamps are TIMESTAMP in UTC, because fetching a TIMESTAMPTZ into Python needs pytz,
 # which the project does not depend on.
@@ -41,7 +54,10 @@ class DuckDatabase(Database):
 
         if self._connection is None:
             if not self.read_only:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as error:
+                    raise DatabaseUnavailable(f"DuckDB {self.path}: {error}") from error
             config: dict[str, str | bool | int | float | list[str]] = (
                 {"enable_external_access": False} if self.read_only else {}
             )
@@ -52,24 +68,29 @@ class DuckDatabase(Database):
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        connection = self._connect()
-        connection.begin()
+        with self._translated():
+            connection = self._connect()
+            connection.begin()
         try:
             yield
         except BaseException:
-            connection.rollback()
+            with self._translated():
+                connection.rollback()
             raise
-        connection.commit()
+        with self._translated():
+            connection.commit()
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
-        connection = self._connect()
-        connection.execute(self.dialect.sql(statement), list(params) or None)
-        return rows_of(
-            connection.description, connection.fetchall() if connection.description else []
-        )
+        with self._translated():
+            connection = self._connect()
+            connection.execute(self.dialect.sql(statement), list(params) or None)
+            return rows_of(
+                connection.description, connection.fetchall() if connection.description else []
+            )
 
     def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
-        self._connect().executemany(self.dialect.sql(statement), [list(row) for row in rows])
+        with self._translated():
+            self._connect().executemany(self.dialect.sql(statement), [list(row) for row in rows])
 
     def column_types(self, table: str) -> dict[str, str]:
         if table not in self._types:
@@ -107,3 +128,39 @@ class DuckDatabase(Database):
             f"INSERT INTO {table} ({', '.join(columns)}) SELECT {selected} {on_conflict}",
             [list(values) for values in zip(*records, strict=True)],
         )
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        import duckdb
+
+        try:
+            yield
+        except duckdb.Error as error:
+            raise translate(error, f"DuckDB {self.path}") from error
+
+
+def translate(error: duckdb.Error, where: str) -> ReadModelDatabaseError:
+    """duckdb's error as the read-model databases' own."""
+    import duckdb
+
+    message = f"{where}: {first_line(error)}"
+    text = str(error)
+    kind: type[ReadModelDatabaseError]
+    if isinstance(error, duckdb.IOException):
+        # DuckDB allows one process to write a file; another one holding it is busy.
+        kind = DatabaseBusy if "lock" in text else DatabaseUnavailable
+    elif isinstance(error, duckdb.TransactionException) and "onflict" in text:
+        kind = DatabaseBusy
+    elif isinstance(error, duckdb.ConnectionException):
+        kind = DatabaseUnavailable
+    elif isinstance(error, duckdb.CatalogException) and "does not exist" in text:
+        kind = MissingTable
+    elif isinstance(error, duckdb.ProgrammingError | duckdb.TransactionException):
+        kind = DatabaseProgrammingError
+    elif isinstance(error, duckdb.DataError):
+        kind = DatabaseValueError
+    elif isinstance(error, duckdb.IntegrityError):
+        kind = DatabaseIntegrityError
+    else:
+        kind = ReadModelDatabaseError
+    return kind(message)

@@ -5,9 +5,22 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from projections.databases.errors import (
+    DatabaseBusy,
+    DatabaseIntegrityError,
+    DatabaseProgrammingError,
+    DatabaseUnavailable,
+    DatabaseValueError,
+    MissingTable,
+    ReadModelDatabaseError,
+    first_line,
+)
 from projections.databases.port import COMMON_TYPES, Database, Dialect, Row, rows_of, to_json
+
+if TYPE_CHECKING:  # psycopg is imported when first used: commands without PostgreSQL start faster
+    import psycopg
 
 POSTGRES = Dialect(
     types={
@@ -51,15 +64,16 @@ class PostgresDatabase(Database):
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        with self._connect().transaction():
+        with self._translated(), self._connect().transaction():
             yield
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
-        cursor = self._connect().execute(self.dialect.sql(statement), params or None)
-        return rows_of(cursor.description, cursor.fetchall() if cursor.description else [])
+        with self._translated():
+            cursor = self._connect().execute(self.dialect.sql(statement), params or None)
+            return rows_of(cursor.description, cursor.fetchall() if cursor.description else [])
 
     def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
-        with self._connect().cursor() as cursor:
+        with self._translated(), self._connect().cursor() as cursor:
             cursor.executemany(self.dialect.sql(statement), rows)
 
     def close(self) -> None:
@@ -74,3 +88,50 @@ class PostgresDatabase(Database):
 
             return Jsonb(value, dumps=to_json)
         return value
+
+    def where(self) -> str:
+        """The server, database and schema, for messages (never the password)."""
+        import psycopg
+
+        try:
+            info = psycopg.conninfo.conninfo_to_dict(self.dsn)
+        except psycopg.Error:
+            return "PostgreSQL"
+        place = f"PostgreSQL {info.get('dbname', '')} at {info.get('host', 'localhost')}"
+        place += f":{info.get('port', 5432)}"
+        return place + (f" (schema {self.schema})" if self.schema else "")
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        import psycopg
+
+        try:
+            yield
+        except psycopg.Error as error:
+            raise translate(error, self.where()) from error
+
+
+def translate(error: psycopg.Error, where: str) -> ReadModelDatabaseError:
+    """psycopg's error as the read-model databases' own."""
+    import psycopg
+    from psycopg import errors
+
+    message = f"{where}: {first_line(error)}"
+    kind: type[ReadModelDatabaseError]
+    if isinstance(error, errors.LockNotAvailable | errors.QueryCanceled):
+        kind = DatabaseBusy  # lock_timeout or statement_timeout ran out
+    elif isinstance(error, errors.TransactionRollback):
+        kind = DatabaseBusy  # deadlock or serialization failure: another transaction won
+    elif isinstance(error, psycopg.OperationalError | psycopg.InterfaceError):
+        kind = DatabaseUnavailable
+    elif isinstance(error, errors.UndefinedTable):
+        kind = MissingTable
+    elif isinstance(error, psycopg.ProgrammingError):
+        kind = DatabaseProgrammingError
+    elif isinstance(error, psycopg.DataError):
+        kind = DatabaseValueError
+    elif isinstance(error, psycopg.IntegrityError):
+        kind = DatabaseIntegrityError
+    else:
+        kind = ReadModelDatabaseError
+    return kind(message)

@@ -17,6 +17,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
 
+from projections.databases.errors import (
+    DatabaseBusy,
+    DatabaseIntegrityError,
+    DatabaseProgrammingError,
+    DatabaseUnavailable,
+    DatabaseValueError,
+    MissingTable,
+    ReadModelDatabaseError,
+    first_line,
+)
 from projections.databases.port import COMMON_TYPES, Database, Dialect, Row, rows_of
 
 # Declared types pick the converters registered below (and TEXT affinity for decimals, so
@@ -57,7 +67,10 @@ class SqliteDatabase(Database):
 
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise DatabaseUnavailable(f"SQLite {self.path}: {error}") from error
             connection = sqlite3.connect(
                 self.path,
                 isolation_level=None,  # transactions are explicit, below
@@ -71,22 +84,27 @@ class SqliteDatabase(Database):
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        connection = self._connect()
-        # IMMEDIATE takes the write lock first: two projectors queue instead of deadlocking.
-        connection.execute("BEGIN IMMEDIATE")
+        with self._translated():
+            connection = self._connect()
+            # IMMEDIATE takes the write lock first: two projectors queue, not deadlock.
+            connection.execute("BEGIN IMMEDIATE")
         try:
             yield
         except BaseException:
-            connection.execute("ROLLBACK")
+            with self._translated():
+                connection.execute("ROLLBACK")
             raise
-        connection.execute("COMMIT")
+        with self._translated():
+            connection.execute("COMMIT")
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
-        cursor = self._connect().execute(self.dialect.sql(statement), params)
-        return rows_of(cursor.description, cursor.fetchall())
+        with self._translated():
+            cursor = self._connect().execute(self.dialect.sql(statement), params)
+            return rows_of(cursor.description, cursor.fetchall())
 
     def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
-        self._connect().executemany(self.dialect.sql(statement), rows)
+        with self._translated():
+            self._connect().executemany(self.dialect.sql(statement), rows)
 
     def close(self) -> None:
         if self._connection is not None:
@@ -100,3 +118,42 @@ class SqliteDatabase(Database):
         if isinstance(value, Decimal):
             return str(value)
         return super().param(value)
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        try:
+            yield
+        except (sqlite3.Error, OverflowError) as error:
+            raise translate(error, f"SQLite {self.path}") from error
+
+
+# Result codes (without their extended part) of a file that cannot be used at all.
+_UNAVAILABLE = frozenset(
+    {"SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_NOTADB", "SQLITE_CORRUPT", "SQLITE_FULL"}
+)
+
+
+def translate(error: sqlite3.Error | OverflowError, where: str) -> ReadModelDatabaseError:
+    """sqlite3's error (or its OverflowError for an integer past 64 bits) as the
+    read-model databases' own."""
+    message = f"{where}: {first_line(error)}"
+    code = (getattr(error, "sqlite_errorname", None) or "").split("_")[:2]
+    result = "_".join(code)
+    kind: type[ReadModelDatabaseError]
+    if isinstance(error, OverflowError | sqlite3.DataError):
+        kind = DatabaseValueError
+    elif result in ("SQLITE_BUSY", "SQLITE_LOCKED"):
+        kind = DatabaseBusy
+    elif result in _UNAVAILABLE or result == "SQLITE_READONLY":
+        kind = DatabaseUnavailable
+    elif isinstance(error, sqlite3.IntegrityError):
+        kind = DatabaseIntegrityError
+    elif str(error).startswith("no such table"):
+        kind = MissingTable
+    elif str(error).startswith("Error binding parameter"):
+        kind = DatabaseValueError
+    elif isinstance(error, sqlite3.OperationalError | sqlite3.ProgrammingError):
+        kind = DatabaseProgrammingError
+    else:
+        kind = ReadModelDatabaseError
+    return kind(message)
