@@ -73,7 +73,10 @@ class Database(ABC):
 
     @abstractmethod
     def execute(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
-        """Run one statement (``?`` placeholders, ``{type}`` fields); rows if it returns any."""
+        """Run one statement (``?`` placeholders, ``{type}`` fields); rows if it returns any.
+
+        Write statements return rows only with RETURNING (without it DuckDB returns a
+        count row, the others none: do not rely on either)."""
 
     @abstractmethod
     def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:

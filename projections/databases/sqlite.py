@@ -114,7 +114,7 @@ class SqliteDatabase(Database):
     def param(self, value: Any) -> Any:
         """Timestamps and decimals as the text the converters above read back."""
         if isinstance(value, datetime):
-            return sqlite_timestamp(value)
+            return sqlite_timestamp(value if value.tzinfo else value.replace(tzinfo=UTC))
         if isinstance(value, Decimal):
             return str(value)
         return super().param(value)
