@@ -33,10 +33,11 @@ from consumers.translate import to_command
 from demo.traffic import TrafficShape, generate
 from domain.application import BillingApplication
 from projections.analytics import Analytics
+from projections.databases.duckdb import DuckDatabase
+from projections.databases.postgres import PostgresDatabase
 from projections.payment_history import PaymentHistory, query_history
 from projections.refund_status import REFUND_STATUSES, RefundStatusView, query_refunds
 from projections.runner import Projector
-from projections.sql import DuckDatabase, PostgresDatabase
 
 
 def build_ledger(settings: Settings, events: int) -> int:

@@ -22,9 +22,9 @@ from projections.analytics import Analytics
 if TYPE_CHECKING:
     from audit.scan import LedgerScan
     from domain.application import BillingApplication
+    from projections.databases.port import Database
     from projections.read_model import ReadModel
     from projections.runner import LedgerSource, Projector, RetryPolicy
-    from projections.sql import Database
     from replay.positions import LedgerPositions
     from replay.targets import ModelGroup, ReadModelHome
 

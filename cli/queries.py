@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -62,21 +61,16 @@ def _fail(message: str, status: int = 1) -> typer.Exit:
     return typer.Exit(status)
 
 
-def _database_errors() -> tuple[type[Exception], ...]:
-    import duckdb
-    import psycopg
-
-    return (psycopg.Error, sqlite3.Error, duckdb.Error, OSError)
-
-
 @contextmanager
 def _reporting_database_errors() -> Iterator[None]:
     """A database that is down, or tables not projected yet, as one line and status 1."""
+    from projections.databases.errors import MissingTable, ReadModelDatabaseError
+
     try:
         yield
-    except _database_errors() as error:
+    except (ReadModelDatabaseError, OSError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
-        if "does not exist" in first or "no such table" in first:
+        if isinstance(error, MissingTable):
             first += " (run `evledger project` to build the read models)"
         raise _fail(first) from None
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import shlex
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -62,10 +61,8 @@ def _parse_as_of(value: str) -> datetime:
 
 
 def _errors() -> tuple[type[Exception], ...]:
-    import duckdb
-    import psycopg
-
     from bootstrap.read_models import UnknownProjection
+    from projections.databases.errors import ReadModelDatabaseError
     from projections.runner import LedgerGapError, ProjectionStalled
     from replay.positions import PointBeyondLedger
     from replay.rebuild import LiveModelBehind
@@ -80,9 +77,7 @@ def _errors() -> tuple[type[Exception], ...]:
         LiveModelBehind,
         LiveModelBusy,
         BadSnapshotName,
-        psycopg.Error,
-        duckdb.Error,
-        sqlite3.Error,
+        ReadModelDatabaseError,
         OSError,
     )
 

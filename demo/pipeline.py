@@ -20,7 +20,7 @@ from bootstrap import Settings, bootstrap
 from consumers.file_ingest import FileIngest
 from demo.traffic import TrafficShape, generate
 from domain.money import Money
-from projections.sql import DuckDatabase
+from projections.databases.duckdb import DuckDatabase
 
 MARKER = ".evledger-demo"
 

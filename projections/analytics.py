@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from projections.databases.port import upsert
 from projections.facts import Entity
 from projections.fold import Rows
 from projections.read_model import ReadModel
-from projections.sql import upsert
 
 _FACT_TABLES: dict[Entity, tuple[str, tuple[str, ...], str]] = {
     Entity.SESSION: (

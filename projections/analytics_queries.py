@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from projections.sql import DuckDatabase, Row
+from projections.databases.duckdb import DuckDatabase
+from projections.databases.port import Row
 
 
 class QueryRefused(ValueError):

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from projections.databases.port import Database, Row, upsert
 from projections.facts import Entity
 from projections.fold import Rows
 from projections.read_model import ReadModel, pick
-from projections.sql import Database, Row, upsert
 
 _SESSION_COLUMNS = frozenset(
     {
@@ -286,14 +286,14 @@ def query_history(
         params.append(station_id)
     if period_from is not None:
         conditions.append("created_at >= ?")
-        params.append(db.dialect.param(period_from))
+        params.append(db.param(period_from))
     if period_to is not None:
         conditions.append("created_at < ?")
-        params.append(db.dialect.param(period_to))
+        params.append(db.param(period_to))
     if after is not None:
         created_at, payment_id = decode_cursor(after)
         conditions.append("(created_at, payment_id) < (?, ?)")
-        params.extend([db.dialect.param(created_at), payment_id])
+        params.extend([db.param(created_at), payment_id])
     where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
     rows = db.execute(
         f"SELECT {', '.join(HISTORY_COLUMNS)} FROM payment_history {where}"

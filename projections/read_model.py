@@ -7,9 +7,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from projections.databases.port import Database, Row
 from projections.facts import Entity, LedgerEvent, facts_of_batch
 from projections.fold import Rows, fold
-from projections.sql import Database, Row
 from projections.tracking import (
     advance_tracking,
     create_tracking,

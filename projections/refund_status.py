@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from domain.vocabulary import RefundStatus
+from projections.databases.port import Database, Row, upsert
 from projections.facts import Entity
 from projections.fold import Rows
 from projections.read_model import ReadModel, pick
-from projections.sql import Database, Row, upsert
 
 REFUND_STATUSES = tuple(status.value for status in RefundStatus)
 _OPEN_STATUSES = frozenset(status.value for status in RefundStatus if status.is_open)

@@ -8,7 +8,7 @@ projector racing on the same read model fails the check instead of applying twic
 
 from __future__ import annotations
 
-from projections.sql import Database
+from projections.databases.port import Database
 
 TRACKING_TABLE = "projection_tracking"
 

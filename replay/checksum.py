@@ -17,8 +17,8 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from projections.databases.port import Database, to_json
 from projections.read_model import ReadModel
-from projections.sql import Database, to_json
 
 _MODULUS = 2**128
 
@@ -37,7 +37,7 @@ def canonical_value(value: Any) -> str:
         # NUMERIC(14,3) gives 20.000 where SQLite kept "20": the same number.
         return "0" if value.is_zero() else format(value.normalize(), "f")
     if isinstance(value, datetime):
-        # Naive timestamps are the UTC ones DuckDB stores (see projections.sql).
+        # Naive timestamps are the UTC ones DuckDB stores (see projections.databases.duckdb).
         moment = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
         return moment.astimezone(UTC).isoformat(timespec="microseconds")
     if isinstance(value, date):

@@ -7,8 +7,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from projections.databases.duckdb import DuckDatabase
+from projections.databases.errors import DatabaseBusy
 from projections.read_model import ReadModel
-from projections.sql import DuckDatabase
 from replay.swap import LiveModelBusy, LiveSide
 from replay.targets import ModelGroup, Place, ReadModelHome, remove_database_file
 
@@ -42,12 +43,10 @@ class DuckHome(ReadModelHome):
 
     def live_side(self, group: ModelGroup, rebuilt: Place) -> LiveSide:
         """A held file is LiveModelBusy: DuckDB allows one writing process."""
-        import duckdb
-
         db = self.live()
         try:
             db.execute("SELECT 1")
-        except duckdb.IOException as error:
+        except DatabaseBusy as error:
             raise LiveModelBusy(
                 f"{db.path} is open in another process ({str(error).splitlines()[0]}); DuckDB "
                 "allows one writer, so stop the analytics projector (`evledger project` or "

@@ -7,8 +7,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from projections.databases.postgres import PostgresDatabase
 from projections.read_model import ReadModel
-from projections.sql import PostgresDatabase
 from replay.swap import LiveSide
 from replay.targets import (
     REBUILD_SCHEMA_PREFIX,

@@ -8,8 +8,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from projections.databases.sqlite import SqliteDatabase
 from projections.read_model import ReadModel
-from projections.sql import SqliteDatabase
 from replay.swap import LiveSide
 from replay.targets import ModelGroup, Place, ReadModelHome, remove_database_file
 

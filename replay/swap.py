@@ -16,9 +16,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
+from projections.databases.port import Database
 from projections.read_model import LEDGER_APPLICATION, ReadModel
 from projections.runner import LedgerSource
-from projections.sql import Database
 from projections.tracking import TRACKING_TABLE, create_tracking
 from replay.checksum import TableChecksum, model_checksums
 from replay.ledger_prefix import project_to

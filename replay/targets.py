@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from projections.databases.port import Database
 from projections.read_model import ReadModel
-from projections.sql import Database
 
 if TYPE_CHECKING:
     from projections.runner import LedgerSource

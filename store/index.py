@@ -15,9 +15,17 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from eventsourcing.persistence import (
+    IntegrityError,
+    OperationalError,
+    PersistenceError,
+    ProgrammingError,
+)
 
 from store.records import GENESIS_HASH, LedgerRecord
 
@@ -54,9 +62,38 @@ SELECT (SELECT value FROM meta WHERE key = 'position'),
 """
 
 
-class IndexConflict(RuntimeError):
+class AggregateIndexError(PersistenceError):
+    """The aggregate index failed; sqlite3's error, if any, is the ``__cause__``."""
+
+
+class IndexConflict(AggregateIndexError, IntegrityError):
     """Records given to `apply` do not continue the index's chain (another process reset
     or advanced it differently); catch up again from the index's current state."""
+
+
+class IndexUnavailable(AggregateIndexError, OperationalError):
+    """The index file cannot be opened, read or written (locked past the timeout, a full
+    disk, not an SQLite file); being derived data, a damaged file may be deleted."""
+
+
+class IndexMisuse(AggregateIndexError, ProgrammingError):
+    """The index was used wrongly (after close, say): a bug in the caller."""
+
+
+@contextmanager
+def _translated(path: str) -> Iterator[None]:
+    """sqlite3's errors as the index's own, naming the file."""
+    try:
+        yield
+    except sqlite3.Error as error:
+        message = f"aggregate index {path}: {error}"
+        if isinstance(error, sqlite3.IntegrityError):
+            raise IndexConflict(message) from error
+        if isinstance(error, sqlite3.ProgrammingError | sqlite3.InterfaceError):
+            raise IndexMisuse(message) from error
+        if getattr(error, "sqlite_errorname", "") in ("SQLITE_NOTADB", "SQLITE_CORRUPT"):
+            message += " (the index is derived data: delete the file to rebuild it)"
+        raise IndexUnavailable(message) from error
 
 
 @dataclass(frozen=True)
@@ -84,25 +121,26 @@ class AggregateIndex:
         self._lock = threading.RLock()
         # One connection behind a lock: the writer thread and reader threads share it, and
         # SQLite serialises writes anyway (across processes too, waiting up to the timeout).
-        self._db = sqlite3.connect(
-            self.path, check_same_thread=False, isolation_level=None, timeout=LOCK_TIMEOUT_S
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # The index is rebuildable from the topic, so a lost tail after a power cut is
-        # harmless: catching up re-reads it. NORMAL keeps commits off the fsync path.
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(f"PRAGMA cache_size=-{int(cache_kib)}")
-        self._db.executescript(_SCHEMA)
+        with _translated(self.path):
+            self._db = sqlite3.connect(
+                self.path, check_same_thread=False, isolation_level=None, timeout=LOCK_TIMEOUT_S
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # The index is rebuildable from the topic, so a lost tail after a power cut is
+            # harmless: catching up re-reads it. NORMAL keeps commits off the fsync path.
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(f"PRAGMA cache_size=-{int(cache_kib)}")
+            self._db.executescript(_SCHEMA)
         # Topic ids never change once assigned (reset keeps them), so caching them is safe;
         # a miss asks the file, where another process may have added the topic.
         self._topic_ids: dict[str, int] = {}
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, _translated(self.path):
             self._db.close()
 
     def state(self) -> IndexState:
-        with self._lock:
+        with self._lock, _translated(self.path):
             return self._state()
 
     def _state(self) -> IndexState:
@@ -128,7 +166,7 @@ class AggregateIndex:
         """The last recorded version of each given aggregate that has any."""
         ids = list(originator_ids)
         found: dict[str, int] = {}
-        with self._lock:
+        with self._lock, _translated(self.path):
             for start in range(0, len(ids), _LOOKUP_CHUNK):
                 chunk = ids[start : start + _LOOKUP_CHUNK]
                 rows = self._db.execute(
@@ -147,7 +185,7 @@ class AggregateIndex:
         differ), and the position never moves back. Raises IndexConflict if the new records
         do not continue the stored chain.
         """
-        with self._lock:
+        with self._lock, _translated(self.path):
             # IMMEDIATE takes the file's write lock before reading the state, so no other
             # process can apply between the check and the insert.
             self._db.execute("BEGIN IMMEDIATE")
@@ -210,7 +248,7 @@ class AggregateIndex:
 
     def reset(self) -> None:
         """Forget every event, for a rebuild from offset 0 (topic ids stay as they are)."""
-        with self._lock:
+        with self._lock, _translated(self.path):
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute("DELETE FROM events")
             self._db.execute("DELETE FROM meta")
@@ -270,7 +308,7 @@ class AggregateIndex:
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        with self._lock:
+        with self._lock, _translated(self.path):
             return [IndexedEvent(*row) for row in self._db.execute(sql, params)]
 
     def notifications(
@@ -285,7 +323,7 @@ class AggregateIndex:
         if stop is not None:
             sql += " AND notification_id <= ?"
             params.append(stop)
-        with self._lock:
+        with self._lock, _translated(self.path):
             if topics:
                 topic_ids = self._known_topic_ids(topics)
                 if not topic_ids:
@@ -297,5 +335,5 @@ class AggregateIndex:
             return [IndexedEvent(*row) for row in self._db.execute(sql, params)]
 
     def count(self) -> int:
-        with self._lock:
+        with self._lock, _translated(self.path):
             return int(self._db.execute("SELECT count(*) FROM events").fetchone()[0])

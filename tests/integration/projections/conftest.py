@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from projections.sql import DuckDatabase, PostgresDatabase
+from projections.databases.duckdb import DuckDatabase
+from projections.databases.postgres import PostgresDatabase
 
 
 def drop_schema(dsn: str, schema: str) -> None:

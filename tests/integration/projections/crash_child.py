@@ -9,12 +9,13 @@ from pathlib import Path
 
 from domain.application import BillingApplication
 from projections.analytics import Analytics
+from projections.databases.duckdb import DuckDatabase
+from projections.databases.postgres import PostgresDatabase
 from projections.facts import Entity
 from projections.fold import Rows
 from projections.payment_history import PaymentHistory
 from projections.refund_status import RefundStatusView
 from projections.runner import LedgerSource, Projector
-from projections.sql import DuckDatabase, PostgresDatabase
 
 
 def slow(model_class: type) -> type:

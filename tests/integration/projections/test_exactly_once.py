@@ -15,13 +15,14 @@ import pytest
 
 from domain.application import BillingApplication
 from projections.analytics import Analytics
+from projections.databases.duckdb import DuckDatabase
+from projections.databases.postgres import PostgresDatabase
 from projections.facts import Entity, LedgerEvent
 from projections.fold import Rows
 from projections.payment_history import PaymentHistory
 from projections.read_model import ReadModel
 from projections.refund_status import RefundStatusView
 from projections.runner import LedgerSource, ProjectionStalled, Projector, RetryPolicy
-from projections.sql import DuckDatabase, PostgresDatabase
 from tests.integration.projections.conftest import drop_schema
 from tests.unit.projections.scenario import traffic_ledger
 

@@ -11,10 +11,11 @@ from bootstrap import bootstrap
 from bootstrap.settings import Settings
 from domain.application import BillingApplication
 from projections.analytics import Analytics
+from projections.databases.duckdb import DuckDatabase
+from projections.databases.postgres import PostgresDatabase
 from projections.payment_history import PaymentHistory
 from projections.refund_status import RefundStatusView
 from projections.runner import Projector
-from projections.sql import DuckDatabase, PostgresDatabase
 from tests.integration.projections.test_known_scenario import check_views
 from tests.integration.store.conftest import delete_topics
 from tests.unit.projections.scenario import build_ledger

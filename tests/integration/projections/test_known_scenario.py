@@ -10,11 +10,14 @@ import pytest
 
 from domain.application import BillingApplication
 from projections.analytics import Analytics
+from projections.databases.duckdb import DuckDatabase
+from projections.databases.port import Database
+from projections.databases.postgres import PostgresDatabase
+from projections.databases.sqlite import SqliteDatabase
 from projections.payment_history import PaymentHistory, query_history
 from projections.read_model import ReadModel
 from projections.refund_status import RefundStatusView, query_refunds, refund
 from projections.runner import LedgerSource, Projector
-from projections.sql import Database, DuckDatabase, PostgresDatabase, SqliteDatabase
 from tests.unit.projections.scenario import (
     EXPECTED_HISTORY,
     EXPECTED_REFUNDS,

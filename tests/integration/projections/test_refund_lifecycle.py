@@ -13,10 +13,10 @@ from domain.commands import (
     RejectRefund,
     RequestRefund,
 )
+from projections.databases.postgres import PostgresDatabase
 from projections.payment_history import PaymentHistory, payment
 from projections.refund_status import RefundStatusView, refund
 from projections.runner import LedgerSource, Projector
-from projections.sql import PostgresDatabase
 from tests.unit.projections.scenario import at, commands
 
 pytestmark = pytest.mark.postgres

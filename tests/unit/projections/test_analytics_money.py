@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from projections.analytics import _VIEWS, VIEW_NAMES, Analytics
-from projections.sql import DuckDatabase
+from projections.databases.duckdb import DuckDatabase
 
 _EXACT = re.compile(r"^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|DECIMAL\(\d+,\d+\))$")
 

@@ -14,12 +14,13 @@ from hypothesis import strategies as st
 
 from domain.application import BillingApplication
 from projections.analytics import Analytics
+from projections.databases.duckdb import DuckDatabase
+from projections.databases.sqlite import SqliteDatabase
 from projections.facts import LedgerEvent
 from projections.payment_history import PaymentHistory
 from projections.read_model import ReadModel
 from projections.refund_status import RefundStatusView
 from projections.runner import LedgerSource
-from projections.sql import DuckDatabase, SqliteDatabase
 from tests.unit.projections.scenario import build_ledger
 
 # Postings and rejections are keyed by ledger position, which an interleaving renumbers.

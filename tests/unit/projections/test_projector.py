@@ -11,11 +11,11 @@ import pytest
 from eventsourcing.persistence import ApplicationRecorder, Notification
 
 from domain.application import BillingApplication
+from projections.databases.sqlite import SqliteDatabase
 from projections.facts import LedgerEvent
 from projections.payment_history import PaymentHistory
 from projections.refund_status import RefundStatusView
 from projections.runner import LedgerGapError, LedgerSource, Projector, RetryPolicy
-from projections.sql import SqliteDatabase
 from projections.tracking import ProjectionPositionConflict
 from tests.unit.projections.scenario import build_ledger
 

@@ -12,8 +12,8 @@ import pytest
 
 from domain.application import BillingApplication
 from projections.analytics import Analytics
+from projections.databases.duckdb import DuckDatabase
 from projections.runner import LedgerSource
-from projections.sql import DuckDatabase
 from replay.ledger_prefix import LedgerStop, PrefixSource, ends_a_command, project_to
 from tests.unit.projections.scenario import commands
 

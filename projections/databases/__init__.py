@@ -1,0 +1,1 @@
+"""The read-model databases: the ``Database`` port and one adapter module per backend."""

@@ -1,0 +1,147 @@
+"""The port every read-model database adapter implements, and what is shared by all of them.
+
+Statements are written once with ``?`` placeholders and ``{type}`` fields for the column
+types; each backend's dialect fills them in, and each backend converts the values it
+cannot store as they are (``Database.param``).
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, ClassVar
+
+Row = dict[str, Any]
+
+# Bound parameters per multi-row INSERT: well under every database's limit.
+MAX_PARAMS = 20_000
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, Decimal | datetime):
+        return str(value)
+    raise TypeError(f"cannot store {type(value).__name__} as JSON")
+
+
+def to_json(value: Any) -> str:
+    """JSON text with Decimals kept exact (as strings)."""
+    return json.dumps(value, default=_json_default, sort_keys=True, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """Column types and placeholder style of one database."""
+
+    types: Mapping[str, str]
+    placeholder: str = "?"
+
+    def sql(self, statement: str) -> str:
+        """Fill in the column types and this database's placeholder."""
+        filled = statement.format_map(self.types)
+        return filled.replace("?", self.placeholder) if self.placeholder != "?" else filled
+
+
+COMMON_TYPES = {
+    "text": "TEXT",
+    "bigint": "BIGINT",
+    "int": "INTEGER",
+    "bool": "BOOLEAN",
+}
+
+
+def rows_of(description: Any, records: Sequence[Sequence[Any]]) -> list[Row]:
+    """A DB-API cursor's records as dicts keyed by column name."""
+    if description is None:
+        return []
+    names = [column[0] for column in description]
+    return [dict(zip(names, record, strict=True)) for record in records]
+
+
+class Database(ABC):
+    """A connection to one read-model database, used by one thread."""
+
+    dialect: ClassVar[Dialect]
+
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[None]:
+        """Everything inside commits together or not at all."""
+
+    @abstractmethod
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Run one statement (``?`` placeholders, ``{type}`` fields); rows if it returns any.
+
+        Write statements return rows only with RETURNING (without it DuckDB returns a
+        count row, the others none: do not rely on either)."""
+
+    @abstractmethod
+    def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement once per row of parameters."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Close the connection (the next call opens a new one)."""
+
+    def param(self, value: Any) -> Any:
+        """``value`` as this database binds it: lists and dicts as JSON text by default."""
+        if isinstance(value, dict | list):
+            return to_json(value)
+        return value
+
+    def insert_rows(
+        self,
+        table: str,
+        columns: Sequence[str],
+        records: Sequence[Sequence[Any]],
+        on_conflict: str,
+    ) -> None:
+        """Insert ``records`` (already converted by ``param``) with one ``ON CONFLICT``
+        clause, in multi-row INSERTs of at most ``MAX_PARAMS`` parameters."""
+        row_placeholder = "(" + ", ".join("?" for _ in columns) + ")"
+        per_statement = max(1, MAX_PARAMS // len(columns))
+        for start in range(0, len(records), per_statement):
+            chunk = records[start : start + per_statement]
+            statement = (
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+                + ", ".join(row_placeholder for _ in chunk)
+                + f" {on_conflict}"
+            )
+            self.execute(statement, [value for record in chunk for value in record])
+
+
+def upsert(
+    db: Database,
+    table: str,
+    key_columns: Sequence[str],
+    rows: Mapping[tuple[Any, ...], Mapping[str, Any]],
+) -> None:
+    """Insert or fill rows: a non-null value wins, a null never clears a stored value.
+
+    Fact columns cannot be NOT NULL: PostgreSQL checks the proposed row (only the columns
+    one batch knows) before it finds the conflict that turns the insert into an update.
+
+    Keys must be unique within ``rows`` (fold first): one statement may not touch a row twice.
+    """
+    by_columns: dict[tuple[str, ...], list[list[Any]]] = {}
+    for key, values in rows.items():
+        columns = tuple(sorted(values))
+        record = [*key, *(db.param(values[column]) for column in columns)]
+        by_columns.setdefault(columns, []).append(record)
+    for columns, records in by_columns.items():
+        if columns:
+            assignments = ", ".join(
+                f"{column} = COALESCE(excluded.{column}, {table}.{column})" for column in columns
+            )
+            conflict = f"DO UPDATE SET {assignments}"
+        else:
+            conflict = "DO NOTHING"
+        db.insert_rows(
+            table,
+            [*key_columns, *columns],
+            records,
+            f"ON CONFLICT ({', '.join(key_columns)}) {conflict}",
+        )

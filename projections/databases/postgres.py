@@ -1,0 +1,137 @@
+"""The PostgreSQL adapter of the read-model ``Database`` port (psycopg 3)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from projections.databases.errors import (
+    DatabaseBusy,
+    DatabaseIntegrityError,
+    DatabaseProgrammingError,
+    DatabaseUnavailable,
+    DatabaseValueError,
+    MissingTable,
+    ReadModelDatabaseError,
+    first_line,
+)
+from projections.databases.port import COMMON_TYPES, Database, Dialect, Row, rows_of, to_json
+
+if TYPE_CHECKING:  # psycopg is imported when first used: commands without PostgreSQL start faster
+    import psycopg
+
+POSTGRES = Dialect(
+    types={
+        **COMMON_TYPES,
+        "ts": "TIMESTAMPTZ",
+        "local_ts": "TIMESTAMP",
+        "kwh": "NUMERIC(14,3)",
+        "decimal": "NUMERIC(20,6)",
+        "json": "JSONB",
+    },
+    placeholder="%s",
+)
+
+
+@dataclass
+class PostgresDatabase(Database):
+    """PostgreSQL through psycopg 3; tables live in ``schema`` (created if missing), or
+    where the DSN's search_path puts them when no schema is given."""
+
+    dialect: ClassVar[Dialect] = POSTGRES
+
+    dsn: str
+    schema: str | None = None
+    _connection: Any = field(default=None, repr=False)
+
+    def _connect(self) -> Any:
+        import psycopg
+        from psycopg import sql
+
+        if self._connection is not None and not self._connection.closed:
+            if not self._connection.broken:
+                return self._connection
+            self._connection.close()
+        connection = psycopg.connect(self.dsn, autocommit=True, connect_timeout=10)
+        if self.schema is not None:
+            schema = sql.Identifier(self.schema)
+            connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
+            connection.execute(sql.SQL("SET search_path TO {}").format(schema))
+        self._connection = connection
+        return connection
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._translated(), self._connect().transaction():
+            yield
+
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
+        with self._translated():
+            cursor = self._connect().execute(self.dialect.sql(statement), params or None)
+            return rows_of(cursor.description, cursor.fetchall() if cursor.description else [])
+
+    def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        with self._translated(), self._connect().cursor() as cursor:
+            cursor.executemany(self.dialect.sql(statement), rows)
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def param(self, value: Any) -> Any:
+        """Lists and dicts as JSONB (Decimals kept exact)."""
+        if isinstance(value, dict | list):
+            from psycopg.types.json import Jsonb
+
+            return Jsonb(value, dumps=to_json)
+        return value
+
+    def where(self) -> str:
+        """The server, database and schema, for messages (never the password)."""
+        import psycopg
+
+        try:
+            info = psycopg.conninfo.conninfo_to_dict(self.dsn)
+        except psycopg.Error:
+            return "PostgreSQL"
+        place = f"PostgreSQL {info.get('dbname', '')} at {info.get('host', 'localhost')}"
+        place += f":{info.get('port', 5432)}"
+        return place + (f" (schema {self.schema})" if self.schema else "")
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        import psycopg
+
+        try:
+            yield
+        except psycopg.Error as error:
+            raise translate(error, self.where()) from error
+
+
+def translate(error: psycopg.Error, where: str) -> ReadModelDatabaseError:
+    """psycopg's error as the read-model databases' own."""
+    import psycopg
+    from psycopg import errors
+
+    message = f"{where}: {first_line(error)}"
+    kind: type[ReadModelDatabaseError]
+    if isinstance(error, errors.LockNotAvailable | errors.QueryCanceled):
+        kind = DatabaseBusy  # lock_timeout or statement_timeout ran out
+    elif isinstance(error, errors.TransactionRollback):
+        kind = DatabaseBusy  # deadlock or serialization failure: another transaction won
+    elif isinstance(error, psycopg.OperationalError | psycopg.InterfaceError):
+        kind = DatabaseUnavailable
+    elif isinstance(error, errors.UndefinedTable):
+        kind = MissingTable
+    elif isinstance(error, psycopg.ProgrammingError):
+        kind = DatabaseProgrammingError
+    elif isinstance(error, psycopg.DataError):
+        kind = DatabaseValueError
+    elif isinstance(error, psycopg.IntegrityError):
+        kind = DatabaseIntegrityError
+    else:
+        kind = ReadModelDatabaseError
+    return kind(message)
