@@ -141,7 +141,7 @@ def test_an_offset_inside_a_command_snapshots_up_to_the_command_before(
     assert kafka_settings.pg_dsn is not None
     try:
         report = build_snapshot(
-            kafka_settings,
+            bootstrap(kafka_settings),
             READ_MODEL_NAMES,
             PointInTime(until_offset=offset_of[stopped.notification_id]),
             label,

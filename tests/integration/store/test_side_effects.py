@@ -4,6 +4,7 @@ records for other topics (dead letters) in one Kafka transaction (Guarantee 3)."
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -38,7 +39,9 @@ def joined_consumer(bootstrap: str, topic: str) -> Any:
         group_id=f"ingest-{uuid.uuid4().hex[:8]}",
         enable_auto_commit=False,
     )
+    deadline = time.monotonic() + 60
     while not consumer.assignment():
+        assert time.monotonic() < deadline, f"no partition of {topic} assigned within 60 s"
         consumer.poll(timeout_ms=200)
     return consumer
 
