@@ -234,8 +234,9 @@ def _revenue_by_day(report: Report, section: Section) -> Any:
         for index, (name, _) in enumerate(series)
     ]
     figure.update_layout(
-        title={"text": "Gross revenue and energy per day: All stations"},
-        updatemenus=[{"buttons": buttons, "x": 1.0, "xanchor": "right", "y": 1.15}],
+        title={"text": "Gross revenue and energy per day: All stations", "x": 0.5},
+        # Top left, clear of Plotly's tool bar at the top right.
+        updatemenus=[{"buttons": buttons, "x": 0.0, "xanchor": "left", "y": 1.18}],
         legend={"orientation": "h", "y": -0.15},
         bargap=0.2,
     )
