@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from consumers.projector import DEFAULT_BATCH_SIZE, LedgerSource, Projector, RetryPolicy
 from projections.analytics import Analytics
+from projections.analytics_snapshot import SnapshotPublisher
 from projections.payment_history import PaymentHistory
 from projections.read_model import ReadModel
 from projections.refund_status import RefundStatusView
@@ -55,7 +56,8 @@ def read_models(
     if views is not None and RefundStatusView.name in names:
         models.append(RefundStatusView(views))
     if Analytics.name in names:
-        models.append(Analytics(analytics_database(settings)))
+        analytics = analytics_database(settings)
+        models.append(Analytics(analytics, SnapshotPublisher(analytics)))
     return models
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from projections.analytics_snapshot import reader_path
 from projections.sql import DuckDatabase, Row
 
 
@@ -27,10 +28,12 @@ def check_select(statement: str) -> None:
 
 
 def open_read_only(path: Path) -> DuckDatabase:
-    """The analytics file opened read-only, with no access to other files or the network."""
+    """The analytics file opened read-only, with no access to other files or the network:
+    the copy the projector publishes for readers when there is one (so a reader never
+    holds the projector's file), else the file itself."""
     if not path.exists():
         raise FileNotFoundError(f"no analytics database at {path}: run `evledger project` first")
-    return DuckDatabase(path, read_only=True)
+    return DuckDatabase(reader_path(path), read_only=True)
 
 
 def run_select(db: DuckDatabase, statement: str) -> tuple[list[str], list[Row]]:

@@ -218,9 +218,8 @@ def build_report(db: DuckDatabase, filters: Filters = Filters()) -> Report:
         if len(found) > 1:
             raise SeveralCurrencies(found)
         currency = found[0] if found else None
-    if currency is None:
-        return Report(filters.date_from, filters.date_to, None, filters, Headline())
-    scope = _scope(filters, currency)
+    # No data: the same sections, empty (no currency matches the empty code).
+    scope = _scope(filters, currency or "")
     period = scope.query(
         db,
         "SELECT CAST(MIN(started_at_local) AS DATE) AS first, "
@@ -237,8 +236,10 @@ def build_report(db: DuckDatabase, filters: Filters = Filters()) -> Report:
         _customer_visits(db, scope),
         _spend_distribution(db, scope),
         _payment_outcomes(db, scope),
-        _trial_balance(db, currency),
+        _trial_balance(db, currency or ""),
     )
+    if currency is None:
+        return Report(filters.date_from, filters.date_to, None, filters, Headline(), sections)
     return Report(
         period_from=filters.date_from or period["first"],
         period_to=filters.date_to or period["last"],

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from consumers.projector import LedgerSource
+from projections.analytics_snapshot import publish_snapshot
 from projections.read_model import LEDGER_APPLICATION, ReadModel
 from projections.sql import Database, DuckDatabase, PostgresDatabase, SqliteDatabase
 from projections.tracking import TRACKING_TABLE, create_tracking
@@ -232,6 +233,7 @@ class DuckLive(LiveSide):
                 self._set_positions(positions)
         finally:
             self.db.execute("DETACH rebuilt")
+        publish_snapshot(self.db)
 
 
 def open_live(db: Database, group: ModelGroup, rebuilt: Place) -> LiveSide:

@@ -131,3 +131,16 @@ def test_csv_of_one_section_and_a_directory(known_db: DuckDatabase, tmp_path: Pa
     assert sorted(path.stem for path in written) == sorted(SECTION_NAMES)
     heatmap = (tmp_path / "csv" / "sessions_by_weekday_hour.csv").read_text().splitlines()
     assert heatmap[0] == "weekday,weekday_name,local_hour,sessions,energy_kwh"
+
+
+def test_no_data_is_an_empty_report_with_every_section(tmp_path: Path) -> None:
+    from projections.analytics import Analytics
+
+    model = Analytics(DuckDatabase(tmp_path / "empty.duckdb"))
+    model.create()
+    report = build_report(model.db)
+    model.db.close()
+    document = to_document(report)
+    assert document["currency"] is None
+    assert document["sections"] == {name: [] for name in SECTION_NAMES}
+    assert document["headline"]["sessions"] == 0
