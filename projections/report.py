@@ -335,7 +335,8 @@ def _revenue_by_station_day(db: DuckDatabase, scope: _Scope) -> Section:
     return Section(
         "revenue_by_station_day",
         "Revenue and energy per station and day",
-        "The same daily figures for each station on its own.",
+        "The same daily figures for each station on its own (choose a station in the "
+        "chart above to see its days).",
         (
             Column("local_day", "day", Kind.day),
             Column("station_id", "station", Kind.text),

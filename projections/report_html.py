@@ -107,10 +107,11 @@ def _section(report: Report, section: Section) -> str:
 def _figure_html(figure: Any, name: str) -> str:
     import plotly.io
 
+    if figure.layout.height is None:
+        figure.update_layout(height=420)
     figure.update_layout(
         template="plotly_white",
         margin={"l": 60, "r": 30, "t": 40, "b": 50},
-        height=420,
         font={"family": "system-ui, sans-serif"},
     )
     html_text: str = plotly.io.to_html(
@@ -240,8 +241,12 @@ def _revenue_by_day(report: Report, section: Section) -> Any:
         legend={"orientation": "h", "y": -0.15},
         bargap=0.2,
     )
-    figure.update_yaxes(title_text=f"gross revenue ({currency})", secondary_y=False)
-    figure.update_yaxes(title_text="energy (kWh)", secondary_y=True, showgrid=False)
+    figure.update_yaxes(
+        title_text=f"gross revenue ({currency})", secondary_y=False, rangemode="tozero"
+    )
+    figure.update_yaxes(
+        title_text="energy (kWh)", secondary_y=True, showgrid=False, rangemode="tozero"
+    )
     return figure
 
 
@@ -430,11 +435,15 @@ def _payment_outcomes(report: Report, section: Section) -> Any:
             marker_color=[
                 "#54a24b" if row["status"] == "captured" else "#e45756" for row in section.rows
             ],
+            text=[f"{row['payments']:,}" for row in section.rows],
+            textposition="outside",
+            cliponaxis=False,
             hovertemplate="%{y}: %{x} payments<extra></extra>",
         )
     )
-    figure.update_xaxes(title_text="payments (log scale)", type="log")
+    figure.update_xaxes(title_text="payments")
     figure.update_yaxes(autorange="reversed")
+    figure.update_layout(height=max(260, 60 * len(section.rows) + 120))
     return figure
 
 
