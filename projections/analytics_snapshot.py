@@ -4,7 +4,8 @@ DuckDB lets one process hold a database file for writing, and a reader's lock wo
 turn keep the projector out. So the projector owns ``analytics.duckdb`` alone and, after
 its batches, publishes a copy as ``analytics.snapshot.duckdb`` by an atomic rename.
 Readers (queries, the report, a server) open the newest copy read-only: they see a
-committed state, at most a batch old once the projector has caught up, and a reader that
+committed state, at most a batch old once the projector has caught up (or four times a
+copy's duration, for a file so large that copying takes long), and a reader that
 still has an older copy open keeps reading it undisturbed (the rename replaces only the
 name; within one process DuckDB shares an open file per path, so a long-lived reader such
 as a server should close its connections between requests to see the next copy). While
@@ -26,6 +27,9 @@ log = logging.getLogger("evledger.analytics")
 
 # While catching up: seconds between two copies (once caught up, every batch is copied).
 CATCH_UP_INTERVAL_S = 5.0
+# A copy waits until this many times its last copy's duration has passed since it, so that
+# copying a large file never takes more than a fifth of the projector's time.
+COPY_SHARE_FACTOR = 4
 
 
 def snapshot_path(live: Path) -> Path:
@@ -75,8 +79,9 @@ def _remove(path: Path) -> None:
 
 
 class SnapshotPublisher:
-    """Publishes the copy after the batches that changed the file: at once when the
-    projector has caught up, otherwise at most every ``interval_s``."""
+    """Publishes the copy after the batches that changed the file: once the projector has
+    caught up, at the first batch (or idle poll) when copying would not take more than a
+    fifth of its time; while it catches up, at most every ``interval_s`` as well."""
 
     def __init__(
         self,
@@ -90,6 +95,7 @@ class SnapshotPublisher:
         self.published = 0
         self._changed = False
         self._last = float("-inf")
+        self._cost = 0.0
 
     def changed(self) -> None:
         self._changed = True
@@ -97,8 +103,10 @@ class SnapshotPublisher:
     def after_batch(self, caught_up: bool) -> None:
         if not self._changed:
             return
-        if not caught_up and self.clock() - self._last < self.interval_s:
+        since = self.clock() - self._last
+        if since < COPY_SHARE_FACTOR * self._cost or (not caught_up and since < self.interval_s):
             return
+        started = self.clock()
         try:
             publish_snapshot(self.db)
         except Exception as error:
@@ -108,4 +116,5 @@ class SnapshotPublisher:
             return
         self._changed = False
         self._last = self.clock()
+        self._cost = self._last - started
         self.published += 1

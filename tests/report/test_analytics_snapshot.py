@@ -92,3 +92,22 @@ def test_without_a_copy_readers_open_the_file_itself(tmp_path: Path) -> None:
     model.db.close()
     assert not snapshot_path(live).exists()
     assert _sessions(live) == 0
+
+
+def test_a_slow_copy_is_not_repeated_at_once(tmp_path: Path) -> None:
+    ticks = iter(range(1_000))
+    db = DuckDatabase(tmp_path / "analytics.duckdb")
+    # Each reading of this clock is a second later: every copy "takes" one second.
+    publisher = SnapshotPublisher(db, interval_s=0, clock=lambda: float(next(ticks)))
+    model = Analytics(db, publisher)
+    model.create()
+    model.after_batch(caught_up=True)
+    assert publisher.published == 1
+    _add(model, "S1")
+    for _ in range(3):  # one, two, three seconds after a one-second copy: too soon
+        model.after_batch(caught_up=True)
+    assert publisher.published == 1
+    model.after_batch(caught_up=True)  # four seconds after it
+    assert publisher.published == 2
+    assert _sessions(db.path) == 1
+    db.close()
