@@ -4,10 +4,10 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: test check services services-down demo venv tools clean
+.PHONY: test check services services-down browser demo venv tools clean
 
 # The whole suite on a fresh machine: Python deps, Kafka + PostgreSQL, lint, types, tests.
-test: check services tools
+test: check services browser tools
 	eval "$$(scripts/services env)" && $(VENV)/bin/pytest $(PYTEST_ARGS)
 
 check: venv
@@ -17,6 +17,10 @@ check: venv
 
 services: venv
 	scripts/services up
+
+# The report's browser test renders in Debian's chromium; installed here when missing.
+browser:
+	scripts/browser
 
 services-down:
 	scripts/services down

@@ -14,6 +14,7 @@ from projections.refund_status import RefundStatusView
 
 if TYPE_CHECKING:
     from bootstrap.settings import Settings
+    from replay.home_duckdb import DuckHome
     from replay.targets import ReadModelHome
 
 READ_MODEL_CLASSES: dict[str, type[ReadModel]] = {
@@ -52,7 +53,7 @@ def views_home(settings: Settings) -> ReadModelHome:
     return SqliteHome(settings.data_dir / EMBEDDED_VIEWS_FILE)
 
 
-def analytics_home(settings: Settings) -> ReadModelHome:
+def analytics_home(settings: Settings) -> DuckHome:
     from replay.home_duckdb import DuckHome
 
     return DuckHome(settings.analytics_path, in_data_dir=settings.duckdb_path is None)

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from projections.databases.port import Database
     from projections.read_model import ReadModel
     from projections.runner import LedgerSource, Projector, RetryPolicy
+    from replay.home_duckdb import DuckHome
     from replay.positions import LedgerPositions
     from replay.targets import ModelGroup, ReadModelHome
 
@@ -36,7 +37,7 @@ class Root:
     settings: Settings
     ledger: LedgerBackend
     views: ReadModelHome
-    analytics: ReadModelHome
+    analytics: DuckHome
     _application: BillingApplication | None = field(default=None, repr=False)
 
     # --- the write side ------------------------------------------------------------------
@@ -101,10 +102,18 @@ class Root:
 
     def read_models(self, names: Sequence[str] = READ_MODEL_NAMES) -> list[ReadModel]:
         """Live read models, each group on one database connection."""
+        from projections.analytics_snapshot import SnapshotPublisher
+
+        names = projection_names(names)
+        views = [READ_MODEL_CLASSES[name] for name in names if name != Analytics.name]
         models: list[ReadModel] = []
-        for group in self.groups(names):
-            db = group.home.live()
-            models.extend(model_class(db) for model_class in group.classes)
+        if views:
+            db = self.views.live()
+            models.extend(model_class(db) for model_class in views)
+        if Analytics.name in names:
+            analytics = self.analytics.live()
+            # The live analytics model publishes the copy that readers open.
+            models.append(Analytics(analytics, SnapshotPublisher(analytics)))
         return models
 
     @contextmanager

@@ -80,3 +80,9 @@ def print_report(summary: DemoSummary, data_dir: Path, days: int) -> None:
     console.print(f"Explore it: [bold]export EVLEDGER_DATA_DIR={data_dir}[/bold], then")
     console.print("  evledger analytics report        evledger refunds --status issued")
     console.print("  evledger history --customer C-00001")
+    if summary.html_reports:
+        reports = " and ".join(str(path) for path in summary.html_reports)
+        console.print(
+            f"Charts: open [bold]{reports}[/bold] in a browser (works offline)",
+            soft_wrap=True,
+        )

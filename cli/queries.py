@@ -8,7 +8,6 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any, TypeVar
 
@@ -237,24 +236,6 @@ def analytics_query(
     render(rows, columns, output_format)
 
 
-@analytics_app.command("report")
-def analytics_report(
-    html_file: Annotated[
-        Path | None, typer.Option("--html", help="Also write the report as an HTML page.")
-    ] = None,
-    output_format: FormatOption = OutputFormat.table,
-) -> None:
-    """Revenue, usage, utilisation, pricing, customers, refunds and the trial balance."""
-    from projections.analytics_queries import build_report, report_html
-
-    tables = _analytics(build_report)
-    for table in tables:
-        render(table.rows, table.columns, output_format, table.title)
-    if html_file is not None:
-        html_file.write_text(report_html(tables), encoding="utf-8")
-        typer.echo(f"wrote {html_file}", err=True)
-
-
 # --- the projector -----------------------------------------------------------------------
 
 
@@ -313,5 +294,8 @@ def register(app: typer.Typer) -> None:
     app.command("history")(history)
     app.command("refunds")(refunds)
     app.add_typer(refund_app, name="refund")
+    from cli.report_command import analytics_report
+
+    analytics_app.command("report")(analytics_report)
     app.add_typer(analytics_app, name="analytics")
     app.command("project")(project)

@@ -50,6 +50,7 @@ class DemoSummary:
     refund_reasons: dict[str, int] = field(default_factory=dict)
     refunded: list[Money] = field(default_factory=list)
     books_balance: bool = False
+    html_reports: list[Path] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -108,9 +109,24 @@ def run_demo(
     analytics = DuckDatabase(root.settings.analytics_path, read_only=True)
     try:
         _summarise(analytics, summary)
+        summary.html_reports = write_html_reports(analytics, data_dir)
     finally:
         analytics.close()
     return summary
+
+
+def write_html_reports(db: DuckDatabase, data_dir: Path) -> list[Path]:
+    """The analysts' HTML report in the data dir: ``report.html``, or one per currency."""
+    from projections.report import Filters, build_report, currencies
+    from projections.report_html import write_html
+
+    found = currencies(db)
+    written = []
+    for currency in found:
+        path = data_dir / ("report.html" if len(found) == 1 else f"report-{currency}.html")
+        write_html(build_report(db, Filters(currency=currency)), path)
+        written.append(path)
+    return written
 
 
 def _one(db: DuckDatabase, statement: str) -> dict[str, Any]:

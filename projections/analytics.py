@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from projections.databases.port import upsert
-from projections.facts import Entity
+from projections.analytics_snapshot import SnapshotPublisher
+from projections.databases.port import Database, upsert
+from projections.facts import Entity, LedgerEvent
 from projections.fold import Rows
 from projections.read_model import ReadModel
 
@@ -340,6 +341,25 @@ class Analytics(ReadModel):
         *(f"CREATE OR REPLACE VIEW {view} AS {body}" for view, body in _VIEWS.items()),
     )
     tables = {table: ", ".join(key) for table, key, _ in _FACT_TABLES.values()}
+
+    def __init__(self, db: Database, publisher: SnapshotPublisher | None = None) -> None:
+        super().__init__(db)
+        # The live projector's model publishes the readers' copy; rebuilds do not.
+        self.publisher = publisher
+
+    def create(self) -> None:
+        super().create()
+        if self.publisher is not None:
+            self.publisher.changed()
+
+    def apply(self, batch: Sequence[LedgerEvent]) -> None:
+        super().apply(batch)
+        if self.publisher is not None and batch:
+            self.publisher.changed()
+
+    def after_batch(self, caught_up: bool) -> None:
+        if self.publisher is not None:
+            self.publisher.after_batch(caught_up)
 
     def write(self, rows: dict[Entity, Rows]) -> None:
         for entity, (table, key_columns, body) in _FACT_TABLES.items():

@@ -1,12 +1,10 @@
-"""Analysts' access to the analytics database: one read-only SELECT, and the report."""
+"""Analysts' access to the analytics database: one read-only SELECT."""
 
 from __future__ import annotations
 
-import html
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from projections.analytics_snapshot import reader_path
 from projections.databases.duckdb import DuckDatabase
 from projections.databases.port import Row
 
@@ -31,10 +29,12 @@ def check_select(statement: str) -> None:
 
 
 def open_read_only(path: Path) -> DuckDatabase:
-    """The analytics file opened read-only, with no access to other files or the network."""
+    """The analytics file opened read-only, with no access to other files or the network:
+    the copy the projector publishes for readers when there is one (so a reader never
+    holds the projector's file), else the file itself."""
     if not path.exists():
         raise FileNotFoundError(f"no analytics database at {path}: run `evledger project` first")
-    return DuckDatabase(path, read_only=True)
+    return DuckDatabase(reader_path(path), read_only=True)
 
 
 def run_select(db: DuckDatabase, statement: str) -> tuple[list[str], list[Row]]:
@@ -50,65 +50,3 @@ def _columns_of(db: DuckDatabase, statement: str) -> list[str]:
         "DESCRIBE " + statement.replace("{", "{{").replace("}", "}}").rstrip().rstrip(";")
     )
     return [str(row["column_name"]) for row in described]
-
-
-@dataclass(frozen=True)
-class ReportSection:
-    title: str
-    query: str
-
-
-REPORT: tuple[ReportSection, ...] = (
-    ReportSection(
-        "Trial balance check (debits = credits per currency)", "FROM trial_balance_check"
-    ),
-    ReportSection("Trial balance", "FROM trial_balance"),
-    ReportSection("Revenue and energy by station and day", "FROM revenue_by_station_day"),
-    ReportSection(
-        "Peak usage (busiest weekday/hour slots)",
-        "FROM peak_usage ORDER BY busiest_rank, weekday, local_hour LIMIT 10",
-    ),
-    ReportSection("Station utilisation", "FROM station_utilisation"),
-    ReportSection("Revenue per kWh by tariff", "FROM pricing_by_tariff"),
-    ReportSection("Revenue by price component", "FROM pricing_by_component"),
-    ReportSection("Repeat customers", "FROM repeat_customers"),
-    ReportSection("Top customers by spend", "FROM customer_behaviour LIMIT 10"),
-    ReportSection("Refunds by station and reason", "FROM refunds_by_station_reason"),
-    ReportSection("Most popular locations", "FROM popular_locations LIMIT 10"),
-    ReportSection("Payment outcomes", "FROM payment_outcomes"),
-)
-
-
-@dataclass(frozen=True)
-class ReportTable:
-    title: str
-    columns: list[str]
-    rows: list[Row]
-
-
-def build_report(db: DuckDatabase) -> list[ReportTable]:
-    return [ReportTable(section.title, *run_select(db, section.query)) for section in REPORT]
-
-
-def _cell(value: Any) -> str:
-    return "" if value is None else html.escape(str(value))
-
-
-def report_html(tables: list[ReportTable]) -> str:
-    """A self-contained HTML page of the report's tables."""
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>evledger analytics</title>",
-        "<style>body{font-family:sans-serif}table{border-collapse:collapse;margin-bottom:2em}"
-        "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}</style></head><body>",
-        "<h1>evledger analytics</h1><p>Amounts are in minor units of their currency.</p>",
-    ]
-    for table in tables:
-        parts.append(f"<h2>{html.escape(table.title)}</h2><table><tr>")
-        parts.extend(f"<th>{html.escape(column)}</th>" for column in table.columns)
-        parts.append("</tr>")
-        for row in table.rows:
-            cells = "".join(f"<td>{_cell(row.get(column))}</td>" for column in table.columns)
-            parts.append(f"<tr>{cells}</tr>")
-        parts.append("</table>")
-    parts.append("</body></html>")
-    return "\n".join(parts)

@@ -54,6 +54,11 @@ class ReadModel(ABC):
             )
             self.write(rows)
 
+    def after_batch(self, caught_up: bool) -> None:
+        """Called by the projector after each step (``caught_up``: it read the ledger's
+        end); nothing by default."""
+        return None
+
     @abstractmethod
     def write(self, rows: dict[Entity, Rows]) -> None:
         """Write one batch's folded rows (inside the batch's transaction)."""

@@ -126,6 +126,8 @@ class Projector:
         batch = self._with_retries("ledger", f"read after {low}", self._read, low)
         for model in self.read_models:
             self._apply(model, [e for e in batch if e.notification_id > positions[model.name]])
+        for model in self.read_models:
+            model.after_batch(caught_up=len(batch) < self.batch_size)
         return len(batch)
 
     def run_until_idle(self) -> dict[str, ProjectionProgress]:

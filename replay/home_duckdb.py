@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from projections.analytics_snapshot import publish_snapshot
 from projections.databases.duckdb import DuckDatabase
 from projections.databases.errors import DatabaseBusy
 from projections.read_model import ReadModel
@@ -102,3 +103,4 @@ class DuckLive(LiveSide):
                 self._set_positions(positions)
         finally:
             self.db.execute("DETACH rebuilt")
+        publish_snapshot(self.db)

@@ -39,8 +39,12 @@ def test_demo_runs_the_pipeline_and_reports(tmp_path: Path) -> None:
     for heading in ("Revenue", "energy", "Peak hours", "Busiest station", "Refunds"):
         assert heading in out
     assert re.search(r"Revenue [0-9,]+\.[0-9]{2} EUR", out)
-    for produced in ("upstream.jsonl", "ledger.sqlite3", "analytics.duckdb"):
+    for produced in ("upstream.jsonl", "ledger.sqlite3", "analytics.duckdb", "report.html"):
         assert (tmp_path / "demo" / produced).exists()
+    last_line = out.strip().splitlines()[-1]
+    assert last_line.endswith(
+        f"open {tmp_path / 'demo' / 'report.html'} in a browser (works offline)"
+    )
 
 
 def test_same_seed_same_report_and_another_seed_another(tmp_path: Path) -> None:

@@ -1,0 +1,120 @@
+"""The readers' copy of the analytics file, so analysts never touch the projector's file.
+
+DuckDB lets one process hold a database file for writing, and a reader's lock would in
+turn keep the projector out. So the projector owns ``analytics.duckdb`` alone and, after
+its batches, publishes a copy as ``analytics.snapshot.duckdb`` by an atomic rename.
+Readers (queries, the report, a server) open the newest copy read-only: they see a
+committed state, at most a batch old once the projector has caught up (or four times a
+copy's duration, for a file so large that copying takes long), and a reader that
+still has an older copy open keeps reading it undisturbed (the rename replaces only the
+name; within one process DuckDB shares an open file per path, so a long-lived reader such
+as a server should close its connections between requests to see the next copy). While
+catching up on a long ledger the copy is refreshed at most every few seconds, so copying
+never dominates the projector's time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from projections.databases.duckdb import DuckDatabase
+
+log = logging.getLogger("evledger.analytics")
+
+# While catching up: seconds between two copies (once caught up, every batch is copied).
+CATCH_UP_INTERVAL_S = 5.0
+# A copy waits until this many times its last copy's duration has passed since it, so that
+# copying a large file never takes more than a fifth of the projector's time.
+COPY_SHARE_FACTOR = 4
+
+
+def snapshot_path(live: Path) -> Path:
+    """Where readers find the copy of ``live``: ``analytics.snapshot.duckdb`` beside it."""
+    return live.with_name(f"{live.stem}.snapshot{live.suffix or '.duckdb'}")
+
+
+def reader_path(live: Path) -> Path:
+    """The file a reader opens: the published copy, or the file itself when no projector
+    has published one (a snapshot made by replay, an export loaded elsewhere)."""
+    copy = snapshot_path(live)
+    return copy if copy.exists() else live
+
+
+def publish_snapshot(db: DuckDatabase) -> Path:
+    """Copy ``db``'s committed state into a new file and rename it to the snapshot path
+    (atomic); the path published.
+
+    DuckDB itself writes the copy (COPY FROM DATABASE into an attached file): opening the
+    live file a second time from this process and closing it would drop DuckDB's lock on
+    it (POSIX locks belong to the process, and any close releases them).
+    """
+    target = snapshot_path(db.path)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    _remove(partial)
+    source = str(db.execute("SELECT current_database() AS name")[0]["name"])
+    quoted = str(partial).replace("'", "''").replace("{", "{{").replace("}", "}}")
+    db.execute(f"ATTACH '{quoted}' AS {_ALIAS}")
+    try:
+        try:
+            db.execute(f'COPY FROM DATABASE "{source}" TO {_ALIAS}')
+            db.execute(f"CHECKPOINT {_ALIAS}")
+        finally:
+            db.execute(f"DETACH {_ALIAS}")
+        os.replace(partial, target)
+    finally:
+        _remove(partial)
+    return target
+
+
+_ALIAS = "evledger_readers_copy"
+
+
+def _remove(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    path.with_name(path.name + ".wal").unlink(missing_ok=True)
+
+
+class SnapshotPublisher:
+    """Publishes the copy after the batches that changed the file: once the projector has
+    caught up, at the first batch (or idle poll) when copying would not take more than a
+    fifth of its time; while it catches up, at most every ``interval_s`` as well."""
+
+    def __init__(
+        self,
+        db: DuckDatabase,
+        interval_s: float = CATCH_UP_INTERVAL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.db = db
+        self.interval_s = interval_s
+        self.clock = clock
+        self.published = 0
+        self._changed = False
+        self._last = float("-inf")
+        self._cost = 0.0
+
+    def changed(self) -> None:
+        self._changed = True
+
+    def after_batch(self, caught_up: bool) -> None:
+        if not self._changed:
+            return
+        since = self.clock() - self._last
+        if since < COPY_SHARE_FACTOR * self._cost or (not caught_up and since < self.interval_s):
+            return
+        started = self.clock()
+        try:
+            publish_snapshot(self.db)
+        except Exception as error:
+            # The readers keep the previous copy; the projector must not stop for them.
+            # Still marked changed, so the next batch tries again.
+            log.warning("could not publish the readers' copy of %s: %r", self.db.path, error)
+            return
+        self._changed = False
+        self._last = self.clock()
+        self._cost = self._last - started
+        self.published += 1

@@ -1,0 +1,113 @@
+"""The readers' copy of the analytics file, on real DuckDB files: readers work while the
+projector holds its file, see only committed batches, and never hold the projector up."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from projections.analytics import Analytics
+from projections.analytics_queries import open_read_only
+from projections.analytics_snapshot import SnapshotPublisher, snapshot_path
+from projections.databases.duckdb import DuckDatabase
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _sessions(path: Path) -> int:
+    reader = open_read_only(path)
+    try:
+        return int(reader.execute("SELECT count(*) AS n FROM fact_sessions")[0]["n"])
+    finally:
+        reader.close()
+
+
+def _held_by_another_process(path: Path) -> bool:
+    opened = subprocess.run(
+        [sys.executable, "-c", f"import duckdb; duckdb.connect({str(path)!r}, read_only=True)"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return opened.returncode != 0 and "lock" in opened.stderr
+
+
+def _add(model: Analytics, key: str) -> None:
+    with model.db.transaction():
+        model.db.execute(
+            "INSERT INTO fact_sessions (session_key, currency) VALUES (?, 'EUR')", [key]
+        )
+    assert model.publisher is not None
+    model.publisher.changed()
+
+
+def test_readers_read_the_copy_while_the_projector_holds_the_file(tmp_path: Path) -> None:
+    live = tmp_path / "analytics.duckdb"
+    clock = _Clock()
+    db = DuckDatabase(live)
+    model = Analytics(db, SnapshotPublisher(db, interval_s=10, clock=clock))
+    model.create()
+    model.after_batch(caught_up=True)
+    assert snapshot_path(live).exists()
+    assert _sessions(live) == 0
+
+    _add(model, "S1")
+    # Catching up: no copy until the interval has passed, and readers keep the last one.
+    model.after_batch(caught_up=False)
+    assert _sessions(live) == 0
+    clock.now = 11
+    model.after_batch(caught_up=False)
+    assert _sessions(live) == 1
+
+    # A reader keeps its copy open while the next one is published, and the projector
+    # goes on writing its own file meanwhile.
+    early = open_read_only(live)
+    assert early.execute("SELECT count(*) AS n FROM fact_sessions")[0]["n"] == 1
+    _add(model, "S2")
+    model.after_batch(caught_up=True)
+    assert early.execute("SELECT count(*) AS n FROM fact_sessions")[0]["n"] == 1
+    # (DuckDB shares one open file per path within a process: a new reader here sees the
+    # new copy once the old reader is closed; separate processes see it at once.)
+    early.close()
+    assert _sessions(live) == 2
+    assert model.publisher is not None
+    assert model.publisher.published == 3
+    # Nothing changed: nothing copied.
+    model.after_batch(caught_up=True)
+    assert model.publisher.published == 3
+    db.close()
+
+
+def test_without_a_copy_readers_open_the_file_itself(tmp_path: Path) -> None:
+    live = tmp_path / "analytics.duckdb"
+    model = Analytics(DuckDatabase(live))
+    model.create()
+    model.db.close()
+    assert not snapshot_path(live).exists()
+    assert _sessions(live) == 0
+
+
+def test_a_slow_copy_is_not_repeated_at_once(tmp_path: Path) -> None:
+    ticks = iter(range(1_000))
+    db = DuckDatabase(tmp_path / "analytics.duckdb")
+    # Each reading of this clock is a second later: every copy "takes" one second.
+    publisher = SnapshotPublisher(db, interval_s=0, clock=lambda: float(next(ticks)))
+    model = Analytics(db, publisher)
+    model.create()
+    model.after_batch(caught_up=True)
+    assert publisher.published == 1
+    _add(model, "S1")
+    for _ in range(3):  # one, two, three seconds after a one-second copy: too soon
+        model.after_batch(caught_up=True)
+    assert publisher.published == 1
+    model.after_batch(caught_up=True)  # four seconds after it
+    assert publisher.published == 2
+    assert _sessions(db.path) == 1
+    db.close()
