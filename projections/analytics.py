@@ -12,150 +12,169 @@ from collections.abc import Sequence
 
 from projections.analytics_snapshot import SnapshotPublisher
 from projections.databases.port import Database, upsert
-from projections.facts import Entity, LedgerEvent
+from projections.facts import Entity, Fact, LedgerEvent
 from projections.fold import Rows
 from projections.read_model import ReadModel
+from projections.tables import Table, columns
 
-_FACT_TABLES: dict[Entity, tuple[str, tuple[str, ...], str]] = {
-    Entity.SESSION: (
+FACT_TABLES: tuple[Table, ...] = (
+    Table(
         "fact_sessions",
-        ("session_key",),
-        """session_key {text} PRIMARY KEY,
-        session_id {text},
-        station_id {text},
-        connector_id {text},
-        customer_id {text},
-        tariff_id {text},
-        tariff_key {text},
-        tariff_version {int},
-        timezone {text},
-        started_at {ts},
-        started_at_local {local_ts},
-        meter_start_wh {bigint},
-        stopped_at {ts},
-        charging_ended_at {ts},
-        stop_reason {text},
-        meter_stop_wh {bigint},
-        currency {text},
-        subtotal_minor {bigint},
-        vat_rate {decimal},
-        vat_minor {bigint},
-        total_minor {bigint},
-        energy_wh {bigint},
-        energy_kwh {kwh},
-        charging_seconds {bigint},
-        idle_seconds {bigint},
-        billable_idle_seconds {bigint},
-        priced_at {ts}""",
+        Entity.SESSION,
+        key=("session_key",),
+        columns=columns(
+            session_key="text",
+            session_id="text",
+            station_id="text",
+            connector_id="text",
+            customer_id="text",
+            tariff_id="text",
+            tariff_key="text",
+            tariff_version="int",
+            timezone="text",
+            started_at="ts",
+            started_at_local="local_ts",
+            meter_start_wh="bigint",
+            stopped_at="ts",
+            charging_ended_at="ts",
+            stop_reason="text",
+            meter_stop_wh="bigint",
+            currency="text",
+            subtotal_minor="bigint",
+            vat_rate="decimal",
+            vat_minor="bigint",
+            total_minor="bigint",
+            energy_wh="bigint",
+            energy_kwh="kwh",
+            charging_seconds="bigint",
+            idle_seconds="bigint",
+            billable_idle_seconds="bigint",
+            priced_at="ts",
+        ),
     ),
-    Entity.LINE_ITEM: (
+    Table(
         "fact_line_items",
-        ("session_key", "line_no"),
-        """session_key {text},
-        line_no {int},
-        component {text},
-        window_name {text},
-        quantity {decimal},
-        unit {text},
-        unit_price {decimal},
-        amount_minor {bigint},
-        currency {text},
-        PRIMARY KEY (session_key, line_no)""",
+        Entity.LINE_ITEM,
+        key=("session_key", "line_no"),
+        columns=columns(
+            session_key="text",
+            line_no="int",
+            component="text",
+            window_name="text",
+            quantity="decimal",
+            unit="text",
+            unit_price="decimal",
+            amount_minor="bigint",
+            currency="text",
+        ),
     ),
-    Entity.PAYMENT: (
+    Table(
         "fact_payments",
-        ("payment_key",),
-        """payment_key {text} PRIMARY KEY,
-        payment_id {text},
-        session_key {text},
-        session_id {text},
-        method {text},
-        currency {text},
-        authorised_minor {bigint},
-        captured_minor {bigint},
-        released_minor {bigint},
-        status {text},
-        failure_reason {text},
-        reconciliation {text},
-        reconciled_total_minor {bigint},
-        discrepancy_minor {bigint},
-        created_at {ts},
-        authorised_at {ts},
-        captured_at {ts},
-        failed_at {ts},
-        voided_at {ts}""",
+        Entity.PAYMENT,
+        key=("payment_key",),
+        columns=columns(
+            payment_key="text",
+            payment_id="text",
+            session_key="text",
+            session_id="text",
+            method="text",
+            currency="text",
+            authorised_minor="bigint",
+            captured_minor="bigint",
+            released_minor="bigint",
+            status="text",
+            failure_reason="text",
+            reconciliation="text",
+            reconciled_total_minor="bigint",
+            discrepancy_minor="bigint",
+            created_at="ts",
+            authorised_at="ts",
+            captured_at="ts",
+            failed_at="ts",
+            voided_at="ts",
+        ),
     ),
-    Entity.REFUND: (
+    Table(
         "fact_refunds",
-        ("refund_key",),
-        """refund_key {text} PRIMARY KEY,
-        refund_id {text},
-        payment_id {text},
-        payment_key {text},
-        session_id {text},
-        session_key {text},
-        amount_minor {bigint},
-        currency {text},
-        reason {text},
-        note {text},
-        status {text},
-        requested_at {ts},
-        decided_at {ts},
-        decided_by {text},
-        automatic {bool},
-        decision_note {text},
-        rejection_reason {text},
-        issued_at {ts},
-        issued_minor {bigint},
-        processor_ref {text},
-        failed_at {ts},
-        failure_reason {text},
-        closed_at {ts}""",
+        Entity.REFUND,
+        key=("refund_key",),
+        columns=columns(
+            refund_key="text",
+            refund_id="text",
+            payment_id="text",
+            payment_key="text",
+            session_id="text",
+            session_key="text",
+            amount_minor="bigint",
+            currency="text",
+            reason="text",
+            note="text",
+            status="text",
+            requested_at="ts",
+            decided_at="ts",
+            decided_by="text",
+            automatic="bool",
+            decision_note="text",
+            rejection_reason="text",
+            issued_at="ts",
+            issued_minor="bigint",
+            processor_ref="text",
+            failed_at="ts",
+            failure_reason="text",
+            closed_at="ts",
+        ),
     ),
-    Entity.POSTING: (
+    Table(
         "fact_postings",
-        ("notification_id", "line_no"),
-        """notification_id {bigint},
-        line_no {int},
-        recorded_at {ts},
-        occurred_at {ts},
-        event_type {text},
-        aggregate_kind {text},
-        aggregate_key {text},
-        account {text},
-        direction {text},
-        amount_minor {bigint},
-        currency {text},
-        PRIMARY KEY (notification_id, line_no)""",
+        Entity.POSTING,
+        key=("notification_id", "line_no"),
+        columns=columns(
+            notification_id="bigint",
+            line_no="int",
+            recorded_at="ts",
+            occurred_at="ts",
+            event_type="text",
+            aggregate_kind="text",
+            aggregate_key="text",
+            account="text",
+            direction="text",
+            amount_minor="bigint",
+            currency="text",
+        ),
     ),
-    Entity.REJECTION: (
+    Table(
         "fact_rejections",
-        ("notification_id",),
-        """notification_id {bigint} PRIMARY KEY,
-        aggregate_kind {text},
-        aggregate_key {text},
-        message_type {text},
-        event_id {text},
-        reason {text},
-        occurred_at {ts}""",
+        Entity.REJECTION,
+        key=("notification_id",),
+        columns=columns(
+            notification_id="bigint",
+            aggregate_kind="text",
+            aggregate_key="text",
+            message_type="text",
+            event_id="text",
+            reason="text",
+            occurred_at="ts",
+        ),
     ),
-    Entity.TARIFF_VERSION: (
+    Table(
         "dim_tariff_versions",
-        ("tariff_key", "tariff_version"),
-        """tariff_key {text},
-        tariff_version {int},
-        tariff_id {text},
-        currency {text},
-        price_per_kwh {decimal},
-        price_per_minute {decimal},
-        session_fee_minor {bigint},
-        idle_fee_per_minute {decimal},
-        vat_rate {decimal},
-        timezone {text},
-        published_at {ts},
-        PRIMARY KEY (tariff_key, tariff_version)""",
+        Entity.TARIFF_VERSION,
+        key=("tariff_key", "tariff_version"),
+        columns=columns(
+            tariff_key="text",
+            tariff_version="int",
+            tariff_id="text",
+            currency="text",
+            price_per_kwh="decimal",
+            price_per_minute="decimal",
+            session_fee_minor="bigint",
+            idle_fee_per_minute="decimal",
+            vat_rate="decimal",
+            timezone="text",
+            published_at="ts",
+        ),
     ),
-}
+)
 
 
 def _divided(numerator: str, denominator: str, places: int, sql_type: str) -> str:
@@ -169,11 +188,6 @@ def _divided(numerator: str, denominator: str, places: int, sql_type: str) -> st
     if places:
         rounded = f"{rounded} * 0.{'0' * (places - 1)}1"
     return f"CAST({rounded} AS {sql_type})"
-
-
-def _columns(body: str) -> frozenset[str]:
-    names = (line.strip().split()[0] for line in body.splitlines() if line.strip())
-    return frozenset(name for name in names if name != "PRIMARY")
 
 
 # No view divides with ``/`` (DOUBLE in DuckDB): money stays integer minor units or DECIMAL.
@@ -332,15 +346,12 @@ class Analytics(ReadModel):
     """Fact tables and analysts' views in DuckDB."""
 
     name = "analytics"
-    entities = tuple(_FACT_TABLES)
+    entities = tuple(table.entity for table in FACT_TABLES)
     ddl = (
-        *(
-            f"CREATE TABLE IF NOT EXISTS {table} ({body})"
-            for table, _, body in _FACT_TABLES.values()
-        ),
+        *(table.ddl() for table in FACT_TABLES),
         *(f"CREATE OR REPLACE VIEW {view} AS {body}" for view, body in _VIEWS.items()),
     )
-    tables = {table: ", ".join(key) for table, key, _ in _FACT_TABLES.values()}
+    tables = {table.name: table.order for table in FACT_TABLES}
 
     def __init__(self, db: Database, publisher: SnapshotPublisher | None = None) -> None:
         super().__init__(db)
@@ -352,8 +363,8 @@ class Analytics(ReadModel):
         if self.publisher is not None:
             self.publisher.changed()
 
-    def apply(self, batch: Sequence[LedgerEvent]) -> None:
-        super().apply(batch)
+    def apply(self, batch: Sequence[LedgerEvent], facts: Sequence[Fact] | None = None) -> None:
+        super().apply(batch, facts)
         if self.publisher is not None and batch:
             self.publisher.changed()
 
@@ -362,9 +373,9 @@ class Analytics(ReadModel):
             self.publisher.after_batch(caught_up)
 
     def write(self, rows: dict[Entity, Rows]) -> None:
-        for entity, (table, key_columns, body) in _FACT_TABLES.items():
-            columns = _columns(body) - set(key_columns)
-            upsert(self.db, table, key_columns, pick_all(rows[entity], columns))
+        for table in FACT_TABLES:
+            picked = pick_all(rows[table.entity], table.value_columns)
+            upsert(self.db, table.name, table.key, picked)
 
     def drop_statements(self) -> Sequence[str]:
         return [

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from projections.databases.port import Database, Row
-from projections.facts import Entity, LedgerEvent, facts_of_batch
+from projections.facts import Entity, Fact, LedgerEvent, facts_of_batch
 from projections.fold import Rows, fold
 from projections.tracking import (
     advance_tracking,
@@ -42,11 +42,14 @@ class ReadModel(ABC):
     def position(self) -> int:
         return tracked_position(self.db, self.name)
 
-    def apply(self, batch: Sequence[LedgerEvent]) -> None:
-        """Apply contiguous events in one transaction that also moves the position."""
+    def apply(self, batch: Sequence[LedgerEvent], facts: Sequence[Fact] | None = None) -> None:
+        """Apply contiguous events in one transaction that also moves the position.
+
+        ``facts`` are the batch's facts when the caller has them already (the projector
+        computes them once for all its read models); otherwise they are computed here."""
         if not batch:
             return
-        rows = fold(facts_of_batch(batch), self.entities)
+        rows = fold(facts_of_batch(batch) if facts is None else facts, self.entities)
         with self.db.transaction():
             # Position first: it locks the tracking row, so racing projectors queue here.
             advance_tracking(

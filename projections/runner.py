@@ -1,5 +1,6 @@
 """The projector: reads the ledger in batches and applies each batch to every read model,
-one database transaction per batch and read model, retrying with backoff on errors.
+one database transaction per batch and read model, retrying with backoff on errors. A
+batch's facts are computed once and shared by the read models.
 
 The ledger is read through the library's ``ApplicationRecorder.select_notifications`` and
 the application's mapper, so the same projector runs on the SQLite store (embedded) and
@@ -19,6 +20,7 @@ from typing import Any
 from eventsourcing.application import Application
 from eventsourcing.persistence import ApplicationRecorder, Mapper
 
+from projections.batch_facts import BatchFacts
 from projections.facts import LedgerEvent
 from projections.read_model import ReadModel
 from projections.tracking import ProjectionPositionConflict
@@ -124,8 +126,10 @@ class Projector:
         positions = self.positions()
         low = min(positions.values(), default=0)
         batch = self._with_retries("ledger", f"read after {low}", self._read, low)
+        facts = BatchFacts(batch)
         for model in self.read_models:
-            self._apply(model, [e for e in batch if e.notification_id > positions[model.name]])
+            part = [e for e in batch if e.notification_id > positions[model.name]]
+            self._apply(model, part, facts)
         for model in self.read_models:
             model.after_batch(caught_up=len(batch) < self.batch_size)
         return len(batch)
@@ -147,7 +151,7 @@ class Projector:
     def _read(self, position: int) -> list[LedgerEvent]:
         return self.source.read_after(position, self.batch_size)
 
-    def _apply(self, model: ReadModel, part: Sequence[LedgerEvent]) -> None:
+    def _apply(self, model: ReadModel, part: Sequence[LedgerEvent], facts: BatchFacts) -> None:
         if not part:
             return
         progress = self.progress[model.name]
@@ -160,7 +164,7 @@ class Projector:
                 # projector moved the position: the next step reads from where it is now.
                 return
             try:
-                model.apply(remaining)
+                model.apply(remaining, facts.of(remaining))
             except (LedgerGapError, KeyboardInterrupt):
                 raise
             except ProjectionPositionConflict as conflict:

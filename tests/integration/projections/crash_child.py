@@ -25,8 +25,8 @@ def slow(model_class: type) -> type:
             # Rows written and position moved, not yet committed: the kill lands here.
             time.sleep(0.05)
 
-        def apply(self, batch: list) -> None:  # type: ignore[type-arg]
-            super().apply(batch)
+        def apply(self, batch: list, facts: list | None = None) -> None:  # type: ignore[type-arg]
+            super().apply(batch, facts)
             print(f"committed {self.name} {batch[-1].notification_id}", flush=True)
 
     return Slow

@@ -17,7 +17,7 @@ from domain.application import BillingApplication
 from projections.analytics import Analytics
 from projections.databases.duckdb import DuckDatabase
 from projections.databases.postgres import PostgresDatabase
-from projections.facts import Entity, LedgerEvent
+from projections.facts import Entity, Fact, LedgerEvent
 from projections.fold import Rows
 from projections.payment_history import PaymentHistory
 from projections.read_model import ReadModel
@@ -92,10 +92,12 @@ def with_faults(mid_batch: set[int], after_commit: set[int]) -> Any:
         class Faulty(model_class):  # type: ignore[valid-type, misc]
             calls = 0
 
-            def apply(self, batch: Sequence[LedgerEvent]) -> None:
+            def apply(
+                self, batch: Sequence[LedgerEvent], facts: Sequence[Fact] | None = None
+            ) -> None:
                 type(self).calls += 1
                 self.call = type(self).calls
-                super().apply(batch)
+                super().apply(batch, facts)
                 if self.call in after_commit:
                     raise InjectedFault(f"after committing batch {self.call}")
 

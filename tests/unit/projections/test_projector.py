@@ -12,7 +12,7 @@ from eventsourcing.persistence import ApplicationRecorder, Notification
 
 from domain.application import BillingApplication
 from projections.databases.sqlite import SqliteDatabase
-from projections.facts import LedgerEvent
+from projections.facts import Fact, LedgerEvent
 from projections.payment_history import PaymentHistory
 from projections.refund_status import RefundStatusView
 from projections.runner import LedgerGapError, LedgerSource, Projector, RetryPolicy
@@ -80,11 +80,11 @@ def test_transient_errors_are_retried_with_backoff(
     class Flaky(RefundStatusView):
         failures = 2
 
-        def apply(self, batch: Sequence[LedgerEvent]) -> None:
+        def apply(self, batch: Sequence[LedgerEvent], facts: Sequence[Fact] | None = None) -> None:
             if Flaky.failures:
                 Flaky.failures -= 1
                 raise ConnectionError("database restarting")
-            super().apply(batch)
+            super().apply(batch, facts)
 
     delays: list[float] = []
     model = Flaky(db)

@@ -1,0 +1,67 @@
+"""A projector batch's facts are computed once, whatever the number of read models, and
+each read model still gets exactly the facts of the events it lacks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import projections.batch_facts
+from domain.application import BillingApplication
+from projections.analytics import Analytics
+from projections.batch_facts import BatchFacts
+from projections.databases.duckdb import DuckDatabase
+from projections.databases.sqlite import SqliteDatabase
+from projections.facts import LedgerEvent, facts_of, facts_of_batch
+from projections.payment_history import PaymentHistory
+from projections.refund_status import RefundStatusView
+from projections.runner import LedgerSource, Projector
+from tests.unit.projections.scenario import build_ledger
+
+
+@pytest.fixture
+def events() -> list[LedgerEvent]:
+    application = BillingApplication(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    build_ledger(application)
+    return LedgerSource.of(application).read_after(0, 1000)
+
+
+def test_three_read_models_compute_each_events_facts_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    application = BillingApplication(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    build_ledger(application)
+    calls: list[int] = []
+
+    def counted(ledger_event: LedgerEvent) -> object:
+        calls.append(ledger_event.notification_id)
+        return facts_of(ledger_event)
+
+    monkeypatch.setattr(projections.batch_facts, "facts_of", counted)
+    views, duck = SqliteDatabase(tmp_path / "views.sqlite3"), DuckDatabase(tmp_path / "a.duckdb")
+    models = [PaymentHistory(views), RefundStatusView(views), Analytics(duck)]
+    projector = Projector(LedgerSource.of(application), models, batch_size=7)
+    projector.create()
+    projector.run_until_idle()
+    head = application.recorder.max_notification_id()
+    assert sorted(calls) == list(range(1, (head or 0) + 1))  # once per event, not per model
+    assert {model.position() for model in models} == {head}
+    views.close()
+    duck.close()
+
+
+def test_a_tail_of_the_batch_gets_the_facts_of_that_tail(events: list[LedgerEvent]) -> None:
+    shared = BatchFacts(events[:20])
+    assert shared.of(events[:20]) == facts_of_batch(events[:20])
+    assert shared.of(events[12:20]) == facts_of_batch(events[12:20])
+    assert shared.of([]) == []
+    assert shared.computed == 1
+
+
+def test_events_outside_the_batch_are_refused(events: list[LedgerEvent]) -> None:
+    shared = BatchFacts(events[5:10])
+    with pytest.raises(ValueError, match="not a run of this batch"):
+        shared.of(events[8:12])
+    with pytest.raises(ValueError, match="not a run of this batch"):
+        shared.of(events[:3])
