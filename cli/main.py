@@ -13,6 +13,7 @@ from cli.doctor import run_checks
 from cli.output import OutputFormat, render
 from cli.queries import register as register_queries
 from cli.replay import replay
+from cli.serve import register as register_serve
 from cli.settings import current_settings
 from consumers.contract import json_schema
 
@@ -35,6 +36,7 @@ app.command()(pipeline.publish)
 app.command()(pipeline.ingest)
 app.command()(pipeline.run)
 app.command()(replay)
+register_serve(app)
 
 app.add_typer(audit.app, name="audit")
 
