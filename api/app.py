@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
@@ -18,6 +18,7 @@ from api.auth import KeyCache
 from api.keys import create_table as create_keys_table
 from api.ledger_head import LedgerHead
 from api.observe import ApiMetrics, ObserveMiddleware
+from api.params import no_unknown_query
 from api.problems import ProblemDocument, problem_response
 from api.refund_requests import RefundPublisher
 from api.refund_requests import create_table as create_idempotency_table
@@ -77,6 +78,19 @@ def _install_handlers(app: FastAPI) -> None:
         )
 
 
+def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """An optional parameter's schema without its `null` branch: a query string or header
+    is absent or a string, never JSON null, and clients should not be told otherwise."""
+    branches = schema.get("anyOf")
+    if not isinstance(branches, list):
+        return schema
+    kept = [branch for branch in branches if branch.get("type") != "null"]
+    if len(kept) != 1:
+        return schema
+    rest = {key: value for key, value in schema.items() if key != "anyOf"}
+    return {**kept[0], **rest}
+
+
 def _openapi(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema is None:
         schema = get_openapi(
@@ -85,6 +99,10 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             description=app.description,
             routes=app.routes,
         )
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                for parameter in operation.get("parameters", []):
+                    parameter["schema"] = _without_null(parameter.get("schema", {}))
         schemas = schema.setdefault("components", {}).setdefault("schemas", {})
         schemas["ProblemDocument"] = ProblemDocument.model_json_schema()
         app.openapi_schema = schema
@@ -127,6 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1",
         description=DESCRIPTION,
         lifespan=lifespan,
+        dependencies=[Depends(no_unknown_query)],
     )
     app.state.api = state
     _install_handlers(app)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from fastapi import Path, Query
+from fastapi import Path, Query, Request
 
 from api.problems import Problem
 
@@ -43,6 +44,7 @@ From = Annotated[
     Query(
         alias="from",
         max_length=64,
+        json_schema_extra={"format": "date-time"},
         description="Created at or after this time: RFC 3339 with an offset, e.g. "
         "2024-05-01T00:00:00Z.",
     ),
@@ -52,24 +54,61 @@ To = Annotated[
     Query(
         alias="to",
         max_length=64,
+        json_schema_extra={"format": "date-time"},
         description="Created before this time: RFC 3339 with an offset.",
     ),
 ]
 FilterId = Annotated[str | None, Query(pattern=ID_PATTERN, max_length=200)]
 
+_RFC3339 = re.compile(
+    r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?$"
+)
+
 
 def parse_time(value: str | None, name: str) -> datetime | None:
-    """An RFC 3339 time with an offset; anything else is a 400 problem."""
+    """An RFC 3339 time with an offset (Z or +hh:mm); anything else is a 422 problem."""
     if value is None:
         return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
+    match = _RFC3339.match(value)
+    if match is None:
         raise Problem(
-            400, f"`{name}` is not a time: expected RFC 3339 like 2024-05-01T10:00:00Z"
-        ) from None
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise Problem(
-            400, f"`{name}` needs an offset (Z or +02:00): a time without one is ambiguous"
+            422, f"`{name}` is not an RFC 3339 time like 2024-05-01T10:00:00Z, got {value!r}"
         )
+    day, clock, fraction, offset = match.groups()
+    if offset is None:
+        raise Problem(422, f"`{name}` needs an offset (Z or +02:00): without one it is ambiguous")
+    micros = (fraction or "")[:7]
+    zone = "+00:00" if offset in ("Z", "z") else offset
+    try:
+        moment = datetime.fromisoformat(f"{day}T{clock}{micros}{zone}")
+        moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise Problem(422, f"`{name}` is not a valid time: {value!r}") from None
     return moment
+
+
+_DECLARED: dict[int, frozenset[str]] = {}
+
+
+def no_unknown_query(request: Request) -> None:
+    """Refuse query parameters the endpoint does not take: a misspelt filter (`?stauts=`)
+    would otherwise be ignored and answer with everything."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    declared = _DECLARED.get(id(route))
+    if declared is None:
+        declared = frozenset(_query_names(dependant))
+        _DECLARED[id(route)] = declared
+    unknown = sorted(set(request.query_params) - declared)
+    if unknown:
+        takes = ", ".join(sorted(declared)) or "none"
+        raise Problem(422, f"unknown query parameter {unknown[0]!r}; this endpoint takes: {takes}")
+
+
+def _query_names(dependant: Any) -> set[str]:
+    names = {str(param.alias) for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
