@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from api.keys import ApiKey, Role, verify_key
 from api.problems import Problem
@@ -46,7 +47,9 @@ class KeyCache:
             self._entries[presented] = (time.monotonic() + KEY_CACHE_TTL_S, key)
 
 
-def _authenticate(state: ApiState, credentials: HTTPAuthorizationCredentials | None) -> ApiKey:
+async def _authenticate(
+    state: ApiState, credentials: HTTPAuthorizationCredentials | None
+) -> ApiKey:
     if credentials is None:
         raise Problem(
             401,
@@ -57,8 +60,7 @@ def _authenticate(state: ApiState, credentials: HTTPAuthorizationCredentials | N
     presented = credentials.credentials
     key = state.key_cache.get(presented)
     if key is None:
-        with state.views.connection() as db:
-            key = verify_key(db, presented)
+        key = await run_in_threadpool(_lookup, state, presented)
         if key is None:
             raise Problem(
                 401, "the API key is not valid (unknown, malformed or revoked)", headers=_CHALLENGE
@@ -67,15 +69,21 @@ def _authenticate(state: ApiState, credentials: HTTPAuthorizationCredentials | N
     return key
 
 
-def require(*roles: Role) -> Callable[..., ApiKey]:
+def _lookup(state: ApiState, presented: str) -> ApiKey | None:
+    with state.views.connection() as db:
+        return verify_key(db, presented)
+
+
+def require(*roles: Role) -> Callable[..., Awaitable[ApiKey]]:
     """A dependency that admits keys of these roles only."""
     allowed = ", ".join(role.value for role in roles)
 
-    def dependency(
+    # Async: a cached key costs no thread hop; a lookup goes to the thread pool.
+    async def dependency(
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> ApiKey:
-        key = _authenticate(api_state(request), credentials)
+        key = await _authenticate(api_state(request), credentials)
         if key.role not in roles:
             raise Problem(
                 403, f"a key with role {key.role.value!r} may not do this; it needs: {allowed}"

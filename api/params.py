@@ -90,7 +90,7 @@ def parse_time(value: str | None, name: str) -> datetime | None:
 _DECLARED: dict[int, frozenset[str]] = {}
 
 
-def no_unknown_query(request: Request) -> None:
+async def no_unknown_query(request: Request) -> None:
     """Refuse query parameters the endpoint does not take: a misspelt filter (`?stauts=`)
     would otherwise be ignored and answer with everything."""
     route = request.scope.get("route")

@@ -50,7 +50,7 @@ INSERT INTO payment_history (
     status, reconciliation, discrepancy_minor, created_at, authorised_at, captured_at)
 SELECT
     'pk-' || g, 'P-' || g, 'sk-' || g, 'S-' || g,
-    'C-' || (g % %(customers)s), 'ST-' || (g % %(stations)s), '1',
+    'C-' || (g %% %(customers)s), 'ST-' || (g %% %(stations)s), '1',
     t, t + interval '40 minutes', 20000, 20.000, 'T1', 1,
     '[{"component": "energy", "amount_minor": 780, "quantity": "20", "unit": "kWh"},
       {"component": "session_fee", "amount_minor": 50, "quantity": "1", "unit": "session"}]',
@@ -58,7 +58,7 @@ SELECT
     'captured', 'exact', 0, t, t, t + interval '41 minutes'
 FROM (
     SELECT g, timestamptz '2024-01-01 00:00Z' + g * interval '31 seconds' AS t
-    FROM generate_series(%(start)s, %(stop)s) AS g
+    FROM generate_series(%(start)s::bigint, %(stop)s::bigint) AS g
 ) AS rows
 """
 

@@ -49,6 +49,8 @@ def serve(
             "api.app:app_from_environment",
             factory=True,
             workers=workers,
+            # A busy worker answers the supervisor's ping late; do not restart it for that.
+            timeout_worker_healthcheck=60,
             **common,  # type: ignore[arg-type]
         )
 
