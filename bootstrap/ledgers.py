@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
+    from audit.ledger_head import LedgerHead
     from audit.scan import LedgerScan
     from bootstrap.settings import Settings
     from domain.application import BillingApplication
@@ -87,6 +88,10 @@ class LedgerBackend(ABC):
         """The ledger read raw, record by record, for audits and exports."""
 
     @abstractmethod
+    def head(self) -> LedgerHead:
+        """Where the ledger ends, for a long-lived process that asks often."""
+
+    @abstractmethod
     def positions(self, source: LedgerSource) -> LedgerPositions:
         """Ledger offsets (as audit and trail print them) <-> notification ids."""
 
@@ -128,6 +133,11 @@ class EmbeddedLedger(LedgerBackend):
         from audit.sqlite_scan import SqliteLedgerScan
 
         return SqliteLedgerScan(self.path)
+
+    def head(self) -> LedgerHead:
+        from audit.ledger_head import SqliteLedgerHead
+
+        return SqliteLedgerHead(self.path)
 
     def positions(self, source: LedgerSource) -> LedgerPositions:
         from replay.positions import NotificationPositions
@@ -174,6 +184,11 @@ class KafkaLedger(LedgerBackend):
         from audit.kafka_scan import KafkaLedgerScan
 
         return KafkaLedgerScan(self.site.bootstrap_servers, self.site.ledger_topic)
+
+    def head(self) -> LedgerHead:
+        from audit.ledger_head import KafkaLedgerHead
+
+        return KafkaLedgerHead(self.site.bootstrap_servers, self.site.ledger_topic)
 
     def positions(self, source: LedgerSource) -> LedgerPositions:
         from replay.positions import KafkaOffsetPositions

@@ -15,7 +15,7 @@ from projections.refund_status import RefundStatusView
 if TYPE_CHECKING:
     from bootstrap.settings import Settings
     from replay.home_duckdb import DuckHome
-    from replay.targets import ReadModelHome
+    from replay.targets import ViewsHome
 
 READ_MODEL_CLASSES: dict[str, type[ReadModel]] = {
     PaymentHistory.name: PaymentHistory,
@@ -42,7 +42,7 @@ def projection_names(requested: Sequence[str] | None) -> list[str]:
     return [name for name in READ_MODEL_NAMES if name in requested]
 
 
-def views_home(settings: Settings) -> ReadModelHome:
+def views_home(settings: Settings) -> ViewsHome:
     """The one place that decides between PostgreSQL and SQLite for the views."""
     if settings.pg_dsn is not None:
         from replay.home_postgres import PostgresHome

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from projections.runner import LedgerSource, Projector, RetryPolicy
     from replay.home_duckdb import DuckHome
     from replay.positions import LedgerPositions
-    from replay.targets import ModelGroup, ReadModelHome
+    from replay.targets import ModelGroup, ViewsHome
 
 
 @dataclass
@@ -36,7 +36,7 @@ class Root:
 
     settings: Settings
     ledger: LedgerBackend
-    views: ReadModelHome
+    views: ViewsHome
     analytics: DuckHome
     _application: BillingApplication | None = field(default=None, repr=False)
 

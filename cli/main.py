@@ -14,6 +14,7 @@ from cli.demo import demo
 from cli.doctor import run_checks
 from cli.output import OutputFormat, render
 from cli.queries import register as register_queries
+from cli.serve import register as register_serve
 from consumers.contract import json_schema
 
 app = typer.Typer(
@@ -35,6 +36,7 @@ app.command()(pipeline.publish)
 app.command()(pipeline.ingest)
 app.command()(pipeline.run)
 app.add_typer(replay_commands.app, name="replay")
+register_serve(app)
 
 app.add_typer(audit.app, name="audit")
 app.add_typer(ocpi.app, name="ocpi")

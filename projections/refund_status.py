@@ -195,14 +195,16 @@ def query_refunds(
     station_id: str | None = None,
     limit: int = 100,
     now: datetime | None = None,
+    payment_id: str | None = None,
 ) -> list[Row]:
-    """Refunds newest first, filtered by any of status, customer and station."""
+    """Refunds newest first, filtered by any of status, customer, station and payment."""
     conditions: list[str] = []
     params: list[Any] = []
     for column, value in (
         ("status", status),
         ("customer_id", customer_id),
         ("station_id", station_id),
+        ("payment_id", payment_id),
     ):
         if value is not None:
             conditions.append(f"{column} = ?")

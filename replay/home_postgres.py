@@ -7,7 +7,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from projections.databases.postgres import PostgresDatabase
+from projections.databases.port import DatabaseLender
+from projections.databases.postgres import PostgresDatabase, PostgresPool
 from projections.read_model import ReadModel
 from replay.swap import LiveSide
 from replay.targets import (
@@ -15,7 +16,7 @@ from replay.targets import (
     SNAPSHOT_SCHEMA_PREFIX,
     ModelGroup,
     Place,
-    ReadModelHome,
+    ViewsHome,
     drop_schema,
 )
 
@@ -24,7 +25,7 @@ def _quoted(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
-class PostgresHome(ReadModelHome):
+class PostgresHome(ViewsHome):
     """The payment history and refund status on a PostgreSQL server."""
 
     def __init__(self, dsn: str) -> None:
@@ -35,6 +36,9 @@ class PostgresHome(ReadModelHome):
 
     def live(self) -> PostgresDatabase:
         return PostgresDatabase(self.dsn)
+
+    def lender(self, pool_size: int) -> DatabaseLender:
+        return PostgresPool(self.dsn, pool_size)
 
     def _schema_place(self, schema: str) -> Place:
         return Place(

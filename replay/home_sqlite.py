@@ -8,13 +8,14 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from projections.databases.sqlite import SqliteDatabase
+from projections.databases.port import DatabaseLender
+from projections.databases.sqlite import SqliteDatabase, SqliteLender
 from projections.read_model import ReadModel
 from replay.swap import LiveSide
-from replay.targets import ModelGroup, Place, ReadModelHome, remove_database_file
+from replay.targets import ModelGroup, Place, ViewsHome, remove_database_file
 
 
-class SqliteHome(ReadModelHome):
+class SqliteHome(ViewsHome):
     """The payment history and refund status in ``path`` (the embedded default)."""
 
     def __init__(self, path: Path) -> None:
@@ -25,6 +26,9 @@ class SqliteHome(ReadModelHome):
 
     def live(self) -> SqliteDatabase:
         return SqliteDatabase(self.path)
+
+    def lender(self, pool_size: int) -> DatabaseLender:
+        return SqliteLender(self.path)
 
     @staticmethod
     def _file_place(path: Path) -> Place:

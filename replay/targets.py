@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from projections.databases.port import Database
+from projections.databases.port import Database, DatabaseLender
 from projections.read_model import ReadModel
 
 if TYPE_CHECKING:
@@ -79,6 +79,14 @@ class ReadModelHome(ABC):
     def query_settings(self, directory: Path, label: str) -> dict[str, str]:
         """The EVLEDGER_* values that point the query commands at the snapshot (passwords
         masked)."""
+
+
+class ViewsHome(ReadModelHome):
+    """The home of the payment history and refund status, which servers also read."""
+
+    @abstractmethod
+    def lender(self, pool_size: int) -> DatabaseLender:
+        """Lends the live database to one request at a time."""
 
 
 @dataclass(frozen=True)

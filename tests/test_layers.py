@@ -7,7 +7,8 @@ consumers     the contract, ingest, the producer: domain, store, projections
 replay, audit rebuild, point in time, verify, export: projections, store, domain
 demo          the traffic generator and the demo: anything below the entry points
 bootstrap     the composition root: everything below the entry points
-cli           an entry point: nothing imports it
+api, cli      the entry points (HTTP and the command line): nothing imports them but cli,
+              which starts the HTTP server
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("domain", "store", "projections", "consumers", "replay", "audit", "demo", "bootstrap")
-ENTRY_POINTS = ("cli",)
+ENTRY_POINTS = ("api", "cli")
 ALLOWED: dict[str, set[str]] = {
     "domain": set(),
     "store": set(),
@@ -29,7 +30,18 @@ ALLOWED: dict[str, set[str]] = {
     "audit": {"domain", "store", "projections"},
     "demo": {"domain", "store", "projections", "consumers", "replay", "audit", "bootstrap"},
     "bootstrap": {"domain", "store", "projections", "consumers", "replay", "audit"},
-    "cli": {"domain", "store", "projections", "consumers", "replay", "audit", "demo", "bootstrap"},
+    "api": {"domain", "store", "projections", "consumers", "replay", "audit", "bootstrap"},
+    "cli": {
+        "domain",
+        "store",
+        "projections",
+        "consumers",
+        "replay",
+        "audit",
+        "demo",
+        "bootstrap",
+        "api",
+    },
 }
 PROJECT = set(ALLOWED)
 

@@ -145,3 +145,19 @@ def upsert(
             records,
             f"ON CONFLICT ({', '.join(key_columns)}) {conflict}",
         )
+
+
+class DatabaseLender(ABC):
+    """Lends a read-model database to one request at a time, for a server whose many
+    threads each need their own connection (a pool on PostgreSQL)."""
+
+    @abstractmethod
+    def open(self) -> None:
+        """Start lending (a pool starts connecting in the background)."""
+
+    @abstractmethod
+    def lend(self) -> AbstractContextManager[Database]:
+        """A database for the length of one request, given back on leaving."""
+
+    @abstractmethod
+    def close(self) -> None: ...

@@ -17,7 +17,15 @@ from projections.databases.errors import (
     ReadModelDatabaseError,
     first_line,
 )
-from projections.databases.port import COMMON_TYPES, Database, Dialect, Row, rows_of, to_json
+from projections.databases.port import (
+    COMMON_TYPES,
+    Database,
+    DatabaseLender,
+    Dialect,
+    Row,
+    rows_of,
+    to_json,
+)
 
 if TYPE_CHECKING:  # psycopg is imported when first used: commands without PostgreSQL start faster
     import psycopg
@@ -135,3 +143,56 @@ def translate(error: psycopg.Error, where: str) -> ReadModelDatabaseError:
     else:
         kind = ReadModelDatabaseError
     return kind(message)
+
+
+@dataclass
+class _PooledPostgres(PostgresDatabase):
+    """A connection borrowed from a pool: closing it gives it back to the pool."""
+
+    def _connect(self) -> Any:
+        return self._connection
+
+    def close(self) -> None:
+        """The pool takes the connection back when the loan ends."""
+
+
+class PostgresPool(DatabaseLender):
+    """A psycopg connection pool over the DSN's database (autocommit connections)."""
+
+    def __init__(self, dsn: str, size: int, wait_s: float = 5.0) -> None:
+        from psycopg_pool import ConnectionPool
+
+        self.dsn = dsn
+        self.wait_s = wait_s
+        self._pool = ConnectionPool(
+            dsn,
+            min_size=1,
+            max_size=size,
+            kwargs={"autocommit": True, "connect_timeout": 5},
+            open=False,
+            name="evledger-read-models",
+        )
+
+    def open(self) -> None:
+        # Do not wait for the server: a caller that starts without it says so when asked.
+        self._pool.open(wait=False)
+
+    @contextmanager
+    def lend(self) -> Iterator[Database]:
+        from psycopg_pool import PoolTimeout
+
+        where = PostgresDatabase(self.dsn).where()
+        try:
+            with self._pool.connection(timeout=self.wait_s) as connection:
+                yield _PooledPostgres(self.dsn, _connection=connection)
+        except PoolTimeout as error:
+            raise DatabaseBusy(f"{where}: no free connection within {self.wait_s:g} s") from error
+        except Exception as error:
+            import psycopg
+
+            if isinstance(error, psycopg.Error):
+                raise translate(error, where) from error
+            raise
+
+    def close(self) -> None:
+        self._pool.close()

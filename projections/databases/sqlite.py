@@ -27,7 +27,7 @@ from projections.databases.errors import (
     ReadModelDatabaseError,
     first_line,
 )
-from projections.databases.port import COMMON_TYPES, Database, Dialect, Row, rows_of
+from projections.databases.port import COMMON_TYPES, Database, DatabaseLender, Dialect, Row, rows_of
 
 # Declared types pick the converters registered below (and TEXT affinity for decimals, so
 # that 12.345 is never turned into a float).
@@ -157,3 +157,24 @@ def translate(error: sqlite3.Error | OverflowError, where: str) -> ReadModelData
     else:
         kind = ReadModelDatabaseError
     return kind(message)
+
+
+class SqliteLender(DatabaseLender):
+    """A connection of its own to the SQLite file for each loan."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def open(self) -> None:
+        """Nothing to start: each loan opens the file."""
+
+    @contextmanager
+    def lend(self) -> Iterator[Database]:
+        db = SqliteDatabase(self.path)
+        try:
+            yield db
+        finally:
+            db.close()
+
+    def close(self) -> None:
+        """Nothing stays open between loans."""

@@ -1,0 +1,175 @@
+"""The ASGI application: routes, problem documents for every error, request ids, metrics."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from api import routes_analytics, routes_audit, routes_ops, routes_read, routes_refund_requests
+from api.auth import KeyCache
+from api.keys import create_table as create_keys_table
+from api.observe import ApiMetrics, ObserveMiddleware
+from api.params import no_unknown_query
+from api.problems import ProblemDocument, problem_response
+from api.refund_requests import RefundPublisher
+from api.refund_requests import create_table as create_idempotency_table
+from api.state import ApiState
+from api.views import ViewsDatabase
+from bootstrap import Root, bootstrap, load_settings
+from bootstrap.ledgers import NeedsKafka
+
+log = logging.getLogger("evledger.api")
+
+DESCRIPTION = """\
+The evledger read side: payment history, refund status, audit trail and analytics, and
+support's refund requests. Send `Authorization: Bearer KEY` (keys from `evledger apikey
+create --role support|auditor|analyst`). Amounts are integer minor units of `currency`.
+Errors are `application/problem+json`; every response carries `X-Request-ID`.
+"""
+
+
+def _request_id(request: Request) -> str | None:
+    value = request.scope.get("state", {}).get("request_id")
+    return str(value) if value is not None else None
+
+
+def _validation_detail(error: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:
+    errors = [
+        {"field": ".".join(str(part) for part in item["loc"]), "reason": item["msg"]}
+        for item in error.errors()
+    ]
+    first = errors[0] if errors else {"field": "", "reason": "invalid request"}
+    return f"`{first['field']}`: {first['reason']}", errors
+
+
+def _install_handlers(app: FastAPI) -> None:
+    from api.problems import Problem
+
+    @app.exception_handler(Problem)
+    async def on_problem(request: Request, problem: Problem) -> JSONResponse:
+        return problem_response(
+            problem.status,
+            problem.detail,
+            _request_id(request),
+            headers=problem.headers,
+            errors=problem.errors,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        detail, errors = _validation_detail(error)
+        return problem_response(422, detail, _request_id(request), errors=errors)
+
+    @app.exception_handler(HTTPException)
+    async def on_http(request: Request, error: HTTPException) -> JSONResponse:
+        detail = {404: "no such endpoint; see /docs", 405: "method not allowed here"}.get(
+            error.status_code, str(error.detail)
+        )
+        return problem_response(
+            error.status_code, detail, _request_id(request), headers=dict(error.headers or {})
+        )
+
+
+def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """An optional parameter's schema without its `null` branch: a query string or header
+    is absent or a string, never JSON null, and clients should not be told otherwise."""
+    branches = schema.get("anyOf")
+    if not isinstance(branches, list):
+        return schema
+    kept = [branch for branch in branches if branch.get("type") != "null"]
+    if len(kept) != 1:
+        return schema
+    rest = {key: value for key, value in schema.items() if key != "anyOf"}
+    return {**kept[0], **rest}
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+        )
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                for parameter in operation.get("parameters", []):
+                    parameter["schema"] = _without_null(parameter.get("schema", {}))
+        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+        schemas["ProblemDocument"] = ProblemDocument.model_json_schema()
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+def _refund_publisher(root: Root) -> RefundPublisher | None:
+    try:
+        return RefundPublisher(root.ledger.kafka("POST /v1/refunds"))
+    except NeedsKafka:
+        return None  # the embedded default has no ingest topic: the route says so
+
+
+def create_app(root: Root | None = None, pool_size: int = 20) -> FastAPI:
+    root = root or bootstrap(load_settings())
+    state = ApiState(
+        root=root,
+        views=ViewsDatabase(root.views.lender(pool_size), root.views.describe()),
+        key_cache=KeyCache(),
+        ledger_head=root.ledger.head(),
+        publisher=_refund_publisher(root),
+    )
+    metrics = ApiMetrics()
+    state.extras["metrics"] = metrics
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state.views.open()
+        try:
+            with state.views.connection() as db:
+                create_keys_table(db)
+                create_idempotency_table(db)
+        except Exception as error:  # the server still starts; /readyz tells what is wrong
+            log.warning("could not prepare the API tables now: %s", type(error).__name__)
+        log.info(
+            "serving the read side: views in %s, ledger in %s",
+            state.views.kind,
+            root.ledger.description,
+        )
+        try:
+            yield
+        finally:
+            state.close()
+
+    app = FastAPI(
+        title="evledger read API",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        dependencies=[Depends(no_unknown_query)],
+    )
+    app.state.api = state
+    _install_handlers(app)
+    for module in (
+        routes_read,
+        routes_refund_requests,
+        routes_audit,
+        routes_analytics,
+        routes_ops,
+    ):
+        app.include_router(module.router)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    app.add_middleware(ObserveMiddleware, metrics=metrics)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """For `uvicorn --factory api.app:app_from_environment` (several worker processes)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    return create_app()

@@ -1,0 +1,94 @@
+"""Bearer authentication and role checks: no key 401, a key of another role 403."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
+
+from api.keys import ApiKey, Role, verify_key
+from api.problems import Problem
+from api.state import ApiState, api_state
+
+# A verified key is trusted this long without asking the database again (so a revoked key
+# stops working within this many seconds); it spares every request a key lookup.
+KEY_CACHE_TTL_S = 2.0
+
+bearer = HTTPBearer(
+    auto_error=False,
+    description="An API key from `evledger apikey create`: Authorization: Bearer evk_...",
+)
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="evledger"'}
+
+
+class KeyCache:
+    """Recently verified keys by their full text (kept in memory only)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[float, ApiKey]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, presented: str) -> ApiKey | None:
+        with self._lock:
+            entry = self._entries.get(presented)
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, presented: str, key: ApiKey) -> None:
+        with self._lock:
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            self._entries[presented] = (time.monotonic() + KEY_CACHE_TTL_S, key)
+
+
+async def _authenticate(
+    state: ApiState, credentials: HTTPAuthorizationCredentials | None
+) -> ApiKey:
+    if credentials is None:
+        raise Problem(
+            401,
+            "this endpoint needs an API key: send `Authorization: Bearer KEY` "
+            "(keys come from `evledger apikey create`)",
+            headers=_CHALLENGE,
+        )
+    presented = credentials.credentials
+    key = state.key_cache.get(presented)
+    if key is None:
+        key = await run_in_threadpool(_lookup, state, presented)
+        if key is None:
+            raise Problem(
+                401, "the API key is not valid (unknown, malformed or revoked)", headers=_CHALLENGE
+            )
+        state.key_cache.put(presented, key)
+    return key
+
+
+def _lookup(state: ApiState, presented: str) -> ApiKey | None:
+    with state.views.connection() as db:
+        return verify_key(db, presented)
+
+
+def require(*roles: Role) -> Callable[..., Awaitable[ApiKey]]:
+    """A dependency that admits keys of these roles only."""
+    allowed = ", ".join(role.value for role in roles)
+
+    # Async: a cached key costs no thread hop; a lookup goes to the thread pool.
+    async def dependency(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> ApiKey:
+        key = await _authenticate(api_state(request), credentials)
+        if key.role not in roles:
+            raise Problem(
+                403, f"a key with role {key.role.value!r} may not do this; it needs: {allowed}"
+            )
+        request.state.api_key_id = key.key_id
+        return key
+
+    return dependency

@@ -1,0 +1,127 @@
+"""Per request: a request id header, one access-log line and Prometheus metrics, all
+named by the route's template (never the path itself, which holds customer ids)."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import traceback
+import uuid
+from collections.abc import MutableMapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from api.problems import problem_response
+
+log = logging.getLogger("evledger.api")
+REQUEST_ID_HEADER = "X-Request-ID"
+_INCOMING_ID = re.compile(r"^[A-Za-z0-9._\-]{8,64}$")
+# Any body larger than this is refused before it is read (a refund request is ~300 bytes).
+MAX_BODY_BYTES = 64 * 1024
+
+
+class ApiMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "evledger_api_requests",
+            "HTTP requests by route template, method and status",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "evledger_api_request_seconds",
+            "Time to answer, by route template",
+            ["method", "route"],
+            buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+            registry=self.registry,
+        )
+
+
+def _route_template(scope: dict[str, Any]) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return str(path) if path else "(unmatched)"
+
+
+class ObserveMiddleware:
+    """Pure ASGI, so it sees every response, problems and crashes included."""
+
+    def __init__(self, app: Any, metrics: ApiMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        incoming = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if _INCOMING_ID.match(incoming) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: MutableMapping[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [
+                    *message["headers"],
+                    (REQUEST_ID_HEADER.lower().encode(), request_id.encode()),
+                ]
+            await send(message)
+
+        length = headers.get(b"content-length", b"0")
+        try:
+            too_large = int(length) > MAX_BODY_BYTES
+        except ValueError:
+            too_large = False
+        started_response = False
+
+        async def send_tracked(message: MutableMapping[str, Any]) -> None:
+            nonlocal started_response
+            started_response = started_response or message["type"] == "http.response.start"
+            await send_with_id(message)
+
+        try:
+            if too_large:
+                response = problem_response(
+                    413, f"the body is larger than {MAX_BODY_BYTES} bytes", request_id
+                )
+                await response(scope, receive, send_tracked)
+            else:
+                await self.app(scope, receive, send_tracked)
+        except Exception as error:
+            # Logged without its message or values, which may hold customer data.
+            log.error(
+                "unhandled %s request_id=%s at %s",
+                type(error).__name__,
+                request_id,
+                " < ".join(
+                    f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}"
+                    for frame in reversed(traceback.extract_tb(error.__traceback__))
+                ),
+            )
+            if not started_response:
+                response = problem_response(
+                    500, f"an internal error; quote request id {request_id}", request_id
+                )
+                await response(scope, receive, send_tracked)
+        finally:
+            route = _route_template(scope)
+            elapsed = time.perf_counter() - started
+            method = str(scope.get("method", ""))
+            self.metrics.requests.labels(method, route, str(status)).inc()
+            self.metrics.latency.labels(method, route).observe(elapsed)
+            log.info(
+                "%s %s %s %.1fms request_id=%s",
+                method,
+                route,
+                status,
+                elapsed * 1000,
+                request_id,
+            )

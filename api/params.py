@@ -1,0 +1,114 @@
+"""Shared request parameters: ids, page limits and times, checked before any query."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Path, Query, Request
+
+from api.problems import Problem
+
+MAX_PAGE = 500
+# No control characters: PostgreSQL text cannot hold NUL, and no id upstream has them.
+ID_PATTERN = r"^[^\x00-\x1f\x7f]{1,200}$"
+
+CustomerId = Annotated[
+    str, Path(description="The customer's upstream id.", pattern=ID_PATTERN, max_length=200)
+]
+StationId = Annotated[
+    str, Path(description="The station's upstream id.", pattern=ID_PATTERN, max_length=200)
+]
+PaymentId = Annotated[
+    str, Path(description="The payment's upstream id.", pattern=ID_PATTERN, max_length=200)
+]
+RefundId = Annotated[
+    str, Path(description="The refund's upstream id.", pattern=ID_PATTERN, max_length=200)
+]
+TrailId = Annotated[
+    str,
+    Path(
+        description="A session, payment or refund id (S-..., P-..., R-...).",
+        pattern=ID_PATTERN,
+        max_length=200,
+    ),
+]
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"Rows per page, 1 to {MAX_PAGE}.")]
+After = Annotated[
+    str | None,
+    Query(max_length=1000, description="The `next_cursor` of the previous page."),
+]
+From = Annotated[
+    str | None,
+    Query(
+        alias="from",
+        max_length=64,
+        json_schema_extra={"format": "date-time"},
+        description="Created at or after this time: RFC 3339 with an offset, e.g. "
+        "2024-05-01T00:00:00Z.",
+    ),
+]
+To = Annotated[
+    str | None,
+    Query(
+        alias="to",
+        max_length=64,
+        json_schema_extra={"format": "date-time"},
+        description="Created before this time: RFC 3339 with an offset.",
+    ),
+]
+FilterId = Annotated[str | None, Query(pattern=ID_PATTERN, max_length=200)]
+
+_RFC3339 = re.compile(
+    r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?$"
+)
+
+
+def parse_time(value: str | None, name: str) -> datetime | None:
+    """An RFC 3339 time with an offset (Z or +hh:mm); anything else is a 422 problem."""
+    if value is None:
+        return None
+    match = _RFC3339.match(value)
+    if match is None:
+        raise Problem(
+            422, f"`{name}` is not an RFC 3339 time like 2024-05-01T10:00:00Z, got {value!r}"
+        )
+    day, clock, fraction, offset = match.groups()
+    if offset is None:
+        raise Problem(422, f"`{name}` needs an offset (Z or +02:00): without one it is ambiguous")
+    micros = (fraction or "")[:7]
+    zone = "+00:00" if offset in ("Z", "z") else offset
+    try:
+        moment = datetime.fromisoformat(f"{day}T{clock}{micros}{zone}")
+        moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise Problem(422, f"`{name}` is not a valid time: {value!r}") from None
+    return moment
+
+
+_DECLARED: dict[int, frozenset[str]] = {}
+
+
+async def no_unknown_query(request: Request) -> None:
+    """Refuse query parameters the endpoint does not take: a misspelt filter (`?stauts=`)
+    would otherwise be ignored and answer with everything."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    declared = _DECLARED.get(id(route))
+    if declared is None:
+        declared = frozenset(_query_names(dependant))
+        _DECLARED[id(route)] = declared
+    unknown = sorted(set(request.query_params) - declared)
+    if unknown:
+        takes = ", ".join(sorted(declared)) or "none"
+        raise Problem(422, f"unknown query parameter {unknown[0]!r}; this endpoint takes: {takes}")
+
+
+def _query_names(dependant: Any) -> set[str]:
+    names = {str(param.alias) for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names

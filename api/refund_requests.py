@@ -1,0 +1,190 @@
+"""Support's refund requests: a `refund.requested` upstream message on the ingest topic,
+validated by the same contract as any upstream, published once per Idempotency-Key.
+
+The key is remembered durably with a fingerprint of the request and the exact message
+bytes before anything is sent. A repeated request with the same key and body re-sends
+those same bytes if the first attempt may not have completed (ingest takes a repeated
+event_id with equal content as a duplicate), so the ledger sees one refund request; the
+same key with a different body is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from api.problems import Problem
+from consumers.contract import ContractViolation, parse_message
+from consumers.producer import routing_key
+from projections.databases.port import Database
+
+if TYPE_CHECKING:
+    from bootstrap.ledgers import KafkaSite
+
+IDEMPOTENCY_TABLE = "api_idempotency"
+_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {IDEMPOTENCY_TABLE} ("
+    " idempotency_key {text} PRIMARY KEY,"
+    " fingerprint {text} NOT NULL,"
+    " refund_id {text} NOT NULL,"
+    " message {text} NOT NULL,"
+    " created_at {ts} NOT NULL,"
+    " published_at {ts}"
+    ")"
+)
+# Printable, no spaces at the ends: it becomes the message's event_id.
+IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9._:\-]{8,200}$"
+_PUBLISH_TIMEOUT_S = 15.0
+
+ApiIdentifier = Annotated[
+    str, StringConstraints(strict=True, min_length=1, max_length=200, pattern=r"^[!-~]+$")
+]
+
+
+class RefundRequestBody(BaseModel):
+    """A support agent's refund request; refund_id is derived from the key when omitted."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    payment_id: ApiIdentifier
+    amount_minor: Annotated[int, Field(strict=True, ge=1, le=10**12)]
+    reason: Literal["failed_session", "overcharge", "service_quality", "duplicate", "other"]
+    note: Annotated[str, StringConstraints(strict=True, max_length=2000)] | None = None
+    refund_id: ApiIdentifier | None = None
+
+
+class RefundAccepted(BaseModel):
+    """The request is on its way to the ledger; follow `url` for its status."""
+
+    refund_id: str
+    event_id: str
+    status: Literal["accepted"] = "accepted"
+    url: str
+
+
+@dataclass(frozen=True)
+class Claim:
+    refund_id: str
+    message: bytes
+    published: bool
+
+
+def create_table(db: Database) -> None:
+    db.execute(_DDL)
+
+
+def fingerprint(body: RefundRequestBody) -> str:
+    canonical = json.dumps(body.model_dump(exclude_none=True), sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def default_refund_id(idempotency_key: str) -> str:
+    return "R-API-" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:20]
+
+
+def build_message(body: RefundRequestBody, idempotency_key: str, now: datetime) -> bytes:
+    """The upstream message, checked by the contract exactly as ingest will check it."""
+    document: dict[str, Any] = {
+        "schema_version": 1,
+        "type": "refund.requested",
+        "event_id": idempotency_key,
+        "occurred_at": now.astimezone(UTC).isoformat(),
+        "refund_id": body.refund_id or default_refund_id(idempotency_key),
+        "payment_id": body.payment_id,
+        "amount_minor": body.amount_minor,
+        "reason": body.reason,
+    }
+    if body.note is not None:
+        document["note"] = body.note
+    raw = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+    try:
+        parse_message(raw)
+    except ContractViolation as violation:
+        raise Problem(
+            422,
+            f"the refund request breaks the upstream contract: {violation}",
+            errors=[{"field": violation.field, "reason": violation.reason}],
+        ) from None
+    return raw
+
+
+def claim(db: Database, idempotency_key: str, body: RefundRequestBody) -> Claim:
+    """This key's claim: the stored one (same body only) or a new one, stored first."""
+    print_ = fingerprint(body)
+    message = build_message(body, idempotency_key, datetime.now(UTC))
+    refund_id = json.loads(message)["refund_id"]
+    db.execute(
+        f"INSERT INTO {IDEMPOTENCY_TABLE}"
+        " (idempotency_key, fingerprint, refund_id, message, created_at)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING",
+        [idempotency_key, print_, refund_id, message.decode(), db.param(datetime.now(UTC))],
+    )
+    row = db.execute(
+        f"SELECT fingerprint, refund_id, message, published_at FROM {IDEMPOTENCY_TABLE}"
+        " WHERE idempotency_key = ?",
+        [idempotency_key],
+    )[0]
+    if row["fingerprint"] != print_:
+        raise Problem(
+            422,
+            "this Idempotency-Key was already used for a different refund request; "
+            "use a new key for a new request",
+        )
+    return Claim(row["refund_id"], row["message"].encode(), row["published_at"] is not None)
+
+
+def mark_published(db: Database, idempotency_key: str) -> None:
+    db.execute(
+        f"UPDATE {IDEMPOTENCY_TABLE} SET published_at = ?"
+        " WHERE idempotency_key = ? AND published_at IS NULL",
+        [db.param(datetime.now(UTC)), idempotency_key],
+    )
+
+
+class RefundPublisher:
+    """One idempotent Kafka producer to the ingest topic, made on first use."""
+
+    def __init__(self, site: KafkaSite) -> None:
+        self._bootstrap = site.bootstrap_servers
+        self.topic = site.ingest_topic
+        self._producer: Any = None
+        self._lock = threading.Lock()
+
+    def _get(self) -> Any:
+        from kafka import KafkaProducer
+
+        with self._lock:
+            if self._producer is None:
+                self._producer = KafkaProducer(
+                    bootstrap_servers=self._bootstrap,
+                    acks="all",
+                    enable_idempotence=True,
+                    max_block_ms=10_000,
+                    client_id="evledger-api",
+                )
+            return self._producer
+
+    def publish(self, message: bytes) -> None:
+        from kafka.errors import KafkaError
+
+        try:
+            future = self._get().send(self.topic, key=routing_key(message), value=message)
+            future.get(timeout=_PUBLISH_TIMEOUT_S)
+        except KafkaError as error:
+            raise Problem(
+                503,
+                f"could not publish to the ingest topic ({type(error).__name__}); nothing was "
+                "lost: repeat the request with the same Idempotency-Key",
+            ) from None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._producer is not None:
+                self._producer.close(timeout=5)
+                self._producer = None

@@ -1,0 +1,184 @@
+"""Payment history and refund status endpoints, over the read models' own queries."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from api.auth import require
+from api.keys import ApiKey, Role
+from api.params import (
+    After,
+    CustomerId,
+    FilterId,
+    From,
+    Limit,
+    PaymentId,
+    RefundId,
+    StationId,
+    To,
+    parse_time,
+)
+from api.problems import Problem, problem_responses
+from api.schemas import (
+    PaymentDetail,
+    PaymentPage,
+    PaymentSummary,
+    Refund,
+    RefundList,
+    refund_document,
+)
+from api.state import api_state
+from projections.payment_history import BadCursor, payment, query_history
+from projections.refund_status import REFUND_STATUSES, query_refunds, refund
+
+router = APIRouter(prefix="/v1", tags=["payments and refunds"])
+Reader = Annotated[ApiKey, Depends(require(Role.support, Role.auditor))]
+_ERRORS = problem_responses(400, 401, 403, 422, 503)
+
+
+def _page(
+    request: Request,
+    *,
+    customer_id: str | None,
+    station_id: str | None,
+    period_from: str | None,
+    period_to: str | None,
+    limit: int,
+    after: str | None,
+) -> Response:
+    moment_from = parse_time(period_from, "from")
+    moment_to = parse_time(period_to, "to")
+    with api_state(request).views.connection() as db:
+        try:
+            page = query_history(
+                db,
+                customer_id=customer_id,
+                station_id=station_id,
+                period_from=moment_from,
+                period_to=moment_to,
+                limit=limit,
+                after=after,
+            )
+        except BadCursor:
+            raise Problem(
+                400, "`after` is not a cursor this API handed out (use `next_cursor`)"
+            ) from None
+    next_link = None
+    if page.next_cursor is not None:
+        query: dict[str, Any] = {"limit": limit, "after": page.next_cursor}
+        if period_from is not None:
+            query["from"] = period_from
+        if period_to is not None:
+            query["to"] = period_to
+        next_link = f"{request.url.path}?{urlencode(query)}"
+    document = PaymentPage(
+        items=[PaymentSummary(**row) for row in page.rows],
+        next_cursor=page.next_cursor,
+        next=next_link,
+    )
+    # Serialised once by its own model: FastAPI would validate the page a second time.
+    return Response(document.model_dump_json(), media_type="application/json")
+
+
+@router.get("/customers/{customer_id}/payments", response_model=PaymentPage, responses=_ERRORS)
+def customer_payments(
+    request: Request,
+    *,
+    customer_id: CustomerId,
+    key: Reader,
+    period_from: From = None,
+    period_to: To = None,
+    limit: Limit = 50,
+    after: After = None,
+) -> Response:
+    """A customer's payments, newest first, a page at a time (keyset cursor)."""
+    return _page(
+        request,
+        customer_id=customer_id,
+        station_id=None,
+        period_from=period_from,
+        period_to=period_to,
+        limit=limit,
+        after=after,
+    )
+
+
+@router.get("/stations/{station_id}/payments", response_model=PaymentPage, responses=_ERRORS)
+def station_payments(
+    request: Request,
+    *,
+    station_id: StationId,
+    key: Reader,
+    period_from: From = None,
+    period_to: To = None,
+    limit: Limit = 50,
+    after: After = None,
+) -> Response:
+    """A station's payments, newest first, a page at a time (keyset cursor)."""
+    return _page(
+        request,
+        customer_id=None,
+        station_id=station_id,
+        period_from=period_from,
+        period_to=period_to,
+        limit=limit,
+        after=after,
+    )
+
+
+@router.get(
+    "/payments/{payment_id}",
+    response_model=PaymentDetail,
+    responses=problem_responses(400, 401, 403, 404, 422, 503),
+)
+def payment_detail(request: Request, payment_id: PaymentId, key: Reader) -> PaymentDetail:
+    """One payment with its line items, capture, reconciliation and refunds."""
+    with api_state(request).views.connection() as db:
+        row = payment(db, payment_id)
+        if row is None:
+            raise Problem(404, f"no payment {payment_id!r} in the payment history")
+        refunds = query_refunds(db, payment_id=payment_id, limit=1000)
+    return PaymentDetail(
+        **{key: value for key, value in row.items() if key != "line_items"},
+        line_items=row.get("line_items") or [],
+        refunds=[refund_document(item) for item in refunds],
+    )
+
+
+@router.get("/refunds", response_model=RefundList, responses=_ERRORS)
+def refunds(
+    request: Request,
+    *,
+    key: Reader,
+    status: Annotated[
+        str | None, Query(description=f"One of {', '.join(REFUND_STATUSES)}.")
+    ] = None,
+    customer: FilterId = None,
+    station: FilterId = None,
+    limit: Limit = 100,
+) -> RefundList:
+    """Refunds newest first, by status, customer or station."""
+    if status is not None and status not in REFUND_STATUSES:
+        raise Problem(400, f"`status` must be one of {', '.join(REFUND_STATUSES)}")
+    with api_state(request).views.connection() as db:
+        rows = query_refunds(
+            db, status=status, customer_id=customer, station_id=station, limit=limit
+        )
+    return RefundList(items=[refund_document(row) for row in rows])
+
+
+@router.get(
+    "/refunds/{refund_id}",
+    response_model=Refund,
+    responses=problem_responses(400, 401, 403, 404, 422, 503),
+)
+def refund_detail(request: Request, refund_id: RefundId, key: Reader) -> Refund:
+    """Everything the refund status view knows about one refund."""
+    with api_state(request).views.connection() as db:
+        row = refund(db, refund_id)
+    if row is None:
+        raise Problem(404, f"no refund {refund_id!r} in the refund status view")
+    return refund_document(row)

@@ -1,0 +1,136 @@
+"""The JSON documents the API answers with; amounts are integer minor units with the
+currency, energy is a decimal string (exact), times are RFC 3339 with an offset."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, Field, field_serializer
+
+
+class PaymentSummary(BaseModel):
+    """One payment of the payment history with its session."""
+
+    payment_id: str
+    created_at: datetime | None = None
+    status: str | None = None
+    customer_id: str | None = None
+    station_id: str | None = None
+    connector_id: str | None = None
+    session_id: str | None = None
+    session_started_at: datetime | None = None
+    session_ended_at: datetime | None = None
+    energy_kwh: Decimal | None = Field(default=None, description="kWh, as an exact decimal")
+    tariff_id: str | None = None
+    tariff_version: int | None = None
+    currency: str | None = Field(default=None, description="ISO 4217 code of every amount")
+    authorised_minor: int | None = None
+    captured_minor: int | None = None
+    refunded_minor: int | None = None
+    net_minor: int | None = None
+    session_total_minor: int | None = None
+    reconciliation: str | None = None
+    discrepancy_minor: int | None = None
+    method: str | None = None
+    failure_reason: str | None = None
+
+    @field_serializer("energy_kwh")
+    def _exact(self, value: Decimal | None) -> str | None:
+        return None if value is None else str(value)
+
+
+class PaymentPage(BaseModel):
+    """A page of payments, newest first; `next` is the URL of the following page."""
+
+    items: list[PaymentSummary]
+    next_cursor: str | None = None
+    next: str | None = None
+
+
+class Refund(BaseModel):
+    """One refund as the refund status view knows it."""
+
+    refund_id: str
+    status: str | None = None
+    payment_id: str | None = None
+    customer_id: str | None = None
+    station_id: str | None = None
+    session_id: str | None = None
+    amount_minor: int | None = None
+    currency: str | None = None
+    reason: str | None = None
+    note: str | None = None
+    requested_at: datetime | None = None
+    decided_at: datetime | None = None
+    decided_by: str | None = None
+    automatic: bool | None = None
+    decision_note: str | None = None
+    rejection_reason: str | None = None
+    issued_at: datetime | None = None
+    processor_ref: str | None = None
+    failed_at: datetime | None = None
+    failure_reason: str | None = None
+    age_seconds: int | None = Field(
+        default=None, description="how long an open refund has waited, or a closed one took"
+    )
+
+
+class RefundList(BaseModel):
+    items: list[Refund]
+
+
+class PaymentDetail(PaymentSummary):
+    """A payment with its priced line items, capture, reconciliation and refunds."""
+
+    line_items: list[dict[str, Any]] = Field(default_factory=list)
+    refunds: list[Refund] = Field(default_factory=list)
+
+
+class TrailEntry(BaseModel):
+    notification_id: int | None
+    offset: int | None
+    recorded_at: str | None
+    occurred_at: str | None
+    kind: str
+    id: str
+    event: str
+    details: str
+
+
+class Trail(BaseModel):
+    """Every ledger event of a session, payment or refund and of its relatives, in order."""
+
+    id: str
+    kinds: list[str]
+    entries: list[TrailEntry]
+
+
+class ProjectionLag(BaseModel):
+    position: int | None
+    lag: int | None
+
+
+class Readiness(BaseModel):
+    """Ready when the read-model database answers; each projection's lag in events."""
+
+    ready: bool
+    views_database: str
+    analytics_database: str
+    ledger: str
+    ledger_position: int | None
+    projections: dict[str, ProjectionLag]
+
+
+class Health(BaseModel):
+    status: str = "ok"
+
+
+def refund_document(row: dict[str, Any]) -> Refund:
+    age = row.pop("age", None)
+    seconds = int(age.total_seconds()) if isinstance(age, timedelta) else None
+    return Refund(
+        **{key: value for key, value in row.items() if key in Refund.model_fields},
+        age_seconds=seconds,
+    )

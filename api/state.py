@@ -1,0 +1,37 @@
+"""What the application holds for its lifetime: the composition root, the database pool,
+key cache, refund-request publisher and ledger head, shared by every request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from fastapi import Request
+
+if TYPE_CHECKING:
+    from api.auth import KeyCache
+    from api.refund_requests import RefundPublisher
+    from api.views import ViewsDatabase
+    from audit.ledger_head import LedgerHead
+    from bootstrap import Root
+
+
+@dataclass
+class ApiState:
+    root: Root
+    views: ViewsDatabase
+    key_cache: KeyCache
+    ledger_head: LedgerHead
+    publisher: RefundPublisher | None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def close(self) -> None:
+        self.views.close()
+        self.ledger_head.close()
+        if self.publisher is not None:
+            self.publisher.close()
+
+
+def api_state(request: Request) -> ApiState:
+    state: ApiState = request.app.state.api
+    return state

@@ -1,0 +1,79 @@
+"""POST /v1/refunds on Kafka: one contract-valid `refund.requested` message per
+Idempotency-Key, the same answer on a repeat, a different body with the key refused."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from api.keys import Role
+from consumers.contract import RefundRequested, parse_message
+from tests.e2e.api.conftest import Server
+from tests.kafka_topics import read_topic
+
+pytestmark = [pytest.mark.postgres, pytest.mark.kafka]
+
+
+def _ingest(server: Server) -> list[dict[str, object]]:
+    topic = server.env["EVLEDGER_TOPIC_PREFIX"] + ".ingest"
+    records = read_topic(server.env["EVLEDGER_KAFKA_BOOTSTRAP"], topic)
+    return [{"key": record.key, "value": record.value} for record in records]
+
+
+def test_a_refund_request_is_published_once(kafka_server: Server) -> None:
+    key = f"support-{uuid.uuid4().hex}"
+    body = {"payment_id": "P1", "amount_minor": 250, "reason": "overcharge", "note": "meter"}
+    with kafka_server.client(Role.support, **{"Idempotency-Key": key}) as client:
+        first = client.post("/v1/refunds", json=body)
+        again = client.post("/v1/refunds", json=body)
+        assert first.status_code == 202, first.text
+        assert again.status_code == 202, again.text
+        assert again.json() == first.json()
+        accepted = first.json()
+        assert accepted["event_id"] == key
+        assert accepted["url"] == f"/v1/refunds/{accepted['refund_id']}"
+        assert first.headers["location"] == accepted["url"]
+        assert first.headers["x-request-id"] != again.headers["x-request-id"]
+
+        changed = client.post("/v1/refunds", json={**body, "amount_minor": 999})
+        assert changed.status_code == 422
+        assert changed.headers["content-type"] == "application/problem+json"
+        assert "already used for a different refund request" in changed.json()["detail"]
+
+    published = [r for r in _ingest(kafka_server) if json.loads(r["value"])["event_id"] == key]
+    assert len(published) == 1
+    message = parse_message(published[0]["value"])  # the upstream contract, as ingest reads it
+    assert isinstance(message, RefundRequested)
+    assert (message.payment_id, message.amount_minor, message.reason, message.note) == (
+        "P1",
+        250,
+        "overcharge",
+        "meter",
+    )
+    assert message.refund_id == accepted["refund_id"]
+    assert published[0]["key"] == b"P1"  # keyed like every refund request upstream
+
+
+def test_a_chosen_refund_id_and_independent_keys(kafka_server: Server) -> None:
+    body = {"payment_id": "P3", "amount_minor": 10, "reason": "other", "refund_id": "R-desk-1"}
+    answers = []
+    keys = [f"desk-{uuid.uuid4().hex}" for _ in range(2)]
+    with kafka_server.client(Role.support) as client:
+        for key in keys:
+            response = client.post("/v1/refunds", json=body, headers={"Idempotency-Key": key})
+            assert response.status_code == 202, response.text
+            answers.append(response.json())
+    assert [a["refund_id"] for a in answers] == ["R-desk-1", "R-desk-1"]
+    events = [json.loads(r["value"])["event_id"] for r in _ingest(kafka_server)]
+    assert all(events.count(key) == 1 for key in keys)
+
+
+def test_only_support_may_request_refunds(kafka_server: Server) -> None:
+    body = {"payment_id": "P1", "amount_minor": 1, "reason": "other"}
+    for role in (Role.auditor, Role.analyst):
+        with kafka_server.client(role, **{"Idempotency-Key": f"k-{uuid.uuid4().hex}"}) as client:
+            assert client.post("/v1/refunds", json=body).status_code == 403
+    with kafka_server.client(**{"Idempotency-Key": f"k-{uuid.uuid4().hex}"}) as client:
+        assert client.post("/v1/refunds", json=body).status_code == 401
