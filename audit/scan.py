@@ -34,6 +34,9 @@ class ScannedRecord:
     hash: bytes | None = None
     recorded_at: datetime | None = None
     defect: str | None = None
+    # The writer's signature of ``hash`` and the id of the key that made it (store/signing.py).
+    key_id: str | None = None
+    signature: bytes | None = None
 
     @property
     def chained(self) -> bool:

@@ -1,4 +1,5 @@
-"""The auditor's checks of a ledger, record by record: chain, ids, versions, refunds, postings.
+"""The auditor's checks of a ledger, record by record: chain, signatures, anchors, ids,
+versions, refunds, postings, and the business facts the events state (audit/semantics.py).
 
 The checks run on records as found (ScannedRecord), from Kafka, the embedded SQLite ledger
 or an export alike, and stop at the first record where anything is wrong: after a missing
@@ -7,20 +8,24 @@ or changed record every later link is suspect, and the first place is where to l
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from audit.anchors import Anchor, AnchorCheck
 from audit.event_state import StateNotJson, decode_state, event_name
 from audit.scan import ScannedRecord
 from domain.ids import payment_aggregate_id
 from store.records import GENESIS_HASH
+from store.signing import Keyring
 
 
 class Check(StrEnum):
     RECORD = "record"
     CHAIN = "hash chain"
+    AUTHENTICITY = "authenticity"
+    ANCHOR = "anchor"
     NOTIFICATION_IDS = "notification ids"
     VERSIONS = "aggregate versions"
     REFUNDS = "refunds"
@@ -70,6 +75,11 @@ class AuditSummary:
     refunds_issued_minor: dict[str, int] = field(default_factory=dict)
     events_with_postings: int = 0
     postings: dict[str, PostingTotals] = field(default_factory=dict)
+    # Authenticity: whether trusted keys were given, and what signed the records.
+    keys_given: bool = False
+    signed_records: int = 0
+    key_ids: set[str] = field(default_factory=set)
+    anchors_met: int = 0
 
     @property
     def unchained_records(self) -> int:
@@ -118,8 +128,12 @@ class _RefundLink:
 class LedgerAudit:
     """Feed records in ledger order; each call returns what is wrong with that record."""
 
-    def __init__(self, source: str) -> None:
-        self.summary = AuditSummary(source=source)
+    def __init__(
+        self, source: str, keyring: Keyring | None = None, anchors: Sequence[Anchor] = ()
+    ) -> None:
+        self.summary = AuditSummary(source=source, keys_given=keyring is not None)
+        self._keyring = keyring
+        self.anchors = AnchorCheck(tuple(anchors))
         self._prev_hash: bytes | None = None
         self._last_notification_id: int | None = None
         self._versions: dict[str, int] = {}
@@ -145,6 +159,10 @@ class LedgerAudit:
         if record.defect:
             found(Check.RECORD, f"the record is damaged: it {record.defect}")
         self._check_chain(record, found)
+        self._check_signature(record, found)
+        anchor_problem = self.anchors.observe(record)
+        if anchor_problem is not None:
+            found(Check.ANCHOR, anchor_problem)
         self._check_notification_id(record, found)
         self._check_version(record, found)
         if record.topic is not None:
@@ -196,6 +214,27 @@ class LedgerAudit:
             )
         self._prev_hash = record.hash
         self.summary.last_hash = record.hash
+
+    def _check_signature(self, record: ScannedRecord, found: Callable[[Check, str], None]) -> None:
+        if record.signature is not None and record.key_id is not None:
+            self.summary.signed_records += 1
+            self.summary.key_ids.add(record.key_id)
+        if self._keyring is None:
+            return
+        if record.hash is None:
+            found(
+                Check.AUTHENTICITY,
+                "the record has no hash, so nothing of it is signed (the embedded SQLite "
+                "ledger is not signed; a signed ledger is the Kafka one)",
+            )
+            return
+        problem = self._keyring.record_problem(record.hash, record.key_id, record.signature)
+        if problem is not None:
+            found(
+                Check.AUTHENTICITY,
+                f"{problem}: the record was appended by someone other than the ledger's "
+                "writer, or changed since",
+            )
 
     def _check_notification_id(
         self, record: ScannedRecord, found: Callable[[Check, str], None]
@@ -411,16 +450,24 @@ def verify_records(
     records: Iterable[ScannedRecord],
     source: str,
     on_record: Callable[[ScannedRecord], None] | None = None,
+    keyring: Keyring | None = None,
+    anchors: Sequence[Anchor] = (),
 ) -> AuditReport:
-    """Check every record in order; stop at the first record where anything is wrong."""
-    audit = LedgerAudit(source)
+    """Check every record in order; stop at the first record where anything is wrong.
+
+    With a keyring every record must be signed by one of its keys; every anchor must be
+    met by some record (checked after the last one).
+    """
+    audit = LedgerAudit(source, keyring, anchors)
     for record in records:
         findings = audit.check(record)
         if on_record is not None:
             on_record(record)
         if findings:
             return AuditReport(audit.summary, findings)
-    return AuditReport(audit.summary)
+    unmet = audit.anchors.unmet()
+    audit.summary.anchors_met = len(anchors) - len(unmet)
+    return AuditReport(audit.summary, [Finding(Check.ANCHOR, problem) for problem in unmet])
 
 
 def _posting_problem(posting: Any) -> str | None:

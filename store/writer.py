@@ -15,6 +15,7 @@ from eventsourcing.persistence import IntegrityError, OperationalError, StoredEv
 from store.index import AggregateIndex, IndexConflict
 from store.reader import LedgerReader
 from store.records import LedgerRecord
+from store.signing import LedgerSigner
 
 logger = logging.getLogger(__name__)
 
@@ -168,6 +169,7 @@ class LedgerWriter:
         max_events_per_transaction: int = DEFAULT_MAX_EVENTS_PER_TRANSACTION,
         on_commit: Callable[[], None] | None = None,
         catch_up_lock: threading.Lock | None = None,
+        signer: LedgerSigner | None = None,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.topic = topic
@@ -178,6 +180,8 @@ class LedgerWriter:
         self.timeout_s = timeout_s
         self.max_events_per_transaction = max_events_per_transaction
         self._on_commit = on_commit
+        # Signs each record's chain hash, so an auditor can tell our records from appended ones.
+        self._signer = signer
         # Shared with the Ledger's refresh(): one catch-up at a time in this process.
         self._catch_up_lock = catch_up_lock or threading.Lock()
         self._requests: queue.Queue[_Request | None] = queue.Queue()
@@ -446,7 +450,7 @@ class LedgerWriter:
                     self.topic,
                     key=record.key(),
                     value=record.state,
-                    headers=record.headers(),
+                    headers=self._headers(record),
                     partition=0,
                 )
                 for record in records
@@ -486,6 +490,11 @@ class LedgerWriter:
                 raise self._fenced from error  # type: ignore[misc]
             self._abort()
             raise
+
+    def _headers(self, record: LedgerRecord) -> list[tuple[str, bytes]]:
+        if self._signer is None:
+            return record.headers()
+        return record.headers() + self._signer.record_headers(record.hash)
 
     def _abort(self) -> None:
         from kafka.errors import InvalidProducerEpochError, ProducerFencedError
