@@ -16,6 +16,7 @@ from typing import Any
 from audit.anchors import Anchor, AnchorCheck
 from audit.event_state import StateNotJson, decode_state, event_name
 from audit.scan import ScannedRecord
+from audit.semantics import BusinessFacts
 from domain.ids import payment_aggregate_id
 from store.records import GENESIS_HASH
 from store.signing import Keyring
@@ -28,6 +29,8 @@ class Check(StrEnum):
     ANCHOR = "anchor"
     NOTIFICATION_IDS = "notification ids"
     VERSIONS = "aggregate versions"
+    SESSIONS = "sessions"
+    PAYMENTS = "payments"
     REFUNDS = "refunds"
     POSTINGS = "postings"
     EXPORT = "export"
@@ -134,6 +137,7 @@ class LedgerAudit:
         self.summary = AuditSummary(source=source, keys_given=keyring is not None)
         self._keyring = keyring
         self.anchors = AnchorCheck(tuple(anchors))
+        self._facts = BusinessFacts()
         self._prev_hash: bytes | None = None
         self._last_notification_id: int | None = None
         self._versions: dict[str, int] = {}
@@ -172,6 +176,12 @@ class LedgerAudit:
                 found(Check.RECORD, str(error))
             else:
                 self._check_postings(record.topic, state, found)
+                self._facts.check(
+                    record,
+                    event_name(record.topic),
+                    state,
+                    lambda check, reason: found(Check(check), reason),
+                )
                 self._check_refunds(record, state, found)
         return findings
 

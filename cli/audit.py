@@ -206,6 +206,11 @@ def _summary_rows(summary: AuditSummary, chain_note: str | None) -> list[dict[st
             "result": f"{summary.events_with_postings} entries, each balanced; "
             f"{postings or 'no postings'} (minor units)",
         },
+        {
+            "check": "business facts",
+            "result": "no session priced twice, no capture beyond its hold, no refund issued "
+            "twice; every total is subtotal + VAT and every entry's postings match its event",
+        },
     ]
 
 

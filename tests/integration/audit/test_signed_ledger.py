@@ -197,6 +197,11 @@ def test_a_record_appended_by_a_plain_producer_fails_verify_with_the_public_key(
     assert f"audit failed at offset {offset}, notification id {notification_id}" in result.stderr
     assert "authenticity: " in result.stderr
     assert "not signed" in result.stderr
+    # Without a key the business facts still name it: the session is priced a second time.
+    result = signed.verify(prefix=prefix)
+    assert result.exit_code == 1, result.output
+    assert f"offset {offset}, notification id {notification_id}" in result.stderr
+    assert "sessions: " in result.stderr and "priced a second time" in result.stderr
 
 
 def test_a_record_signed_with_someone_elses_key_fails(signed: SignedLedger, tmp_path: Path) -> None:
