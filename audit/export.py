@@ -6,7 +6,8 @@ Layout of an export directory:
 Each row: notification_id, kafka_offset, originator_id, originator_version, topic (the
 event class path), state_json (the state as JSON text, when it is JSON), state_base64 (the
 exact stored bytes, so chain_hash can be recomputed), prev_hash, hash (hex), recorded_at,
-and the writer's key_id and signature (hex) where the ledger is signed.
+and, on the last record of each of the writer's transactions where the ledger is signed,
+key_id, signed_from and signature (hex).
 The manifest is written last: a directory without one is not a finished export. With a
 signing key configured it carries manifest_key_id and manifest_signature, an Ed25519
 signature over its other keys (sorted, compact JSON), so it can serve as an anchor.
@@ -50,10 +51,11 @@ COLUMNS = (
     "hash",
     "recorded_at",
     "key_id",
+    "signed_from",
     "signature",
 )
 # Columns an export written before signatures lacks.
-_OPTIONAL_COLUMNS = ("key_id", "signature")
+_OPTIONAL_COLUMNS = ("key_id", "signed_from", "signature")
 # DuckDB types of the columns, for writing Parquet and for reading JSON Lines alike.
 _DUCKDB_TYPES = {
     "notification_id": "BIGINT",
@@ -67,6 +69,7 @@ _DUCKDB_TYPES = {
     "hash": "VARCHAR",
     "recorded_at": "TIMESTAMPTZ",
     "key_id": "VARCHAR",
+    "signed_from": "BIGINT",
     "signature": "VARCHAR",
 }
 _FETCH_ROWS = 2000
@@ -179,6 +182,7 @@ def export_row(record: ScannedRecord) -> dict[str, Any]:
         if record.recorded_at
         else None,
         "key_id": record.key_id,
+        "signed_from": record.signed_from,
         "signature": record.signature.hex() if record.signature is not None else None,
     }
 
@@ -427,6 +431,7 @@ def scanned_from_row(position: int, row: dict[str, Any]) -> ScannedRecord:
     return ScannedRecord(
         key_id=key_id if isinstance(key_id, str) else None,
         signature=signature_bytes,
+        signed_from=_integer(row, "signed_from", defects),
         position=position,
         offset=_integer(row, "kafka_offset", defects),
         notification_id=_integer(row, "notification_id", defects, required=True),

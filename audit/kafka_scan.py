@@ -22,7 +22,7 @@ from store.records import (
     HEADER_PREV_HASH,
     HEADER_TOPIC,
 )
-from store.signing import HEADER_KEY_ID, HEADER_SIGNATURE
+from store.signing import HEADER_KEY_ID, HEADER_SIGNATURE, HEADER_SIGNED_FROM
 
 _POLL_MS = 200
 
@@ -158,6 +158,7 @@ def scanned_from_kafka(position: int, message: Any) -> ScannedRecord:
         defect="; ".join(defects) or None,
         key_id=_text(found.get(HEADER_KEY_ID)),
         signature=_signature(found.get(HEADER_SIGNATURE)),
+        signed_from=_integer(found.get(HEADER_SIGNED_FROM), HEADER_SIGNED_FROM, defects),
     )
 
 

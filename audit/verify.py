@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from audit.anchors import Anchor, AnchorCheck
+from audit.authenticity import SignatureCoverage, Unsigned
 from audit.event_state import StateNotJson, decode_state, event_name
 from audit.scan import ScannedRecord
 from audit.semantics import BusinessFacts
@@ -135,7 +136,7 @@ class LedgerAudit:
         self, source: str, keyring: Keyring | None = None, anchors: Sequence[Anchor] = ()
     ) -> None:
         self.summary = AuditSummary(source=source, keys_given=keyring is not None)
-        self._keyring = keyring
+        self._coverage = SignatureCoverage(keyring) if keyring is not None else None
         self.anchors = AnchorCheck(tuple(anchors))
         self._facts = BusinessFacts()
         self._prev_hash: bytes | None = None
@@ -163,7 +164,10 @@ class LedgerAudit:
         if record.defect:
             found(Check.RECORD, f"the record is damaged: it {record.defect}")
         self._check_chain(record, found)
-        self._check_signature(record, found)
+        self._count_signature(record)
+        unsigned = self._check_coverage(record)
+        if unsigned is not None:
+            findings.append(unsigned)
         anchor_problem = self.anchors.observe(record)
         if anchor_problem is not None:
             found(Check.ANCHOR, anchor_problem)
@@ -225,26 +229,26 @@ class LedgerAudit:
         self._prev_hash = record.hash
         self.summary.last_hash = record.hash
 
-    def _check_signature(self, record: ScannedRecord, found: Callable[[Check, str], None]) -> None:
+    def _count_signature(self, record: ScannedRecord) -> None:
         if record.signature is not None and record.key_id is not None:
             self.summary.signed_records += 1
             self.summary.key_ids.add(record.key_id)
-        if self._keyring is None:
-            return
-        if record.hash is None:
-            found(
-                Check.AUTHENTICITY,
-                "the record has no hash, so nothing of it is signed (the embedded SQLite "
-                "ledger is not signed; a signed ledger is the Kafka one)",
-            )
-            return
-        problem = self._keyring.record_problem(record.hash, record.key_id, record.signature)
-        if problem is not None:
-            found(
-                Check.AUTHENTICITY,
-                f"{problem}: the record was appended by someone other than the ledger's "
-                "writer, or changed since",
-            )
+
+    def _check_coverage(self, record: ScannedRecord) -> Finding | None:
+        if self._coverage is None:
+            return None
+        unsigned = self._coverage.observe(record)
+        return None if unsigned is None else _unsigned_finding(unsigned)
+
+    def finish(self) -> list[Finding]:
+        """What only the end of the ledger shows: an unsigned tail, anchors not met."""
+        findings = []
+        if self._coverage is not None:
+            unsigned = self._coverage.finish()
+            if unsigned is not None:
+                findings.append(_unsigned_finding(unsigned))
+        findings.extend(Finding(Check.ANCHOR, problem) for problem in self.anchors.unmet())
+        return findings
 
     def _check_notification_id(
         self, record: ScannedRecord, found: Callable[[Check, str], None]
@@ -475,9 +479,21 @@ def verify_records(
             on_record(record)
         if findings:
             return AuditReport(audit.summary, findings)
-    unmet = audit.anchors.unmet()
-    audit.summary.anchors_met = len(anchors) - len(unmet)
-    return AuditReport(audit.summary, [Finding(Check.ANCHOR, problem) for problem in unmet])
+    findings = audit.finish()
+    audit.summary.anchors_met = len(anchors) - len(audit.anchors.unmet())
+    return AuditReport(audit.summary, findings)
+
+
+def _unsigned_finding(unsigned: Unsigned) -> Finding:
+    record = unsigned.record
+    return Finding(
+        Check.AUTHENTICITY,
+        unsigned.reason,
+        record.where(),
+        record.offset,
+        record.notification_id,
+        record.position,
+    )
 
 
 def _posting_problem(posting: Any) -> str | None:

@@ -171,11 +171,12 @@ def _summary_rows(summary: AuditSummary, chain_note: str | None) -> list[dict[st
     )
     keys = ", ".join(sorted(summary.key_ids)) or "none"
     authenticity = (
-        f"verified: every record signed by a trusted key (key ids {keys})"
+        f"verified: every record in a transaction signed by a trusted key "
+        f"({summary.signed_records} signatures, key ids {keys})"
         if summary.keys_given
-        else f"NOT checked: no --public-key given ({summary.signed_records} of "
-        f"{summary.records} records carry signatures, key ids {keys}); anyone able to "
-        "write the ledger could have appended a record"
+        else f"NOT checked: no --public-key given ({summary.signed_records} signed "
+        f"transactions, key ids {keys}); anyone able to write the ledger could have "
+        "appended a record"
     )
     captured = format_amounts(summary.captured_minor)
     issued = format_amounts(summary.refunds_issued_minor)

@@ -1,9 +1,13 @@
-"""Ed25519 signatures on ledger records and export manifests: sign, verify, make keys.
+"""Ed25519 signatures on ledger transactions and export manifests: sign, verify, make keys.
 
-The writer signs each record's chain hash (which covers the record's content and, through
-prev_hash, every record before it) and carries the signature and its key id in two
-headers. An auditor holding the public keys can then tell the writer's records from a
-record anyone with produce access appended, chained with the project's own chain_hash.
+The writer signs each Kafka transaction it commits: the last record of the transaction
+carries, in three headers, the key id, the notification id the transaction starts at
+(``signed_from``) and a signature over that id and the record's chain hash. The hash
+covers the record's content and, through prev_hash, every record before it, so the
+signature vouches for exactly the records ``signed_from`` .. this one. A record someone
+else appends (chained with the project's own chain_hash) lies in no signed range, even
+after the writer restarts and chains its next transaction onto it. One signature per
+transaction, not per record: signing costs the writer almost nothing under group commit.
 A key id is the first 16 hex digits of the SHA-256 of the raw public key, so old records
 keep verifying after a rotation as long as the auditor keeps the old public key.
 """
@@ -11,6 +15,7 @@ keep verifying after a rotation as long as the auditor keeps the old public key.
 from __future__ import annotations
 
 import hashlib
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,9 +28,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 
 HEADER_KEY_ID = "evledger.key_id"
 HEADER_SIGNATURE = "evledger.signature"
+HEADER_SIGNED_FROM = "evledger.signed_from"
 
-# Domain separation: a record signature can never be replayed as a manifest signature.
-RECORD_CONTEXT = b"evledger.record.v1\x00"
+# Domain separation: a transaction signature can never be replayed as a manifest signature.
+TRANSACTION_CONTEXT = b"evledger.transaction.v1\x00"
 MANIFEST_CONTEXT = b"evledger.manifest.v1\x00"
 
 PRIVATE_KEY_FILE = "ledger-signing.pem"
@@ -67,14 +73,15 @@ class LedgerSigner:
             )
         return cls(key)
 
-    def sign_hash(self, record_hash: bytes) -> bytes:
-        return self._private_key.sign(RECORD_CONTEXT + record_hash)
+    def sign_transaction(self, signed_from: int, last_hash: bytes) -> bytes:
+        return self._private_key.sign(transaction_message(signed_from, last_hash))
 
-    def record_headers(self, record_hash: bytes) -> list[tuple[str, bytes]]:
-        """The two headers that make a record with this chain hash authentic."""
+    def transaction_headers(self, signed_from: int, last_hash: bytes) -> list[tuple[str, bytes]]:
+        """The headers of a transaction's last record that vouch for ids signed_from..it."""
         return [
             (HEADER_KEY_ID, self._key_id_bytes),
-            (HEADER_SIGNATURE, self.sign_hash(record_hash).hex().encode()),
+            (HEADER_SIGNED_FROM, str(signed_from).encode()),
+            (HEADER_SIGNATURE, self.sign_transaction(signed_from, last_hash).hex().encode()),
         ]
 
     def sign_manifest(self, canonical: bytes) -> str:
@@ -103,11 +110,13 @@ class Keyring:
             raise SigningKeyError(f"no Ed25519 public key in {', '.join(map(str, paths))}")
         return cls(keys)
 
-    def record_problem(
-        self, record_hash: bytes, key_id: str | None, signature: bytes | None
+    def transaction_problem(
+        self, signed_from: int, last_hash: bytes, key_id: str | None, signature: bytes | None
     ) -> str | None:
-        """Why the record is not signed by a trusted key, or None when it is."""
-        return self._problem(RECORD_CONTEXT + record_hash, key_id, signature, "record")
+        """Why the signature is not a trusted key's over these records, or None when it is."""
+        return self._problem(
+            transaction_message(signed_from, last_hash), key_id, signature, "transaction"
+        )
 
     def manifest_problem(
         self, canonical: bytes, key_id: str | None, signature_hex: str | None
@@ -134,6 +143,11 @@ class Keyring:
         except InvalidSignature:
             return f"the {what}'s signature by key {key_id} does not match its content"
         return None
+
+
+def transaction_message(signed_from: int, last_hash: bytes) -> bytes:
+    """What a transaction signature signs: its first notification id and its last hash."""
+    return TRANSACTION_CONTEXT + struct.pack(">Q", signed_from) + last_hash
 
 
 def _public_key(path: Path) -> Ed25519PublicKey | None:

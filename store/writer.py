@@ -180,7 +180,7 @@ class LedgerWriter:
         self.timeout_s = timeout_s
         self.max_events_per_transaction = max_events_per_transaction
         self._on_commit = on_commit
-        # Signs each record's chain hash, so an auditor can tell our records from appended ones.
+        # Signs each transaction's records, so an auditor can tell them from appended ones.
         self._signer = signer
         # Shared with the Ledger's refresh(): one catch-up at a time in this process.
         self._catch_up_lock = catch_up_lock or threading.Lock()
@@ -443,6 +443,11 @@ class LedgerWriter:
         from kafka.errors import InvalidProducerEpochError, KafkaTimeoutError, ProducerFencedError
 
         producer = self._producer
+        headers = [record.headers() for record in records]
+        if records and self._signer is not None:
+            headers[-1] += self._signer.transaction_headers(
+                records[0].notification_id, records[-1].hash
+            )
         try:
             producer.begin_transaction()
             futures = [
@@ -450,10 +455,10 @@ class LedgerWriter:
                     self.topic,
                     key=record.key(),
                     value=record.state,
-                    headers=self._headers(record),
+                    headers=record_headers,
                     partition=0,
                 )
-                for record in records
+                for record, record_headers in zip(records, headers, strict=True)
             ]
             side_futures = [
                 producer.send(
@@ -490,11 +495,6 @@ class LedgerWriter:
                 raise self._fenced from error  # type: ignore[misc]
             self._abort()
             raise
-
-    def _headers(self, record: LedgerRecord) -> list[tuple[str, bytes]]:
-        if self._signer is None:
-            return record.headers()
-        return record.headers() + self._signer.record_headers(record.hash)
 
     def _abort(self) -> None:
         from kafka.errors import InvalidProducerEpochError, ProducerFencedError
