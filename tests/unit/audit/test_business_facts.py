@@ -4,9 +4,15 @@ postings that do not match their event (every entry balanced, so only these chec
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from typing import Any
 
+from typer.testing import CliRunner
+
 from audit.verify import Check, verify_records
+from bootstrap.settings import Settings
+from cli.audit import app
 from domain import postings as journal
 from domain.ids import session_aggregate_id
 from tests.unit.audit.ledger_builder import PAYMENT, PAYMENT_TOPIC, REFUND, records, story
@@ -122,3 +128,31 @@ def test_balanced_postings_that_do_not_match_a_refund_are_named() -> None:
     check, notification_id, reason = first_finding(entries)
     assert (check, notification_id) == (Check.POSTINGS, 6)
     assert "Refund.Issued's postings" in reason
+
+
+def test_a_total_edited_in_the_embedded_ledger_file_with_balanced_postings_is_named(
+    embedded: Settings,
+) -> None:
+    # The embedded default keeps no hashes: the business facts are what catch this edit.
+    path = embedded.data_dir / "ledger.sqlite3"
+    db = sqlite3.connect(path)
+    rowid, state = db.execute(
+        "SELECT rowid, state FROM stored_events WHERE topic LIKE '%ChargingSession.Priced' "
+        "ORDER BY rowid LIMIT 1 OFFSET 5"
+    ).fetchone()
+    edited = json.loads(state)
+    edited["total_minor"] = 1
+    edited["postings"] = journal.session_priced(1, 1, 0, edited["currency"])
+    db.execute(
+        "UPDATE stored_events SET state = ? WHERE rowid = ?", (json.dumps(edited).encode(), rowid)
+    )
+    db.commit()
+    db.close()
+    result = CliRunner().invoke(
+        app,
+        ["verify"],
+        env={"EVLEDGER_DATA_DIR": str(embedded.data_dir), "EVLEDGER_KAFKA_BOOTSTRAP": None},
+    )
+    assert result.exit_code == 1, result.output
+    assert f"audit failed at notification id {rowid} (" in result.stderr
+    assert "sessions: " in result.stderr and "total 1 is not its subtotal" in result.stderr
