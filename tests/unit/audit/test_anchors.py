@@ -199,3 +199,32 @@ def test_the_embedded_ledger_is_not_signed_and_verify_with_a_key_says_so(
     )
     assert result.exit_code == 1
     assert "the record is not signed" in result.stderr
+
+
+def test_an_export_from_before_signatures_still_verifies(
+    embedded: Settings, tmp_path: Path
+) -> None:
+    import duckdb
+
+    out = tmp_path / "export"
+    env = {"EVLEDGER_DATA_DIR": str(embedded.data_dir), **OFFLINE}
+    result = runner.invoke(app, ["export", "--out", str(out)], env=env)
+    assert result.exit_code == 0, result.output
+    # Rewrite the Parquet file as format 1 wrote it: without the signature columns.
+    parquet = out / "ledger.parquet"
+    old = tmp_path / "old.parquet"
+    connection = duckdb.connect()
+    connection.execute(
+        f"COPY (SELECT * EXCLUDE (key_id, signed_from, signature) FROM '{parquet}') "
+        f"TO '{old}' (FORMAT parquet)"
+    )
+    connection.close()
+    shutil.move(old, parquet)
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["file_sha256"] = hashlib.sha256(parquet.read_bytes()).hexdigest()
+    del manifest["manifest_key_id"], manifest["manifest_signature"]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    result = verify("--export", str(out))
+    assert result.exit_code == 0, result.output
+    checks = {row["check"]: row["result"] for row in json.loads(result.stdout)}
+    assert checks["authenticity"].startswith("NOT checked: no --public-key given (0 signed")
