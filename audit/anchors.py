@@ -72,9 +72,13 @@ class AnchorCheck:
     anchors: tuple[Anchor, ...]
     _met: set[int] = field(default_factory=set)
     _last: ScannedRecord | None = None
+    met_here: bool = False
 
     def observe(self, record: ScannedRecord) -> str | None:
+        """What is wrong with the record against the anchors; ``met_here`` says whether it
+        is an anchored record (which then vouches for itself and every record before it)."""
         self._last = record
+        self.met_here = False
         for number, anchor in enumerate(self.anchors):
             if anchor.notification_id is not None:
                 if record.notification_id != anchor.notification_id:
@@ -86,8 +90,10 @@ class AnchorCheck:
                         "the ledger was rewritten from here or earlier"
                     )
                 self._met.add(number)
+                self.met_here = True
             elif record.hash == anchor.hash:
                 self._met.add(number)
+                self.met_here = True
         return None
 
     def unmet(self) -> list[str]:

@@ -2,8 +2,9 @@
 
 Records arrive in ledger order. Those since the last verified signature wait; a record
 carrying a signature by a trusted key over (signed_from, its hash) vouches for the waiting
-records from notification id signed_from on. A waiting record below signed_from, or still
-waiting when the ledger ends, was appended by someone other than the writer.
+records from notification id signed_from on, and a trusted anchor (audit/anchors.py) for
+every record up to its own. A waiting record below signed_from, or still waiting when the
+ledger ends, was appended by someone other than the writer.
 """
 
 from __future__ import annotations
@@ -64,6 +65,11 @@ class SignatureCoverage:
                     "it was appended by someone other than the ledger's writer",
                 )
         return None
+
+    def vouch(self) -> None:
+        """A trusted anchor matched the last record: it and every record before it are
+        the ledger's (how a ledger signed only since some day verifies whole)."""
+        self._waiting = []
 
     def finish(self) -> Unsigned | None:
         """After the last record: the start of an unsigned tail, if the ledger has one."""

@@ -171,6 +171,8 @@ class LedgerAudit:
         anchor_problem = self.anchors.observe(record)
         if anchor_problem is not None:
             found(Check.ANCHOR, anchor_problem)
+        elif self.anchors.met_here and self._coverage is not None:
+            self._coverage.vouch()
         self._check_notification_id(record, found)
         self._check_version(record, found)
         if record.topic is not None:

@@ -228,3 +228,38 @@ def test_an_export_from_before_signatures_still_verifies(
     assert result.exit_code == 0, result.output
     checks = {row["check"]: row["result"] for row in json.loads(result.stdout)}
     assert checks["authenticity"].startswith("NOT checked: no --public-key given (0 signed")
+
+
+def test_a_ledger_signed_only_since_some_day_verifies_whole_with_an_anchor_before_it(
+    tmp_path: Path,
+) -> None:
+    from dataclasses import replace
+
+    from audit.anchors import Anchor
+    from audit.verify import Check, verify_records
+    from store.signing import Keyring, LedgerSigner
+    from tests.unit.audit.ledger_builder import records
+
+    key = generate_key(tmp_path / "k")
+    signer = LedgerSigner.from_file(key.private_path)
+    found = records()  # six records; signing was turned on before the fourth
+    last = found[-1]
+    assert last.hash is not None
+    found[-1] = replace(
+        last,
+        key_id=signer.key_id,
+        signed_from=4,
+        signature=signer.sign_transaction(4, last.hash),
+    )
+    keyring = Keyring.load([key.public_path])
+    report = verify_records(found, "test", keyring=keyring)
+    assert report.first is not None
+    assert (report.first.check, report.first.notification_id) == (Check.AUTHENTICITY, 1)
+    assert "no signature of a trusted key vouches for this record" in report.first.reason
+    assert found[2].hash is not None
+    anchored = verify_records(found, "test", keyring=keyring, anchors=[Anchor(found[2].hash, 3)])
+    assert anchored.ok, [str(f) for f in anchored.findings]
+    # The anchor vouches only up to itself: an unsigned tail still fails.
+    tail = verify_records(found[:5], "test", keyring=keyring, anchors=[Anchor(found[2].hash, 3)])
+    assert tail.first is not None
+    assert (tail.first.check, tail.first.notification_id) == (Check.AUTHENTICITY, 4)
