@@ -5,8 +5,13 @@ Layout of an export directory:
   manifest.json                    count, first/last ids and hashes, the file's SHA-256
 Each row: notification_id, kafka_offset, originator_id, originator_version, topic (the
 event class path), state_json (the state as JSON text, when it is JSON), state_base64 (the
-exact stored bytes, so chain_hash can be recomputed), prev_hash, hash (hex), recorded_at.
-The manifest is written last: a directory without one is not a finished export.
+exact stored bytes, so chain_hash can be recomputed), prev_hash, hash (hex), recorded_at,
+and, on the last record of each of the writer's transactions where the ledger is signed,
+key_id, signed_from and signature (hex).
+The manifest is written last: a directory without one is not a finished export. With a
+signing key configured it carries manifest_key_id and manifest_signature, an Ed25519
+signature over its other keys (sorted, compact JSON), so it can serve as an anchor.
+Columns and keys added since format 1 are optional: older exports read as unsigned.
 """
 
 from __future__ import annotations
@@ -15,17 +20,21 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from audit.event_state import state_as_json_text
 from audit.scan import ChainCompletion, LedgerScan, ScannedRecord
 from audit.verify import AuditReport, Check, Finding, verify_records
 from store.records import FORMAT_VERSION, GENESIS_HASH
+from store.signing import Keyring, LedgerSigner
+
+if TYPE_CHECKING:
+    from audit.anchors import Anchor
 
 # Bump when a column or a manifest key changes meaning; readers refuse newer versions.
 EXPORT_FORMAT_VERSION = 1
@@ -41,7 +50,12 @@ COLUMNS = (
     "prev_hash",
     "hash",
     "recorded_at",
+    "key_id",
+    "signed_from",
+    "signature",
 )
+# Columns an export written before signatures lacks.
+_OPTIONAL_COLUMNS = ("key_id", "signed_from", "signature")
 # DuckDB types of the columns, for writing Parquet and for reading JSON Lines alike.
 _DUCKDB_TYPES = {
     "notification_id": "BIGINT",
@@ -54,6 +68,9 @@ _DUCKDB_TYPES = {
     "prev_hash": "VARCHAR",
     "hash": "VARCHAR",
     "recorded_at": "TIMESTAMPTZ",
+    "key_id": "VARCHAR",
+    "signed_from": "BIGINT",
+    "signature": "VARCHAR",
 }
 _FETCH_ROWS = 2000
 
@@ -89,13 +106,38 @@ class ExportManifest:
     last_notification_id: int | None
     first_hash: str | None
     last_hash: str | None
+    manifest_key_id: str | None = None
+    manifest_signature: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
 
+    def canonical(self) -> bytes:
+        """The bytes the manifest signature covers: every key but the signature's own."""
+        content = asdict(self)
+        del content["manifest_key_id"], content["manifest_signature"]
+        return json.dumps(content, sort_keys=True, separators=(",", ":")).encode()
+
+    def signed(self, signer: LedgerSigner) -> ExportManifest:
+        unsigned = replace(self, manifest_key_id=None, manifest_signature=None)
+        return replace(
+            unsigned,
+            manifest_key_id=signer.key_id,
+            manifest_signature=signer.sign_manifest(unsigned.canonical()),
+        )
+
+    def signature_problem(self, keyring: Keyring) -> str | None:
+        return keyring.manifest_problem(
+            self.canonical(), self.manifest_key_id, self.manifest_signature
+        )
+
     @classmethod
     def read(cls, directory: Path) -> ExportManifest:
-        path = directory / MANIFEST_FILE
+        return cls.read_file(directory / MANIFEST_FILE)
+
+    @classmethod
+    def read_file(cls, path: Path) -> ExportManifest:
+        directory = path.parent
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -105,16 +147,23 @@ class ExportManifest:
             ) from None
         except (OSError, ValueError) as error:
             raise ExportError(f"cannot read {path}: {error}") from None
+        if not isinstance(data, dict):
+            raise ExportError(f"{path} is not a manifest (not a JSON object)")
         version = data.get("export_format_version")
         if version != EXPORT_FORMAT_VERSION:
             raise ExportError(
                 f"{path} is export format {version!r}; this evledger reads "
                 f"{EXPORT_FORMAT_VERSION} (use the evledger version that wrote it)"
             )
+        optional = ("manifest_key_id", "manifest_signature")
+        values: dict[str, Any] = {name: data.get(name) for name in optional}
         try:
-            return cls(**{name: data[name] for name in cls.__dataclass_fields__})
+            values.update(
+                {name: data[name] for name in cls.__dataclass_fields__ if name not in optional}
+            )
         except KeyError as missing:
             raise ExportError(f"{path} lacks {missing}") from None
+        return cls(**values)
 
 
 def export_row(record: ScannedRecord) -> dict[str, Any]:
@@ -132,6 +181,9 @@ def export_row(record: ScannedRecord) -> dict[str, Any]:
         "recorded_at": record.recorded_at.astimezone(UTC).isoformat()
         if record.recorded_at
         else None,
+        "key_id": record.key_id,
+        "signed_from": record.signed_from,
+        "signature": record.signature.hex() if record.signature is not None else None,
     }
 
 
@@ -140,12 +192,14 @@ def export_ledger(
     out_dir: Path,
     file_format: ExportFormat,
     on_record: Callable[[ScannedRecord], None] | None = None,
+    signer: LedgerSigner | None = None,
 ) -> ExportManifest:
     """Write every record of the ledger to out_dir (new or empty) and return the manifest.
 
-    Records are copied as found, recorded hashes included, so a damaged ledger exports as
-    damaged and verify on the export finds the same place. Where the ledger keeps no
-    hashes (the embedded default) the chain is computed here.
+    Records are copied as found, recorded hashes and signatures included, so a damaged
+    ledger exports as damaged and verify on the export finds the same place. Where the
+    ledger keeps no hashes (the embedded default) the chain is computed here. With a
+    signer, the manifest is signed.
     """
     if out_dir.exists() and any(out_dir.iterdir()):
         raise ExportError(f"{out_dir} is not empty; export into a new or empty directory")
@@ -183,6 +237,8 @@ def export_ledger(
         first_hash=first.hash.hex() if first and first.hash else None,
         last_hash=last.hash.hex() if last and last.hash else None,
     )
+    if signer is not None:
+        manifest = manifest.signed(signer)
     (out_dir / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
     return manifest
 
@@ -266,8 +322,21 @@ class ExportScan:
 
         connection = duckdb.connect()
         try:
+            try:
+                present = {
+                    str(row[0])
+                    for row in connection.execute(
+                        "DESCRIBE SELECT * FROM read_parquet(?)", [str(self.path)]
+                    ).fetchall()
+                }
+            except duckdb.Error as error:
+                raise ExportError(f"cannot read {self.path}: {error}") from None
             selected = ", ".join(
-                "epoch_ms(recorded_at) AS recorded_at" if name == "recorded_at" else name
+                "epoch_ms(recorded_at) AS recorded_at"
+                if name == "recorded_at"
+                else name
+                if name in present or name not in _OPTIONAL_COLUMNS
+                else f"NULL AS {name}"
                 for name in COLUMNS
             )
             try:
@@ -289,10 +358,18 @@ class ExportScan:
         finally:
             connection.close()
 
-    def manifest_findings(self, records: int, last_hash: bytes | None) -> list[Finding]:
+    def manifest_findings(
+        self, records: int, last_hash: bytes | None, keyring: Keyring | None = None
+    ) -> list[Finding]:
         """What in the manifest disagrees with the rows (checked after the rows)."""
         manifest = self.manifest
         findings = []
+        if keyring is not None:
+            problem = manifest.signature_problem(keyring)
+            if problem is not None:
+                findings.append(
+                    Finding(Check.AUTHENTICITY, f"{MANIFEST_FILE}: {problem}", MANIFEST_FILE)
+                )
         if manifest.count != records:
             findings.append(
                 Finding(
@@ -344,7 +421,17 @@ def scanned_from_row(position: int, row: dict[str, Any]) -> ScannedRecord:
         except ValueError:
             defects.append(f"has a recorded_at that is not a time: {recorded_at!r}")
             recorded_at = None
+    signature = row.get("signature")
+    try:
+        signature_bytes = bytes.fromhex(signature) if isinstance(signature, str) else None
+    except ValueError:
+        defects.append("has a signature that is not hex")
+        signature_bytes = None
+    key_id = row.get("key_id")
     return ScannedRecord(
+        key_id=key_id if isinstance(key_id, str) else None,
+        signature=signature_bytes,
+        signed_from=_integer(row, "signed_from", defects),
         position=position,
         offset=_integer(row, "kafka_offset", defects),
         notification_id=_integer(row, "notification_id", defects, required=True),
@@ -388,13 +475,16 @@ def _digest(row: dict[str, Any], name: str, defects: list[str]) -> bytes | None:
 
 
 def verify_export(
-    directory: Path, on_record: Callable[[ScannedRecord], None] | None = None
+    directory: Path,
+    on_record: Callable[[ScannedRecord], None] | None = None,
+    keyring: Keyring | None = None,
+    anchors: Sequence[Anchor] = (),
 ) -> AuditReport:
     """Every check of verify on an export's rows, then the manifest against the rows."""
     scan = ExportScan(directory)
-    report = verify_records(scan.records(), scan.description, on_record)
+    report = verify_records(scan.records(), scan.description, on_record, keyring, anchors)
     if report.ok:
         report.findings.extend(
-            scan.manifest_findings(report.summary.records, report.summary.last_hash)
+            scan.manifest_findings(report.summary.records, report.summary.last_hash, keyring)
         )
     return report

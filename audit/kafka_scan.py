@@ -22,6 +22,7 @@ from store.records import (
     HEADER_PREV_HASH,
     HEADER_TOPIC,
 )
+from store.signing import HEADER_KEY_ID, HEADER_SIGNATURE, HEADER_SIGNED_FROM
 
 _POLL_MS = 200
 
@@ -155,7 +156,21 @@ def scanned_from_kafka(position: int, message: Any) -> ScannedRecord:
         if message.timestamp is not None and message.timestamp >= 0
         else None,
         defect="; ".join(defects) or None,
+        key_id=_text(found.get(HEADER_KEY_ID)),
+        signature=_signature(found.get(HEADER_SIGNATURE)),
+        signed_from=_integer(found.get(HEADER_SIGNED_FROM), HEADER_SIGNED_FROM, defects),
     )
+
+
+def _signature(raw: bytes | None) -> bytes | None:
+    # A signature that is not hex is no signature: the audit names the record as unsigned.
+    text = _text(raw)
+    if text is None:
+        return None
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        return None
 
 
 def _text(raw: bytes | None) -> str | None:

@@ -34,6 +34,11 @@ class ScannedRecord:
     hash: bytes | None = None
     recorded_at: datetime | None = None
     defect: str | None = None
+    # On a transaction's last record: the writer's signature over (signed_from, hash), the
+    # id of the key that made it, and the first notification id it vouches for.
+    key_id: str | None = None
+    signature: bytes | None = None
+    signed_from: int | None = None
 
     @property
     def chained(self) -> bool:

@@ -126,7 +126,8 @@ class SqliteLedgerScan:
                     originator_id=originator_id_text(str(originator_id)),
                     originator_version=int(version),
                     topic=str(topic),
-                    state=bytes(state),
+                    # A hand-edited row may hold text where the library wrote a blob.
+                    state=state.encode() if isinstance(state, str) else bytes(state),
                     prev_hash=bytes.fromhex(prev) if prev else None,
                     hash=bytes.fromhex(digest) if digest else None,
                     recorded_at=datetime.fromisoformat(at) if at else None,

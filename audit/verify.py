@@ -1,4 +1,5 @@
-"""The auditor's checks of a ledger, record by record: chain, ids, versions, refunds, postings.
+"""The auditor's checks of a ledger, record by record: chain, signatures, anchors, ids,
+versions, refunds, postings, and the business facts the events state (audit/semantics.py).
 
 The checks run on records as found (ScannedRecord), from Kafka, the embedded SQLite ledger
 or an export alike, and stop at the first record where anything is wrong: after a missing
@@ -7,22 +8,30 @@ or changed record every later link is suspect, and the first place is where to l
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from audit.anchors import Anchor, AnchorCheck
+from audit.authenticity import SignatureCoverage, Unsigned
 from audit.event_state import StateNotJson, decode_state, event_name
 from audit.scan import ScannedRecord
+from audit.semantics import BusinessFacts
 from domain.ids import payment_aggregate_id
 from store.records import GENESIS_HASH
+from store.signing import Keyring
 
 
 class Check(StrEnum):
     RECORD = "record"
     CHAIN = "hash chain"
+    AUTHENTICITY = "authenticity"
+    ANCHOR = "anchor"
     NOTIFICATION_IDS = "notification ids"
     VERSIONS = "aggregate versions"
+    SESSIONS = "sessions"
+    PAYMENTS = "payments"
     REFUNDS = "refunds"
     POSTINGS = "postings"
     EXPORT = "export"
@@ -70,6 +79,11 @@ class AuditSummary:
     refunds_issued_minor: dict[str, int] = field(default_factory=dict)
     events_with_postings: int = 0
     postings: dict[str, PostingTotals] = field(default_factory=dict)
+    # Authenticity: whether trusted keys were given, and what signed the records.
+    keys_given: bool = False
+    signed_records: int = 0
+    key_ids: set[str] = field(default_factory=set)
+    anchors_met: int = 0
 
     @property
     def unchained_records(self) -> int:
@@ -118,8 +132,13 @@ class _RefundLink:
 class LedgerAudit:
     """Feed records in ledger order; each call returns what is wrong with that record."""
 
-    def __init__(self, source: str) -> None:
-        self.summary = AuditSummary(source=source)
+    def __init__(
+        self, source: str, keyring: Keyring | None = None, anchors: Sequence[Anchor] = ()
+    ) -> None:
+        self.summary = AuditSummary(source=source, keys_given=keyring is not None)
+        self._coverage = SignatureCoverage(keyring) if keyring is not None else None
+        self.anchors = AnchorCheck(tuple(anchors))
+        self._facts = BusinessFacts()
         self._prev_hash: bytes | None = None
         self._last_notification_id: int | None = None
         self._versions: dict[str, int] = {}
@@ -145,6 +164,15 @@ class LedgerAudit:
         if record.defect:
             found(Check.RECORD, f"the record is damaged: it {record.defect}")
         self._check_chain(record, found)
+        self._count_signature(record)
+        unsigned = self._check_coverage(record)
+        if unsigned is not None:
+            findings.append(unsigned)
+        anchor_problem = self.anchors.observe(record)
+        if anchor_problem is not None:
+            found(Check.ANCHOR, anchor_problem)
+        elif self.anchors.met_here and self._coverage is not None:
+            self._coverage.vouch()
         self._check_notification_id(record, found)
         self._check_version(record, found)
         if record.topic is not None:
@@ -154,6 +182,12 @@ class LedgerAudit:
                 found(Check.RECORD, str(error))
             else:
                 self._check_postings(record.topic, state, found)
+                self._facts.check(
+                    record,
+                    event_name(record.topic),
+                    state,
+                    lambda check, reason: found(Check(check), reason),
+                )
                 self._check_refunds(record, state, found)
         return findings
 
@@ -196,6 +230,27 @@ class LedgerAudit:
             )
         self._prev_hash = record.hash
         self.summary.last_hash = record.hash
+
+    def _count_signature(self, record: ScannedRecord) -> None:
+        if record.signature is not None and record.key_id is not None:
+            self.summary.signed_records += 1
+            self.summary.key_ids.add(record.key_id)
+
+    def _check_coverage(self, record: ScannedRecord) -> Finding | None:
+        if self._coverage is None:
+            return None
+        unsigned = self._coverage.observe(record)
+        return None if unsigned is None else _unsigned_finding(unsigned)
+
+    def finish(self) -> list[Finding]:
+        """What only the end of the ledger shows: an unsigned tail, anchors not met."""
+        findings = []
+        if self._coverage is not None:
+            unsigned = self._coverage.finish()
+            if unsigned is not None:
+                findings.append(_unsigned_finding(unsigned))
+        findings.extend(Finding(Check.ANCHOR, problem) for problem in self.anchors.unmet())
+        return findings
 
     def _check_notification_id(
         self, record: ScannedRecord, found: Callable[[Check, str], None]
@@ -411,16 +466,36 @@ def verify_records(
     records: Iterable[ScannedRecord],
     source: str,
     on_record: Callable[[ScannedRecord], None] | None = None,
+    keyring: Keyring | None = None,
+    anchors: Sequence[Anchor] = (),
 ) -> AuditReport:
-    """Check every record in order; stop at the first record where anything is wrong."""
-    audit = LedgerAudit(source)
+    """Check every record in order; stop at the first record where anything is wrong.
+
+    With a keyring every record must be signed by one of its keys; every anchor must be
+    met by some record (checked after the last one).
+    """
+    audit = LedgerAudit(source, keyring, anchors)
     for record in records:
         findings = audit.check(record)
         if on_record is not None:
             on_record(record)
         if findings:
             return AuditReport(audit.summary, findings)
-    return AuditReport(audit.summary)
+    findings = audit.finish()
+    audit.summary.anchors_met = len(anchors) - len(audit.anchors.unmet())
+    return AuditReport(audit.summary, findings)
+
+
+def _unsigned_finding(unsigned: Unsigned) -> Finding:
+    record = unsigned.record
+    return Finding(
+        Check.AUTHENTICITY,
+        unsigned.reason,
+        record.where(),
+        record.offset,
+        record.notification_id,
+        record.position,
+    )
 
 
 def _posting_problem(posting: Any) -> str | None:

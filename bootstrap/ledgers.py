@@ -164,14 +164,17 @@ class EmbeddedLedger(LedgerBackend):
 class KafkaLedger(LedgerBackend):
     """The ledger topic, written by evledger's fenced transactional writer (store/)."""
 
-    def __init__(self, site: KafkaSite, index_dir: Path) -> None:
+    def __init__(
+        self, site: KafkaSite, index_dir: Path, signing_key_file: Path | None = None
+    ) -> None:
         self.site = site
         self.index_dir = index_dir
+        self.signing_key_file = signing_key_file
         self.description = f"Kafka topic {site.ledger_topic} at {site.bootstrap_servers}"
 
     def environment(self) -> dict[str, str]:
         self.index_dir.parent.mkdir(parents=True, exist_ok=True)
-        return {
+        environment = {
             "PERSISTENCE_MODULE": KAFKA_FACTORY,
             "KAFKA_BOOTSTRAP_SERVERS": self.site.bootstrap_servers,
             "KAFKA_LEDGER_TOPIC": self.site.ledger_topic,
@@ -179,6 +182,9 @@ class KafkaLedger(LedgerBackend):
             "KAFKA_REPLICATION_FACTOR": str(self.site.replication_factor),
             "KAFKA_MIN_INSYNC_REPLICAS": str(self.site.min_insync_replicas),
         }
+        if self.signing_key_file is not None:
+            environment["KAFKA_SIGNING_KEY_FILE"] = str(self.signing_key_file)
+        return environment
 
     def scan(self) -> LedgerScan:
         from audit.kafka_scan import KafkaLedgerScan
@@ -225,4 +231,4 @@ def ledger_backend(settings: Settings) -> LedgerBackend:
         replication_factor=settings.kafka_replication_factor,
         min_insync_replicas=settings.kafka_min_insync_replicas,
     )
-    return KafkaLedger(site, settings.data_dir / "index")
+    return KafkaLedger(site, settings.data_dir / "index", settings.signing_key_file)

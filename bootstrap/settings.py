@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".evledger")
     kafka_replication_factor: int = Field(default=1, ge=1)
     kafka_min_insync_replicas: int = Field(default=1, ge=1)
+    # The Ed25519 private key (PEM) the Kafka ledger writer signs records and exports with.
+    signing_key_file: Path | None = None
 
     @field_validator("kafka_bootstrap")
     @classmethod
@@ -51,6 +53,13 @@ class Settings(BaseSettings):
             conninfo_to_dict(value)
         except Exception as error:
             raise ValueError(f"not a PostgreSQL connection string: {error}") from None
+        return value
+
+    @field_validator("signing_key_file")
+    @classmethod
+    def _signing_key_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no key file at {value} (make one with `evledger audit keygen`)")
         return value
 
     @field_validator("topic_prefix")

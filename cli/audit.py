@@ -1,4 +1,5 @@
-"""The `evledger audit` commands: verify the ledger, trace a payment, export and import it."""
+"""The `evledger audit` commands: verify the ledger, trace a payment, export and import it,
+and make the key pair the ledger writer signs with."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from audit.anchors import Anchor, AnchorError, anchor_from_hash, anchor_from_manifest
 from audit.export import ExportError, ExportFormat, export_ledger, verify_export
 from audit.ledger_import import ImportRefused, import_export
 from audit.scan import LedgerScan, LedgerUnavailable, ScannedRecord
@@ -19,6 +21,7 @@ from audit.verify import AuditReport, AuditSummary, verify_records
 from bootstrap.ledgers import NotEmbedded
 from cli.context import current_root
 from cli.output import OutputFormat, format_amounts, progress, render
+from store.signing import Keyring, LedgerSigner, SigningKeyError, generate_key
 
 app = typer.Typer(
     help="Audit the ledger: verify it, trace a session, payment or refund, export it.",
@@ -53,29 +56,70 @@ def _progress(label: str, size_hint: Callable[[], int | None]) -> Iterator[Calla
 
 
 @app.command()
-def verify(
+def verify(  # noqa: PLR0917 - typer passes each option as an argument
     export: Annotated[
         Path | None,
         typer.Option(
             "--export", help="Verify an export directory instead, offline (no services needed)."
         ),
     ] = None,
+    public_keys: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--public-key",
+            help="A trusted public key (PEM) or a directory of them; repeat for rotated keys. "
+            "Every record must then be signed by one of them.",
+        ),
+    ] = None,
+    expect_last_hash: Annotated[
+        str | None,
+        typer.Option(
+            "--expect-last-hash",
+            help="A hash from an earlier audit the ledger must still contain (hex).",
+        ),
+    ] = None,
+    at_id: Annotated[
+        int | None,
+        typer.Option("--at-id", help="The notification id --expect-last-hash must be at."),
+    ] = None,
+    anchor: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--anchor",
+            help="An earlier export's manifest.json (or directory) whose last record the "
+            "ledger must still hold; signed manifests are checked against --public-key.",
+        ),
+    ] = None,
     output_format: FormatOption = OutputFormat.table,
 ) -> None:
-    """Check the hash chain, ids, versions, refunds and postings; exit 1 at the first fault."""
+    """Check the hash chain, signatures, anchors, ids, versions, refunds, postings and the
+    business facts; exit 1 at the first fault."""
     try:
+        keyring = Keyring.load(public_keys) if public_keys else None
+        anchors = _anchors(expect_last_hash, at_id, anchor or [], keyring)
         if export is not None:
             with _progress("verifying export", lambda: None) as advance:
-                report = verify_export(export, advance)
+                report = verify_export(export, advance, keyring, anchors)
             chain_note = None
         else:
             scan = current_root().ledger_scan()
             with _progress("verifying ledger", scan.size_hint) as advance:
-                report = verify_records(scan.records(), scan.description, advance)
+                report = verify_records(scan.records(), scan.description, advance, keyring, anchors)
             chain_note = _chain_note(scan, report.summary)
-    except (LedgerUnavailable, ExportError) as error:
+    except (LedgerUnavailable, ExportError, SigningKeyError, AnchorError) as error:
         raise _fail(str(error), 2) from None
     _report(report, chain_note, output_format)
+
+
+def _anchors(
+    expect_last_hash: str | None, at_id: int | None, manifests: list[Path], keyring: Keyring | None
+) -> list[Anchor]:
+    if at_id is not None and expect_last_hash is None:
+        raise AnchorError("--at-id goes with --expect-last-hash")
+    anchors = [anchor_from_manifest(path, keyring) for path in manifests]
+    if expect_last_hash is not None:
+        anchors.append(anchor_from_hash(expect_last_hash, at_id))
+    return anchors
 
 
 def _chain_note(scan: LedgerScan, summary: AuditSummary) -> str | None:
@@ -125,6 +169,15 @@ def _summary_rows(summary: AuditSummary, chain_note: str | None) -> list[dict[st
         f"verified: {summary.chained_records} records, last hash "
         f"{summary.last_hash.hex() if summary.last_hash else '-'}"
     )
+    keys = ", ".join(sorted(summary.key_ids)) or "none"
+    authenticity = (
+        f"verified: every record in a transaction signed by a trusted key "
+        f"({summary.signed_records} signatures, key ids {keys})"
+        if summary.keys_given
+        else f"NOT checked: no --public-key given ({summary.signed_records} signed "
+        f"transactions, key ids {keys}); anyone able to write the ledger could have "
+        "appended a record"
+    )
     captured = format_amounts(summary.captured_minor)
     issued = format_amounts(summary.refunds_issued_minor)
     postings = "; ".join(
@@ -135,6 +188,11 @@ def _summary_rows(summary: AuditSummary, chain_note: str | None) -> list[dict[st
         {"check": "source", "result": summary.source},
         {"check": "records", "result": summary.records},
         {"check": "hash chain", "result": chain},
+        {"check": "authenticity", "result": authenticity},
+        {
+            "check": "anchors",
+            "result": f"{summary.anchors_met} met" if summary.anchors_met else "none given",
+        },
         {"check": "notification ids", "result": ids},
         {"check": "aggregate versions", "result": f"contiguous in {summary.aggregates} aggregates"},
         {
@@ -148,6 +206,11 @@ def _summary_rows(summary: AuditSummary, chain_note: str | None) -> list[dict[st
             "check": "postings",
             "result": f"{summary.events_with_postings} entries, each balanced; "
             f"{postings or 'no postings'} (minor units)",
+        },
+        {
+            "check": "business facts",
+            "result": "no session priced twice, no capture beyond its hold, no refund issued "
+            "twice; every total is subtotal + VAT and every entry's postings match its event",
         },
     ]
 
@@ -208,15 +271,43 @@ def export_command(
     ] = ExportFormat.parquet,
 ) -> None:
     """Write the ledger, one row per record with its hashes, and a manifest, to --out."""
-    scan = current_root().ledger_scan()
+    root = current_root()
+    scan = root.ledger_scan()
+    key_file = root.settings.signing_key_file
     try:
+        signer = LedgerSigner.from_file(key_file) if key_file is not None else None
         with _progress("exporting ledger", scan.size_hint) as advance:
-            manifest = export_ledger(scan, out, file_format, advance)
-    except (LedgerUnavailable, ExportError) as error:
+            manifest = export_ledger(scan, out, file_format, advance, signer)
+    except (LedgerUnavailable, ExportError, SigningKeyError) as error:
         raise _fail(str(error), 2) from None
+    signed = (
+        f"signed by key {manifest.manifest_key_id}"
+        if manifest.manifest_key_id
+        else "NOT signed (set EVLEDGER_SIGNING_KEY_FILE to sign it)"
+    )
     typer.echo(
         f"exported {manifest.count} records to {out / manifest.file} "
-        f"(last hash {manifest.last_hash or '-'}); manifest: {out / 'manifest.json'}"
+        f"(last hash {manifest.last_hash or '-'}); manifest: {out / 'manifest.json'}, "
+        f"{signed}"
+    )
+
+
+@app.command()
+def keygen(
+    out: Annotated[
+        Path, typer.Option("--out", help="Directory for the new key pair (a new one per key).")
+    ],
+) -> None:
+    """Make an Ed25519 key pair: the writer signs with the private key
+    (EVLEDGER_SIGNING_KEY_FILE), auditors verify with the public one (--public-key)."""
+    try:
+        key = generate_key(out)
+    except (SigningKeyError, OSError) as error:
+        raise _fail(str(error), 2) from None
+    typer.echo(
+        f"key {key.key_id}: private key {key.private_path} (set EVLEDGER_SIGNING_KEY_FILE "
+        f"to it; keep it secret), public key {key.public_path} (give it to auditors: "
+        "evledger audit verify --public-key)"
     )
 
 

@@ -18,6 +18,8 @@ from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import IntegrityError, PersistenceError, Recording
 from eventsourcing.utils import Environment, EnvType
 
+# Imported for its effect: every stored event topic resolves, whatever was renamed since.
+import domain.event_topics  # noqa: F401
 from domain.commands import (
     ApproveRefund,
     AuthorisePayment,

@@ -32,6 +32,9 @@ from domain.money import currency_exponent, round_half_up
 from domain.tariff import TariffTerms
 from domain.timeutil import whole_seconds
 
+# The rule every amount below is rounded to the minor unit with; each price records it.
+ROUNDING = "half-up"
+
 ENERGY = "energy"
 TIME = "time"
 SESSION_FEE = "session_fee"

@@ -11,7 +11,7 @@ from eventsourcing.domain import Aggregate
 from domain import postings
 from domain.errors import MeterReadingError, SessionAlreadyStoppedError, SessionTimelineError
 from domain.ids import session_aggregate_id
-from domain.pricing import LineItem, PricedSession, price_session
+from domain.pricing import ROUNDING, LineItem, PricedSession, price_session
 from domain.tariff import TariffTerms
 
 
@@ -57,7 +57,13 @@ class ChargingSession(Aggregate):
             aggregate.stopped_at = self.stopped_at
 
     class Priced(Aggregate.Event):
-        """The session's price: line items, subtotal, VAT, total, and their postings."""
+        """The session's price: line items, subtotal, VAT, total, and their postings.
+
+        Version 2 added ``rounding``, the rule its amounts were rounded with; version 1
+        events were all priced half-up, which their upcast says.
+        """
+
+        class_version = 2
 
         currency: str
         line_items: list[dict[str, Any]]
@@ -70,8 +76,15 @@ class ChargingSession(Aggregate):
         idle_seconds: int
         billable_idle_seconds: int
         postings: list[dict[str, Any]]
+        rounding: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            # Before version 2 every price was rounded half-up (domain/pricing.py).
+            state["rounding"] = "half-up"
 
         def apply(self, aggregate: ChargingSession) -> None:
+            aggregate.price_rounding = self.rounding
             aggregate.priced = PricedSession(
                 currency=self.currency,
                 line_items=tuple(LineItem.from_primitive(item) for item in self.line_items),
@@ -108,6 +121,7 @@ class ChargingSession(Aggregate):
         self.charging_ended_at: datetime | None = None
         self.stopped_at: datetime | None = None
         self.priced: PricedSession | None = None
+        self.price_rounding: str | None = None
 
     @classmethod
     def start(
@@ -206,6 +220,7 @@ class ChargingSession(Aggregate):
             postings=postings.session_priced(
                 priced.total_minor, priced.subtotal_minor, priced.vat_minor, priced.currency
             ),
+            rounding=ROUNDING,
         )
 
     def reject(self, *, message_type: str, event_id: str, reason: str, at: datetime) -> None:

@@ -16,6 +16,7 @@ from eventsourcing.utils import Environment, EnvType, strtobool
 
 from store.ledger import Ledger, LedgerConfig, acquire_ledger, release_ledger
 from store.recorders import KafkaAggregateRecorder, KafkaApplicationRecorder
+from store.signing import LedgerSigner, SigningKeyError
 from store.writer import DEFAULT_MAX_EVENTS_PER_TRANSACTION, DEFAULT_TIMEOUT_S
 
 
@@ -36,6 +37,8 @@ class KafkaFactory(InfrastructureFactory[TrackingRecorder]):
     KAFKA_CACHE_RECORDS = "KAFKA_CACHE_RECORDS"
     KAFKA_TIMEOUT = "KAFKA_TIMEOUT"
     KAFKA_MAX_EVENTS_PER_TRANSACTION = "KAFKA_MAX_EVENTS_PER_TRANSACTION"
+    # An Ed25519 private key (PEM): the writer signs every ledger record with it.
+    KAFKA_SIGNING_KEY_FILE = "KAFKA_SIGNING_KEY_FILE"
     # The library's own key for "create storage if missing" (here: the topics).
     CREATE_TABLE = "CREATE_TABLE"
     ORIGINATOR_ID_TYPE = "ORIGINATOR_ID_TYPE"
@@ -71,6 +74,11 @@ class KafkaFactory(InfrastructureFactory[TrackingRecorder]):
             msg = f"{self.ORIGINATOR_ID_TYPE} must be 'uuid' or 'text', got {id_type!r}"
             raise OSError(msg)
         self.uuid_ids = id_type == "uuid"
+        key_file = self.env.get(self.KAFKA_SIGNING_KEY_FILE)
+        try:
+            self.signer = LedgerSigner.from_file(Path(key_file)) if key_file else None
+        except SigningKeyError as error:
+            raise OSError(f"{self.KAFKA_SIGNING_KEY_FILE}: {error}") from None
         self._ledgers: list[Ledger] = []
 
     def _int(self, key: str, default: int) -> int:
@@ -96,6 +104,8 @@ class KafkaFactory(InfrastructureFactory[TrackingRecorder]):
             cache_records=self.cache_records,
             timeout_s=self.timeout_s,
             max_events_per_transaction=self.max_events_per_transaction,
+            # Only the ledger's events are signed: snapshots are a cache, not the record.
+            signer=self.signer if topic == self.ledger_topic else None,
         )
         ledger = acquire_ledger(config)
         self._ledgers.append(ledger)

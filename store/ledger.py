@@ -17,6 +17,7 @@ from store.admin import TopicSpec, ensure_topic
 from store.index import DEFAULT_CACHE_KIB, AggregateIndex
 from store.reader import DEFAULT_CACHE_RECORDS, LedgerReader, RecordCache
 from store.records import LedgerRecord
+from store.signing import LedgerSigner
 from store.writer import (
     DEFAULT_MAX_EVENTS_PER_TRANSACTION,
     DEFAULT_TIMEOUT_S,
@@ -49,6 +50,8 @@ class LedgerConfig:
     index_cache_kib: int = DEFAULT_CACHE_KIB
     timeout_s: float = DEFAULT_TIMEOUT_S
     max_events_per_transaction: int = DEFAULT_MAX_EVENTS_PER_TRANSACTION
+    # Signs every record the writer writes (store/signing.py); None writes unsigned records.
+    signer: LedgerSigner | None = None
 
 
 class Ledger:
@@ -105,6 +108,7 @@ class Ledger:
                     max_events_per_transaction=self.config.max_events_per_transaction,
                     on_commit=self._notify_listeners,
                     catch_up_lock=self._catch_up_lock,
+                    signer=self.config.signer,
                 )
                 writer.start()
                 self._writer = writer

@@ -15,6 +15,7 @@ from eventsourcing.persistence import IntegrityError, OperationalError, StoredEv
 from store.index import AggregateIndex, IndexConflict
 from store.reader import LedgerReader
 from store.records import LedgerRecord
+from store.signing import LedgerSigner
 
 logger = logging.getLogger(__name__)
 
@@ -168,6 +169,7 @@ class LedgerWriter:
         max_events_per_transaction: int = DEFAULT_MAX_EVENTS_PER_TRANSACTION,
         on_commit: Callable[[], None] | None = None,
         catch_up_lock: threading.Lock | None = None,
+        signer: LedgerSigner | None = None,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.topic = topic
@@ -178,6 +180,8 @@ class LedgerWriter:
         self.timeout_s = timeout_s
         self.max_events_per_transaction = max_events_per_transaction
         self._on_commit = on_commit
+        # Signs each transaction's records, so an auditor can tell them from appended ones.
+        self._signer = signer
         # Shared with the Ledger's refresh(): one catch-up at a time in this process.
         self._catch_up_lock = catch_up_lock or threading.Lock()
         self._requests: queue.Queue[_Request | None] = queue.Queue()
@@ -439,6 +443,11 @@ class LedgerWriter:
         from kafka.errors import InvalidProducerEpochError, KafkaTimeoutError, ProducerFencedError
 
         producer = self._producer
+        headers = [record.headers() for record in records]
+        if records and self._signer is not None:
+            headers[-1] += self._signer.transaction_headers(
+                records[0].notification_id, records[-1].hash
+            )
         try:
             producer.begin_transaction()
             futures = [
@@ -446,10 +455,10 @@ class LedgerWriter:
                     self.topic,
                     key=record.key(),
                     value=record.state,
-                    headers=record.headers(),
+                    headers=record_headers,
                     partition=0,
                 )
-                for record in records
+                for record, record_headers in zip(records, headers, strict=True)
             ]
             side_futures = [
                 producer.send(

@@ -285,5 +285,6 @@ def test_the_first_faulty_record_stops_the_walk() -> None:
     found[1] = with_state(found[1], captured_minor=1)
     found[3] = with_state(found[3], decided_by="someone else")
     report = verify(found)
-    assert [f.notification_id for f in report.findings] == [2]
+    # Every finding is at the first faulty record (a record may break several checks).
+    assert {f.notification_id for f in report.findings} == {2}
     assert report.summary.records == 2
