@@ -196,3 +196,19 @@ class PostgresPool(DatabaseLender):
 
     def close(self) -> None:
         self._pool.close()
+
+
+def drop_schema(dsn: str, schema: str) -> None:
+    """Drop ``schema`` and everything in it (a rebuild's or a snapshot's place), on a
+    connection of its own; errors are the read-model databases' own."""
+    import psycopg
+    from psycopg import sql
+
+    where = PostgresDatabase(dsn, schema).where()
+    try:
+        with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as connection:
+            connection.execute(
+                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
+            )
+    except psycopg.Error as error:
+        raise translate(error, where) from error

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -119,12 +119,17 @@ class SqliteDatabase(Database):
             return str(value)
         return super().param(value)
 
-    @contextmanager
-    def _translated(self) -> Iterator[None]:
-        try:
-            yield
-        except (sqlite3.Error, OverflowError) as error:
-            raise translate(error, f"SQLite {self.path}") from error
+    def _translated(self) -> AbstractContextManager[None]:
+        return translated(self.path)
+
+
+@contextmanager
+def translated(path: Path) -> Iterator[None]:
+    """sqlite3's errors inside as the read-model databases' own, naming the file."""
+    try:
+        yield
+    except (sqlite3.Error, OverflowError) as error:
+        raise translate(error, f"SQLite {path}") from error
 
 
 # Result codes (without their extended part) of a file that cannot be used at all.
@@ -178,3 +183,22 @@ class SqliteLender(DatabaseLender):
 
     def close(self) -> None:
         """Nothing stays open between loans."""
+
+
+def stored_table(path: Path, table: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """A table's stored columns (generated ones left out: they are computed) and rows, as
+    stored, unconverted: what an exact copy into another file inserts."""
+    with translated(path):
+        source = sqlite3.connect(path)
+        try:
+            columns = [
+                str(name)
+                for _, name, _, _, _, _, hidden in source.execute(f"PRAGMA table_xinfo({table})")
+                if hidden == 0
+            ]
+            if not columns:
+                raise sqlite3.OperationalError(f"no such table: {table}")
+            rows = source.execute(f"SELECT {', '.join(columns)} FROM {table}").fetchall()
+        finally:
+            source.close()
+    return columns, rows

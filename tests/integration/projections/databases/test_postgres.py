@@ -12,7 +12,7 @@ from psycopg.conninfo import make_conninfo
 
 from projections.databases.errors import DatabaseUnavailable
 from projections.databases.port import Database
-from projections.databases.postgres import PostgresDatabase
+from projections.databases.postgres import PostgresDatabase, drop_schema
 from tests.integration.projections.databases.contract import DatabaseTestCase
 
 
@@ -53,3 +53,25 @@ class TestPostgresDatabase(DatabaseTestCase):
             db.execute("SELECT COUNT(*) AS n FROM items")
         assert "password" not in str(raised.value)
         assert db.execute("SELECT COUNT(*) AS n FROM items") == [{"n": 0}]
+
+
+def test_drop_schema_removes_the_schema_and_its_tables(pg_dsn: str, pg_schema: str) -> None:
+    db = PostgresDatabase(pg_dsn, schema=pg_schema)
+    db.execute("CREATE TABLE doomed (k {text} PRIMARY KEY)")
+    db.close()
+    drop_schema(pg_dsn, pg_schema)
+    admin = PostgresDatabase(pg_dsn)
+    try:
+        found = admin.execute(
+            "SELECT COUNT(*) AS n FROM information_schema.schemata WHERE schema_name = ?",
+            [pg_schema],
+        )
+    finally:
+        admin.close()
+    assert found == [{"n": 0}]
+    drop_schema(pg_dsn, pg_schema)  # dropping what is gone is no error
+
+
+def test_drop_schema_on_an_unreachable_server_is_unavailable(pg_dsn: str) -> None:
+    with pytest.raises(DatabaseUnavailable, match=r"127\.0\.0\.1:1\b"):
+        drop_schema(make_conninfo(pg_dsn, port=1, connect_timeout=2), "anything")
