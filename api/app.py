@@ -15,12 +15,10 @@ from starlette.exceptions import HTTPException
 
 from api import routes_analytics, routes_audit, routes_ops, routes_read, routes_refund_requests
 from api.auth import KeyCache
-from api.keys import create_table as create_keys_table
 from api.observe import ApiMetrics, ObserveMiddleware
 from api.params import no_unknown_query
 from api.problems import ProblemDocument, problem_response
 from api.refund_requests import RefundPublisher
-from api.refund_requests import create_table as create_idempotency_table
 from api.state import ApiState
 from api.views import ViewsDatabase
 from bootstrap import Root, bootstrap, load_settings
@@ -133,8 +131,7 @@ def create_app(root: Root | None = None, pool_size: int = 20) -> FastAPI:
         state.views.open()
         try:
             with state.views.connection() as db:
-                create_keys_table(db)
-                create_idempotency_table(db)
+                state.ensure_tables(db)
         except Exception as error:  # the server still starts; /readyz tells what is wrong
             log.warning("could not prepare the API tables now: %s", type(error).__name__)
         log.info(

@@ -71,6 +71,7 @@ async def _authenticate(
 
 def _lookup(state: ApiState, presented: str) -> ApiKey | None:
     with state.views.connection() as db:
+        state.ensure_tables(db)
         return verify_key(db, presented)
 
 

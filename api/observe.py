@@ -19,7 +19,7 @@ log = logging.getLogger("evledger.api")
 REQUEST_ID_HEADER = "X-Request-ID"
 _INCOMING_ID = re.compile(r"^[A-Za-z0-9._\-]{8,64}$")
 # Any body larger than this is refused before it is read (a refund request is ~300 bytes).
-MAX_BODY_BYTES = 64 * 1024
+MAX_BODY_BYTES = 16 * 1024
 
 
 class ApiMetrics:

@@ -162,7 +162,7 @@ def refunds(
 ) -> RefundList:
     """Refunds newest first, by status, customer or station."""
     if status is not None and status not in REFUND_STATUSES:
-        raise Problem(400, f"`status` must be one of {', '.join(REFUND_STATUSES)}")
+        raise Problem(422, f"`status` must be one of {', '.join(REFUND_STATUSES)}")
     with api_state(request).views.connection() as db:
         rows = query_refunds(
             db, status=status, customer_id=customer, station_id=station, limit=limit

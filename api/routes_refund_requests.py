@@ -95,6 +95,7 @@ async def request_refund(
 
     def publish_once() -> str:
         with state.views.connection() as db:
+            state.ensure_tables(db)
             claimed = claim(db, idempotency_key, body)
             if not claimed.published:
                 publisher.publish(claimed.message)

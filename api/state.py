@@ -24,6 +24,18 @@ class ApiState:
     ledger_head: LedgerHead
     publisher: RefundPublisher | None
     extras: dict[str, Any] = field(default_factory=dict)
+    # The API's own tables exist (made at start-up, or at first use if the database was
+    # unreachable then).
+    tables_ready: bool = False
+
+    def ensure_tables(self, db: Any) -> None:
+        if not self.tables_ready:
+            from api.keys import create_table as create_keys_table
+            from api.refund_requests import create_table as create_idempotency_table
+
+            create_keys_table(db)
+            create_idempotency_table(db)
+            self.tables_ready = True
 
     def close(self) -> None:
         self.views.close()

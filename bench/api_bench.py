@@ -148,21 +148,6 @@ async def drive(
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     headers = {"Authorization": f"Bearer {key}"}
     async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=30) as c:
-        warm: dict[str, list[float]] = defaultdict(list)
-        await asyncio.gather(
-            *(
-                client_loop(
-                    c,
-                    customers=customers,
-                    stations=stations,
-                    until=time.monotonic() + 3,
-                    samples=warm,
-                    errors=[],
-                    seed=i,
-                )
-                for i in range(clients)
-            )
-        )
         samples: dict[str, list[float]] = defaultdict(list)
         errors: list[int] = []
         started = time.monotonic()
@@ -199,6 +184,45 @@ def report(samples: dict[str, list[float]], errors: list[int], elapsed: float) -
     print(f"non-200 answers: {len(errors)}")
 
 
+_HISTORY_ROUTES = ("/v1/customers/{customer_id}/payments", "/v1/stations/{station_id}/payments")
+
+
+def history_buckets(url: str) -> dict[float, float]:
+    """Cumulative latency buckets of the history routes from /metrics (one worker's)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    buckets: dict[float, float] = defaultdict(float)
+    for family in text_string_to_metric_families(httpx.get(f"{url}/metrics", timeout=30).text):
+        for sample in family.samples:
+            if (
+                sample.name == "evledger_api_request_seconds_bucket"
+                and sample.labels.get("route") in _HISTORY_ROUTES
+            ):
+                buckets[float(sample.labels["le"])] += sample.value
+    return buckets
+
+
+def server_side(before: dict[float, float], after: dict[float, float]) -> str:
+    """The server's own view: time from request to response inside the process, without
+    the clients' queueing; bucket bounds, so approximate."""
+    buckets = {le: after[le] - before.get(le, 0.0) for le in after}
+    total = buckets.get(float("inf"), 0.0)
+    if not total:
+        return "server side: no samples"
+
+    def bound(share: float) -> str:
+        for le in sorted(buckets):
+            if buckets[le] >= share * total:
+                return f"<= {le * 1000:.0f} ms" if le != float("inf") else "> 10 s"
+        return "?"
+
+    within = buckets.get(0.02, 0.0) / total
+    return (
+        f"server side (one worker, {total:.0f} history requests): p50 {bound(0.5)}, "
+        f"p99 {bound(0.99)}, {within:.0%} answered within 20 ms"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -227,6 +251,9 @@ def main() -> None:
             f"{args.clients} clients for {args.duration:.0f} s against evledger serve "
             f"--workers {args.workers}; {args.customers:,} customers, {args.stations} stations"
         )
+        warm = {"clients": args.clients, "customers": args.customers, "stations": args.stations}
+        asyncio.run(drive(url, key, seconds=3, **warm))  # connections, pool, caches
+        before = history_buckets(url)
         results: Any = asyncio.run(
             drive(
                 url,
@@ -238,10 +265,15 @@ def main() -> None:
             )
         )
         report(*results)
+        print(server_side(before, history_buckets(url)))
     finally:
         if process is not None:
             process.terminate()
-            process.wait(timeout=30)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
         with psycopg.connect(args.dsn, autocommit=True) as connection:
             connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 

@@ -17,7 +17,7 @@ from schemathesis.specs.openapi.checks import (
 from api.keys import Role
 from tests.e2e.api.conftest import Server
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.kafka]
 
 EXAMPLES_PER_OPERATION = 40
 

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 from uuid import UUID
 
 import pytest
-from bootstrap.ledger_environment import ledger_environment
+from bootstrap import bootstrap
 from eventsourcing.persistence import Notification
 
 from audit.scan import LedgerScan, LedgerUnavailable, ScannedRecord
@@ -42,7 +42,7 @@ class Ledger:
         self.settings = settings
         messages = generate(seed, SHAPE)
         commands = [to_command(parse_message(json.dumps(m).encode())) for m in messages]
-        application = BillingApplication(env=ledger_environment(settings))
+        application = BillingApplication(env=bootstrap(settings).ledger.environment())
         try:
             for start in range(0, len(commands), 100):
                 application.handle_batch(commands[start : start + 100])

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from bootstrap.ledger_scans import embedded_ledger_path
 
 from audit.scan import LedgerScan
 from audit.sqlite_scan import SqliteLedgerScan
@@ -20,10 +19,10 @@ class TestSqliteLedgerScan(LedgerScanTestCase):
         return Settings(data_dir=data_dir)
 
     def scan(self, settings: Settings) -> LedgerScan:
-        return SqliteLedgerScan(embedded_ledger_path(settings))
+        return SqliteLedgerScan((settings.data_dir / "ledger.sqlite3"))
 
     def place(self, settings: Settings) -> str:
-        return str(embedded_ledger_path(settings))
+        return str((settings.data_dir / "ledger.sqlite3"))
 
     def missing_scan(self, request: pytest.FixtureRequest, tmp_path: Path) -> LedgerScan:
         return SqliteLedgerScan(tmp_path / "no-ledger-here.sqlite3")
