@@ -26,8 +26,8 @@ from projections_bench import bare_consume, build_ledger, delete_topics
 
 from bootstrap import bootstrap
 from bootstrap.settings import Settings
+from projections.databases.postgres import drop_schema
 from replay.rebuild import rebuild
-from replay.targets import drop_schema
 
 
 def main() -> None:

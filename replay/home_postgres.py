@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from projections.databases.port import DatabaseLender
-from projections.databases.postgres import PostgresDatabase, PostgresPool
+from projections.databases.postgres import PostgresDatabase, PostgresPool, drop_schema
 from projections.read_model import ReadModel
 from replay.swap import LiveSide
 from replay.targets import (
@@ -17,7 +17,6 @@ from replay.targets import (
     ModelGroup,
     Place,
     ViewsHome,
-    drop_schema,
 )
 
 

@@ -3,13 +3,12 @@ copied in within one transaction, snapshots in the snapshot's own directory."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 from projections.databases.port import DatabaseLender
-from projections.databases.sqlite import SqliteDatabase, SqliteLender
+from projections.databases.sqlite import SqliteDatabase, SqliteLender, stored_table
 from projections.read_model import ReadModel
 from replay.swap import LiveSide
 from replay.targets import ModelGroup, Place, ViewsHome, remove_database_file
@@ -77,31 +76,20 @@ class SqliteLive(LiveSide):
 
     def swap_in(self, rebuilt: Sequence[ReadModel], positions: dict[str, int]) -> None:
         # Not ATTACH: it cannot run inside the held transaction, and attaching first would
-        # make BEGIN IMMEDIATE lock the rebuilt file too. A plain connection reads the
-        # stored values unconverted, so they are copied exactly.
-        source = sqlite3.connect(self.rebuilt_path)
-        try:
-            for model in rebuilt:
-                for table in model.tables:
-                    self.db.execute(f"DROP TABLE IF EXISTS main.{table}")
-                for statement in model.ddl:
-                    self.db.execute(statement)
-                for table in model.tables:
-                    columns = [
-                        str(name)
-                        for _, name, _, _, _, _, hidden in source.execute(
-                            f"PRAGMA table_xinfo({table})"
-                        )
-                        if hidden == 0  # generated columns are computed, not copied
-                    ]
+        # make BEGIN IMMEDIATE lock the rebuilt file too. The stored values are read
+        # unconverted, so they are copied exactly.
+        for model in rebuilt:
+            for table in model.tables:
+                self.db.execute(f"DROP TABLE IF EXISTS main.{table}")
+            for statement in model.ddl:
+                self.db.execute(statement)
+            for table in model.tables:
+                columns, rows = stored_table(self.rebuilt_path, table)
+                if rows:
                     listed = ", ".join(columns)
-                    rows = source.execute(f"SELECT {listed} FROM {table}").fetchall()
-                    if rows:
-                        self.db.executemany(
-                            f"INSERT INTO main.{table} ({listed})"
-                            f" VALUES ({', '.join('?' for _ in columns)})",
-                            rows,
-                        )
-        finally:
-            source.close()
+                    self.db.executemany(
+                        f"INSERT INTO main.{table} ({listed})"
+                        f" VALUES ({', '.join('?' for _ in columns)})",
+                        rows,
+                    )
         self._set_positions(positions)

@@ -16,7 +16,7 @@ import pytest
 from bootstrap import bootstrap
 from bootstrap.settings import Settings
 from domain.application import BillingApplication
-from tests.integration.projections.conftest import drop_schema
+from projections.databases.postgres import drop_schema
 from tests.unit.projections.scenario import build_ledger
 
 EVLEDGER = str(Path(sys.executable).with_name("evledger"))

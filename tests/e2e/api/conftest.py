@@ -19,8 +19,7 @@ import pytest
 from api.keys import Role, create_key
 from bootstrap import Settings, bootstrap
 from domain.application import BillingApplication
-from projections.databases.postgres import PostgresDatabase
-from tests.integration.projections.conftest import drop_schema
+from projections.databases.postgres import PostgresDatabase, drop_schema
 from tests.unit.projections.scenario import build_ledger
 
 EVLEDGER = str(Path(sys.executable).with_name("evledger"))

@@ -12,10 +12,10 @@ from typing import Any, ClassVar
 from uuid import UUID
 
 import pytest
-from bootstrap import bootstrap
 from eventsourcing.persistence import Notification
 
 from audit.scan import LedgerScan, LedgerUnavailable, ScannedRecord
+from bootstrap import bootstrap
 from bootstrap.settings import Settings
 from consumers.contract import parse_message
 from consumers.translate import to_command

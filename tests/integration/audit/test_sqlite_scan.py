@@ -19,10 +19,10 @@ class TestSqliteLedgerScan(LedgerScanTestCase):
         return Settings(data_dir=data_dir)
 
     def scan(self, settings: Settings) -> LedgerScan:
-        return SqliteLedgerScan((settings.data_dir / "ledger.sqlite3"))
+        return SqliteLedgerScan(settings.data_dir / "ledger.sqlite3")
 
     def place(self, settings: Settings) -> str:
-        return str((settings.data_dir / "ledger.sqlite3"))
+        return str(settings.data_dir / "ledger.sqlite3")
 
     def missing_scan(self, request: pytest.FixtureRequest, tmp_path: Path) -> LedgerScan:
         return SqliteLedgerScan(tmp_path / "no-ledger-here.sqlite3")

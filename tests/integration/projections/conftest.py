@@ -9,17 +9,7 @@ from pathlib import Path
 import pytest
 
 from projections.databases.duckdb import DuckDatabase
-from projections.databases.postgres import PostgresDatabase
-
-
-def drop_schema(dsn: str, schema: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(dsn, autocommit=True) as connection:
-        connection.execute(
-            sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
-        )
+from projections.databases.postgres import PostgresDatabase, drop_schema
 
 
 @pytest.fixture

@@ -16,14 +16,13 @@ import pytest
 from domain.application import BillingApplication
 from projections.analytics import Analytics
 from projections.databases.duckdb import DuckDatabase
-from projections.databases.postgres import PostgresDatabase
+from projections.databases.postgres import PostgresDatabase, drop_schema
 from projections.facts import Entity, Fact, LedgerEvent
 from projections.fold import Rows
 from projections.payment_history import PaymentHistory
 from projections.read_model import ReadModel
 from projections.refund_status import RefundStatusView
 from projections.runner import LedgerSource, ProjectionStalled, Projector, RetryPolicy
-from tests.integration.projections.conftest import drop_schema
 from tests.unit.projections.scenario import traffic_ledger
 
 pytestmark = pytest.mark.postgres

@@ -19,9 +19,9 @@ from bootstrap.settings import Settings
 from cli import replay as replay_commands
 from domain.application import BillingApplication
 from domain.commands import Command
+from projections.databases.postgres import drop_schema
 from projections.read_model import ReadModel
 from projections.runner import LedgerSource, Projector
-from replay.targets import drop_schema
 from tests.integration.store.conftest import delete_topics
 
 

@@ -15,8 +15,8 @@ from bootstrap import bootstrap
 from bootstrap.read_models import READ_MODEL_NAMES
 from bootstrap.settings import Settings
 from domain.application import BillingApplication
+from projections.databases.postgres import drop_schema
 from replay.point_in_time import PointBeyondLedger, PointInTime, build_snapshot
-from replay.targets import drop_schema
 from store.recorders import KafkaApplicationRecorder
 from tests.integration.replay.conftest import (
     contents,

@@ -21,10 +21,11 @@ from bootstrap import bootstrap
 from bootstrap.read_models import READ_MODEL_NAMES
 from bootstrap.settings import Settings
 from domain.application import BillingApplication
+from projections.databases.postgres import drop_schema
 from projections.payment_history import query_history
 from projections.refund_status import query_refunds
 from replay.rebuild import rebuild
-from replay.targets import REBUILD_SCHEMA_PREFIX, drop_schema
+from replay.targets import REBUILD_SCHEMA_PREFIX
 from tests.integration.replay.conftest import (
     create_schema,
     dsn_in_schema,
