@@ -144,11 +144,18 @@ def test_rebuild_while_a_live_projector_runs_and_events_arrive(
     swapped = threading.Event()
 
     def keep_writing() -> None:
-        for start in range(half, len(commands), 10):
-            writer.handle_batch(commands[start : start + 10])
+        batches = [commands[start : start + 10] for start in range(half, len(commands), 10)]
+        for batch in batches[:-5]:
+            writer.handle_batch(batch)
             if swapped.is_set():
                 written_after_swap.set()
             time.sleep(0.05)
+        # However long the rebuild takes on a busy machine, the last events arrive after
+        # the swap: the race between live writes and the swap is always exercised.
+        swapped.wait(timeout=300)
+        for batch in batches[-5:]:
+            writer.handle_batch(batch)
+            written_after_swap.set()
 
     feeder = threading.Thread(target=keep_writing)
     try:
