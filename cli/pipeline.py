@@ -177,11 +177,12 @@ def run(batch_size: BatchSizeOption = 500, metrics_port: MetricsPortOption = Non
     stop = StopFlag()
     try:
         consumer = _kafka_ingest(application, config)
-        if metrics_port is not None:
-            serve_metrics(consumer.counters, metrics_port)
         try:
             with projector(settings) as runner, stop.on_signals():
+                if metrics_port is not None:
+                    serve_metrics(consumer.counters, metrics_port, runner)
                 counters = run_pipeline(consumer, runner, stop)
+                stopped = list(runner.stopped.values())
         finally:
             consumer.close()
     except ProjectorFailed as failed:
@@ -189,4 +190,6 @@ def run(batch_size: BatchSizeOption = 500, metrics_port: MetricsPortOption = Non
         raise typer.Exit(1) from None
     finally:
         application.close()
+    for projection in stopped:  # ingest went on without it; say so once more at the end
+        stderr.print(projection.describe(), markup=False, highlight=False)
     typer.echo(f"stopped: {counters.summary()}")

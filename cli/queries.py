@@ -321,9 +321,12 @@ def project(
                 }
                 for name, progress in runner.progress.items()
             ]
+            stopped = list(runner.stopped.values())
     except (UnknownProjection, LedgerGapError, ProjectionStalled) as error:
         raise _fail(str(error)) from None
     render(rows, ["projection", "position", "events", "batches", "retries"], output_format)
+    if stopped:
+        raise _fail("; ".join(projection.describe() for projection in stopped))
 
 
 def register(app: typer.Typer) -> None:
