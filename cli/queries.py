@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sqlite3
 import threading
@@ -84,7 +85,10 @@ def _reporting_database_errors() -> Iterator[None]:
     try:
         yield
     except _database_errors() as error:
+        from cli.secrets import scrub
+
         first = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        first = scrub(first, os.environ.get("EVLEDGER_PG_DSN"))
         if "does not exist" in first or "no such table" in first:
             first += " (run `evledger project` to build the read models)"
         raise _fail(first) from None
