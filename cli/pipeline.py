@@ -126,6 +126,7 @@ def ingest(
     from consumers.metrics import serve_metrics
     from domain.application import BillingApplication
     from store.environment import ledger_environment
+    from store.writer import WriterFenced
 
     logging.basicConfig(level=logging.WARNING)
     settings = current_settings()
@@ -156,6 +157,14 @@ def ingest(
                         consumer.run(stop, until_idle=until_idle, on_batch=on_batch)
                 finally:
                     consumer.close()
+    except WriterFenced as fenced:
+        # Another ingest took over the ledger: nothing of this batch was committed.
+        stderr.print(
+            f"evledger: another ingest took over the ledger writer; stopping ({fenced})",
+            markup=False,
+            highlight=False,
+        )
+        raise typer.Exit(1) from None
     finally:
         application.close()
     render([counters.as_dict()], list(counters.as_dict()), output_format, title="ingest")

@@ -9,7 +9,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any, TypeVar
@@ -98,12 +98,12 @@ def _parse_time(value: str | None, option: str) -> datetime | None:
     """RFC 3339 / ISO 8601; a time without an offset (or a bare date) is UTC."""
     if value is None:
         return None
+    from cli.time_bounds import parse_bounded
+
     try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        message = f"{option}: expected a date or time like 2024-05-01T10:00Z, got {value!r}"
-        raise _fail(message, 2) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return parse_bounded(value, option)
+    except ValueError as bad:
+        raise _fail(str(bad), 2) from None
 
 
 def _columns(

@@ -138,7 +138,7 @@ def rebuild_place(settings: Settings, group: ModelGroup, tag: str) -> Place:
 
 
 def check_label(label: str) -> str:
-    if not _LABEL.match(label):
+    if not _LABEL.fullmatch(label):  # match() would let a trailing newline through
         raise BadSnapshotName(
             f"snapshot name {label!r}: use 1-40 lower-case letters, digits and '_', "
             "starting with a letter or digit"
