@@ -52,7 +52,10 @@ class Settings(BaseSettings):
         try:
             conninfo_to_dict(value)
         except Exception as error:
-            raise ValueError(f"not a PostgreSQL connection string: {error}") from None
+            from cli.secrets import scrub
+
+            reason = scrub(str(error), value)
+            raise ValueError(f"not a PostgreSQL connection string: {reason}") from None
         return value
 
     @field_validator("signing_key_file")
@@ -92,11 +95,9 @@ class Settings(BaseSettings):
         """The settings for display, with any PostgreSQL password masked."""
         values = self.model_dump()
         if self.pg_dsn is not None:
-            from psycopg.conninfo import conninfo_to_dict, make_conninfo
+            from cli.secrets import mask_dsn, scrub
 
-            params = conninfo_to_dict(self.pg_dsn)
-            if "password" in params:
-                values["pg_dsn"] = make_conninfo("", **{**params, "password": "***"})
+            values["pg_dsn"] = scrub(mask_dsn(self.pg_dsn), self.pg_dsn)
         return values
 
     @property

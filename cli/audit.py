@@ -243,14 +243,16 @@ def _trail_table(rows: list[dict[str, Any]], title: str) -> None:
     """A terminal table that keeps ids and times on one line and wraps only the details."""
     from rich.table import Table
 
-    table = Table(title=title)
+    from cli.safe_text import plain
+
+    table = Table(title=plain(title))
     shown = [
         c for c in TRAIL_COLUMNS if c != "offset" or any(r["offset"] is not None for r in rows)
     ]
     for column in shown:
         table.add_column(column, no_wrap=column != "details", overflow="fold")
     for row in rows:
-        table.add_row(*(_cell(column, row[column]) for column in shown))
+        table.add_row(*(plain(_cell(column, row[column])) for column in shown))
     Console().print(table)
 
 

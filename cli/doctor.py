@@ -42,7 +42,10 @@ def check_postgres(dsn: str) -> Check:
         with psycopg.connect(dsn, connect_timeout=5) as connection:
             row = connection.execute("SHOW server_version").fetchone()
     except psycopg.Error as error:
-        return Check("postgres", where, False, str(error).strip().splitlines()[0])
+        from cli.secrets import scrub
+
+        first = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        return Check("postgres", scrub(where, dsn), False, scrub(first, dsn))
     return Check("postgres", where, True, f"server {row[0] if row else '?'}")
 
 

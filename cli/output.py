@@ -26,6 +26,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from cli.safe_text import csv_cell, plain
 from domain.errors import UnknownCurrencyError
 from domain.money import Money
 
@@ -50,13 +51,14 @@ def render(
         writer = csv.writer(sys.stdout)
         writer.writerow(columns)
         for row in rows:
-            writer.writerow(["" if row.get(c) is None else row.get(c) for c in columns])
+            writer.writerow([csv_cell(row.get(c)) for c in columns])
     else:
-        table = Table(title=title)
+        # Cells hold upstream strings: rich Text, so "[/]" or "[link=...]" is shown, not run.
+        table = Table(title=None if title is None else plain(title))
         for column in columns:
-            table.add_column(column)
+            table.add_column(plain(column))
         for row in rows:
-            table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+            table.add_row(*(plain(row.get(c)) for c in columns))
         Console().print(table)
 
 

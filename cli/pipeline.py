@@ -102,6 +102,7 @@ def ingest(
     from consumers.ingest import StopFlag
     from consumers.metrics import serve_metrics
     from consumers.sources import IngestSource
+    from store.writer import WriterFenced
 
     logging.basicConfig(level=logging.WARNING)
     root = current_root()
@@ -127,6 +128,14 @@ def ingest(
                 source.run(stop, until_idle=until_idle, on_batch=on_batch)
         finally:
             source.close()
+    except WriterFenced as fenced:
+        # Another ingest took over the ledger: nothing of this batch was committed.
+        stderr.print(
+            f"evledger: another ingest took over the ledger writer; stopping ({fenced})",
+            markup=False,
+            highlight=False,
+        )
+        raise typer.Exit(1) from None
     finally:
         root.close()
     render([counters.as_dict()], list(counters.as_dict()), output_format, title="ingest")
@@ -143,11 +152,12 @@ def run(batch_size: BatchSizeOption = 500, metrics_port: MetricsPortOption = Non
     stop = StopFlag()
     try:
         consumer = _kafka_ingest(root, batch_size)
-        if metrics_port is not None:
-            serve_metrics(consumer.counters, metrics_port)
         try:
             with root.projector() as runner, stop.on_signals():
+                if metrics_port is not None:
+                    serve_metrics(consumer.counters, metrics_port, runner)
                 counters = run_pipeline(consumer, runner, stop)
+                stopped = list(runner.stopped.values())
         finally:
             consumer.close()
     except ProjectorFailed as failed:
@@ -155,4 +165,6 @@ def run(batch_size: BatchSizeOption = 500, metrics_port: MetricsPortOption = Non
         raise typer.Exit(1) from None
     finally:
         root.close()
+    for projection in stopped:  # ingest went on without it; say so once more at the end
+        stderr.print(projection.describe(), markup=False, highlight=False)
     typer.echo(f"stopped: {counters.summary()}")

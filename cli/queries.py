@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from types import FrameType
 from typing import Annotated, Any, TypeVar
 
@@ -68,7 +69,10 @@ def _reporting_database_errors() -> Iterator[None]:
     try:
         yield
     except (ReadModelDatabaseError, OSError) as error:
+        from cli.secrets import scrub
+
         first = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        first = scrub(first, os.environ.get("EVLEDGER_PG_DSN"))
         if isinstance(error, MissingTable):
             first += " (run `evledger project` to build the read models)"
         raise _fail(first) from None
@@ -78,12 +82,12 @@ def _parse_time(value: str | None, option: str) -> datetime | None:
     """RFC 3339 / ISO 8601; a time without an offset (or a bare date) is UTC."""
     if value is None:
         return None
+    from cli.time_bounds import parse_bounded
+
     try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        message = f"{option}: expected a date or time like 2024-05-01T10:00Z, got {value!r}"
-        raise _fail(message, 2) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return parse_bounded(value, option)
+    except ValueError as bad:
+        raise _fail(str(bad), 2) from None
 
 
 def _columns(
@@ -284,9 +288,12 @@ def project(
                 }
                 for name, progress in runner.progress.items()
             ]
+            stopped = list(runner.stopped.values())
     except (UnknownProjection, LedgerGapError, ProjectionStalled) as error:
         raise _fail(str(error)) from None
     render(rows, ["projection", "position", "events", "batches", "retries"], output_format)
+    if stopped:
+        raise _fail("; ".join(projection.describe() for projection in stopped))
 
 
 def register(app: typer.Typer) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 import typer
@@ -51,13 +51,12 @@ def _progress_bar(description: str, enabled: bool) -> Iterator[ProgressHook]:
 
 
 def _parse_as_of(value: str) -> datetime:
+    from cli.time_bounds import parse_bounded
+
     try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise _fail(
-            f"--as-of: expected RFC 3339 like 2026-03-01T00:00:00Z, got {value!r}", 2
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return parse_bounded(value, "--as-of")
+    except ValueError as bad:
+        raise _fail(str(bad), 2) from None
 
 
 def _errors() -> tuple[type[Exception], ...]:

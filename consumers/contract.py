@@ -1,16 +1,24 @@
 """The upstream message contract (version 1): one strict pydantic model per message type.
 
-A message is one JSON object. Amounts are JSON integers in minor units, rates are decimal
-strings (a JSON number would pass through a float), timestamps are RFC 3339 with an offset,
-ids are non-empty strings. Unknown extra fields are kept on the model but ignored.
-`parse_message` turns raw bytes into a model or raises `ContractViolation` with the field
-and the reason, which is what the dead-letter record carries.
+A message is one strict JSON object (consumers/strict_json.py: no duplicate keys, no NaN or
+Infinity, nested at most MAX_DEPTH deep). Amounts are JSON integers in minor units, rates
+are plain decimal strings (a JSON number would pass through a float), timestamps are RFC
+3339 with an offset, ids are printable strings. Unknown extra fields are kept on the model
+but ignored. `parse_message` turns raw bytes into a model or raises `ContractViolation`
+with the field and the reason, which is what the dead-letter record carries.
+
+Every value has a bound, so that whatever the contract accepts the domain prices quickly
+and every read model can store (PostgreSQL BIGINT and NUMERIC(14,3)/(20,6), SQLite int64,
+DuckDB BIGINT, DECIMAL(14,3) and DECIMAL(18,6); the tightest of them decides): see the
+constants below, which the published JSON Schema states too.
 """
 
 from __future__ import annotations
 
-import json
-from decimal import Decimal, InvalidOperation
+import re
+import unicodedata
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
@@ -26,43 +34,144 @@ from pydantic import (
     WithJsonSchema,
 )
 
+from consumers import strict_json
+
 SCHEMA_VERSION = 1
-DECIMAL_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
+
+# The bounds (README, "The upstream message contract"). Amounts: a session fee of the
+# largest amount in a currency without minor unit still fits DECIMAL(18,6) as a unit price,
+# and millions of them still sum within int64. Meter readings: a whole meter's Wh fits the
+# energy columns (DECIMAL(14,3) kWh). Rates: at most 4 integer and 6 fraction digits fit
+# DECIMAL(18,6) exactly, and a hundred of the largest possible sessions still sum in int64.
+MAX_AMOUNT_MINOR = 999_999_999_999
+MAX_METER_WH = 999_999_999_999
+MAX_MINUTES = 44_640  # 31 days: idle grace minutes (a session is no longer, domain/session)
+RATE_INTEGER_DIGITS = 4
+RATE_FRACTION_DIGITS = 6
+DECIMAL_PATTERN = rf"^[0-9]{{1,{RATE_INTEGER_DIGITS}}}(\.[0-9]{{1,{RATE_FRACTION_DIGITS}}})?$"
+MAX_ID_LENGTH = 200
+MAX_TEXT_LENGTH = 2000
+MAX_ENERGY_WINDOWS = 48
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)  # exclusive
+# RFC 3339 date-time with a numeric offset or Z (no Unix numbers, no week dates, no
+# missing seconds); pydantic then reads it, keeping microseconds.
+RFC3339_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
+    r"([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
+)
+_RATE = re.compile(DECIMAL_PATTERN.strip("^$"))
+_RFC3339 = re.compile(RFC3339_PATTERN.strip("^$"))
 
 
 def _decimal_from_string(value: Any) -> Decimal:
     if not isinstance(value, str):
         raise ValueError('rates are decimal strings such as "0.35", not JSON numbers')
-    try:
-        parsed = Decimal(value)
-    except InvalidOperation:
-        raise ValueError(f"not a decimal number: {value!r}") from None
-    if not parsed.is_finite():
-        raise ValueError(f"not a finite decimal number: {value!r}")
-    return parsed
+    # fullmatch and [0-9]: no sign, exponent, blank, underscore or non-ASCII digit, and
+    # a bounded number of digits (an exponent would let pricing build huge integers).
+    if not _RATE.fullmatch(value):
+        raise ValueError(
+            f"not a plain decimal string of at most {RATE_INTEGER_DIGITS} integer and "
+            f"{RATE_FRACTION_DIGITS} fraction digits (pattern {DECIMAL_PATTERN}): {value!r}"
+        )
+    return Decimal(value)
 
 
-def _not_blank(value: str) -> str:
+def _identifier(value: str) -> str:
+    if not value.isprintable():
+        bad = next(char for char in value if not char.isprintable())
+        raise ValueError(
+            f"must be printable: holds {bad!a} (a control, format, separator, "
+            "surrogate or unassigned character)"
+        )
     if not value.strip():
         raise ValueError("must not be blank")
     return value
 
 
+def _text(value: str) -> str:
+    for char in value:
+        if unicodedata.category(char) in ("Cc", "Cs") and char not in "\t\n\r":
+            raise ValueError(f"must not hold control characters: holds {char!a}")
+    return value
+
+
+def _rfc3339(value: Any) -> Any:
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        raise ValueError(
+            "must be an RFC 3339 timestamp with an offset, e.g. 2026-03-01T10:00:00+01:00, "
+            f"got {value!r}"
+        )
+    # Python 3.11 reads RFC 3339 (Z, any fraction digits, kept to microseconds).
+    return datetime.fromisoformat(value.upper())
+
+
+def _in_range(value: datetime) -> datetime:
+    if not EARLIEST <= value < LATEST:
+        raise ValueError(
+            f"must be from {EARLIEST.isoformat()} and before {LATEST.isoformat()}, got {value}"
+        )
+    return value
+
+
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("must be the integer 1, not a boolean")
+    return value
+
+
 Identifier = Annotated[
     str,
-    StringConstraints(strict=True, min_length=1, max_length=200),
-    AfterValidator(_not_blank),
-    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"\S"}),
+    StringConstraints(strict=True, min_length=1, max_length=MAX_ID_LENGTH),
+    AfterValidator(_identifier),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_ID_LENGTH,
+            "pattern": r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u200b-\u200f\u2060\ufeff]",
+            "description": "printable (no control, format, separator, surrogate or "
+            "unassigned character; spaces allowed) and not blank",
+        }
+    ),
 ]
-Text = Annotated[str, StringConstraints(strict=True, max_length=2000)]
-MinorUnits = Annotated[int, Field(strict=True, ge=0)]
-WattHours = Annotated[int, Field(strict=True, ge=0)]
+Text = Annotated[
+    str,
+    StringConstraints(strict=True, max_length=MAX_TEXT_LENGTH),
+    AfterValidator(_text),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "maxLength": MAX_TEXT_LENGTH,
+            "pattern": r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$",
+        }
+    ),
+]
+MinorUnits = Annotated[int, Field(strict=True, ge=0, le=MAX_AMOUNT_MINOR)]
+WattHours = Annotated[int, Field(strict=True, ge=0, le=MAX_METER_WH)]
+Minutes = Annotated[int, Field(strict=True, ge=0, le=MAX_MINUTES)]
 Rate = Annotated[
     Decimal,
     BeforeValidator(_decimal_from_string),
     WithJsonSchema({"type": "string", "pattern": DECIMAL_PATTERN}),
 ]
-Timestamp = AwareDatetime
+Timestamp = Annotated[
+    AwareDatetime,
+    BeforeValidator(_rfc3339),
+    AfterValidator(_in_range),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date-time",
+            "pattern": RFC3339_PATTERN,
+            "formatMinimum": EARLIEST.isoformat(),
+            "formatExclusiveMaximum": LATEST.isoformat(),
+        }
+    ),
+]
+SchemaVersion = Annotated[
+    Literal[1], BeforeValidator(_not_bool), WithJsonSchema({"type": "integer", "const": 1})
+]
 Currency = Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Z]{3}$")]
 HOUR_MINUTE_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 LocalTime = Annotated[str, StringConstraints(strict=True, pattern=HOUR_MINUTE_PATTERN)]
@@ -73,7 +182,7 @@ class Message(BaseModel):
 
     model_config = ConfigDict(extra="allow", frozen=True, strict=True)
 
-    schema_version: Literal[1] = 1
+    schema_version: SchemaVersion = 1
     event_id: Identifier
     occurred_at: Timestamp
 
@@ -97,10 +206,10 @@ class TariffPublished(Message):
     price_per_minute: Rate | None = None
     session_fee: MinorUnits | None = None
     idle_fee_per_minute: Rate | None = None
-    idle_grace_minutes: Annotated[int, Field(strict=True, ge=0)] | None = None
+    idle_grace_minutes: Minutes | None = None
     vat_rate: Rate
     timezone: Identifier | None = None
-    energy_windows: list[EnergyWindow] = []
+    energy_windows: Annotated[list[EnergyWindow], Field(max_length=MAX_ENERGY_WINDOWS)] = []
 
 
 class SessionStarted(Message):
@@ -240,18 +349,19 @@ def parse_message(raw: bytes) -> UpstreamMessage:
         reason = f"not UTF-8 text: {error.reason} at byte {error.start}"
         raise ContractViolation("", reason) from None
     try:
+        # Decoded strictly first: what pydantic's parser lets through (duplicate keys,
+        # NaN, any depth) never reaches it.
+        document = strict_json.loads(text)
+    except strict_json.JsonRefused as refused:
+        raise ContractViolation("", refused.reason) from None
+    try:
         return _ADAPTER.validate_json(text)
     except ValidationError as error:
-        raise _violation(text, error) from None
+        raise _violation(document, error) from None
 
 
-def _violation(text: str, error: ValidationError) -> ContractViolation:
-    """Why a message failed, in words for a person; the JSON is decoded again only here,
-    so a valid message (the common case) is parsed once."""
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as invalid:
-        return ContractViolation("", f"invalid JSON: {invalid.msg} at char {invalid.pos}")
+def _violation(document: Any, error: ValidationError) -> ContractViolation:
+    """Why a message failed, in words for a person."""
     if not isinstance(document, dict):
         return ContractViolation("", f"a message is a JSON object, got {type(document).__name__}")
     message_type = document.get("type")

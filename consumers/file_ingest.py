@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Iterator
 from itertools import islice
 from pathlib import Path
@@ -20,6 +21,8 @@ from consumers.dead_letter import DeadLetter
 from consumers.producer import read_lines
 from consumers.sources import StopSignal
 from consumers.triage import SourceRecord
+
+log = logging.getLogger(__name__)
 
 
 def file_records(path: Path) -> Iterator[SourceRecord]:
@@ -52,15 +55,29 @@ def _already_dead_lettered(path: Path) -> set[tuple[str, int, str]]:
     if not path.exists():
         return set()
     keys = set()
-    with path.open(encoding="utf-8") as lines:
-        for line in lines:
-            entry = json.loads(line)
-            value_sha256 = (
-                entry.get("value_sha256")
-                or hashlib.sha256(base64.b64decode(entry["value_base64"])).hexdigest()
-            )
-            keys.add(_letter_key(entry["source"], int(entry["line"]), value_sha256))
+    with path.open(encoding="utf-8", errors="replace") as lines:
+        for number, line in enumerate(lines, start=1):
+            try:
+                entry = json.loads(line)
+                value_sha256 = (
+                    entry.get("value_sha256")
+                    or hashlib.sha256(base64.b64decode(entry["value_base64"])).hexdigest()
+                )
+                keys.add(_letter_key(entry["source"], int(entry["line"]), value_sha256))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                # A line torn by a crash mid-write: its letter is written again if needed.
+                log.warning("%s line %d is not a dead letter (torn write?); skipped", path, number)
     return keys
+
+
+def _end_torn_line(path: Path) -> None:
+    """Ends a last line left without its newline, so the next letter starts a line."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with path.open("rb+") as file:
+        file.seek(-1, 2)
+        if file.read(1) != b"\n":
+            file.write(b"\n")
 
 
 class FileIngest:
@@ -86,6 +103,7 @@ class FileIngest:
         self.dead_letter_path.parent.mkdir(parents=True, exist_ok=True)
         # Re-ingesting a file is safe for the ledger (event_id); this keeps the dead-letter
         # file from growing a copy of the same bad lines on every pass too.
+        _end_torn_line(self.dead_letter_path)
         written = _already_dead_lettered(self.dead_letter_path)
         with self.dead_letter_path.open("a", encoding="utf-8") as dead_letters:
             while not stop and (batch := list(islice(records, self.batch_size))):

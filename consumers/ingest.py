@@ -10,6 +10,7 @@ did reach the ledger a duplicate, so nothing is applied or dead-lettered twice.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -41,8 +42,22 @@ class IngestConfig:
     poll_timeout_ms: int = 500
 
 
+# How long a signalled command may take to finish its batch before it exits without
+# committing it (nothing is lost: an uncommitted batch is read again on restart).
+STOP_GRACE_S = 10.0
+
+
+def _exit_if_still_running(grace_s: float) -> None:
+    log.error("did not finish the batch within %.0f s of the signal; exiting without it", grace_s)
+    logging.shutdown()
+    os._exit(1)
+
+
 class StopFlag:
-    """Set by SIGTERM/SIGINT: the loop finishes its batch, commits, and returns."""
+    """Set by SIGTERM/SIGINT: the loop finishes its batch, commits, and returns; a batch
+    that takes longer than ``grace_s`` is abandoned uncommitted and the process exits."""
+
+    grace_s: float = STOP_GRACE_S
 
     def __init__(self) -> None:
         self.event = threading.Event()
@@ -59,6 +74,10 @@ class StopFlag:
 
         def handler(signum: int, frame: FrameType | None) -> None:
             log.info("signal %s: finishing the current batch", signum)
+            if not self.event.is_set():
+                watchdog = threading.Timer(self.grace_s, _exit_if_still_running, [self.grace_s])
+                watchdog.daemon = True
+                watchdog.start()
             self.set()
 
         for sig in previous:

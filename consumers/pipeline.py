@@ -1,8 +1,10 @@
 """`evledger run`: ingest and the projectors together in one process, until stopped.
 
 Ingest runs in the calling thread and the projectors in another; one stop flag ends both
-(SIGTERM: each finishes and commits its batch). A projector that fails for good stops the
-whole process loudly instead of leaving read models silently behind.
+(SIGTERM: each finishes and commits its batch). A read model that meets an event it cannot
+write stops alone (named in the log, on /metrics and at exit) while ingest goes on; a
+projector that keeps failing otherwise (an outage past its retries) stops the whole process
+loudly instead of leaving read models silently behind.
 """
 
 from __future__ import annotations

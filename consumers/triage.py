@@ -63,6 +63,11 @@ def triage(records: Iterable[SourceRecord]) -> Triage:
             sorted_out.dead_letters.append(record.dead_letter(violation.field, violation.reason))
         except ValueError as refused:
             sorted_out.dead_letters.append(record.dead_letter("", str(refused)))
+        except Exception as error:
+            # Our defect, not the batch's: this message alone becomes a dead letter (fixed
+            # code can replay it) and the rest of the batch goes on.
+            reason = f"internal error while reading the message (replay it once fixed): {error!r}"
+            sorted_out.dead_letters.append(record.dead_letter("", reason))
         else:
             sorted_out.commands.append((record, command))
     return sorted_out

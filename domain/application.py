@@ -327,7 +327,7 @@ class BillingApplication(Application[UUID]):
             if payment is not None and not payment.is_reconciled:
                 payment.reconcile(
                     session_id=command.session_id,
-                    session_total_minor=priced.total_minor,
+                    session_total_minor=settlement.due_for(payment_id),
                     session_currency=priced.currency,
                 )
                 changed.append(payment)
@@ -379,7 +379,7 @@ class BillingApplication(Application[UUID]):
             if settlement.total_minor is not None and settlement.currency is not None:
                 payment.reconcile(
                     session_id=payment.session_id,
-                    session_total_minor=settlement.total_minor,
+                    session_total_minor=settlement.due_for(payment.payment_id),
                     session_currency=settlement.currency,
                 )
         return _Decision(changed)

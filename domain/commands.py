@@ -10,7 +10,7 @@ import hashlib
 import json
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, time
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any, ClassVar
 
 from domain.errors import InvalidValueError
@@ -30,7 +30,10 @@ def _require_text(value: Any, what: str, *, optional: bool = False) -> None:
 def _canonical(value: Any) -> Any:
     """A JSON-ready form in which equal values have one spelling (0.20 == 0.2)."""
     if isinstance(value, Decimal):
-        return format(value.normalize(), "f")
+        # normalize() rounds to the context's 28 digits; a precision of the value's own
+        # digits keeps two rates that differ in the 29th digit apart.
+        exact = Context(prec=max(28, len(value.as_tuple().digits)))
+        return format(value.normalize(exact), "f")
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat()
     if isinstance(value, time):

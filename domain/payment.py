@@ -110,7 +110,9 @@ class Payment(Aggregate):
     class Reconciled(Aggregate.Event):
         """The captured amount compared with the session's priced total.
 
-        ``discrepancy_minor`` is captured minus total: positive is an overcharge, negative an
+        ``session_total_minor`` is the part of the total that payments captured earlier for
+        the same session left unpaid (the whole total for the first). ``discrepancy_minor``
+        is captured minus that: positive is an overcharge, negative an
         undercharge. Recorded once, by whichever of capture and pricing arrives last.
         """
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -13,6 +13,10 @@ from domain.errors import MeterReadingError, SessionAlreadyStoppedError, Session
 from domain.ids import session_aggregate_id
 from domain.pricing import ROUNDING, LineItem, PricedSession, price_session
 from domain.tariff import TariffTerms
+
+# The longest session priced (the contract's idle grace is bounded by the same 31 days):
+# longer is an upstream error, and it keeps the read models' durations and pricing bounded.
+MAX_SESSION_DURATION = timedelta(days=31)
 
 
 class ChargingSession(Aggregate):
@@ -184,6 +188,11 @@ class ChargingSession(Aggregate):
             raise SessionTimelineError(
                 f"stop at {stopped_at} is before the start at {started_at} "
                 f"of session {self.session_id}"
+            )
+        if stopped_at - started_at > MAX_SESSION_DURATION:
+            raise SessionTimelineError(
+                f"session {self.session_id} from {started_at} to {stopped_at} is longer than "
+                f"the maximum of {MAX_SESSION_DURATION.days} days"
             )
         if charging_ended_at is not None and not started_at <= charging_ended_at <= stopped_at:
             raise SessionTimelineError(

@@ -35,12 +35,14 @@ class SessionSettlement(Aggregate):
 
         def apply(self, aggregate: SessionSettlement) -> None:
             aggregate.captured_payment_ids.append(self.payment_id)
+            aggregate.captured_minor_by_payment[self.payment_id] = self.captured_minor
 
     def __init__(self) -> None:
         self.session_id = ""
         self.total_minor: int | None = None
         self.currency: str | None = None
         self.captured_payment_ids: list[str] = []
+        self.captured_minor_by_payment: dict[str, int] = {}
 
     @classmethod
     def open(cls, session_id: str) -> SessionSettlement:
@@ -51,6 +53,17 @@ class SessionSettlement(Aggregate):
     @property
     def is_priced(self) -> bool:
         return self.total_minor is not None
+
+    def due_for(self, payment_id: str) -> int:
+        """What of the priced total was left for this payment by the payments captured
+        before it: a second payment capturing the whole total again is an overcharge."""
+        assert self.total_minor is not None
+        earlier = 0
+        for captured_id in self.captured_payment_ids:
+            if captured_id == payment_id:
+                break
+            earlier += self.captured_minor_by_payment.get(captured_id, 0)
+        return max(0, self.total_minor - earlier)
 
     def record_priced(self, *, total_minor: int, currency: str) -> None:
         self.trigger_event(self.SessionPriced, total_minor=total_minor, currency=currency)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -160,10 +161,16 @@ class TariffTerms:
     def energy_price_at(self, moment: datetime) -> tuple[str, Decimal]:
         """The window name and energy price that apply at ``moment`` (local tariff time)."""
         local = moment.astimezone(self.zone()).time()
-        for window in self.energy_windows:
-            if window.contains(local):
-                return window.name, window.price_per_kwh
-        return STANDARD_WINDOW, self.price_per_kwh
+        # Windows are whole minutes, so the minute of the day decides; a table instead of a
+        # scan of every window keeps pricing linear in the boundaries a session crosses.
+        window = self._window_by_minute.get(_minute_of_day(local))
+        if window is None:
+            return STANDARD_WINDOW, self.price_per_kwh
+        return window.name, window.price_per_kwh
+
+    @cached_property
+    def _window_by_minute(self) -> dict[int, EnergyWindow]:
+        return {minute: window for window in self.energy_windows for minute in window.minutes()}
 
     def to_primitive(self) -> dict[str, Any]:
         """A dict of JSON-transcodable values, frozen into events."""

@@ -259,8 +259,11 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         created_at, payment_id = json.loads(base64.urlsafe_b64decode(padded))
-        return datetime.fromisoformat(created_at), str(payment_id)
-    except (ValueError, TypeError) as error:
+        moment = datetime.fromisoformat(created_at)
+        if moment.tzinfo is None or not 1970 <= moment.year < 3000:
+            raise ValueError(f"time out of range: {created_at!r}")
+        return moment, str(payment_id)
+    except (ValueError, TypeError, RecursionError) as error:
         raise BadCursor(f"not a history cursor: {cursor!r}") from error
 
 

@@ -22,6 +22,7 @@ from eventsourcing.persistence import ApplicationRecorder, Mapper
 
 from projections.batch_facts import BatchFacts
 from projections.facts import LedgerEvent
+from projections.faults import ProjectionStopped, is_transient
 from projections.read_model import ReadModel
 from projections.tracking import ProjectionPositionConflict
 
@@ -102,6 +103,8 @@ class Projector:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     sleep: Callable[[float], None] = time.sleep
     progress: dict[str, ProjectionProgress] = field(default_factory=dict)
+    # Read models stopped at an event they cannot write; the others go on without them.
+    stopped: dict[str, ProjectionStopped] = field(default_factory=dict)
     _positions: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -124,13 +127,16 @@ class Projector:
     def step(self) -> int:
         """Read one batch after the lowest position and apply it; the events read."""
         positions = self.positions()
-        low = min(positions.values(), default=0)
+        active = self._active()
+        if not active:
+            return 0
+        low = min(positions[model.name] for model in active)
         batch = self._with_retries("ledger", f"read after {low}", self._read, low)
         facts = BatchFacts(batch)
-        for model in self.read_models:
+        for model in active:
             part = [e for e in batch if e.notification_id > positions[model.name]]
             self._apply(model, part, facts)
-        for model in self.read_models:
+        for model in active:
             model.after_batch(caught_up=len(batch) < self.batch_size)
         return len(batch)
 
@@ -147,6 +153,9 @@ class Projector:
         while not stop.is_set():
             if not self.step():
                 stop.wait(poll_interval_s)
+
+    def _active(self) -> list[ReadModel]:
+        return [model for model in self.read_models if model.name not in self.stopped]
 
     def _read(self, position: int) -> list[LedgerEvent]:
         return self.source.read_after(position, self.batch_size)
@@ -170,6 +179,9 @@ class Projector:
             except ProjectionPositionConflict as conflict:
                 log.warning("%s: %s; re-reading its position", model.name, conflict)
             except Exception as error:
+                if not is_transient(error):
+                    self._isolate(model, remaining, error, facts)
+                    return
                 attempt += 1
                 first, last = remaining[0].notification_id, remaining[-1].notification_id
                 if self.retry.attempts is not None and attempt >= self.retry.attempts:
@@ -199,6 +211,29 @@ class Projector:
             self._positions[model.name] = self._with_retries(
                 model.name, "read position", model.position
             )
+
+    def _isolate(
+        self,
+        model: ReadModel,
+        events: Sequence[LedgerEvent],
+        error: Exception,
+        facts: BatchFacts,
+    ) -> None:
+        """After an error a retry cannot cure: write the events one at a time, so that those
+        before the bad one are kept, and stop this read model at the bad one."""
+        self._positions[model.name] = self._with_retries(
+            model.name, "read position", model.position
+        )
+        if len(events) == 1:
+            if self._positions[model.name] < events[0].notification_id:
+                stop = ProjectionStopped.at(model.name, events[0], error)
+                self.stopped[model.name] = stop
+                log.error("%s", stop.describe())
+            return
+        for event in events:
+            if model.name in self.stopped:
+                return
+            self._apply(model, [event], facts)
 
     def _with_retries(self, name: str, what: str, action: Callable[..., Any], *args: Any) -> Any:
         attempt = 0

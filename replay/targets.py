@@ -106,7 +106,7 @@ def new_tag() -> str:
 
 
 def check_label(label: str) -> str:
-    if not _LABEL.fullmatch(label):
+    if not _LABEL.fullmatch(label):  # match() would let a trailing newline through
         raise BadSnapshotName(
             f"snapshot name {label!r}: use 1-40 lower-case letters, digits and '_', "
             "starting with a letter or digit"

@@ -492,3 +492,23 @@ def test_malformed_values_are_value_errors() -> None:
         CapturePayment(
             event_id="e", occurred_at=datetime(2024, 1, 1), payment_id="P", amount_minor=1
         )
+
+
+@pytest.mark.parametrize("priced_first", [True, False])
+def test_a_second_payment_capturing_the_whole_total_again_is_an_overcharge(
+    app: BillingApplication, up: Upstream, priced_first: bool
+) -> None:
+    """Issue 17: each capture is reconciled against what earlier captures left unpaid."""
+    session = [up.tariff(), up.start(), up.stop()]
+    payments = [
+        up.authorise("P1"),
+        up.capture(SESSION_TOTAL, "P1"),
+        up.authorise("P2"),
+        up.capture(SESSION_TOTAL, "P2"),
+    ]
+    for command in session + payments if priced_first else payments + session:
+        app.handle(command)
+    first, second = app.get_payment("P1"), app.get_payment("P2")
+    assert first.reconciliation_outcome is ReconciliationOutcome.EXACT
+    assert second.reconciliation_outcome is ReconciliationOutcome.OVERCHARGE
+    assert second.discrepancy_minor == SESSION_TOTAL

@@ -1,0 +1,88 @@
+"""A ledger event a read model cannot hold (issue 17, class 1 and failure domains): the
+projector writes every event before it, names it, and stops that read model only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from domain.application import BillingApplication
+from domain.commands import AuthorisePayment, CapturePayment
+from projections.analytics import Analytics
+from projections.databases.duckdb import DuckDatabase
+from projections.databases.sqlite import SqliteDatabase
+from projections.payment_history import PaymentHistory
+from projections.refund_status import RefundStatusView
+from projections.runner import LedgerSource, Projector, RetryPolicy
+from tests.unit.projections.scenario import T0, build_ledger
+
+
+@pytest.fixture
+def app() -> BillingApplication:
+    application = BillingApplication(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    build_ledger(application)
+    return application
+
+
+def poison(app: BillingApplication) -> int:
+    """Appends a payment the domain accepts but no int64 column holds (the contract now
+    refuses it; older ledgers may hold such events); its notification id."""
+    before = app.recorder.max_notification_id() or 0
+    app.handle(
+        AuthorisePayment(
+            event_id="poison-1",
+            occurred_at=T0,
+            payment_id="P-HUGE",
+            session_id="S-NONE",
+            amount_minor=2**63,
+            currency="EUR",
+            method="card",
+        )
+    )
+    app.handle(
+        CapturePayment(event_id="after-1", occurred_at=T0, payment_id="P-HUGE", amount_minor=1)
+    )
+    return before + 1  # the Authorised event comes first, then its ProcessedMessage
+
+
+def test_a_poison_event_stops_only_the_read_models_that_cannot_hold_it(
+    app: BillingApplication, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    before = app.recorder.max_notification_id()
+    position = poison(app)
+    last = app.recorder.max_notification_id()
+    views = SqliteDatabase(tmp_path / "views.sqlite3")
+    history, refunds = PaymentHistory(views), RefundStatusView(views)
+    analytics = Analytics(DuckDatabase(tmp_path / "analytics.duckdb"))
+    projector = Projector(
+        LedgerSource.of(app),
+        [history, refunds, analytics],
+        batch_size=1000,  # the poison is in the middle of one batch
+        retry=RetryPolicy(attempts=None),  # a long-running projector: retries for ever
+        sleep=lambda seconds: None,
+    )
+    projector.create()
+    projector.run_until_idle()
+
+    # Everything before the poison is written, in the same batch as the poison.
+    assert before is not None and position == before + 1
+    assert history.position() == before
+    assert analytics.position() == before
+    assert refunds.position() == last  # refund status has nothing to do with it
+    stopped = projector.stopped
+    assert set(stopped) == {history.name, analytics.name}
+    for name in (history.name, analytics.name):
+        assert stopped[name].position == position
+        assert "Authorised" in stopped[name].event_type
+        assert stopped[name].error
+        assert f"ledger event {position}" in stopped[name].describe()
+    assert any("stopped at ledger event" in record.message for record in caplog.records)
+
+    # A stopped read model stays stopped (nothing past the poison), the others go on.
+    app.handle(
+        CapturePayment(event_id="after-2", occurred_at=T0, payment_id="P-HUGE", amount_minor=2)
+    )
+    projector.run_until_idle()
+    assert history.position() == before
+    assert refunds.position() == app.recorder.max_notification_id()
