@@ -52,7 +52,7 @@ class Settings(BaseSettings):
         try:
             conninfo_to_dict(value)
         except Exception as error:
-            from cli.secrets import scrub
+            from bootstrap.secrets import scrub
 
             reason = scrub(str(error), value)
             raise ValueError(f"not a PostgreSQL connection string: {reason}") from None
@@ -95,7 +95,7 @@ class Settings(BaseSettings):
         """The settings for display, with any PostgreSQL password masked."""
         values = self.model_dump()
         if self.pg_dsn is not None:
-            from cli.secrets import mask_dsn, scrub
+            from bootstrap.secrets import mask_dsn, scrub
 
             values["pg_dsn"] = scrub(mask_dsn(self.pg_dsn), self.pg_dsn)
         return values

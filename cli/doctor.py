@@ -42,7 +42,7 @@ def check_postgres(dsn: str) -> Check:
         with psycopg.connect(dsn, connect_timeout=5) as connection:
             row = connection.execute("SHOW server_version").fetchone()
     except psycopg.Error as error:
-        from cli.secrets import scrub
+        from bootstrap.secrets import scrub
 
         first = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
         return Check("postgres", scrub(where, dsn), False, scrub(first, dsn))

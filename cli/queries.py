@@ -69,7 +69,7 @@ def _reporting_database_errors() -> Iterator[None]:
     try:
         yield
     except (ReadModelDatabaseError, OSError) as error:
-        from cli.secrets import scrub
+        from bootstrap.secrets import scrub
 
         first = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
         first = scrub(first, os.environ.get("EVLEDGER_PG_DSN"))

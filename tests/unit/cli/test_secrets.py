@@ -7,9 +7,9 @@ import re
 
 import pytest
 
+from bootstrap.secrets import mask_dsn, scrub
 from bootstrap.settings import SettingsError, load_settings
 from cli.doctor import check_postgres
-from cli.secrets import mask_dsn, scrub
 
 PASSWORDS = ["p%41ss", "pa ss wqrdz", "se/cret", "abc@def:ghi", "x'y"]
 
