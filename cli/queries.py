@@ -273,6 +273,14 @@ def project(
                 stop = threading.Event()
 
                 def _stop(signum: int, frame: FrameType | None) -> None:
+                    from consumers.ingest import STOP_GRACE_S, abandon_batch_and_exit
+
+                    if not stop.is_set():  # a batch still running after the grace is left
+                        watchdog = threading.Timer(
+                            STOP_GRACE_S, abandon_batch_and_exit, [STOP_GRACE_S]
+                        )
+                        watchdog.daemon = True
+                        watchdog.start()
                     stop.set()
 
                 signal.signal(signal.SIGTERM, _stop)

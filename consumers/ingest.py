@@ -47,7 +47,7 @@ class IngestConfig:
 STOP_GRACE_S = 10.0
 
 
-def _exit_if_still_running(grace_s: float) -> None:
+def abandon_batch_and_exit(grace_s: float) -> None:
     log.error("did not finish the batch within %.0f s of the signal; exiting without it", grace_s)
     logging.shutdown()
     os._exit(1)
@@ -75,7 +75,7 @@ class StopFlag:
         def handler(signum: int, frame: FrameType | None) -> None:
             log.info("signal %s: finishing the current batch", signum)
             if not self.event.is_set():
-                watchdog = threading.Timer(self.grace_s, _exit_if_still_running, [self.grace_s])
+                watchdog = threading.Timer(self.grace_s, abandon_batch_and_exit, [self.grace_s])
                 watchdog.daemon = True
                 watchdog.start()
             self.set()

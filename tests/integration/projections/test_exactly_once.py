@@ -31,8 +31,9 @@ REPO = Path(__file__).resolve().parents[3]
 NO_WAIT = RetryPolicy(attempts=4, first_delay_s=0.0)
 
 
-class InjectedFault(RuntimeError):
-    pass
+class InjectedFault(ConnectionError):
+    """A database fault a retry cures (a dropped connection); an error that fails the same
+    way every time stops its read model instead (tests/unit/projections/test_poison_event)."""
 
 
 @pytest.fixture(scope="module")

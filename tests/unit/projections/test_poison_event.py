@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from consumers.counters import IngestCounters
+from consumers.metrics import metrics_text
 from domain.application import BillingApplication
 from domain.commands import AuthorisePayment, CapturePayment
 from projections.analytics import Analytics
@@ -78,6 +80,12 @@ def test_a_poison_event_stops_only_the_read_models_that_cannot_hold_it(
         assert stopped[name].error
         assert f"ledger event {position}" in stopped[name].describe()
     assert any("stopped at ledger event" in record.message for record in caplog.records)
+    metrics = metrics_text(IngestCounters(), projector)
+    assert (
+        f'evledger_projection_stopped{{event_type="Payment.Authorised",position="{position}",'
+        'projection="payment_history"} 1.0' in metrics
+    )
+    assert 'projection="refund_status"} 0.0' in metrics
 
     # A stopped read model stays stopped (nothing past the poison), the others go on.
     app.handle(
