@@ -48,18 +48,24 @@ def _require_file(file: Path) -> int:
 
 
 def _ensure_topics(settings: Settings, *names: str) -> None:
-    from store.admin import TopicSpec, ensure_topic
+    from store.admin import TopicMisconfigured, TopicSpec, ensure_topic
 
     assert settings.kafka_bootstrap is not None
-    for name in names:
-        ensure_topic(
-            settings.kafka_bootstrap,
-            TopicSpec(
-                name=name,
-                replication_factor=settings.kafka_replication_factor,
-                min_insync_replicas=settings.kafka_min_insync_replicas,
-            ),
-        )
+    # The ledger topic too, so that a replication factor the cluster cannot hold is refused
+    # here in one line, before anything is read or written.
+    for name in (*names, settings.ledger_topic):
+        try:
+            ensure_topic(
+                settings.kafka_bootstrap,
+                TopicSpec(
+                    name=name,
+                    replication_factor=settings.kafka_replication_factor,
+                    min_insync_replicas=settings.kafka_min_insync_replicas,
+                ),
+            )
+        except TopicMisconfigured as error:
+            typer.echo(f"evledger: {error}", err=True)
+            raise typer.Exit(2) from None
 
 
 def _ingest_config(settings: Settings, batch_size: int) -> IngestConfig:
@@ -166,6 +172,7 @@ def run(batch_size: BatchSizeOption = 500, metrics_port: MetricsPortOption = Non
     from consumers.ingest import StopFlag
     from consumers.metrics import serve_metrics
     from consumers.projection_targets import projector
+    from consumers.projector import RetryPolicy
     from consumers.run import ProjectorFailed, run_pipeline
     from domain.application import BillingApplication
     from store.environment import ledger_environment
@@ -180,7 +187,8 @@ def run(batch_size: BatchSizeOption = 500, metrics_port: MetricsPortOption = Non
         if metrics_port is not None:
             serve_metrics(consumer.counters, metrics_port)
         try:
-            with projector(settings) as runner, stop.on_signals():
+            # Like `project`: a long-running projector waits out a broker outage for good.
+            with projector(settings, retry=RetryPolicy(attempts=None)) as runner, stop.on_signals():
                 counters = run_pipeline(consumer, runner, stop)
         finally:
             consumer.close()

@@ -19,9 +19,12 @@ from functools import partial
 from types import FrameType
 from typing import Any
 
+from eventsourcing.persistence import PersistenceError
+
 from consumers.accounting import IngestCounters
 from consumers.batch import BatchOutcome, CommandHandler, apply_batch
 from consumers.dead_letter import DeadLetter
+from consumers.ledger_backoff import LedgerBackoff, retriable
 from consumers.publish import MAX_MESSAGE_BYTES
 from consumers.triage import SourceRecord
 
@@ -107,10 +110,33 @@ class KafkaIngest:
         on_batch: Callable[[BatchOutcome], None] = lambda outcome: None,
     ) -> IngestCounters:
         """Consume until stopped (or, with until_idle, until caught up with the topic)."""
+        backoff = LedgerBackoff()
         while not stop:
             records = self._poll()
             if records:
-                outcome = apply_batch(self.handler, records, partial(self._commit_with, records))
+                try:
+                    outcome = apply_batch(
+                        self.handler, records, partial(self._commit_with, records)
+                    )
+                except PersistenceError as error:
+                    if not retriable(error):
+                        raise
+                    # The ledger is down, not the messages wrong: none of the batch was
+                    # judged or committed. Read it again once the ledger may be back, going
+                    # on polling meanwhile so that the group keeps this member.
+                    self._rewind(records)
+                    delay = backoff.next()
+                    log.warning(
+                        "ledger unavailable; %d messages not judged, read again in %.1fs: %s",
+                        len(records),
+                        delay,
+                        error,
+                    )
+                    stop.event.wait(delay)
+                    continue
+                if backoff.failures:
+                    log.warning("ledger available again after %d failed tries", backoff.failures)
+                backoff.reset()
                 self.counters.add(outcome.counters)
                 self.counters.check()
                 log.info("ingest batch of %d: %s", len(records), self.counters.summary())
@@ -141,11 +167,31 @@ class KafkaIngest:
                 )
         return records
 
+    def _rewind(self, records: list[SourceRecord]) -> None:
+        """Seek back to the batch's first record of each partition this member still has
+        (a rebalance already reset the others to their committed offsets)."""
+        from kafka import TopicPartition
+
+        firsts: dict[Any, int] = {}
+        for record in records:
+            partition = TopicPartition(record.topic, record.partition)
+            firsts[partition] = min(firsts.get(partition, record.offset), record.offset)
+        assigned = self.consumer.assignment()
+        for partition, offset in firsts.items():
+            if partition in assigned:
+                self.consumer.seek(partition, offset)
+
     def _caught_up(self) -> bool:
+        from kafka.errors import KafkaError
+
         assigned = self.consumer.assignment()
         if not assigned:
             return False
-        ends = self.consumer.end_offsets(list(assigned))
+        try:
+            ends = self.consumer.end_offsets(list(assigned))
+        except KafkaError as error:
+            log.warning("cannot read the ingest topic's end (%r); polling on", error)
+            return False
         return all(self.consumer.position(tp) >= ends[tp] for tp in assigned)
 
     def _commit_with(
