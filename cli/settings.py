@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".evledger")
     kafka_replication_factor: int = Field(default=1, ge=1)
     kafka_min_insync_replicas: int = Field(default=1, ge=1)
+    # How long the ledger's writer and readers wait on Kafka before calling it unavailable
+    # (ingest then backs off and reads the batch again); longer than a leader election.
+    kafka_timeout_s: float = Field(default=30.0, gt=0)
 
     @field_validator("kafka_bootstrap")
     @classmethod

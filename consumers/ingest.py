@@ -127,7 +127,8 @@ class KafkaIngest:
                     self._rewind(records)
                     delay = backoff.next()
                     log.warning(
-                        "ledger unavailable; %d messages not judged, read again in %.1fs: %s",
+                        "ledger unavailable (brokers down, or fewer in-sync replicas than "
+                        "min.insync.replicas); %d messages not judged, read again in %.1fs: %s",
                         len(records),
                         delay,
                         error,

@@ -32,4 +32,5 @@ def ledger_environment(settings: Settings) -> dict[str, str]:
         "KAFKA_INDEX_DIR": str(data_dir / "index"),
         "KAFKA_REPLICATION_FACTOR": str(settings.kafka_replication_factor),
         "KAFKA_MIN_INSYNC_REPLICAS": str(settings.kafka_min_insync_replicas),
+        "KAFKA_TIMEOUT": str(settings.kafka_timeout_s),
     }
