@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -150,9 +151,20 @@ class KafkaIngest:
         self.consumer.close()
 
     def _poll(self) -> list[SourceRecord]:
-        polled = self.consumer.poll(
-            timeout_ms=self.config.poll_timeout_ms, max_records=self.config.batch_size
-        )
+        from kafka.errors import KafkaError
+
+        try:
+            polled = self.consumer.poll(
+                timeout_ms=self.config.poll_timeout_ms, max_records=self.config.batch_size
+            )
+        except KafkaError as error:
+            # kafka-python lets a failed metadata refresh (a broker just killed) out of
+            # poll(); the client reconnects to the others on the next one.
+            if not getattr(error, "retriable", False):
+                raise
+            log.warning("cannot reach the ingest topic (%r); polling again", error)
+            time.sleep(self.config.poll_timeout_ms / 1000)
+            return []
         records = []
         for partition_records in polled.values():
             for record in partition_records:

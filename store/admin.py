@@ -34,7 +34,24 @@ class TopicSpec:
 
 
 def ensure_topic(bootstrap_servers: str, spec: TopicSpec, timeout_ms: int = 15000) -> bool:
-    """Create the topic if it is missing; return True if it was created by this call."""
+    """Create the topic if it is missing; return True if it was created by this call.
+
+    A broker of the cluster that just died makes kafka-python's admin client fail instead
+    of trying another: such retriable errors are retried until the timeout.
+    """
+    from kafka.errors import KafkaError
+
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        try:
+            return _ensure_topic(bootstrap_servers, spec, timeout_ms)
+        except KafkaError as error:
+            if not getattr(error, "retriable", False) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def _ensure_topic(bootstrap_servers: str, spec: TopicSpec, timeout_ms: int) -> bool:
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
     from kafka.errors import InvalidReplicationFactorError, TopicAlreadyExistsError
@@ -46,19 +63,22 @@ def ensure_topic(bootstrap_servers: str, spec: TopicSpec, timeout_ms: int = 1500
         client_id="evledger-admin",
     )
     try:
-        created = True
+        created = spec.name not in admin.list_topics()
+        # Only a missing topic is created: CreateTopics goes to the controller, which may be
+        # the broker that just died, while any live broker can say what exists.
         try:
-            admin.create_topics(
-                [
-                    NewTopic(
-                        spec.name,
-                        num_partitions=1,
-                        replication_factor=spec.replication_factor,
-                        topic_configs=spec.configs(),
-                    )
-                ],
-                timeout_ms=timeout_ms,
-            )
+            if created:
+                admin.create_topics(
+                    [
+                        NewTopic(
+                            spec.name,
+                            num_partitions=1,
+                            replication_factor=spec.replication_factor,
+                            topic_configs=spec.configs(),
+                        )
+                    ],
+                    timeout_ms=timeout_ms,
+                )
         except TopicAlreadyExistsError:
             created = False
         except InvalidReplicationFactorError as error:
