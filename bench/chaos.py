@@ -138,48 +138,50 @@ class LedgerWatch(threading.Thread):
 
 
 class Publisher(threading.Thread):
-    """Publishes the day's messages in chunks spread over the schedule, as upstream would;
-    a chunk that fails (a broker died under it) is published again whole, which ingest
-    must count as duplicates."""
+    """Publishes the day's messages in chunks, one chunk as the run starts and one after
+    each kill, so that every kill meets fresh work, as upstream would keep sending; a chunk
+    that fails (a broker died under it) is published again whole, which ingest must count
+    as duplicates."""
 
     def __init__(
-        self, messages: list[dict[str, Any]], env: dict[str, str], work: Path, seconds: float
+        self, messages: list[dict[str, Any]], env: dict[str, str], work: Path, chunks: int
     ) -> None:
         super().__init__(daemon=True, name="publisher")
         self.messages = messages
         self.env = env
         self.work = work
-        self.seconds = seconds
+        self.chunks = max(1, chunks)
+        self.kills = threading.Semaphore(0)
         self.republished = 0
         self.done = threading.Event()
         self.error: BaseException | None = None
 
     def run(self) -> None:
         try:
-            chunks = max(1, int(self.seconds))
-            size = -(-len(self.messages) // chunks)
-            started = time.monotonic()
+            size = -(-len(self.messages) // self.chunks)
             for n, at in enumerate(range(0, len(self.messages), size)):
+                if n:
+                    self.kills.acquire()
                 path = self.work / f"chunk-{n}.jsonl"
                 path.write_text(
                     "".join(json.dumps(m) + "\n" for m in self.messages[at : at + size])
                 )
+                topic = f"{self.env['EVLEDGER_TOPIC_PREFIX']}.ingest"
                 while True:
                     try:
-                        publish_file(
-                            path,
-                            self.env["EVLEDGER_KAFKA_BOOTSTRAP"],
-                            f"{self.env['EVLEDGER_TOPIC_PREFIX']}.ingest",
-                        )
+                        publish_file(path, self.env["EVLEDGER_KAFKA_BOOTSTRAP"], topic)
                         break
                     except Exception:
                         self.republished += 1
                         time.sleep(1)
-                time.sleep(max(0.0, started + (n + 1) * self.seconds / chunks - time.monotonic()))
         except BaseException as error:
             self.error = error
         finally:
             self.done.set()
+
+    def release_all(self) -> None:
+        for _ in range(self.chunks):
+            self.kills.release()
 
 
 def fresh_database(dsn: str) -> tuple[str, str]:
@@ -278,8 +280,7 @@ class ChaosRun:
             PROJECTOR: Worker(PROJECTOR, ["project"], self.env, self.work),
         }
         self.watch = LedgerWatch(self.bootstrap, f"{self.prefix}.ledger")
-        span = self.schedule[-1].at_s if self.schedule else 10.0
-        self.publisher = Publisher(self.messages, self.env, self.work, seconds=span)
+        self.publisher = Publisher(self.messages, self.env, self.work, chunks=kills + 1)
         self.done: list[tuple[Kill, float]] = []
         self.restarting: threading.Thread | None = None
 
@@ -306,6 +307,7 @@ class ChaosRun:
                     time.sleep(0.05)
                 at = self.kill_broker(kill) if kill.kind == BROKER else self.kill_worker(kill)
                 self.done.append((kill, at))
+                self.publisher.kills.release()
                 node = f" node {kill.node}" if kill.node else ""
                 self.say(f"{at - t0:7.1f}s kill -9 {kill.kind}{node}")
             committed = self.finish()
@@ -366,6 +368,7 @@ class ChaosRun:
     def finish(self) -> int:
         """Everything back, published, consumed and projected; the ingest group's offset."""
         self.wait_restarted()
+        self.publisher.release_all()
         while not self.publisher.done.is_set():
             self.deadline.check("the publisher")
             self.keep_alive()

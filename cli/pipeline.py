@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -16,6 +17,7 @@ from consumers.batch import BatchOutcome
 if TYPE_CHECKING:
     from consumers.ingest import IngestConfig, KafkaIngest
     from domain.application import BillingApplication
+    from store.recorders import KafkaApplicationRecorder
 
 stderr = Console(stderr=True)
 
@@ -91,8 +93,30 @@ def _kafka_ingest(application: BillingApplication, config: IngestConfig) -> Kafk
     if not isinstance(application.recorder, KafkaApplicationRecorder):
         stderr.print("evledger: ingest from the topic needs the Kafka ledger")
         raise typer.Exit(2)
-    application.recorder.start_writing()
+    _start_writing(application.recorder)
     return KafkaIngest(application, config)
+
+
+def _start_writing(recorder: KafkaApplicationRecorder, attempts: int = 6) -> None:
+    """Start the ledger's writer, waiting out a transaction coordinator that is being
+    elected (a broker just died): init_transactions() then times out, retriably."""
+    from kafka.errors import KafkaError
+
+    from consumers.ledger_backoff import LedgerBackoff
+
+    backoff = LedgerBackoff()
+    for attempt in range(1, attempts + 1):
+        try:
+            recorder.start_writing()
+            return
+        except KafkaError as error:
+            if not getattr(error, "retriable", False) or attempt == attempts:
+                raise
+            delay = backoff.next()
+            logging.getLogger(__name__).warning(
+                "the ledger's writer cannot start yet (%r); retrying in %.1fs", error, delay
+            )
+            time.sleep(delay)
 
 
 def publish(
