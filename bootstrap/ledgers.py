@@ -42,6 +42,8 @@ class KafkaSite:
     topic_prefix: str
     replication_factor: int
     min_insync_replicas: int
+    # How long clients wait on Kafka before calling it unavailable (longer than an election).
+    timeout_s: float = 30.0
 
     @property
     def ledger_topic(self) -> str:
@@ -101,9 +103,9 @@ class LedgerBackend(ABC):
 
     @abstractmethod
     def kafka_writer(self, application: BillingApplication) -> KafkaApplicationRecorder:
-        """The application's Kafka ledger recorder with its writer started: a consumer that
-        commits offsets in the writer's transactions takes the role before joining its group.
-        NeedsKafka on the embedded default."""
+        """The application's Kafka ledger recorder (NeedsKafka on the embedded default): a
+        consumer that commits offsets in its writer's transactions starts the writer
+        (``start_writing``) before it joins its group."""
 
     @abstractmethod
     def import_target(self) -> Path:
@@ -181,6 +183,7 @@ class KafkaLedger(LedgerBackend):
             "KAFKA_INDEX_DIR": str(self.index_dir),
             "KAFKA_REPLICATION_FACTOR": str(self.site.replication_factor),
             "KAFKA_MIN_INSYNC_REPLICAS": str(self.site.min_insync_replicas),
+            "KAFKA_TIMEOUT": str(self.site.timeout_s),
         }
         if self.signing_key_file is not None:
             environment["KAFKA_SIGNING_KEY_FILE"] = str(self.signing_key_file)
@@ -210,9 +213,7 @@ class KafkaLedger(LedgerBackend):
         from store.recorders import KafkaApplicationRecorder
 
         # The root built this application on the Kafka store, so its recorder is Kafka's.
-        writer = cast(KafkaApplicationRecorder, application.recorder)
-        writer.start_writing()
-        return writer
+        return cast(KafkaApplicationRecorder, application.recorder)
 
     def import_target(self) -> Path:
         raise NotEmbedded(
@@ -230,5 +231,6 @@ def ledger_backend(settings: Settings) -> LedgerBackend:
         topic_prefix=settings.topic_prefix,
         replication_factor=settings.kafka_replication_factor,
         min_insync_replicas=settings.kafka_min_insync_replicas,
+        timeout_s=settings.kafka_timeout_s,
     )
     return KafkaLedger(site, settings.data_dir / "index", settings.signing_key_file)

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     kafka_min_insync_replicas: int = Field(default=1, ge=1)
     # The Ed25519 private key (PEM) the Kafka ledger writer signs records and exports with.
     signing_key_file: Path | None = None
+    # How long the ledger's writer and readers wait on Kafka before calling it unavailable
+    # (ingest then backs off and reads the batch again); longer than a leader election.
+    kafka_timeout_s: float = Field(default=30.0, gt=0)
 
     @field_validator("kafka_bootstrap")
     @classmethod

@@ -1,4 +1,5 @@
-"""Reachability checks of the configured Kafka, PostgreSQL and DuckDB, for `evledger doctor`."""
+"""Reachability checks of the configured Kafka (and its cluster health), PostgreSQL and DuckDB,
+for `evledger doctor`."""
 
 from __future__ import annotations
 
@@ -30,6 +31,49 @@ def check_kafka(bootstrap: str) -> Check:
     except KafkaError as error:
         return Check("kafka", bootstrap, False, f"{type(error).__name__}: {error}")
     return Check("kafka", bootstrap, True, f"{len(topics)} topics")
+
+
+def check_cluster(settings: Settings) -> list[Check]:
+    """The brokers, the ledger partition's leader and ISR, and under-replicated partitions."""
+    from kafka.errors import KafkaError
+
+    from store.cluster_health import cluster_health
+
+    assert settings.kafka_bootstrap is not None
+    try:
+        health = cluster_health(settings.kafka_bootstrap)
+    except KafkaError as error:
+        return [Check("kafka cluster", "-", False, f"{type(error).__name__}: {error}")]
+    brokers = ", ".join(f"{node}@{address}" for node, address in health.brokers)
+    checks = [Check("kafka brokers", f"{len(health.brokers)} live", True, brokers)]
+    ledger = health.partition(settings.ledger_topic)
+    if ledger is None:
+        checks.append(
+            Check("ledger partition", f"{settings.ledger_topic}-0", True, "not created yet")
+        )
+    else:
+        writable = ledger.leader >= 0 and len(ledger.isr) >= settings.kafka_min_insync_replicas
+        checks.append(
+            Check(
+                "ledger partition",
+                f"{ledger.name}",
+                writable,
+                f"leader {ledger.leader if ledger.leader >= 0 else 'NONE'}, replicas "
+                f"{list(ledger.replicas)}, ISR {list(ledger.isr)} (min ISR "
+                f"{settings.kafka_min_insync_replicas})",
+            )
+        )
+    lagging = health.under_replicated
+    names = ", ".join(state.name for state in lagging[:5]) + (" ..." if len(lagging) > 5 else "")
+    checks.append(
+        Check(
+            "under-replicated",
+            f"{len(lagging)} of {len(health.partitions)} partitions",
+            not lagging,
+            names or "none: every replica is in sync",
+        )
+    )
+    return checks
 
 
 def check_postgres(dsn: str) -> Check:
@@ -67,7 +111,10 @@ def run_checks(settings: Settings) -> list[Check]:
     if settings.kafka_bootstrap is None:
         checks.append(Check("kafka", "-", True, f"embedded default in {settings.data_dir}"))
     else:
-        checks.append(check_kafka(settings.kafka_bootstrap))
+        kafka = check_kafka(settings.kafka_bootstrap)
+        checks.append(kafka)
+        if kafka.ok:
+            checks.extend(check_cluster(settings))
     if settings.pg_dsn is not None:
         checks.append(check_postgres(settings.pg_dsn))
     checks.append(check_duckdb(settings))

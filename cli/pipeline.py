@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -17,6 +18,7 @@ from consumers.batch import BatchOutcome
 
 if TYPE_CHECKING:
     from consumers.ingest import KafkaIngest
+    from store.recorders import KafkaApplicationRecorder
 
 stderr = Console(stderr=True)
 
@@ -50,9 +52,16 @@ def _require_file(file: Path) -> int:
 def _kafka_ingest(root: Root, batch_size: int) -> KafkaIngest:
     """The ingest consumer over the Kafka ledger, its writer started before it joins."""
     from consumers.ingest import IngestConfig, KafkaIngest
+    from store.admin import TopicMisconfigured
 
     site = kafka_site(root, "ingest from the topic")
-    site.ensure_topics(site.ingest_topic, site.dead_letter_topic)
+    try:
+        # The ledger topic too, so that a replication factor the cluster cannot hold is
+        # refused here in one line, before anything is read or written.
+        site.ensure_topics(site.ingest_topic, site.dead_letter_topic, site.ledger_topic)
+    except TopicMisconfigured as error:
+        typer.echo(f"evledger: {error}", err=True)
+        raise typer.Exit(2) from None
     config = IngestConfig(
         bootstrap_servers=site.bootstrap_servers,
         ingest_topic=site.ingest_topic,
@@ -62,7 +71,31 @@ def _kafka_ingest(root: Root, batch_size: int) -> KafkaIngest:
         batch_size=batch_size,
     )
     application = root.application()
-    return KafkaIngest(application, root.ledger.kafka_writer(application), config)
+    writer = root.ledger.kafka_writer(application)
+    _start_writing(writer)
+    return KafkaIngest(application, writer, config)
+
+
+def _start_writing(recorder: KafkaApplicationRecorder, attempts: int = 6) -> None:
+    """Start the ledger's writer, waiting out a transaction coordinator that is being
+    elected (a broker just died): init_transactions() then times out, retriably."""
+    from kafka.errors import KafkaError
+
+    from consumers.ledger_backoff import LedgerBackoff
+
+    backoff = LedgerBackoff()
+    for attempt in range(1, attempts + 1):
+        try:
+            recorder.start_writing()
+            return
+        except KafkaError as error:
+            if not getattr(error, "retriable", False) or attempt == attempts:
+                raise
+            delay = backoff.next()
+            logging.getLogger(__name__).warning(
+                "the ledger's writer cannot start yet (%r); retrying in %.1fs", error, delay
+            )
+            time.sleep(delay)
 
 
 def publish(
@@ -146,6 +179,7 @@ def run(batch_size: BatchSizeOption = 500, metrics_port: MetricsPortOption = Non
     from consumers.ingest import StopFlag
     from consumers.metrics import serve_metrics
     from consumers.pipeline import ProjectorFailed, run_pipeline
+    from projections.runner import RetryPolicy
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     root = current_root()
@@ -153,7 +187,8 @@ def run(batch_size: BatchSizeOption = 500, metrics_port: MetricsPortOption = Non
     try:
         consumer = _kafka_ingest(root, batch_size)
         try:
-            with root.projector() as runner, stop.on_signals():
+            # Like `project`: a long-running projector waits out a broker outage for good.
+            with root.projector(retry=RetryPolicy(attempts=None)) as runner, stop.on_signals():
                 if metrics_port is not None:
                     serve_metrics(consumer.counters, metrics_port, runner)
                 counters = run_pipeline(consumer, runner, stop)

@@ -94,7 +94,7 @@ class FileIngest:
 
     def run(
         self,
-        stop: StopSignal = False,
+        stop: StopSignal | None = None,
         until_idle: bool = True,
         on_batch: Callable[[BatchOutcome], None] = lambda outcome: None,
     ) -> IngestCounters:

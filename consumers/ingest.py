@@ -13,15 +13,19 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
+from eventsourcing.persistence import PersistenceError
+
 from consumers.batch import BatchOutcome, CommandHandler, apply_batch
 from consumers.counters import IngestCounters
 from consumers.dead_letter import DeadLetter
+from consumers.ledger_backoff import LedgerBackoff, retriable
 from consumers.producer import MAX_MESSAGE_BYTES
 from consumers.sources import StopSignal
 from consumers.triage import SourceRecord
@@ -67,6 +71,10 @@ class StopFlag:
 
     def __bool__(self) -> bool:
         return self.event.is_set()
+
+    def wait(self, timeout: float) -> bool:
+        """Sleep up to ``timeout`` seconds, waking at once when stopped; True if stopped."""
+        return self.event.wait(timeout)
 
     @contextmanager
     def on_signals(self) -> Iterator[StopFlag]:
@@ -132,10 +140,32 @@ class KafkaIngest:
         on_batch: Callable[[BatchOutcome], None] = lambda outcome: None,
     ) -> IngestCounters:
         """Consume until stopped (or, with until_idle, until caught up with the topic)."""
+        backoff = LedgerBackoff()
         while not stop:
             records = self._poll()
             if records:
-                outcome = apply_batch(self.handler, records, self)
+                try:
+                    outcome = apply_batch(self.handler, records, self)
+                except PersistenceError as error:
+                    if not retriable(error):
+                        raise
+                    # The ledger is down, not the messages wrong: none of the batch was
+                    # judged or committed. Read it again once the ledger may be back, going
+                    # on polling meanwhile so that the group keeps this member.
+                    self._rewind(records)
+                    delay = backoff.next()
+                    log.warning(
+                        "ledger unavailable (brokers down, or fewer in-sync replicas than "
+                        "min.insync.replicas); %d messages not judged, read again in %.1fs: %s",
+                        len(records),
+                        delay,
+                        error,
+                    )
+                    stop.wait(delay)
+                    continue
+                if backoff.failures:
+                    log.warning("ledger available again after %d failed tries", backoff.failures)
+                backoff.reset()
                 self.counters.add(outcome.counters)
                 self.counters.check()
                 log.info("ingest batch of %d: %s", len(records), self.counters.summary())
@@ -148,9 +178,20 @@ class KafkaIngest:
         self.consumer.close()
 
     def _poll(self) -> list[SourceRecord]:
-        polled = self.consumer.poll(
-            timeout_ms=self.config.poll_timeout_ms, max_records=self.config.batch_size
-        )
+        from kafka.errors import KafkaError
+
+        try:
+            polled = self.consumer.poll(
+                timeout_ms=self.config.poll_timeout_ms, max_records=self.config.batch_size
+            )
+        except KafkaError as error:
+            # kafka-python lets a failed metadata refresh (a broker just killed) out of
+            # poll(); the client reconnects to the others on the next one.
+            if not getattr(error, "retriable", False):
+                raise
+            log.warning("cannot reach the ingest topic (%r); polling again", error)
+            time.sleep(self.config.poll_timeout_ms / 1000)
+            return []
         records = []
         for partition_records in polled.values():
             for record in partition_records:
@@ -166,11 +207,31 @@ class KafkaIngest:
                 )
         return records
 
+    def _rewind(self, records: list[SourceRecord]) -> None:
+        """Seek back to the batch's first record of each partition this member still has
+        (a rebalance already reset the others to their committed offsets)."""
+        from kafka import TopicPartition
+
+        firsts: dict[Any, int] = {}
+        for record in records:
+            partition = TopicPartition(record.topic, record.partition)
+            firsts[partition] = min(firsts.get(partition, record.offset), record.offset)
+        assigned = self.consumer.assignment()
+        for partition, offset in firsts.items():
+            if partition in assigned:
+                self.consumer.seek(partition, offset)
+
     def _caught_up(self) -> bool:
+        from kafka.errors import KafkaError
+
         assigned = self.consumer.assignment()
         if not assigned:
             return False
-        ends = self.consumer.end_offsets(list(assigned))
+        try:
+            ends = self.consumer.end_offsets(list(assigned))
+        except KafkaError as error:
+            log.warning("cannot read the ingest topic's end (%r); polling on", error)
+            return False
         return all(self.consumer.position(tp) >= ends[tp] for tp in assigned)
 
     # --- BatchTransaction: the batch's offsets and dead letters ride with its events ------

@@ -15,6 +15,9 @@ class StopSignal(Protocol):
 
     def __bool__(self) -> bool: ...
 
+    def wait(self, timeout: float) -> bool:
+        """Sleep up to ``timeout`` seconds, waking at once when stopped; True if stopped."""
+
 
 class IngestSource(Protocol):
     """A source of upstream records that applies them to the ledger batch by batch."""

@@ -10,6 +10,10 @@ class TopicMisconfigured(RuntimeError):
     """The ledger topic exists but cannot hold a ledger (e.g. more than one partition)."""
 
 
+class ReplicationTooHigh(TopicMisconfigured):
+    """The configured replication factor is larger than the cluster: no topic is created."""
+
+
 @dataclass(frozen=True)
 class TopicSpec:
     """How a ledger topic is made: one partition (one writer, one order), kept forever."""
@@ -30,10 +34,27 @@ class TopicSpec:
 
 
 def ensure_topic(bootstrap_servers: str, spec: TopicSpec, timeout_ms: int = 15000) -> bool:
-    """Create the topic if it is missing; return True if it was created by this call."""
+    """Create the topic if it is missing; return True if it was created by this call.
+
+    A broker of the cluster that just died makes kafka-python's admin client fail instead
+    of trying another: such retriable errors are retried until the timeout.
+    """
+    from kafka.errors import KafkaError
+
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        try:
+            return _ensure_topic(bootstrap_servers, spec, timeout_ms)
+        except KafkaError as error:
+            if not getattr(error, "retriable", False) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def _ensure_topic(bootstrap_servers: str, spec: TopicSpec, timeout_ms: int) -> bool:
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
-    from kafka.errors import TopicAlreadyExistsError
+    from kafka.errors import InvalidReplicationFactorError, TopicAlreadyExistsError
 
     admin = KafkaAdminClient(
         bootstrap_servers=bootstrap_servers,
@@ -42,21 +63,26 @@ def ensure_topic(bootstrap_servers: str, spec: TopicSpec, timeout_ms: int = 1500
         client_id="evledger-admin",
     )
     try:
-        created = True
+        created = spec.name not in admin.list_topics()
+        # Only a missing topic is created: CreateTopics goes to the controller, which may be
+        # the broker that just died, while any live broker can say what exists.
         try:
-            admin.create_topics(
-                [
-                    NewTopic(
-                        spec.name,
-                        num_partitions=1,
-                        replication_factor=spec.replication_factor,
-                        topic_configs=spec.configs(),
-                    )
-                ],
-                timeout_ms=timeout_ms,
-            )
+            if created:
+                admin.create_topics(
+                    [
+                        NewTopic(
+                            spec.name,
+                            num_partitions=1,
+                            replication_factor=spec.replication_factor,
+                            topic_configs=spec.configs(),
+                        )
+                    ],
+                    timeout_ms=timeout_ms,
+                )
         except TopicAlreadyExistsError:
             created = False
+        except InvalidReplicationFactorError as error:
+            raise ReplicationTooHigh(_too_high(admin, spec, bootstrap_servers)) from error
         partitions = _partition_count(admin, spec.name)
         if partitions != 1:
             raise TopicMisconfigured(
@@ -66,6 +92,21 @@ def ensure_topic(bootstrap_servers: str, spec: TopicSpec, timeout_ms: int = 1500
         return created
     finally:
         admin.close()
+
+
+def _too_high(admin: object, spec: TopicSpec, bootstrap_servers: str) -> str:
+    """Why the broker refused the replication factor, in the settings' terms."""
+    try:
+        brokers = len(admin.describe_cluster()["brokers"])  # type: ignore[attr-defined]
+    except Exception:  # the refusal itself is the news; the count only helps
+        brokers = None
+    size = f"the {brokers} live broker(s)" if brokers is not None else "the brokers"
+    return (
+        f"cannot create topic {spec.name!r} with replication factor {spec.replication_factor}: "
+        f"more than {size} of the cluster at {bootstrap_servers}; set "
+        "EVLEDGER_KAFKA_REPLICATION_FACTOR (and EVLEDGER_KAFKA_MIN_INSYNC_REPLICAS) no higher "
+        "than the number of brokers"
+    )
 
 
 def _partition_count(admin: object, topic: str, wait_s: float = 10.0) -> int:

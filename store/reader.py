@@ -92,16 +92,25 @@ class LedgerReader:
 
     @contextmanager
     def _consumer(self) -> Iterator[Any]:
+        from kafka.errors import KafkaError
+
         with self._pool_lock:
             if self._closed:
                 raise LedgerReadError("ledger reader is closed")
             consumer = self._pool.pop() if self._pool else None
-        if consumer is None:
-            consumer = self._new_consumer()
         try:
+            if consumer is None:
+                consumer = self._new_consumer()
             yield consumer
+        except KafkaError as error:
+            # A broker down or a leader being elected: the ledger is unavailable for now,
+            # which callers must tell apart from a bad message (see LedgerReadError).
+            if consumer is not None:
+                consumer.close()
+            raise LedgerReadError(f"reading {self.topic!r} failed: {error!r}") from error
         except BaseException:
-            consumer.close()
+            if consumer is not None:
+                consumer.close()
             raise
         with self._pool_lock:
             if self._closed:

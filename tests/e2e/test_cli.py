@@ -81,7 +81,17 @@ def test_doctor_reaches_the_real_services(
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.strip().splitlines()
     assert lines[0] == "service,where,ok,detail"
-    assert [line.split(",")[2] for line in lines[1:]] == ["yes", "yes", "yes"]
+    services = [line.split(",")[0] for line in lines[1:]]
+    # Kafka, then its brokers, the ledger partition and under-replicated partitions.
+    assert services == [
+        "kafka",
+        "kafka brokers",
+        "ledger partition",
+        "under-replicated",
+        "postgres",
+        "duckdb",
+    ]
+    assert [line.split(",")[2] for line in lines[1:]] == ["yes"] * len(services)
 
 
 def test_doctor_fails_when_kafka_is_unreachable(tmp_path: Path) -> None:
