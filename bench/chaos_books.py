@@ -152,7 +152,7 @@ def judge(
     )
 
     replay = subprocess.run(
-        [EVLEDGER, "replay", "--projection", "all", "--format", "json"],
+        [EVLEDGER, "replay", "rebuild", "--projection", "all", "--format", "json"],
         env=env,
         capture_output=True,
         text=True,

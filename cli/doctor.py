@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bootstrap.settings import Settings
+from bootstrap import Root
+from bootstrap.ledgers import KafkaSite, NeedsKafka
 
 
 @dataclass(frozen=True)
@@ -33,26 +34,23 @@ def check_kafka(bootstrap: str) -> Check:
     return Check("kafka", bootstrap, True, f"{len(topics)} topics")
 
 
-def check_cluster(settings: Settings) -> list[Check]:
+def check_cluster(site: KafkaSite) -> list[Check]:
     """The brokers, the ledger partition's leader and ISR, and under-replicated partitions."""
     from kafka.errors import KafkaError
 
     from store.cluster_health import cluster_health
 
-    assert settings.kafka_bootstrap is not None
     try:
-        health = cluster_health(settings.kafka_bootstrap)
+        health = cluster_health(site.bootstrap_servers)
     except KafkaError as error:
         return [Check("kafka cluster", "-", False, f"{type(error).__name__}: {error}")]
     brokers = ", ".join(f"{node}@{address}" for node, address in health.brokers)
     checks = [Check("kafka brokers", f"{len(health.brokers)} live", True, brokers)]
-    ledger = health.partition(settings.ledger_topic)
+    ledger = health.partition(site.ledger_topic)
     if ledger is None:
-        checks.append(
-            Check("ledger partition", f"{settings.ledger_topic}-0", True, "not created yet")
-        )
+        checks.append(Check("ledger partition", f"{site.ledger_topic}-0", True, "not created yet"))
     else:
-        writable = ledger.leader >= 0 and len(ledger.isr) >= settings.kafka_min_insync_replicas
+        writable = ledger.leader >= 0 and len(ledger.isr) >= site.min_insync_replicas
         checks.append(
             Check(
                 "ledger partition",
@@ -60,7 +58,7 @@ def check_cluster(settings: Settings) -> list[Check]:
                 writable,
                 f"leader {ledger.leader if ledger.leader >= 0 else 'NONE'}, replicas "
                 f"{list(ledger.replicas)}, ISR {list(ledger.isr)} (min ISR "
-                f"{settings.kafka_min_insync_replicas})",
+                f"{site.min_insync_replicas})",
             )
         )
     lagging = health.under_replicated
@@ -76,46 +74,54 @@ def check_cluster(settings: Settings) -> list[Check]:
     return checks
 
 
-def check_postgres(dsn: str) -> Check:
-    import psycopg
-    from psycopg.conninfo import conninfo_to_dict
+def check_views(root: Root) -> Check:
+    """The payment history and refund status database answers."""
+    from projections.databases.errors import ReadModelDatabaseError
 
-    params = conninfo_to_dict(dsn)
-    where = f"{params.get('host', 'local')}:{params.get('port', 5432)}/{params.get('dbname', '')}"
+    where = root.views.describe()
+    db = root.views_database()
     try:
-        with psycopg.connect(dsn, connect_timeout=5) as connection:
-            row = connection.execute("SHOW server_version").fetchone()
-    except psycopg.Error as error:
+        db.execute("SELECT 1 AS ok")
+    except ReadModelDatabaseError as error:
         from bootstrap.secrets import scrub
 
         first = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
-        return Check("postgres", scrub(where, dsn), False, scrub(first, dsn))
-    return Check("postgres", where, True, f"server {row[0] if row else '?'}")
+        return Check("views", where, False, scrub(first, root.settings.pg_dsn))
+    finally:
+        db.close()
+    return Check("views", where, True, "reachable")
 
 
-def check_duckdb(settings: Settings) -> Check:
-    import duckdb
+def check_duckdb(root: Root) -> Check:
+    """The analytics file readers open (the projector's readers' copy) can be read."""
+    from projections.analytics_queries import open_read_only
+    from projections.databases.errors import ReadModelDatabaseError
 
-    path = settings.analytics_path
+    path = root.settings.analytics_path
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with duckdb.connect(str(path)) as connection:
-            row = connection.execute("SELECT version()").fetchone()
-    except (OSError, duckdb.Error) as error:
-        return Check("duckdb", str(path), False, str(error))
-    return Check("duckdb", str(path), True, f"duckdb {row[0] if row else '?'}")
+        db = open_read_only(path)
+    except FileNotFoundError:
+        return Check("duckdb", str(path), True, "not built yet (run `evledger project`)")
+    try:
+        row = db.execute("SELECT version() AS version")[0]
+    except ReadModelDatabaseError as error:
+        return Check("duckdb", str(path), False, str(error).strip().splitlines()[0])
+    finally:
+        db.close()
+    return Check("duckdb", str(path), True, f"duckdb {row['version']}")
 
 
-def run_checks(settings: Settings) -> list[Check]:
+def run_checks(root: Root) -> list[Check]:
     checks = []
-    if settings.kafka_bootstrap is None:
-        checks.append(Check("kafka", "-", True, f"embedded default in {settings.data_dir}"))
+    try:
+        site = root.ledger.kafka("doctor")
+    except NeedsKafka:
+        checks.append(Check("kafka", "-", True, root.ledger.description))
     else:
-        kafka = check_kafka(settings.kafka_bootstrap)
+        kafka = check_kafka(site.bootstrap_servers)
         checks.append(kafka)
         if kafka.ok:
-            checks.extend(check_cluster(settings))
-    if settings.pg_dsn is not None:
-        checks.append(check_postgres(settings.pg_dsn))
-    checks.append(check_duckdb(settings))
+            checks.extend(check_cluster(site))
+    checks.append(check_views(root))
+    checks.append(check_duckdb(root))
     return checks

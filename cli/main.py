@@ -9,7 +9,7 @@ import typer
 
 from cli import audit, ocpi, pipeline
 from cli import replay as replay_commands
-from cli.context import current_settings
+from cli.context import current_root, current_settings
 from cli.demo import demo
 from cli.doctor import run_checks
 from cli.output import OutputFormat, render
@@ -66,7 +66,7 @@ def show_settings(output_format: FormatOption = OutputFormat.table) -> None:
 @app.command()
 def doctor(output_format: FormatOption = OutputFormat.table) -> None:
     """Check that the configured Kafka, PostgreSQL and DuckDB are reachable."""
-    checks = run_checks(current_settings())
+    checks = run_checks(current_root())
     rows = [
         {"service": c.service, "where": c.where, "ok": "yes" if c.ok else "NO", "detail": c.detail}
         for c in checks

@@ -88,7 +88,7 @@ def test_doctor_reaches_the_real_services(
         "kafka brokers",
         "ledger partition",
         "under-replicated",
-        "postgres",
+        "views",
         "duckdb",
     ]
     assert [line.split(",")[2] for line in lines[1:]] == ["yes"] * len(services)

@@ -201,7 +201,7 @@ class Pipeline:
         # A batch whose commit landed unacknowledged is read again: only as duplicates.
         assert counters["consumed"] == len(traffic) + counters["duplicates"], counters
         assert kafka_ledger(self.env) == expected
-        replay = self.evledger("replay", "--projection", "all", "--format", "json")
+        replay = self.evledger("replay", "rebuild", "--projection", "all", "--format", "json")
         assert replay.returncode == 0, replay.stderr
         rows = json.loads(replay.stdout)
         assert rows and all(row["equal"] == "yes" for row in rows), replay.stdout
