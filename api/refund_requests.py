@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from api.problems import Problem
 from consumers.contract import ContractViolation, parse_message
 from consumers.producer import routing_key
+from domain.vocabulary import MessageType, RefundReason
 from projections.databases.port import Database
 
 if TYPE_CHECKING:
@@ -54,7 +55,8 @@ class RefundRequestBody(BaseModel):
 
     payment_id: ApiIdentifier
     amount_minor: Annotated[int, Field(strict=True, ge=1, le=10**12)]
-    reason: Literal["failed_session", "overcharge", "service_quality", "duplicate", "other"]
+    # Lax for this one field: a JSON string becomes the enum (strict would want an instance).
+    reason: Annotated[RefundReason, Field(strict=False)]
     note: Annotated[str, StringConstraints(strict=True, max_length=2000)] | None = None
     refund_id: ApiIdentifier | None = None
 
@@ -92,7 +94,7 @@ def build_message(body: RefundRequestBody, idempotency_key: str, now: datetime) 
     """The upstream message, checked by the contract exactly as ingest will check it."""
     document: dict[str, Any] = {
         "schema_version": 1,
-        "type": "refund.requested",
+        "type": MessageType.REFUND_REQUESTED.value,
         "event_id": idempotency_key,
         "occurred_at": now.astimezone(UTC).isoformat(),
         "refund_id": body.refund_id or default_refund_id(idempotency_key),

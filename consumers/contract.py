@@ -19,7 +19,7 @@ import re
 import unicodedata
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -35,6 +35,7 @@ from pydantic import (
 )
 
 from consumers import strict_json
+from domain.vocabulary import MessageType, PaymentMethod, RefundReason
 
 SCHEMA_VERSION = 1
 
@@ -199,7 +200,7 @@ class EnergyWindow(BaseModel):
 
 
 class TariffPublished(Message):
-    type: Literal["tariff.published"]
+    type: Literal[MessageType.TARIFF_PUBLISHED]
     tariff_id: Identifier
     currency: Currency
     price_per_kwh: Rate
@@ -213,7 +214,7 @@ class TariffPublished(Message):
 
 
 class SessionStarted(Message):
-    type: Literal["session.started"]
+    type: Literal[MessageType.SESSION_STARTED]
     session_id: Identifier
     station_id: Identifier
     connector_id: Identifier
@@ -223,7 +224,7 @@ class SessionStarted(Message):
 
 
 class SessionStopped(Message):
-    type: Literal["session.stopped"]
+    type: Literal[MessageType.SESSION_STOPPED]
     session_id: Identifier
     meter_stop_wh: WattHours
     stop_reason: Identifier | None = None
@@ -231,22 +232,22 @@ class SessionStopped(Message):
 
 
 class PaymentAuthorized(Message):
-    type: Literal["payment.authorized"]
+    type: Literal[MessageType.PAYMENT_AUTHORIZED]
     payment_id: Identifier
     session_id: Identifier
     amount_minor: MinorUnits
     currency: Currency
-    method: Literal["card", "rfid", "app", "wallet"]
+    method: PaymentMethod
 
 
 class PaymentCaptured(Message):
-    type: Literal["payment.captured"]
+    type: Literal[MessageType.PAYMENT_CAPTURED]
     payment_id: Identifier
     amount_minor: MinorUnits
 
 
 class PaymentFailed(Message):
-    type: Literal["payment.failed"]
+    type: Literal[MessageType.PAYMENT_FAILED]
     payment_id: Identifier
     session_id: Identifier | None = None
     reason: Identifier
@@ -255,42 +256,42 @@ class PaymentFailed(Message):
 class PaymentVoided(Message):
     """Extension of v1: the hold is cancelled without a capture."""
 
-    type: Literal["payment.voided"]
+    type: Literal[MessageType.PAYMENT_VOIDED]
     payment_id: Identifier
     reason: Text | None = None
 
 
 class RefundRequested(Message):
-    type: Literal["refund.requested"]
+    type: Literal[MessageType.REFUND_REQUESTED]
     refund_id: Identifier
     payment_id: Identifier
     amount_minor: MinorUnits
-    reason: Literal["failed_session", "overcharge", "service_quality", "duplicate", "other"]
+    reason: RefundReason
     note: Text | None = None
 
 
 class RefundApproved(Message):
-    type: Literal["refund.approved"]
+    type: Literal[MessageType.REFUND_APPROVED]
     refund_id: Identifier
     decided_by: Identifier
     note: Text | None = None
 
 
 class RefundRejected(Message):
-    type: Literal["refund.rejected"]
+    type: Literal[MessageType.REFUND_REJECTED]
     refund_id: Identifier
     decided_by: Identifier
     note: Text | None = None
 
 
 class RefundIssued(Message):
-    type: Literal["refund.issued"]
+    type: Literal[MessageType.REFUND_ISSUED]
     refund_id: Identifier
     processor_ref: Identifier | None = None
 
 
 class RefundFailed(Message):
-    type: Literal["refund.failed"]
+    type: Literal[MessageType.REFUND_FAILED]
     refund_id: Identifier
     reason: Identifier
 
@@ -311,23 +312,7 @@ UpstreamMessage = Annotated[
     Field(discriminator="type"),
 ]
 
-MESSAGE_TYPES: frozenset[str] = frozenset(
-    get_args(model.model_fields["type"].annotation)[0]
-    for model in (
-        TariffPublished,
-        SessionStarted,
-        SessionStopped,
-        PaymentAuthorized,
-        PaymentCaptured,
-        PaymentFailed,
-        PaymentVoided,
-        RefundRequested,
-        RefundApproved,
-        RefundRejected,
-        RefundIssued,
-        RefundFailed,
-    )
-)
+MESSAGE_TYPES: frozenset[str] = frozenset(message_type.value for message_type in MessageType)
 
 _ADAPTER: TypeAdapter[UpstreamMessage] = TypeAdapter(UpstreamMessage)
 

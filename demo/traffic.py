@@ -18,12 +18,23 @@ from typing import Any
 
 from domain.pricing import price_session
 from domain.tariff import EnergyWindow, TariffTerms
+from domain.vocabulary import MessageType, PaymentMethod, RefundReason
 
 Message = dict[str, Any]
 
 # Relative arrival rate per local hour, weekday and weekend (commute peaks on weekdays).
 _WEEKDAY_PROFILE = [1, 1, 1, 1, 1, 2, 4, 8, 10, 7, 5, 5, 6, 5, 5, 6, 8, 10, 11, 9, 6, 4, 2, 1]
 _WEEKEND_PROFILE = [1, 1, 1, 1, 1, 1, 2, 3, 5, 7, 8, 9, 9, 8, 8, 7, 7, 7, 6, 5, 4, 3, 2, 1]
+
+
+# Cards twice as likely as each other method.
+_METHOD_MIX = [
+    PaymentMethod.CARD,
+    PaymentMethod.CARD,
+    PaymentMethod.APP,
+    PaymentMethod.RFID,
+    PaymentMethod.WALLET,
+]
 
 
 @dataclass(frozen=True)
@@ -160,7 +171,7 @@ def _messages(seed: int, shape: TrafficShape) -> Iterator[Message]:
     published_at = datetime.combine(shape.start, time(0), tzinfo=UTC) - timedelta(days=30)
     for plan in tariffs:
         yield {
-            "type": "tariff.published",
+            "type": MessageType.TARIFF_PUBLISHED,
             "event_id": ids.event(),
             "occurred_at": _at(published_at),
             **plan.message,
@@ -217,7 +228,7 @@ class _Visit:
         self.charging_ended = self.started + charging
         self.stopped = self.charging_ended + idle
         yield self._message(
-            "session.started",
+            MessageType.SESSION_STARTED,
             self.started,
             session_id=session_id,
             station_id=station.station_id,
@@ -232,7 +243,7 @@ class _Visit:
         if payment_failed:
             reason = rng.choice(["card_declined", "insufficient_funds", "expired_card"])
             yield self._message(
-                "payment.failed",
+                MessageType.PAYMENT_FAILED,
                 authorised_at,
                 payment_id=self.payment_id,
                 session_id=session_id,
@@ -240,13 +251,21 @@ class _Visit:
             )
         else:
             yield self._message(
-                "payment.authorized",
+                MessageType.PAYMENT_AUTHORIZED,
                 authorised_at,
                 payment_id=self.payment_id,
                 session_id=session_id,
                 amount_minor=self.hold_minor,
                 currency=station.tariff.terms.currency,
-                method=rng.choice(["card", "card", "app", "rfid", "wallet"]),
+                method=rng.choice(
+                    [
+                        PaymentMethod.CARD,
+                        PaymentMethod.CARD,
+                        PaymentMethod.APP,
+                        PaymentMethod.RFID,
+                        PaymentMethod.WALLET,
+                    ]
+                ),
             )
         stop_fields: Message = {
             "session_id": session_id,
@@ -255,7 +274,7 @@ class _Visit:
         }
         if idle:
             stop_fields["charging_ended_at"] = _at(self.charging_ended)
-        yield self._message("session.stopped", self.stopped, **stop_fields)
+        yield self._message(MessageType.SESSION_STOPPED, self.stopped, **stop_fields)
         if not payment_failed:
             yield from self._capture_and_refunds()
 
@@ -287,17 +306,22 @@ class _Visit:
         captured = min(self.hold_minor, total + overcharge)
         captured_at = self.stopped + timedelta(seconds=rng.randrange(10, 120))
         yield self._message(
-            "payment.captured", captured_at, payment_id=self.payment_id, amount_minor=captured
+            MessageType.PAYMENT_CAPTURED,
+            captured_at,
+            payment_id=self.payment_id,
+            amount_minor=captured,
         )
         self.refund_at = captured_at + timedelta(hours=rng.randrange(1, 48))
         self.refunds = 0
         if self.energy_wh == 0 and captured > 0:
             # A failed session: the policy approves it automatically; the processor pays out.
-            refund_id, request = self._refund(captured, "failed_session", "no energy delivered")
+            refund_id, request = self._refund(
+                captured, RefundReason.FAILED_SESSION, "no energy delivered"
+            )
             yield request
             yield self._payout(refund_id, timedelta(minutes=5))
         elif overcharge > 0 and captured > total:
-            refund_id, request = self._refund(captured - total, "overcharge", None)
+            refund_id, request = self._refund(captured - total, RefundReason.OVERCHARGE, None)
             yield request
             yield self._payout(refund_id, timedelta(minutes=5))
         elif captured > 0 and rng.random() < shape.service_refund_rate:
@@ -305,7 +329,7 @@ class _Visit:
             yield request
             approved = rng.random() < 0.7
             yield self._message(
-                "refund.approved" if approved else "refund.rejected",
+                MessageType.REFUND_APPROVED if approved else MessageType.REFUND_REJECTED,
                 self.refund_at + timedelta(hours=4),
                 refund_id=refund_id,
                 decided_by=rng.choice(["agent-ana", "agent-ben", "agent-chloe"]),
@@ -315,7 +339,7 @@ class _Visit:
                 yield self._payout(refund_id, timedelta(hours=5))
         elif captured > 0 and rng.random() < shape.duplicate_refund_rate:
             # Asks for more than was captured: the ledger rejects it automatically.
-            yield self._refund(captured + 100, "duplicate", "charged twice")[1]
+            yield self._refund(captured + 100, RefundReason.DUPLICATE, "charged twice")[1]
 
     def _refund(self, amount: int, reason: str, note: str | None) -> tuple[str, Message]:
         self.refunds += 1
@@ -324,11 +348,15 @@ class _Visit:
         fields.update(amount_minor=amount, reason=reason)
         if note:
             fields["note"] = note
-        return refund_id, self._message("refund.requested", self.refund_at, **fields)
+        return refund_id, self._message(MessageType.REFUND_REQUESTED, self.refund_at, **fields)
 
     def _payout(self, refund_id: str, after: timedelta) -> Message:
         at = self.refund_at + after
         if self.rng.random() < 0.05:
-            return self._message("refund.failed", at, refund_id=refund_id, reason="card_closed")
+            return self._message(
+                MessageType.REFUND_FAILED, at, refund_id=refund_id, reason="card_closed"
+            )
         reference = f"re_{self.number:07d}_{self.refunds}"
-        return self._message("refund.issued", at, refund_id=refund_id, processor_ref=reference)
+        return self._message(
+            MessageType.REFUND_ISSUED, at, refund_id=refund_id, processor_ref=reference
+        )
