@@ -397,12 +397,14 @@ class ChaosRun:
 
     def report(self, verdict: Verdict) -> dict[str, Any]:
         stalls: dict[str, list[float]] = defaultdict(list)
+        intervals: list[tuple[float, float]] = []
         for kill, at in self.done:
             if kill.kind == PROJECTOR:
                 continue  # projectors do not write the ledger: their kills stall no commit
             moved = self.watch.next_move_after(at)
             if moved is not None:
                 stalls[kill.kind].append(moved - at)
+                intervals.append((at, moved))
         return {
             "command": f"bench/chaos.py --kills {self.kills} --seed {self.seed}",
             "kills": dict(Counter(kill.kind for kill, _ in self.done)),
@@ -414,7 +416,10 @@ class ChaosRun:
                 }
                 for kind, v in stalls.items()
             },
+            # Per kill, stalls overlap (a kill during another's stall): the sum over kills,
+            # and the wall time during which some kill's stall was running.
             "total_stall_s": round(sum(sum(v) for v in stalls.values()), 2),
+            "stalled_wall_s": round(_union(intervals), 2),
             "messages": len(self.messages),
             "republished_chunks": self.publisher.republished,
             "events": verdict.notes.get("events"),
@@ -425,6 +430,16 @@ class ChaosRun:
             "elapsed_s": round(time.monotonic() - self.started, 1),
             "logs": str(self.work),
         }
+
+
+def _union(intervals: list[tuple[float, float]]) -> float:
+    """The length of the union of [start, end) intervals."""
+    total, reach = 0.0, float("-inf")
+    for start, end in sorted(intervals):
+        if end > reach:
+            total += end - max(start, reach)
+            reach = end
+    return total
 
 
 def main() -> None:
