@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 
 # The whole suite on a fresh machine: Python deps, Kafka + PostgreSQL, lint, types, tests.
 test: check services browser tools
-	eval "$$(scripts/services env)" && $(VENV)/bin/pytest $(PYTEST_ARGS)
+	eval "$$(scripts/services env)" && OCPI_TARIFFS_BIN=$(OCPI_TARIFFS) $(VENV)/bin/pytest $(PYTEST_ARGS)
 
 check: venv
 	$(VENV)/bin/ruff check .
@@ -31,10 +31,11 @@ demo: venv
 venv: $(STAMP)
 
 # The independent OCPI tariff engine (Rust) that the OCPI differential tests price against.
-# Built once into .tools/ (a cold build takes 3.5-5 minutes on 2 busy cores); skipped when
+# Built once into evledger's cache, like the Kafka jars, so that every checkout shares it
+# (a cold build takes 3.5-5 minutes on 2 busy cores); skipped when
 # present. 0.45.0 is the last release that builds with rustc 1.95; --locked keeps its
 # dependencies at the versions it was released with.
-OCPI_TARIFFS_ROOT ?= .tools
+OCPI_TARIFFS_ROOT ?= $(or $(EVLEDGER_CACHE_DIR),$(HOME)/.cache/evledger)/ocpi-tariffs-cli-0.45.0
 OCPI_TARIFFS := $(OCPI_TARIFFS_ROOT)/bin/ocpi-tariffs
 
 tools: $(OCPI_TARIFFS)

@@ -4,7 +4,8 @@ Generated tariffs and CDRs (see strategies.py) are written as OCPI JSON, priced 
 `ocpi-tariffs price ... -o v221 -z ZONE` and by evledger (parsed by consumers/ocpi_contract,
 priced by domain/ocpi/engine). The totals and each dimension's cost, excl. and incl. VAT,
 must agree to within what the reference's 4-decimal intermediate rounding can move them.
-`make test` builds the binary into .tools/ (`make tools`); without it this test fails.
+`make test` builds the binary into evledger's cache (`make tools`) and names it in
+OCPI_TARIFFS_BIN; without it this test fails.
 """
 
 from __future__ import annotations
@@ -31,8 +32,12 @@ from consumers.ocpi_contract import (
 from domain.ocpi.engine import CdrPricing, price_cdr
 from tests.integration.ocpi.strategies import ZONES, cdrs, tariffs
 
-ROOT = Path(__file__).resolve().parents[3]
-BINARY = Path(os.environ.get("OCPI_TARIFFS_BIN", ROOT / ".tools" / "bin" / "ocpi-tariffs"))
+BINARY = Path(
+    os.environ.get(
+        "OCPI_TARIFFS_BIN",
+        Path.home() / ".cache" / "evledger" / "ocpi-tariffs-cli-0.45.0" / "bin" / "ocpi-tariffs",
+    )
+)
 # The reference rounds hours to 4 decimals and each period's cost to 4 decimals, and adds
 # VAT to the rounded figure: a few 1/10000 per priced line, never a cent.
 PER_LINE = Decimal("0.0001")
@@ -51,7 +56,7 @@ def reference() -> Path:
     if not (BINARY.is_file() and os.access(BINARY, os.X_OK)):
         pytest.fail(
             f"the reference OCPI engine is missing at {BINARY}: run `make tools` "
-            "(cargo install ocpi-tariffs-cli --version 0.45.0 --root .tools)",
+            "(cargo install ocpi-tariffs-cli --version 0.45.0)",
             pytrace=False,
         )
     return BINARY
