@@ -17,7 +17,7 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 
 from demo.traffic import TrafficShape, generate
-from tests.integration.ingest.test_ingest_kafka import expected_ledger, kafka_ledger
+from tests.integration.consumers.test_ingest_kafka import expected_ledger, kafka_ledger
 
 EVLEDGER = str(Path(sys.executable).with_name("evledger"))
 # Long enough for a leader election (about 4 s on the test cluster), short enough that a
