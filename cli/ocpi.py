@@ -302,11 +302,11 @@ def import_(
         )
     if publish:
         from cli.context import current_root
-        from cli.pipeline import kafka_site
+        from cli.pipeline import ensure_topics, kafka_site
         from consumers.producer import publish_file
 
         site = kafka_site(current_root(), "ocpi import --publish")
-        site.ensure_topics(site.ingest_topic)
+        ensure_topics(site, site.ingest_topic)
         with tempfile.TemporaryDirectory() as scratch:
             staged = Path(scratch) / "ocpi.jsonl"
             staged.write_text(text, encoding="utf-8")

@@ -40,6 +40,18 @@ def kafka_site(root: Root, what: str) -> KafkaSite:
         raise typer.Exit(2) from None
 
 
+def ensure_topics(site: KafkaSite, *names: str) -> None:
+    """Create the topics if missing, and the ledger topic too, so that a replication factor
+    the cluster cannot hold is refused here in one line, before anything is written."""
+    from store.admin import TopicMisconfigured
+
+    try:
+        site.ensure_topics(*names, site.ledger_topic)
+    except TopicMisconfigured as error:
+        typer.echo(f"evledger: {error}", err=True)
+        raise typer.Exit(2) from None
+
+
 def _require_file(file: Path) -> int:
     """The number of messages (non-blank lines) in an existing file."""
     if not file.is_file():
@@ -52,16 +64,9 @@ def _require_file(file: Path) -> int:
 def _kafka_ingest(root: Root, batch_size: int) -> KafkaIngest:
     """The ingest consumer over the Kafka ledger, its writer started before it joins."""
     from consumers.ingest import IngestConfig, KafkaIngest
-    from store.admin import TopicMisconfigured
 
     site = kafka_site(root, "ingest from the topic")
-    try:
-        # The ledger topic too, so that a replication factor the cluster cannot hold is
-        # refused here in one line, before anything is read or written.
-        site.ensure_topics(site.ingest_topic, site.dead_letter_topic, site.ledger_topic)
-    except TopicMisconfigured as error:
-        typer.echo(f"evledger: {error}", err=True)
-        raise typer.Exit(2) from None
+    ensure_topics(site, site.ingest_topic, site.dead_letter_topic)
     config = IngestConfig(
         bootstrap_servers=site.bootstrap_servers,
         ingest_topic=site.ingest_topic,
@@ -106,7 +111,7 @@ def publish(
 
     site = kafka_site(current_root(), "publish")
     total = _require_file(file)
-    site.ensure_topics(site.ingest_topic)
+    ensure_topics(site, site.ingest_topic)
     with progress("publishing", total, unit="messages") as bar:
         report = publish_file(
             file, site.bootstrap_servers, site.ingest_topic, on_progress=bar.update
