@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -14,6 +13,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from bootstrap import Root
 from cli.context import current_root
 from cli.output import OutputFormat, render
 
@@ -62,7 +62,7 @@ def _fail(message: str, status: int = 1) -> typer.Exit:
 
 
 @contextmanager
-def _reporting_database_errors() -> Iterator[None]:
+def _reporting_database_errors(root: Root) -> Iterator[None]:
     """A database that is down, or tables not projected yet, as one line and status 1."""
     from projections.databases.errors import MissingTable, ReadModelDatabaseError
 
@@ -72,7 +72,7 @@ def _reporting_database_errors() -> Iterator[None]:
         from bootstrap.secrets import scrub
 
         first = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
-        first = scrub(first, os.environ.get("EVLEDGER_PG_DSN"))
+        first = scrub(first, root.settings.pg_dsn)
         if isinstance(error, MissingTable):
             first += " (run `evledger project` to build the read models)"
         raise _fail(first) from None
@@ -122,9 +122,10 @@ def history(
         raise _fail("give exactly one of --customer ID and --station ID", 2)
     moment_from = _parse_time(period_from, "--from")
     moment_to = _parse_time(period_to, "--to")
-    db = current_root().views_database()
+    root = current_root()
+    db = root.views_database()
     try:
-        with _reporting_database_errors():
+        with _reporting_database_errors(root):
             page = query_history(
                 db,
                 customer_id=customer,
@@ -167,9 +168,10 @@ def refunds(
 
     if status is not None and status not in REFUND_STATUSES:
         raise _fail(f"--status must be one of {', '.join(REFUND_STATUSES)}, got {status!r}", 2)
-    db = current_root().views_database()
+    root = current_root()
+    db = root.views_database()
     try:
-        with _reporting_database_errors():
+        with _reporting_database_errors(root):
             rows = query_refunds(
                 db, status=status, customer_id=customer, station_id=station, limit=limit
             )
@@ -191,9 +193,10 @@ def refund_show(
     """Everything the refund status view knows about one refund."""
     from projections.refund_status import REFUND_DETAIL_COLUMNS, refund
 
-    db = current_root().views_database()
+    root = current_root()
+    db = root.views_database()
     try:
-        with _reporting_database_errors():
+        with _reporting_database_errors(root):
             row = refund(db, refund_id)
     finally:
         db.close()
@@ -217,7 +220,7 @@ def _analytics(action: Callable[[Any], T]) -> T:
     from projections.analytics_queries import open_read_only
 
     root = current_root()
-    with _reporting_database_errors():
+    with _reporting_database_errors(root):
         db = open_read_only(root.settings.analytics_path)
         try:
             return action(db)
@@ -266,7 +269,7 @@ def project(
     # A one-shot catch-up gives up after a few retries; a long-running projector never does.
     retry = RetryPolicy() if until_idle else RetryPolicy(attempts=None)
     try:
-        with _reporting_database_errors(), root.projector(names, batch_size, retry) as runner:
+        with _reporting_database_errors(root), root.projector(names, batch_size, retry) as runner:
             if until_idle:
                 runner.run_until_idle()
             else:
