@@ -59,17 +59,29 @@ class Stage:
     seconds: float
     peak_rss_mib: float
     baseline: str | None = None
+    cpu_seconds: float = 0.0
 
     @property
     def rate(self) -> float:
         return self.events / self.seconds if self.seconds else 0.0
 
+    @property
+    def cpu_rate(self) -> float:
+        """Events per CPU second (user + system, all threads): per core, and far less
+        swayed than wall time by other work on a shared machine."""
+        return self.events / self.cpu_seconds if self.cpu_seconds else 0.0
+
 
 @dataclass
 class Measured:
     seconds: float
+    cpu_seconds: float
     peak_rss_mib: float
     stdout: str
+
+
+def stage_of(name: str, events: int, run: Measured, baseline: str | None = None) -> Stage:
+    return Stage(name, events, run.seconds, run.peak_rss_mib, baseline, run.cpu_seconds)
 
 
 def run_measured(argv: list[str], env: dict[str, str], what: str) -> Measured:
@@ -87,7 +99,7 @@ def run_measured(argv: list[str], env: dict[str, str], what: str) -> Measured:
         raise SystemExit(
             f"{what} failed with exit {process.returncode}:\n{stdout[-2000:]}\n{stderr[-4000:]}"
         )
-    return Measured(seconds, usage.ru_maxrss / 1024, stdout)
+    return Measured(seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, stdout)
 
 
 # --- the bare baselines (run as child processes of this script) ---------------------------
@@ -259,32 +271,32 @@ def measure(events: int, keep_going: bool = False) -> list[Stage]:
         ingest_topic, ledger_topic = f"{prefix}.ingest", f"{prefix}.ledger"
 
         run = run_measured([EVLEDGER, "publish", str(upstream)], env, "publish")
-        report(Stage("publish", messages, run.seconds, run.peak_rss_mib))
+        report(stage_of("publish", messages, run))
 
         argv = [*me, "--bare-pipe", ingest_topic, f"{prefix}.bare-copy", str(messages)]
         run = run_measured(argv, env, "bare pipe")
-        report(Stage("bare-pipe", messages, run.seconds, run.peak_rss_mib))
+        report(stage_of("bare-pipe", messages, run))
         argv = [EVLEDGER, "ingest", "--until-idle", "--batch-size", str(INGEST_BATCH)]
         run = run_measured([*argv, "--format", "json"], env, "ingest")
         counters = json.loads(run.stdout[run.stdout.index("[") :])[0]
         if counters["consumed"] != messages:
             raise SystemExit(f"ingest consumed {counters['consumed']} of {messages}")
-        report(Stage("ingest", messages, run.seconds, run.peak_rss_mib, "bare-pipe"))
+        report(stage_of("ingest", messages, run, "bare-pipe"))
 
         run = run_measured([*me, "--bare-consume", ledger_topic], env, "bare consume")
         ledger = int(run.stdout.split()[-1])
-        report(Stage("bare-consume", ledger, run.seconds, run.peak_rss_mib))
+        report(stage_of("bare-consume", ledger, run))
         run = run_measured([EVLEDGER, "project", "--until-idle"], env, "project")
-        report(Stage("project", ledger, run.seconds, run.peak_rss_mib, "bare-consume"))
+        report(stage_of("project", ledger, run, "bare-consume"))
         projected = ledger_events(dsn)
         if projected != ledger:
             raise SystemExit(f"projected {projected} events of a ledger of {ledger} records")
 
         argv = [EVLEDGER, "replay", "rebuild", "--projection", "all", "--no-progress"]
         run = run_measured(argv, env, "replay rebuild")
-        report(Stage("rebuild", ledger, run.seconds, run.peak_rss_mib, "bare-consume"))
+        report(stage_of("rebuild", ledger, run, "bare-consume"))
         run = run_measured([EVLEDGER, "audit", "verify"], env, "audit verify")
-        report(Stage("verify", ledger, run.seconds, run.peak_rss_mib, "bare-consume"))
+        report(stage_of("verify", ledger, run, "bare-consume"))
 
         queries = {
             "history-customer": ["history", "--customer", customer],
@@ -295,7 +307,7 @@ def measure(events: int, keep_going: bool = False) -> list[Stage]:
             run = run_measured([EVLEDGER, *query, "--format", "json"], env, name)
             if not json.loads(run.stdout) and name.startswith("history"):
                 raise SystemExit(f"{name} returned nothing")
-            report(Stage(name, 1, run.seconds, run.peak_rss_mib))
+            report(stage_of(name, 1, run))
     return stages
 
 
@@ -307,12 +319,23 @@ def format_stage(stage: Stage, stages: list[Stage]) -> str:
         )
     line = (
         f"{stage.name:<18} {stage.events:>10,} events {stage.seconds:>8.2f} s "
-        f"{stage.rate:>10,.0f} /s  peak RSS {stage.peak_rss_mib:>6.0f} MiB"
+        f"{stage.rate:>8,.0f} /s  {stage.cpu_rate:>8,.0f} /cpu-s  "
+        f"peak RSS {stage.peak_rss_mib:>5.0f} MiB"
     )
     if stage.baseline is not None:
         base = next(s for s in stages if s.name == stage.baseline)
-        line += f"  ratio to {stage.baseline} {stage.rate / base.rate:.2f}"
+        line += (
+            f"  ratio to {stage.baseline} {stage.rate / base.rate:.2f}"
+            f" (per cpu-s {stage.cpu_rate / base.cpu_rate:.2f})"
+        )
     return line
+
+
+def ratios(stage: Stage, stages: list[Stage]) -> dict[str, float]:
+    if stage.baseline is None:
+        return {}
+    base = next(s for s in stages if s.name == stage.baseline)
+    return {"ratio": stage.rate / base.rate, "cpu_ratio": stage.cpu_rate / base.cpu_rate}
 
 
 def main() -> None:
@@ -336,15 +359,8 @@ def main() -> None:
         args.json.write_text(
             json.dumps(
                 [
-                    {**asdict(stage), "rate": stage.rate}
-                    | (
-                        {
-                            "ratio": stage.rate
-                            / next(s for s in stages if s.name == stage.baseline).rate
-                        }
-                        if stage.baseline
-                        else {}
-                    )
+                    {**asdict(stage), "rate": stage.rate, "cpu_rate": stage.cpu_rate}
+                    | ratios(stage, stages)
                     for stage in stages
                 ],
                 indent=2,

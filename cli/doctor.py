@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from bootstrap.settings import Settings
+if TYPE_CHECKING:  # the bootstrap package pulls in every adapter; `--help` needs none
+    from bootstrap.settings import Settings
 
 
 @dataclass(frozen=True)

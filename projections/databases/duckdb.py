@@ -19,7 +19,14 @@ from projections.databases.errors import (
     ReadModelDatabaseError,
     first_line,
 )
-from projections.databases.port import COMMON_TYPES, Database, Dialect, Row, rows_of
+from projections.databases.port import (
+    COMMON_TYPES,
+    STREAM_ROWS,
+    Database,
+    Dialect,
+    Row,
+    rows_of,
+)
 
 if TYPE_CHECKING:  # duckdb is imported when first used: commands without it start faster
     import duckdb
@@ -87,6 +94,21 @@ class DuckDatabase(Database):
             return rows_of(
                 connection.description, connection.fetchall() if connection.description else []
             )
+
+    def stream(self, statement: str, size: int = STREAM_ROWS) -> Iterator[Row]:
+        # On the connection itself, inside whatever transaction it has open; the caller
+        # runs nothing else on it until the rows are read.
+        with self._translated():
+            connection = self._connect()
+            connection.execute(self.dialect.sql(statement))
+            names = [column[0] for column in connection.description or ()]
+        while True:
+            with self._translated():
+                chunk = connection.fetchmany(size)
+            if not chunk:
+                return
+            for record in chunk:
+                yield dict(zip(names, record, strict=True))
 
     def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
         with self._translated():
