@@ -30,6 +30,12 @@ class Settings(BaseSettings):
     kafka_min_insync_replicas: int = Field(default=1, ge=1)
     # The Ed25519 private key (PEM) the Kafka ledger writer signs records and exports with.
     signing_key_file: Path | None = None
+    # Ledger records a process keeps by offset (Kafka ledger), so that loading an aggregate
+    # rarely goes back to the topic; bounded, so memory stays flat however long the ledger.
+    record_cache_size: int = Field(default=20_000, ge=0)
+    # DuckDB's memory for the analytics projector and rebuild (its buffer otherwise grows
+    # with the analytics file, up to most of the machine's memory).
+    duckdb_memory_limit_mib: int = Field(default=128, ge=16)
 
     @field_validator("kafka_bootstrap")
     @classmethod

@@ -19,16 +19,21 @@ from projections.runner import LedgerSource
 
 
 class PrefetchingSource(LedgerSource):
-    """``LedgerSource`` whose ``read_after`` returns a batch read ahead when it is the one
-    asked for; any other position (a retry, a position moved by another projector) is read
-    as usual and the batch read ahead is dropped. An error of the read ahead is raised by
-    the call that asks for its batch, as the read itself would have."""
+    """``LedgerSource`` whose ``read_after``, once called for consecutive full batches,
+    reads the next one ahead and returns it when it is the one asked for. Any other
+    position (a retry, a position moved by another projector) is read as usual and the
+    batch read ahead is dropped. An error of the read ahead is raised by the call that
+    asks for its batch, as the read itself would have."""
 
     def __init__(self, inner: LedgerSource) -> None:
         super().__init__(inner.recorder, inner.mapper)
         self._inner = inner
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-prefetch")
         self._ahead: tuple[int, int, Future[list[LedgerEvent]]] | None = None
+        # Where a caller reading batch after batch asks next: only such a caller gets
+        # batches read ahead (a one-off read, or a prefix trimming its limits, would
+        # only pay for a read nobody takes).
+        self._next: tuple[int, int] | None = None
 
     @classmethod
     def of(cls, application: Application[Any]) -> PrefetchingSource:
@@ -40,7 +45,9 @@ class PrefetchingSource(LedgerSource):
             events = ahead[2].result()
         else:
             events = self._inner.read_after(position, limit)
-        if len(events) == limit:
+        sequential = self._next == (position, limit)
+        self._next = (events[-1].notification_id, limit) if events else None
+        if sequential and len(events) == limit:
             # A full batch: the ledger probably holds more. A short one means the end is
             # reached, where a live projector polls and reading ahead would only repeat it.
             after = events[-1].notification_id

@@ -53,6 +53,9 @@ class DuckDatabase(Database):
 
     path: Path
     read_only: bool = False
+    # DuckDB's own default is 80% of the machine's memory, and its buffer keeps pages of
+    # a growing file up to that: a bound keeps a projector's memory flat in ledger size.
+    memory_limit_mib: int | None = None
     _connection: Any = field(default=None, repr=False)
     _types: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
 
@@ -68,6 +71,8 @@ class DuckDatabase(Database):
             config: dict[str, str | bool | int | float | list[str]] = (
                 {"enable_external_access": False} if self.read_only else {}
             )
+            if self.memory_limit_mib is not None:
+                config["memory_limit"] = f"{self.memory_limit_mib}MiB"
             self._connection = duckdb.connect(
                 str(self.path), read_only=self.read_only, config=config
             )
