@@ -167,11 +167,16 @@ class KafkaLedger(LedgerBackend):
     """The ledger topic, written by evledger's fenced transactional writer (store/)."""
 
     def __init__(
-        self, site: KafkaSite, index_dir: Path, signing_key_file: Path | None = None
+        self,
+        site: KafkaSite,
+        index_dir: Path,
+        signing_key_file: Path | None = None,
+        record_cache_size: int | None = None,
     ) -> None:
         self.site = site
         self.index_dir = index_dir
         self.signing_key_file = signing_key_file
+        self.record_cache_size = record_cache_size
         self.description = f"Kafka topic {site.ledger_topic} at {site.bootstrap_servers}"
 
     def environment(self) -> dict[str, str]:
@@ -187,6 +192,8 @@ class KafkaLedger(LedgerBackend):
         }
         if self.signing_key_file is not None:
             environment["KAFKA_SIGNING_KEY_FILE"] = str(self.signing_key_file)
+        if self.record_cache_size is not None:
+            environment["KAFKA_CACHE_RECORDS"] = str(self.record_cache_size)
         return environment
 
     def scan(self) -> LedgerScan:
@@ -233,4 +240,6 @@ def ledger_backend(settings: Settings) -> LedgerBackend:
         min_insync_replicas=settings.kafka_min_insync_replicas,
         timeout_s=settings.kafka_timeout_s,
     )
-    return KafkaLedger(site, settings.data_dir / "index", settings.signing_key_file)
+    return KafkaLedger(
+        site, settings.data_dir / "index", settings.signing_key_file, settings.record_cache_size
+    )

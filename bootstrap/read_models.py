@@ -56,4 +56,8 @@ def views_home(settings: Settings) -> ViewsHome:
 def analytics_home(settings: Settings) -> DuckHome:
     from replay.home_duckdb import DuckHome
 
-    return DuckHome(settings.analytics_path, in_data_dir=settings.duckdb_path is None)
+    return DuckHome(
+        settings.analytics_path,
+        in_data_dir=settings.duckdb_path is None,
+        memory_limit_mib=settings.duckdb_memory_limit_mib,
+    )

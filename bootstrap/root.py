@@ -61,12 +61,14 @@ class Root:
     def ledger_source(self) -> Iterator[LedgerSource]:
         """The ledger as decoded, contiguous events, for projectors and replay."""
         from domain.application import BillingApplication
-        from projections.runner import LedgerSource
+        from projections.prefetch import PrefetchingSource
 
         application = BillingApplication(env=self.ledger.environment())
+        source = PrefetchingSource.of(application)
         try:
-            yield LedgerSource.of(application)
+            yield source
         finally:
+            source.close()
             application.close()
 
     @property

@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     # How long the ledger's writer and readers wait on Kafka before calling it unavailable
     # (ingest then backs off and reads the batch again); longer than a leader election.
     kafka_timeout_s: float = Field(default=30.0, gt=0)
+    # Ledger records a process keeps by offset (Kafka ledger), so that loading an aggregate
+    # rarely goes back to the topic; bounded, so memory stays flat however long the ledger.
+    record_cache_size: int = Field(default=20_000, ge=0)
+    # DuckDB's memory for the analytics projector and rebuild (its buffer otherwise grows
+    # with the analytics file, up to most of the machine's memory).
+    duckdb_memory_limit_mib: int = Field(default=128, ge=16)
 
     @field_validator("kafka_bootstrap")
     @classmethod

@@ -5,23 +5,32 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
-from audit.anchors import Anchor, AnchorError, anchor_from_hash, anchor_from_manifest
-from audit.export import ExportError, ExportFormat, export_ledger, verify_export
-from audit.ledger_import import ImportRefused, import_export
-from audit.scan import LedgerScan, LedgerUnavailable, ScannedRecord
-from audit.sqlite_scan import LedgerNotEmpty
-from audit.trail import TRAIL_COLUMNS, UnknownTrailId, audit_trail
-from audit.verify import AuditReport, AuditSummary, verify_records
-from bootstrap.ledgers import NotEmbedded
 from cli.context import current_root
 from cli.output import OutputFormat, format_amounts, progress, render
-from store.signing import Keyring, LedgerSigner, SigningKeyError, generate_key
+
+# audit/, store/ and bootstrap/ are imported by the command that runs: `evledger --help`
+# and the other commands start without them (and without cryptography).
+if TYPE_CHECKING:
+    from audit.anchors import Anchor
+    from audit.scan import LedgerScan, ScannedRecord
+    from audit.verify import AuditReport, AuditSummary
+    from store.signing import Keyring
+
+
+class FileFormat(StrEnum):
+    """The choices of audit.export.ExportFormat, named here so that registering the
+    command does not import the exporter (a unit test keeps the two equal)."""
+
+    parquet = "parquet"
+    jsonl = "jsonl"
+
 
 app = typer.Typer(
     help="Audit the ledger: verify it, trace a session, payment or refund, export it.",
@@ -94,6 +103,12 @@ def verify(  # noqa: PLR0917 - typer passes each option as an argument
 ) -> None:
     """Check the hash chain, signatures, anchors, ids, versions, refunds, postings and the
     business facts; exit 1 at the first fault."""
+    from audit.anchors import AnchorError
+    from audit.export import ExportError, verify_export
+    from audit.scan import LedgerUnavailable
+    from audit.verify import verify_records
+    from store.signing import Keyring, SigningKeyError
+
     try:
         keyring = Keyring.load(public_keys) if public_keys else None
         anchors = _anchors(expect_last_hash, at_id, anchor or [], keyring)
@@ -114,6 +129,8 @@ def verify(  # noqa: PLR0917 - typer passes each option as an argument
 def _anchors(
     expect_last_hash: str | None, at_id: int | None, manifests: list[Path], keyring: Keyring | None
 ) -> list[Anchor]:
+    from audit.anchors import AnchorError, anchor_from_hash, anchor_from_manifest
+
     if at_id is not None and expect_last_hash is None:
         raise AnchorError("--at-id goes with --expect-last-hash")
     anchors = [anchor_from_manifest(path, keyring) for path in manifests]
@@ -224,6 +241,9 @@ def trail(
     output_format: FormatOption = OutputFormat.table,
 ) -> None:
     """Every event of a session, payment or refund and of its relatives, in ledger order."""
+    from audit.scan import LedgerUnavailable
+    from audit.trail import TRAIL_COLUMNS, UnknownTrailId, audit_trail
+
     scan = current_root().ledger_scan()
     try:
         found = audit_trail(scan, upstream_id)
@@ -243,6 +263,7 @@ def _trail_table(rows: list[dict[str, Any]], title: str) -> None:
     """A terminal table that keeps ids and times on one line and wraps only the details."""
     from rich.table import Table
 
+    from audit.trail import TRAIL_COLUMNS
     from cli.safe_text import plain
 
     table = Table(title=plain(title))
@@ -269,17 +290,21 @@ def _cell(column: str, value: Any) -> str:
 def export_command(
     out: Annotated[Path, typer.Option("--out", help="A new or empty directory to write.")],
     file_format: Annotated[
-        ExportFormat, typer.Option("--format", "-f", help="Parquet or JSON Lines files.")
-    ] = ExportFormat.parquet,
+        FileFormat, typer.Option("--format", "-f", help="Parquet or JSON Lines files.")
+    ] = FileFormat.parquet,
 ) -> None:
     """Write the ledger, one row per record with its hashes, and a manifest, to --out."""
+    from audit.export import ExportError, ExportFormat, export_ledger
+    from audit.scan import LedgerUnavailable
+    from store.signing import LedgerSigner, SigningKeyError
+
     root = current_root()
     scan = root.ledger_scan()
     key_file = root.settings.signing_key_file
     try:
         signer = LedgerSigner.from_file(key_file) if key_file is not None else None
         with _progress("exporting ledger", scan.size_hint) as advance:
-            manifest = export_ledger(scan, out, file_format, advance, signer)
+            manifest = export_ledger(scan, out, ExportFormat(file_format.value), advance, signer)
     except (LedgerUnavailable, ExportError, SigningKeyError) as error:
         raise _fail(str(error), 2) from None
     signed = (
@@ -302,6 +327,8 @@ def keygen(
 ) -> None:
     """Make an Ed25519 key pair: the writer signs with the private key
     (EVLEDGER_SIGNING_KEY_FILE), auditors verify with the public one (--public-key)."""
+    from store.signing import SigningKeyError, generate_key
+
     try:
         key = generate_key(out)
     except (SigningKeyError, OSError) as error:
@@ -318,6 +345,12 @@ def import_command(
     directory: Annotated[Path, typer.Argument(metavar="DIR", help="An export directory.")],
 ) -> None:
     """Load a verified export into the embedded SQLite ledger, keeping its ids and chain."""
+    from audit.export import ExportError
+    from audit.ledger_import import ImportRefused, import_export
+    from audit.scan import LedgerUnavailable
+    from audit.sqlite_scan import LedgerNotEmpty
+    from bootstrap.ledgers import NotEmbedded
+
     ledger = current_root().ledger
     try:
         with _progress("verifying export", lambda: None) as advance:

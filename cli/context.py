@@ -3,13 +3,18 @@ and the composition root built from them."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
-from bootstrap import Root, Settings, SettingsError, bootstrap, load_settings
+if TYPE_CHECKING:  # imported when a command runs: `evledger --help` does without them
+    from bootstrap import Root, Settings
 
 
 def current_settings() -> Settings:
     """For commands: the settings, or one clear line on stderr and exit status 2."""
+    from bootstrap.settings import SettingsError, load_settings
+
     try:
         return load_settings()
     except SettingsError as error:
@@ -19,4 +24,6 @@ def current_settings() -> Settings:
 
 def current_root() -> Root:
     """The adapters of this command's process, from the settings."""
+    from bootstrap import bootstrap
+
     return bootstrap(current_settings())

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from cli.output import format_amounts
-from demo.pipeline import DemoDirInUse, DemoSummary, run_demo
-from demo.traffic import TrafficShape
-from domain.money import Money
+
+if TYPE_CHECKING:  # imported when the demo runs: other commands start without them
+    from demo.pipeline import DemoSummary
+    from domain.money import Money
 
 console = Console()
 
@@ -25,6 +26,9 @@ def demo(
     ] = Path(".evledger/demo"),
 ) -> None:
     """Run the whole pipeline on the embedded default with generated data; no services."""
+    from demo.pipeline import DemoDirInUse, run_demo
+    from demo.traffic import TrafficShape
+
     shape = TrafficShape(stations=stations, customers=40 * stations, days=days)
     try:
         summary = run_demo(

@@ -4,9 +4,11 @@ for `evledger doctor`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from bootstrap import Root
-from bootstrap.ledgers import KafkaSite, NeedsKafka
+if TYPE_CHECKING:  # the bootstrap package pulls in every adapter; `--help` needs none
+    from bootstrap import Root
+    from bootstrap.ledgers import KafkaSite
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,8 @@ def check_duckdb(root: Root) -> Check:
 
 
 def run_checks(root: Root) -> list[Check]:
+    from bootstrap.ledgers import NeedsKafka
+
     checks = []
     try:
         site = root.ledger.kafka("doctor")

@@ -15,7 +15,6 @@ from cli.doctor import run_checks
 from cli.output import OutputFormat, render
 from cli.queries import register as register_queries
 from cli.serve import register as register_serve
-from consumers.contract import json_schema
 
 app = typer.Typer(
     name="evledger",
@@ -48,6 +47,8 @@ app.add_typer(contract_app, name="contract")
 @contract_app.command("schema")
 def contract_schema() -> None:
     """Print the JSON Schema of the upstream message contract (version 1)."""
+    from consumers.contract import json_schema
+
     typer.echo(json.dumps(json_schema(), indent=2, sort_keys=True))
 
 

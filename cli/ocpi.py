@@ -6,27 +6,19 @@ import json
 import sys
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from consumers.contract import ContractViolation
-from consumers.ocpi_contract import (
-    Cdr,
-    Location,
-    Tariff,
-    cdr_to_domain,
-    decode,
-    objects_in,
-    tariff_to_domain,
-    validate,
-)
-from domain.errors import InvalidValueError
-from domain.money import Money
-from domain.ocpi import model as ocpi
-from domain.ocpi.engine import UNITS, CdrPricing, price_cdr
+# The contract (pydantic) and the pricing engine are imported by the command that runs:
+# `evledger --help` and the other commands start without them.
+if TYPE_CHECKING:
+    from consumers.ocpi_contract import Cdr, Tariff
+    from domain.money import Money
+    from domain.ocpi import model as ocpi
+    from domain.ocpi.engine import CdrPricing
 
 app = typer.Typer(help="OCPI 2.2.1 roaming: tariffs and CDRs.", no_args_is_help=True)
 stderr = Console(stderr=True)
@@ -40,6 +32,9 @@ def _fail(reason: str) -> typer.Exit:
 def _read(path: Path) -> list[Any]:
     if not path.is_file():
         raise _fail(f"no such file: {path}")
+    from consumers.contract import ContractViolation
+    from consumers.ocpi_contract import decode, objects_in
+
     try:
         return objects_in(decode(path.read_bytes()))
     except ContractViolation as violation:
@@ -47,13 +42,20 @@ def _read(path: Path) -> list[Any]:
 
 
 def _one(model: type[Any], document: Any, source: str) -> Any:
+    from consumers.contract import ContractViolation
+    from consumers.ocpi_contract import validate
+
     try:
         return validate(model, document)
     except ContractViolation as violation:
-        raise _fail(f"{source}: not a valid OCPI {OCPI_NAME[model]}: {violation}") from None
+        raise _fail(f"{source}: not a valid OCPI {_ocpi_name(model)}: {violation}") from None
 
 
-OCPI_NAME: dict[type[Any], str] = {Tariff: "Tariff", Cdr: "CDR", Location: "Location"}
+def _ocpi_name(model: type[Any]) -> str:
+    from consumers.ocpi_contract import Cdr, Location, Tariff
+
+    names: dict[type[Any], str] = {Tariff: "Tariff", Cdr: "CDR", Location: "Location"}
+    return names[model]
 
 
 def _choose_tariff(candidates: list[Tariff], cdr: Cdr, source: str) -> Tariff:
@@ -78,6 +80,8 @@ def _time_zone(time_zone: str | None, location: Path | None) -> str:
         documents = _read(location)
         if len(documents) != 1:
             raise _fail(f"{location}: expected one Location, found {len(documents)}")
+        from consumers.ocpi_contract import Location
+
         found: Location = _one(Location, documents[0], str(location))
         return found.time_zone
     raise _fail(
@@ -98,6 +102,8 @@ def _reported(price: ocpi.OcpiPrice | None, incl: bool) -> str | None:
 
 
 def _rows(pricing: CdrPricing, cdr: ocpi.Cdr) -> list[dict[str, Any]]:
+    from domain.ocpi.engine import UNITS
+
     rows: list[dict[str, Any]] = []
     for dimension in pricing.dimensions:
         reported = cdr.reported_cost(dimension.dimension)
@@ -126,6 +132,8 @@ def _rows(pricing: CdrPricing, cdr: ocpi.Cdr) -> list[dict[str, Any]]:
 
 
 def _agrees(pricing: CdrPricing, cdr: ocpi.Cdr) -> bool:
+    from domain.money import Money
+
     excl = Money.from_major(cdr.total_cost.excl_vat, cdr.currency) == pricing.total_excl_vat
     incl = cdr.total_cost.incl_vat is None or (
         Money.from_major(cdr.total_cost.incl_vat, cdr.currency) == pricing.total_incl_vat
@@ -201,6 +209,11 @@ def price(
     output_format: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
 ) -> None:
     """Re-price a CDR from its tariff: cost per dimension and totals beside the CDR's own."""
+    from consumers.contract import ContractViolation
+    from consumers.ocpi_contract import Cdr, Tariff, cdr_to_domain, tariff_to_domain
+    from domain.errors import InvalidValueError
+    from domain.ocpi.engine import price_cdr
+
     if output_format not in ("table", "json"):
         raise _fail(f"--format must be table or json, got {output_format!r}")
     cdr_documents = _read(cdr_file)
@@ -281,6 +294,7 @@ def import_(
     """Wrap OCPI Tariffs, Locations and CDRs unchanged as ocpi.* upstream messages."""
     import tempfile
 
+    from consumers.contract import ContractViolation
     from consumers.ocpi_import import ImportReport, wrap
 
     documents: list[Any] = []

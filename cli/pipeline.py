@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from bootstrap import Root
-from bootstrap.ledgers import KafkaSite, NeedsKafka
 from cli.context import current_root
 from cli.output import OutputFormat, progress, render
-from consumers.batch import BatchOutcome
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported when a command runs: `evledger --help` does without them
+    from bootstrap import Root
+    from bootstrap.ledgers import KafkaSite
+    from consumers.batch import BatchOutcome
     from consumers.ingest import KafkaIngest
     from store.recorders import KafkaApplicationRecorder
 
@@ -33,6 +33,8 @@ MetricsPortOption = Annotated[
 
 def kafka_site(root: Root, what: str) -> KafkaSite:
     """The Kafka site, or one line saying what needs it and exit 2."""
+    from bootstrap.ledgers import NeedsKafka
+
     try:
         return root.ledger.kafka(what)
     except NeedsKafka as needs:

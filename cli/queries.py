@@ -9,13 +9,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from types import FrameType
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from bootstrap import Root
 from cli.context import current_root
 from cli.output import OutputFormat, render
+
+if TYPE_CHECKING:
+    from bootstrap import Root
 
 T = TypeVar("T")
 

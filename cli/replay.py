@@ -7,15 +7,16 @@ import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bootstrap import Root
-from bootstrap.read_models import projection_names
 from cli.context import current_root
 from cli.output import OutputFormat, progress, render
-from replay.ledger_prefix import REBUILD_BATCH_SIZE, ProgressHook
+
+if TYPE_CHECKING:  # imported when a command runs: `evledger --help` does without them
+    from bootstrap import Root
+    from replay.ledger_prefix import ProgressHook
 
 app = typer.Typer(
     help="Rebuild read models from the ledger, or snapshot them as the ledger stood earlier.",
@@ -89,8 +90,25 @@ ProjectionOption = Annotated[
     ),
 ]
 BatchSizeOption = Annotated[
-    int, typer.Option("--batch-size", min=1, max=100_000, help="Events per transaction.")
+    int | None,
+    typer.Option(
+        "--batch-size", min=1, max=100_000, help="Events per transaction [default: 10000]."
+    ),
 ]
+
+
+def _projection_names(requested: list[str] | None) -> list[str]:
+    from bootstrap.read_models import projection_names
+
+    return projection_names(requested)
+
+
+def _batch_size(requested: int | None) -> int:
+    from replay.ledger_prefix import REBUILD_BATCH_SIZE
+
+    return requested or REBUILD_BATCH_SIZE
+
+
 ProgressOption = Annotated[
     bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")
 ]
@@ -113,7 +131,7 @@ def rebuild_command(
         bool,
         typer.Option("--force", help="Swap even if checksums differ (the live model is bad)."),
     ] = False,
-    batch_size: BatchSizeOption = REBUILD_BATCH_SIZE,
+    batch_size: BatchSizeOption = None,
     show_progress: ProgressOption = True,
     output_format: FormatOption = OutputFormat.table,
 ) -> None:
@@ -123,7 +141,7 @@ def rebuild_command(
     with _reporting_errors():
         _rebuild(
             root,
-            projection_names(projection),
+            _projection_names(projection),
             force=force,
             batch_size=batch_size,
             show_progress=show_progress,
@@ -155,7 +173,7 @@ def snapshot_command(
         typer.Option("--into", help="Snapshot name (default offset_N or asof_TIME)."),
     ] = None,
     projection: ProjectionOption = None,
-    batch_size: BatchSizeOption = REBUILD_BATCH_SIZE,
+    batch_size: BatchSizeOption = None,
     show_progress: ProgressOption = True,
     output_format: FormatOption = OutputFormat.table,
 ) -> None:
@@ -168,7 +186,7 @@ def snapshot_command(
     with _reporting_errors():
         _snapshot(
             root,
-            projection_names(projection),
+            _projection_names(projection),
             until_offset=until_offset,
             moment=moment,
             into=into,
@@ -183,14 +201,16 @@ def _rebuild(
     names: list[str],
     *,
     force: bool,
-    batch_size: int,
+    batch_size: int | None,
     show_progress: bool,
     output_format: OutputFormat,
 ) -> None:
     from replay.rebuild import rebuild
 
     with _progress_bar("rebuilding", show_progress) as hook:
-        report = rebuild(root, names, force=force, batch_size=batch_size, progress=hook)
+        report = rebuild(
+            root, names, force=force, batch_size=_batch_size(batch_size), progress=hook
+        )
     rows = [
         {
             "projection": comparison.projection,
@@ -236,7 +256,7 @@ def _snapshot(
     until_offset: int | None,
     moment: datetime | None,
     into: str | None,
-    batch_size: int,
+    batch_size: int | None,
     show_progress: bool,
     output_format: OutputFormat,
 ) -> None:
@@ -244,7 +264,9 @@ def _snapshot(
 
     point = PointInTime(until_offset=until_offset, as_of=moment)
     with _progress_bar("snapshot", show_progress) as hook:
-        report = build_snapshot(root, names, point, into, batch_size=batch_size, progress=hook)
+        report = build_snapshot(
+            root, names, point, into, batch_size=_batch_size(batch_size), progress=hook
+        )
     rows = [
         {
             "projection": name,

@@ -19,19 +19,22 @@ class DuckHome(ReadModelHome):
     """Analytics in ``path``; ``in_data_dir`` when the path is the data dir's default, so
     that a snapshot is queried by pointing EVLEDGER_DATA_DIR at it."""
 
-    def __init__(self, path: Path, *, in_data_dir: bool) -> None:
+    def __init__(
+        self, path: Path, *, in_data_dir: bool, memory_limit_mib: int | None = None
+    ) -> None:
         self.path = path
         self.in_data_dir = in_data_dir
+        self.memory_limit_mib = memory_limit_mib
 
     def describe(self) -> str:
         return str(self.path)
 
     def live(self) -> DuckDatabase:
-        return DuckDatabase(self.path)
+        return DuckDatabase(self.path, memory_limit_mib=self.memory_limit_mib)
 
-    @staticmethod
-    def _file_place(path: Path) -> Place:
-        return Place(DuckDatabase(path), str(path), lambda: remove_database_file(path))
+    def _file_place(self, path: Path) -> Place:
+        db = DuckDatabase(path, memory_limit_mib=self.memory_limit_mib)
+        return Place(db, str(path), lambda: remove_database_file(path))
 
     def rebuild_place(self, tag: str) -> Place:
         return self._file_place(self.path.with_name(f"{self.path.stem}.rebuild-{tag}.duckdb"))

@@ -19,7 +19,14 @@ from projections.databases.errors import (
     ReadModelDatabaseError,
     first_line,
 )
-from projections.databases.port import COMMON_TYPES, Database, Dialect, Row, rows_of
+from projections.databases.port import (
+    COMMON_TYPES,
+    STREAM_ROWS,
+    Database,
+    Dialect,
+    Row,
+    rows_of,
+)
 
 if TYPE_CHECKING:  # duckdb is imported when first used: commands without it start faster
     import duckdb
@@ -46,6 +53,9 @@ class DuckDatabase(Database):
 
     path: Path
     read_only: bool = False
+    # DuckDB's own default is 80% of the machine's memory, and its buffer keeps pages of
+    # a growing file up to that: a bound keeps a projector's memory flat in ledger size.
+    memory_limit_mib: int | None = None
     _connection: Any = field(default=None, repr=False)
     _types: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
 
@@ -61,6 +71,8 @@ class DuckDatabase(Database):
             config: dict[str, str | bool | int | float | list[str]] = (
                 {"enable_external_access": False} if self.read_only else {}
             )
+            if self.memory_limit_mib is not None:
+                config["memory_limit"] = f"{self.memory_limit_mib}MiB"
             self._connection = duckdb.connect(
                 str(self.path), read_only=self.read_only, config=config
             )
@@ -87,6 +99,21 @@ class DuckDatabase(Database):
             return rows_of(
                 connection.description, connection.fetchall() if connection.description else []
             )
+
+    def stream(self, statement: str, size: int = STREAM_ROWS) -> Iterator[Row]:
+        # On the connection itself, inside whatever transaction it has open; the caller
+        # runs nothing else on it until the rows are read.
+        with self._translated():
+            connection = self._connect()
+            connection.execute(self.dialect.sql(statement))
+            names = [column[0] for column in connection.description or ()]
+        while True:
+            with self._translated():
+                chunk = connection.fetchmany(size)
+            if not chunk:
+                return
+            for record in chunk:
+                yield dict(zip(names, record, strict=True))
 
     def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
         with self._translated():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +20,9 @@ Row = dict[str, Any]
 
 # Bound parameters per multi-row INSERT: well under every database's limit.
 MAX_PARAMS = 20_000
+
+# Rows per fetch when a whole table is read (Database.stream).
+STREAM_ROWS = 5_000
 
 
 def _json_default(value: object) -> str:
@@ -85,6 +88,12 @@ class Database(ABC):
     @abstractmethod
     def close(self) -> None:
         """Close the connection (the next call opens a new one)."""
+
+    def stream(self, statement: str, size: int = STREAM_ROWS) -> Iterator[Row]:
+        """The rows of one query, fetched ``size`` at a time, so that reading a whole table
+        (a checksum of millions of rows) holds one chunk in memory, not the table. Run
+        nothing else on this database until the rows are read: they share its connection."""
+        yield from self.execute(statement)
 
     def param(self, value: Any) -> Any:
         """``value`` as this database binds it: lists and dicts as JSON text by default."""

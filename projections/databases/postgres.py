@@ -19,6 +19,7 @@ from projections.databases.errors import (
 )
 from projections.databases.port import (
     COMMON_TYPES,
+    STREAM_ROWS,
     Database,
     DatabaseLender,
     Dialect,
@@ -53,6 +54,7 @@ class PostgresDatabase(Database):
     dsn: str
     schema: str | None = None
     _connection: Any = field(default=None, repr=False)
+    _types: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
 
     def _connect(self) -> Any:
         import psycopg
@@ -84,10 +86,48 @@ class PostgresDatabase(Database):
         with self._translated(), self._connect().cursor() as cursor:
             cursor.executemany(self.dialect.sql(statement), rows)
 
+    def stream(self, statement: str, size: int = STREAM_ROWS) -> Iterator[Row]:
+        with self._translated(), self._connect().cursor() as cursor:
+            names: list[str] | None = None
+            for record in cursor.stream(self.dialect.sql(statement), size=size):
+                if names is None:
+                    names = [column.name for column in cursor.description or ()]
+                yield dict(zip(names, record, strict=True))
+
     def close(self) -> None:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+
+    def column_types(self, table: str, columns: Sequence[str]) -> dict[str, str]:
+        """The SQL types of a table's columns, read once (again if a column is new)."""
+        known = self._types.get(table, {})
+        if not all(column in known for column in columns):
+            rows = self.execute(
+                "SELECT column_name, data_type FROM information_schema.columns"
+                " WHERE table_name = ? AND table_schema = current_schema()",
+                [table],
+            )
+            known = self._types[table] = {row["column_name"]: row["data_type"] for row in rows}
+        return known
+
+    def insert_rows(
+        self,
+        table: str,
+        columns: Sequence[str],
+        records: Sequence[Sequence[Any]],
+        on_conflict: str,
+    ) -> None:
+        """One array parameter per column, unnested: a batch's rows in one short statement.
+        A multi-row VALUES binds a parameter per value, and parsing and binding thousands
+        of them in psycopg took a large share of a rebuild."""
+        types = self.column_types(table, columns)
+        arrays = ", ".join(f"?::{types[column]}[]" for column in columns)
+        self.execute(
+            f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({arrays}) "
+            + on_conflict,
+            [list(values) for values in zip(*records, strict=True)],
+        )
 
     def param(self, value: Any) -> Any:
         """Lists and dicts as JSONB (Decimals kept exact)."""

@@ -27,7 +27,15 @@ from projections.databases.errors import (
     ReadModelDatabaseError,
     first_line,
 )
-from projections.databases.port import COMMON_TYPES, Database, DatabaseLender, Dialect, Row, rows_of
+from projections.databases.port import (
+    COMMON_TYPES,
+    STREAM_ROWS,
+    Database,
+    DatabaseLender,
+    Dialect,
+    Row,
+    rows_of,
+)
 
 # Declared types pick the converters registered below (and TEXT affinity for decimals, so
 # that 12.345 is never turned into a float).
@@ -101,6 +109,18 @@ class SqliteDatabase(Database):
         with self._translated():
             cursor = self._connect().execute(self.dialect.sql(statement), params)
             return rows_of(cursor.description, cursor.fetchall())
+
+    def stream(self, statement: str, size: int = STREAM_ROWS) -> Iterator[Row]:
+        with self._translated():
+            cursor = self._connect().execute(self.dialect.sql(statement))
+            names = [column[0] for column in cursor.description or ()]
+        while True:
+            with self._translated():
+                chunk = cursor.fetchmany(size)
+            if not chunk:
+                return
+            for record in chunk:
+                yield dict(zip(names, record, strict=True))
 
     def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
         with self._translated():

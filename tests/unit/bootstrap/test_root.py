@@ -58,3 +58,20 @@ def test_a_library_key_in_the_shell_changes_nothing(
         assert application.env["PERSISTENCE_MODULE"] == "eventsourcing.sqlite"
     finally:
         root.close()
+
+
+def test_the_record_cache_is_sized_by_its_setting(tmp_path: Path) -> None:
+    settings = Settings(kafka_bootstrap="127.0.0.1:9", data_dir=tmp_path, record_cache_size=123)
+    assert bootstrap(settings).ledger.environment()["KAFKA_CACHE_RECORDS"] == "123"
+    with pytest.raises(ValueError, match="greater than or equal to 0"):
+        Settings(kafka_bootstrap="127.0.0.1:9", data_dir=tmp_path, record_cache_size=-1)
+
+
+def test_duckdb_memory_is_bounded_by_its_setting(tmp_path: Path) -> None:
+    root = bootstrap(Settings(data_dir=tmp_path, duckdb_memory_limit_mib=48))
+    for db in (root.analytics_database(), root.analytics.rebuild_place("t").db):
+        try:
+            limit = db.execute("SELECT current_setting('memory_limit') AS m")[0]["m"]
+        finally:
+            db.close()
+        assert limit.replace(" ", "") in ("48.0MiB", "48MiB"), limit

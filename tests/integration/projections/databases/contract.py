@@ -156,6 +156,18 @@ class DatabaseTestCase(ABC):
             {"item_key": "k0001"}
         ]
 
+    def test_stream_returns_every_row_a_chunk_at_a_time(self, db: Database) -> None:
+        rows = [
+            [db.param(value) for value in (FULL | {"item_key": f"k{n:04}", "count": n}).values()]
+            for n in range(23)
+        ]
+        db.executemany(INSERT, rows)
+        query = "SELECT * FROM items ORDER BY item_key"
+        expected = db.execute(query)
+        assert len(expected) == 23
+        assert list(db.stream(query, size=5)) == expected
+        assert list(db.stream("SELECT * FROM items WHERE count < 0", size=5)) == []
+
     def test_update_returning_gives_the_changed_rows(self, db: Database) -> None:
         self.insert(db, EMPTY | {"count": 1})
         moved = db.execute(

@@ -1,0 +1,394 @@
+"""Scale benchmark: the whole pipeline on N generated upstream events, each stage against a bare
+Kafka baseline measured in the same run, with each stage's peak RSS.
+
+Every stage runs as its own process, the product through the `evledger` command as an operator
+runs it, the baselines through this script's `--bare-*` modes, so each one's wall time
+includes its start-up and its peak RSS (`ru_maxrss` of the child, from `os.wait4`) is its own:
+
+    publish      evledger publish FILE            (no baseline)
+    ingest       evledger ingest --until-idle      vs bare-pipe: read_committed consume ->
+                                                   transactional produce of the same bytes,
+                                                   offsets in the transaction, same batch size
+    project      evledger project --until-idle     vs bare-consume: read_committed consume of
+    rebuild      evledger replay rebuild --all        the whole ledger topic, same batch size
+    verify       evledger audit verify
+    history / refunds queries                      (no baseline; wall time of the command)
+
+    .venv/bin/python bench/scale.py --events 200000
+
+Uses a fresh topic prefix, a fresh PostgreSQL database and a scratch data directory, and
+removes all three at the end. Needs `scripts/services up`. `--json FILE` also writes the
+figures as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+BOOTSTRAP = os.environ.get("EVLEDGER_KAFKA_BOOTSTRAP") or "127.0.0.1:9092"
+PG_DSN = (
+    os.environ.get("EVLEDGER_PG_DSN") or "postgresql://evledger:evledger@127.0.0.1:5433/evledger"
+)
+EVLEDGER = str(Path(sys.executable).with_name("evledger"))
+INGEST_BATCH = 500
+# The projector's and the rebuild's batch (projections/runner.py DEFAULT_BATCH_SIZE).
+LEDGER_BATCH = 2000
+
+
+@dataclass
+class Stage:
+    """One measured process."""
+
+    name: str
+    events: int
+    seconds: float
+    peak_rss_mib: float
+    baseline: str | None = None
+    cpu_seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_rate(self) -> float:
+        """Events per CPU second (user + system, all threads): per core, and far less
+        swayed than wall time by other work on a shared machine."""
+        return self.events / self.cpu_seconds if self.cpu_seconds else 0.0
+
+
+@dataclass
+class Measured:
+    seconds: float
+    cpu_seconds: float
+    peak_rss_mib: float
+    stdout: str
+
+
+def stage_of(name: str, events: int, run: Measured, baseline: str | None = None) -> Stage:
+    return Stage(name, events, run.seconds, run.peak_rss_mib, baseline, run.cpu_seconds)
+
+
+def run_measured(argv: list[str], env: dict[str, str], what: str) -> Measured:
+    """Run one process to its end; its wall time, CPU time and peak RSS. A failure stops
+    the bench.
+
+    The peak is the child's own VmHWM, read while it runs: the kernel's ru_maxrss of a
+    child also counts the pages it shared with this (large) process before its exec."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.perf_counter()
+        process = subprocess.Popen(argv, env=env, stdout=out, stderr=err, cwd=ROOT)
+        peak_kib = 0
+        while True:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                break
+            peak_kib = max(peak_kib, high_water_kib(process.pid))
+            time.sleep(0.05)
+        seconds = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if process.returncode != 0:
+        raise SystemExit(
+            f"{what} failed with exit {process.returncode}:\n{stdout[-2000:]}\n{stderr[-4000:]}"
+        )
+    return Measured(seconds, usage.ru_utime + usage.ru_stime, peak_kib / 1024, stdout)
+
+
+def high_water_kib(pid: int) -> int:
+    """The process's peak resident set so far (0 once it has exited)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+# --- the bare baselines (run as child processes of this script) ---------------------------
+
+
+def bare_pipe(source: str, target: str, expected: int, batch: int) -> None:
+    """Kafka's consume -> transactional produce with no work in it: the ingest baseline."""
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+    from kafka.structs import OffsetAndMetadata
+
+    from store.admin import TopicSpec, ensure_topic
+
+    ensure_topic(BOOTSTRAP, TopicSpec(target))
+    consumer = KafkaConsumer(
+        source,
+        bootstrap_servers=BOOTSTRAP,
+        group_id=f"{target}.group",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        max_poll_records=batch,
+    )
+    producer = KafkaProducer(
+        bootstrap_servers=BOOTSTRAP, transactional_id=f"{target}.tx", acks="all"
+    )
+    producer.init_transactions()
+    copied = 0
+    while copied < expected:
+        polled = consumer.poll(timeout_ms=500, max_records=batch)
+        if not polled:
+            continue
+        producer.begin_transaction()
+        offsets = {}
+        for partition, records in polled.items():
+            for record in records:
+                producer.send(target, key=record.key, value=record.value, headers=record.headers)
+                copied += 1
+            offsets[TopicPartition(partition.topic, partition.partition)] = OffsetAndMetadata(
+                records[-1].offset + 1, "", -1
+            )
+        producer.send_offsets_to_transaction(offsets, consumer.group_metadata())
+        producer.commit_transaction()
+    consumer.close()
+    producer.close()
+    print(copied)
+
+
+def bare_consume(topic: str, batch: int) -> None:
+    """A read_committed consume of a whole topic: the projection, rebuild and verify baseline."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=BOOTSTRAP,
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        max_poll_records=batch,
+    )
+    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning(*partitions)
+    ends = consumer.end_offsets(partitions)
+    read = 0
+    while any(consumer.position(p) < ends[p] for p in partitions):
+        for records in consumer.poll(timeout_ms=500, max_records=batch).values():
+            read += len(records)
+    consumer.close()
+    print(read)
+
+
+# --- the run ------------------------------------------------------------------------------
+
+
+def traffic(messages: int, path: Path) -> int:
+    """Write exactly `messages` generated upstream messages to path, a line each."""
+    from demo.traffic import TrafficShape, generate
+
+    def shape(days: int) -> TrafficShape:
+        return TrafficShape(stations=40, customers=max(200, messages // 20), days=days)
+
+    sample = len(generate(seed=3, shape=shape(1)))
+    days = max(1, -(-messages // max(1, sample)))
+    while True:
+        generated = generate(seed=3, shape=shape(days))
+        if len(generated) >= messages:
+            break
+        days += max(1, days // 4)
+    with path.open("w") as file:
+        for message in generated[:messages]:
+            file.write(json.dumps(message, separators=(",", ":")) + "\n")
+    return messages
+
+
+@contextmanager
+def fresh_database() -> Iterator[str]:
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    name = f"bench_scale_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_DSN, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield make_conninfo("", **{**conninfo_to_dict(PG_DSN), "dbname": name})
+    finally:
+        with psycopg.connect(PG_DSN, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@contextmanager
+def topics_removed_after(prefix: str) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        from kafka import KafkaAdminClient
+
+        admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+        try:
+            mine = [t for t in admin.list_topics() if t.startswith(prefix)]
+            if mine:
+                admin.delete_topics(mine)
+        finally:
+            admin.close()
+
+
+def ledger_events(dsn: str) -> int:
+    """The lowest position the projector recorded in PostgreSQL: the events projected."""
+    import psycopg
+
+    with psycopg.connect(dsn) as connection:
+        rows = connection.execute("SELECT min(notification_id) FROM projection_tracking").fetchall()
+    return int(rows[0][0] or 0)
+
+
+def pick_query_ids(path: Path) -> tuple[str, str]:
+    """A customer and a station that appear in the traffic."""
+    with path.open() as lines:
+        for line in lines:
+            message = json.loads(line)
+            if message["type"] == "session.started":
+                return str(message["customer_id"]), str(message["station_id"])
+    raise SystemExit("the traffic has no session")
+
+
+def measure(events: int, keep_going: bool = False) -> list[Stage]:
+    prefix = f"bench-scale-{uuid.uuid4().hex[:8]}"
+    me = [sys.executable, str(Path(__file__).resolve())]
+    stages: list[Stage] = []
+
+    def report(stage: Stage) -> None:
+        stages.append(stage)
+        print(format_stage(stage, stages), flush=True)
+
+    with (
+        tempfile.TemporaryDirectory(prefix="evledger-scale-") as scratch,
+        fresh_database() as dsn,
+        topics_removed_after(prefix),
+    ):
+        upstream = Path(scratch) / "upstream.jsonl"
+        messages = traffic(events, upstream)
+        customer, station = pick_query_ids(upstream)
+        print(f"{messages:,} upstream messages, topic prefix {prefix}", flush=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("EVLEDGER_")}
+        env.update(
+            EVLEDGER_KAFKA_BOOTSTRAP=BOOTSTRAP,
+            EVLEDGER_PG_DSN=dsn,
+            EVLEDGER_TOPIC_PREFIX=prefix,
+            EVLEDGER_DATA_DIR=str(Path(scratch) / "data"),
+        )
+        ingest_topic, ledger_topic = f"{prefix}.ingest", f"{prefix}.ledger"
+
+        run = run_measured([EVLEDGER, "publish", str(upstream)], env, "publish")
+        report(stage_of("publish", messages, run))
+
+        argv = [*me, "--bare-pipe", ingest_topic, f"{prefix}.bare-copy", str(messages)]
+        run = run_measured(argv, env, "bare pipe")
+        report(stage_of("bare-pipe", messages, run))
+        argv = [EVLEDGER, "ingest", "--until-idle", "--batch-size", str(INGEST_BATCH)]
+        run = run_measured([*argv, "--format", "json"], env, "ingest")
+        counters = json.loads(run.stdout[run.stdout.index("[") :])[0]
+        if counters["consumed"] != messages:
+            raise SystemExit(f"ingest consumed {counters['consumed']} of {messages}")
+        report(stage_of("ingest", messages, run, "bare-pipe"))
+
+        run = run_measured([*me, "--bare-consume", ledger_topic], env, "bare consume")
+        ledger = int(run.stdout.split()[-1])
+        report(stage_of("bare-consume", ledger, run))
+        run = run_measured([EVLEDGER, "project", "--until-idle"], env, "project")
+        report(stage_of("project", ledger, run, "bare-consume"))
+        projected = ledger_events(dsn)
+        if projected != ledger:
+            raise SystemExit(f"projected {projected} events of a ledger of {ledger} records")
+
+        argv = [EVLEDGER, "replay", "rebuild", "--projection", "all", "--no-progress"]
+        run = run_measured(argv, env, "replay rebuild")
+        report(stage_of("rebuild", ledger, run, "bare-consume"))
+        run = run_measured([EVLEDGER, "audit", "verify"], env, "audit verify")
+        report(stage_of("verify", ledger, run, "bare-consume"))
+
+        queries = {
+            "history-customer": ["history", "--customer", customer],
+            "history-station": ["history", "--station", station],
+            "refunds-requested": ["refunds", "--status", "requested"],
+        }
+        for name, query in queries.items():
+            run = run_measured([EVLEDGER, *query, "--format", "json"], env, name)
+            if not json.loads(run.stdout) and name.startswith("history"):
+                raise SystemExit(f"{name} returned nothing")
+            report(stage_of(name, 1, run))
+    return stages
+
+
+def format_stage(stage: Stage, stages: list[Stage]) -> str:
+    if stage.events == 1:
+        return (
+            f"{stage.name:<18} one query, whole command {stage.seconds * 1000:>6.0f} ms"
+            f"  peak RSS {stage.peak_rss_mib:>6.0f} MiB"
+        )
+    line = (
+        f"{stage.name:<18} {stage.events:>10,} events {stage.seconds:>8.2f} s "
+        f"{stage.rate:>8,.0f} /s  {stage.cpu_rate:>8,.0f} /cpu-s  "
+        f"peak RSS {stage.peak_rss_mib:>5.0f} MiB"
+    )
+    if stage.baseline is not None:
+        base = next(s for s in stages if s.name == stage.baseline)
+        line += (
+            f"  ratio to {stage.baseline} {stage.rate / base.rate:.2f}"
+            f" (per cpu-s {stage.cpu_rate / base.cpu_rate:.2f})"
+        )
+    return line
+
+
+def ratios(stage: Stage, stages: list[Stage]) -> dict[str, float]:
+    if stage.baseline is None:
+        return {}
+    base = next(s for s in stages if s.name == stage.baseline)
+    return {"ratio": stage.rate / base.rate, "cpu_ratio": stage.cpu_rate / base.cpu_rate}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=20_000, help="upstream messages")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--bare-pipe", nargs=3, metavar=("SOURCE", "TARGET", "N"))
+    parser.add_argument("--bare-consume", metavar="TOPIC")
+    args = parser.parse_args()
+    if args.bare_pipe:
+        source, target, expected = args.bare_pipe
+        bare_pipe(source, target, int(expected), INGEST_BATCH)
+        return
+    if args.bare_consume:
+        bare_consume(args.bare_consume, LEDGER_BATCH)
+        return
+    if shutil.which(EVLEDGER) is None:
+        raise SystemExit(f"no evledger command at {EVLEDGER}: run `make venv` first")
+    stages = measure(args.events)
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                [
+                    {**asdict(stage), "rate": stage.rate, "cpu_rate": stage.cpu_rate}
+                    | ratios(stage, stages)
+                    for stage in stages
+                ],
+                indent=2,
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()
