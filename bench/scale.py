@@ -226,8 +226,9 @@ def fresh_database() -> Iterator[str]:
     try:
         yield make_conninfo("", **{**conninfo_to_dict(PG_DSN), "dbname": name})
     finally:
-        with psycopg.connect(PG_DSN, autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+        from projections.databases.postgres import drop_database
+
+        drop_database(PG_DSN, name)
 
 
 @contextmanager

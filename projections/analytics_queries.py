@@ -32,9 +32,21 @@ def open_read_only(path: Path) -> DuckDatabase:
     """The analytics file opened read-only, with no access to other files or the network:
     the copy the projector publishes for readers when there is one (so a reader never
     holds the projector's file), else the file itself."""
+    from projections.databases.errors import DatabaseBusy
+
     if not path.exists():
         raise FileNotFoundError(f"no analytics database at {path}: run `evledger project` first")
-    return DuckDatabase(reader_path(path), read_only=True)
+    db = DuckDatabase(reader_path(path), read_only=True)
+    try:
+        db.execute("SELECT 1 AS ready")
+    except DatabaseBusy:
+        # Between a projector's start and its first published copy it holds the only file.
+        db.close()
+        raise FileNotFoundError(
+            f"no analytics database to read at {path} yet: the projector has not published "
+            "its readers' copy (it does after its first batch); try again in a moment"
+        ) from None
+    return db
 
 
 def run_select(db: DuckDatabase, statement: str) -> tuple[list[str], list[Row]]:

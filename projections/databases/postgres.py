@@ -252,3 +252,24 @@ def drop_schema(dsn: str, schema: str) -> None:
             )
     except psycopg.Error as error:
         raise translate(error, where) from error
+
+
+def drop_database(dsn: str, name: str, attempts: int = 20) -> None:
+    """Drop database ``name`` (a test's or a benchmark's own), ending its sessions. FORCE
+    cannot end the server's own workers (autovacuum runs as the superuser), so a refusal
+    is waited out for a while instead of reported at once."""
+    import time
+
+    import psycopg
+    from psycopg import errors, sql
+
+    statement = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+    for attempt in range(1, attempts + 1):
+        try:
+            with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as admin:
+                admin.execute(statement)
+            return
+        except (errors.InsufficientPrivilege, errors.ObjectInUse) as error:
+            if attempt == attempts:
+                raise translate(error, PostgresDatabase(dsn).where()) from error
+            time.sleep(0.5)

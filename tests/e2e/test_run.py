@@ -17,6 +17,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from demo.traffic import TrafficShape, generate
+from projections.databases.postgres import drop_database
 
 EVLEDGER = str(Path(sys.executable).with_name("evledger"))
 
@@ -30,8 +31,7 @@ def fresh_database(pg_dsn: str) -> Iterator[str]:
     try:
         yield make_conninfo("", **{**conninfo_to_dict(pg_dsn), "dbname": name})
     finally:
-        with psycopg.connect(pg_dsn, autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+        drop_database(pg_dsn, name)
 
 
 def payments_projected(dsn: str) -> int:
