@@ -44,10 +44,25 @@ class KafkaSite:
     min_insync_replicas: int
     # How long clients wait on Kafka before calling it unavailable (longer than an election).
     timeout_s: float = 30.0
+    # Ledger shards: shard p is its own ledger topic and ingest partition p.
+    ledger_shards: int = 1
 
     @property
     def ledger_topic(self) -> str:
+        """Shard 0's ledger topic: the ledger's only topic when there is one shard."""
         return f"{self.topic_prefix}.ledger"
+
+    def shard_topic(self, shard: int) -> str:
+        """Shard ``shard``'s ledger topic; shard 0 keeps the unsharded ledger's name, so a
+        ledger from before shards is shard 0 of one."""
+        if not 0 <= shard < self.ledger_shards:
+            raise ValueError(f"no shard {shard}: the ledger has {self.ledger_shards} shard(s)")
+        return self.ledger_topic if shard == 0 else f"{self.ledger_topic}.{shard}"
+
+    @property
+    def ledger_topics(self) -> list[str]:
+        """Every shard's ledger topic, shard 0 first."""
+        return [self.shard_topic(shard) for shard in range(self.ledger_shards)]
 
     @property
     def ingest_topic(self) -> str:
@@ -72,6 +87,8 @@ class KafkaSite:
                     name=name,
                     replication_factor=self.replication_factor,
                     min_insync_replicas=self.min_insync_replicas,
+                    # Ingest partition p feeds shard p.
+                    partitions=self.ledger_shards if name == self.ingest_topic else 1,
                 ),
             )
 
@@ -80,6 +97,15 @@ class LedgerBackend(ABC):
     """Where the ledger is kept, and what that changes for the rest of evledger."""
 
     description: str
+
+    @property
+    @abstractmethod
+    def shards(self) -> int:
+        """How many shards the ledger has (1: the unsharded ledger)."""
+
+    @abstractmethod
+    def shard(self, shard: int) -> LedgerBackend:
+        """The backend of one shard: everything below then concerns that shard alone."""
 
     @abstractmethod
     def environment(self) -> dict[str, str]:
@@ -120,6 +146,15 @@ class EmbeddedLedger(LedgerBackend):
         self.data_dir = data_dir
         self.path = data_dir / EMBEDDED_LEDGER_FILE
         self.description = f"embedded default in {data_dir}"
+
+    @property
+    def shards(self) -> int:
+        return 1
+
+    def shard(self, shard: int) -> LedgerBackend:
+        if shard != 0:
+            raise ValueError(f"no shard {shard}: the embedded default has one shard")
+        return self
 
     def environment(self) -> dict[str, str]:
         # SQLite will not create the directory of its file.
@@ -172,19 +207,33 @@ class KafkaLedger(LedgerBackend):
         index_dir: Path,
         signing_key_file: Path | None = None,
         record_cache_size: int | None = None,
+        shard_number: int = 0,
     ) -> None:
         self.site = site
         self.index_dir = index_dir
         self.signing_key_file = signing_key_file
         self.record_cache_size = record_cache_size
-        self.description = f"Kafka topic {site.ledger_topic} at {site.bootstrap_servers}"
+        self.shard_number = shard_number
+        self.topic = site.shard_topic(shard_number)
+        self.description = f"Kafka topic {self.topic} at {site.bootstrap_servers}"
+
+    @property
+    def shards(self) -> int:
+        return self.site.ledger_shards
+
+    def shard(self, shard: int) -> LedgerBackend:
+        if shard == self.shard_number:
+            return self
+        return KafkaLedger(
+            self.site, self.index_dir, self.signing_key_file, self.record_cache_size, shard
+        )
 
     def environment(self) -> dict[str, str]:
         self.index_dir.parent.mkdir(parents=True, exist_ok=True)
         environment = {
             "PERSISTENCE_MODULE": KAFKA_FACTORY,
             "KAFKA_BOOTSTRAP_SERVERS": self.site.bootstrap_servers,
-            "KAFKA_LEDGER_TOPIC": self.site.ledger_topic,
+            "KAFKA_LEDGER_TOPIC": self.topic,
             "KAFKA_INDEX_DIR": str(self.index_dir),
             "KAFKA_REPLICATION_FACTOR": str(self.site.replication_factor),
             "KAFKA_MIN_INSYNC_REPLICAS": str(self.site.min_insync_replicas),
@@ -199,12 +248,12 @@ class KafkaLedger(LedgerBackend):
     def scan(self) -> LedgerScan:
         from audit.kafka_scan import KafkaLedgerScan
 
-        return KafkaLedgerScan(self.site.bootstrap_servers, self.site.ledger_topic)
+        return KafkaLedgerScan(self.site.bootstrap_servers, self.topic)
 
     def head(self) -> LedgerHead:
         from audit.ledger_head import KafkaLedgerHead
 
-        return KafkaLedgerHead(self.site.bootstrap_servers, self.site.ledger_topic)
+        return KafkaLedgerHead(self.site.bootstrap_servers, self.topic)
 
     def positions(self, source: LedgerSource) -> LedgerPositions:
         from replay.positions import KafkaOffsetPositions
@@ -239,6 +288,7 @@ def ledger_backend(settings: Settings) -> LedgerBackend:
         replication_factor=settings.kafka_replication_factor,
         min_insync_replicas=settings.kafka_min_insync_replicas,
         timeout_s=settings.kafka_timeout_s,
+        ledger_shards=settings.ledger_shards,
     )
     return KafkaLedger(
         site, settings.data_dir / "index", settings.signing_key_file, settings.record_cache_size

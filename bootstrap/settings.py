@@ -12,6 +12,11 @@ _BOOTSTRAP = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:\d{1,5}$")
 _TOPIC_PREFIX = re.compile(r"^[A-Za-z0-9._\-]{1,200}$")
 
 
+# Each shard is a topic with its own writer and an ingest partition: far beyond any one
+# cluster's sensible count of parallel ledger tasks.
+MAX_LEDGER_SHARDS = 256
+
+
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message is one line naming the variable."""
 
@@ -39,6 +44,8 @@ class Settings(BaseSettings):
     # DuckDB's memory for the analytics projector and rebuild (its buffer otherwise grows
     # with the analytics file, up to most of the machine's memory).
     duckdb_memory_limit_mib: int = Field(default=128, ge=16)
+    # Ledger shards: one ledger topic, fenced writer and ingest partition each (Kafka only).
+    ledger_shards: int = Field(default=1, ge=1, le=MAX_LEDGER_SHARDS)
 
     @field_validator("kafka_bootstrap")
     @classmethod
@@ -90,10 +97,21 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _shards(self) -> Settings:
+        if self.ledger_shards > 1 and self.kafka_bootstrap is None:
+            raise ValueError(
+                "EVLEDGER_LEDGER_SHARDS: the embedded default has one shard; set "
+                "EVLEDGER_KAFKA_BOOTSTRAP for more"
+            )
+        return self
+
     @classmethod
     def embedded_in(cls, data_dir: Path) -> Settings:
         """The embedded default in data_dir, whatever EVLEDGER_* the environment holds."""
-        return cls(data_dir=data_dir, kafka_bootstrap=None, pg_dsn=None, duckdb_path=None)
+        return cls(
+            data_dir=data_dir, kafka_bootstrap=None, pg_dsn=None, duckdb_path=None, ledger_shards=1
+        )
 
     @property
     def embedded(self) -> bool:

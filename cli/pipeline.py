@@ -48,7 +48,7 @@ def ensure_topics(site: KafkaSite, *names: str) -> None:
     from store.admin import TopicMisconfigured
 
     try:
-        site.ensure_topics(*names, site.ledger_topic)
+        site.ensure_topics(*names, *site.ledger_topics)
     except TopicMisconfigured as error:
         typer.echo(f"evledger: {error}", err=True)
         raise typer.Exit(2) from None

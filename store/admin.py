@@ -1,4 +1,5 @@
-"""Ledger topic management: create the topic, immutable and with one partition, if missing."""
+"""Topic management: create a topic, immutable and with its partitions (one for a ledger
+topic), if missing; refuse one whose partition count differs."""
 
 from __future__ import annotations
 
@@ -16,11 +17,13 @@ class ReplicationTooHigh(TopicMisconfigured):
 
 @dataclass(frozen=True)
 class TopicSpec:
-    """How a ledger topic is made: one partition (one writer, one order), kept forever."""
+    """How a topic is made: kept forever; a ledger topic has one partition (one writer,
+    one order), an ingest topic one per ledger shard."""
 
     name: str
     replication_factor: int = 1
     min_insync_replicas: int = 1
+    partitions: int = 1
 
     def configs(self) -> dict[str, str]:
         # Guarantee 1: nothing is ever deleted, so no retention by time or size and no
@@ -72,7 +75,7 @@ def _ensure_topic(bootstrap_servers: str, spec: TopicSpec, timeout_ms: int) -> b
                     [
                         NewTopic(
                             spec.name,
-                            num_partitions=1,
+                            num_partitions=spec.partitions,
                             replication_factor=spec.replication_factor,
                             topic_configs=spec.configs(),
                         )
@@ -84,14 +87,24 @@ def _ensure_topic(bootstrap_servers: str, spec: TopicSpec, timeout_ms: int) -> b
         except InvalidReplicationFactorError as error:
             raise ReplicationTooHigh(_too_high(admin, spec, bootstrap_servers)) from error
         partitions = _partition_count(admin, spec.name)
-        if partitions != 1:
-            raise TopicMisconfigured(
-                f"ledger topic {spec.name!r} has {partitions} partitions; a ledger needs "
-                "exactly one (one writer numbers its records in one order)"
-            )
+        if partitions != spec.partitions:
+            raise TopicMisconfigured(_wrong_partitions(spec, partitions))
         return created
     finally:
         admin.close()
+
+
+def _wrong_partitions(spec: TopicSpec, partitions: int) -> str:
+    if spec.partitions == 1:
+        return (
+            f"ledger topic {spec.name!r} has {partitions} partitions; a ledger needs "
+            "exactly one (one writer numbers its records in one order)"
+        )
+    return (
+        f"topic {spec.name!r} has {partitions} partition(s), not {spec.partitions}: it feeds "
+        f"{spec.partitions} ledger shards, one partition each; the shard count of an existing "
+        "ledger cannot change (start a new EVLEDGER_TOPIC_PREFIX to grow)"
+    )
 
 
 def _too_high(admin: object, spec: TopicSpec, bootstrap_servers: str) -> str:
