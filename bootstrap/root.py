@@ -38,22 +38,29 @@ class Root:
     ledger: LedgerBackend
     views: ViewsHome
     analytics: DuckHome
-    _application: BillingApplication | None = field(default=None, repr=False)
+    _applications: dict[int, BillingApplication] = field(default_factory=dict, repr=False)
 
     # --- the write side ------------------------------------------------------------------
 
-    def application(self) -> BillingApplication:
-        """The write application on the configured ledger (one per root; close() ends it)."""
-        if self._application is None:
+    def application(self, shard: int = 0) -> BillingApplication:
+        """The write application on the configured ledger's shard (shard 0 is the whole of
+        an unsharded ledger); one per shard and root, until close_shard() or close()."""
+        if shard not in self._applications:
             from domain.application import BillingApplication
 
-            self._application = BillingApplication(env=self.ledger.environment())
-        return self._application
+            env = self.ledger.shard(shard).environment()
+            self._applications[shard] = BillingApplication(env=env)
+        return self._applications[shard]
+
+    def close_shard(self, shard: int) -> None:
+        """End one shard's write application (its writer stops: the shard moved away)."""
+        application = self._applications.pop(shard, None)
+        if application is not None:
+            application.close()
 
     def close(self) -> None:
-        if self._application is not None:
-            self._application.close()
-            self._application = None
+        for shard in list(self._applications):
+            self.close_shard(shard)
 
     # --- the ledger, read ----------------------------------------------------------------
 

@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # imported when a command runs: `evledger --help` does withou
     from bootstrap import Root
     from bootstrap.ledgers import KafkaSite
     from consumers.batch import BatchOutcome
-    from consumers.ingest import KafkaIngest
+    from consumers.ingest import KafkaIngest, ShardTask
     from store.recorders import KafkaApplicationRecorder
 
 stderr = Console(stderr=True)
@@ -63,8 +63,27 @@ def _require_file(file: Path) -> int:
         return sum(1 for line in lines if line.strip())
 
 
+class _RootShards:
+    """ShardTasks over the root's write applications, one per ledger shard."""
+
+    def __init__(self, root: Root) -> None:
+        self.root = root
+
+    def open(self, shard: int) -> ShardTask:
+        from consumers.ingest import ShardTask
+
+        application = self.root.application(shard)
+        writer = self.root.ledger.shard(shard).kafka_writer(application)
+        _start_writing(writer)
+        return ShardTask(shard, application, writer)
+
+    def close(self, shard: int) -> None:
+        self.root.close_shard(shard)
+
+
 def _kafka_ingest(root: Root, batch_size: int) -> KafkaIngest:
-    """The ingest consumer over the Kafka ledger, its writer started before it joins."""
+    """The ingest consumer over the Kafka ledger: each shard's writer started before its
+    partition is read."""
     from consumers.ingest import IngestConfig, KafkaIngest
 
     site = kafka_site(root, "ingest from the topic")
@@ -76,11 +95,9 @@ def _kafka_ingest(root: Root, batch_size: int) -> KafkaIngest:
         group_id=site.ingest_group,
         instance_id=f"{site.ingest_group}.consumer",
         batch_size=batch_size,
+        shards=site.ledger_shards,
     )
-    application = root.application()
-    writer = root.ledger.kafka_writer(application)
-    _start_writing(writer)
-    return KafkaIngest(application, writer, config)
+    return KafkaIngest(_RootShards(root), config)
 
 
 def _start_writing(recorder: KafkaApplicationRecorder, attempts: int = 6) -> None:
@@ -116,7 +133,11 @@ def publish(
     ensure_topics(site, site.ingest_topic)
     with progress("publishing", total, unit="messages") as bar:
         report = publish_file(
-            file, site.bootstrap_servers, site.ingest_topic, on_progress=bar.update
+            file,
+            site.bootstrap_servers,
+            site.ingest_topic,
+            on_progress=bar.update,
+            shards=site.ledger_shards,
         )
     typer.echo(f"published {report.published} messages to {site.ingest_topic}")
 

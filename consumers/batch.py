@@ -45,14 +45,16 @@ def apply_batch(
     handler: CommandHandler,
     records: Sequence[SourceRecord],
     transaction: BatchTransaction | None = None,
+    shards: int = 1,
 ) -> BatchOutcome:
     """Apply a batch; the ledger has the result when this returns (or it raised).
 
     With a ``transaction`` (the Kafka ledger), the batch's dead letters and the records'
-    next offsets commit in the same transaction as the batch's events.
+    next offsets commit in the same transaction as the batch's events. With more than one
+    ledger ``shards``, the records are one shard's and misrouted ones are dead letters.
     """
     outcome = BatchOutcome()
-    sorted_out = triage(records)
+    sorted_out = triage(records, shards)
 
     def finish(results: list[CommandResult | Exception]) -> None:
         outcome.dead_letters = list(sorted_out.dead_letters)

@@ -5,6 +5,11 @@ dead letters and the consumer group's next offsets (Kafka's consume-transform-pr
 pattern): all of them become visible together or none does. A crash anywhere makes the
 batch be read again, and the domain's event_id idempotency makes anything re-read that
 did reach the ledger a duplicate, so nothing is applied or dead-lettered twice.
+
+A sharded ledger (consumers/routing.py) runs one task per ingest partition: partition p's
+records go to ledger shard p's application, and p's offsets commit in shard p's writer
+transaction. Several processes share the partitions as one consumer group; a shard that
+moves is opened by its new owner, whose writer fences the old owner's.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 from eventsourcing.persistence import PersistenceError
 
@@ -30,7 +35,7 @@ from consumers.producer import MAX_MESSAGE_BYTES
 from consumers.sources import StopSignal
 from consumers.triage import SourceRecord
 from store.recorders import KafkaApplicationRecorder, TransactionExtras
-from store.writer import SideRecord
+from store.writer import SideRecord, WriterFenced
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +49,28 @@ class IngestConfig:
     instance_id: str
     batch_size: int = 500
     poll_timeout_ms: int = 500
+    # Ledger shards, one per ingest partition; with more than one, members join the group
+    # dynamically (several processes share the partitions) instead of statically.
+    shards: int = 1
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    """What applies one ingest partition: its shard's application and ledger recorder."""
+
+    shard: int
+    handler: CommandHandler
+    writer: KafkaApplicationRecorder
+
+
+class ShardTasks(Protocol):
+    """Opens and closes the shard tasks of this process as partitions come and go."""
+
+    def open(self, shard: int) -> ShardTask:
+        """Shard ``shard``'s task, its writer started (so any previous owner is fenced)."""
+
+    def close(self, shard: int) -> None:
+        """Stop shard ``shard``'s task: another process owns the shard now."""
 
 
 # How long a signalled command may take to finish its batch before it exits without
@@ -100,29 +127,31 @@ class StopFlag:
 class KafkaIngest:
     """A consumer-group member that turns ingest records into ledger events.
 
-    ``writer`` is the handler's Kafka ledger recorder, its writer already started
-    (``start_writing``): the consumer's first offset fetch waits on any transaction a crashed
-    predecessor left open, and only the new writer's fencing ends that transaction. Each
-    batch's offsets and dead letters are attached to it, to commit with the batch's events.
+    Each shard task's writer is started before its partition is read: the consumer's offset
+    fetch waits on any transaction a crashed predecessor left open, and only the new
+    writer's fencing ends that transaction. Each partition's batch has its offsets and dead
+    letters attached to its shard's writer, to commit with the batch's events.
     """
 
-    def __init__(
-        self, handler: CommandHandler, writer: KafkaApplicationRecorder, config: IngestConfig
-    ) -> None:
+    def __init__(self, tasks: ShardTasks, config: IngestConfig) -> None:
         from kafka import KafkaConsumer
 
-        self.handler = handler
-        self.writer = writer
         self.config = config
         self.counters = IngestCounters()
+        self._tasks = tasks
+        self._open: dict[int, ShardTask] = {}
+        sharded = config.shards > 1
+        if not sharded:
+            # One shard: its writer starts before the consumer joins the group.
+            self._task(0)
         self.consumer = KafkaConsumer(
-            config.ingest_topic,
             bootstrap_servers=config.bootstrap_servers,
             group_id=config.group_id,
-            # Static membership: one ingest instance per group by design, so a restarted
-            # instance takes over its partitions at once instead of waiting out the dead
+            # Static membership with one shard: one ingest instance per group by design, so
+            # a restarted instance takes over at once instead of waiting out the dead
             # member's session, and a second live instance is fenced, like the writer.
-            group_instance_id=config.instance_id,
+            # Sharded, the members are many and dynamic; the writers fence moved shards.
+            group_instance_id=None if sharded else config.instance_id,
             session_timeout_ms=15_000,
             client_id=f"{config.group_id}-consumer",
             enable_auto_commit=False,
@@ -132,6 +161,28 @@ class KafkaIngest:
             max_partition_fetch_bytes=MAX_MESSAGE_BYTES + 1024 * 1024,
             fetch_max_bytes=4 * MAX_MESSAGE_BYTES,
         )
+        if sharded:
+            self.consumer.subscribe([config.ingest_topic], listener=_shard_rebalance(self))
+        else:
+            self.consumer.subscribe([config.ingest_topic])
+
+    def _task(self, shard: int) -> ShardTask:
+        if shard not in self._open:
+            self._open[shard] = self._tasks.open(shard)
+        return self._open[shard]
+
+    def reassigned(self, shards: set[int]) -> None:
+        """After a rebalance: stop the shards that moved away, start the ones that came
+        (their writers fence the previous owners before their offsets are fetched)."""
+        for shard in sorted(set(self._open) - shards):
+            log.info("ingest shard %d moved to another process", shard)
+            self._drop(shard)
+        for shard in sorted(shards):
+            self._task(shard)
+
+    def _drop(self, shard: int) -> None:
+        if self._open.pop(shard, None) is not None:
+            self._tasks.close(shard)
 
     def run(
         self,
@@ -143,35 +194,54 @@ class KafkaIngest:
         backoff = LedgerBackoff()
         while not stop:
             records = self._poll()
-            if records:
+            if not records:
+                if until_idle and self._caught_up():
+                    break
+                continue
+            parts = _by_partition(records)
+            for done, part in enumerate(parts):
+                task = self._task(part[0].partition)
                 try:
-                    outcome = apply_batch(self.handler, records, self)
+                    outcome = apply_batch(
+                        task.handler, part, _ShardBatch(self, task), self.config.shards
+                    )
+                except WriterFenced as fenced:
+                    if self.config.shards == 1:
+                        raise
+                    # The shard moved to another process, whose writer fenced ours before
+                    # this commit: nothing of it landed. Drop the shard; the records of this
+                    # and later partitions are read again by whoever owns them after the
+                    # rebalance that the next poll takes part in.
+                    log.warning("ingest shard %d taken over: %s", task.shard, fenced)
+                    self._drop(task.shard)
+                    self._rewind([record for later in parts[done:] for record in later])
+                    break
                 except PersistenceError as error:
                     if not retriable(error):
                         raise
-                    # The ledger is down, not the messages wrong: none of the batch was
-                    # judged or committed. Read it again once the ledger may be back, going
-                    # on polling meanwhile so that the group keeps this member.
-                    self._rewind(records)
+                    # The ledger is down, not the messages wrong: none of this partition's
+                    # batch (nor of those after it) was judged or committed. Read them again
+                    # once the ledger may be back, going on polling meanwhile so that the
+                    # group keeps this member.
+                    left = [record for later in parts[done:] for record in later]
+                    self._rewind(left)
                     delay = backoff.next()
                     log.warning(
                         "ledger unavailable (brokers down, or fewer in-sync replicas than "
                         "min.insync.replicas); %d messages not judged, read again in %.1fs: %s",
-                        len(records),
+                        len(left),
                         delay,
                         error,
                     )
                     stop.wait(delay)
-                    continue
+                    break
                 if backoff.failures:
                     log.warning("ledger available again after %d failed tries", backoff.failures)
                 backoff.reset()
                 self.counters.add(outcome.counters)
                 self.counters.check()
-                log.info("ingest batch of %d: %s", len(records), self.counters.summary())
+                log.info("ingest batch of %d: %s", len(part), self.counters.summary())
                 on_batch(outcome)
-            elif until_idle and self._caught_up():
-                break
         return self.counters
 
     def close(self) -> None:
@@ -234,7 +304,22 @@ class KafkaIngest:
             return False
         return all(self.consumer.position(tp) >= ends[tp] for tp in assigned)
 
-    # --- BatchTransaction: the batch's offsets and dead letters ride with its events ------
+
+def _by_partition(records: list[SourceRecord]) -> list[list[SourceRecord]]:
+    """The polled records split by partition (each partition feeds its own shard)."""
+    parts: dict[int, list[SourceRecord]] = {}
+    for record in records:
+        parts.setdefault(record.partition, []).append(record)
+    return [parts[partition] for partition in sorted(parts)]
+
+
+@dataclass(frozen=True)
+class _ShardBatch:
+    """BatchTransaction: a partition's offsets and dead letters ride with its events, in its
+    shard's writer transaction."""
+
+    ingest: KafkaIngest
+    task: ShardTask
 
     def attach(self, records: Sequence[SourceRecord], dead_letters: Sequence[DeadLetter]) -> None:
         from kafka import TopicPartition
@@ -244,18 +329,37 @@ class KafkaIngest:
         for record in records:
             partition = TopicPartition(record.topic, record.partition)
             next_offsets[partition] = OffsetAndMetadata(record.offset + 1, "", -1)
-        self.writer.attach(
+        self.task.writer.attach(
             TransactionExtras(
                 side_records=tuple(
                     SideRecord(
-                        self.config.dead_letter_topic, letter.key, letter.value, letter.headers()
+                        self.ingest.config.dead_letter_topic,
+                        letter.key,
+                        letter.value,
+                        letter.headers(),
                     )
                     for letter in dead_letters
                 ),
                 consumer_offsets=next_offsets,
-                group_metadata=self.consumer.group_metadata(),
+                group_metadata=self.ingest.consumer.group_metadata(),
             )
         )
 
     def commit_attached(self) -> None:
-        self.writer.commit_attached()
+        self.task.writer.commit_attached()
+
+
+def _shard_rebalance(ingest: KafkaIngest) -> Any:
+    """A listener that moves shard tasks with their partitions (kafka-python calls it inside
+    poll, so between batches)."""
+    from kafka import ConsumerRebalanceListener
+
+    class ShardRebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+        def on_partitions_revoked(self, revoked: Any) -> None:
+            # Kept open until the assignment is known: a shard assigned back keeps its writer.
+            pass
+
+        def on_partitions_assigned(self, assigned: Any) -> None:
+            ingest.reassigned({partition.partition for partition in assigned})
+
+    return ShardRebalance()

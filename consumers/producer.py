@@ -4,7 +4,7 @@ Each line is sent byte for byte (ingest, not the publisher, judges validity, so 
 line reaches the dead-letter topic with its reason instead of vanishing here). The key
 keeps one business object's messages in order: the session id for session messages,
 the payment id for payment messages and refund requests, the refund id for the rest of
-a refund's life.
+a refund's life. A sharded ledger routes by the session instead (consumers/routing.py).
 """
 
 from __future__ import annotations
@@ -65,8 +65,13 @@ def publish_file(
     bootstrap_servers: str,
     topic: str,
     on_progress: Callable[[int], None] = lambda sent: None,
+    shards: int = 1,
 ) -> PublishReport:
+    """Send every non-blank line; with more than one ledger shard, by the routing rule of
+    consumers/routing.py (tariffs to every partition)."""
     from kafka import KafkaProducer
+
+    from consumers.routing import SessionRouter
 
     producer = KafkaProducer(
         bootstrap_servers=bootstrap_servers,
@@ -78,13 +83,20 @@ def publish_file(
         max_request_size=MAX_MESSAGE_BYTES + 1024 * 1024,
         client_id="evledger-publish",
     )
+    router = SessionRouter(shards) if shards > 1 else None
     published = blank = 0
     try:
         for line in read_lines(path):
             if not line.strip():
                 blank += 1
                 continue
-            producer.send(topic, key=routing_key(line), value=line)
+            if router is None:
+                producer.send(topic, key=routing_key(line), value=line)
+            else:
+                route = router.route(line)
+                partitions = range(shards) if route.everywhere else [route.partition]
+                for partition in partitions:
+                    producer.send(topic, key=route.key, value=line, partition=partition)
             published += 1
             if published % 1000 == 0:
                 on_progress(published)

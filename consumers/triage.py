@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from consumers.contract import ContractViolation, parse_message
 from consumers.dead_letter import DeadLetter, now
 from consumers.ocpi_messages import ocpi_dead_letter
+from consumers.routing import misrouted
 from consumers.translate import to_command
 from domain.commands import Command
 
@@ -47,7 +48,9 @@ class Triage:
     dead_letters: list[DeadLetter] = field(default_factory=list)
 
 
-def triage(records: Iterable[SourceRecord]) -> Triage:
+def triage(records: Iterable[SourceRecord], shards: int = 1) -> Triage:
+    """Commands and dead letters; with more than one ledger shard, a record on a partition
+    its routing key does not belong to is a dead letter too (consumers/routing.py)."""
     sorted_out = Triage()
     for record in records:
         if record.value is None:  # a tombstone carries no message at all
@@ -58,7 +61,19 @@ def triage(records: Iterable[SourceRecord]) -> Triage:
             sorted_out.dead_letters.append(record.dead_letter(*ocpi))
             continue
         try:
-            command = to_command(parse_message(record.value))
+            message = parse_message(record.value)
+            if shards > 1:
+                wrong = misrouted(
+                    message.type,
+                    getattr(message, "session_id", None),
+                    record.key,
+                    record.partition,
+                    shards,
+                )
+                if wrong is not None:
+                    sorted_out.dead_letters.append(record.dead_letter(*wrong))
+                    continue
+            command = to_command(message)
         except ContractViolation as violation:
             sorted_out.dead_letters.append(record.dead_letter(violation.field, violation.reason))
         except ValueError as refused:

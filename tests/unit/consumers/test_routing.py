@@ -1,0 +1,73 @@
+"""The routing rule of a sharded ledger: by charging session, tariffs everywhere, payments and
+refunds by the session they belong to; a record on the wrong partition is named misrouted."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from kafka.partitioner.default import DefaultPartitioner
+
+from consumers.routing import ROUTING_RULE, SessionRouter, misrouted, shard_of
+
+
+def line(**fields: str) -> bytes:
+    return json.dumps(fields).encode()
+
+
+def test_messages_follow_their_session() -> None:
+    router = SessionRouter(4)
+    home = shard_of(b"S1", 4)
+    routes = [
+        router.route(line(type="session.started", session_id="S1", tariff_id="T")),
+        router.route(line(type="payment.authorized", session_id="S1", payment_id="P1")),
+        router.route(line(type="payment.captured", payment_id="P1")),
+        router.route(line(type="refund.requested", refund_id="R1", payment_id="P1")),
+        router.route(line(type="refund.issued", refund_id="R1")),
+        router.route(line(type="session.stopped", session_id="S1")),
+    ]
+    assert {(route.key, route.partition, route.everywhere) for route in routes} == {
+        (b"S1", home, False)
+    }
+
+
+def test_tariffs_go_everywhere_and_strangers_by_their_own_id() -> None:
+    router = SessionRouter(3)
+    tariff = router.route(line(type="tariff.published", tariff_id="T"))
+    assert tariff.everywhere and tariff.key == b"T"
+    stranger = router.route(line(type="payment.captured", payment_id="P9"))
+    assert (stranger.key, stranger.partition) == (b"P9", shard_of(b"P9", 3))
+    garbage = router.route(b"\xff not json")
+    assert (garbage.key, garbage.partition, garbage.everywhere) == (None, None, False)
+
+
+@pytest.mark.parametrize("key", [b"S1", b"session-42", b"\xe2\x82\xac", b""])
+def test_the_shard_of_a_key_is_kafkas_default_partition(key: bytes) -> None:
+    class Cluster:
+        def topics(self) -> set[str]:
+            return {"t"}
+
+        def partitions_for_topic(self, topic: str) -> set[int]:
+            return set(range(5))
+
+        def available_partitions_for_topic(self, topic: str) -> set[int]:
+            return set(range(5))
+
+    partitioner = DefaultPartitioner()
+    chosen = partitioner.partition("t", key, key, None, None, Cluster())
+    assert shard_of(key, 5) == chosen
+
+
+def test_misrouted_names_the_rule() -> None:
+    home = shard_of(b"S1", 3)
+    assert misrouted("session.stopped", "S1", b"S1", home, 3) is None
+    assert misrouted("tariff.published", None, None, (home + 1) % 3, 3) is None
+    assert misrouted("payment.captured", None, b"S1", home, 3) is None
+    for args in [
+        ("session.stopped", "S1", b"S1", (home + 1) % 3),
+        ("session.stopped", "S1", b"S2", shard_of(b"S2", 3)),
+        ("payment.captured", None, None, home),
+    ]:
+        wrong = misrouted(*args, 3)
+        assert wrong is not None
+        assert wrong[1].startswith("misrouted") and ROUTING_RULE in wrong[1]
