@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -65,13 +65,14 @@ class Root:
     # --- the ledger, read ----------------------------------------------------------------
 
     @contextmanager
-    def ledger_source(self) -> Iterator[LedgerSource]:
-        """The ledger as decoded, contiguous events, for projectors and replay."""
+    def ledger_source(self, shard: int = 0) -> Iterator[LedgerSource]:
+        """The ledger (one shard of it) as decoded, contiguous events, for projectors and
+        replay."""
         from domain.application import BillingApplication
         from projections.prefetch import PrefetchingSource
 
-        application = BillingApplication(env=self.ledger.environment())
-        source = PrefetchingSource.of(application)
+        application = BillingApplication(env=self.ledger.shard(shard).environment())
+        source = PrefetchingSource.of(application, shard)
         try:
             yield source
         finally:
@@ -132,23 +133,32 @@ class Root:
         batch_size: int | None = None,
         retry: RetryPolicy | None = None,
     ) -> Iterator[Projector]:
-        """A projector over the configured ledger and read models, tables created."""
+        """A projector over the configured ledger (every shard) and read models, tables
+        created."""
         from projections.runner import DEFAULT_BATCH_SIZE, Projector, RetryPolicy
+        from projections.sharded import ShardedProjector
 
         models = self.read_models(names)
-        try:
-            with self.ledger_source() as source:
-                runner = Projector(
-                    source,
-                    models,
-                    batch_size=batch_size or DEFAULT_BATCH_SIZE,
-                    retry=retry or RetryPolicy(),
+        with ExitStack() as stack:
+            stack.callback(lambda: [model.db.close() for model in models])
+            projectors = []
+            for shard in range(self.ledger.shards):
+                source = stack.enter_context(self.ledger_source(shard))
+                projectors.append(
+                    Projector(
+                        source,
+                        [model.for_shard(shard) for model in models] if shard else models,
+                        batch_size=batch_size or DEFAULT_BATCH_SIZE,
+                        retry=retry or RetryPolicy(),
+                    )
                 )
-                runner.create()
-                yield runner
-        finally:
-            for model in models:
-                model.db.close()
+            runner = (
+                projectors[0]
+                if len(projectors) == 1
+                else ShardedProjector(projectors[0].source, models, shards=projectors)
+            )
+            runner.create()
+            yield runner
 
 
 def bootstrap(settings: Settings) -> Root:

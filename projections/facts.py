@@ -55,12 +55,23 @@ class Fact:
     values: Mapping[str, Any]
 
 
+# Ledger positions of a sharded ledger in one column: shard p's event n is at
+# p * SHARD_POSITION_STRIDE + n, so shard 0 (an unsharded ledger) keeps its notification ids.
+SHARD_POSITION_STRIDE = 10**12
+
+
 @dataclass(frozen=True)
 class LedgerEvent:
-    """A domain event and its position in the ledger (its notification id)."""
+    """A domain event and its position in the ledger (its notification id, on its shard)."""
 
     notification_id: int
     event: Any
+    shard: int = 0
+
+    @property
+    def ledger_position(self) -> int:
+        """The event's position, unique across the shards of a sharded ledger."""
+        return self.shard * SHARD_POSITION_STRIDE + self.notification_id
 
 
 def utc(moment: datetime) -> datetime:
@@ -86,7 +97,7 @@ def _postings(ledger_event: LedgerEvent, kind: str, occurred_at: datetime | None
     return [
         Fact(
             Entity.POSTING,
-            (ledger_event.notification_id, line_no),
+            (ledger_event.ledger_position, line_no),
             {
                 "recorded_at": utc(event.timestamp),
                 "occurred_at": utc(occurred_at) if occurred_at else None,
@@ -108,7 +119,7 @@ def _rejection(ledger_event: LedgerEvent, kind: str) -> list[Fact]:
     return [
         Fact(
             Entity.REJECTION,
-            (ledger_event.notification_id,),
+            (ledger_event.ledger_position,),
             {
                 "aggregate_kind": kind,
                 "aggregate_key": str(event.originator_id),

@@ -26,7 +26,7 @@ class PrefetchingSource(LedgerSource):
     asks for its batch, as the read itself would have."""
 
     def __init__(self, inner: LedgerSource) -> None:
-        super().__init__(inner.recorder, inner.mapper)
+        super().__init__(inner.recorder, inner.mapper, inner.shard)
         self._inner = inner
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-prefetch")
         self._ahead: tuple[int, int, Future[list[LedgerEvent]]] | None = None
@@ -36,8 +36,8 @@ class PrefetchingSource(LedgerSource):
         self._next: tuple[int, int] | None = None
 
     @classmethod
-    def of(cls, application: Application[Any]) -> PrefetchingSource:
-        return cls(LedgerSource.of(application))
+    def of(cls, application: Application[Any], shard: int = 0) -> PrefetchingSource:
+        return cls(LedgerSource.of(application, shard))
 
     def read_after(self, position: int, limit: int) -> list[LedgerEvent]:
         ahead, self._ahead = self._ahead, None

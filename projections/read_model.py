@@ -3,6 +3,7 @@ statements that drop its tables, for the rebuild's swap."""
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -30,17 +31,32 @@ class ReadModel(ABC):
     # Tables (and their ordering keys) whose content defines the model, for comparisons.
     tables: ClassVar[dict[str, str]]
 
+    # The ledger shard this instance follows (projections/sharded.py). Shard 0 tracks its
+    # position under the model's name, as an unsharded ledger always has.
+    shard: int = 0
+
     def __init__(self, db: Database) -> None:
         self.db = db
+
+    def for_shard(self, shard: int) -> ReadModel:
+        """Another instance of this model on the same database, following ``shard``."""
+        twin = copy.copy(self)
+        twin.shard = shard
+        return twin
+
+    @property
+    def tracking_name(self) -> str:
+        """The name of this instance's position: one position per ledger shard."""
+        return self.name if self.shard == 0 else f"{self.name}@{self.shard}"
 
     def create(self) -> None:
         with self.db.transaction():
             for statement in self.ddl:
                 self.db.execute(statement)
-            create_tracking(self.db, self.name, LEDGER_APPLICATION)
+            create_tracking(self.db, self.tracking_name, LEDGER_APPLICATION)
 
     def position(self) -> int:
-        return tracked_position(self.db, self.name)
+        return tracked_position(self.db, self.tracking_name)
 
     def apply(self, batch: Sequence[LedgerEvent], facts: Sequence[Fact] | None = None) -> None:
         """Apply contiguous events in one transaction that also moves the position.
@@ -53,7 +69,10 @@ class ReadModel(ABC):
         with self.db.transaction():
             # Position first: it locks the tracking row, so racing projectors queue here.
             advance_tracking(
-                self.db, self.name, batch[0].notification_id - 1, batch[-1].notification_id
+                self.db,
+                self.tracking_name,
+                batch[0].notification_id - 1,
+                batch[-1].notification_id,
             )
             self.write(rows)
 

@@ -42,13 +42,15 @@ class ProjectionStalled(RuntimeError):
 class LedgerSource:
     """The ledger as contiguous, decoded events after a position."""
 
-    def __init__(self, recorder: ApplicationRecorder, mapper: Mapper[Any]) -> None:
+    def __init__(self, recorder: ApplicationRecorder, mapper: Mapper[Any], shard: int = 0) -> None:
         self.recorder = recorder
         self.mapper = mapper
+        # The ledger shard this reads (its events' positions say so: facts.LedgerEvent).
+        self.shard = shard
 
     @classmethod
-    def of(cls, application: Application[Any]) -> LedgerSource:
-        return cls(application.recorder, application.mapper)
+    def of(cls, application: Application[Any], shard: int = 0) -> LedgerSource:
+        return cls(application.recorder, application.mapper, shard)
 
     def read_after(self, position: int, limit: int) -> list[LedgerEvent]:
         notifications = self.recorder.select_notifications(
@@ -62,7 +64,8 @@ class LedgerSource:
                     f"ledger notification {expected} is missing (next is {notification.id}): "
                     "ids must be contiguous; stopping rather than skipping events"
                 )
-            events.append(LedgerEvent(notification.id, self.mapper.to_domain_event(notification)))
+            event = self.mapper.to_domain_event(notification)
+            events.append(LedgerEvent(notification.id, event, self.shard))
             expected += 1
         return events
 
