@@ -13,7 +13,7 @@ from api.problems import Problem, problem_responses
 from api.schemas import Trail, TrailEntry
 from api.state import api_state
 from audit.scan import LedgerUnavailable
-from audit.trail import UnknownTrailId, audit_trail
+from audit.trail import UnknownTrailId, sharded_trail
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
@@ -30,9 +30,9 @@ def trail(
 ) -> Trail:
     """Every ledger event of the session, payment or refund and of its relatives, in ledger
     order (as `evledger audit trail`). Reads the ledger itself, not a read model."""
-    scan = api_state(request).root.ledger_scan()
+    scans = api_state(request).root.ledger_scans()
     try:
-        found = audit_trail(scan, trail_id)
+        _, found = sharded_trail(scans, trail_id)
     except UnknownTrailId:
         raise Problem(404, f"no session, payment or refund {trail_id!r} in the ledger") from None
     except LedgerUnavailable as error:

@@ -7,7 +7,7 @@ collect their events in ledger order. No read model is needed, so it works offli
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,6 +114,18 @@ def audit_trail(scan: LedgerScan, upstream_id: str) -> Trail:
         if record.originator_id in wanted
     ]
     return trail
+
+
+def sharded_trail(scans: Sequence[LedgerScan], upstream_id: str) -> tuple[int, Trail]:
+    """The trail on the shard that holds the id (a session, its payments and refunds live on
+    one shard), with that shard's number; UnknownTrailId if no shard does."""
+    for shard, scan in enumerate(scans):
+        try:
+            return shard, audit_trail(scan, upstream_id)
+        except UnknownTrailId:
+            if shard == len(scans) - 1:
+                raise
+    raise UnknownTrailId(f"no ledger to look for {upstream_id!r} in")
 
 
 def _learn_links(records: Iterator[ScannedRecord]) -> _Links:

@@ -30,6 +30,10 @@ class NeedsKafka(RuntimeError):
     """A command that reads or writes Kafka topics ran on the embedded default."""
 
 
+class WholeLedgerOnly(RuntimeError):
+    """A command that reads the ledger as one log (one id sequence) ran on a sharded one."""
+
+
 class NotEmbedded(RuntimeError):
     """A command that loads the embedded ledger file ran with Kafka configured."""
 

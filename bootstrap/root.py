@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bootstrap.ledgers import LedgerBackend, ledger_backend
+from bootstrap.ledgers import LedgerBackend, WholeLedgerOnly, ledger_backend
 from bootstrap.read_models import (
     READ_MODEL_CLASSES,
     READ_MODEL_NAMES,
@@ -46,10 +46,14 @@ class Root:
         """The write application on the configured ledger's shard (shard 0 is the whole of
         an unsharded ledger); one per shard and root, until close_shard() or close()."""
         if shard not in self._applications:
+            from consumers.routing import ROUTING_RULE
             from domain.application import BillingApplication
 
-            env = self.ledger.shard(shard).environment()
-            self._applications[shard] = BillingApplication(env=env)
+            shards = self.ledger.shards
+            note = f"(on ledger shard {shard} of {shards}: {ROUTING_RULE})" if shards > 1 else ""
+            self._applications[shard] = BillingApplication(
+                env=self.ledger.shard(shard).environment(), unknown_note=note
+            )
         return self._applications[shard]
 
     def close_shard(self, shard: int) -> None:
@@ -64,13 +68,26 @@ class Root:
 
     # --- the ledger, read ----------------------------------------------------------------
 
+    def one_log(self, shard: int | None, what: str) -> int:
+        """The shard to read: ``shard``, or (None) the whole ledger, which only an unsharded
+        ledger is as one log; WholeLedgerOnly names ``what`` otherwise."""
+        if shard is not None:
+            return shard
+        if self.ledger.shards > 1:
+            raise WholeLedgerOnly(
+                f"{what} reads the ledger as one log, and this one has {self.ledger.shards} "
+                "shards (EVLEDGER_LEDGER_SHARDS): not supported on a sharded ledger yet"
+            )
+        return 0
+
     @contextmanager
-    def ledger_source(self, shard: int = 0) -> Iterator[LedgerSource]:
-        """The ledger (one shard of it) as decoded, contiguous events, for projectors and
-        replay."""
+    def ledger_source(self, shard: int | None = None) -> Iterator[LedgerSource]:
+        """The ledger (or one shard of it) as decoded, contiguous events, for projectors
+        and replay."""
         from domain.application import BillingApplication
         from projections.prefetch import PrefetchingSource
 
+        shard = self.one_log(shard, "replaying the ledger")
         application = BillingApplication(env=self.ledger.shard(shard).environment())
         source = PrefetchingSource.of(application, shard)
         try:
@@ -87,8 +104,13 @@ class Root:
     def positions(self, source: LedgerSource) -> LedgerPositions:
         return self.ledger.positions(source)
 
-    def ledger_scan(self) -> LedgerScan:
-        return self.ledger.scan()
+    def ledger_scans(self) -> list[LedgerScan]:
+        """Every shard's raw scan, shard 0 first (one for an unsharded ledger)."""
+        return [self.ledger_scan(shard) for shard in range(self.ledger.shards)]
+
+    def ledger_scan(self, shard: int | None = None) -> LedgerScan:
+        """The ledger (or one shard of it) read raw, record by record."""
+        return self.ledger.shard(self.one_log(shard, "scanning the ledger")).scan()
 
     # --- read models ---------------------------------------------------------------------
 

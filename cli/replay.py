@@ -61,6 +61,7 @@ def _parse_as_of(value: str) -> datetime:
 
 
 def _errors() -> tuple[type[Exception], ...]:
+    from bootstrap.ledgers import WholeLedgerOnly
     from bootstrap.read_models import UnknownProjection
     from projections.databases.errors import ReadModelDatabaseError
     from projections.runner import LedgerGapError, ProjectionStalled
@@ -70,6 +71,7 @@ def _errors() -> tuple[type[Exception], ...]:
     from replay.targets import BadSnapshotName
 
     return (
+        WholeLedgerOnly,
         UnknownProjection,
         LedgerGapError,
         ProjectionStalled,

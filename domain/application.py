@@ -92,10 +92,17 @@ class BillingApplication(Application[UUID]):
     max_attempts = 5
 
     def __init__(
-        self, env: EnvType | None = None, *, refund_policy: RefundPolicy | None = None
+        self,
+        env: EnvType | None = None,
+        *,
+        refund_policy: RefundPolicy | None = None,
+        unknown_note: str = "",
     ) -> None:
         super().__init__(env)
         self.refund_policy = refund_policy or RefundPolicy()
+        # Added to a rejection for an unknown tariff, session, payment or refund: on one
+        # shard of a sharded ledger, the routing rule (the message may be on the wrong one).
+        self.unknown_note = unknown_note
         self._deciders: dict[type[Command], Callable[[Any], _Decision]] = {
             PublishTariff: self._publish_tariff,
             StartSession: self._start_session,
@@ -226,10 +233,14 @@ class BillingApplication(Application[UUID]):
         assert last_conflict is not None
         raise last_conflict
 
-    @staticmethod
-    def _decide(command: C, decide: Callable[[C], _Decision]) -> tuple[_Decision, ProcessedMessage]:
+    def _decide(
+        self, command: C, decide: Callable[[C], _Decision]
+    ) -> tuple[_Decision, ProcessedMessage]:
         """The command's decision, and the record that marks its event_id as processed."""
         decision = decide(command)
+        reason = decision.rejection_reason
+        if self.unknown_note and reason is not None and reason.startswith("unknown "):
+            decision.rejection_reason = f"{reason} {self.unknown_note}"
         processed = ProcessedMessage.record(
             event_id=command.event_id,
             message_type=command.MESSAGE_TYPE,
