@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -32,9 +33,11 @@ EVLEDGER = str(Path(sys.executable).with_name("evledger"))
 BOOTSTRAP = os.environ.get("EVLEDGER_KAFKA_BOOTSTRAP") or "127.0.0.1:9092"
 
 
-def timed(commands: list[list[str]], envs: list[dict[str, str]]) -> float:
+def timed(commands: list[list[str]], envs: list[dict[str, str]]) -> tuple[float, float]:
     """Seconds from starting the commands together until the last one exits (each must
-    exit 0)."""
+    exit 0), and the CPU seconds they used together (on a machine busy with other work,
+    parallel processes can only show their speed-up when cores are free)."""
+    cpu_before = _children_cpu_s()
     started = time.perf_counter()
     processes = [
         subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -44,7 +47,12 @@ def timed(commands: list[list[str]], envs: list[dict[str, str]]) -> float:
         _, errors = process.communicate(timeout=3600)
         if process.returncode != 0:
             raise SystemExit(f"{process.args} failed: {errors.decode()[-2000:]}")
-    return time.perf_counter() - started
+    return time.perf_counter() - started, _children_cpu_s() - cpu_before
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run(shards: int, traffic_file: Path, scratch: Path) -> dict[str, float]:
@@ -63,16 +71,22 @@ def run(shards: int, traffic_file: Path, scratch: Path) -> dict[str, float]:
         {**base, "EVLEDGER_DATA_DIR": str(scratch / prefix / f"ingest-{process}")}
         for process in range(shards)
     ]
-    ingest_s = timed([ingest] * shards, envs)
-    project_s = timed([[EVLEDGER, "project", "--until-idle", "--format", "json"]], [base])
-    return {"ingest_s": round(ingest_s, 2), "project_s": round(project_s, 2)}
+    ingest_s, ingest_cpu_s = timed([ingest] * shards, envs)
+    project = [EVLEDGER, "project", "--until-idle", "--format", "json"]
+    project_s, project_cpu_s = timed([project], [base])
+    return {
+        "ingest_s": round(ingest_s, 2),
+        "ingest_cpu_s": round(ingest_cpu_s, 2),
+        "project_s": round(project_s, 2),
+        "project_cpu_s": round(project_cpu_s, 2),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=2, help="Days of generated traffic.")
     args = parser.parse_args()
-    messages = generate(seed=7, shape=TrafficShape(stations=12, customers=2000, days=args.days))
+    messages = generate(seed=7, shape=TrafficShape(stations=60, customers=5000, days=args.days))
     with tempfile.TemporaryDirectory(prefix="evledger-shards-bench-") as scratch:
         traffic_file = Path(scratch) / "traffic.jsonl"
         traffic_file.write_text("".join(json.dumps(message) + "\n" for message in messages))
@@ -86,6 +100,8 @@ def main() -> None:
                 "two_shards": two,
                 "ingest_speedup": round(one["ingest_s"] / two["ingest_s"], 2),
                 "project_speedup": round(one["project_s"] / two["project_s"], 2),
+                "load_average_1m": round(os.getloadavg()[0], 1),
+                "cores": os.cpu_count(),
             },
             indent=2,
         )

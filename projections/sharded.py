@@ -13,13 +13,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from projections.runner import ProjectionProgress, Projector
+from projections.runner import Projector
 
 
 @dataclass
 class ShardedProjector(Projector):
     """A Projector over every shard; its own source and read models are shard 0's, so
-    whatever lists the read models (metrics, output) names each once."""
+    whatever lists the read models (metrics, output) names each once. Running (``run``,
+    ``run_until_idle``) is the Projector's, over the steps and positions below."""
 
     shards: Sequence[Projector] = ()
 
@@ -40,13 +41,6 @@ class ShardedProjector(Projector):
         read = sum(projector.step() for projector in self.shards)
         self._gather()
         return read
-
-    def run_until_idle(self) -> dict[str, ProjectionProgress]:
-        while self.step():
-            pass
-        for name, position in self.positions().items():
-            self.progress[name].position = position
-        return self.progress
 
     def _gather(self) -> None:
         """The shards' progress added up per read model; a stop named by its shard."""
