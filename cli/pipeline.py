@@ -167,6 +167,15 @@ def ingest(
 
     logging.basicConfig(level=logging.WARNING)
     root = current_root()
+    if file is not None and root.ledger.shards > 1:
+        stderr.print(
+            f"evledger: the ledger has {root.ledger.shards} shards, fed through the ingest "
+            "topic only: `evledger publish FILE` routes each message to its shard, then "
+            "`evledger ingest`",
+            markup=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(2)
     total = _require_file(file) if file is not None else None
     try:
         source: IngestSource = (

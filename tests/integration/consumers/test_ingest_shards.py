@@ -203,3 +203,18 @@ def test_a_process_joining_and_one_killed_mid_run_leave_every_shard_exact(
     # Whatever is left is applied by a third; every shard is as if nothing had happened.
     ingest(sharded_env)
     assert_shards_exact(sharded_env, messages)
+
+
+def test_ingest_from_a_file_refuses_a_sharded_ledger(
+    sharded_env: dict[str, str], traffic: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    result = subprocess.run(
+        [EVLEDGER, "ingest", "--file", str(write_jsonl(tmp_path / "day.jsonl", traffic))],
+        env=sharded_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "3 shards" in result.stderr and "evledger publish FILE" in result.stderr
