@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from audit.scan import ScannedRecord
+from audit.spill import DEFAULT_CAPACITY, SpillFile, SpillMap
 from domain import postings as journal
 from domain.errors import DomainError
 
@@ -34,16 +35,19 @@ class _Payment:
     captured_at_id: int | None = None
 
 
-@dataclass
 class BusinessFacts:
-    """Feed (record, decoded state) in ledger order; reports what contradicts the facts."""
+    """Feed (record, decoded state) in ledger order; reports what contradicts the facts.
 
-    _session_ids: dict[str, str] = field(default_factory=dict)
-    # aggregate id -> (notification id, total) of its first Priced event
-    _priced: dict[str, tuple[int | None, Any]] = field(default_factory=dict)
-    _payments: dict[str, _Payment] = field(default_factory=dict)
-    _refund_ids: dict[str, str] = field(default_factory=dict)
-    _issued: dict[str, int | None] = field(default_factory=dict)
+    What it remembers per aggregate lives in SpillMaps of `spill`, `capacity` in memory each.
+    """
+
+    def __init__(self, spill: SpillFile, capacity: int = DEFAULT_CAPACITY) -> None:
+        self._session_ids: SpillMap[str] = SpillMap(spill, capacity)
+        # aggregate id -> (notification id, total) of its first Priced event
+        self._priced: SpillMap[tuple[int | None, Any]] = SpillMap(spill, capacity)
+        self._payments: SpillMap[_Payment] = SpillMap(spill, capacity)
+        self._refund_ids: SpillMap[str] = SpillMap(spill, capacity)
+        self._issued: SpillMap[int | None] = SpillMap(spill, capacity)
 
     def check(self, record: ScannedRecord, name: str, state: dict[str, Any], found: Found) -> None:
         aggregate_id = record.originator_id

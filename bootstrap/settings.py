@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     # DuckDB's memory for the analytics projector and rebuild (its buffer otherwise grows
     # with the analytics file, up to most of the machine's memory).
     duckdb_memory_limit_mib: int = Field(default=128, ge=16)
+    # Aggregates whose audit state `audit verify` keeps in memory, per kind of state; the
+    # rest wait in a temporary file, so verifying a long ledger does not fill memory.
+    audit_state_cache_size: int = Field(default=10_000, ge=1)
 
     @field_validator("kafka_bootstrap")
     @classmethod
