@@ -1,97 +1,86 @@
-"""Settings from the environment (12-factor), validated in one place and passed down."""
+"""Settings from the environment (12-factor), validated in one place and passed down.
+
+Plain dataclass code, not a settings library: every command reads its settings first, and
+pydantic-settings alone cost a query command more start-up time than the query itself.
+"""
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-
-from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import Any
 
 _BOOTSTRAP = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:\d{1,5}$")
 _TOPIC_PREFIX = re.compile(r"^[A-Za-z0-9._\-]{1,200}$")
+ENV_PREFIX = "EVLEDGER_"
 
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message is one line naming the variable."""
 
 
-class Settings(BaseSettings):
+class _FromEnvironment:
+    def __repr__(self) -> str:
+        return "<from the environment>"
+
+
+# The default of every field: a value not given to Settings(...) is read from the
+# environment, and only when the environment has none (or an empty one) is it the default.
+_FROM_ENV: Any = _FromEnvironment()
+
+
+def _setting(default: Any, *, minimum: float | None = None, above: float | None = None) -> Any:
+    return field(
+        default=_FROM_ENV, metadata={"default": default, "minimum": minimum, "above": above}
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
     """Where the ledger and the read models live. Unset Kafka means the embedded default."""
 
-    model_config = SettingsConfigDict(env_prefix="EVLEDGER_", env_ignore_empty=True, frozen=True)
-
-    kafka_bootstrap: str | None = None
-    pg_dsn: str | None = None
-    duckdb_path: Path | None = None
-    topic_prefix: str = "evledger"
-    data_dir: Path = Path(".evledger")
-    kafka_replication_factor: int = Field(default=1, ge=1)
-    kafka_min_insync_replicas: int = Field(default=1, ge=1)
+    # Every default is _setting(...): read from the environment unless given.
+    kafka_bootstrap: str | None = _setting(None)
+    pg_dsn: str | None = _setting(None)
+    duckdb_path: Path | None = _setting(None)  # noqa: RUF009 - _setting returns a field spec
+    topic_prefix: str = _setting("evledger")
+    data_dir: Path = _setting(Path(".evledger"))  # noqa: RUF009 - _setting returns a field spec
+    kafka_replication_factor: int = _setting(1, minimum=1)
+    kafka_min_insync_replicas: int = _setting(1, minimum=1)
     # The Ed25519 private key (PEM) the Kafka ledger writer signs records and exports with.
-    signing_key_file: Path | None = None
+    signing_key_file: Path | None = _setting(None)  # noqa: RUF009 - _setting returns a field spec
     # How long the ledger's writer and readers wait on Kafka before calling it unavailable
     # (ingest then backs off and reads the batch again); longer than a leader election.
-    kafka_timeout_s: float = Field(default=30.0, gt=0)
+    kafka_timeout_s: float = _setting(30.0, above=0)
     # Ledger records a process keeps by offset (Kafka ledger), so that loading an aggregate
     # rarely goes back to the topic; bounded, so memory stays flat however long the ledger.
-    record_cache_size: int = Field(default=20_000, ge=0)
+    record_cache_size: int = _setting(20_000, minimum=0)
     # DuckDB's memory for the analytics projector and rebuild (its buffer otherwise grows
     # with the analytics file, up to most of the machine's memory).
-    duckdb_memory_limit_mib: int = Field(default=128, ge=16)
+    duckdb_memory_limit_mib: int = _setting(128, minimum=16)
     # Aggregates whose audit state `audit verify` keeps in memory, per kind of state; the
     # rest wait in a temporary file, so verifying a long ledger does not fill memory.
-    audit_state_cache_size: int = Field(default=10_000, ge=1)
+    audit_state_cache_size: int = _setting(10_000, minimum=1)
 
-    @field_validator("kafka_bootstrap")
-    @classmethod
-    def _bootstrap_servers(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        servers = [server.strip() for server in value.split(",")]
-        for server in servers:
-            if not _BOOTSTRAP.match(server):
-                raise ValueError(f"expected host:port[,host:port...], got {value!r}")
-        return ",".join(servers)
-
-    @field_validator("pg_dsn")
-    @classmethod
-    def _postgres_dsn(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        from psycopg.conninfo import conninfo_to_dict
-
-        try:
-            conninfo_to_dict(value)
-        except Exception as error:
-            from bootstrap.secrets import scrub
-
-            reason = scrub(str(error), value)
-            raise ValueError(f"not a PostgreSQL connection string: {reason}") from None
-        return value
-
-    @field_validator("signing_key_file")
-    @classmethod
-    def _signing_key_file(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
-            raise ValueError(f"no key file at {value} (make one with `evledger audit keygen`)")
-        return value
-
-    @field_validator("topic_prefix")
-    @classmethod
-    def _topic_prefix(cls, value: str) -> str:
-        if not _TOPIC_PREFIX.match(value):
-            raise ValueError(f"use letters, digits, '.', '_' or '-' only, got {value!r}")
-        return value
-
-    @model_validator(mode="after")
-    def _replication(self) -> Settings:
+    def __post_init__(self) -> None:
+        for spec in fields(self):
+            variable = f"{ENV_PREFIX}{spec.name.upper()}"
+            value = getattr(self, spec.name)
+            if value is _FROM_ENV:
+                value = os.environ.get(variable) or spec.metadata["default"]
+            try:
+                value = _checked(spec.name, _typed(str(spec.type), value), spec.metadata)
+            except ValueError as error:
+                raise SettingsError(f"{variable}: {error}") from None
+            object.__setattr__(self, spec.name, value)
         if self.kafka_min_insync_replicas > self.kafka_replication_factor:
-            raise ValueError(
+            raise SettingsError(
                 "EVLEDGER_KAFKA_MIN_INSYNC_REPLICAS must not exceed "
                 "EVLEDGER_KAFKA_REPLICATION_FACTOR"
             )
-        return self
 
     @classmethod
     def embedded_in(cls, data_dir: Path) -> Settings:
@@ -105,7 +94,7 @@ class Settings(BaseSettings):
 
     def redacted(self) -> dict[str, object]:
         """The settings for display, with any PostgreSQL password masked."""
-        values = self.model_dump()
+        values = asdict(self)
         if self.pg_dsn is not None:
             from bootstrap.secrets import mask_dsn, scrub
 
@@ -131,12 +120,87 @@ class Settings(BaseSettings):
 
 def load_settings() -> Settings:
     """Read the environment; a bad value raises SettingsError with one readable line."""
+    return Settings()
+
+
+def _typed(kind: str, value: Any) -> Any:
+    """value (text from the environment, or as given) as the field's type."""
+    if value is None:
+        if kind.endswith(" | None"):
+            return None
+        raise ValueError("must be set")
+    base = kind.removesuffix(" | None")
+    if base == "str":
+        if not isinstance(value, str):
+            raise ValueError(f"expected text, got {value!r}")
+        return value
+    if base == "Path":
+        if not isinstance(value, str | Path):
+            raise ValueError(f"expected a path, got {value!r}")
+        return Path(value)
+    if base == "int":
+        if isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                raise ValueError(f"expected a whole number, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"expected a whole number, got {value!r}")
+        return value
+    if base == "float":
+        try:
+            return float(value.strip() if isinstance(value, str) else value)
+        except (TypeError, ValueError):
+            raise ValueError(f"expected a number, got {value!r}") from None
+    raise AssertionError(f"no parser for a setting of type {kind}")
+
+
+def _checked(name: str, value: Any, rules: Mapping[str, Any]) -> Any:
+    if rules["minimum"] is not None and value < rules["minimum"]:
+        raise ValueError(f"must be greater than or equal to {rules['minimum']}, got {value}")
+    if rules["above"] is not None and value <= rules["above"]:
+        raise ValueError(f"must be greater than {rules['above']}, got {value}")
+    check = _CHECKS.get(name)
+    return value if check is None or value is None else check(value)
+
+
+def _bootstrap_servers(value: str) -> str:
+    servers = [server.strip() for server in value.split(",")]
+    for server in servers:
+        if not _BOOTSTRAP.match(server):
+            raise ValueError(f"expected host:port[,host:port...], got {value!r}")
+    return ",".join(servers)
+
+
+def _postgres_dsn(value: str) -> str:
+    from psycopg.conninfo import conninfo_to_dict
+
     try:
-        return Settings()
-    except ValidationError as error:
-        first = error.errors()[0]
-        field = "_".join(str(part) for part in first["loc"])
-        message = str(first["msg"]).removeprefix("Value error, ").strip().splitlines()[0]
-        if field:
-            message = f"EVLEDGER_{field.upper()}: {message}"
-        raise SettingsError(message) from None
+        conninfo_to_dict(value)
+    except Exception as error:
+        from bootstrap.secrets import scrub
+
+        reason = scrub(str(error), value)
+        raise ValueError(f"not a PostgreSQL connection string: {reason}") from None
+    return value
+
+
+def _signing_key_file(value: Path) -> Path:
+    if not value.is_file():
+        raise ValueError(f"no key file at {value} (make one with `evledger audit keygen`)")
+    return value
+
+
+def _topic_prefix(value: str) -> str:
+    if not _TOPIC_PREFIX.match(value):
+        raise ValueError(f"use letters, digits, '.', '_' or '-' only, got {value!r}")
+    return value
+
+
+# Checks beyond the type, by field (each gets the typed value, never None).
+_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "kafka_bootstrap": _bootstrap_servers,
+    "pg_dsn": _postgres_dsn,
+    "signing_key_file": _signing_key_file,
+    "topic_prefix": _topic_prefix,
+}

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from projections.analytics_snapshot import SnapshotPublisher
 from projections.databases.port import Database, upsert
-from projections.facts import Entity, Fact, LedgerEvent
+from projections.entities import Entity, Fact, LedgerEvent
 from projections.fold import Rows
 from projections.read_model import ReadModel
 from projections.tables import Table, columns

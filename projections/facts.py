@@ -9,11 +9,9 @@ references between aggregates are derived from the upstream ids with ``domain.id
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -25,6 +23,7 @@ from domain.session import ChargingSession
 from domain.settlement import SessionSettlement
 from domain.tariff import Tariff
 from domain.vocabulary import PaymentStatus, RefundStatus
+from projections.entities import Entity, Fact, LedgerEvent
 
 _WH_PER_KWH = Decimal(1000)
 
@@ -32,35 +31,6 @@ _WH_PER_KWH = Decimal(1000)
 class UnknownLedgerEvent(TypeError):
     """An event type the projections neither show nor knowingly ignore: a new domain event
     needs a decision here, not a silent skip."""
-
-
-class Entity(StrEnum):
-    """The kinds of row the core knows; each read model keeps the ones it needs."""
-
-    SESSION = "session"
-    PAYMENT = "payment"
-    REFUND = "refund"
-    LINE_ITEM = "line_item"
-    POSTING = "posting"
-    REJECTION = "rejection"
-    TARIFF_VERSION = "tariff_version"
-
-
-@dataclass(frozen=True)
-class Fact:
-    """Column values one event establishes for the row ``key`` of ``entity``."""
-
-    entity: Entity
-    key: tuple[Any, ...]
-    values: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class LedgerEvent:
-    """A domain event and its position in the ledger (its notification id)."""
-
-    notification_id: int
-    event: Any
 
 
 def utc(moment: datetime) -> datetime:

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from projections.databases.port import Database, Row, upsert
-from projections.facts import Entity
+from projections.entities import Entity
 from projections.fold import Rows
 from projections.read_model import ReadModel, pick
 
