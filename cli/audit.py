@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
 from cli.context import current_root, current_settings
 from cli.output import OutputFormat, format_amounts, progress, render
@@ -271,6 +270,7 @@ def trail(
 
 def _trail_table(rows: list[dict[str, Any]], title: str) -> None:
     """A terminal table that keeps ids and times on one line and wraps only the details."""
+    from rich.console import Console
     from rich.table import Table
 
     from audit.trail import TRAIL_COLUMNS

@@ -21,6 +21,7 @@ app = typer.Typer(
     help="Event-sourced billing ledger for EV charging operators.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     add_completion=False,
 )
 

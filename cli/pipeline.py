@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 
 from cli.context import current_root
-from cli.output import OutputFormat, progress, render
+from cli.output import LazyConsole, OutputFormat, progress, render
 
 if TYPE_CHECKING:  # imported when a command runs: `evledger --help` does without them
     from bootstrap import Root
@@ -20,7 +19,7 @@ if TYPE_CHECKING:  # imported when a command runs: `evledger --help` does withou
     from consumers.ingest import KafkaIngest
     from store.recorders import KafkaApplicationRecorder
 
-stderr = Console(stderr=True)
+stderr = LazyConsole(stderr=True)
 
 FormatOption = Annotated[
     OutputFormat, typer.Option("--format", "-f", help="Output as a table, JSON or CSV.")
