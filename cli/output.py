@@ -19,6 +19,16 @@ if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
 
+def __getattr__(name: str) -> Any:
+    """``cli.output.Console`` is rich's Console, imported when first asked for (the progress
+    bar makes its console through this name, so a test can show it on a fake terminal)."""
+    if name != "Console":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from rich.console import Console
+
+    return Console
+
+
 class LazyConsole:
     """A rich Console made on first use, for a module-level ``console`` of a command module
     (importing rich would cost every command's start-up)."""
@@ -118,7 +128,6 @@ def progress(
     """A progress bar on stderr: description, bar, done/total, a free note (counters),
     rate in ``unit``/s, elapsed and time left. Shown only when ``enabled`` and stderr is a
     terminal, so logs and pipes stay clean; ``transient`` clears it when done."""
-    from rich.console import Console
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -139,7 +148,8 @@ def progress(
             shown = "--" if speed is None else f"{speed:,.0f}"
             return Text(f"{shown} {unit}/s", "cyan")
 
-    console = Console(stderr=True)
+    make_console = globals().get("Console") or __getattr__("Console")
+    console = make_console(stderr=True)
     display = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
