@@ -177,7 +177,7 @@ FACT_TABLES: tuple[Table, ...] = (
 )
 
 
-def _divided(numerator: str, denominator: str, places: int, sql_type: str) -> str:
+def divided(numerator: str, denominator: str, places: int, sql_type: str) -> str:
     """SQL for ``numerator / denominator`` rounded half up (away from zero) to ``places``
     decimals, in integer arithmetic: DuckDB divides even DECIMALs as DOUBLE, which is not
     exact enough for money. Both operands are integers, the denominator never negative;
@@ -188,6 +188,46 @@ def _divided(numerator: str, denominator: str, places: int, sql_type: str) -> st
     if places:
         rounded = f"{rounded} * 0.{'0' * (places - 1)}1"
     return f"CAST({rounded} AS {sql_type})"
+
+
+def utilisation_ctes(sessions: str) -> str:
+    """Common table expressions ending in ``utilisation``: per station, occupied connector
+    time over the time observed in ``sessions`` (a relation shaped as fact_sessions), and a
+    band against the fleet average. Shared by the view and the filtered report."""
+    return f"""
+        observed AS (
+            SELECT date_diff('second', MIN(started_at), MAX(stopped_at)) AS span_seconds
+            FROM {sessions} WHERE stopped_at IS NOT NULL),
+        per_station AS (
+            SELECT station_id, COUNT(DISTINCT connector_id) AS connectors,
+                   COUNT(*) AS sessions,
+                   SUM(date_diff('second', started_at, stopped_at)) AS occupied_seconds,
+                   SUM(charging_seconds) AS charging_seconds,
+                   SUM(idle_seconds) AS idle_seconds
+            FROM {sessions} WHERE stopped_at IS NOT NULL GROUP BY station_id),
+        rated AS (
+            SELECT p.*, {
+        divided("p.occupied_seconds", "p.connectors * o.span_seconds", 4, "DECIMAL(9,4)")
+    } AS utilisation
+            FROM per_station p, observed o),
+        scaled AS (
+            -- In ten-thousandths, to compare with the fleet average exactly.
+            SELECT *, CAST(utilisation * 10000 AS BIGINT) AS utilisation_e4,
+                   COUNT(utilisation) OVER () AS rated_stations,
+                   SUM(CAST(utilisation * 10000 AS BIGINT)) OVER () AS fleet_e4
+            FROM rated),
+        utilisation AS (
+            SELECT station_id, connectors, sessions,
+                   {divided("occupied_seconds", "3600", 2, "DECIMAL(12,2)")} AS occupied_hours,
+                   {divided("charging_seconds", "3600", 2, "DECIMAL(12,2)")} AS charging_hours,
+                   {divided("idle_seconds", "3600", 2, "DECIMAL(12,2)")} AS idle_hours,
+                   utilisation,
+                   {divided("utilisation_e4 * rated_stations", "fleet_e4", 2, "DECIMAL(9,2)")}
+                       AS vs_fleet_average,
+                   CASE WHEN 2 * utilisation_e4 * rated_stations < fleet_e4 THEN 'under-used'
+                        WHEN 2 * utilisation_e4 * rated_stations > 3 * fleet_e4 THEN 'over-used'
+                        ELSE 'normal' END AS band
+            FROM scaled)"""
 
 
 # No view divides with ``/`` (DOUBLE in DuckDB): money stays integer minor units or DECIMAL.
@@ -224,38 +264,8 @@ _VIEWS: dict[str, str] = {
         GROUP BY ALL ORDER BY weekday, local_hour""",
     # Occupied connector time over the time observed; bands against the fleet average.
     "station_utilisation": f"""
-        WITH observed AS (
-            SELECT date_diff('second', MIN(started_at), MAX(stopped_at)) AS span_seconds
-            FROM fact_sessions WHERE stopped_at IS NOT NULL),
-        per_station AS (
-            SELECT station_id, COUNT(DISTINCT connector_id) AS connectors,
-                   COUNT(*) AS sessions,
-                   SUM(date_diff('second', started_at, stopped_at)) AS occupied_seconds,
-                   SUM(charging_seconds) AS charging_seconds,
-                   SUM(idle_seconds) AS idle_seconds
-            FROM fact_sessions WHERE stopped_at IS NOT NULL GROUP BY station_id),
-        rated AS (
-            SELECT p.*, {
-        _divided("p.occupied_seconds", "p.connectors * o.span_seconds", 4, "DECIMAL(9,4)")
-    } AS utilisation
-            FROM per_station p, observed o),
-        scaled AS (
-            -- In ten-thousandths, to compare with the fleet average exactly.
-            SELECT *, CAST(utilisation * 10000 AS BIGINT) AS utilisation_e4,
-                   COUNT(utilisation) OVER () AS rated_stations,
-                   SUM(CAST(utilisation * 10000 AS BIGINT)) OVER () AS fleet_e4
-            FROM rated)
-        SELECT station_id, connectors, sessions,
-               {_divided("occupied_seconds", "3600", 2, "DECIMAL(12,2)")} AS occupied_hours,
-               {_divided("charging_seconds", "3600", 2, "DECIMAL(12,2)")} AS charging_hours,
-               {_divided("idle_seconds", "3600", 2, "DECIMAL(12,2)")} AS idle_hours,
-               utilisation,
-               {_divided("utilisation_e4 * rated_stations", "fleet_e4", 2, "DECIMAL(9,2)")}
-                   AS vs_fleet_average,
-               CASE WHEN 2 * utilisation_e4 * rated_stations < fleet_e4 THEN 'under-used'
-                    WHEN 2 * utilisation_e4 * rated_stations > 3 * fleet_e4 THEN 'over-used'
-                    ELSE 'normal' END AS band
-        FROM scaled ORDER BY utilisation DESC, station_id""",
+        WITH {utilisation_ctes("fact_sessions")}
+        SELECT * FROM utilisation ORDER BY utilisation DESC, station_id""",
     "tariffs": """
         SELECT v.tariff_key, first.tariff_id, v.tariff_version, v.currency, v.price_per_kwh,
                v.price_per_minute, v.session_fee_minor, v.idle_fee_per_minute, v.vat_rate,
@@ -267,7 +277,7 @@ _VIEWS: dict[str, str] = {
     "pricing_by_tariff": f"""
         SELECT tariff_id, tariff_version, currency, COUNT(*) AS sessions,
                SUM(energy_kwh) AS energy_kwh, SUM(subtotal_minor) AS net_revenue_minor,
-               {_divided("SUM(subtotal_minor) * 1000", "SUM(energy_wh)", 2, "DECIMAL(18,2)")}
+               {divided("SUM(subtotal_minor) * 1000", "SUM(energy_wh)", 2, "DECIMAL(18,2)")}
                    AS net_minor_per_kwh
         FROM fact_sessions WHERE total_minor IS NOT NULL
         GROUP BY ALL ORDER BY tariff_id, tariff_version, currency""",
@@ -279,7 +289,7 @@ _VIEWS: dict[str, str] = {
         SELECT customer_id, currency, COUNT(*) AS sessions,
                COUNT(DISTINCT station_id) AS stations, SUM(energy_kwh) AS energy_kwh,
                SUM(total_minor) AS spend_minor,
-               {_divided("SUM(total_minor)", "COUNT(*)", 0, "BIGINT")} AS average_spend_minor,
+               {divided("SUM(total_minor)", "COUNT(*)", 0, "BIGINT")} AS average_spend_minor,
                MIN(started_at) AS first_session_at, MAX(started_at) AS last_session_at,
                COUNT(*) > 1 AS repeat_customer
         FROM fact_sessions WHERE total_minor IS NOT NULL
@@ -287,7 +297,7 @@ _VIEWS: dict[str, str] = {
     "repeat_customers": f"""
         SELECT COUNT(*) AS customers,
                COUNT(*) FILTER (WHERE sessions > 1) AS repeat_customers,
-               {_divided("COUNT(*) FILTER (WHERE sessions > 1)", "COUNT(*)", 4, "DECIMAL(9,4)")}
+               {divided("COUNT(*) FILTER (WHERE sessions > 1)", "COUNT(*)", 4, "DECIMAL(9,4)")}
                    AS repeat_share
         FROM (SELECT customer_id, COUNT(*) AS sessions FROM fact_sessions
               GROUP BY customer_id)""",
@@ -306,7 +316,7 @@ _VIEWS: dict[str, str] = {
                COUNT(*) FILTER (WHERE t.status = 'rejected') AS rejected,
                SUM(t.amount_minor) AS requested_minor,
                COALESCE(SUM(t.issued_minor), 0) AS issued_minor,
-               {_divided("COUNT(*)", "MAX(ss.sessions)", 4, "DECIMAL(9,4)")}
+               {divided("COUNT(*)", "MAX(ss.sessions)", 4, "DECIMAL(9,4)")}
                    AS refunds_per_session,
                COUNT(*) > 1 AS recurring
         FROM traced t LEFT JOIN station_sessions ss ON ss.station_id = t.station_id
