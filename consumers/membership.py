@@ -40,9 +40,11 @@ class GroupMembership:
         if now < self._next_check:
             return
         self._next_check = now + self._interval_s
+        from kafka.structs import MemberState
+
         mine = self._consumer.group_metadata()
-        if not mine.member_id or mine.group_instance_id is None:
-            self._strikes = 0  # not joined yet: nothing to lose
+        if not mine.member_id or mine.group_instance_id is None or mine.state != MemberState.STABLE:
+            self._strikes = 0  # not (yet, or no longer) settled in the group: ask again later
             return
         try:
             holder = self._holder(mine.group_id, mine.group_instance_id)
