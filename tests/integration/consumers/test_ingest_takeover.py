@@ -43,6 +43,15 @@ def wait_for_ledger(env: dict[str, str], expected: list[Any], deadline_s: float)
     raise AssertionError(f"the ledger did not reach {len(expected)} events")
 
 
+def assert_one_line_exit(process: subprocess.Popen[bytes], log: Path) -> None:
+    status = process.wait(timeout=60)
+    err = log.read_text()
+    assert status == EXIT_TAKEN_OVER, err
+    assert "Traceback" not in err, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("evledger: another ingest took over the ledger writer; stopping"), err
+
+
 def test_an_idle_ingest_taken_over_exits_by_itself_with_one_line(
     env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -58,12 +67,7 @@ def test_an_idle_ingest_taken_over_exits_by_itself_with_one_line(
         assert a.poll() is None, a_log.read_text()
         b = start_ingest(env, b_log)
         # A has nothing to commit, so only its own check can tell it; a generous bound.
-        status = a.wait(timeout=60)
-        a_err = a_log.read_text()
-        assert status == EXIT_TAKEN_OVER, a_err
-        assert "Traceback" not in a_err, a_err
-        last = a_err.strip().splitlines()[-1]
-        assert last.startswith("evledger: another ingest took over the ledger writer; stopping")
+        assert_one_line_exit(a, a_log)
         # B keeps working: the rest of the traffic arrives after A has gone.
         publish(env, write_jsonl(tmp_path / "second.jsonl", second))
         expected = expected_ledger(traffic)
@@ -75,5 +79,37 @@ def test_an_idle_ingest_taken_over_exits_by_itself_with_one_line(
     finally:
         for process in (a, b):
             if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+def test_a_taken_over_ingest_with_records_to_commit_exits_with_one_line(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    traffic = generate(seed=6, shape=SHAPE)[:240]
+    first, second = traffic[:120], traffic[120:]
+    publish(env, write_jsonl(tmp_path / "first.jsonl", first))
+    a_log, b_log = tmp_path / "a.stderr", tmp_path / "b.stderr"
+    a = start_ingest(env, a_log)
+    b: subprocess.Popen[bytes] | None = None
+    try:
+        wait_for_ledger(env, expected_ledger(first), 120)
+        a.send_signal(signal.SIGSTOP)  # A still believes it owns the partitions
+        b = start_ingest(env, b_log)
+        time.sleep(8)  # B has taken the writer and the membership over
+        b.send_signal(signal.SIGSTOP)
+        publish(env, write_jsonl(tmp_path / "second.jsonl", second))
+        a.send_signal(signal.SIGCONT)  # A reads the new records, and cannot commit them
+        assert_one_line_exit(a, a_log)
+        b.send_signal(signal.SIGCONT)
+        expected = expected_ledger(traffic)
+        wait_for_ledger(env, expected, 120)
+        b.send_signal(signal.SIGTERM)
+        assert b.wait(timeout=30) == 0, b_log.read_text()
+        assert kafka_ledger(env) == expected  # nothing lost, nothing twice
+    finally:
+        for process in (a, b):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGCONT)
                 process.kill()
                 process.wait()
