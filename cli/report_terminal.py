@@ -10,7 +10,6 @@ from rich.table import Table
 from rich.text import Text
 
 from cli.safe_text import plain
-
 from projections.report import Kind, Report, Section
 from projections.report_formats import header_text, headline_items, period_text, value_text
 
