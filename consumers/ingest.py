@@ -26,6 +26,7 @@ from consumers.batch import BatchOutcome, CommandHandler, apply_batch
 from consumers.counters import IngestCounters
 from consumers.dead_letter import DeadLetter
 from consumers.ledger_backoff import LedgerBackoff, retriable
+from consumers.membership import GroupMembership
 from consumers.producer import MAX_MESSAGE_BYTES
 from consumers.sources import StopSignal
 from consumers.triage import SourceRecord
@@ -132,6 +133,7 @@ class KafkaIngest:
             max_partition_fetch_bytes=MAX_MESSAGE_BYTES + 1024 * 1024,
             fetch_max_bytes=4 * MAX_MESSAGE_BYTES,
         )
+        self.membership = GroupMembership(self.consumer, config.bootstrap_servers)
 
     def run(
         self,
@@ -170,11 +172,15 @@ class KafkaIngest:
                 self.counters.check()
                 log.info("ingest batch of %d: %s", len(records), self.counters.summary())
                 on_batch(outcome)
-            elif until_idle and self._caught_up():
-                break
+            else:
+                # Nothing to commit, so the writer cannot learn it was fenced: ask the group.
+                self.membership.check()
+                if until_idle and self._caught_up():
+                    break
         return self.counters
 
     def close(self) -> None:
+        self.membership.close()
         self.consumer.close()
 
     def _poll(self) -> list[SourceRecord]:

@@ -156,6 +156,19 @@ FACT_TABLES: tuple[Table, ...] = (
             occurred_at="ts",
         ),
     ),
+    # Every rejected message, one row each, whether or not it named a known aggregate
+    # (fact_rejections holds those that did, with the aggregate).
+    Table(
+        "fact_rejected_messages",
+        Entity.REJECTED_MESSAGE,
+        key=("event_id",),
+        columns=columns(
+            event_id="text",
+            message_type="text",
+            reason="text",
+            recorded_at="ts",
+        ),
+    ),
     Table(
         "dim_tariff_versions",
         Entity.TARIFF_VERSION,
@@ -326,6 +339,21 @@ _VIEWS: dict[str, str] = {
                SUM(energy_kwh) AS energy_kwh,
                rank() OVER (ORDER BY COUNT(*) DESC) AS popularity_rank
         FROM fact_sessions GROUP BY station_id ORDER BY popularity_rank, station_id""",
+    # Every rejected message with what is known of it: the aggregate it was recorded on,
+    # when it occurred upstream, and the station and customer of its session.
+    "rejections": """
+        SELECT m.event_id, m.message_type, m.reason, m.recorded_at, r.occurred_at,
+               r.aggregate_kind, r.aggregate_key, s.station_id, s.customer_id
+        FROM fact_rejected_messages m
+        LEFT JOIN fact_rejections r ON r.event_id = m.event_id
+        LEFT JOIN fact_refunds f
+               ON r.aggregate_kind = 'refund' AND f.refund_key = r.aggregate_key
+        LEFT JOIN fact_payments p ON p.payment_key = CASE r.aggregate_kind
+               WHEN 'payment' THEN r.aggregate_key WHEN 'refund' THEN f.payment_key END
+        LEFT JOIN fact_sessions s ON s.session_key = CASE r.aggregate_kind
+               WHEN 'session' THEN r.aggregate_key
+               ELSE COALESCE(f.session_key, p.session_key) END
+        ORDER BY m.recorded_at, m.event_id""",
     "payment_outcomes": """
         SELECT status, COALESCE(failure_reason, '') AS reason, COUNT(*) AS payments
         FROM fact_payments GROUP BY ALL ORDER BY payments DESC, status, reason""",

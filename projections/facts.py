@@ -21,6 +21,7 @@ from domain.idempotency import ProcessedMessage
 from domain.ids import payment_aggregate_id, session_aggregate_id, tariff_aggregate_id
 from domain.payment import Payment
 from domain.refund import SYSTEM, Refund
+from domain.results import Outcome
 from domain.session import ChargingSession
 from domain.settlement import SessionSettlement
 from domain.tariff import Tariff
@@ -43,6 +44,7 @@ class Entity(StrEnum):
     LINE_ITEM = "line_item"
     POSTING = "posting"
     REJECTION = "rejection"
+    REJECTED_MESSAGE = "rejected_message"
     TARIFF_VERSION = "tariff_version"
 
 
@@ -380,6 +382,21 @@ def _refund_failed(ledger_event: LedgerEvent) -> list[Fact]:
     return [Fact(Entity.REFUND, _key(event), values)]
 
 
+def _processed(ledger_event: LedgerEvent) -> list[Fact]:
+    """Every rejected message, also those that named no aggregate (a stop for an unknown
+    session, a capture without an authorisation): its ProcessedMessage is the one record
+    of the rejection they all have."""
+    event: ProcessedMessage.Recorded = ledger_event.event
+    if event.outcome != Outcome.REJECTED.value:
+        return []
+    values = {
+        "message_type": event.message_type,
+        "reason": event.rejection_reason,
+        "recorded_at": utc(event.timestamp),
+    }
+    return [Fact(Entity.REJECTED_MESSAGE, (event.event_id,), values)]
+
+
 def _rejected(kind: str) -> Callable[[LedgerEvent], list[Fact]]:
     return lambda ledger_event: _rejection(ledger_event, kind)
 
@@ -405,17 +422,17 @@ _HANDLERS: dict[type, Callable[[LedgerEvent], list[Fact]]] = {
     Refund.Issued: _refund_issued,
     Refund.Failed: _refund_failed,
     Refund.CommandRejected: _rejected("refund"),
+    ProcessedMessage.Recorded: _processed,
 }
 
 
-# Events no read model shows: settlement bookkeeping and processed-message records (their
-# effects are on other aggregates), and refund budget moves (the Refund's own events say it).
+# Events no read model shows: settlement bookkeeping (its effects are on other aggregates),
+# and refund budget moves (the Refund's own events say it).
 IGNORED: frozenset[type] = frozenset(
     {
         SessionSettlement.Opened,
         SessionSettlement.SessionPriced,
         SessionSettlement.PaymentCaptured,
-        ProcessedMessage.Recorded,
         Payment.RefundApproved,
         Payment.RefundReleased,
     }

@@ -107,3 +107,12 @@ def test_fold_lets_later_values_win_but_never_clears() -> None:
     assert folded == {
         Entity.REFUND: {("r",): {"status": "approved", "note": "hi", "currency": "EUR"}}
     }
+
+
+def test_a_rejected_message_is_a_fact_keyed_by_its_event_id_and_an_applied_one_is_not() -> None:
+    processed = by_type(ledger_events(), "ProcessedMessage.Recorded")
+    rejected = [f for e in processed for f in facts_of(e)]
+    assert {f.entity for f in rejected} == {Entity.REJECTED_MESSAGE}
+    outcomes = [e.event.outcome for e in processed]
+    assert len(rejected) == outcomes.count("rejected") > 0
+    assert all(f.values["reason"] for f in rejected)
