@@ -1,0 +1,236 @@
+"""The one place kafka-python clients are built: every producer, consumer and admin client
+of evledger comes from a KafkaConnection, so none can leave out the security settings.
+
+A KafkaConnection is where the brokers are and how to talk to them (TLS, SASL). The
+composition root builds it from the validated settings; the store's factory rebuilds it
+from the eventsourcing environment (``environment()`` and ``from_environment()``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kafka.errors import KafkaConnectionError, KafkaError, SaslAuthenticationFailedError
+
+PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+# Keys of the eventsourcing environment (store.factory) that carry the security settings.
+ENV_KEYS = {
+    "protocol": "KAFKA_SECURITY_PROTOCOL",
+    "sasl_mechanism": "KAFKA_SASL_MECHANISM",
+    "username": "KAFKA_SASL_USERNAME",
+    "password": "KAFKA_SASL_PASSWORD",
+    "ca_file": "KAFKA_SSL_CAFILE",
+    "cert_file": "KAFKA_SSL_CERTFILE",
+    "key_file": "KAFKA_SSL_KEYFILE",
+    "key_password": "KAFKA_SSL_KEY_PASSWORD",
+}
+
+
+# How long the first client of a connection waits to learn whether its login is refused.
+LOGIN_CHECK_MS = 5000
+
+
+class KafkaSecurityError(ValueError):
+    """The security settings do not make sense together; one line saying why."""
+
+
+class KafkaLoginRefused(KafkaError):
+    """The brokers refused the SASL username and password (not retriable: a wrong password
+    stays wrong). The message names the user, never the password."""
+
+    retriable = False
+
+
+@dataclass(frozen=True)
+class KafkaSecurity:
+    """How clients prove who they are and check who the brokers are. Passwords never show
+    in repr()."""
+
+    protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    key_password: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        problem = self.problem()
+        if problem is not None:
+            raise KafkaSecurityError(problem)
+
+    def problem(self) -> str | None:
+        """What is wrong with these settings together, or None."""
+        if self.protocol not in PROTOCOLS:
+            return f"security protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}"
+        sasl = self.protocol.startswith("SASL_")
+        if sasl and self.sasl_mechanism not in SASL_MECHANISMS:
+            return (
+                f"{self.protocol} needs a SASL mechanism, one of {', '.join(SASL_MECHANISMS)}, "
+                f"got {self.sasl_mechanism!r}"
+            )
+        if sasl and not (self.username and self.password):
+            return f"{self.protocol} needs a SASL username and password"
+        if not sasl and (self.sasl_mechanism or self.username or self.password):
+            return f"SASL settings are set but the security protocol is {self.protocol}"
+        tls_files = (self.ca_file, self.cert_file, self.key_file, self.key_password)
+        if not self.protocol.endswith("SSL") and any(tls_files):
+            return f"TLS files are set but the security protocol is {self.protocol}"
+        if bool(self.cert_file) != bool(self.key_file):
+            return "a client certificate needs its key file, and a key file its certificate"
+        return None
+
+    def client_config(self) -> dict[str, Any]:
+        """The kafka-python options for these settings."""
+        config: dict[str, Any] = {"security_protocol": self.protocol}
+        if self.protocol.startswith("SASL_"):
+            config |= {
+                "sasl_mechanism": self.sasl_mechanism,
+                "sasl_plain_username": self.username,
+                "sasl_plain_password": self.password,
+            }
+        tls = {
+            "ssl_cafile": self.ca_file,
+            "ssl_certfile": self.cert_file,
+            "ssl_keyfile": self.key_file,
+            "ssl_password": self.key_password,
+        }
+        return config | {key: value for key, value in tls.items() if value}
+
+    def environment(self) -> dict[str, str]:
+        """These settings as eventsourcing environment keys (unset ones left out)."""
+        values = {name: getattr(self, name) for name in ENV_KEYS}
+        return {ENV_KEYS[name]: str(value) for name, value in values.items() if value}
+
+    @classmethod
+    def from_environment(cls, get: Callable[[str], str | None]) -> KafkaSecurity:
+        """The settings ``environment()`` wrote, read back with ``get`` (a key's value)."""
+        values = {name: get(key) or None for name, key in ENV_KEYS.items()}
+        protocol = values.pop("protocol") or "PLAINTEXT"
+        return cls(protocol=protocol, **values)
+
+
+PLAINTEXT = KafkaSecurity()
+
+
+@dataclass(frozen=True)
+class KafkaConnection:
+    """Where the brokers are and how to talk to them: every client is made here."""
+
+    bootstrap_servers: str
+    security: KafkaSecurity = PLAINTEXT
+
+    def __str__(self) -> str:
+        return self.bootstrap_servers
+
+    def options(self, **options: Any) -> dict[str, Any]:
+        """The keyword arguments of a kafka-python client: ``options`` and the connection's;
+        a caller cannot override the connection's own."""
+        clash = set(options) & ({"bootstrap_servers"} | set(self.security.client_config()))
+        if clash:
+            raise TypeError(f"set by the connection, not by a caller: {sorted(clash)}")
+        return {"bootstrap_servers": self.bootstrap_servers, **self.security.client_config(), **options}
+
+    def producer(self, **options: Any) -> Any:
+        from kafka import KafkaProducer
+
+        self.check_login()
+        return KafkaProducer(**self.options(**options))
+
+    def consumer(self, *topics: str, **options: Any) -> Any:
+        from kafka import KafkaConsumer
+
+        self.check_login()
+        return KafkaConsumer(*topics, **self.options(**options))
+
+    def admin(self, **options: Any) -> Any:
+        self.check_login()
+        return self._admin(**options)
+
+    def _admin(self, **options: Any) -> Any:
+        from kafka import KafkaAdminClient
+
+        return KafkaAdminClient(**self.options(**options))
+
+    def check_login(self) -> None:
+        """Raise KafkaLoginRefused if the brokers refuse this SASL login; once a process.
+
+        kafka-python retries a refused login until its timeout and then reports only that
+        it could not bootstrap, and Kafka answers bad credentials by closing the connection.
+        So one admin client logs in first, its client's log watched: a connection lost
+        while authenticating (or an authentication error) is a refused login. A broker that
+        cannot be reached at all is left to the client being built (its callers know how to
+        wait for Kafka).
+        """
+        if not self.security.protocol.startswith("SASL_"):
+            return
+        with _LOGINS_LOCK:
+            if self in _LOGINS_ACCEPTED:
+                return
+            watch = _LoginWatch()
+            kafka_logger = logging.getLogger("kafka")
+            level, propagate = kafka_logger.level, kafka_logger.propagate
+            # The client says what it sends at DEBUG only; for this moment those records go
+            # to the watch alone, not to the process's handlers.
+            kafka_logger.addHandler(watch)
+            kafka_logger.setLevel(logging.DEBUG)
+            kafka_logger.propagate = False
+            try:
+                self._admin(
+                    bootstrap_timeout_ms=LOGIN_CHECK_MS,
+                    request_timeout_ms=LOGIN_CHECK_MS,
+                    client_id="evledger-login",
+                ).close()
+                watch.refused = False
+            except KafkaError:
+                pass
+            finally:
+                kafka_logger.removeHandler(watch)
+                kafka_logger.setLevel(level)
+                kafka_logger.propagate = propagate
+            if not watch.refused:
+                _LOGINS_ACCEPTED.add(self)
+                return
+        raise KafkaLoginRefused(
+            f"Kafka at {self.bootstrap_servers} refused the login of user "
+            f"{self.security.username!r} ({self.security.sasl_mechanism}): wrong username or "
+            "password; check EVLEDGER_KAFKA_SASL_USERNAME and EVLEDGER_KAFKA_SASL_PASSWORD"
+        )
+
+
+class _LoginWatch(logging.Handler):
+    """Tells from kafka-python's log records whether the brokers refused the login: an
+    authentication error, or the connection lost after a SASL authenticate request."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.NOTSET)
+        self.authenticating = False
+        self.refused = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        args = record.args if isinstance(record.args, tuple) else ()
+        for arg in args:
+            if isinstance(arg, SaslAuthenticationFailedError):
+                self.refused = True
+            elif type(arg).__name__ == "SaslAuthenticateRequest":
+                self.authenticating = True
+            elif isinstance(arg, KafkaConnectionError) and self.authenticating:
+                self.refused = True
+        if str(record.msg).startswith("Initializing connection"):
+            self.authenticating = False
+
+
+_LOGINS_LOCK = threading.Lock()
+_LOGINS_ACCEPTED: set[KafkaConnection] = set()
+
+
+def connection_from(env: Mapping[str, str] | Any, bootstrap_servers: str) -> KafkaConnection:
+    """The connection an eventsourcing environment describes (store.factory's keys)."""
+    return KafkaConnection(bootstrap_servers, KafkaSecurity.from_environment(env.get))
