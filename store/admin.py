@@ -35,9 +35,7 @@ class TopicSpec:
         }
 
 
-def ensure_topic(
-    connection: KafkaConnection, spec: TopicSpec, timeout_ms: int = 15000
-) -> bool:
+def ensure_topic(connection: KafkaConnection, spec: TopicSpec, timeout_ms: int = 15000) -> bool:
     """Create the topic if it is missing; return True if it was created by this call.
 
     A broker of the cluster that just died makes kafka-python's admin client fail instead

@@ -40,11 +40,14 @@ class KafkaSecurityError(ValueError):
     """The security settings do not make sense together; one line saying why."""
 
 
-class KafkaLoginRefused(KafkaError):
+class KafkaLoginRefused(KafkaError):  # type: ignore[misc]  # kafka-python is untyped
     """The brokers refused the SASL username and password (not retriable: a wrong password
     stays wrong). The message names the user, never the password."""
 
     retriable = False
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "Kafka refused the login"
 
 
 @dataclass(frozen=True)
@@ -67,24 +70,34 @@ class KafkaSecurity:
             raise KafkaSecurityError(problem)
 
     def problem(self) -> str | None:
-        """What is wrong with these settings together, or None."""
+        """What is wrong with these settings together, or None (named as the EVLEDGER_*
+        settings they come from)."""
         if self.protocol not in PROTOCOLS:
             return f"security protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}"
         sasl = self.protocol.startswith("SASL_")
         if sasl and self.sasl_mechanism not in SASL_MECHANISMS:
             return (
-                f"{self.protocol} needs a SASL mechanism, one of {', '.join(SASL_MECHANISMS)}, "
-                f"got {self.sasl_mechanism!r}"
+                f"EVLEDGER_KAFKA_SASL_MECHANISM: {self.protocol} needs one of "
+                f"{', '.join(SASL_MECHANISMS)}"
             )
         if sasl and not (self.username and self.password):
-            return f"{self.protocol} needs a SASL username and password"
+            return (
+                f"EVLEDGER_KAFKA_SASL_USERNAME and EVLEDGER_KAFKA_SASL_PASSWORD: {self.protocol} "
+                "needs both"
+            )
         if not sasl and (self.sasl_mechanism or self.username or self.password):
-            return f"SASL settings are set but the security protocol is {self.protocol}"
+            return (
+                "EVLEDGER_KAFKA_SASL_*: set, but EVLEDGER_KAFKA_SECURITY_PROTOCOL is "
+                f"{self.protocol} (use SASL_SSL or SASL_PLAINTEXT)"
+            )
         tls_files = (self.ca_file, self.cert_file, self.key_file, self.key_password)
         if not self.protocol.endswith("SSL") and any(tls_files):
-            return f"TLS files are set but the security protocol is {self.protocol}"
+            return (
+                "EVLEDGER_KAFKA_SSL_*: set, but EVLEDGER_KAFKA_SECURITY_PROTOCOL is "
+                f"{self.protocol} (use SSL or SASL_SSL)"
+            )
         if bool(self.cert_file) != bool(self.key_file):
-            return "a client certificate needs its key file, and a key file its certificate"
+            return "EVLEDGER_KAFKA_SSL_CERTFILE and EVLEDGER_KAFKA_SSL_KEYFILE go together"
         return None
 
     def client_config(self) -> dict[str, Any]:
@@ -136,7 +149,11 @@ class KafkaConnection:
         clash = set(options) & ({"bootstrap_servers"} | set(self.security.client_config()))
         if clash:
             raise TypeError(f"set by the connection, not by a caller: {sorted(clash)}")
-        return {"bootstrap_servers": self.bootstrap_servers, **self.security.client_config(), **options}
+        return {
+            "bootstrap_servers": self.bootstrap_servers,
+            **self.security.client_config(),
+            **options,
+        }
 
     def producer(self, **options: Any) -> Any:
         from kafka import KafkaProducer
