@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from store.kafka_clients import KafkaSecurity, KafkaSecurityError
+from store.kafka_clients import KafkaConnection, KafkaSecurity, KafkaSecurityError
 
 _BOOTSTRAP = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:\d{1,5}$")
 _TOPIC_PREFIX = re.compile(r"^[A-Za-z0-9._\-]{1,200}$")
@@ -135,6 +135,14 @@ class Settings(BaseSettings):
             key_file=path(self.kafka_ssl_keyfile),
             key_password=secret(self.kafka_ssl_key_password),
         )
+
+    def kafka_connection(self, bootstrap_servers: str | None = None) -> KafkaConnection:
+        """A connection with these security settings, to these brokers (default: the
+        configured ones), for tools that reach Kafka outside the ledger's own wiring."""
+        servers = bootstrap_servers or self.kafka_bootstrap
+        if servers is None:
+            raise SettingsError("EVLEDGER_KAFKA_BOOTSTRAP: not set")
+        return KafkaConnection(servers, self.kafka_security)
 
     @classmethod
     def embedded_in(cls, data_dir: Path) -> Settings:

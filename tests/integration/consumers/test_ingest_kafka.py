@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
+from kafka import TopicPartition
 
 from consumers.contract import parse_message
 from consumers.dead_letter import DeadLetter
 from consumers.translate import to_command
 from demo.traffic import TrafficShape, generate
 from domain.application import BillingApplication
+from store.kafka_clients import KafkaConnection
 from tests.kafka_topics import read_topic
 
 EVLEDGER = str(Path(sys.executable).with_name("evledger"))
@@ -149,7 +150,7 @@ def test_every_message_delivered_twice_changes_the_ledger_once(
 
 
 def ledger_high_watermark(bootstrap: str, topic: str) -> int:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_uncommitted")
+    consumer = KafkaConnection(bootstrap).consumer(isolation_level="read_uncommitted")
     try:
         partition = TopicPartition(topic, 0)
         return int(consumer.end_offsets([partition]).get(partition, 0))
