@@ -51,7 +51,7 @@ class KafkaLedgerScan:
     def _consumer(self) -> Any:
         from kafka.errors import KafkaError
 
-        from store.kafka_clients import KafkaLoginRefused
+        from store.kafka_login import KafkaLoginRefused
 
         try:
             return self.connection.consumer(

@@ -83,7 +83,7 @@ def main() -> None:
         app()
     except Exception as error:
         # Imported here: `evledger --help` loads no Kafka client.
-        from store.kafka_clients import KafkaLoginRefused
+        from store.kafka_login import KafkaLoginRefused
 
         if not isinstance(error, KafkaLoginRefused):
             raise

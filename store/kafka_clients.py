@@ -8,13 +8,9 @@ from the eventsourcing environment (``environment()`` and ``from_environment()``
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-from kafka.errors import KafkaConnectionError, KafkaError, SaslAuthenticationFailedError
 
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
@@ -32,22 +28,8 @@ ENV_KEYS = {
 }
 
 
-# How long the first client of a connection waits to learn whether its login is refused.
-LOGIN_CHECK_MS = 5000
-
-
 class KafkaSecurityError(ValueError):
     """The security settings do not make sense together; one line saying why."""
-
-
-class KafkaLoginRefused(KafkaError):  # type: ignore[misc]  # kafka-python is untyped
-    """The brokers refused the SASL username and password (not retriable: a wrong password
-    stays wrong). The message names the user, never the password."""
-
-    retriable = False
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else "Kafka refused the login"
 
 
 @dataclass(frozen=True)
@@ -169,83 +151,21 @@ class KafkaConnection:
 
     def admin(self, **options: Any) -> Any:
         self.check_login()
-        return self._admin(**options)
+        return self.admin_unchecked(**options)
 
-    def _admin(self, **options: Any) -> Any:
+    def admin_unchecked(self, **options: Any) -> Any:
+        """An admin client without the login check (the check itself uses one)."""
         from kafka import KafkaAdminClient
 
         return KafkaAdminClient(**self.options(**options))
 
     def check_login(self) -> None:
-        """Raise KafkaLoginRefused if the brokers refuse this SASL login; once a process.
+        """Raise KafkaLoginRefused (store/kafka_login.py) if the brokers refuse this SASL
+        login; checked once a process."""
+        if self.security.protocol.startswith("SASL_"):
+            from store.kafka_login import check_login
 
-        kafka-python retries a refused login until its timeout and then reports only that
-        it could not bootstrap, and Kafka answers bad credentials by closing the connection.
-        So one admin client logs in first, its client's log watched: a connection lost
-        while authenticating (or an authentication error) is a refused login. A broker that
-        cannot be reached at all is left to the client being built (its callers know how to
-        wait for Kafka).
-        """
-        if not self.security.protocol.startswith("SASL_"):
-            return
-        with _LOGINS_LOCK:
-            if self in _LOGINS_ACCEPTED:
-                return
-            watch = _LoginWatch()
-            kafka_logger = logging.getLogger("kafka")
-            level, propagate = kafka_logger.level, kafka_logger.propagate
-            # The client says what it sends at DEBUG only; for this moment those records go
-            # to the watch alone, not to the process's handlers.
-            kafka_logger.addHandler(watch)
-            kafka_logger.setLevel(logging.DEBUG)
-            kafka_logger.propagate = False
-            try:
-                self._admin(
-                    bootstrap_timeout_ms=LOGIN_CHECK_MS,
-                    request_timeout_ms=LOGIN_CHECK_MS,
-                    client_id="evledger-login",
-                ).close()
-                watch.refused = False
-            except KafkaError:
-                pass
-            finally:
-                kafka_logger.removeHandler(watch)
-                kafka_logger.setLevel(level)
-                kafka_logger.propagate = propagate
-            if not watch.refused:
-                _LOGINS_ACCEPTED.add(self)
-                return
-        raise KafkaLoginRefused(
-            f"Kafka at {self.bootstrap_servers} refused the login of user "
-            f"{self.security.username!r} ({self.security.sasl_mechanism}): wrong username or "
-            "password; check EVLEDGER_KAFKA_SASL_USERNAME and EVLEDGER_KAFKA_SASL_PASSWORD"
-        )
-
-
-class _LoginWatch(logging.Handler):
-    """Tells from kafka-python's log records whether the brokers refused the login: an
-    authentication error, or the connection lost after a SASL authenticate request."""
-
-    def __init__(self) -> None:
-        super().__init__(level=logging.NOTSET)
-        self.authenticating = False
-        self.refused = False
-
-    def emit(self, record: logging.LogRecord) -> None:
-        args = record.args if isinstance(record.args, tuple) else ()
-        for arg in args:
-            if isinstance(arg, SaslAuthenticationFailedError):
-                self.refused = True
-            elif type(arg).__name__ == "SaslAuthenticateRequest":
-                self.authenticating = True
-            elif isinstance(arg, KafkaConnectionError) and self.authenticating:
-                self.refused = True
-        if str(record.msg).startswith("Initializing connection"):
-            self.authenticating = False
-
-
-_LOGINS_LOCK = threading.Lock()
-_LOGINS_ACCEPTED: set[KafkaConnection] = set()
+            check_login(self)
 
 
 def connection_from(env: Mapping[str, str] | Any, bootstrap_servers: str) -> KafkaConnection:
