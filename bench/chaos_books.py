@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bootstrap.settings import load_settings
 from tests.ledger_compare import expected_ledger, kafka_ledger_rows
 
 EVLEDGER = str(Path(sys.executable).with_name("evledger"))
@@ -40,10 +41,12 @@ def kafka_rows(env: dict[str, str], data_dir: Path) -> list[tuple[Any, ...]]:
 
 def topic_values(bootstrap: str, topic: str) -> list[bytes]:
     """Every committed record value of a one-partition topic."""
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import TopicPartition
 
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False
+    consumer = (
+        load_settings()
+        .kafka_connection(bootstrap)
+        .consumer(isolation_level="read_committed", enable_auto_commit=False)
     )
     partition = TopicPartition(topic, 0)
     try:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from store.kafka_clients import KafkaConnection, KafkaSecurity, KafkaSecurityError
 
 _BOOTSTRAP = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:\d{1,5}$")
 _TOPIC_PREFIX = re.compile(r"^[A-Za-z0-9._\-]{1,200}$")
@@ -39,6 +42,17 @@ class Settings(BaseSettings):
     # DuckDB's memory for the analytics projector and rebuild (its buffer otherwise grows
     # with the analytics file, up to most of the machine's memory).
     duckdb_memory_limit_mib: int = Field(default=128, ge=16)
+    # How every Kafka client talks to the brokers (store/kafka_clients.py): TLS, SASL login.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    # PEM files: the CA that signed the brokers' certificates (else the system's CAs), and a
+    # client certificate with its key (and the key's password) for brokers that ask for one.
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+    kafka_ssl_key_password: SecretStr | None = None
 
     @field_validator("kafka_bootstrap")
     @classmethod
@@ -74,6 +88,13 @@ class Settings(BaseSettings):
             raise ValueError(f"no key file at {value} (make one with `evledger audit keygen`)")
         return value
 
+    @field_validator("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile")
+    @classmethod
+    def _tls_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
     @field_validator("topic_prefix")
     @classmethod
     def _topic_prefix(cls, value: str) -> str:
@@ -88,7 +109,40 @@ class Settings(BaseSettings):
                 "EVLEDGER_KAFKA_MIN_INSYNC_REPLICAS must not exceed "
                 "EVLEDGER_KAFKA_REPLICATION_FACTOR"
             )
+        try:
+            _ = self.kafka_security
+        except KafkaSecurityError as error:
+            raise ValueError(str(error)) from None
         return self
+
+    @property
+    def kafka_security(self) -> KafkaSecurity:
+        """The Kafka clients' TLS and SASL settings (KafkaSecurityError if inconsistent)."""
+
+        def secret(value: SecretStr | None) -> str | None:
+            return value.get_secret_value() if value is not None else None
+
+        def path(value: Path | None) -> str | None:
+            return str(value) if value is not None else None
+
+        return KafkaSecurity(
+            protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            username=self.kafka_sasl_username,
+            password=secret(self.kafka_sasl_password),
+            ca_file=path(self.kafka_ssl_cafile),
+            cert_file=path(self.kafka_ssl_certfile),
+            key_file=path(self.kafka_ssl_keyfile),
+            key_password=secret(self.kafka_ssl_key_password),
+        )
+
+    def kafka_connection(self, bootstrap_servers: str | None = None) -> KafkaConnection:
+        """A connection with these security settings, to these brokers (default: the
+        configured ones), for tools that reach Kafka outside the ledger's own wiring."""
+        servers = bootstrap_servers or self.kafka_bootstrap
+        if servers is None:
+            raise SettingsError("EVLEDGER_KAFKA_BOOTSTRAP: not set")
+        return KafkaConnection(servers, self.kafka_security)
 
     @classmethod
     def embedded_in(cls, data_dir: Path) -> Settings:
@@ -101,8 +155,13 @@ class Settings(BaseSettings):
         return self.kafka_bootstrap is None
 
     def redacted(self) -> dict[str, object]:
-        """The settings for display, with any PostgreSQL password masked."""
+        """The settings for display, with any PostgreSQL or Kafka password masked."""
+        from bootstrap.secrets import MASK
+
         values = self.model_dump()
+        for name in ("kafka_sasl_password", "kafka_ssl_key_password"):
+            if values[name] is not None:
+                values[name] = MASK
         if self.pg_dsn is not None:
             from bootstrap.secrets import mask_dsn, scrub
 

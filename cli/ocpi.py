@@ -324,7 +324,7 @@ def import_(
         with tempfile.TemporaryDirectory() as scratch:
             staged = Path(scratch) / "ocpi.jsonl"
             staged.write_text(text, encoding="utf-8")
-            sent = publish_file(staged, site.bootstrap_servers, site.ingest_topic)
+            sent = publish_file(staged, site.connection, site.ingest_topic)
         stderr.print(f"published {sent.published} messages ({counts}) to {site.ingest_topic}")
     if out is not None:
         out.write_text(text, encoding="utf-8")

@@ -93,7 +93,7 @@ def _kafka_ingest(root: Root, batch_size: int) -> KafkaIngest:
     site = kafka_site(root, "ingest from the topic")
     ensure_topics(site, site.ingest_topic, site.dead_letter_topic)
     config = IngestConfig(
-        bootstrap_servers=site.bootstrap_servers,
+        connection=site.connection,
         ingest_topic=site.ingest_topic,
         dead_letter_topic=site.dead_letter_topic,
         group_id=site.ingest_group,
@@ -138,9 +138,7 @@ def publish(
     total = _require_file(file)
     ensure_topics(site, site.ingest_topic)
     with progress("publishing", total, unit="messages") as bar:
-        report = publish_file(
-            file, site.bootstrap_servers, site.ingest_topic, on_progress=bar.update
-        )
+        report = publish_file(file, site.connection, site.ingest_topic, on_progress=bar.update)
     typer.echo(f"published {report.published} messages to {site.ingest_topic}")
 
 

@@ -13,6 +13,8 @@ import logging
 import time
 from typing import Any
 
+from store.kafka_clients import KafkaConnection
+
 log = logging.getLogger(__name__)
 
 
@@ -24,9 +26,9 @@ class GroupMembership:
     """Raises IngestReplaced once the group's member for our instance id has been someone
     else twice in a row (once could be our own rejoin, not yet seen locally)."""
 
-    def __init__(self, consumer: Any, bootstrap_servers: str, interval_s: float = 1.5) -> None:
+    def __init__(self, consumer: Any, connection: KafkaConnection, interval_s: float = 1.5) -> None:
         self._consumer = consumer
-        self._bootstrap_servers = bootstrap_servers
+        self._connection = connection
         self._interval_s = interval_s
         self._next_check = time.monotonic() + interval_s
         self._admin: Any = None
@@ -66,13 +68,9 @@ class GroupMembership:
             self._admin = None
 
     def _holder(self, group_id: str, instance_id: str) -> str | None:
-        from kafka import KafkaAdminClient
-
         if self._admin is None:
-            self._admin = KafkaAdminClient(
-                bootstrap_servers=self._bootstrap_servers,
-                client_id=f"{group_id}-membership",
-                request_timeout_ms=5_000,
+            self._admin = self._connection.admin(
+                client_id=f"{group_id}-membership", request_timeout_ms=5_000
             )
         described = self._admin.describe_groups([group_id])[group_id]
         for member in described.get("members", []):

@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
+from kafka import TopicPartition
 
 from consumers.dead_letter import DeadLetter
 from demo.traffic import TrafficShape, generate
+from store.kafka_clients import KafkaConnection
 from tests.kafka_topics import read_topic
 from tests.ledger_compare import expected_ledger, kafka_ledger_rows
 
@@ -100,7 +101,7 @@ def test_every_message_delivered_twice_changes_the_ledger_once(
 
 
 def ledger_high_watermark(bootstrap: str, topic: str) -> int:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_uncommitted")
+    consumer = KafkaConnection(bootstrap).consumer(isolation_level="read_uncommitted")
     try:
         partition = TopicPartition(topic, 0)
         return int(consumer.end_offsets([partition]).get(partition, 0))
