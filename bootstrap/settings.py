@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     # DuckDB's memory for the analytics projector and rebuild (its buffer otherwise grows
     # with the analytics file, up to most of the machine's memory).
     duckdb_memory_limit_mib: int = Field(default=128, ge=16)
+    # How many minor units a roaming CDR's total_cost may differ from evledger's re-priced
+    # total and still be reconciled as exact (0: to the cent).
+    ocpi_tolerance_minor: int = Field(default=0, ge=0, le=1_000_000)
 
     @field_validator("kafka_bootstrap")
     @classmethod
