@@ -28,7 +28,7 @@ def roaming_cdrs() -> list[dict[str, Any]]:
     exact = _load("cdr_20_45_kwh.json")
 
     def variant(cdr_id: str, **changes: Any) -> dict[str, Any]:
-        cdr = copy.deepcopy(exact)
+        cdr: dict[str, Any] = copy.deepcopy(exact)
         cdr.update(id=cdr_id, **changes)
         return cdr
 
