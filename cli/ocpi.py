@@ -334,9 +334,11 @@ def import_(
 
 
 def _register_ledger_commands() -> None:
+    from cli.ocpi_export import export_cdrs
     from cli.ocpi_ledger import cdrs
 
     app.command("cdrs")(cdrs)
+    app.command("export-cdrs")(export_cdrs)
 
 
 _register_ledger_commands()
