@@ -32,9 +32,9 @@ from domain.ocpi import codec
 from domain.ocpi.engine import CdrPricing, price_cdr
 from domain.ocpi.model import ENERGY, FLAT, PARKING_TIME, TIME
 from domain.pricing import (
-    window_boundaries,
     allocate_largest_remainder,
     split_charging_by_window,
+    window_boundaries,
 )
 from domain.tariff import TariffTerms
 from domain.timeutil import whole_seconds
