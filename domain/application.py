@@ -616,15 +616,25 @@ class BillingApplication(Application[UUID]):
     def _record_cdr(self, command: RecordCdr) -> _Decision:
         cdr, raw = command.cdr(), command.raw()
         name = f"CDR {cdr.country_code}/{cdr.party_id}/{cdr.id}"
-        if self._find(RoamingCdr, roaming_cdr_aggregate_id(cdr.country_code, cdr.party_id, cdr.id)):
+        location = raw.get("cdr_location")
+        location_id = str(location.get("id", "")) if isinstance(location, dict) else ""
+        session_id = raw.get("session_id")
+        existing = self._find(
+            RoamingCdr, roaming_cdr_aggregate_id(cdr.country_code, cdr.party_id, cdr.id)
+        )
+        retry = (
+            existing is not None
+            and existing.status is CdrStatus.REJECTED
+            and existing.document == command.document
+        )
+        if existing is not None and not retry:
             return _Decision(
                 rejection_reason=f"{name} was already received; OCPI CDRs are never updated: "
                 "send a credit CDR and a replacement with a new id"
             )
-        location = raw.get("cdr_location")
-        location_id = str(location.get("id", "")) if isinstance(location, dict) else ""
-        session_id = raw.get("session_id")
-        received = RoamingCdr.receive(
+        # A CDR rejected for want of its tariff or zone is tried again, unchanged, once
+        # they are in the ledger (sent again with a new event_id).
+        received = existing or RoamingCdr.receive(
             cdr,
             session_id=session_id if isinstance(session_id, str) else None,
             location_id=location_id,

@@ -50,6 +50,7 @@ class RoamingCdr(Aggregate):
             aggregate.cdr_id = self.cdr_id
             aggregate.currency = self.currency
             aggregate.credit = self.credit
+            aggregate.document = self.document
 
     class Priced(Aggregate.Event):
         """The engine's price, per dimension in minor units, with the inputs it used."""
@@ -128,6 +129,7 @@ class RoamingCdr(Aggregate):
         self.cdr_id = ""
         self.currency = ""
         self.credit = False
+        self.document = ""
         self.status: CdrStatus | None = None
         self.reconciliation: CdrReconciliation | None = None
         self.difference_minor = 0

@@ -195,3 +195,19 @@ def test_the_cdrs_own_tariff_and_zone_take_precedence() -> None:
     assert ledger.cdr("CDR-OWN").reconciliation is CdrReconciliation.EXACT
     resent = ledger.send("cdr", own, time_zone="Europe/Amsterdam")
     assert resent.outcome is Outcome.REJECTED and "never updated" in str(resent.rejection_reason)
+
+
+def test_a_cdr_rejected_for_its_tariff_is_priced_when_sent_again_after_it() -> None:
+    ledger = Ledger()
+    ledger.send("location", LOCATION)
+    first = ledger.send("cdr", CDR)
+    assert first.outcome is Outcome.REJECTED and "T-ALT-URL is not in the ledger" in str(
+        first.rejection_reason
+    )
+    ledger.send("tariff", TARIFF)
+    again = ledger.send("cdr", CDR)  # the same CDR, a new event_id
+    assert again.outcome is Outcome.APPLIED
+    assert again.event_names[:2] == ("RoamingCdr.Priced", "RoamingCdr.Reconciled")
+    assert ledger.cdr("CDR-2045").reconciliation is CdrReconciliation.EXACT
+    changed = ledger.send("cdr", cdr("CDR-2045", total_cost={"excl_vat": 1, "incl_vat": 1}))
+    assert changed.outcome is Outcome.REJECTED and "never updated" in str(changed.rejection_reason)
