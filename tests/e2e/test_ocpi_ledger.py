@@ -1,7 +1,8 @@
-"""Roaming CDRs through the real pipeline on the embedded default: `ocpi import`, `ingest
---file`, `project`; re-priced and reconciled in the ledger, a credit CDR and its replacement
-keep the trial balance at zero, `audit verify` passes, a rebuild equals the live models, and
-the payment history, refund decisions and analytics show them."""
+"""Roaming CDRs through the real pipeline, on the embedded default (`ingest --file`) and on
+Kafka + PostgreSQL (`ocpi import --publish`, `ingest --until-idle`), then `project`:
+re-priced and reconciled in the ledger, a credit CDR and its replacement keep the trial
+balance at zero, `audit verify` passes, a rebuild equals the live models, and the payment
+history, refund decisions and analytics show them."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import json
 import os
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +51,10 @@ def roaming_cdrs() -> list[dict[str, Any]]:
     return [exact, over, under, no_zone, no_tariff, credit, replacement]
 
 
-def evledger(data_dir: Path, *args: str, status: int = 0) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EVLEDGER_")}
-    env.update(EVLEDGER_DATA_DIR=str(data_dir), COLUMNS="200")
+Env = dict[str, str]
+
+
+def evledger(env: Env, *args: str, status: int = 0) -> str:
     done = subprocess.run(
         [EVLEDGER, *args], env=env, capture_output=True, text=True, timeout=300, check=False
     )
@@ -58,39 +62,86 @@ def evledger(data_dir: Path, *args: str, status: int = 0) -> str:
     return done.stdout
 
 
-def query(data_dir: Path, sql: str) -> list[dict[str, Any]]:
+def query(env: Env, sql: str) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = json.loads(
-        evledger(data_dir, "analytics", "query", sql, "--format", "json")
+        evledger(env, "analytics", "query", sql, "--format", "json")
     )
     return rows
 
 
-@pytest.fixture(scope="module")
-def ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tmp = tmp_path_factory.mktemp("ocpi_ledger")
+def _base_env(data_dir: Path) -> Env:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVLEDGER_")}
+    env.update(EVLEDGER_DATA_DIR=str(data_dir), COLUMNS="200")
+    return env
+
+
+def _import(env: Env, tmp: Path, *options: str) -> None:
     (tmp / "cdrs.json").write_text(json.dumps(roaming_cdrs()))
-    data_dir = tmp / "data"
-    messages = tmp / "ocpi.jsonl"
     evledger(
-        data_dir,
+        env,
         "ocpi",
         "import",
         str(tmp / "cdrs.json"),
         str(FIXTURES / "tariff_flat_and_energy.json"),
         str(FIXTURES / "location_utrecht.json"),
-        "--out",
-        str(messages),
+        *options,
     )
-    (counters,) = json.loads(
-        evledger(data_dir, "ingest", "--file", str(messages), "--format", "json")
-    )
+
+
+def _check_counters(output: str) -> None:
+    (counters,) = json.loads(output)
     assert counters["consumed"] == 9 and counters["dead_lettered"] == 0
     assert counters["rejected"] == 2  # no zone, no tariff: recorded, never guessed
-    evledger(data_dir, "project", "--until-idle")
-    return data_dir
 
 
-def test_each_cdr_is_reconciled_or_rejected_with_its_reason(ledger: Path) -> None:
+@pytest.fixture(scope="module", params=["embedded", "kafka"])
+def ledger(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Env]:
+    tmp = tmp_path_factory.mktemp(f"ocpi_ledger_{request.param}")
+    env = _base_env(tmp / "data")
+    if request.param == "embedded":
+        _import(env, tmp, "--out", str(tmp / "ocpi.jsonl"))
+        _check_counters(
+            evledger(env, "ingest", "--file", str(tmp / "ocpi.jsonl"), "--format", "json")
+        )
+        evledger(env, "project", "--until-idle")
+        yield env
+        return
+    yield from _on_kafka(request, env, tmp)
+
+
+def _on_kafka(request: pytest.FixtureRequest, env: Env, tmp: Path) -> Iterator[Env]:
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    from projections.databases.postgres import drop_database
+    from tests.integration.store.conftest import delete_topics
+
+    bootstrap: str = request.getfixturevalue("kafka_bootstrap")
+    pg_dsn: str = request.getfixturevalue("pg_dsn")
+    database = f"e2e_ocpi_{uuid.uuid4().hex[:10]}"
+    prefix = f"e2e-ocpi-{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_dsn, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {database}")
+    env.update(
+        EVLEDGER_KAFKA_BOOTSTRAP=bootstrap,
+        EVLEDGER_PG_DSN=make_conninfo("", **{**conninfo_to_dict(pg_dsn), "dbname": database}),
+        EVLEDGER_TOPIC_PREFIX=prefix,
+    )
+    try:
+        _import(env, tmp, "--publish")
+        _check_counters(evledger(env, "ingest", "--until-idle", "--format", "json"))
+        evledger(env, "project", "--until-idle")
+        yield env
+    finally:
+        delete_topics(
+            bootstrap, [f"{prefix}.{name}" for name in ("ledger", "ingest", "ingest.dlq")]
+        )
+        drop_database(pg_dsn, database)
+
+
+def test_each_cdr_is_reconciled_or_rejected_with_its_reason(ledger: Env) -> None:
     rows = json.loads(evledger(ledger, "ocpi", "cdrs", "--party", "NL:EVL", "--format", "json"))
     by_id = {row["cdr_id"]: row for row in rows}
     assert set(by_id) == {c["id"] for c in roaming_cdrs()}
@@ -116,7 +167,7 @@ def test_each_cdr_is_reconciled_or_rejected_with_its_reason(ledger: Path) -> Non
     assert json.loads(evledger(ledger, "ocpi", "cdrs", "--party", "DE:XXX", "-f", "json")) == []
 
 
-def test_the_proven_overcharge_is_an_automatic_refund_claim(ledger: Path) -> None:
+def test_the_proven_overcharge_is_an_automatic_refund_claim(ledger: Env) -> None:
     refunds = json.loads(evledger(ledger, "refunds", "--format", "json"))
     (claim,) = [r for r in refunds if r["refund_id"] == "ocpi-claim:NL:EVL:CDR-OVER"]
     assert (claim["status"], claim["reason"], claim["amount_minor"]) == (
@@ -127,7 +178,7 @@ def test_the_proven_overcharge_is_an_automatic_refund_claim(ledger: Path) -> Non
     assert claim["decided_by"] == "system"
 
 
-def test_credit_and_replacement_keep_the_books_at_zero(ledger: Path) -> None:
+def test_credit_and_replacement_keep_the_books_at_zero(ledger: Env) -> None:
     checks = query(ledger, "SELECT currency, balanced FROM trial_balance_check")
     assert checks == [{"currency": "EUR", "balanced": True}]
     balances = {
@@ -141,7 +192,7 @@ def test_credit_and_replacement_keep_the_books_at_zero(ledger: Path) -> None:
     assert sum(balances.values()) == 0
 
 
-def test_the_partner_view_counts_cdrs_amounts_and_disagreements(ledger: Path) -> None:
+def test_the_partner_view_counts_cdrs_amounts_and_disagreements(ledger: Env) -> None:
     (partner,) = query(ledger, "SELECT * FROM roaming_partners")
     assert (partner["country_code"], partner["party_id"], partner["currency"]) == (
         "NL",
@@ -156,7 +207,7 @@ def test_the_partner_view_counts_cdrs_amounts_and_disagreements(ledger: Path) ->
     assert partner["disagreement_minor"] == -24
 
 
-def test_audit_verify_passes_and_a_replay_equals_the_live_models(ledger: Path) -> None:
+def test_audit_verify_passes_and_a_replay_equals_the_live_models(ledger: Env) -> None:
     report = evledger(ledger, "audit", "verify")
     assert "Ledger audit passed" in report
     evledger(ledger, "replay", "rebuild", "--projection", "all")
