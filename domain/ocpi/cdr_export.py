@@ -93,6 +93,7 @@ def _whole(moment: datetime) -> datetime:
 def ocpi_tariff(
     session: SealedSession, country_code: str, party_id: str, charging_seconds: int
 ) -> dict[str, Any]:
+    """The session's sealed terms as an OCPI Tariff (decoded JSON), issued by the party."""
     terms = session.terms
     vat = terms.vat_rate * 100
     fee = Decimal(terms.session_fee_minor).scaleb(-currency_exponent(terms.currency))
