@@ -34,6 +34,7 @@ class Check(StrEnum):
     PAYMENTS = "payments"
     REFUNDS = "refunds"
     POSTINGS = "postings"
+    CDRS = "cdrs"
     EXPORT = "export"
 
 

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     kafka_ssl_certfile: Path | None = None
     kafka_ssl_keyfile: Path | None = None
     kafka_ssl_key_password: SecretStr | None = None
+    # How many minor units a roaming CDR's total_cost may differ from evledger's re-priced
+    # total and still be reconciled as exact (0: to the cent).
+    ocpi_tolerance_minor: int = Field(default=0, ge=0, le=1_000_000)
 
     @field_validator("kafka_bootstrap")
     @classmethod

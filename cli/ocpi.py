@@ -331,3 +331,14 @@ def import_(
         stderr.print(f"wrote {len(lines)} messages ({counts}) to {out}")
     if out is None and not publish:
         sys.stdout.write(text)
+
+
+def _register_ledger_commands() -> None:
+    from cli.ocpi_export import export_cdrs
+    from cli.ocpi_ledger import cdrs
+
+    app.command("cdrs")(cdrs)
+    app.command("export-cdrs")(export_cdrs)
+
+
+_register_ledger_commands()

@@ -9,12 +9,14 @@ BIGINT minor units and never summed across currencies: every view groups by curr
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from projections.analytics_snapshot import SnapshotPublisher
 from projections.databases.port import Database, upsert
 from projections.facts import Entity, Fact, LedgerEvent
 from projections.fold import Rows
 from projections.read_model import ReadModel
+from projections.roaming_cdrs import ROAMING_CDRS
 from projections.tables import Table, columns
 
 FACT_TABLES: tuple[Table, ...] = (
@@ -187,6 +189,7 @@ FACT_TABLES: tuple[Table, ...] = (
             published_at="ts",
         ),
     ),
+    replace(ROAMING_CDRS, name="fact_roaming_cdrs"),
 )
 
 
@@ -357,6 +360,26 @@ _VIEWS: dict[str, str] = {
     "payment_outcomes": """
         SELECT status, COALESCE(failure_reason, '') AS reason, COUNT(*) AS payments
         FROM fact_payments GROUP BY ALL ORDER BY payments DESC, status, reason""",
+    # Per OCPI party and currency: CDRs received, what they billed and what re-pricing gives,
+    # and how often and by how much they disagree (reversed and credit CDRs counted apart).
+    "roaming_partners": """
+        SELECT country_code, party_id, currency,
+               COUNT(*) FILTER (WHERE NOT credit) AS cdrs,
+               COUNT(*) FILTER (WHERE credit) AS credit_cdrs,
+               COUNT(*) FILTER (WHERE status = 'reversed') AS reversed,
+               COUNT(*) FILTER (WHERE status = 'rejected') AS rejected,
+               COALESCE(SUM(billed_minor) FILTER (WHERE status = 'reconciled'), 0)
+                   AS billed_minor,
+               COALESCE(SUM(repriced_incl_vat_minor) FILTER (WHERE status = 'reconciled'), 0)
+                   AS repriced_incl_vat_minor,
+               COUNT(*) FILTER (WHERE reconciliation = 'overcharge' AND status = 'reconciled')
+                   AS overcharges,
+               COUNT(*) FILTER (WHERE reconciliation = 'undercharge' AND status = 'reconciled')
+                   AS undercharges,
+               COALESCE(SUM(difference_minor) FILTER (
+                   WHERE reconciliation <> 'exact' AND status = 'reconciled'), 0)
+                   AS disagreement_minor
+        FROM fact_roaming_cdrs GROUP BY ALL ORDER BY country_code, party_id, currency""",
     "trial_balance": """
         SELECT currency, account,
                COALESCE(SUM(amount_minor) FILTER (WHERE direction = 'debit'), 0) AS debit_minor,

@@ -10,6 +10,9 @@ from eventsourcing.domain import Aggregate, CanMutateAggregate
 import domain.idempotency
 import domain.payment
 import domain.refund
+import domain.roaming_cdr
+import domain.roaming_location
+import domain.roaming_tariff
 import domain.session
 import domain.settlement
 import domain.tariff
@@ -39,6 +42,9 @@ def test_every_domain_event_is_handled_or_knowingly_ignored() -> None:
         domain.tariff,
         domain.settlement,
         domain.idempotency,
+        domain.roaming_cdr,
+        domain.roaming_tariff,
+        domain.roaming_location,
     ]
     event_types = {
         member
