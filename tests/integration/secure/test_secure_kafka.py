@@ -18,8 +18,8 @@ from kafka.errors import TopicAuthorizationFailedError, TransactionalIdAuthoriza
 
 from demo.traffic import TrafficShape, generate
 from domain.application import BillingApplication
-from tests.integration.consumers.test_ingest_kafka import expected_ledger, ledger_rows
 from tests.integration.secure.broker import SecureBroker
+from tests.ledger_compare import expected_ledger, ledger_rows
 
 pytestmark = [pytest.mark.kafka]
 
