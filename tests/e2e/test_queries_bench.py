@@ -5,35 +5,23 @@ filled data. No time is asserted."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from projections.analytics import VIEW_NAMES
-
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "queries_bench.py"
+from tests.e2e.benches import run_bench
 
 
 def test_queries_bench_plans_use_the_indexes_and_every_view_answers(
     pg_dsn: str, tmp_path: Path
 ) -> None:
     figures_path = tmp_path / "figures.json"
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(BENCH),
-            *("--rows", "4000", "--sessions", "4000", "--customers", "100"),
-            *("--stations", "20", "--queries", "20", "--repeats", "1"),
-            *("--plan-as-large", "--json", str(figures_path), "--dsn", pg_dsn),
-        ],
-        env={**os.environ, "EVLEDGER_PG_DSN": pg_dsn},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+    out = run_bench(
+        "queries_bench.py",
+        pg_dsn,
+        *("--rows", "4000", "--sessions", "4000", "--customers", "100"),
+        *("--stations", "20", "--queries", "20", "--repeats", "1"),
+        *("--plan-as-large", "--json", str(figures_path)),
     )
-    assert done.returncode == 0, done.stdout + done.stderr
     figures = json.loads(figures_path.read_text())
 
     expected = {
@@ -53,7 +41,7 @@ def test_queries_bench_plans_use_the_indexes_and_every_view_answers(
     assert "ROW(created_at, payment_id) <" in "\n".join(
         figures["queries"]["history by station, next page"]["plan"]
     )
-    assert "NOT ON ITS INDEX" not in done.stdout
+    assert "NOT ON ITS INDEX" not in out
 
     assert set(figures["views"]) == set(VIEW_NAMES)
     for view, measured in figures["views"].items():

@@ -3,32 +3,19 @@ server, so the API benchmark keeps working. No time is asserted."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[3] / "bench" / "api_bench.py"
+from tests.e2e.benches import run_bench
 
 
 def test_api_bench_runs_both_load_models_on_a_few_thousand_payments(pg_dsn: str) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(BENCH),
-            *("--rows", "3000", "--customers", "100", "--stations", "20"),
-            *("--clients", "4", "--duration", "2", "--repeats", "1", "--workers", "1"),
-            *("--open-rate", "5", "--dsn", pg_dsn),
-        ],
-        env={**os.environ, "EVLEDGER_PG_DSN": pg_dsn},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    out = run_bench(
+        "api_bench.py",
+        pg_dsn,
+        *("--rows", "3000", "--customers", "100", "--stations", "20"),
+        *("--clients", "4", "--duration", "2", "--repeats", "1", "--workers", "1"),
+        *("--open-rate", "5"),
     )
-    assert done.returncode == 0, done.stdout + done.stderr
-    out = done.stdout
     assert "closed loop (wrk, 1 thread): 4 connections" in out
     assert "open loop (httpx): 4 clients each sending 5 request/s" in out
     for endpoint in ("customer page", "station page", "next page"):
