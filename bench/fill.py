@@ -131,6 +131,35 @@ SELECT g, line_no, t, t, 'ChargingSession.Priced', 'session', 'sk-' || g,
 FROM (SELECT range AS g, TIMESTAMP '2024-01-01' + range * INTERVAL 31 SECOND AS t
       FROM range({start}, {stop})), (VALUES (1), (2)) AS l(line_no)
 """
+# One rejected message per REFUND_EVERY sessions: every other one on a known payment (a
+# capture beyond its hold), the rest naming no aggregate (a capture without authorisation).
+_REJECTED_MESSAGES = """
+INSERT INTO fact_rejected_messages
+SELECT 'x-' || g, 'payment.captured',
+       CASE WHEN g % 2 = 0 THEN 'capture_exceeds_hold' ELSE 'unknown_payment' END, t
+FROM (SELECT range AS g, TIMESTAMP '2024-01-01' + range * INTERVAL 31 SECOND AS t
+      FROM range({start}, {stop}) WHERE range % {every} = 0)
+"""
+_REJECTIONS = """
+INSERT INTO fact_rejections
+SELECT g, 'payment', 'pk-' || g, 'payment.captured', 'x-' || g, 'capture_exceeds_hold', t
+FROM (SELECT range AS g, TIMESTAMP '2024-01-01' + range * INTERVAL 31 SECOND AS t
+      FROM range({start}, {stop}) WHERE range % {every} = 0 AND range % 2 = 0)
+"""
+# One roaming CDR per REFUND_EVERY sessions from three OCPI parties, one in seven overcharged.
+_ROAMING_CDRS = """
+INSERT INTO fact_roaming_cdrs (cdr_key, country_code, party_id, cdr_id, session_id,
+    location_id, currency, started_at, ended_at, received_at, credit, tariff_id, time_zone,
+    energy_kwh, status, billed_minor, repriced_excl_vat_minor, repriced_incl_vat_minor,
+    difference_minor, tolerance_minor, reconciliation, reason)
+SELECT 'ck-' || g, 'NL', 'P' || (g % 3), 'CDR-' || g, 'OS-' || g, 'L-' || (g % 50), 'EUR',
+       t, t + INTERVAL 1 HOUR, t + INTERVAL 2 HOUR, false, 'OT' || (g % 3), 'Europe/Amsterdam',
+       20.000, 'reconciled', 988 + over, 830, 988, over, 0,
+       CASE WHEN over = 0 THEN 'exact' ELSE 'overcharge' END, 'bench'
+FROM (SELECT range AS g, TIMESTAMP '2024-01-01' + range * INTERVAL 31 SECOND AS t,
+             CASE WHEN range % 7 = 0 THEN 25 ELSE 0 END AS over
+      FROM range({start}, {stop}) WHERE range % {every} = 0)
+"""
 
 
 def fill_duckdb(path: Path, sessions: int, customers: int, stations: int) -> None:
@@ -151,7 +180,16 @@ def fill_duckdb(path: Path, sessions: int, customers: int, stations: int) -> Non
             "every": REFUND_EVERY,
         }
         with db.transaction():
-            for statement in (_SESSIONS, _LINE_ITEMS, _PAYMENTS_DUCK, _REFUNDS_DUCK, _POSTINGS):
+            for statement in (
+                _SESSIONS,
+                _LINE_ITEMS,
+                _PAYMENTS_DUCK,
+                _REFUNDS_DUCK,
+                _POSTINGS,
+                _REJECTED_MESSAGES,
+                _REJECTIONS,
+                _ROAMING_CDRS,
+            ):
                 db.execute(statement.format(**bounds))
         print(f"  filled {stop:,} sessions", file=sys.stderr, flush=True)
     db.execute("CHECKPOINT")
