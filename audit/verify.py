@@ -35,6 +35,7 @@ class Check(StrEnum):
     PAYMENTS = "payments"
     REFUNDS = "refunds"
     POSTINGS = "postings"
+    CDRS = "cdrs"
     EXPORT = "export"
 
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
+from store.kafka_clients import PLAINTEXT, KafkaConnection, KafkaSecurity
+
 if TYPE_CHECKING:
     from audit.ledger_head import LedgerHead
     from audit.scan import LedgerScan
@@ -44,6 +46,13 @@ class KafkaSite:
     min_insync_replicas: int
     # How long clients wait on Kafka before calling it unavailable (longer than an election).
     timeout_s: float = 30.0
+    # TLS and SASL for every client: each one is built from ``connection``, nothing else.
+    security: KafkaSecurity = PLAINTEXT
+
+    @property
+    def connection(self) -> KafkaConnection:
+        """What every Kafka client of evledger is built from (store/kafka_clients.py)."""
+        return KafkaConnection(self.bootstrap_servers, self.security)
 
     @property
     def ledger_topic(self) -> str:
@@ -67,7 +76,7 @@ class KafkaSite:
 
         for name in names:
             ensure_topic(
-                self.bootstrap_servers,
+                self.connection,
                 TopicSpec(
                     name=name,
                     replication_factor=self.replication_factor,
@@ -189,6 +198,7 @@ class KafkaLedger(LedgerBackend):
             "KAFKA_REPLICATION_FACTOR": str(self.site.replication_factor),
             "KAFKA_MIN_INSYNC_REPLICAS": str(self.site.min_insync_replicas),
             "KAFKA_TIMEOUT": str(self.site.timeout_s),
+            **self.site.security.environment(),
         }
         if self.signing_key_file is not None:
             environment["KAFKA_SIGNING_KEY_FILE"] = str(self.signing_key_file)
@@ -199,12 +209,12 @@ class KafkaLedger(LedgerBackend):
     def scan(self) -> LedgerScan:
         from audit.kafka_scan import KafkaLedgerScan
 
-        return KafkaLedgerScan(self.site.bootstrap_servers, self.site.ledger_topic)
+        return KafkaLedgerScan(self.site.connection, self.site.ledger_topic)
 
     def head(self) -> LedgerHead:
         from audit.ledger_head import KafkaLedgerHead
 
-        return KafkaLedgerHead(self.site.bootstrap_servers, self.site.ledger_topic)
+        return KafkaLedgerHead(self.site.connection, self.site.ledger_topic)
 
     def positions(self, source: LedgerSource) -> LedgerPositions:
         from replay.positions import KafkaOffsetPositions
@@ -239,6 +249,7 @@ def ledger_backend(settings: Settings) -> LedgerBackend:
         replication_factor=settings.kafka_replication_factor,
         min_insync_replicas=settings.kafka_min_insync_replicas,
         timeout_s=settings.kafka_timeout_s,
+        security=settings.kafka_security,
     )
     return KafkaLedger(
         site, settings.data_dir / "index", settings.signing_key_file, settings.record_cache_size

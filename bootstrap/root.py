@@ -58,8 +58,12 @@ class Root:
         """The write application on the configured ledger (one per root; close() ends it)."""
         if self._application is None:
             from domain.application import BillingApplication
+            from domain.cdr_reconciliation import CdrTolerance
 
-            self._application = BillingApplication(env=self.ledger.environment())
+            self._application = BillingApplication(
+                env=self.ledger.environment(),
+                cdr_tolerance=CdrTolerance(self.settings.ocpi_tolerance_minor),
+            )
         return self._application
 
     def close(self) -> None:

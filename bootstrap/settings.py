@@ -11,7 +11,10 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from store.kafka_clients import KafkaConnection, KafkaSecurity
 
 _BOOTSTRAP = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:\d{1,5}$")
 _TOPIC_PREFIX = re.compile(r"^[A-Za-z0-9._\-]{1,200}$")
@@ -32,10 +35,52 @@ class _FromEnvironment:
 _FROM_ENV: Any = _FromEnvironment()
 
 
-def _setting(default: Any, *, minimum: float | None = None, above: float | None = None) -> Any:
-    return field(
-        default=_FROM_ENV, metadata={"default": default, "minimum": minimum, "above": above}
-    )
+def _setting(
+    default: Any,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    above: float | None = None,
+    choices: tuple[str, ...] = (),
+) -> Any:
+    rules = {"minimum": minimum, "maximum": maximum, "above": above, "choices": choices}
+    return field(default=_FROM_ENV, metadata={"default": default, **rules})
+
+
+class Secret:
+    """A password: its value only on request, never in repr() or str()."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get_secret_value(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+_SECURITY_FIELDS = (
+    "kafka_sasl_mechanism",
+    "kafka_sasl_username",
+    "kafka_sasl_password",
+    "kafka_ssl_cafile",
+    "kafka_ssl_certfile",
+    "kafka_ssl_keyfile",
+    "kafka_ssl_key_password",
+)
 
 
 @dataclass(frozen=True)
@@ -45,13 +90,13 @@ class Settings:
     # Every default is _setting(...): read from the environment unless given.
     kafka_bootstrap: str | None = _setting(None)
     pg_dsn: str | None = _setting(None)
-    duckdb_path: Path | None = _setting(None)  # noqa: RUF009 - _setting returns a field spec
+    duckdb_path: Path | None = _setting(None)
     topic_prefix: str = _setting("evledger")
-    data_dir: Path = _setting(Path(".evledger"))  # noqa: RUF009 - _setting returns a field spec
+    data_dir: Path = _setting(Path(".evledger"))
     kafka_replication_factor: int = _setting(1, minimum=1)
     kafka_min_insync_replicas: int = _setting(1, minimum=1)
     # The Ed25519 private key (PEM) the Kafka ledger writer signs records and exports with.
-    signing_key_file: Path | None = _setting(None)  # noqa: RUF009 - _setting returns a field spec
+    signing_key_file: Path | None = _setting(None)
     # How long the ledger's writer and readers wait on Kafka before calling it unavailable
     # (ingest then backs off and reads the batch again); longer than a leader election.
     kafka_timeout_s: float = _setting(30.0, above=0)
@@ -64,6 +109,21 @@ class Settings:
     # Aggregates whose audit state `audit verify` keeps in memory, per kind of state; the
     # rest wait in a temporary file, so verifying a long ledger does not fill memory.
     audit_state_cache_size: int = _setting(10_000, minimum=1)
+
+    # How every Kafka client talks to the brokers (store/kafka_clients.py): TLS, SASL login.
+    kafka_security_protocol: str = _setting("PLAINTEXT", choices=_PROTOCOLS)
+    kafka_sasl_mechanism: str | None = _setting(None, choices=_MECHANISMS)
+    kafka_sasl_username: str | None = _setting(None)
+    kafka_sasl_password: Secret | None = _setting(None)
+    # PEM files: the CA that signed the brokers' certificates (else the system's CAs), and a
+    # client certificate with its key (and the key's password) for brokers that ask for one.
+    kafka_ssl_cafile: Path | None = _setting(None)
+    kafka_ssl_certfile: Path | None = _setting(None)
+    kafka_ssl_keyfile: Path | None = _setting(None)
+    kafka_ssl_key_password: Secret | None = _setting(None)
+    # How many minor units a roaming CDR's total_cost may differ from evledger's re-priced
+    # total and still be reconciled as exact (0: to the cent).
+    ocpi_tolerance_minor: int = _setting(0, minimum=0, maximum=1_000_000)
 
     def __post_init__(self) -> None:
         for spec in fields(self):
@@ -81,6 +141,47 @@ class Settings:
                 "EVLEDGER_KAFKA_MIN_INSYNC_REPLICAS must not exceed "
                 "EVLEDGER_KAFKA_REPLICATION_FACTOR"
             )
+        if self.kafka_security_protocol != "PLAINTEXT" or any(
+            getattr(self, name) is not None for name in _SECURITY_FIELDS
+        ):
+            from store.kafka_clients import KafkaSecurityError
+
+            try:
+                _ = self.kafka_security
+            except KafkaSecurityError as error:
+                raise SettingsError(str(error)) from None
+
+    @property
+    def kafka_security(self) -> KafkaSecurity:
+        """The Kafka clients' TLS and SASL settings (KafkaSecurityError if inconsistent)."""
+        from store.kafka_clients import KafkaSecurity
+
+        def secret(value: Secret | None) -> str | None:
+            return value.get_secret_value() if value is not None else None
+
+        def path(value: Path | None) -> str | None:
+            return str(value) if value is not None else None
+
+        return KafkaSecurity(
+            protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            username=self.kafka_sasl_username,
+            password=secret(self.kafka_sasl_password),
+            ca_file=path(self.kafka_ssl_cafile),
+            cert_file=path(self.kafka_ssl_certfile),
+            key_file=path(self.kafka_ssl_keyfile),
+            key_password=secret(self.kafka_ssl_key_password),
+        )
+
+    def kafka_connection(self, bootstrap_servers: str | None = None) -> KafkaConnection:
+        """A connection with these security settings, to these brokers (default: the
+        configured ones), for tools that reach Kafka outside the ledger's own wiring."""
+        from store.kafka_clients import KafkaConnection
+
+        servers = bootstrap_servers or self.kafka_bootstrap
+        if servers is None:
+            raise SettingsError("EVLEDGER_KAFKA_BOOTSTRAP: not set")
+        return KafkaConnection(servers, self.kafka_security)
 
     @classmethod
     def embedded_in(cls, data_dir: Path) -> Settings:
@@ -93,8 +194,13 @@ class Settings:
         return self.kafka_bootstrap is None
 
     def redacted(self) -> dict[str, object]:
-        """The settings for display, with any PostgreSQL password masked."""
+        """The settings for display, with any PostgreSQL or Kafka password masked."""
+        from bootstrap.secrets import MASK
+
         values = asdict(self)
+        for name in ("kafka_sasl_password", "kafka_ssl_key_password"):
+            if values[name] is not None:
+                values[name] = MASK
         if self.pg_dsn is not None:
             from bootstrap.secrets import mask_dsn, scrub
 
@@ -147,6 +253,12 @@ def _typed(kind: str, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError(f"expected a whole number, got {value!r}")
         return value
+    if base == "Secret":
+        if isinstance(value, Secret):
+            return value
+        if not isinstance(value, str):
+            raise ValueError("expected text")
+        return Secret(value)
     if base == "float":
         try:
             return float(value.strip() if isinstance(value, str) else value)
@@ -158,6 +270,10 @@ def _typed(kind: str, value: Any) -> Any:
 def _checked(name: str, value: Any, rules: Mapping[str, Any]) -> Any:
     if rules["minimum"] is not None and value < rules["minimum"]:
         raise ValueError(f"must be greater than or equal to {rules['minimum']}, got {value}")
+    if rules["maximum"] is not None and value > rules["maximum"]:
+        raise ValueError(f"must be less than or equal to {rules['maximum']}, got {value}")
+    if rules["choices"] and value is not None and value not in rules["choices"]:
+        raise ValueError(f"expected one of {', '.join(rules['choices'])}, got {value!r}")
     if rules["above"] is not None and value <= rules["above"]:
         raise ValueError(f"must be greater than {rules['above']}, got {value}")
     check = _CHECKS.get(name)
@@ -191,6 +307,12 @@ def _signing_key_file(value: Path) -> Path:
     return value
 
 
+def _tls_file(value: Path) -> Path:
+    if not value.is_file():
+        raise ValueError(f"no such file: {value}")
+    return value
+
+
 def _topic_prefix(value: str) -> str:
     if not _TOPIC_PREFIX.match(value):
         raise ValueError(f"use letters, digits, '.', '_' or '-' only, got {value!r}")
@@ -203,4 +325,7 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "pg_dsn": _postgres_dsn,
     "signing_key_file": _signing_key_file,
     "topic_prefix": _topic_prefix,
+    "kafka_ssl_cafile": _tls_file,
+    "kafka_ssl_certfile": _tls_file,
+    "kafka_ssl_keyfile": _tls_file,
 }

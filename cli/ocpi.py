@@ -327,10 +327,21 @@ def import_(
         with tempfile.TemporaryDirectory() as scratch:
             staged = Path(scratch) / "ocpi.jsonl"
             staged.write_text(text, encoding="utf-8")
-            sent = publish_file(staged, site.bootstrap_servers, site.ingest_topic)
+            sent = publish_file(staged, site.connection, site.ingest_topic)
         stderr.print(f"published {sent.published} messages ({counts}) to {site.ingest_topic}")
     if out is not None:
         out.write_text(text, encoding="utf-8")
         stderr.print(f"wrote {len(lines)} messages ({counts}) to {out}")
     if out is None and not publish:
         sys.stdout.write(text)
+
+
+def _register_ledger_commands() -> None:
+    from cli.ocpi_export import export_cdrs
+    from cli.ocpi_ledger import cdrs
+
+    app.command("cdrs")(cdrs)
+    app.command("export-cdrs")(export_cdrs)
+
+
+_register_ledger_commands()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -62,6 +62,29 @@ def _require_file(file: Path) -> int:
         return sum(1 for line in lines if line.strip())
 
 
+# Exit status of an ingest that another instance took over: a supervisor that restarts
+# it would only take the ledger back from the newer one, so it is told apart from 1.
+EXIT_TAKEN_OVER = 3
+
+
+def _took_over() -> tuple[type[Exception], ...]:
+    from consumers.membership import IngestReplaced
+    from store.writer import WriterFenced
+
+    return (WriterFenced, IngestReplaced)
+
+
+def _taken_over(error: Exception) -> NoReturn:
+    """One line, no traceback: nothing of the current batch was committed by this one."""
+    stderr.print(
+        f"evledger: another ingest took over the ledger writer; stopping ({error})",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    raise typer.Exit(EXIT_TAKEN_OVER) from None
+
+
 def _kafka_ingest(root: Root, batch_size: int) -> KafkaIngest:
     """The ingest consumer over the Kafka ledger, its writer started before it joins."""
     from consumers.ingest import IngestConfig, KafkaIngest
@@ -69,7 +92,7 @@ def _kafka_ingest(root: Root, batch_size: int) -> KafkaIngest:
     site = kafka_site(root, "ingest from the topic")
     ensure_topics(site, site.ingest_topic, site.dead_letter_topic)
     config = IngestConfig(
-        bootstrap_servers=site.bootstrap_servers,
+        connection=site.connection,
         ingest_topic=site.ingest_topic,
         dead_letter_topic=site.dead_letter_topic,
         group_id=site.ingest_group,
@@ -114,9 +137,7 @@ def publish(
     total = _require_file(file)
     ensure_topics(site, site.ingest_topic)
     with progress("publishing", total, unit="messages") as bar:
-        report = publish_file(
-            file, site.bootstrap_servers, site.ingest_topic, on_progress=bar.update
-        )
+        report = publish_file(file, site.connection, site.ingest_topic, on_progress=bar.update)
     typer.echo(f"published {report.published} messages to {site.ingest_topic}")
 
 
@@ -141,7 +162,6 @@ def ingest(
     from consumers.ingest import StopFlag
     from consumers.metrics import serve_metrics
     from consumers.sources import IngestSource
-    from store.writer import WriterFenced
 
     logging.basicConfig(level=logging.WARNING)
     root = current_root()
@@ -167,14 +187,8 @@ def ingest(
                 source.run(stop, until_idle=until_idle, on_batch=on_batch)
         finally:
             source.close()
-    except WriterFenced as fenced:
-        # Another ingest took over the ledger: nothing of this batch was committed.
-        stderr.print(
-            f"evledger: another ingest took over the ledger writer; stopping ({fenced})",
-            markup=False,
-            highlight=False,
-        )
-        raise typer.Exit(1) from None
+    except _took_over() as fenced:
+        _taken_over(fenced)
     finally:
         root.close()
     render([counters.as_dict()], list(counters.as_dict()), output_format, title="ingest")
@@ -204,6 +218,8 @@ def run(batch_size: BatchSizeOption = 500, metrics_port: MetricsPortOption = Non
     except ProjectorFailed as failed:
         stderr.print(f"evledger: {failed}")
         raise typer.Exit(1) from None
+    except _took_over() as fenced:
+        _taken_over(fenced)
     finally:
         root.close()
     for projection in stopped:  # ingest went on without it; say so once more at the end

@@ -26,9 +26,11 @@ from consumers.batch import BatchOutcome, CommandHandler, apply_batch
 from consumers.counters import IngestCounters
 from consumers.dead_letter import DeadLetter
 from consumers.ledger_backoff import LedgerBackoff, retriable
+from consumers.membership import GroupMembership
 from consumers.producer import MAX_MESSAGE_BYTES
 from consumers.sources import StopSignal
 from consumers.triage import SourceRecord
+from store.kafka_clients import KafkaConnection
 from store.recorders import KafkaApplicationRecorder, TransactionExtras
 from store.writer import SideRecord
 
@@ -37,7 +39,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class IngestConfig:
-    bootstrap_servers: str
+    connection: KafkaConnection
     ingest_topic: str
     dead_letter_topic: str
     group_id: str
@@ -109,15 +111,12 @@ class KafkaIngest:
     def __init__(
         self, handler: CommandHandler, writer: KafkaApplicationRecorder, config: IngestConfig
     ) -> None:
-        from kafka import KafkaConsumer
-
         self.handler = handler
         self.writer = writer
         self.config = config
         self.counters = IngestCounters()
-        self.consumer = KafkaConsumer(
+        self.consumer = config.connection.consumer(
             config.ingest_topic,
-            bootstrap_servers=config.bootstrap_servers,
             group_id=config.group_id,
             # Static membership: one ingest instance per group by design, so a restarted
             # instance takes over its partitions at once instead of waiting out the dead
@@ -132,6 +131,7 @@ class KafkaIngest:
             max_partition_fetch_bytes=MAX_MESSAGE_BYTES + 1024 * 1024,
             fetch_max_bytes=4 * MAX_MESSAGE_BYTES,
         )
+        self.membership = GroupMembership(self.consumer, config.connection)
 
     def run(
         self,
@@ -170,11 +170,15 @@ class KafkaIngest:
                 self.counters.check()
                 log.info("ingest batch of %d: %s", len(records), self.counters.summary())
                 on_batch(outcome)
-            elif until_idle and self._caught_up():
-                break
+            else:
+                # Nothing to commit, so the writer cannot learn it was fenced: ask the group.
+                self.membership.check()
+                if until_idle and self._caught_up():
+                    break
         return self.counters
 
     def close(self) -> None:
+        self.membership.close()
         self.consumer.close()
 
     def _poll(self) -> list[SourceRecord]:

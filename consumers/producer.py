@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from consumers import strict_json
+from store.kafka_clients import KafkaConnection
 
 # Kafka's largest record on our broker is 16 MiB; leave room for the record overhead.
 MAX_MESSAGE_BYTES = 15 * 1024 * 1024
@@ -62,14 +63,11 @@ def read_lines(path: Path) -> Iterator[bytes]:
 
 def publish_file(
     path: Path,
-    bootstrap_servers: str,
+    connection: KafkaConnection,
     topic: str,
     on_progress: Callable[[int], None] = lambda sent: None,
 ) -> PublishReport:
-    from kafka import KafkaProducer
-
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap_servers,
+    producer = connection.producer(
         acks="all",
         enable_idempotence=True,
         linger_ms=5,

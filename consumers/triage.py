@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from consumers.contract import ContractViolation, parse_message
 from consumers.dead_letter import DeadLetter, now
-from consumers.ocpi_messages import ocpi_dead_letter
+from consumers.ocpi_messages import ocpi_command
 from consumers.translate import to_command
 from domain.commands import Command
 
@@ -53,12 +53,8 @@ def triage(records: Iterable[SourceRecord]) -> Triage:
         if record.value is None:  # a tombstone carries no message at all
             sorted_out.dead_letters.append(record.dead_letter("", "empty record (no value)"))
             continue
-        ocpi = ocpi_dead_letter(record.value)
-        if ocpi is not None:
-            sorted_out.dead_letters.append(record.dead_letter(*ocpi))
-            continue
         try:
-            command = to_command(parse_message(record.value))
+            command = ocpi_command(record.value) or to_command(parse_message(record.value))
         except ContractViolation as violation:
             sorted_out.dead_letters.append(record.dead_letter(violation.field, violation.reason))
         except ValueError as refused:

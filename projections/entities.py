@@ -22,7 +22,9 @@ class Entity(StrEnum):
     LINE_ITEM = "line_item"
     POSTING = "posting"
     REJECTION = "rejection"
+    REJECTED_MESSAGE = "rejected_message"
     TARIFF_VERSION = "tariff_version"
+    ROAMING_CDR = "roaming_cdr"
 
 
 @dataclass(frozen=True)
