@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
-from store.kafka_clients import PLAINTEXT, KafkaConnection, KafkaSecurity
-
 if TYPE_CHECKING:
     from audit.ledger_head import LedgerHead
     from audit.scan import LedgerScan
@@ -21,6 +19,7 @@ if TYPE_CHECKING:
     from domain.application import BillingApplication
     from projections.runner import LedgerSource
     from replay.positions import LedgerPositions
+    from store.kafka_clients import KafkaConnection, KafkaSecurity
     from store.recorders import KafkaApplicationRecorder
 
 KAFKA_FACTORY = "store.factory:KafkaFactory"
@@ -44,14 +43,16 @@ class KafkaSite:
     topic_prefix: str
     replication_factor: int
     min_insync_replicas: int
+    # TLS and SASL for every client: each one is built from ``connection``, nothing else.
+    security: KafkaSecurity
     # How long clients wait on Kafka before calling it unavailable (longer than an election).
     timeout_s: float = 30.0
-    # TLS and SASL for every client: each one is built from ``connection``, nothing else.
-    security: KafkaSecurity = PLAINTEXT
 
     @property
     def connection(self) -> KafkaConnection:
         """What every Kafka client of evledger is built from (store/kafka_clients.py)."""
+        from store.kafka_clients import KafkaConnection
+
         return KafkaConnection(self.bootstrap_servers, self.security)
 
     @property
