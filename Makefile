@@ -4,10 +4,10 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: test check services services-down browser demo venv tools clean
+.PHONY: test check services services-down browser bench-tools demo venv tools clean
 
 # The whole suite on a fresh machine: Python deps, Kafka + PostgreSQL, lint, types, tests.
-test: check services browser tools
+test: check services browser tools bench-tools
 	eval "$$(scripts/services env)" && OCPI_TARIFFS_BIN=$(OCPI_TARIFFS) $(VENV)/bin/pytest $(PYTEST_ARGS)
 
 check: venv
@@ -21,6 +21,10 @@ services: venv
 # The report's browser test renders in Debian's chromium; installed here when missing.
 browser:
 	scripts/browser
+
+# wrk, the API benchmark's load generator (a small run of the benchmark is in the suite).
+bench-tools:
+	scripts/bench-tools
 
 services-down:
 	scripts/services down

@@ -153,18 +153,15 @@ class RefundPublisher:
     """One idempotent Kafka producer to the ingest topic, made on first use."""
 
     def __init__(self, site: KafkaSite) -> None:
-        self._bootstrap = site.bootstrap_servers
+        self._connection = site.connection
         self.topic = site.ingest_topic
         self._producer: Any = None
         self._lock = threading.Lock()
 
     def _get(self) -> Any:
-        from kafka import KafkaProducer
-
         with self._lock:
             if self._producer is None:
-                self._producer = KafkaProducer(
-                    bootstrap_servers=self._bootstrap,
+                self._producer = self._connection.producer(
                     acks="all",
                     enable_idempotence=True,
                     max_block_ms=10_000,

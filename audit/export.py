@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from audit.event_state import state_as_json_text
 from audit.scan import ChainCompletion, LedgerScan, ScannedRecord
+from audit.spill import DEFAULT_CAPACITY
 from audit.verify import AuditReport, Check, Finding, verify_records
 from store.records import FORMAT_VERSION, GENESIS_HASH
 from store.signing import Keyring, LedgerSigner
@@ -479,10 +480,19 @@ def verify_export(
     on_record: Callable[[ScannedRecord], None] | None = None,
     keyring: Keyring | None = None,
     anchors: Sequence[Anchor] = (),
+    *,
+    state_cache_size: int = DEFAULT_CAPACITY,
 ) -> AuditReport:
     """Every check of verify on an export's rows, then the manifest against the rows."""
     scan = ExportScan(directory)
-    report = verify_records(scan.records(), scan.description, on_record, keyring, anchors)
+    report = verify_records(
+        scan.records(),
+        scan.description,
+        on_record,
+        keyring,
+        anchors,
+        state_cache_size=state_cache_size,
+    )
     if report.ok:
         report.findings.extend(
             scan.manifest_findings(report.summary.records, report.summary.last_hash, keyring)

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from audit.scan import LedgerUnavailable, ScannedRecord
+from store.kafka_clients import KafkaConnection
 from store.records import (
     FORMAT_VERSION,
     HEADER_FORMAT,
@@ -32,8 +33,9 @@ class KafkaLedgerScan:
 
     chain_origin = "recorded"
 
-    def __init__(self, bootstrap_servers: str, topic: str, timeout_s: float = 30.0) -> None:
-        self.bootstrap_servers = bootstrap_servers
+    def __init__(self, connection: KafkaConnection, topic: str, timeout_s: float = 30.0) -> None:
+        self.connection = connection
+        self.bootstrap_servers = connection.bootstrap_servers
         self.topic = topic
         self.timeout_s = timeout_s
         self._end_offset: int | None = None
@@ -47,12 +49,12 @@ class KafkaLedgerScan:
         return self._end_offset
 
     def _consumer(self) -> Any:
-        from kafka import KafkaConsumer
         from kafka.errors import KafkaError
 
+        from store.kafka_login import KafkaLoginRefused
+
         try:
-            return KafkaConsumer(
-                bootstrap_servers=self.bootstrap_servers,
+            return self.connection.consumer(
                 group_id=None,
                 enable_auto_commit=False,
                 # Only committed transactions: what the ledger's readers are allowed to see.
@@ -61,6 +63,8 @@ class KafkaLedgerScan:
                 client_id="evledger-audit",
                 request_timeout_ms=int(self.timeout_s * 1000) + 5000,
             )
+        except KafkaLoginRefused as error:
+            raise LedgerUnavailable(str(error)) from None
         except KafkaError as error:
             raise LedgerUnavailable(
                 f"cannot reach Kafka at {self.bootstrap_servers} ({error}); check "

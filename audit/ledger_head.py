@@ -9,6 +9,8 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
+from store.kafka_clients import KafkaConnection
+
 # Records looked at before the end of the topic; transaction markers take offsets too.
 _TAIL = 64
 
@@ -50,8 +52,8 @@ class SqliteLedgerHead(LedgerHead):
 class KafkaLedgerHead(LedgerHead):
     """The ledger topic's last committed records, read by one kept consumer."""
 
-    def __init__(self, bootstrap_servers: str, topic: str) -> None:
-        self.bootstrap_servers = bootstrap_servers
+    def __init__(self, connection: KafkaConnection, topic: str) -> None:
+        self.connection = connection
         self.topic = topic
         self._lock = threading.Lock()
         self._consumer: Any = None
@@ -93,11 +95,8 @@ class KafkaLedgerHead(LedgerHead):
             raise LedgerUnreachable(f"Kafka ledger {self.topic!r}: {error}") from None
 
     def _kafka_consumer(self) -> Any:
-        from kafka import KafkaConsumer
-
         if self._consumer is None:
-            self._consumer = KafkaConsumer(
-                bootstrap_servers=self.bootstrap_servers,
+            self._consumer = self.connection.consumer(
                 group_id=None,
                 enable_auto_commit=False,
                 isolation_level="read_committed",

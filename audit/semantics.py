@@ -1,8 +1,9 @@
 """The business facts an auditor expects of the events, beyond balanced books.
 
 A forged or mistaken event can be perfectly balanced and still be wrong: a session priced a
-second time, a capture above its authorised hold, a refund paid out twice, or postings that
-do not say what the event says (a total of 526 posted as 1). Each is checked here against
+second time, a capture above its authorised hold, a refund paid out twice, a roaming CDR
+priced twice or reversed by anything but the exact opposite of its postings, or postings
+that do not say what the event says (a total of 526 posted as 1). Each is checked here against
 what the earlier events of the same aggregate established; the expected postings of an
 event come from the domain's own journal builders (domain/postings.py).
 """
@@ -11,10 +12,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from audit.scan import ScannedRecord
+from audit.spill import DEFAULT_CAPACITY, SpillFile, SpillMap
 from domain import postings as journal
 from domain.errors import DomainError
 
@@ -24,6 +26,7 @@ SESSIONS = "sessions"
 PAYMENTS = "payments"
 REFUNDS = "refunds"
 POSTINGS = "postings"
+CDRS = "cdrs"
 
 
 @dataclass
@@ -34,16 +37,21 @@ class _Payment:
     captured_at_id: int | None = None
 
 
-@dataclass
 class BusinessFacts:
-    """Feed (record, decoded state) in ledger order; reports what contradicts the facts."""
+    """Feed (record, decoded state) in ledger order; reports what contradicts the facts.
 
-    _session_ids: dict[str, str] = field(default_factory=dict)
-    # aggregate id -> (notification id, total) of its first Priced event
-    _priced: dict[str, tuple[int | None, Any]] = field(default_factory=dict)
-    _payments: dict[str, _Payment] = field(default_factory=dict)
-    _refund_ids: dict[str, str] = field(default_factory=dict)
-    _issued: dict[str, int | None] = field(default_factory=dict)
+    What it remembers per aggregate lives in SpillMaps of `spill`, `capacity` in memory each.
+    """
+
+    def __init__(self, spill: SpillFile, capacity: int = DEFAULT_CAPACITY) -> None:
+        self._session_ids: SpillMap[str] = SpillMap(spill, capacity)
+        # aggregate id -> (notification id, total) of its first Priced event
+        self._priced: SpillMap[tuple[int | None, Any]] = SpillMap(spill, capacity)
+        self._payments: SpillMap[_Payment] = SpillMap(spill, capacity)
+        self._refund_ids: SpillMap[str] = SpillMap(spill, capacity)
+        self._issued: SpillMap[int | None] = SpillMap(spill, capacity)
+        # roaming CDR aggregate id -> every posting it carried so far (a reversal undoes them)
+        self._cdr_postings: SpillMap[list[dict[str, Any]]] = SpillMap(spill, capacity)
 
     def check(self, record: ScannedRecord, name: str, state: dict[str, Any], found: Found) -> None:
         aggregate_id = record.originator_id
@@ -69,6 +77,56 @@ class BusinessFacts:
             self._refund_ids[aggregate_id] = str(state.get("refund_id"))
         elif name == "Refund.Issued":
             self._refund_issued(record, aggregate_id, state, found)
+        elif name.startswith("RoamingCdr."):
+            self._roaming_cdr(name, aggregate_id, state, found)
+
+    def _roaming_cdr(
+        self, name: str, aggregate_id: str, state: dict[str, Any], found: Found
+    ) -> None:
+        posted = self._cdr_postings.setdefault(aggregate_id, [])
+        if name == "RoamingCdr.Priced":
+            if posted:
+                found(CDRS, f"roaming CDR {aggregate_id} is priced a second time")
+                return
+            self._postings(
+                name,
+                state,
+                found,
+                journal.cdr_priced,
+                "total_excl_vat_minor",
+                "total_incl_vat_minor",
+                "currency",
+            )
+        elif name == "RoamingCdr.Reconciled":
+            billed, repriced = (
+                _whole(state.get("billed_minor")),
+                _whole(state.get("repriced_minor")),
+            )
+            difference = _whole(state.get("difference_minor"))
+            if None in (billed, repriced) or difference != (billed or 0) - (repriced or 0):
+                found(
+                    CDRS,
+                    f"{name}: difference {difference} is not billed {billed} - re-priced "
+                    f"{repriced}",
+                )
+                return
+            state = {**state, "within_tolerance": state.get("status") == "exact"}
+            self._postings(
+                name,
+                state,
+                found,
+                journal.cdr_reconciled,
+                "difference_minor",
+                "within_tolerance",
+                "currency",
+            )
+        elif name == "RoamingCdr.Reversed":
+            state = {**state, "reversed": list(posted)}
+            self._postings(name, state, found, journal.reversal, "reversed")
+        carried = state.get("postings")
+        if isinstance(carried, list):
+            posted.extend(p for p in carried if _well_formed(p))
+            self._cdr_postings[aggregate_id] = posted  # stored again: it may spill to disk
 
     def _session_priced(
         self, record: ScannedRecord, aggregate_id: str, state: dict[str, Any], found: Found

@@ -18,6 +18,7 @@ from audit.authenticity import SignatureCoverage, Unsigned
 from audit.event_state import StateNotJson, decode_state, event_name
 from audit.scan import ScannedRecord
 from audit.semantics import BusinessFacts
+from audit.spill import DEFAULT_CAPACITY, SpillFile, SpillMap
 from domain.ids import payment_aggregate_id
 from store.records import GENESIS_HASH
 from store.signing import Keyring
@@ -34,6 +35,7 @@ class Check(StrEnum):
     PAYMENTS = "payments"
     REFUNDS = "refunds"
     POSTINGS = "postings"
+    CDRS = "cdrs"
     EXPORT = "export"
 
 
@@ -130,20 +132,33 @@ class _RefundLink:
 
 
 class LedgerAudit:
-    """Feed records in ledger order; each call returns what is wrong with that record."""
+    """Feed records in ledger order; each call returns what is wrong with that record.
+
+    Per-aggregate state keeps `state_cache_size` entries of each kind in memory and spills
+    the rest to a temporary file (audit/spill.py), so memory stays flat in the ledger's size;
+    close() removes the file.
+    """
 
     def __init__(
-        self, source: str, keyring: Keyring | None = None, anchors: Sequence[Anchor] = ()
+        self,
+        source: str,
+        keyring: Keyring | None = None,
+        anchors: Sequence[Anchor] = (),
+        state_cache_size: int = DEFAULT_CAPACITY,
     ) -> None:
         self.summary = AuditSummary(source=source, keys_given=keyring is not None)
         self._coverage = SignatureCoverage(keyring) if keyring is not None else None
         self.anchors = AnchorCheck(tuple(anchors))
-        self._facts = BusinessFacts()
+        self._spill = SpillFile()
+        self._facts = BusinessFacts(self._spill, state_cache_size)
         self._prev_hash: bytes | None = None
         self._last_notification_id: int | None = None
-        self._versions: dict[str, int] = {}
-        self._payments: dict[str, _PaymentBudget] = {}
-        self._refunds: dict[str, _RefundLink] = {}
+        self._versions: SpillMap[int] = SpillMap(self._spill, state_cache_size)
+        self._payments: SpillMap[_PaymentBudget] = SpillMap(self._spill, state_cache_size)
+        self._refunds: SpillMap[_RefundLink] = SpillMap(self._spill, state_cache_size)
+
+    def close(self) -> None:
+        self._spill.close()
 
     def check(self, record: ScannedRecord) -> list[Finding]:
         findings: list[Finding] = []
@@ -468,20 +483,26 @@ def verify_records(
     on_record: Callable[[ScannedRecord], None] | None = None,
     keyring: Keyring | None = None,
     anchors: Sequence[Anchor] = (),
+    *,
+    state_cache_size: int = DEFAULT_CAPACITY,
 ) -> AuditReport:
     """Check every record in order; stop at the first record where anything is wrong.
 
     With a keyring every record must be signed by one of its keys; every anchor must be
-    met by some record (checked after the last one).
+    met by some record (checked after the last one). `state_cache_size` bounds the
+    per-aggregate state kept in memory (LedgerAudit).
     """
-    audit = LedgerAudit(source, keyring, anchors)
-    for record in records:
-        findings = audit.check(record)
-        if on_record is not None:
-            on_record(record)
-        if findings:
-            return AuditReport(audit.summary, findings)
-    findings = audit.finish()
+    audit = LedgerAudit(source, keyring, anchors, state_cache_size)
+    try:
+        for record in records:
+            findings = audit.check(record)
+            if on_record is not None:
+                on_record(record)
+            if findings:
+                return AuditReport(audit.summary, findings)
+        findings = audit.finish()
+    finally:
+        audit.close()
     audit.summary.anchors_met = len(anchors) - len(audit.anchors.unmet())
     return AuditReport(audit.summary, findings)
 

@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.chaos_books import EVLEDGER, Verdict, base_env, judge, kafka_rows
 from bench.chaos_plan import BROKER, INGEST, PROJECTOR, Kill, plan
+from bootstrap.settings import load_settings
 from consumers.producer import publish_file
 from demo.traffic import TrafficShape, generate
 from store.admin import TopicSpec, ensure_topic
@@ -113,12 +114,15 @@ class LedgerWatch(threading.Thread):
         self.stopping = threading.Event()
 
     def run(self) -> None:
-        from kafka import KafkaConsumer, TopicPartition
+        from kafka import TopicPartition
 
-        consumer = KafkaConsumer(
-            bootstrap_servers=self.bootstrap,
-            isolation_level="read_committed",
-            request_timeout_ms=5000,
+        consumer = (
+            load_settings()
+            .kafka_connection(self.bootstrap)
+            .consumer(
+                isolation_level="read_committed",
+                request_timeout_ms=5000,
+            )
         )
         partition = TopicPartition(self.topic, 0)
         last = -1
@@ -169,7 +173,11 @@ class Publisher(threading.Thread):
                 topic = f"{self.env['EVLEDGER_TOPIC_PREFIX']}.ingest"
                 while True:
                     try:
-                        publish_file(path, self.env["EVLEDGER_KAFKA_BOOTSTRAP"], topic)
+                        publish_file(
+                            path,
+                            load_settings().kafka_connection(self.env["EVLEDGER_KAFKA_BOOTSTRAP"]),
+                            topic,
+                        )
                         break
                     except Exception:
                         self.republished += 1
@@ -205,7 +213,7 @@ def cluster_in_sync(bootstrap: str) -> bool:
     from store.cluster_health import cluster_health
 
     try:
-        health = cluster_health(bootstrap)
+        health = cluster_health(load_settings().kafka_connection(bootstrap))
     except Exception:
         return False
     return len(health.brokers) == 3 and not health.under_replicated
@@ -213,9 +221,9 @@ def cluster_in_sync(bootstrap: str) -> bool:
 
 def group_offset(bootstrap: str, group: str, topic: str) -> int:
     """The ingest group's committed offset: how many ingest records it has consumed."""
-    from kafka import KafkaAdminClient, TopicPartition
+    from kafka import TopicPartition
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    admin = load_settings().kafka_connection(bootstrap).admin(request_timeout_ms=5000)
     try:
         found = admin.list_group_offsets({group: None})[group].get(TopicPartition(topic, 0))
         return int(found.offset) if found is not None else 0
@@ -224,9 +232,9 @@ def group_offset(bootstrap: str, group: str, topic: str) -> int:
 
 
 def topic_end(bootstrap: str, topic: str) -> int:
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = load_settings().kafka_connection(bootstrap).consumer()
     try:
         partition = TopicPartition(topic, 0)
         return int(consumer.end_offsets([partition])[partition])
@@ -294,7 +302,10 @@ class ChaosRun:
         )
         # Topics first (with the cluster's replication), so the publisher has somewhere to go.
         for suffix in ("ingest", "ingest.dlq", "ledger"):
-            ensure_topic(self.bootstrap, TopicSpec(f"{self.prefix}.{suffix}", 3, 2))
+            ensure_topic(
+                load_settings().kafka_connection(self.bootstrap),
+                TopicSpec(f"{self.prefix}.{suffix}", 3, 2),
+            )
         for worker in self.workers.values():
             worker.start()
         self.watch.start()

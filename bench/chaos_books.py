@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bootstrap.settings import load_settings
+from tests.ledger_compare import expected_ledger, kafka_ledger_rows
+
 EVLEDGER = str(Path(sys.executable).with_name("evledger"))
 
 
@@ -30,58 +33,20 @@ class Verdict:
         return bool(self.checks) and all(self.checks.values())
 
 
-def ledger_rows(application: Any) -> list[tuple[Any, ...]]:
-    """The ledger as (id, topic, version, state without the recording time)."""
-    rows = []
-    start = 1
-    while True:
-        page = application.recorder.select_notifications(start=start, limit=1000)
-        for notification in page:
-            event = application.mapper.to_domain_event(notification)
-            state = {k: v for k, v in event.__dict__.items() if k != "timestamp"}
-            rows.append(
-                (notification.id, notification.topic, notification.originator_version, state)
-            )
-        if len(page) < 1000:
-            return rows
-        start = page[-1].id + 1
-
-
-def clean_run(messages: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    """The ledger the same messages give with no failure at all: in memory, no services."""
-    from consumers.contract import parse_message
-    from consumers.translate import to_command
-    from domain.application import BillingApplication
-
-    reference = BillingApplication(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
-    commands = [to_command(parse_message(json.dumps(m).encode())) for m in messages]
-    for at in range(0, len(commands), 500):
-        reference.handle_batch(commands[at : at + 500])
-    return ledger_rows(reference)
-
-
 def kafka_rows(env: dict[str, str], data_dir: Path) -> list[tuple[Any, ...]]:
-    from bootstrap import Settings, bootstrap
-    from domain.application import BillingApplication
-
-    settings = Settings(
-        kafka_bootstrap=env["EVLEDGER_KAFKA_BOOTSTRAP"],
-        topic_prefix=env["EVLEDGER_TOPIC_PREFIX"],
-        data_dir=data_dir,
+    return kafka_ledger_rows(
+        env["EVLEDGER_KAFKA_BOOTSTRAP"], env["EVLEDGER_TOPIC_PREFIX"], data_dir
     )
-    application = BillingApplication(env=bootstrap(settings).ledger.environment())
-    try:
-        return ledger_rows(application)
-    finally:
-        application.close()
 
 
 def topic_values(bootstrap: str, topic: str) -> list[bytes]:
     """Every committed record value of a one-partition topic."""
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import TopicPartition
 
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False
+    consumer = (
+        load_settings()
+        .kafka_connection(bootstrap)
+        .consumer(isolation_level="read_committed", enable_auto_commit=False)
     )
     partition = TopicPartition(topic, 0)
     try:
@@ -114,7 +79,7 @@ def judge(
     prefix = env["EVLEDGER_TOPIC_PREFIX"]
     bootstrap = env["EVLEDGER_KAFKA_BOOTSTRAP"]
 
-    expected = clean_run(messages)
+    expected = expected_ledger(messages)
     actual = kafka_rows(env, data_dir)
     verdict.notes["events"] = len(actual)
     verdict.check(

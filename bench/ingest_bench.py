@@ -27,15 +27,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bootstrap import bootstrap
-from bootstrap.settings import Settings
-from consumers.ingest import IngestConfig, KafkaIngest, StopFlag
+from bootstrap import Root, bootstrap
+from bootstrap.settings import Settings, load_settings
+from consumers.ingest import IngestConfig, KafkaIngest, ShardTask, StopFlag
 from consumers.producer import publish_file
 from demo.traffic import TrafficShape, generate
-from domain.application import BillingApplication
 from store.admin import TopicSpec, ensure_topic
 
 BOOTSTRAP = os.environ.get("EVLEDGER_KAFKA_BOOTSTRAP") or "127.0.0.1:9092"
+KAFKA = load_settings().kafka_connection(BOOTSTRAP)
 BATCH = 500
 
 
@@ -50,21 +50,18 @@ def traffic(messages: int) -> list[dict[str, Any]]:
 
 
 def bare_pass_through(source: str, target: str, expected: int) -> float:
-    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+    from kafka import TopicPartition
     from kafka.structs import OffsetAndMetadata
 
-    consumer = KafkaConsumer(
+    consumer = KAFKA.consumer(
         source,
-        bootstrap_servers=BOOTSTRAP,
         group_id=f"{target}.group",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         isolation_level="read_committed",
         max_poll_records=BATCH,
     )
-    producer = KafkaProducer(
-        bootstrap_servers=BOOTSTRAP, transactional_id=f"{target}.tx", acks="all"
-    )
+    producer = KAFKA.producer(transactional_id=f"{target}.tx", acks="all")
     producer.init_transactions()
     copied = 0
     started = time.perf_counter()
@@ -89,26 +86,43 @@ def bare_pass_through(source: str, target: str, expected: int) -> float:
     return copied / elapsed
 
 
+class _OneShard:
+    """The one shard's task, its writer started before the consumer joins the group (as
+    `evledger ingest` does)."""
+
+    def __init__(self, root: Root) -> None:
+        self.root = root
+
+    def open(self, shard: int) -> ShardTask:
+        application = self.root.application(shard)
+        writer = self.root.ledger.kafka_writer(application)
+        writer.start_writing()
+        return ShardTask(shard, application, writer)
+
+    def close(self, shard: int) -> None:
+        self.root.close_shard(shard)
+
+
 def ingest(prefix: str, source: str, expected: int, data_dir: Path) -> tuple[float, int]:
     settings = Settings(kafka_bootstrap=BOOTSTRAP, topic_prefix=prefix, data_dir=data_dir)
-    ensure_topic(BOOTSTRAP, TopicSpec(settings.dead_letter_topic))
-    application = BillingApplication(env=bootstrap(settings).ledger.environment())
+    ensure_topic(KAFKA, TopicSpec(settings.dead_letter_topic))
+    root = bootstrap(settings)
+    application = root.application()
     config = IngestConfig(
-        bootstrap_servers=BOOTSTRAP,
+        connection=KAFKA,
         ingest_topic=source,
         dead_letter_topic=settings.dead_letter_topic,
         group_id=f"{prefix}.ingest",
         instance_id=f"{prefix}.ingest.consumer",
         batch_size=BATCH,
     )
-    application.recorder.start_writing()  # before joining the group, as `evledger ingest`
-    consumer = KafkaIngest(application, config)
+    consumer = KafkaIngest(_OneShard(root), config)
     started = time.perf_counter()
     counters = consumer.run(StopFlag(), until_idle=True)
     elapsed = time.perf_counter() - started
     consumer.close()
     events = application.recorder.max_notification_id() or 0
-    application.close()
+    root.close()
     assert counters.consumed == expected, counters
     return counters.consumed / elapsed, events
 
@@ -122,16 +136,16 @@ def main() -> None:
     messages = traffic(args.messages)
     run = uuid.uuid4().hex[:8]
     source = f"bench-{run}.upstream"
-    ensure_topic(BOOTSTRAP, TopicSpec(source))
+    ensure_topic(KAFKA, TopicSpec(source))
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "upstream.jsonl"
         path.write_text("".join(json.dumps(m) + "\n" for m in messages))
-        publish_file(path, BOOTSTRAP, source)
+        publish_file(path, KAFKA, source)
         print(f"{len(messages)} upstream messages on {source}, batches of {BATCH}")
         bare_rates, ingest_rates = [], []
         for repeat in range(args.repeats):
             target = f"bench-{run}.copy{repeat}"
-            ensure_topic(BOOTSTRAP, TopicSpec(target))
+            ensure_topic(KAFKA, TopicSpec(target))
             bare = bare_pass_through(source, target, len(messages))
             rate, events = ingest(
                 f"bench-{run}-{repeat}", source, len(messages), Path(scratch) / f"data{repeat}"

@@ -27,7 +27,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bootstrap import bootstrap
-from bootstrap.settings import Settings
+from bootstrap.settings import Settings, load_settings
 from consumers.contract import parse_message
 from consumers.translate import to_command
 from demo.traffic import TrafficShape, generate
@@ -63,14 +63,17 @@ def build_ledger(settings: Settings, events: int) -> int:
 
 
 def bare_consume(bootstrap: str, topic: str) -> tuple[int, float]:
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import TopicPartition
 
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
-        isolation_level="read_committed",
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=8 * 1024 * 1024,
-        fetch_max_bytes=64 * 1024 * 1024,
+    consumer = (
+        load_settings()
+        .kafka_connection(bootstrap)
+        .consumer(
+            isolation_level="read_committed",
+            enable_auto_commit=False,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+            fetch_max_bytes=64 * 1024 * 1024,
+        )
     )
     partition = TopicPartition(topic, 0)
     consumer.assign([partition])
@@ -186,9 +189,8 @@ def main() -> None:
 
 
 def delete_topics(bootstrap: str, ledger_topic: str) -> None:
-    from kafka import KafkaAdminClient
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = load_settings().kafka_connection(bootstrap).admin()
     existing = set(admin.list_topics())
     admin.delete_topics([t for t in (ledger_topic, f"{ledger_topic}.snapshots") if t in existing])
     admin.close()

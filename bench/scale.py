@@ -39,6 +39,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bootstrap.settings import load_settings  # noqa: E402  (after sys.path)
 
 BOOTSTRAP = os.environ.get("EVLEDGER_KAFKA_BOOTSTRAP") or "127.0.0.1:9092"
 PG_DSN = (
@@ -129,23 +130,28 @@ def high_water_kib(pid: int) -> int:
 
 def bare_pipe(source: str, target: str, expected: int, batch: int) -> None:
     """Kafka's consume -> transactional produce with no work in it: the ingest baseline."""
-    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+    from kafka import TopicPartition
     from kafka.structs import OffsetAndMetadata
 
     from store.admin import TopicSpec, ensure_topic
 
-    ensure_topic(BOOTSTRAP, TopicSpec(target))
-    consumer = KafkaConsumer(
-        source,
-        bootstrap_servers=BOOTSTRAP,
-        group_id=f"{target}.group",
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        isolation_level="read_committed",
-        max_poll_records=batch,
+    ensure_topic(load_settings().kafka_connection(BOOTSTRAP), TopicSpec(target))
+    consumer = (
+        load_settings()
+        .kafka_connection(BOOTSTRAP)
+        .consumer(
+            source,
+            group_id=f"{target}.group",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_poll_records=batch,
+        )
     )
-    producer = KafkaProducer(
-        bootstrap_servers=BOOTSTRAP, transactional_id=f"{target}.tx", acks="all"
+    producer = (
+        load_settings()
+        .kafka_connection(BOOTSTRAP)
+        .producer(transactional_id=f"{target}.tx", acks="all")
     )
     producer.init_transactions()
     copied = 0
@@ -171,14 +177,17 @@ def bare_pipe(source: str, target: str, expected: int, batch: int) -> None:
 
 def bare_consume(topic: str, batch: int) -> None:
     """A read_committed consume of a whole topic: the projection, rebuild and verify baseline."""
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import TopicPartition
 
-    consumer = KafkaConsumer(
-        bootstrap_servers=BOOTSTRAP,
-        group_id=None,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        max_poll_records=batch,
+    consumer = (
+        load_settings()
+        .kafka_connection(BOOTSTRAP)
+        .consumer(
+            group_id=None,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            max_poll_records=batch,
+        )
     )
     partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
     consumer.assign(partitions)
@@ -236,9 +245,7 @@ def topics_removed_after(prefix: str) -> Iterator[None]:
     try:
         yield
     finally:
-        from kafka import KafkaAdminClient
-
-        admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+        admin = load_settings().kafka_connection(BOOTSTRAP).admin()
         try:
             mine = [t for t in admin.list_topics() if t.startswith(prefix)]
             if mine:

@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from eventsourcing.persistence import StoredEvent
 
+from bootstrap.settings import load_settings
 from store.ledger import Ledger, LedgerConfig
 from store.signing import LedgerSigner, generate_key
 
@@ -31,7 +32,14 @@ KAFKA_BOOTSTRAP = os.environ.get("EVLEDGER_KAFKA_BOOTSTRAP") or "127.0.0.1:9092"
 
 def run(signer: LedgerSigner | None, batches: int, events: int) -> float:
     topic = f"bench.signing.{uuid.uuid4().hex[:8]}"
-    ledger = Ledger(LedgerConfig(KAFKA_BOOTSTRAP, topic, f"{topic}.writer", signer=signer))
+    ledger = Ledger(
+        LedgerConfig(
+            load_settings().kafka_connection(KAFKA_BOOTSTRAP),
+            topic,
+            f"{topic}.writer",
+            signer=signer,
+        )
+    )
     state = b'{"timestamp":"2026-03-02T08:00:00+00:00","total_minor":526,' + b'"x":"' * 40 + b'"}'
     try:
         ledger.insert([StoredEvent(uuid.uuid4(), 1, "bench:Warmup", state)])
@@ -43,9 +51,8 @@ def run(signer: LedgerSigner | None, batches: int, events: int) -> float:
         elapsed = time.perf_counter() - started
     finally:
         ledger.close()
-        from kafka.admin import KafkaAdminClient
 
-        admin = KafkaAdminClient(bootstrap_servers=KAFKA_BOOTSTRAP)
+        admin = load_settings().kafka_connection(KAFKA_BOOTSTRAP).admin()
         admin.delete_topics([topic])
         admin.close()
     return batches * events / elapsed

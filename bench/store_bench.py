@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bootstrap.settings import load_settings
 
 KAFKA_BOOTSTRAP = os.environ.get("EVLEDGER_KAFKA_BOOTSTRAP") or "127.0.0.1:9092"
 PG_DSN = os.environ.get("EVLEDGER_PG_DSN") or (
@@ -132,7 +133,9 @@ def measure_rebuild(topic: str) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory() as directory:
         index = AggregateIndex(Path(directory) / "rebuild.sqlite3")
-        reader = LedgerReader(KAFKA_BOOTSTRAP, topic, RecordCache(0))
+        reader = LedgerReader(
+            load_settings().kafka_connection(KAFKA_BOOTSTRAP), topic, RecordCache(0)
+        )
         started = time.perf_counter()
         catch_up(index, reader)
         elapsed = time.perf_counter() - started
@@ -144,9 +147,7 @@ def measure_rebuild(topic: str) -> dict[str, Any]:
 
 def cleanup(backend: str, name: str, env: dict[str, str]) -> None:
     if backend == "kafka":
-        from kafka import KafkaAdminClient
-
-        admin = KafkaAdminClient(bootstrap_servers=KAFKA_BOOTSTRAP)
+        admin = load_settings().kafka_connection(KAFKA_BOOTSTRAP).admin()
         topic = env["KAFKA_LEDGER_TOPIC"]
         admin.delete_topics([t for t in (topic, f"{topic}.snapshots") if t in admin.list_topics()])
         admin.close()

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from domain.application import BillingApplication
     from projections.runner import LedgerSource
     from replay.positions import LedgerPositions
+    from store.kafka_clients import KafkaConnection, KafkaSecurity
     from store.recorders import KafkaApplicationRecorder
 
 KAFKA_FACTORY = "store.factory:KafkaFactory"
@@ -46,10 +47,19 @@ class KafkaSite:
     topic_prefix: str
     replication_factor: int
     min_insync_replicas: int
+    # TLS and SASL for every client: each one is built from ``connection``, nothing else.
+    security: KafkaSecurity
     # How long clients wait on Kafka before calling it unavailable (longer than an election).
     timeout_s: float = 30.0
     # Ledger shards: shard p is its own ledger topic and ingest partition p.
     ledger_shards: int = 1
+
+    @property
+    def connection(self) -> KafkaConnection:
+        """What every Kafka client of evledger is built from (store/kafka_clients.py)."""
+        from store.kafka_clients import KafkaConnection
+
+        return KafkaConnection(self.bootstrap_servers, self.security)
 
     @property
     def ledger_topic(self) -> str:
@@ -86,7 +96,7 @@ class KafkaSite:
 
         for name in names:
             ensure_topic(
-                self.bootstrap_servers,
+                self.connection,
                 TopicSpec(
                     name=name,
                     replication_factor=self.replication_factor,
@@ -242,6 +252,7 @@ class KafkaLedger(LedgerBackend):
             "KAFKA_REPLICATION_FACTOR": str(self.site.replication_factor),
             "KAFKA_MIN_INSYNC_REPLICAS": str(self.site.min_insync_replicas),
             "KAFKA_TIMEOUT": str(self.site.timeout_s),
+            **self.site.security.environment(),
         }
         if self.signing_key_file is not None:
             environment["KAFKA_SIGNING_KEY_FILE"] = str(self.signing_key_file)
@@ -252,12 +263,12 @@ class KafkaLedger(LedgerBackend):
     def scan(self) -> LedgerScan:
         from audit.kafka_scan import KafkaLedgerScan
 
-        return KafkaLedgerScan(self.site.bootstrap_servers, self.topic)
+        return KafkaLedgerScan(self.site.connection, self.topic)
 
     def head(self) -> LedgerHead:
         from audit.ledger_head import KafkaLedgerHead
 
-        return KafkaLedgerHead(self.site.bootstrap_servers, self.topic)
+        return KafkaLedgerHead(self.site.connection, self.topic)
 
     def positions(self, source: LedgerSource) -> LedgerPositions:
         from replay.positions import KafkaOffsetPositions
@@ -292,6 +303,7 @@ def ledger_backend(settings: Settings) -> LedgerBackend:
         replication_factor=settings.kafka_replication_factor,
         min_insync_replicas=settings.kafka_min_insync_replicas,
         timeout_s=settings.kafka_timeout_s,
+        security=settings.kafka_security,
         ledger_shards=settings.ledger_shards,
     )
     return KafkaLedger(

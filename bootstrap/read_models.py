@@ -7,23 +7,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from projections.analytics import Analytics
-from projections.payment_history import PaymentHistory
-from projections.read_model import ReadModel
-from projections.refund_status import RefundStatusView
-
 if TYPE_CHECKING:
     from bootstrap.settings import Settings
+    from projections.read_model import ReadModel
     from replay.home_duckdb import DuckHome
     from replay.targets import ViewsHome
 
-READ_MODEL_CLASSES: dict[str, type[ReadModel]] = {
-    PaymentHistory.name: PaymentHistory,
-    RefundStatusView.name: RefundStatusView,
-    Analytics.name: Analytics,
-}
-READ_MODEL_NAMES = tuple(READ_MODEL_CLASSES)
+# Each read model's `name`, in projection order (a unit test keeps them equal); the classes
+# are imported only by what projects (read_model_classes), never by a query.
+READ_MODEL_NAMES = ("payment_history", "refund_status", "analytics")
+ANALYTICS = "analytics"
 EMBEDDED_VIEWS_FILE = "read_models.sqlite3"
+
+
+def read_model_classes() -> dict[str, type[ReadModel]]:
+    """Every read model class by name."""
+    from projections.analytics import Analytics
+    from projections.payment_history import PaymentHistory
+    from projections.refund_status import RefundStatusView
+
+    return {model.name: model for model in (PaymentHistory, RefundStatusView, Analytics)}
 
 
 class UnknownProjection(ValueError):

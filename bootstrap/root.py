@@ -5,19 +5,20 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bootstrap.ledgers import LedgerBackend, WholeLedgerOnly, ledger_backend
 from bootstrap.read_models import (
-    READ_MODEL_CLASSES,
+    ANALYTICS,
     READ_MODEL_NAMES,
     analytics_home,
     projection_names,
+    read_model_classes,
     views_home,
 )
 from bootstrap.settings import Settings
-from projections.analytics import Analytics
 
 if TYPE_CHECKING:
     from audit.scan import LedgerScan
@@ -35,10 +36,21 @@ class Root:
     """What one process is wired to. Build it with ``bootstrap(settings)``."""
 
     settings: Settings
-    ledger: LedgerBackend
-    views: ViewsHome
-    analytics: DuckHome
     _applications: dict[int, BillingApplication] = field(default_factory=dict, repr=False)
+
+    # Each backend is built when first used: a query command opens its views database
+    # without importing the ledger's, DuckDB's or the rebuild's modules.
+    @cached_property
+    def ledger(self) -> LedgerBackend:
+        return ledger_backend(self.settings)
+
+    @cached_property
+    def views(self) -> ViewsHome:
+        return views_home(self.settings)
+
+    @cached_property
+    def analytics(self) -> DuckHome:
+        return analytics_home(self.settings)
 
     # --- the write side ------------------------------------------------------------------
 
@@ -48,11 +60,14 @@ class Root:
         if shard not in self._applications:
             from consumers.routing import ROUTING_RULE
             from domain.application import BillingApplication
+            from domain.cdr_reconciliation import CdrTolerance
 
             shards = self.ledger.shards
             note = f"(on ledger shard {shard} of {shards}: {ROUTING_RULE})" if shards > 1 else ""
             self._applications[shard] = BillingApplication(
-                env=self.ledger.shard(shard).environment(), unknown_note=note
+                env=self.ledger.shard(shard).environment(),
+                cdr_tolerance=CdrTolerance(self.settings.ocpi_tolerance_minor),
+                unknown_note=note,
             )
         return self._applications[shard]
 
@@ -126,23 +141,26 @@ class Root:
         from replay.targets import ModelGroup
 
         names = projection_names(names)
-        views = tuple(READ_MODEL_CLASSES[name] for name in names if name != Analytics.name)
+        classes = read_model_classes()
+        views = tuple(classes[name] for name in names if name != ANALYTICS)
         groups = [ModelGroup(self.views, views)] if views else []
-        if Analytics.name in names:
-            groups.append(ModelGroup(self.analytics, (Analytics,)))
+        if ANALYTICS in names:
+            groups.append(ModelGroup(self.analytics, (classes[ANALYTICS],)))
         return groups
 
     def read_models(self, names: Sequence[str] = READ_MODEL_NAMES) -> list[ReadModel]:
         """Live read models, each group on one database connection."""
+        from projections.analytics import Analytics
         from projections.analytics_snapshot import SnapshotPublisher
 
         names = projection_names(names)
-        views = [READ_MODEL_CLASSES[name] for name in names if name != Analytics.name]
+        classes = read_model_classes()
+        views = [classes[name] for name in names if name != ANALYTICS]
         models: list[ReadModel] = []
         if views:
             db = self.views.live()
             models.extend(model_class(db) for model_class in views)
-        if Analytics.name in names:
+        if ANALYTICS in names:
             analytics = self.analytics.live()
             # The live analytics model publishes the copy that readers open.
             models.append(Analytics(analytics, SnapshotPublisher(analytics)))
@@ -185,9 +203,4 @@ class Root:
 
 def bootstrap(settings: Settings) -> Root:
     """The one place where settings become adapters (and backends are chosen)."""
-    return Root(
-        settings=settings,
-        ledger=ledger_backend(settings),
-        views=views_home(settings),
-        analytics=analytics_home(settings),
-    )
+    return Root(settings=settings)

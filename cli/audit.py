@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
-from cli.context import current_root
+from cli.context import current_root, current_settings
 from cli.output import OutputFormat, format_amounts, progress, render
 
 # audit/, store/ and bootstrap/ are imported by the command that runs: `evledger --help`
@@ -113,9 +112,12 @@ def verify(  # noqa: PLR0917 - typer passes each option as an argument
     try:
         keyring = Keyring.load(public_keys) if public_keys else None
         anchors = _anchors(expect_last_hash, at_id, anchor or [], keyring)
+        in_memory = current_settings().audit_state_cache_size
         if export is not None:
             with _progress("verifying export", lambda: None) as advance:
-                report = verify_export(export, advance, keyring, anchors)
+                report = verify_export(
+                    export, advance, keyring, anchors, state_cache_size=in_memory
+                )
             chain_note = None
         elif (root := current_root()).ledger.shards > 1:
             _verify_shards(root, keyring, anchors, output_format)
@@ -123,7 +125,14 @@ def verify(  # noqa: PLR0917 - typer passes each option as an argument
         else:
             scan = root.ledger_scan()
             with _progress("verifying ledger", scan.size_hint) as advance:
-                report = verify_records(scan.records(), scan.description, advance, keyring, anchors)
+                report = verify_records(
+                    scan.records(),
+                    scan.description,
+                    advance,
+                    keyring,
+                    anchors,
+                    state_cache_size=in_memory,
+                )
             chain_note = _chain_note(scan, report.summary)
     except (LedgerUnavailable, ExportError, SigningKeyError, AnchorError) as error:
         raise _fail(str(error), 2) from None
@@ -293,6 +302,7 @@ def trail(
 
 def _trail_table(rows: list[dict[str, Any]], title: str) -> None:
     """A terminal table that keeps ids and times on one line and wraps only the details."""
+    from rich.console import Console
     from rich.table import Table
 
     from audit.trail import TRAIL_COLUMNS

@@ -6,15 +6,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 
-from cli.output import format_amounts
+from cli.output import LazyConsole, format_amounts
 
 if TYPE_CHECKING:  # imported when the demo runs: other commands start without them
     from demo.pipeline import DemoSummary
     from domain.money import Money
 
-console = Console()
+console = LazyConsole()
 
 
 def demo(

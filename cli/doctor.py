@@ -19,14 +19,12 @@ class Check:
     detail: str
 
 
-def check_kafka(bootstrap: str) -> Check:
-    from kafka import KafkaAdminClient
+def check_kafka(site: KafkaSite) -> Check:
     from kafka.errors import KafkaError
 
+    bootstrap = site.bootstrap_servers
     try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap, request_timeout_ms=5000, bootstrap_timeout_ms=5000
-        )
+        admin = site.connection.admin(request_timeout_ms=5000, bootstrap_timeout_ms=5000)
         try:
             topics = admin.list_topics()
         finally:
@@ -43,7 +41,7 @@ def check_cluster(site: KafkaSite) -> list[Check]:
     from store.cluster_health import cluster_health
 
     try:
-        health = cluster_health(site.bootstrap_servers)
+        health = cluster_health(site.connection)
     except KafkaError as error:
         return [Check("kafka cluster", "-", False, f"{type(error).__name__}: {error}")]
     brokers = ", ".join(f"{node}@{address}" for node, address in health.brokers)
@@ -122,7 +120,7 @@ def run_checks(root: Root) -> list[Check]:
     except NeedsKafka:
         checks.append(Check("kafka", "-", True, root.ledger.description))
     else:
-        kafka = check_kafka(site.bootstrap_servers)
+        kafka = check_kafka(site)
         checks.append(kafka)
         if kafka.ok:
             checks.extend(check_cluster(site))

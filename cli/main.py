@@ -21,6 +21,7 @@ app = typer.Typer(
     help="Event-sourced billing ledger for EV charging operators.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     add_completion=False,
 )
 
@@ -75,3 +76,17 @@ def doctor(output_format: FormatOption = OutputFormat.table) -> None:
     render(rows, ["service", "where", "ok", "detail"], output_format)
     if not all(check.ok for check in checks):
         raise typer.Exit(1)
+
+
+def main() -> None:
+    """The `evledger` command: the typer app, with a refused Kafka login as one line."""
+    try:
+        app()
+    except Exception as error:
+        # Imported here: `evledger --help` loads no Kafka client.
+        from store.kafka_login import KafkaLoginRefused
+
+        if not isinstance(error, KafkaLoginRefused):
+            raise
+        typer.echo(f"evledger: {error}", err=True)
+        raise SystemExit(2) from None

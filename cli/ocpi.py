@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
+
+from cli.output import LazyConsole
 
 # The contract (pydantic) and the pricing engine are imported by the command that runs:
 # `evledger --help` and the other commands start without them.
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from domain.ocpi.engine import CdrPricing
 
 app = typer.Typer(help="OCPI 2.2.1 roaming: tariffs and CDRs.", no_args_is_help=True)
-stderr = Console(stderr=True)
+stderr = LazyConsole(stderr=True)
 
 
 def _fail(reason: str) -> typer.Exit:
@@ -252,6 +252,9 @@ def price(
         json.dump(document, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(title=f"CDR {cdr.id} priced with tariff {tariff.id} ({pricing.currency}, {zone})")
     for column in COLUMNS:
         justify = "left" if column in ("dimension", "unit") else "right"
@@ -325,7 +328,7 @@ def import_(
             staged = Path(scratch) / "ocpi.jsonl"
             staged.write_text(text, encoding="utf-8")
             sent = publish_file(
-                staged, site.bootstrap_servers, site.ingest_topic, shards=site.ledger_shards
+                staged, site.connection, site.ingest_topic, shards=site.ledger_shards
             )
         stderr.print(f"published {sent.published} messages ({counts}) to {site.ingest_topic}")
     if out is not None:
@@ -333,3 +336,14 @@ def import_(
         stderr.print(f"wrote {len(lines)} messages ({counts}) to {out}")
     if out is None and not publish:
         sys.stdout.write(text)
+
+
+def _register_ledger_commands() -> None:
+    from cli.ocpi_export import export_cdrs
+    from cli.ocpi_ledger import cdrs
+
+    app.command("cdrs")(cdrs)
+    app.command("export-cdrs")(export_cdrs)
+
+
+_register_ledger_commands()

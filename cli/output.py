@@ -9,26 +9,40 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from enum import StrEnum
-from typing import Any
-
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
 
 from cli.safe_text import csv_cell, plain
-from domain.errors import UnknownCurrencyError
-from domain.money import Money
+
+# rich is imported when a table or a bar is shown: `--help`, JSON and CSV start without it.
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
+
+
+def __getattr__(name: str) -> Any:
+    """``cli.output.Console`` is rich's Console, imported when first asked for (the progress
+    bar makes its console through this name, so a test can show it on a fake terminal)."""
+    if name != "Console":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from rich.console import Console
+
+    return Console
+
+
+class LazyConsole:
+    """A rich Console made on first use, for a module-level ``console`` of a command module
+    (importing rich would cost every command's start-up)."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return getattr(self._console, name)
 
 
 class OutputFormat(StrEnum):
@@ -53,6 +67,9 @@ def render(
         for row in rows:
             writer.writerow([csv_cell(row.get(c)) for c in columns])
     else:
+        from rich.console import Console
+        from rich.table import Table
+
         # Cells hold upstream strings: rich Text, so "[/]" or "[link=...]" is shown, not run.
         table = Table(title=None if title is None else plain(title))
         for column in columns:
@@ -74,24 +91,14 @@ def format_amounts(by_currency: Mapping[str, int]) -> str:
 
 
 def _amount(minor: int, currency: str) -> str:
+    from domain.errors import UnknownCurrencyError
+    from domain.money import Money
+
     try:
         major = Money(minor, currency).to_major()
     except UnknownCurrencyError:
         return f"{minor:,} minor units of unknown currency {currency!r}"
     return f"{major:,} {currency}"
-
-
-class _Rate(ProgressColumn):
-    """Items per second (rich's own speed columns count bytes)."""
-
-    def __init__(self, unit: str) -> None:
-        super().__init__()
-        self.unit = unit
-
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        shown = "--" if speed is None else f"{speed:,.0f}"
-        return Text(f"{shown} {self.unit}/s", "cyan")
 
 
 class ProgressBar:
@@ -121,13 +128,34 @@ def progress(
     """A progress bar on stderr: description, bar, done/total, a free note (counters),
     rate in ``unit``/s, elapsed and time left. Shown only when ``enabled`` and stderr is a
     terminal, so logs and pipes stay clean; ``transient`` clears it when done."""
-    console = Console(stderr=True)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        Task,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
+
+    class _Rate(ProgressColumn):
+        """Items per second (rich's own speed columns count bytes)."""
+
+        def render(self, task: Task) -> Text:
+            speed = task.finished_speed or task.speed
+            shown = "--" if speed is None else f"{speed:,.0f}"
+            return Text(f"{shown} {unit}/s", "cyan")
+
+    make_console = globals().get("Console") or __getattr__("Console")
+    console = make_console(stderr=True)
     display = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[note]}"),
-        _Rate(unit),
+        _Rate(),
         TimeElapsedColumn(),
         TextColumn("ETA"),
         TimeRemainingColumn(),

@@ -5,13 +5,12 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
-from rich.console import Console
 
 from cli.context import current_root
-from cli.output import OutputFormat, progress, render
+from cli.output import LazyConsole, OutputFormat, progress, render
 
 if TYPE_CHECKING:  # imported when a command runs: `evledger --help` does without them
     from bootstrap import Root
@@ -20,7 +19,7 @@ if TYPE_CHECKING:  # imported when a command runs: `evledger --help` does withou
     from consumers.ingest import KafkaIngest, ShardTask
     from store.recorders import KafkaApplicationRecorder
 
-stderr = Console(stderr=True)
+stderr = LazyConsole(stderr=True)
 
 FormatOption = Annotated[
     OutputFormat, typer.Option("--format", "-f", help="Output as a table, JSON or CSV.")
@@ -81,6 +80,29 @@ class _RootShards:
         self.root.close_shard(shard)
 
 
+# Exit status of an ingest that another instance took over: a supervisor that restarts
+# it would only take the ledger back from the newer one, so it is told apart from 1.
+EXIT_TAKEN_OVER = 3
+
+
+def _took_over() -> tuple[type[Exception], ...]:
+    from consumers.membership import IngestReplaced
+    from store.writer import WriterFenced
+
+    return (WriterFenced, IngestReplaced)
+
+
+def _taken_over(error: Exception) -> NoReturn:
+    """One line, no traceback: nothing of the current batch was committed by this one."""
+    stderr.print(
+        f"evledger: another ingest took over the ledger writer; stopping ({error})",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    raise typer.Exit(EXIT_TAKEN_OVER) from None
+
+
 def _kafka_ingest(root: Root, batch_size: int) -> KafkaIngest:
     """The ingest consumer over the Kafka ledger: each shard's writer started before its
     partition is read."""
@@ -89,7 +111,7 @@ def _kafka_ingest(root: Root, batch_size: int) -> KafkaIngest:
     site = kafka_site(root, "ingest from the topic")
     ensure_topics(site, site.ingest_topic, site.dead_letter_topic)
     config = IngestConfig(
-        bootstrap_servers=site.bootstrap_servers,
+        connection=site.connection,
         ingest_topic=site.ingest_topic,
         dead_letter_topic=site.dead_letter_topic,
         group_id=site.ingest_group,
@@ -134,7 +156,7 @@ def publish(
     with progress("publishing", total, unit="messages") as bar:
         report = publish_file(
             file,
-            site.bootstrap_servers,
+            site.connection,
             site.ingest_topic,
             on_progress=bar.update,
             shards=site.ledger_shards,
@@ -163,7 +185,6 @@ def ingest(
     from consumers.ingest import StopFlag
     from consumers.metrics import serve_metrics
     from consumers.sources import IngestSource
-    from store.writer import WriterFenced
 
     logging.basicConfig(level=logging.WARNING)
     root = current_root()
@@ -198,14 +219,8 @@ def ingest(
                 source.run(stop, until_idle=until_idle, on_batch=on_batch)
         finally:
             source.close()
-    except WriterFenced as fenced:
-        # Another ingest took over the ledger: nothing of this batch was committed.
-        stderr.print(
-            f"evledger: another ingest took over the ledger writer; stopping ({fenced})",
-            markup=False,
-            highlight=False,
-        )
-        raise typer.Exit(1) from None
+    except _took_over() as fenced:
+        _taken_over(fenced)
     finally:
         root.close()
     render([counters.as_dict()], list(counters.as_dict()), output_format, title="ingest")
@@ -235,6 +250,8 @@ def run(batch_size: BatchSizeOption = 500, metrics_port: MetricsPortOption = Non
     except ProjectorFailed as failed:
         stderr.print(f"evledger: {failed}")
         raise typer.Exit(1) from None
+    except _took_over() as fenced:
+        _taken_over(fenced)
     finally:
         root.close()
     for projection in stopped:  # ingest went on without it; say so once more at the end

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from cli.output import OutputFormat
 from cli.queries import FormatOption, _analytics, _fail
@@ -91,6 +90,8 @@ def analytics_report(
     elif output_format is OutputFormat.csv:
         write_csv(report.section(str(section)), report.currency, sys.stdout)
     else:
+        from rich.console import Console
+
         from cli.report_terminal import render_report, render_section
 
         console = Console()

@@ -7,7 +7,9 @@ from rich import box
 from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
+from rich.text import Text
 
+from cli.safe_text import plain
 from projections.report import Kind, Report, Section
 from projections.report_formats import header_text, headline_items, period_text, value_text
 
@@ -29,7 +31,8 @@ def render_report(report: Report, console: Console, top: int = 8) -> None:
 
 def render_section(report: Report, section: Section, console: Console) -> None:
     """One section with every row and column."""
-    console.print(f"[bold]{section.title}[/bold]  {_scope_line(report)}")
+    # Upstream strings (a station id in the scope) are plain text, never markup.
+    console.print(Text.assemble((section.title, "bold"), "  ", plain(_scope_line(report))))
     console.print(f"[dim]{section.caption}[/dim]")
     table = _table(report, section, None)
     natural = Measurement.get(console, console.options.update_width(10_000), table).maximum
@@ -57,12 +60,12 @@ def _scope_line(report: Report) -> str:
 
 def _render_headline(report: Report, console: Console) -> None:
     console.rule("[bold]evledger analytics report[/bold]")
-    console.print(_scope_line(report), justify="center")
+    console.print(plain(_scope_line(report)), justify="center")
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column()
     for label, value in headline_items(report):
-        grid.add_row(label, value)
+        grid.add_row(label, plain(value))
     console.print(grid)
 
 
@@ -101,7 +104,11 @@ def _table(
     for row in rows:
         table.add_row(
             *(
-                value_text(section.column(name).kind, row.get(name), report.currency, unit=False)
+                plain(
+                    value_text(
+                        section.column(name).kind, row.get(name), report.currency, unit=False
+                    )
+                )
                 for name in names
             ),
             style="bold red" if row.get("recurring") else None,

@@ -4,9 +4,10 @@ characters escaped) and CSV cells a spreadsheet will not run as formulas."""
 from __future__ import annotations
 
 import unicodedata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.text import Text
+if TYPE_CHECKING:  # rich is imported when something is shown, not when a command starts
+    from rich.text import Text
 
 # Cells starting with these are formulas (or become one) in Excel, LibreOffice and Sheets.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -29,6 +30,8 @@ def escape_controls(value: str) -> str:
 
 def plain(value: Any) -> Text:
     """A terminal cell: never parsed as markup, control characters escaped."""
+    from rich.text import Text
+
     return Text("" if value is None else escape_controls(str(value)))
 
 

@@ -31,9 +31,11 @@ from consumers.batch import BatchOutcome, CommandHandler, apply_batch
 from consumers.counters import IngestCounters
 from consumers.dead_letter import DeadLetter
 from consumers.ledger_backoff import LedgerBackoff, retriable
+from consumers.membership import GroupMembership
 from consumers.producer import MAX_MESSAGE_BYTES
 from consumers.sources import StopSignal
 from consumers.triage import SourceRecord
+from store.kafka_clients import KafkaConnection
 from store.recorders import KafkaApplicationRecorder, TransactionExtras
 from store.writer import SideRecord, WriterFenced
 
@@ -42,7 +44,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class IngestConfig:
-    bootstrap_servers: str
+    connection: KafkaConnection
     ingest_topic: str
     dead_letter_topic: str
     group_id: str
@@ -134,8 +136,6 @@ class KafkaIngest:
     """
 
     def __init__(self, tasks: ShardTasks, config: IngestConfig) -> None:
-        from kafka import KafkaConsumer
-
         self.config = config
         self.counters = IngestCounters()
         self._tasks = tasks
@@ -144,8 +144,7 @@ class KafkaIngest:
         if not sharded:
             # One shard: its writer starts before the consumer joins the group.
             self._task(0)
-        self.consumer = KafkaConsumer(
-            bootstrap_servers=config.bootstrap_servers,
+        self.consumer = config.connection.consumer(
             group_id=config.group_id,
             # Static membership with one shard: one ingest instance per group by design, so
             # a restarted instance takes over at once instead of waiting out the dead
@@ -165,6 +164,7 @@ class KafkaIngest:
             self.consumer.subscribe([config.ingest_topic], listener=_shard_rebalance(self))
         else:
             self.consumer.subscribe([config.ingest_topic])
+        self.membership = GroupMembership(self.consumer, config.connection)
 
     def _task(self, shard: int) -> ShardTask:
         if shard not in self._open:
@@ -195,6 +195,9 @@ class KafkaIngest:
         while not stop:
             records = self._poll()
             if not records:
+                # Nothing to commit, so a writer cannot learn it was fenced: ask the group
+                # (with one shard; sharded members are dynamic and moved writers are fenced).
+                self.membership.check()
                 if until_idle and self._caught_up():
                     break
                 continue
@@ -245,6 +248,7 @@ class KafkaIngest:
         return self.counters
 
     def close(self) -> None:
+        self.membership.close()
         self.consumer.close()
 
     def _poll(self) -> list[SourceRecord]:

@@ -1,11 +1,18 @@
-"""Ingest counters as Prometheus metrics: a collector over the live IngestCounters."""
+"""What a running ingest shows on its port: Prometheus /metrics over the live counters, and
+/readyz, which fails while a read model is stopped at a ledger event it cannot write."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import threading
+from collections.abc import Iterable, Iterator
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+from wsgiref.types import StartResponse, WSGIEnvironment
 
-from prometheus_client import CollectorRegistry, generate_latest, start_http_server
+from prometheus_client import CollectorRegistry, generate_latest, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.registry import Collector
 
 from consumers.counters import IngestCounters
@@ -62,6 +69,42 @@ def metrics_text(counters: IngestCounters, projector: Projector | None = None) -
     return generate_latest(registry_for(counters, projector)).decode()
 
 
+def readiness(projector: Projector | None) -> tuple[int, dict[str, Any]]:
+    """HTTP status and body of /readyz: 503 while any read model is stopped (ingest goes on,
+    but what readers see no longer moves). The error text stays in the log: it may quote
+    upstream data."""
+    models = [] if projector is None else projector.read_models
+    stops = {} if projector is None else projector.stopped
+    projections: dict[str, Any] = {}
+    for model in models:
+        stop = stops.get(model.name)
+        projections[model.name] = (
+            {"status": "running"}
+            if stop is None
+            else {"status": "stopped", "position": stop.position, "event_type": stop.event_type}
+        )
+    ready = not stops
+    return (200 if ready else 503), {"ready": ready, "projections": projections}
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Scrapes every few seconds would drown the ingest's own log."""
+
+
 def serve_metrics(counters: IngestCounters, port: int, projector: Projector | None = None) -> None:
-    """Serve /metrics on loopback in a daemon thread for as long as the process runs."""
-    start_http_server(port, addr="127.0.0.1", registry=registry_for(counters, projector))
+    """Serve /metrics and /readyz on loopback in a daemon thread for as long as the process
+    runs."""
+    metrics = make_wsgi_app(registry_for(counters, projector))
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != "/readyz":
+            scraped: Iterable[bytes] = metrics(environ, start_response)
+            return scraped
+        status, body = readiness(projector)
+        reason = "OK" if status == 200 else "Service Unavailable"
+        start_response(f"{status} {reason}", [("Content-Type", "application/json")])
+        return [json.dumps(body).encode()]
+
+    server = make_server("127.0.0.1", port, app, ThreadingWSGIServer, handler_class=_Quiet)
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()

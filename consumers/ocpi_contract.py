@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, date, datetime, time
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -30,6 +30,7 @@ from pydantic import (
 from consumers.contract import ContractViolation
 from domain.errors import InvalidValueError
 from domain.money import CURRENCY_EXPONENTS
+from domain.ocpi import codec
 from domain.ocpi import model as ocpi
 
 OCPI_VERSION = "2.2.1"
@@ -312,107 +313,25 @@ def validate(model: type[Model], document: Any, prefix: str = "") -> Model:
         raise ContractViolation(field, str(first["msg"]).removeprefix("Value error, ")) from None
 
 
-def _price(price: Price | None) -> ocpi.OcpiPrice | None:
-    return None if price is None else ocpi.OcpiPrice(price.excl_vat, price.incl_vat)
-
-
-def _restrictions(found: TariffRestrictions | None) -> ocpi.Restrictions | None:
-    if found is None:
-        return None
-    return ocpi.Restrictions(
-        start_time=None if found.start_time is None else time.fromisoformat(found.start_time),
-        end_time=None if found.end_time is None else time.fromisoformat(found.end_time),
-        start_date=None if found.start_date is None else date.fromisoformat(found.start_date),
-        end_date=None if found.end_date is None else date.fromisoformat(found.end_date),
-        min_kwh=found.min_kwh,
-        max_kwh=found.max_kwh,
-        min_current=found.min_current,
-        max_current=found.max_current,
-        min_power=found.min_power,
-        max_power=found.max_power,
-        min_duration=found.min_duration,
-        max_duration=found.max_duration,
-        day_of_week=tuple(found.day_of_week),
-        reservation=found.reservation,
-    )
-
-
 Built = TypeVar("Built")
 
 
-def _domain(build: Callable[..., Built], **kwargs: Any) -> Built:
+def _domain(build: Callable[[dict[str, Any]], Built], model: BaseModel) -> Built:
     """Build a domain value; a rule it enforces becomes a contract violation."""
     try:
-        return build(**kwargs)
+        return build(model.model_dump(mode="json", exclude_none=True))
     except InvalidValueError as error:
         raise ContractViolation("", error.reason) from None
 
 
 def tariff_to_domain(tariff: Tariff) -> ocpi.Tariff:
     """The engine's view of a validated Tariff."""
-    elements = tuple(
-        ocpi.TariffElement(
-            price_components=tuple(
-                ocpi.PriceComponent(
-                    type=component.type,
-                    price=component.price,
-                    step_size=component.step_size,
-                    vat=component.vat,
-                )
-                for component in element.price_components
-            ),
-            restrictions=_restrictions(element.restrictions),
-        )
-        for element in tariff.elements
-    )
-    return _domain(
-        ocpi.Tariff,
-        country_code=tariff.country_code,
-        party_id=tariff.party_id,
-        id=tariff.id,
-        currency=tariff.currency,
-        elements=elements,
-        min_price=_price(tariff.min_price),
-        max_price=_price(tariff.max_price),
-        start_date_time=tariff.start_date_time,
-        end_date_time=tariff.end_date_time,
-    )
+    return _domain(codec.tariff, tariff)
 
 
 def cdr_to_domain(cdr: Cdr) -> ocpi.Cdr:
     """The engine's view of a validated CDR."""
-    periods = tuple(
-        ocpi.ChargingPeriod(
-            start_date_time=period.start_date_time,
-            dimensions=tuple(ocpi.CdrDimension(d.type, d.volume) for d in period.dimensions),
-            tariff_id=period.tariff_id,
-        )
-        for period in cdr.charging_periods
-    )
-    total_cost = _price(cdr.total_cost)
-    assert total_cost is not None  # required by the model
-    return _domain(
-        ocpi.Cdr,
-        country_code=cdr.country_code,
-        party_id=cdr.party_id,
-        id=cdr.id,
-        start_date_time=cdr.start_date_time,
-        end_date_time=cdr.end_date_time,
-        currency=cdr.currency,
-        charging_periods=periods,
-        total_cost=total_cost,
-        total_energy=cdr.total_energy,
-        total_time=cdr.total_time,
-        total_fixed_cost=_price(cdr.total_fixed_cost),
-        total_energy_cost=_price(cdr.total_energy_cost),
-        total_time_cost=_price(cdr.total_time_cost),
-        total_parking_time=cdr.total_parking_time,
-        total_parking_cost=_price(cdr.total_parking_cost),
-        total_reservation_cost=_price(cdr.total_reservation_cost),
-        tariff_ids=tuple(t.id for t in cdr.tariffs),
-        credit=bool(cdr.credit),
-        credit_reference_id=cdr.credit_reference_id,
-    )
+    return _domain(codec.cdr, cdr)
 
 
 def objects_in(document: Any) -> list[Any]:
@@ -428,10 +347,4 @@ def objects_in(document: Any) -> list[Any]:
 
 def encode(document: Any) -> str:
     """JSON text of decoded OCPI JSON, each number written as it was read (Decimal text)."""
-    if isinstance(document, Decimal):
-        return str(document)
-    if isinstance(document, dict):
-        return "{" + ",".join(f"{json.dumps(k)}:{encode(v)}" for k, v in document.items()) + "}"
-    if isinstance(document, list | tuple):
-        return "[" + ",".join(encode(v) for v in document) + "]"
-    return json.dumps(document)
+    return codec.dumps(document)

@@ -5,8 +5,10 @@ Tariff elements, a Location time_zone). The event_id is the object's identity an
 (``ocpi.cdr:NL:EVL:CDR-1:<last_updated>``), so importing a file twice gives duplicates,
 and a Tariff updated by its owner (new last_updated) is a new event. A CDR gets the
 ``time_zone`` given, else that of its Location (same country_code, party_id and
-cdr_location.id) in the same import; without either it is still written, and ingest
-dead-letters it with that reason rather than guess a zone.
+cdr_location.id) in the same import; without either it is still written, and the ledger
+takes the zone of an ocpi.location it already holds, or records the CDR as rejected with
+that reason rather than guess a zone. Locations and Tariffs are written before the CDRs
+(each kind in the order given), so the CDRs of one import find them in the ledger.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from consumers.contract import ContractViolation
 from consumers.ocpi_contract import encode
 
 KINDS = (("charging_periods", "cdr"), ("elements", "tariff"), ("time_zone", "location"))
+_ORDER = {"location": 0, "tariff": 1, "cdr": 2}
 
 
 @dataclass
@@ -65,7 +68,8 @@ def _location_key(document: dict[str, Any]) -> tuple[str, str, str]:
 
 
 def wrap(documents: list[Any], time_zone: str | None, report: ImportReport) -> list[str]:
-    """One JSON line per OCPI object, in the order given (Locations may come after CDRs)."""
+    """One JSON line per OCPI object: Locations, then Tariffs, then CDRs, each in the order
+    given (a CDR is re-priced with what the ledger holds when it arrives)."""
     kinds = [kind_of(document) for document in documents]
     zones = {
         _location_key(document): document["time_zone"]
@@ -73,7 +77,8 @@ def wrap(documents: list[Any], time_zone: str | None, report: ImportReport) -> l
         if kind == "location" and isinstance(document.get("time_zone"), str)
     }
     lines = []
-    for document, kind in zip(documents, kinds, strict=True):
+    ordered = sorted(zip(documents, kinds, strict=True), key=lambda pair: _ORDER[pair[1]])
+    for document, kind in ordered:
         message: dict[str, Any] = {
             "type": f"ocpi.{kind}",
             "event_id": _event_id(kind, document),

@@ -7,13 +7,15 @@ object inside is exactly what the OCPI party sent. A CDR carries no time zone, s
 
 These messages are read with every JSON number as an exact Decimal (pydantic's JSON mode
 would pass OCPI's numbers through a float), so they are recognised before the v1
-contract's parser. This ledger version validates them but does not apply them yet: a valid
-one becomes a dead letter that says so and can be replayed once it does.
+contract's parser. A valid one becomes a domain command carrying the OCPI object's JSON
+text (the ledger keeps it, so a CDR can be re-priced from the ledger alone). A CDR without
+``time_zone`` is accepted here: the ledger's ocpi.location decides, or the CDR is recorded
+as rejected with that reason.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict
 
@@ -23,10 +25,13 @@ from consumers.ocpi_contract import (
     Location,
     Tariff,
     decode,
+    encode,
     known_zone,
     rfc3339_text,
     validate,
 )
+from domain.commands import Command
+from domain.ocpi_commands import RecordCdr, RecordOcpiLocation, RecordOcpiTariff
 
 OCPI_MESSAGE_TYPES = ("ocpi.cdr", "ocpi.location", "ocpi.tariff")
 _MARKER = b'"ocpi.'
@@ -95,33 +100,28 @@ def parse_ocpi_message(raw: bytes) -> OcpiMessage:
         raise ContractViolation(
             "type", f"unknown OCPI message type {message_type!r}; known: {known}"
         )
-    message = validate(model, document)
-    if isinstance(message, OcpiCdrMessage) and message.time_zone is None:
-        raise ContractViolation(
-            "time_zone",
-            "a CDR carries no time zone and evledger never guesses one: send its Location's "
-            "time_zone (evledger ocpi import --time-zone ZONE, or import the Location with it)",
-        )
-    return message
+    return validate(model, document)
 
 
-def describe(message: OcpiMessage) -> str:
-    """Which OCPI object a message carries, for people: "CDR NL/EVL/CDR-1"."""
-    payload, kind = _PAYLOADS[message.type]
-    inner: Tariff | Location | Cdr = getattr(message, payload)
-    return f"{kind} {inner.country_code}/{inner.party_id}/{inner.id}"
-
-
-def ocpi_dead_letter(raw: bytes) -> tuple[str, str] | None:
-    """For an ocpi.* message, the dead letter's field and reason; None for other messages."""
+def ocpi_command(raw: bytes) -> Command | None:
+    """The domain command of an ocpi.* message (ContractViolation if it is bad); None for
+    other messages, which are not ours to judge."""
     if ocpi_type(raw) is None:
         return None
-    try:
-        message = parse_ocpi_message(raw)
-    except ContractViolation as violation:
-        return violation.field, violation.reason
-    return (
-        "type",
-        f"valid {describe(message)}; this ledger version validates OCPI objects but does not "
-        "apply them yet: replay this dead letter once it does",
-    )
+    message = parse_ocpi_message(raw)
+    inner = decode(raw)[_PAYLOADS[message.type][0]]
+    common: dict[str, Any] = {"event_id": message.event_id, "occurred_at": message.occurred_at}
+    if isinstance(message, OcpiTariffMessage):
+        return RecordOcpiTariff(**common, document=encode(inner))
+    if isinstance(message, OcpiLocationMessage):
+        location = message.location
+        return RecordOcpiLocation(
+            **common,
+            country_code=location.country_code,
+            party_id=location.party_id,
+            location_id=location.id,
+            time_zone=location.time_zone,
+            last_updated=location.last_updated,
+        )
+    assert isinstance(message, OcpiCdrMessage)
+    return RecordCdr(**common, document=encode(inner), time_zone=message.time_zone)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from consumers import strict_json
+from store.kafka_clients import KafkaConnection
 
 # Kafka's largest record on our broker is 16 MiB; leave room for the record overhead.
 MAX_MESSAGE_BYTES = 15 * 1024 * 1024
@@ -62,19 +63,16 @@ def read_lines(path: Path) -> Iterator[bytes]:
 
 def publish_file(
     path: Path,
-    bootstrap_servers: str,
+    connection: KafkaConnection,
     topic: str,
     on_progress: Callable[[int], None] = lambda sent: None,
     shards: int = 1,
 ) -> PublishReport:
     """Send every non-blank line; with more than one ledger shard, by the routing rule of
     consumers/routing.py (tariffs to every partition)."""
-    from kafka import KafkaProducer
-
     from consumers.routing import SessionRouter
 
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap_servers,
+    producer = connection.producer(
         acks="all",
         enable_idempotence=True,
         linger_ms=5,

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from consumers.contract import ContractViolation, parse_message
 from consumers.dead_letter import DeadLetter, now
-from consumers.ocpi_messages import ocpi_dead_letter
+from consumers.ocpi_messages import ocpi_command
 from consumers.routing import misrouted
 from consumers.translate import to_command
 from domain.commands import Command
@@ -56,24 +56,22 @@ def triage(records: Iterable[SourceRecord], shards: int = 1) -> Triage:
         if record.value is None:  # a tombstone carries no message at all
             sorted_out.dead_letters.append(record.dead_letter("", "empty record (no value)"))
             continue
-        ocpi = ocpi_dead_letter(record.value)
-        if ocpi is not None:
-            sorted_out.dead_letters.append(record.dead_letter(*ocpi))
-            continue
         try:
-            message = parse_message(record.value)
-            if shards > 1:
-                wrong = misrouted(
-                    message.type,
-                    getattr(message, "session_id", None),
-                    record.key,
-                    record.partition,
-                    shards,
-                )
-                if wrong is not None:
-                    sorted_out.dead_letters.append(record.dead_letter(*wrong))
-                    continue
-            command = to_command(message)
+            command = ocpi_command(record.value)
+            if command is None:
+                message = parse_message(record.value)
+                if shards > 1:
+                    wrong = misrouted(
+                        message.type,
+                        getattr(message, "session_id", None),
+                        record.key,
+                        record.partition,
+                        shards,
+                    )
+                    if wrong is not None:
+                        sorted_out.dead_letters.append(record.dead_letter(*wrong))
+                        continue
+                command = to_command(message)
         except ContractViolation as violation:
             sorted_out.dead_letters.append(record.dead_letter(violation.field, violation.reason))
         except ValueError as refused:

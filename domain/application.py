@@ -20,6 +20,7 @@ from eventsourcing.utils import Environment, EnvType
 
 # Imported for its effect: every stored event topic resolves, whatever was renamed since.
 import domain.event_topics  # noqa: F401
+from domain.cdr_reconciliation import CdrTolerance, Reconciliation, reconcile
 from domain.commands import (
     ApproveRefund,
     AuthorisePayment,
@@ -36,6 +37,7 @@ from domain.commands import (
     VoidPayment,
 )
 from domain.errors import (
+    DomainError,
     IdempotencyConflictError,
     InvalidValueError,
     PaymentRuleViolation,
@@ -48,18 +50,28 @@ from domain.ids import (
     payment_aggregate_id,
     processed_message_id,
     refund_aggregate_id,
+    roaming_cdr_aggregate_id,
+    roaming_location_aggregate_id,
+    roaming_tariff_aggregate_id,
     session_aggregate_id,
     settlement_aggregate_id,
     tariff_aggregate_id,
 )
+from domain.ocpi import codec
+from domain.ocpi.engine import price_cdr
+from domain.ocpi.model import Cdr as OcpiCdr
+from domain.ocpi_commands import RecordCdr, RecordOcpiLocation, RecordOcpiTariff
 from domain.payment import Payment
 from domain.policy import RefundPolicy, automatic_approval
 from domain.refund import SYSTEM, Refund
 from domain.results import CommandResult, Outcome, RecordedEvent
+from domain.roaming_cdr import RoamingCdr
+from domain.roaming_location import RoamingLocation
+from domain.roaming_tariff import RoamingTariff
 from domain.session import ChargingSession
 from domain.settlement import SessionSettlement
 from domain.tariff import Tariff
-from domain.vocabulary import RefundStatus
+from domain.vocabulary import CdrReconciliation, CdrRejection, CdrStatus, RefundReason, RefundStatus
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +96,16 @@ class _Decision:
     rejection_reason: str | None = None
 
 
+@dataclass(frozen=True)
+class _CdrTariff:
+    """The tariff a CDR is re-priced with, as the ledger will keep it."""
+
+    tariff_id: str
+    source: str  # "cdr": the CDR's own tariffs; "ledger": an ocpi.tariff version
+    last_updated: datetime | None
+    document: str
+
+
 class BillingApplication(Application[UUID]):
     """The billing ledger's write side: upstream messages in, domain events out."""
 
@@ -96,10 +118,12 @@ class BillingApplication(Application[UUID]):
         env: EnvType | None = None,
         *,
         refund_policy: RefundPolicy | None = None,
+        cdr_tolerance: CdrTolerance | None = None,
         unknown_note: str = "",
     ) -> None:
         super().__init__(env)
         self.refund_policy = refund_policy or RefundPolicy()
+        self.cdr_tolerance = cdr_tolerance or CdrTolerance()
         # Added to a rejection for an unknown tariff, session, payment or refund: on one
         # shard of a sharded ledger, the routing rule (the message may be on the wrong one).
         self.unknown_note = unknown_note
@@ -116,6 +140,9 @@ class BillingApplication(Application[UUID]):
             RejectRefund: self._reject_refund,
             IssueRefund: self._issue_refund,
             FailRefund: self._fail_refund,
+            RecordOcpiTariff: self._record_ocpi_tariff,
+            RecordOcpiLocation: self._record_ocpi_location,
+            RecordCdr: self._record_cdr,
         }
         # Aggregates changed by earlier commands of the batch being handled (handle_batch).
         self._unit_of_work: dict[UUID, Aggregate] | None = None
@@ -520,6 +547,16 @@ class BillingApplication(Application[UUID]):
         refund = self._find(Refund, refund_aggregate_id(command.refund_id))
         if refund is None:
             return _Decision(rejection_reason=f"unknown refund {command.refund_id}")
+        if (
+            refund.status is RefundStatus.APPROVED
+            and self._find(Payment, payment_aggregate_id(refund.payment_id)) is None
+        ):
+            # A roaming CDR's overcharge claim: the OCPI party pays it back, not our processor.
+            reason = (
+                f"refund {refund.refund_id} is a claim on {refund.payment_id}, not a captured "
+                "payment: there is nothing to pay it out from"
+            )
+            return _reject_on(refund, command, reason)
         try:
             refund.issue(processor_ref=command.processor_ref, occurred_at=command.occurred_at)
         except RefundRuleViolation as violation:
@@ -539,6 +576,215 @@ class BillingApplication(Application[UUID]):
             return _Decision([refund])
         payment.release_refund(refund_id=refund.refund_id)
         return _Decision([refund, payment])
+
+    # --- OCPI roaming: tariffs, locations, CDRs ------------------------------------------
+
+    def _record_ocpi_tariff(self, command: RecordOcpiTariff) -> _Decision:
+        tariff, stamp = command.tariff(), command.last_updated()
+        key = (tariff.country_code, tariff.party_id, tariff.id)
+        existing = self._find(RoamingTariff, roaming_tariff_aggregate_id(*key))
+        if existing is None:
+            recorded = RoamingTariff.record(
+                country_code=tariff.country_code,
+                party_id=tariff.party_id,
+                tariff_id=tariff.id,
+                last_updated=stamp,
+                currency=tariff.currency,
+                document=command.document,
+            )
+            return _Decision([recorded])
+        if existing.has_version(stamp):
+            return _Decision(
+                rejection_reason=f"OCPI tariff {'/'.join(key)} last_updated {stamp.isoformat()} "
+                "is already recorded; an update needs a new last_updated"
+            )
+        existing.update(last_updated=stamp, currency=tariff.currency, document=command.document)
+        return _Decision([existing])
+
+    def _record_ocpi_location(self, command: RecordOcpiLocation) -> _Decision:
+        key = (command.country_code, command.party_id, command.location_id)
+        existing = self._find(RoamingLocation, roaming_location_aggregate_id(*key))
+        if existing is None:
+            recorded = RoamingLocation.record(
+                country_code=command.country_code,
+                party_id=command.party_id,
+                location_id=command.location_id,
+                time_zone=command.time_zone,
+                last_updated=command.last_updated,
+            )
+            return _Decision([recorded])
+        if existing.last_updated == command.last_updated:
+            return _Decision(
+                rejection_reason=f"OCPI location {'/'.join(key)} last_updated "
+                f"{command.last_updated.isoformat()} is already recorded"
+            )
+        existing.update(time_zone=command.time_zone, last_updated=command.last_updated)
+        return _Decision([existing])
+
+    def _record_cdr(self, command: RecordCdr) -> _Decision:
+        cdr, raw = command.cdr(), command.raw()
+        name = f"CDR {cdr.country_code}/{cdr.party_id}/{cdr.id}"
+        location = raw.get("cdr_location")
+        location_id = str(location.get("id", "")) if isinstance(location, dict) else ""
+        session_id = raw.get("session_id")
+        existing = self._find(
+            RoamingCdr, roaming_cdr_aggregate_id(cdr.country_code, cdr.party_id, cdr.id)
+        )
+        retry = (
+            existing is not None
+            and existing.status is CdrStatus.REJECTED
+            and existing.document == command.document
+        )
+        if existing is not None and not retry:
+            return _Decision(
+                rejection_reason=f"{name} was already received; OCPI CDRs are never updated: "
+                "send a credit CDR and a replacement with a new id"
+            )
+        # A CDR rejected for want of its tariff or zone is tried again, unchanged, once
+        # they are in the ledger (sent again with a new event_id).
+        received = existing or RoamingCdr.receive(
+            cdr,
+            session_id=session_id if isinstance(session_id, str) else None,
+            location_id=location_id,
+            document=command.document,
+            occurred_at=command.occurred_at,
+        )
+        at = command.occurred_at
+        if cdr.credit:
+            return self._apply_credit(received, cdr.credit_reference_id or "", at)
+        zone, zone_source = command.time_zone, "message"
+        if zone is None:
+            found = self._find(
+                RoamingLocation,
+                roaming_location_aggregate_id(cdr.country_code, cdr.party_id, location_id),
+            )
+            zone, zone_source = (found.time_zone, "location") if found else (None, "")
+        if zone is None:
+            reason = (
+                f"{name}: no time zone for location {location_id}: the message gives none and "
+                "no ocpi.location for it is in the ledger (evledger never guesses one)"
+            )
+            return _rejected_cdr(received, CdrRejection.UNKNOWN_TIME_ZONE, reason, at)
+        chosen = self._cdr_tariff(cdr, raw, name)
+        if not isinstance(chosen, _CdrTariff):
+            code, reason = chosen
+            return _rejected_cdr(received, code, reason, at)
+        tariff_id, source, stamp, document = (
+            chosen.tariff_id,
+            chosen.source,
+            chosen.last_updated,
+            chosen.document,
+        )
+        try:
+            pricing = price_cdr(codec.tariff(codec.loads(document)), cdr, zone)
+        except DomainError as error:
+            reason = f"{name} cannot be priced with tariff {tariff_id}: {error.reason}"
+            return _rejected_cdr(received, CdrRejection.NOT_PRICEABLE, reason, at)
+        received.price(
+            pricing,
+            tariff_id=tariff_id,
+            tariff_source=source,
+            tariff_last_updated=stamp,
+            tariff_document=document,
+            time_zone_source=zone_source,
+        )
+        reconciliation = reconcile(cdr, pricing, self.cdr_tolerance)
+        received.reconcile(reconciliation)
+        changed: list[Aggregate] = [received]
+        if reconciliation.status is CdrReconciliation.OVERCHARGE:
+            changed.extend(self._overcharge_claim(received, session_id, reconciliation, at))
+        return _Decision(changed)
+
+    def _cdr_tariff(
+        self, cdr: OcpiCdr, raw: dict[str, Any], name: str
+    ) -> tuple[CdrRejection, str] | _CdrTariff:
+        """The tariff that prices the CDR: (id, source, last_updated, JSON text), or why not.
+
+        The CDR's own ``tariffs`` come first (what its sender says it priced with), then
+        the ledger's version of the named tariff in force at the CDR's start."""
+        named = list(dict.fromkeys(p.tariff_id for p in cdr.charging_periods if p.tariff_id))
+        if len(named) > 1:
+            return (
+                CdrRejection.AMBIGUOUS_TARIFF,
+                f"{name} is priced by several tariffs ({', '.join(named)}); one per CDR is "
+                "supported",
+            )
+        embedded = [t for t in raw.get("tariffs") or [] if isinstance(t, dict)]
+        candidates = [t for t in embedded if not named or t.get("id") == named[0]]
+        if len(candidates) > 1:
+            return (
+                CdrRejection.AMBIGUOUS_TARIFF,
+                f"{name} carries {len(candidates)} tariffs and its charging periods name none",
+            )
+        if candidates:
+            (own,) = candidates
+            return _CdrTariff(
+                str(own["id"]), "cdr", codec.moment(own["last_updated"]), codec.dumps(own)
+            )
+        if not named:
+            return (
+                CdrRejection.UNKNOWN_TARIFF,
+                f"{name} names no tariff (no charging period has a tariff_id and it carries "
+                "no tariffs)",
+            )
+        tariff_id = named[0]
+        found = self._find(
+            RoamingTariff, roaming_tariff_aggregate_id(cdr.country_code, cdr.party_id, tariff_id)
+        )
+        version = found.version_at(cdr.start_date_time) if found else None
+        if version is None:
+            known = "is not in the ledger" if found is None else "has no version before it"
+            return (
+                CdrRejection.UNKNOWN_TARIFF,
+                f"{name}: tariff {cdr.country_code}/{cdr.party_id}/{tariff_id} {known} "
+                f"(session start {cdr.start_date_time.isoformat()}): import the ocpi.tariff "
+                "first",
+            )
+        stamp, document = version
+        return _CdrTariff(tariff_id, "ledger", stamp, document)
+
+    def _apply_credit(self, credit: RoamingCdr, original_id: str, at: datetime) -> _Decision:
+        original = self._find(
+            RoamingCdr, roaming_cdr_aggregate_id(credit.country_code, credit.party_id, original_id)
+        )
+        name = f"credit CDR {credit.country_code}/{credit.party_id}/{credit.cdr_id}"
+        if original is None or original.credit:
+            reason = f"{name} reverses {original_id}, which is not a CDR in the ledger"
+            return _rejected_cdr(credit, CdrRejection.UNKNOWN_ORIGINAL, reason, at)
+        if original.status is CdrStatus.REVERSED:
+            reason = f"{name}: CDR {original_id} was already reversed by {original.reversed_by}"
+            return _rejected_cdr(credit, CdrRejection.ALREADY_REVERSED, reason, at)
+        original.reverse(credit_cdr_id=credit.cdr_id, at=at)
+        credit.apply_credit(original_cdr_id=original_id, at=at)
+        return _Decision([credit, original])
+
+    def _overcharge_claim(
+        self, cdr: RoamingCdr, session_id: Any, reconciliation: Reconciliation, at: datetime
+    ) -> list[Aggregate]:
+        """An overcharge proven by re-pricing is a refund claim on the OCPI party, decided
+        the way the refund policy decides a proven overcharge on a payment."""
+        key = f"{cdr.country_code}:{cdr.party_id}:{cdr.cdr_id}"
+        refund_id = f"ocpi-claim:{key}"
+        if self._find(Refund, refund_aggregate_id(refund_id)) is not None:
+            return []
+        claim = Refund.request(
+            refund_id=refund_id,
+            payment_id=f"ocpi-cdr:{key}",
+            session_id=session_id if isinstance(session_id, str) else None,
+            amount_minor=reconciliation.difference_minor,
+            currency=cdr.currency,
+            reason=RefundReason.OVERCHARGE.value,
+            note=reconciliation.reason,
+            occurred_at=at,
+        )
+        if self.refund_policy.auto_approve_proven_overcharge:
+            claim.approve(
+                decided_by=SYSTEM,
+                note=f"overcharge proven by re-pricing CDR {key.replace(':', '/')}",
+                occurred_at=at,
+                automatic=True,
+            )
+        return [claim]
 
     # --- queries -------------------------------------------------------------------------
 
@@ -575,6 +821,11 @@ def _reject_on(
             message_type=command.MESSAGE_TYPE, event_id=command.event_id, reason=reason, at=at
         )
     return _Decision([aggregate], reason)
+
+
+def _rejected_cdr(cdr: RoamingCdr, code: CdrRejection, reason: str, at: datetime) -> _Decision:
+    cdr.reject(code, reason, at)
+    return _Decision([cdr], reason)
 
 
 def _outcome(decision: _Decision) -> Outcome:

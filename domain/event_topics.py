@@ -15,6 +15,9 @@ from eventsourcing.utils import register_topic
 from domain.idempotency import ProcessedMessage
 from domain.payment import Payment
 from domain.refund import Refund
+from domain.roaming_cdr import RoamingCdr
+from domain.roaming_location import RoamingLocation
+from domain.roaming_tariff import RoamingTariff
 from domain.session import ChargingSession
 from domain.settlement import SessionSettlement
 from domain.tariff import Tariff
@@ -27,6 +30,9 @@ STORED_TOPICS: dict[str, type] = {
     "domain.session:ChargingSession": ChargingSession,
     "domain.settlement:SessionSettlement": SessionSettlement,
     "domain.tariff:Tariff": Tariff,
+    "domain.roaming_cdr:RoamingCdr": RoamingCdr,
+    "domain.roaming_location:RoamingLocation": RoamingLocation,
+    "domain.roaming_tariff:RoamingTariff": RoamingTariff,
     # Events.
     "domain.idempotency:ProcessedMessage.Recorded": ProcessedMessage.Recorded,
     "domain.payment:Payment.Authorised": Payment.Authorised,
@@ -54,6 +60,16 @@ STORED_TOPICS: dict[str, type] = {
     "domain.settlement:SessionSettlement.PaymentCaptured": SessionSettlement.PaymentCaptured,
     "domain.tariff:Tariff.Published": Tariff.Published,
     "domain.tariff:Tariff.Revised": Tariff.Revised,
+    "domain.roaming_cdr:RoamingCdr.Received": RoamingCdr.Received,
+    "domain.roaming_cdr:RoamingCdr.Priced": RoamingCdr.Priced,
+    "domain.roaming_cdr:RoamingCdr.Reconciled": RoamingCdr.Reconciled,
+    "domain.roaming_cdr:RoamingCdr.Rejected": RoamingCdr.Rejected,
+    "domain.roaming_cdr:RoamingCdr.Reversed": RoamingCdr.Reversed,
+    "domain.roaming_cdr:RoamingCdr.CreditApplied": RoamingCdr.CreditApplied,
+    "domain.roaming_location:RoamingLocation.Recorded": RoamingLocation.Recorded,
+    "domain.roaming_location:RoamingLocation.Updated": RoamingLocation.Updated,
+    "domain.roaming_tariff:RoamingTariff.Recorded": RoamingTariff.Recorded,
+    "domain.roaming_tariff:RoamingTariff.Updated": RoamingTariff.Updated,
 }
 
 

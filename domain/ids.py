@@ -39,3 +39,20 @@ def refund_aggregate_id(refund_id: str) -> UUID:
 
 def processed_message_id(event_id: str) -> UUID:
     return _derive("message", event_id)
+
+
+def _ocpi_key(country_code: str, party_id: str, object_id: str) -> str:
+    # OCPI's country codes and party ids are case-insensitive (CiString).
+    return f"{country_code.upper()}:{party_id.upper()}:{object_id}"
+
+
+def roaming_cdr_aggregate_id(country_code: str, party_id: str, cdr_id: str) -> UUID:
+    return _derive("ocpi-cdr", _ocpi_key(country_code, party_id, cdr_id))
+
+
+def roaming_tariff_aggregate_id(country_code: str, party_id: str, tariff_id: str) -> UUID:
+    return _derive("ocpi-tariff", _ocpi_key(country_code, party_id, tariff_id))
+
+
+def roaming_location_aggregate_id(country_code: str, party_id: str, location_id: str) -> UUID:
+    return _derive("ocpi-location", _ocpi_key(country_code, party_id, location_id))

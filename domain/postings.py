@@ -10,6 +10,10 @@ Chart of accounts (names are stable: projectors and auditors group by them):
 - ``authorisation_holds`` / ``customer_holds`` (memo pair): funds held by a
   pre-authorisation. The hold is posted when authorised and reversed in full when the
   payment is captured, fails or is voided, so only open holds carry a balance.
+- ``roaming_costs`` (expense), ``vat_receivable`` (asset) and ``roaming_payable``
+  (liability): a roaming CDR re-priced by evledger, owed to the OCPI party that sent it.
+- ``roaming_disputes`` (suspense): the part of a CDR's total_cost outside the tolerance of
+  the re-priced total (positive: overcharged), so the payable always equals what was billed.
 
 Postings travel inside events as lists of primitive dicts, so a projector can rebuild every
 balance from the ledger alone.
@@ -33,6 +37,10 @@ class Account(StrEnum):
     REFUNDS = "refunds"
     AUTHORISATION_HOLDS = "authorisation_holds"
     CUSTOMER_HOLDS = "customer_holds"
+    ROAMING_COSTS = "roaming_costs"
+    VAT_RECEIVABLE = "vat_receivable"
+    ROAMING_PAYABLE = "roaming_payable"
+    ROAMING_DISPUTES = "roaming_disputes"
 
 
 class Direction(StrEnum):
@@ -139,3 +147,58 @@ def payment_captured(captured_minor: int, hold_minor: int, currency: str) -> lis
 
 def refund_issued(amount_minor: int, currency: str) -> list[dict[str, Any]]:
     return _journal(_transfer(Account.REFUNDS, Account.PROCESSOR_CLEARING, amount_minor, currency))
+
+
+def _signed(lines: list[tuple[Account, int]], currency: str) -> list[dict[str, Any]]:
+    """Postings from signed amounts: positive debits the account, negative credits it."""
+    return _journal(
+        [
+            Posting(
+                account,
+                Direction.DEBIT if amount > 0 else Direction.CREDIT,
+                abs(amount),
+                currency,
+            )
+            for account, amount in lines
+            if amount
+        ]
+    )
+
+
+def cdr_priced(excl_vat_minor: int, incl_vat_minor: int, currency: str) -> list[dict[str, Any]]:
+    """A re-priced roaming CDR: the cost and its VAT, owed to the party that sent it."""
+    return _signed(
+        [
+            (Account.ROAMING_COSTS, excl_vat_minor),
+            (Account.VAT_RECEIVABLE, incl_vat_minor - excl_vat_minor),
+            (Account.ROAMING_PAYABLE, -incl_vat_minor),
+        ],
+        currency,
+    )
+
+
+def cdr_reconciled(
+    difference_minor: int, within_tolerance: bool, currency: str
+) -> list[dict[str, Any]]:
+    """The payable moves to what the CDR billed; the difference is accepted as cost when
+    within the tolerance, else held as a dispute (positive: an overcharge)."""
+    other = Account.ROAMING_COSTS if within_tolerance else Account.ROAMING_DISPUTES
+    return _signed(
+        [(other, difference_minor), (Account.ROAMING_PAYABLE, -difference_minor)], currency
+    )
+
+
+def reversal(postings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The entry that undoes ``postings``: every line in the other direction."""
+    flipped = {Direction.DEBIT.value: Direction.CREDIT, Direction.CREDIT.value: Direction.DEBIT}
+    return _journal(
+        [
+            Posting(
+                Account(p["account"]),
+                flipped[str(p["direction"])],
+                int(p["amount_minor"]),
+                str(p["currency"]),
+            )
+            for p in postings
+        ]
+    )

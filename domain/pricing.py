@@ -136,7 +136,7 @@ def allocate_largest_remainder(total: int, weights: list[int]) -> list[int]:
     return parts
 
 
-def _window_boundaries(terms: TariffTerms, start: datetime, end: datetime) -> list[datetime]:
+def window_boundaries(terms: TariffTerms, start: datetime, end: datetime) -> list[datetime]:
     """Instants strictly inside (start, end) where a window starts or ends, sorted."""
     zone = terms.zone()
     first_day = start.astimezone(zone).date() - timedelta(days=1)
@@ -160,7 +160,7 @@ def split_charging_by_window(
     total_seconds = whole_seconds(start, end)
     seconds_by_window: dict[str, int] = {}
     prices: dict[str, Decimal] = {}
-    segment_starts = [start, *_window_boundaries(terms, start, end)]
+    segment_starts = [start, *window_boundaries(terms, start, end)]
     for index, segment_start in enumerate(segment_starts):
         # Offsets from the start (floored) make the segment seconds sum to the total.
         if index + 1 < len(segment_starts):

@@ -1,6 +1,7 @@
 """The words of the billing ledger, defined once: the upstream message types, payment
 methods, refund reasons, and the statuses of payments and refunds. The contract, the
-domain, the projections and the command line all take them from here."""
+domain, the projections and the command line all take them from here; so do the roaming
+CDRs' statuses, reconciliation outcomes and rejection reasons."""
 
 from __future__ import annotations
 
@@ -22,6 +23,10 @@ class MessageType(StrEnum):
     REFUND_REJECTED = "refund.rejected"
     REFUND_ISSUED = "refund.issued"
     REFUND_FAILED = "refund.failed"
+    # OCPI 2.2.1 objects wrapped unchanged (consumers/ocpi_messages.py).
+    OCPI_TARIFF = "ocpi.tariff"
+    OCPI_LOCATION = "ocpi.location"
+    OCPI_CDR = "ocpi.cdr"
 
 
 class PaymentMethod(StrEnum):
@@ -58,3 +63,31 @@ class RefundStatus(StrEnum):
     def is_open(self) -> bool:
         """Still waiting for a decision or for the money to move."""
         return self in (RefundStatus.REQUESTED, RefundStatus.APPROVED)
+
+
+class CdrStatus(StrEnum):
+    """Where a roaming CDR stands in the ledger."""
+
+    RECONCILED = "reconciled"  # re-priced and compared with its total_cost
+    REJECTED = "rejected"  # could not be re-priced (the reason says why)
+    REVERSED = "reversed"  # a credit CDR reversed it
+    CREDIT = "credit"  # a credit CDR that reversed its original
+
+
+class CdrReconciliation(StrEnum):
+    """The CDR's total_cost against evledger's re-priced total, within the tolerance."""
+
+    EXACT = "exact"
+    OVERCHARGE = "overcharge"
+    UNDERCHARGE = "undercharge"
+
+
+class CdrRejection(StrEnum):
+    """Why a roaming CDR was recorded as rejected rather than priced (never guessed)."""
+
+    UNKNOWN_TARIFF = "unknown_tariff"
+    AMBIGUOUS_TARIFF = "ambiguous_tariff"
+    UNKNOWN_TIME_ZONE = "unknown_time_zone"
+    NOT_PRICEABLE = "not_priceable"
+    UNKNOWN_ORIGINAL = "unknown_original"
+    ALREADY_REVERSED = "already_reversed"

@@ -9,12 +9,14 @@ BIGINT minor units and never summed across currencies: every view groups by curr
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from projections.analytics_snapshot import SnapshotPublisher
 from projections.databases.port import Database, upsert
-from projections.facts import Entity, Fact, LedgerEvent
+from projections.entities import Entity, Fact, LedgerEvent
 from projections.fold import Rows
 from projections.read_model import ReadModel
+from projections.roaming_cdrs import ROAMING_CDRS
 from projections.tables import Table, columns
 
 FACT_TABLES: tuple[Table, ...] = (
@@ -156,6 +158,19 @@ FACT_TABLES: tuple[Table, ...] = (
             occurred_at="ts",
         ),
     ),
+    # Every rejected message, one row each, whether or not it named a known aggregate
+    # (fact_rejections holds those that did, with the aggregate).
+    Table(
+        "fact_rejected_messages",
+        Entity.REJECTED_MESSAGE,
+        key=("event_id",),
+        columns=columns(
+            event_id="text",
+            message_type="text",
+            reason="text",
+            recorded_at="ts",
+        ),
+    ),
     Table(
         "dim_tariff_versions",
         Entity.TARIFF_VERSION,
@@ -174,10 +189,11 @@ FACT_TABLES: tuple[Table, ...] = (
             published_at="ts",
         ),
     ),
+    replace(ROAMING_CDRS, name="fact_roaming_cdrs"),
 )
 
 
-def _divided(numerator: str, denominator: str, places: int, sql_type: str) -> str:
+def divided(numerator: str, denominator: str, places: int, sql_type: str) -> str:
     """SQL for ``numerator / denominator`` rounded half up (away from zero) to ``places``
     decimals, in integer arithmetic: DuckDB divides even DECIMALs as DOUBLE, which is not
     exact enough for money. Both operands are integers, the denominator never negative;
@@ -188,6 +204,46 @@ def _divided(numerator: str, denominator: str, places: int, sql_type: str) -> st
     if places:
         rounded = f"{rounded} * 0.{'0' * (places - 1)}1"
     return f"CAST({rounded} AS {sql_type})"
+
+
+def utilisation_ctes(sessions: str) -> str:
+    """Common table expressions ending in ``utilisation``: per station, occupied connector
+    time over the time observed in ``sessions`` (a relation shaped as fact_sessions), and a
+    band against the fleet average. Shared by the view and the filtered report."""
+    return f"""
+        observed AS (
+            SELECT date_diff('second', MIN(started_at), MAX(stopped_at)) AS span_seconds
+            FROM {sessions} WHERE stopped_at IS NOT NULL),
+        per_station AS (
+            SELECT station_id, COUNT(DISTINCT connector_id) AS connectors,
+                   COUNT(*) AS sessions,
+                   SUM(date_diff('second', started_at, stopped_at)) AS occupied_seconds,
+                   SUM(charging_seconds) AS charging_seconds,
+                   SUM(idle_seconds) AS idle_seconds
+            FROM {sessions} WHERE stopped_at IS NOT NULL GROUP BY station_id),
+        rated AS (
+            SELECT p.*, {
+        divided("p.occupied_seconds", "p.connectors * o.span_seconds", 4, "DECIMAL(9,4)")
+    } AS utilisation
+            FROM per_station p, observed o),
+        scaled AS (
+            -- In ten-thousandths, to compare with the fleet average exactly.
+            SELECT *, CAST(utilisation * 10000 AS BIGINT) AS utilisation_e4,
+                   COUNT(utilisation) OVER () AS rated_stations,
+                   SUM(CAST(utilisation * 10000 AS BIGINT)) OVER () AS fleet_e4
+            FROM rated),
+        utilisation AS (
+            SELECT station_id, connectors, sessions,
+                   {divided("occupied_seconds", "3600", 2, "DECIMAL(12,2)")} AS occupied_hours,
+                   {divided("charging_seconds", "3600", 2, "DECIMAL(12,2)")} AS charging_hours,
+                   {divided("idle_seconds", "3600", 2, "DECIMAL(12,2)")} AS idle_hours,
+                   utilisation,
+                   {divided("utilisation_e4 * rated_stations", "fleet_e4", 2, "DECIMAL(9,2)")}
+                       AS vs_fleet_average,
+                   CASE WHEN 2 * utilisation_e4 * rated_stations < fleet_e4 THEN 'under-used'
+                        WHEN 2 * utilisation_e4 * rated_stations > 3 * fleet_e4 THEN 'over-used'
+                        ELSE 'normal' END AS band
+            FROM scaled)"""
 
 
 # No view divides with ``/`` (DOUBLE in DuckDB): money stays integer minor units or DECIMAL.
@@ -224,38 +280,8 @@ _VIEWS: dict[str, str] = {
         GROUP BY ALL ORDER BY weekday, local_hour""",
     # Occupied connector time over the time observed; bands against the fleet average.
     "station_utilisation": f"""
-        WITH observed AS (
-            SELECT date_diff('second', MIN(started_at), MAX(stopped_at)) AS span_seconds
-            FROM fact_sessions WHERE stopped_at IS NOT NULL),
-        per_station AS (
-            SELECT station_id, COUNT(DISTINCT connector_id) AS connectors,
-                   COUNT(*) AS sessions,
-                   SUM(date_diff('second', started_at, stopped_at)) AS occupied_seconds,
-                   SUM(charging_seconds) AS charging_seconds,
-                   SUM(idle_seconds) AS idle_seconds
-            FROM fact_sessions WHERE stopped_at IS NOT NULL GROUP BY station_id),
-        rated AS (
-            SELECT p.*, {
-        _divided("p.occupied_seconds", "p.connectors * o.span_seconds", 4, "DECIMAL(9,4)")
-    } AS utilisation
-            FROM per_station p, observed o),
-        scaled AS (
-            -- In ten-thousandths, to compare with the fleet average exactly.
-            SELECT *, CAST(utilisation * 10000 AS BIGINT) AS utilisation_e4,
-                   COUNT(utilisation) OVER () AS rated_stations,
-                   SUM(CAST(utilisation * 10000 AS BIGINT)) OVER () AS fleet_e4
-            FROM rated)
-        SELECT station_id, connectors, sessions,
-               {_divided("occupied_seconds", "3600", 2, "DECIMAL(12,2)")} AS occupied_hours,
-               {_divided("charging_seconds", "3600", 2, "DECIMAL(12,2)")} AS charging_hours,
-               {_divided("idle_seconds", "3600", 2, "DECIMAL(12,2)")} AS idle_hours,
-               utilisation,
-               {_divided("utilisation_e4 * rated_stations", "fleet_e4", 2, "DECIMAL(9,2)")}
-                   AS vs_fleet_average,
-               CASE WHEN 2 * utilisation_e4 * rated_stations < fleet_e4 THEN 'under-used'
-                    WHEN 2 * utilisation_e4 * rated_stations > 3 * fleet_e4 THEN 'over-used'
-                    ELSE 'normal' END AS band
-        FROM scaled ORDER BY utilisation DESC, station_id""",
+        WITH {utilisation_ctes("fact_sessions")}
+        SELECT * FROM utilisation ORDER BY utilisation DESC, station_id""",
     "tariffs": """
         SELECT v.tariff_key, first.tariff_id, v.tariff_version, v.currency, v.price_per_kwh,
                v.price_per_minute, v.session_fee_minor, v.idle_fee_per_minute, v.vat_rate,
@@ -267,7 +293,7 @@ _VIEWS: dict[str, str] = {
     "pricing_by_tariff": f"""
         SELECT tariff_id, tariff_version, currency, COUNT(*) AS sessions,
                SUM(energy_kwh) AS energy_kwh, SUM(subtotal_minor) AS net_revenue_minor,
-               {_divided("SUM(subtotal_minor) * 1000", "SUM(energy_wh)", 2, "DECIMAL(18,2)")}
+               {divided("SUM(subtotal_minor) * 1000", "SUM(energy_wh)", 2, "DECIMAL(18,2)")}
                    AS net_minor_per_kwh
         FROM fact_sessions WHERE total_minor IS NOT NULL
         GROUP BY ALL ORDER BY tariff_id, tariff_version, currency""",
@@ -279,7 +305,7 @@ _VIEWS: dict[str, str] = {
         SELECT customer_id, currency, COUNT(*) AS sessions,
                COUNT(DISTINCT station_id) AS stations, SUM(energy_kwh) AS energy_kwh,
                SUM(total_minor) AS spend_minor,
-               {_divided("SUM(total_minor)", "COUNT(*)", 0, "BIGINT")} AS average_spend_minor,
+               {divided("SUM(total_minor)", "COUNT(*)", 0, "BIGINT")} AS average_spend_minor,
                MIN(started_at) AS first_session_at, MAX(started_at) AS last_session_at,
                COUNT(*) > 1 AS repeat_customer
         FROM fact_sessions WHERE total_minor IS NOT NULL
@@ -287,7 +313,7 @@ _VIEWS: dict[str, str] = {
     "repeat_customers": f"""
         SELECT COUNT(*) AS customers,
                COUNT(*) FILTER (WHERE sessions > 1) AS repeat_customers,
-               {_divided("COUNT(*) FILTER (WHERE sessions > 1)", "COUNT(*)", 4, "DECIMAL(9,4)")}
+               {divided("COUNT(*) FILTER (WHERE sessions > 1)", "COUNT(*)", 4, "DECIMAL(9,4)")}
                    AS repeat_share
         FROM (SELECT customer_id, COUNT(*) AS sessions FROM fact_sessions
               GROUP BY customer_id)""",
@@ -306,7 +332,7 @@ _VIEWS: dict[str, str] = {
                COUNT(*) FILTER (WHERE t.status = 'rejected') AS rejected,
                SUM(t.amount_minor) AS requested_minor,
                COALESCE(SUM(t.issued_minor), 0) AS issued_minor,
-               {_divided("COUNT(*)", "MAX(ss.sessions)", 4, "DECIMAL(9,4)")}
+               {divided("COUNT(*)", "MAX(ss.sessions)", 4, "DECIMAL(9,4)")}
                    AS refunds_per_session,
                COUNT(*) > 1 AS recurring
         FROM traced t LEFT JOIN station_sessions ss ON ss.station_id = t.station_id
@@ -316,9 +342,44 @@ _VIEWS: dict[str, str] = {
                SUM(energy_kwh) AS energy_kwh,
                rank() OVER (ORDER BY COUNT(*) DESC) AS popularity_rank
         FROM fact_sessions GROUP BY station_id ORDER BY popularity_rank, station_id""",
+    # Every rejected message with what is known of it: the aggregate it was recorded on,
+    # when it occurred upstream, and the station and customer of its session.
+    "rejections": """
+        SELECT m.event_id, m.message_type, m.reason, m.recorded_at, r.occurred_at,
+               r.aggregate_kind, r.aggregate_key, s.station_id, s.customer_id
+        FROM fact_rejected_messages m
+        LEFT JOIN fact_rejections r ON r.event_id = m.event_id
+        LEFT JOIN fact_refunds f
+               ON r.aggregate_kind = 'refund' AND f.refund_key = r.aggregate_key
+        LEFT JOIN fact_payments p ON p.payment_key = CASE r.aggregate_kind
+               WHEN 'payment' THEN r.aggregate_key WHEN 'refund' THEN f.payment_key END
+        LEFT JOIN fact_sessions s ON s.session_key = CASE r.aggregate_kind
+               WHEN 'session' THEN r.aggregate_key
+               ELSE COALESCE(f.session_key, p.session_key) END
+        ORDER BY m.recorded_at, m.event_id""",
     "payment_outcomes": """
         SELECT status, COALESCE(failure_reason, '') AS reason, COUNT(*) AS payments
         FROM fact_payments GROUP BY ALL ORDER BY payments DESC, status, reason""",
+    # Per OCPI party and currency: CDRs received, what they billed and what re-pricing gives,
+    # and how often and by how much they disagree (reversed and credit CDRs counted apart).
+    "roaming_partners": """
+        SELECT country_code, party_id, currency,
+               COUNT(*) FILTER (WHERE NOT credit) AS cdrs,
+               COUNT(*) FILTER (WHERE credit) AS credit_cdrs,
+               COUNT(*) FILTER (WHERE status = 'reversed') AS reversed,
+               COUNT(*) FILTER (WHERE status = 'rejected') AS rejected,
+               COALESCE(SUM(billed_minor) FILTER (WHERE status = 'reconciled'), 0)
+                   AS billed_minor,
+               COALESCE(SUM(repriced_incl_vat_minor) FILTER (WHERE status = 'reconciled'), 0)
+                   AS repriced_incl_vat_minor,
+               COUNT(*) FILTER (WHERE reconciliation = 'overcharge' AND status = 'reconciled')
+                   AS overcharges,
+               COUNT(*) FILTER (WHERE reconciliation = 'undercharge' AND status = 'reconciled')
+                   AS undercharges,
+               COALESCE(SUM(difference_minor) FILTER (
+                   WHERE reconciliation <> 'exact' AND status = 'reconciled'), 0)
+                   AS disagreement_minor
+        FROM fact_roaming_cdrs GROUP BY ALL ORDER BY country_code, party_id, currency""",
     "trial_balance": """
         SELECT currency, account,
                COALESCE(SUM(amount_minor) FILTER (WHERE direction = 'debit'), 0) AS debit_minor,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from projections.facts import Fact, LedgerEvent, facts_of
+from projections.entities import Fact, LedgerEvent
+from projections.facts import facts_of
 
 
 class BatchFacts:

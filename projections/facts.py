@@ -9,22 +9,26 @@ references between aggregates are derived from the upstream ids with ``domain.id
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from domain.idempotency import ProcessedMessage
 from domain.ids import payment_aggregate_id, session_aggregate_id, tariff_aggregate_id
+from domain.ocpi.model import ENERGY
 from domain.payment import Payment
 from domain.refund import SYSTEM, Refund
+from domain.results import Outcome
+from domain.roaming_cdr import RoamingCdr
+from domain.roaming_location import RoamingLocation
+from domain.roaming_tariff import RoamingTariff
 from domain.session import ChargingSession
 from domain.settlement import SessionSettlement
 from domain.tariff import Tariff
-from domain.vocabulary import PaymentStatus, RefundStatus
+from domain.vocabulary import CdrStatus, PaymentStatus, RefundStatus
+from projections.entities import Entity, Fact, LedgerEvent
 
 _WH_PER_KWH = Decimal(1000)
 
@@ -32,46 +36,6 @@ _WH_PER_KWH = Decimal(1000)
 class UnknownLedgerEvent(TypeError):
     """An event type the projections neither show nor knowingly ignore: a new domain event
     needs a decision here, not a silent skip."""
-
-
-class Entity(StrEnum):
-    """The kinds of row the core knows; each read model keeps the ones it needs."""
-
-    SESSION = "session"
-    PAYMENT = "payment"
-    REFUND = "refund"
-    LINE_ITEM = "line_item"
-    POSTING = "posting"
-    REJECTION = "rejection"
-    TARIFF_VERSION = "tariff_version"
-
-
-@dataclass(frozen=True)
-class Fact:
-    """Column values one event establishes for the row ``key`` of ``entity``."""
-
-    entity: Entity
-    key: tuple[Any, ...]
-    values: Mapping[str, Any]
-
-
-# Ledger positions of a sharded ledger in one column: shard p's event n is at
-# p * SHARD_POSITION_STRIDE + n, so shard 0 (an unsharded ledger) keeps its notification ids.
-SHARD_POSITION_STRIDE = 10**12
-
-
-@dataclass(frozen=True)
-class LedgerEvent:
-    """A domain event and its position in the ledger (its notification id, on its shard)."""
-
-    notification_id: int
-    event: Any
-    shard: int = 0
-
-    @property
-    def ledger_position(self) -> int:
-        """The event's position, unique across the shards of a sharded ledger."""
-        return self.shard * SHARD_POSITION_STRIDE + self.notification_id
 
 
 def utc(moment: datetime) -> datetime:
@@ -391,6 +355,101 @@ def _refund_failed(ledger_event: LedgerEvent) -> list[Fact]:
     return [Fact(Entity.REFUND, _key(event), values)]
 
 
+def _processed(ledger_event: LedgerEvent) -> list[Fact]:
+    """Every rejected message, also those that named no aggregate (a stop for an unknown
+    session, a capture without an authorisation): its ProcessedMessage is the one record
+    of the rejection they all have."""
+    event: ProcessedMessage.Recorded = ledger_event.event
+    if event.outcome != Outcome.REJECTED.value:
+        return []
+    values = {
+        "message_type": event.message_type,
+        "reason": event.rejection_reason,
+        "recorded_at": utc(event.timestamp),
+    }
+    return [Fact(Entity.REJECTED_MESSAGE, (event.event_id,), values)]
+
+
+# --- roaming CDRs (OCPI) -----------------------------------------------------------------
+
+
+def _cdr(ledger_event: LedgerEvent, values: dict[str, Any], kind: str | None = None) -> list[Fact]:
+    event = ledger_event.event
+    facts = [Fact(Entity.ROAMING_CDR, _key(event), values)]
+    if kind is not None:
+        facts.extend(_postings(ledger_event, kind, getattr(event, "occurred_at", None)))
+    return facts
+
+
+def _cdr_received(ledger_event: LedgerEvent) -> list[Fact]:
+    event: RoamingCdr.Received = ledger_event.event
+    values = {
+        "country_code": event.country_code,
+        "party_id": event.party_id,
+        "cdr_id": event.cdr_id,
+        "session_id": event.session_id,
+        "location_id": event.location_id,
+        "currency": event.currency,
+        "started_at": utc(event.start_date_time),
+        "ended_at": utc(event.end_date_time),
+        "received_at": utc(event.occurred_at),
+        "credit": event.credit,
+        "credit_reference_id": event.credit_reference_id,
+        "status": CdrStatus.CREDIT.value if event.credit else None,
+    }
+    return _cdr(ledger_event, values)
+
+
+def _cdr_priced(ledger_event: LedgerEvent) -> list[Fact]:
+    event: RoamingCdr.Priced = ledger_event.event
+    energy = next((d for d in event.dimensions if d["dimension"] == ENERGY), None)
+    values = {
+        "tariff_id": event.tariff_id,
+        "time_zone": event.time_zone,
+        "energy_kwh": Decimal(energy["volume"]) if energy else Decimal(0),
+        "repriced_excl_vat_minor": event.total_excl_vat_minor,
+        "repriced_incl_vat_minor": event.total_incl_vat_minor,
+    }
+    return _cdr(ledger_event, values, "roaming_cdr")
+
+
+def _cdr_reconciled(ledger_event: LedgerEvent) -> list[Fact]:
+    event: RoamingCdr.Reconciled = ledger_event.event
+    values = {
+        "status": CdrStatus.RECONCILED.value,
+        "reconciliation": event.status,
+        "billed_minor": event.billed_minor,
+        "difference_minor": event.difference_minor,
+        "tolerance_minor": event.tolerance_minor,
+        "reason": event.reason,
+    }
+    return _cdr(ledger_event, values, "roaming_cdr")
+
+
+def _cdr_rejected(ledger_event: LedgerEvent) -> list[Fact]:
+    event: RoamingCdr.Rejected = ledger_event.event
+    values = {
+        "status": CdrStatus.REJECTED.value,
+        "rejection": event.reason_code,
+        "reason": event.reason,
+    }
+    return _cdr(ledger_event, values)
+
+
+def _cdr_reversed(ledger_event: LedgerEvent) -> list[Fact]:
+    event: RoamingCdr.Reversed = ledger_event.event
+    values = {
+        "status": CdrStatus.REVERSED.value,
+        "reversed_by": event.credit_cdr_id,
+        "reversed_at": utc(event.occurred_at),
+    }
+    return _cdr(ledger_event, values, "roaming_cdr")
+
+
+def _credit_applied(ledger_event: LedgerEvent) -> list[Fact]:
+    return _cdr(ledger_event, {"status": CdrStatus.CREDIT.value})
+
+
 def _rejected(kind: str) -> Callable[[LedgerEvent], list[Fact]]:
     return lambda ledger_event: _rejection(ledger_event, kind)
 
@@ -416,19 +475,30 @@ _HANDLERS: dict[type, Callable[[LedgerEvent], list[Fact]]] = {
     Refund.Issued: _refund_issued,
     Refund.Failed: _refund_failed,
     Refund.CommandRejected: _rejected("refund"),
+    ProcessedMessage.Recorded: _processed,
+    RoamingCdr.Received: _cdr_received,
+    RoamingCdr.Priced: _cdr_priced,
+    RoamingCdr.Reconciled: _cdr_reconciled,
+    RoamingCdr.Rejected: _cdr_rejected,
+    RoamingCdr.Reversed: _cdr_reversed,
+    RoamingCdr.CreditApplied: _credit_applied,
 }
 
 
-# Events no read model shows: settlement bookkeeping and processed-message records (their
-# effects are on other aggregates), and refund budget moves (the Refund's own events say it).
+# Events no read model shows: settlement bookkeeping (its effects are on other aggregates),
+# refund budget moves (the Refund's own events say it),
+# and OCPI reference data (a roaming CDR's Priced event names the tariff and zone it used).
 IGNORED: frozenset[type] = frozenset(
     {
         SessionSettlement.Opened,
         SessionSettlement.SessionPriced,
         SessionSettlement.PaymentCaptured,
-        ProcessedMessage.Recorded,
         Payment.RefundApproved,
         Payment.RefundReleased,
+        RoamingTariff.Recorded,
+        RoamingTariff.Updated,
+        RoamingLocation.Recorded,
+        RoamingLocation.Updated,
     }
 )
 HANDLED: frozenset[type] = frozenset(_HANDLERS)

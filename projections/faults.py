@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from projections.databases.errors import DatabaseBusy, DatabaseUnavailable
-from projections.facts import LedgerEvent
+from projections.entities import LedgerEvent
 
 
 def is_transient(error: BaseException) -> bool:

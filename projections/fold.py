@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from projections.facts import Entity, Fact
+from projections.entities import Entity, Fact
 
 Rows = dict[tuple[Any, ...], dict[str, Any]]
 

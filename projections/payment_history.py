@@ -16,9 +16,10 @@ from datetime import datetime
 from typing import Any
 
 from projections.databases.port import Database, Row, upsert
-from projections.facts import Entity
+from projections.entities import Entity
 from projections.fold import Rows
 from projections.read_model import ReadModel, pick
+from projections.roaming_cdrs import ROAMING_CDRS, cdr_rows
 
 _SESSION_COLUMNS = frozenset(
     {
@@ -153,6 +154,7 @@ _DDL = (
     "CREATE UNIQUE INDEX IF NOT EXISTS payment_history_by_payment_id"
     " ON payment_history (payment_id)",
     "CREATE INDEX IF NOT EXISTS payment_history_by_session ON payment_history (session_key)",
+    ROAMING_CDRS.ddl(),
 )
 
 _COPY_SESSION = (
@@ -198,15 +200,17 @@ HISTORY_COLUMNS = (
 
 
 class PaymentHistory(ReadModel):
-    """One row per payment with its session, refunds and reconciliation."""
+    """One row per payment with its session, refunds and reconciliation; and one per
+    roaming CDR (OCPI) with its re-priced total and reconciliation."""
 
     name = "payment_history"
-    entities = (Entity.SESSION, Entity.PAYMENT, Entity.REFUND)
+    entities = (Entity.SESSION, Entity.PAYMENT, Entity.REFUND, Entity.ROAMING_CDR)
     ddl = _DDL
     tables = {
         "payment_history": "payment_key",
         "history_sessions": "session_key",
         "history_refunds": "refund_key",
+        ROAMING_CDRS.name: ROAMING_CDRS.order,
     }
 
     def write(self, rows: dict[Entity, Rows]) -> None:
@@ -216,6 +220,7 @@ class PaymentHistory(ReadModel):
         upsert(self.db, "history_sessions", ["session_key"], sessions)
         upsert(self.db, "payment_history", ["payment_key"], payments)
         upsert(self.db, "history_refunds", ["refund_key"], refunds)
+        upsert(self.db, ROAMING_CDRS.name, ROAMING_CDRS.key, cdr_rows(rows[Entity.ROAMING_CDR]))
         # Derived columns, recomputed from the helper tables for every row the batch touched.
         touched_payments = [[key[0]] for key in payments]
         if sessions:

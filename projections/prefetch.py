@@ -14,7 +14,7 @@ from typing import Any
 
 from eventsourcing.application import Application
 
-from projections.facts import LedgerEvent
+from projections.entities import LedgerEvent
 from projections.runner import LedgerSource
 
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from projections.databases.port import Database, Row
-from projections.facts import Entity, Fact, LedgerEvent, facts_of_batch
+from projections.entities import Entity, Fact, LedgerEvent
 from projections.fold import Rows, fold
 from projections.tracking import (
     advance_tracking,
@@ -65,6 +65,8 @@ class ReadModel(ABC):
         computes them once for all its read models); otherwise they are computed here."""
         if not batch:
             return
+        from projections.facts import facts_of_batch  # the domain's classes: not for queries
+
         rows = fold(facts_of_batch(batch) if facts is None else facts, self.entities)
         with self.db.transaction():
             # Position first: it locks the tracking row, so racing projectors queue here.

@@ -13,7 +13,7 @@ from typing import Any
 
 from domain.vocabulary import RefundStatus
 from projections.databases.port import Database, Row, upsert
-from projections.facts import Entity
+from projections.entities import Entity
 from projections.fold import Rows
 from projections.read_model import ReadModel, pick
 

@@ -15,7 +15,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from typing import Any
 
-from projections.analytics import _divided as divided
+from projections.analytics import divided, utilisation_ctes
 from projections.databases.duckdb import DuckDatabase
 from projections.databases.port import Row
 
@@ -381,37 +381,10 @@ def _sessions_by_weekday_hour(db: DuckDatabase, scope: _Scope) -> Section:
 def _station_utilisation(db: DuckDatabase, scope: _Scope) -> Section:
     # As the station_utilisation view, on the filtered sessions; the bands compare with
     # the whole fleet even when one station is chosen.
-    utilisation = divided("p.occupied_seconds", "p.connectors * o.span_seconds", 4, "DECIMAL(9,4)")
     rows = scope.query(
         db,
-        f"""
-        , observed AS (
-            SELECT date_diff('second', MIN(started_at), MAX(stopped_at)) AS span_seconds
-            FROM fleet WHERE stopped_at IS NOT NULL),
-        per_station AS (
-            SELECT station_id, COUNT(DISTINCT connector_id) AS connectors,
-                   COUNT(*) AS sessions,
-                   SUM(date_diff('second', started_at, stopped_at)) AS occupied_seconds,
-                   SUM(charging_seconds) AS charging_seconds,
-                   SUM(idle_seconds) AS idle_seconds
-            FROM fleet WHERE stopped_at IS NOT NULL GROUP BY station_id),
-        rated AS (SELECT p.*, {utilisation} AS utilisation FROM per_station p, observed o),
-        scaled AS (
-            SELECT *, CAST(utilisation * 10000 AS BIGINT) AS utilisation_e4,
-                   COUNT(utilisation) OVER () AS rated_stations,
-                   SUM(CAST(utilisation * 10000 AS BIGINT)) OVER () AS fleet_e4
-            FROM rated)
-        SELECT station_id, connectors, sessions,
-               {divided("occupied_seconds", "3600", 2, "DECIMAL(12,2)")} AS occupied_hours,
-               {divided("charging_seconds", "3600", 2, "DECIMAL(12,2)")} AS charging_hours,
-               {divided("idle_seconds", "3600", 2, "DECIMAL(12,2)")} AS idle_hours,
-               utilisation,
-               {divided("utilisation_e4 * rated_stations", "fleet_e4", 2, "DECIMAL(9,2)")}
-                   AS vs_fleet_average,
-               CASE WHEN 2 * utilisation_e4 * rated_stations < fleet_e4 THEN 'under-used'
-                    WHEN 2 * utilisation_e4 * rated_stations > 3 * fleet_e4 THEN 'over-used'
-                    ELSE 'normal' END AS band
-        FROM scaled WHERE ? IS NULL OR station_id = ?
+        f""", {utilisation_ctes("fleet")}
+        SELECT * FROM utilisation WHERE ? IS NULL OR station_id = ?
         ORDER BY utilisation DESC, station_id""",
         [scope.station, scope.station],
     )

@@ -21,7 +21,7 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import ApplicationRecorder, Mapper
 
 from projections.batch_facts import BatchFacts
-from projections.facts import LedgerEvent
+from projections.entities import LedgerEvent
 from projections.faults import ProjectionStopped, is_transient
 from projections.read_model import ReadModel
 from projections.tracking import ProjectionPositionConflict

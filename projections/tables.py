@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from projections.facts import Entity
+from projections.entities import Entity
 
 # The ``{type}`` fields every backend's dialect fills in (projections.databases).
 ColumnType = Literal["text", "bigint", "int", "bool", "ts", "local_ts", "kwh", "decimal", "json"]

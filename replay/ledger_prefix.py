@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from domain.idempotency import ProcessedMessage
-from projections.facts import LedgerEvent
+from projections.entities import LedgerEvent
 from projections.read_model import ReadModel
 from projections.runner import LedgerSource, Projector, RetryPolicy
 

@@ -14,15 +14,16 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from projections.databases.port import Database
 from projections.read_model import LEDGER_APPLICATION, ReadModel
-from projections.runner import LedgerSource
 from projections.tracking import TRACKING_TABLE, create_tracking
 from replay.checksum import TableChecksum, model_checksums
-from replay.ledger_prefix import project_to
 from replay.targets import ModelGroup, Place
+
+if TYPE_CHECKING:  # a query opens a home without the projector
+    from projections.runner import LedgerSource
 
 
 class LiveModelBusy(RuntimeError):
@@ -65,6 +66,8 @@ class LiveSide(ABC):
 
     def catch_up(self, source: LedgerSource, until: int) -> None:
         """Bring the live models that exist to ``until`` at least, as their projector would."""
+        from replay.ledger_prefix import project_to
+
         present = [model for model in self.models if self.present(model)]
         project_to(source, present, until)
 

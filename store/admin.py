@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from store.kafka_clients import KafkaConnection
+
 
 class TopicMisconfigured(RuntimeError):
     """The ledger topic exists but cannot hold a ledger (e.g. more than one partition)."""
@@ -36,7 +38,7 @@ class TopicSpec:
         }
 
 
-def ensure_topic(bootstrap_servers: str, spec: TopicSpec, timeout_ms: int = 15000) -> bool:
+def ensure_topic(connection: KafkaConnection, spec: TopicSpec, timeout_ms: int = 15000) -> bool:
     """Create the topic if it is missing; return True if it was created by this call.
 
     A broker of the cluster that just died makes kafka-python's admin client fail instead
@@ -47,20 +49,18 @@ def ensure_topic(bootstrap_servers: str, spec: TopicSpec, timeout_ms: int = 1500
     deadline = time.monotonic() + timeout_ms / 1000
     while True:
         try:
-            return _ensure_topic(bootstrap_servers, spec, timeout_ms)
+            return _ensure_topic(connection, spec, timeout_ms)
         except KafkaError as error:
             if not getattr(error, "retriable", False) or time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
 
 
-def _ensure_topic(bootstrap_servers: str, spec: TopicSpec, timeout_ms: int) -> bool:
-    from kafka import KafkaAdminClient
+def _ensure_topic(connection: KafkaConnection, spec: TopicSpec, timeout_ms: int) -> bool:
     from kafka.admin import NewTopic
     from kafka.errors import InvalidReplicationFactorError, TopicAlreadyExistsError
 
-    admin = KafkaAdminClient(
-        bootstrap_servers=bootstrap_servers,
+    admin = connection.admin(
         request_timeout_ms=timeout_ms,
         bootstrap_timeout_ms=timeout_ms,
         client_id="evledger-admin",
@@ -85,7 +85,7 @@ def _ensure_topic(bootstrap_servers: str, spec: TopicSpec, timeout_ms: int) -> b
         except TopicAlreadyExistsError:
             created = False
         except InvalidReplicationFactorError as error:
-            raise ReplicationTooHigh(_too_high(admin, spec, bootstrap_servers)) from error
+            raise ReplicationTooHigh(_too_high(admin, spec, str(connection))) from error
         partitions = _partition_count(admin, spec.name)
         if partitions != spec.partitions:
             raise TopicMisconfigured(_wrong_partitions(spec, partitions))

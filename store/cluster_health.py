@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from store.kafka_clients import KafkaConnection
+
 # The brokers' own topics that transactions and consumer groups depend on; list_topics()
 # leaves them out.
 INTERNAL_TOPICS = ("__consumer_offsets", "__transaction_state")
@@ -46,14 +48,11 @@ class ClusterHealth:
 
 
 def cluster_health(
-    bootstrap_servers: str, topics: Sequence[str] | None = None, timeout_ms: int = 5000
+    connection: KafkaConnection, topics: Sequence[str] | None = None, timeout_ms: int = 5000
 ) -> ClusterHealth:
     """The live brokers, and the partitions of `topics` (None: every topic, internal ones
     included). Raises kafka.errors.KafkaError when no broker answers."""
-    from kafka import KafkaAdminClient
-
-    admin = KafkaAdminClient(
-        bootstrap_servers=bootstrap_servers,
+    admin = connection.admin(
         request_timeout_ms=timeout_ms,
         bootstrap_timeout_ms=timeout_ms,
         client_id="evledger-health",

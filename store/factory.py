@@ -14,6 +14,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import Environment, EnvType, strtobool
 
+from store.kafka_clients import KafkaConnection, KafkaSecurityError, connection_from
 from store.ledger import Ledger, LedgerConfig, acquire_ledger, release_ledger
 from store.recorders import KafkaAggregateRecorder, KafkaApplicationRecorder
 from store.signing import LedgerSigner, SigningKeyError
@@ -52,7 +53,11 @@ class KafkaFactory(InfrastructureFactory[TrackingRecorder]):
                 f"{self.KAFKA_BOOTSTRAP_SERVERS!r}"
             )
             raise OSError(msg)
-        self.bootstrap_servers = bootstrap
+        try:
+            # TLS and SASL settings (store.kafka_clients.ENV_KEYS) go to every client.
+            self.connection: KafkaConnection = connection_from(self.env, bootstrap)
+        except KafkaSecurityError as error:
+            raise OSError(f"Kafka security settings: {error}") from None
         topic = self.env.get(self.KAFKA_LEDGER_TOPIC)
         if not topic:
             msg = f"Ledger topic not set in environment with key {self.KAFKA_LEDGER_TOPIC!r}"
@@ -93,7 +98,7 @@ class KafkaFactory(InfrastructureFactory[TrackingRecorder]):
 
     def _ledger(self, topic: str, transactional_id: str, contiguous_versions: bool) -> Ledger:
         config = LedgerConfig(
-            bootstrap_servers=self.bootstrap_servers,
+            connection=self.connection,
             topic=topic,
             transactional_id=transactional_id,
             index_dir=self.index_dir,

@@ -15,6 +15,7 @@ from eventsourcing.persistence import StoredEvent
 
 from store.admin import TopicSpec, ensure_topic
 from store.index import DEFAULT_CACHE_KIB, AggregateIndex
+from store.kafka_clients import KafkaConnection
 from store.reader import DEFAULT_CACHE_RECORDS, LedgerReader, RecordCache
 from store.records import LedgerRecord
 from store.signing import LedgerSigner
@@ -38,7 +39,7 @@ REFRESH_INTERVAL_S = 0.05
 class LedgerConfig:
     """Everything that identifies and tunes one ledger topic's store."""
 
-    bootstrap_servers: str
+    connection: KafkaConnection
     topic: str
     transactional_id: str
     index_dir: Path | None = None
@@ -65,7 +66,7 @@ class Ledger:
         self.config = config
         if config.create_topic:
             ensure_topic(
-                config.bootstrap_servers,
+                config.connection,
                 TopicSpec(config.topic, config.replication_factor, config.min_insync_replicas),
                 timeout_ms=int(config.timeout_s * 1000),
             )
@@ -79,7 +80,7 @@ class Ledger:
             index_dir.mkdir(parents=True, exist_ok=True)
         self.index = AggregateIndex(index_dir / f"{config.topic}.sqlite3", config.index_cache_kib)
         self.reader = LedgerReader(
-            config.bootstrap_servers,
+            config.connection,
             config.topic,
             RecordCache(config.cache_records),
             timeout_s=config.timeout_s,
@@ -98,7 +99,7 @@ class Ledger:
         with self._writer_lock:
             if self._writer is None:
                 writer = LedgerWriter(
-                    self.config.bootstrap_servers,
+                    self.config.connection,
                     self.config.topic,
                     self.config.transactional_id,
                     self.index,
@@ -205,7 +206,7 @@ _registry_lock = threading.Lock()
 
 def acquire_ledger(config: LedgerConfig, make: Callable[[LedgerConfig], Ledger] = Ledger) -> Ledger:
     """The process's Ledger for this bootstrap and topic, created on first use."""
-    key = (config.bootstrap_servers, config.topic)
+    key = (config.connection.bootstrap_servers, config.topic)
     with _registry_lock:
         if key in _registry:
             ledger, users = _registry[key]
@@ -218,7 +219,7 @@ def acquire_ledger(config: LedgerConfig, make: Callable[[LedgerConfig], Ledger] 
 
 def release_ledger(ledger: Ledger) -> None:
     """Give a Ledger back; the last user closes it (stopping its writer)."""
-    key = (ledger.config.bootstrap_servers, ledger.config.topic)
+    key = (ledger.config.connection.bootstrap_servers, ledger.config.topic)
     with _registry_lock:
         entry = _registry.get(key)
         if entry is None or entry[0] is not ledger:

@@ -11,6 +11,7 @@ from typing import Any
 
 from eventsourcing.persistence import OperationalError
 
+from store.kafka_clients import KafkaConnection
 from store.records import LedgerRecord
 
 DEFAULT_CACHE_RECORDS = 20_000
@@ -61,12 +62,12 @@ class LedgerReader:
 
     def __init__(
         self,
-        bootstrap_servers: str,
+        connection: KafkaConnection,
         topic: str,
         cache: RecordCache | None = None,
         timeout_s: float = 30.0,
     ) -> None:
-        self.bootstrap_servers = bootstrap_servers
+        self.connection = connection
         self.topic = topic
         self.cache = cache or RecordCache()
         self.timeout_s = timeout_s
@@ -75,10 +76,9 @@ class LedgerReader:
         self._closed = False
 
     def _new_consumer(self) -> Any:
-        from kafka import KafkaConsumer, TopicPartition
+        from kafka import TopicPartition
 
-        consumer = KafkaConsumer(
-            bootstrap_servers=self.bootstrap_servers,
+        consumer = self.connection.consumer(
             group_id=None,
             enable_auto_commit=False,
             # Guarantee 3: records of open or aborted transactions are never returned.

@@ -13,6 +13,7 @@ from typing import Any
 from eventsourcing.persistence import IntegrityError, OperationalError, StoredEvent
 
 from store.index import AggregateIndex, IndexConflict
+from store.kafka_clients import KafkaConnection
 from store.reader import LedgerReader
 from store.records import LedgerRecord
 from store.signing import LedgerSigner
@@ -158,7 +159,7 @@ class LedgerWriter:
 
     def __init__(
         self,
-        bootstrap_servers: str,
+        connection: KafkaConnection,
         topic: str,
         transactional_id: str,
         index: AggregateIndex,
@@ -171,7 +172,7 @@ class LedgerWriter:
         catch_up_lock: threading.Lock | None = None,
         signer: LedgerSigner | None = None,
     ) -> None:
-        self.bootstrap_servers = bootstrap_servers
+        self.connection = connection
         self.topic = topic
         self.transactional_id = transactional_id
         self.index = index
@@ -541,13 +542,11 @@ class LedgerWriter:
 
     def _recover(self) -> None:
         """(Re)start the producer: fence older writers, then index what is committed."""
-        from kafka import KafkaProducer
         from kafka.errors import InvalidProducerEpochError, ProducerFencedError
 
         if self._producer is not None:
             self._close_producer()
-        producer = KafkaProducer(
-            bootstrap_servers=self.bootstrap_servers,
+        producer = self.connection.producer(
             transactional_id=self.transactional_id,
             # Guarantee 4: an acknowledged event is on every in-sync replica.
             acks="all",

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from store.kafka_clients import KafkaConnection
+
 # The addresses scripts/services uses, so that a bare `pytest` works after `scripts/services up`.
 DEFAULT_KAFKA_BOOTSTRAP = "127.0.0.1:9092"
 DEFAULT_PG_DSN = "postgresql://evledger:evledger@127.0.0.1:5433/evledger"
@@ -23,13 +25,12 @@ for _variable in [name for name in os.environ if name.startswith("EVLEDGER_")]:
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> str:
-    from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
     bootstrap = KAFKA_BOOTSTRAP
     try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap, request_timeout_ms=5000, bootstrap_timeout_ms=10000
+        admin = KafkaConnection(bootstrap).admin(
+            request_timeout_ms=5000, bootstrap_timeout_ms=10000
         )
         admin.list_topics()
         admin.close()
@@ -69,10 +70,9 @@ def topic_name(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def kafka_topic(kafka_bootstrap: str, topic_name: str) -> Iterator[str]:
     """A one-partition topic created for the test and deleted after it."""
-    from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
 
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin = KafkaConnection(kafka_bootstrap).admin()
     admin.create_topics([NewTopic(topic_name, num_partitions=1, replication_factor=1)])
     try:
         yield topic_name

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import TopicPartition
+
+from store.kafka_clients import KafkaConnection
 
 
 def read_topic(bootstrap: str, topic: str, isolation_level: str = "read_committed") -> list[Any]:
     """Every record of partition 0, in offset order; room for the 10 MB dead-letter case."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
+    consumer = KafkaConnection(bootstrap).consumer(
         group_id=None,
         enable_auto_commit=False,
         isolation_level=isolation_level,

@@ -2,43 +2,36 @@
 these (the driver's error stays as ``__cause__``), so callers catch one tree whatever the
 backend.
 
-They follow the DB-API families of ``eventsourcing.persistence`` and are subclasses of
-them, so code that catches the library's ``PersistenceError`` catches these too.
+They follow the DB-API families (operational, integrity, data, programming) but stand
+alone: a query reads them without importing the event-sourcing library, whose persistence
+module alone costs a query command a good part of its start-up.
 """
 
 from __future__ import annotations
 
-from eventsourcing.persistence import (
-    DataError,
-    IntegrityError,
-    OperationalError,
-    PersistenceError,
-    ProgrammingError,
-)
 
-
-class ReadModelDatabaseError(PersistenceError):
+class ReadModelDatabaseError(Exception):
     """A read-model database failed; the message names the database and the reason."""
 
 
-class DatabaseUnavailable(ReadModelDatabaseError, OperationalError):
+class DatabaseUnavailable(ReadModelDatabaseError):
     """The database cannot be reached or opened, or the connection was lost."""
 
 
-class DatabaseBusy(ReadModelDatabaseError, OperationalError):
+class DatabaseBusy(ReadModelDatabaseError):
     """Another connection or process holds what this one needs (a DuckDB file, a lock)
     and it was not released in time; trying again later may succeed."""
 
 
-class DatabaseIntegrityError(ReadModelDatabaseError, IntegrityError):
+class DatabaseIntegrityError(ReadModelDatabaseError):
     """A constraint refused the change (a duplicate key, a NOT NULL column)."""
 
 
-class DatabaseValueError(ReadModelDatabaseError, DataError):
+class DatabaseValueError(ReadModelDatabaseError):
     """A value the column cannot hold (out of range, wrong type)."""
 
 
-class DatabaseProgrammingError(ReadModelDatabaseError, ProgrammingError):
+class DatabaseProgrammingError(ReadModelDatabaseError):
     """The statement is wrong for this database: bad SQL, an unknown column or table."""
 
 

@@ -204,6 +204,8 @@ class PostgresPool(DatabaseLender):
 
         self.dsn = dsn
         self.wait_s = wait_s
+        # For messages; parsed once, not on every loan.
+        self._where = PostgresDatabase(dsn).where()
         self._pool = ConnectionPool(
             dsn,
             min_size=1,
@@ -221,7 +223,7 @@ class PostgresPool(DatabaseLender):
     def lend(self) -> Iterator[Database]:
         from psycopg_pool import PoolTimeout
 
-        where = PostgresDatabase(self.dsn).where()
+        where = self._where
         try:
             with self._pool.connection(timeout=self.wait_s) as connection:
                 yield _PooledPostgres(self.dsn, _connection=connection)

@@ -61,3 +61,35 @@ def test_a_file_ingested_twice_changes_the_ledger_once_and_dead_letters_each_bad
     assert [base64.b64decode(letter["value_base64"]) for letter in letters] == bad
     assert [letter["line"] for letter in letters] == [11, 12, 13]
     assert letters[0]["field"] == "event_id"
+
+
+def test_rejections_that_named_no_aggregate_show_in_the_analytics(tmp_path: Path) -> None:
+    base = {"occurred_at": "2026-03-02T10:00:00Z"}
+    messages = [
+        {**base, "type": "session.stopped", "event_id": "stop-ghost", "session_id": "S-GHOST",
+         "meter_stop_wh": 100},
+        {**base, "type": "payment.captured", "event_id": "cap-ghost", "payment_id": "P-GHOST",
+         "amount_minor": 500},
+    ]  # fmt: skip
+    path = tmp_path / "upstream.jsonl"
+    path.write_text("".join(json.dumps(m) + "\n" for m in messages))
+    data_dir = tmp_path / "data"
+    assert ingest(data_dir, path)["rejected"] == 2
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVLEDGER_")}
+    env["EVLEDGER_DATA_DIR"] = str(data_dir)
+    for args in (
+        ["project", "--until-idle"],
+        ["analytics", "query", "SELECT event_id, message_type, reason FROM rejections"
+         " ORDER BY event_id", "--format", "json"],
+    ):  # fmt: skip
+        result = subprocess.run(
+            [EVLEDGER, *args], env=env, capture_output=True, text=True, timeout=300, check=False
+        )
+        assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [(r["event_id"], r["message_type"]) for r in rows] == [
+        ("cap-ghost", "payment.captured"),
+        ("stop-ghost", "session.stopped"),
+    ]
+    assert rows[0]["reason"].startswith("unknown payment P-GHOST")
+    assert rows[1]["reason"] == "unknown session S-GHOST"

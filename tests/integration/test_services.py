@@ -5,16 +5,15 @@ from __future__ import annotations
 import uuid
 
 import psycopg
-from kafka import KafkaProducer
 
+from store.kafka_clients import KafkaConnection
 from tests.kafka_topics import read_topic
 
 
 def test_read_committed_consumer_sees_only_the_committed_transaction(
     kafka_bootstrap: str, kafka_topic: str
 ) -> None:
-    producer = KafkaProducer(
-        bootstrap_servers=kafka_bootstrap,
+    producer = KafkaConnection(kafka_bootstrap).producer(
         transactional_id=f"smoke-{uuid.uuid4()}",
         acks="all",
     )

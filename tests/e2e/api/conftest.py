@@ -20,6 +20,7 @@ from api.keys import Role, create_key
 from bootstrap import Settings, bootstrap
 from domain.application import BillingApplication
 from projections.databases.postgres import PostgresDatabase, drop_schema
+from store.kafka_clients import KafkaConnection
 from tests.unit.projections.scenario import build_ledger
 
 EVLEDGER = str(Path(sys.executable).with_name("evledger"))
@@ -153,14 +154,13 @@ def kafka_server(
     pg_dsn: str, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
     """The same, configured with Kafka: a unique topic prefix with its ingest topic."""
-    from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
 
     root = tmp_path_factory.mktemp("api-kafka")
     schema = f"test_api_{uuid.uuid4().hex[:10]}"
     dsn = schema_dsn(pg_dsn, schema)
     prefix = f"test.api.{uuid.uuid4().hex[:8]}"
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin = KafkaConnection(kafka_bootstrap).admin()
     admin.create_topics([NewTopic(f"{prefix}.ingest", num_partitions=1, replication_factor=1)])
     keys = make_keys(dsn)
     env = environment(

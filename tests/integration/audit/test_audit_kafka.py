@@ -20,6 +20,7 @@ from bootstrap.settings import Settings
 from cli.audit import app
 from domain.application import BillingApplication
 from store.admin import TopicSpec, ensure_topic
+from store.kafka_clients import KafkaConnection
 from tests.integration.store.conftest import delete_topics
 from tests.kafka_topics import read_topic
 from tests.unit.audit.conftest import apply_traffic, refunded_payment
@@ -54,13 +55,12 @@ def read_raw(bootstrap: str, topic: str) -> list[Raw]:
 
 def copy_to(ledger: KafkaLedger, records: list[Raw]) -> str:
     """Write records to a new ledger topic (offsets 0, 1, ...); returns its prefix."""
-    from kafka import KafkaProducer
 
     prefix = f"{ledger.prefix}-copy-{uuid.uuid4().hex[:6]}"
     topic = f"{prefix}.ledger"
-    ensure_topic(ledger.bootstrap, TopicSpec(topic))
+    ensure_topic(KafkaConnection(ledger.bootstrap), TopicSpec(topic))
     ledger.topics.append(topic)
-    producer = KafkaProducer(bootstrap_servers=ledger.bootstrap, acks="all", linger_ms=5)
+    producer = KafkaConnection(ledger.bootstrap).producer(acks="all", linger_ms=5)
     for _, key, value, headers in records:
         producer.send(topic, key=key, value=value, headers=headers, partition=0)
     producer.flush()
@@ -227,7 +227,7 @@ def test_export_loads_in_a_fresh_duckdb_with_the_topics_hashes(
 
 
 def test_the_raw_scan_reads_every_committed_record(kafka_ledger: KafkaLedger) -> None:
-    scan = KafkaLedgerScan(kafka_ledger.bootstrap, f"{kafka_ledger.prefix}.ledger")
+    scan = KafkaLedgerScan(KafkaConnection(kafka_ledger.bootstrap), f"{kafka_ledger.prefix}.ledger")
     scanned = list(scan.records())
     assert [r.offset for r in scanned] == [r[0] for r in kafka_ledger.records]
     assert all(r.defect is None for r in scanned)

@@ -10,13 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kafka import KafkaProducer
 
 from bootstrap import bootstrap
 from bootstrap.settings import Settings
 from cli.audit import app
 from demo.traffic import TrafficShape, generate
 from store.admin import TopicSpec, ensure_topic
+from store.kafka_clients import KafkaConnection
 from tests.integration.audit.test_audit_kafka import Raw, edit_value, read_raw, runner
 from tests.integration.projections.test_sharded_projection import write_routed
 from tests.integration.store.conftest import delete_topics
@@ -54,10 +54,10 @@ def copy_shards(settings: Settings, shards: list[list[Raw]]) -> str:
     """Each shard's records written to the same shard of a new prefix; returns it."""
     assert settings.kafka_bootstrap is not None
     prefix = f"{settings.topic_prefix}-copy-{uuid.uuid4().hex[:6]}"
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    producer = KafkaConnection(settings.kafka_bootstrap).producer(acks="all")
     for shard, records in enumerate(shards):
         topic = f"{prefix}.ledger" if shard == 0 else f"{prefix}.ledger.{shard}"
-        ensure_topic(settings.kafka_bootstrap, TopicSpec(topic))
+        ensure_topic(KafkaConnection(settings.kafka_bootstrap), TopicSpec(topic))
         for _, key, value, headers in records:
             producer.send(topic, key=key, value=value, headers=headers, partition=0)
     producer.flush()

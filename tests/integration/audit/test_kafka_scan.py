@@ -11,6 +11,7 @@ import pytest
 from audit.kafka_scan import KafkaLedgerScan
 from audit.scan import LedgerScan
 from bootstrap.settings import Settings
+from store.kafka_clients import KafkaConnection
 from tests.integration.audit.scan_contract import LedgerScanTestCase
 from tests.integration.store.conftest import delete_topics
 
@@ -34,15 +35,17 @@ class TestKafkaLedgerScan(LedgerScanTestCase):
 
     def scan(self, settings: Settings) -> LedgerScan:
         assert settings.kafka_bootstrap is not None
-        return KafkaLedgerScan(settings.kafka_bootstrap, settings.ledger_topic)
+        return KafkaLedgerScan(settings.kafka_connection(), settings.ledger_topic)
 
     def place(self, settings: Settings) -> str:
         return settings.ledger_topic
 
     def missing_scan(self, request: pytest.FixtureRequest, tmp_path: Path) -> LedgerScan:
         bootstrap = request.getfixturevalue("kafka_bootstrap")
-        return KafkaLedgerScan(bootstrap, f"test.no-such-ledger.{uuid.uuid4().hex[:8]}")
+        return KafkaLedgerScan(
+            KafkaConnection(bootstrap), f"test.no-such-ledger.{uuid.uuid4().hex[:8]}"
+        )
 
     def empty_scan(self, request: pytest.FixtureRequest, tmp_path: Path) -> LedgerScan:
         bootstrap = request.getfixturevalue("kafka_bootstrap")
-        return KafkaLedgerScan(bootstrap, request.getfixturevalue("kafka_topic"))
+        return KafkaLedgerScan(KafkaConnection(bootstrap), request.getfixturevalue("kafka_topic"))

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from store.cluster_health import ClusterHealth, cluster_health
+from store.kafka_clients import KafkaConnection
 
 ROOT = Path(__file__).resolve().parents[3]
 SERVICES = ROOT / "scripts" / "services"
@@ -98,7 +99,7 @@ class Cluster:
             raise ClusterError(f"restarting a node failed:\n{output}")
 
     def health(self, topics: list[str] | None = None) -> ClusterHealth:
-        return cluster_health(self.bootstrap, topics)
+        return cluster_health(KafkaConnection(self.bootstrap), topics)
 
     def leader(self, topic: str) -> int:
         state = self.health([topic]).partition(topic)
@@ -107,9 +108,8 @@ class Cluster:
         return state.leader
 
     def active_controller(self) -> int:
-        from kafka import KafkaAdminClient
 
-        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap)
+        admin = KafkaConnection(self.bootstrap).admin()
         try:
             quorum = admin.describe_metadata_quorum()
         finally:
@@ -117,9 +117,8 @@ class Cluster:
         return int(quorum["topics"][0]["partitions"][0]["leader_id"])
 
     def transaction_coordinator(self, transactional_id: str) -> int:
-        from kafka import KafkaAdminClient
 
-        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap)
+        admin = KafkaConnection(self.bootstrap).admin()
         try:
             return int(admin.describe_transactions([transactional_id])[transactional_id][0])
         finally:

@@ -14,9 +14,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import TopicPartition
 
 from demo.traffic import TrafficShape, generate
+from store.kafka_clients import KafkaConnection
 from tests.integration.consumers.test_ingest_kafka import expected_ledger, kafka_ledger
 
 EVLEDGER = str(Path(sys.executable).with_name("evledger"))
@@ -50,7 +51,7 @@ class Pipeline:
             "EVLEDGER_TOPIC_PREFIX": self.prefix,
             "EVLEDGER_DATA_DIR": str(workdir / "data"),
         }
-        self._watcher: KafkaConsumer | None = None
+        self._watcher: Any = None
 
     @property
     def ledger_topic(self) -> str:
@@ -116,8 +117,7 @@ class Pipeline:
         """The ledger's last stable offset (what read_committed readers can see), or None
         while no broker can say."""
         if self._watcher is None:
-            self._watcher = KafkaConsumer(
-                bootstrap_servers=self.bootstrap,
+            self._watcher = KafkaConnection(self.bootstrap).consumer(
                 isolation_level="read_committed",
                 request_timeout_ms=5000,
             )

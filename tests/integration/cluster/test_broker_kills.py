@@ -11,7 +11,7 @@ import pytest
 
 from tests.integration.cluster.cluster import Cluster
 from tests.integration.cluster.pipeline import Pipeline, day_of_traffic
-from tests.integration.consumers.test_ingest_kafka import expected_ledger
+from tests.ledger_compare import expected_ledger
 
 TARGETS: dict[str, Callable[[Cluster, Pipeline], int]] = {
     "ledger-leader": lambda cluster, pipeline: cluster.leader(pipeline.ledger_topic),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from tests.integration.cluster.cluster import Cluster, wait_for
 from tests.integration.cluster.pipeline import Pipeline, day_of_traffic
-from tests.integration.consumers.test_ingest_kafka import expected_ledger
+from tests.ledger_compare import expected_ledger
 
 # What ingest logs each time a batch could not be committed (consumers/ingest.py).
 UNAVAILABLE = "ledger unavailable"

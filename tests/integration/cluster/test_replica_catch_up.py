@@ -7,7 +7,7 @@ import time
 
 from tests.integration.cluster.cluster import Cluster
 from tests.integration.cluster.pipeline import Pipeline, day_of_traffic
-from tests.integration.consumers.test_ingest_kafka import expected_ledger
+from tests.ledger_compare import expected_ledger
 
 # replica.lag.time.max.ms of scripts/kafka/cluster.properties.in, in seconds.
 REPLICA_LAG_S = 10

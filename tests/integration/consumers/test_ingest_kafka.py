@@ -7,42 +7,26 @@ expected ledger is the same traffic applied in memory to the same domain applica
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
+from kafka import TopicPartition
 
-from consumers.contract import parse_message
 from consumers.dead_letter import DeadLetter
-from consumers.translate import to_command
 from demo.traffic import TrafficShape, generate
-from domain.application import BillingApplication
+from store.kafka_clients import KafkaConnection
 from tests.kafka_topics import read_topic
+from tests.ledger_compare import expected_ledger, kafka_ledger_rows
+
+__all__ = ["expected_ledger", "kafka_ledger"]  # the cluster tests use them from here
 
 EVLEDGER = str(Path(sys.executable).with_name("evledger"))
 SHAPE = TrafficShape(stations=5, customers=60)
-
-
-@pytest.fixture
-def prefix() -> str:
-    return f"it-ingest-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture
-def env(kafka_bootstrap: str, prefix: str, tmp_path: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "EVLEDGER_KAFKA_BOOTSTRAP": kafka_bootstrap,
-        "EVLEDGER_TOPIC_PREFIX": prefix,
-        "EVLEDGER_DATA_DIR": str(tmp_path / "data"),
-    }
 
 
 @pytest.fixture(scope="module")
@@ -81,44 +65,12 @@ def ingest(env: dict[str, str], *extra: str) -> dict[str, int]:
     return dict(counters)
 
 
-def ledger_rows(application: BillingApplication) -> list[tuple[Any, ...]]:
-    """The ledger as (id, topic, version, state without the recording time)."""
-    rows = []
-    start = 1
-    while True:
-        page = application.recorder.select_notifications(start=start, limit=1000)
-        for notification in page:
-            event = application.mapper.to_domain_event(notification)
-            state = {k: v for k, v in event.__dict__.items() if k != "timestamp"}
-            rows.append(
-                (notification.id, notification.topic, notification.originator_version, state)
-            )
-        if len(page) < 1000:
-            return rows
-        start = page[-1].id + 1
-
-
-def expected_ledger(messages: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    reference = BillingApplication(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
-    commands = [to_command(parse_message(json.dumps(m).encode())) for m in messages]
-    for at in range(0, len(commands), 500):
-        reference.handle_batch(commands[at : at + 500])
-    return ledger_rows(reference)
-
-
 def kafka_ledger(env: dict[str, str]) -> list[tuple[Any, ...]]:
-    from bootstrap import Settings, bootstrap
-
-    settings = Settings(
-        kafka_bootstrap=env["EVLEDGER_KAFKA_BOOTSTRAP"],
-        topic_prefix=env["EVLEDGER_TOPIC_PREFIX"],
-        data_dir=Path(env["EVLEDGER_DATA_DIR"]) / "reader",
+    return kafka_ledger_rows(
+        env["EVLEDGER_KAFKA_BOOTSTRAP"],
+        env["EVLEDGER_TOPIC_PREFIX"],
+        Path(env["EVLEDGER_DATA_DIR"]) / "reader",
     )
-    application = BillingApplication(env=bootstrap(settings).ledger.environment())
-    try:
-        return ledger_rows(application)
-    finally:
-        application.close()
 
 
 def test_a_day_of_traffic_gives_exactly_the_expected_ledger(
@@ -149,7 +101,7 @@ def test_every_message_delivered_twice_changes_the_ledger_once(
 
 
 def ledger_high_watermark(bootstrap: str, topic: str) -> int:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_uncommitted")
+    consumer = KafkaConnection(bootstrap).consumer(isolation_level="read_uncommitted")
     try:
         partition = TopicPartition(topic, 0)
         return int(consumer.end_offsets([partition]).get(partition, 0))

@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaProducer
 
 from consumers.dead_letter import DeadLetter
 from consumers.routing import ROUTING_RULE, SessionRouter, shard_of
 from demo.traffic import TrafficShape, generate
 from domain.application import BillingApplication
+from store.kafka_clients import KafkaConnection
 from tests.integration.consumers.test_ingest_kafka import (
     EVLEDGER,
     SHAPE,
@@ -115,7 +115,7 @@ def test_a_misrouted_record_is_a_dead_letter_naming_the_routing_rule(
     tariffs = [m for m in traffic if m["type"] == "tariff.published"]
     publish(sharded_env, write_jsonl(tmp_path / "tariffs.jsonl", tariffs))
     topic = f"{sharded_env['EVLEDGER_TOPIC_PREFIX']}.ingest"
-    producer = KafkaProducer(bootstrap_servers=sharded_env["EVLEDGER_KAFKA_BOOTSTRAP"])
+    producer = KafkaConnection(sharded_env["EVLEDGER_KAFKA_BOOTSTRAP"]).producer()
     value = json.dumps(started).encode()
     producer.send(topic, key=session, value=value, partition=wrong)  # the wrong partition
     producer.send(topic, key=b"someone-else", value=value, partition=home)  # the wrong key
@@ -151,10 +151,10 @@ def start_ingest(env: dict[str, str], data_dir: Path) -> subprocess.Popen[bytes]
 
 def ledger_size(env: dict[str, str]) -> int:
     """Records on all shards' logs, in-flight transactions included."""
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import TopicPartition
 
-    consumer = KafkaConsumer(
-        bootstrap_servers=env["EVLEDGER_KAFKA_BOOTSTRAP"], isolation_level="read_uncommitted"
+    consumer = KafkaConnection(env["EVLEDGER_KAFKA_BOOTSTRAP"]).consumer(
+        isolation_level="read_uncommitted"
     )
     prefix = env["EVLEDGER_TOPIC_PREFIX"]
     topics = [f"{prefix}.ledger"] + [f"{prefix}.ledger.{shard}" for shard in range(1, SHARDS)]

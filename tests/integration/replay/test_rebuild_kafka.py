@@ -78,7 +78,7 @@ def test_rebuild_equals_live_swaps_and_catches_tampering(
 
     assert report.all_swapped and report.events == head
     comparisons = [c for outcome in report.outcomes for c in outcome.comparisons]
-    assert len(comparisons) == 13
+    assert len(comparisons) == 16  # every table of every read model: rejected messages, CDRs
     assert all(c.live is not None and c.live.matches(c.rebuilt) for c in comparisons)
     assert all(
         outcome.positions == dict.fromkeys(outcome.projections, head) for outcome in report.outcomes

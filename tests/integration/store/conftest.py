@@ -11,18 +11,18 @@ from typing import Any
 import pytest
 from eventsourcing.persistence import StoredEvent
 
+from store.kafka_clients import KafkaConnection
 from store.ledger import Ledger, LedgerConfig
 from store.records import GENESIS_HASH, LedgerRecord, chain_hash
 from tests.kafka_topics import read_topic  # noqa: F401 - the store tests import it from here
 
 
 def delete_topics(bootstrap: str, topics: list[str]) -> None:
-    from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
     if not topics:
         return
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = KafkaConnection(bootstrap).admin()
     try:
         existing = set(admin.list_topics())
         doomed = [topic for topic in topics if topic in existing]
@@ -59,7 +59,7 @@ def make_ledger(kafka_bootstrap: str, ledger_topic: str, tmp_path: Path) -> Iter
     def make(index_dir: Path | None = None, transactional_id: str | None = None) -> Ledger:
         ledger = Ledger(
             LedgerConfig(
-                bootstrap_servers=kafka_bootstrap,
+                connection=KafkaConnection(kafka_bootstrap),
                 topic=ledger_topic,
                 transactional_id=transactional_id or f"{ledger_topic}.writer",
                 index_dir=index_dir or tmp_path / f"index-{len(made)}",

@@ -12,6 +12,7 @@ from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.persistence import IntegrityError, StoredEvent
 
+from store.kafka_clients import KafkaConnection
 from store.writer import WriterFenced, WriterUnavailable
 from tests.integration.store.conftest import assert_chain, events_for, read_topic
 
@@ -121,7 +122,7 @@ def test_stale_writer_is_fenced_and_loses_nothing(make_ledger: Any, kafka_bootst
 def test_aborted_batch_is_invisible_and_its_ids_are_reused(
     make_ledger: Any, kafka_bootstrap: str, kafka_topic: str
 ) -> None:
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import TopicPartition
     from kafka.structs import OffsetAndMetadata
 
     ledger = make_ledger()
@@ -131,8 +132,8 @@ def test_aborted_batch_is_invisible_and_its_ids_are_reused(
     # A consumer that has left its group: the broker rejects its offsets after the batch's
     # record is already in the log, inside the transaction, so the writer must abort it.
     group = f"ingest-{uuid.uuid4().hex[:8]}"
-    consumer = KafkaConsumer(
-        kafka_topic, bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False
+    consumer = KafkaConnection(kafka_bootstrap).consumer(
+        kafka_topic, group_id=group, enable_auto_commit=False
     )
     while not consumer.assignment():
         consumer.poll(timeout_ms=200)
@@ -245,18 +246,17 @@ def test_plain_consumer_sees_exactly_the_committed_events(
 def test_batches_and_consumer_offsets_commit_together(
     make_ledger: Any, kafka_bootstrap: str, kafka_topic: str
 ) -> None:
-    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+    from kafka import TopicPartition
     from kafka.structs import OffsetAndMetadata
 
-    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    producer = KafkaConnection(kafka_bootstrap).producer()
     for number in range(3):
         producer.send(kafka_topic, f"message-{number}".encode(), partition=0)
     producer.flush()
     producer.close()
     group = f"ingest-{uuid.uuid4().hex[:8]}"
-    consumer = KafkaConsumer(
+    consumer = KafkaConnection(kafka_bootstrap).consumer(
         kafka_topic,
-        bootstrap_servers=kafka_bootstrap,
         group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -285,7 +285,7 @@ def test_batches_and_consumer_offsets_commit_together(
     consumer.close()
     assert ids == [[2, 3], [4]]
 
-    reader = KafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=group)
+    reader = KafkaConnection(kafka_bootstrap).consumer(group_id=group)
     try:
         assert reader.committed(partition) == 3
     finally:

@@ -14,6 +14,7 @@ from bootstrap import bootstrap
 from bootstrap.ledgers import KafkaSite, LedgerBackend
 from bootstrap.settings import Settings
 from store.admin import TopicMisconfigured
+from store.kafka_clients import KafkaConnection
 from store.ledger import Ledger, LedgerConfig
 from store.writer import WriterFenced
 from tests.integration.store.conftest import assert_chain, delete_topics, events_for, read_topic
@@ -73,7 +74,7 @@ def test_a_shard_writer_fences_only_its_own_shard(
         topic = site.shard_topic(shard)
         return Ledger(
             LedgerConfig(
-                bootstrap_servers=kafka_bootstrap,
+                connection=KafkaConnection(kafka_bootstrap),
                 topic=topic,
                 # The transactional id the store gives a shard's writer (store/factory.py).
                 transactional_id=f"{topic}.writer",
@@ -101,11 +102,9 @@ def test_a_shard_writer_fences_only_its_own_shard(
 def test_the_ingest_topic_has_one_partition_per_shard(
     sharded: LedgerBackend, kafka_bootstrap: str
 ) -> None:
-    from kafka import KafkaConsumer
-
     site = sharded.kafka("test")
     site.ensure_topics(site.ingest_topic, *site.ledger_topics)
-    consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap)
+    consumer = KafkaConnection(kafka_bootstrap).consumer()
     try:
         assert consumer.partitions_for_topic(site.ingest_topic) == set(range(SHARDS))
         for topic in site.ledger_topics:
@@ -118,6 +117,7 @@ def test_the_ingest_topic_has_one_partition_per_shard(
         topic_prefix=site.topic_prefix,
         replication_factor=1,
         min_insync_replicas=1,
+        security=site.security,
         ledger_shards=2,
     )
     with pytest.raises(TopicMisconfigured, match="shard count of an existing ledger"):

@@ -13,6 +13,7 @@ import pytest
 from eventsourcing.persistence import StoredEvent
 
 from store.admin import TopicSpec, ensure_topic
+from store.kafka_clients import KafkaConnection
 from store.recorders import KafkaApplicationRecorder, TransactionExtras
 from store.writer import SideRecord, WriterUnavailable
 from tests.integration.store.conftest import delete_topics, events_for, read_topic
@@ -24,18 +25,16 @@ pytestmark = pytest.mark.kafka
 @pytest.fixture
 def dead_letter_topic(kafka_bootstrap: str, topic_name: str) -> Iterator[str]:
     name = f"{topic_name}.dead-letters"
-    ensure_topic(kafka_bootstrap, TopicSpec(name))
+    ensure_topic(KafkaConnection(kafka_bootstrap), TopicSpec(name))
     yield name
     delete_topics(kafka_bootstrap, [name])
 
 
 def joined_consumer(bootstrap: str, topic: str) -> Any:
     """A consumer that has joined its own new group and holds the topic's partition."""
-    from kafka import KafkaConsumer
 
-    consumer = KafkaConsumer(
+    consumer = KafkaConnection(bootstrap).consumer(
         topic,
-        bootstrap_servers=bootstrap,
         group_id=f"ingest-{uuid.uuid4().hex[:8]}",
         enable_auto_commit=False,
     )
@@ -47,9 +46,9 @@ def joined_consumer(bootstrap: str, topic: str) -> Any:
 
 
 def committed_offset(bootstrap: str, group: str, topic: str) -> int | None:
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import TopicPartition
 
-    reader = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
+    reader = KafkaConnection(bootstrap).consumer(group_id=group)
     try:
         offset = reader.committed(TopicPartition(topic, 0))
         return None if offset is None else int(offset)

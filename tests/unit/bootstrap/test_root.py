@@ -75,3 +75,10 @@ def test_duckdb_memory_is_bounded_by_its_setting(tmp_path: Path) -> None:
         finally:
             db.close()
         assert limit.replace(" ", "") in ("48.0MiB", "48MiB"), limit
+
+
+def test_the_read_model_names_are_the_classes_names() -> None:
+    from bootstrap.read_models import ANALYTICS, READ_MODEL_NAMES, read_model_classes
+
+    assert tuple(read_model_classes()) == READ_MODEL_NAMES
+    assert ANALYTICS in READ_MODEL_NAMES

@@ -1,5 +1,5 @@
 """ocpi.* messages at ingest: a bad object of each kind is a dead letter with field and
-reason; a valid one is kept as a dead letter that says the ledger does not apply it yet."""
+reason; a valid one becomes a domain command carrying the object's JSON text unchanged."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 from consumers.ocpi_contract import decode, encode
 from consumers.ocpi_import import ImportReport, wrap
 from consumers.triage import SourceRecord, triage
+from domain.ocpi_commands import RecordCdr, RecordOcpiLocation, RecordOcpiTariff
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "ocpi"
 
@@ -86,10 +87,10 @@ def test_a_bad_object_of_each_kind_is_dead_lettered_with_field_and_reason(
     assert reason in found_reason
 
 
-def test_a_cdr_without_a_time_zone_is_dead_lettered_not_guessed() -> None:
-    field, reason = dead_letter_of(message("cdr", load("cdr_20_45_kwh.json")))
-    assert field == "time_zone"
-    assert "never guesses" in reason
+def test_a_cdr_without_a_time_zone_is_left_to_the_ledgers_location() -> None:
+    sorted_out = triage([record(message("cdr", load("cdr_20_45_kwh.json")))])
+    ((_, command),) = sorted_out.commands
+    assert isinstance(command, RecordCdr) and command.time_zone is None
 
 
 def test_an_unknown_ocpi_type_is_named() -> None:
@@ -99,13 +100,23 @@ def test_an_unknown_ocpi_type_is_named() -> None:
     assert reason.startswith("unknown OCPI message type 'ocpi.session'; known: ocpi.cdr")
 
 
-def test_a_valid_object_is_kept_and_says_it_is_not_applied_yet() -> None:
-    field, reason = dead_letter_of(
-        message("cdr", load("cdr_20_45_kwh.json"), time_zone="Europe/Amsterdam")
+def test_a_valid_object_of_each_kind_becomes_its_command() -> None:
+    cdr = load("cdr_20_45_kwh.json")
+    sorted_out = triage(
+        [
+            record(message("cdr", cdr, time_zone="Europe/Amsterdam")),
+            record(message("tariff", load("tariff_flat_and_energy.json"))),
+            record(message("location", load("location_utrecht.json"))),
+        ]
     )
-    assert field == "type"
-    assert reason.startswith("valid CDR NL/EVL/CDR-2045")
-    assert "does not apply them yet" in reason
+    assert sorted_out.dead_letters == []
+    commands = [command for _, command in sorted_out.commands]
+    assert [type(c) for c in commands] == [RecordCdr, RecordOcpiTariff, RecordOcpiLocation]
+    assert isinstance(commands[0], RecordCdr)
+    assert decode(commands[0].document) == cdr  # the object, every number as it was sent
+    assert commands[0].time_zone == "Europe/Amsterdam"
+    assert isinstance(commands[2], RecordOcpiLocation)
+    assert commands[2].time_zone == "Europe/Amsterdam" and commands[2].location_id == "LOC-1"
 
 
 def test_other_messages_still_become_commands() -> None:
@@ -129,11 +140,12 @@ def test_import_wraps_objects_unchanged_with_the_locations_zone() -> None:
     report = ImportReport()
     lines = wrap([cdr, location], None, report)
     wrapped = [decode(line) for line in lines]
-    assert [m["type"] for m in wrapped] == ["ocpi.cdr", "ocpi.location"]
-    assert wrapped[0]["cdr"] == cdr  # Decimal for Decimal: every number as it was sent
-    assert '"excl_vat":5.63' in lines[0]
-    assert wrapped[0]["time_zone"] == "Europe/Amsterdam"
-    assert wrapped[0]["event_id"] == "ocpi.cdr:NL:EVL:CDR-2045:2024-06-03T09:05:00Z"
+    # Locations first: the CDR after them finds its zone in the ledger too.
+    assert [m["type"] for m in wrapped] == ["ocpi.location", "ocpi.cdr"]
+    assert wrapped[1]["cdr"] == cdr  # Decimal for Decimal: every number as it was sent
+    assert '"excl_vat":5.63' in lines[1]
+    assert wrapped[1]["time_zone"] == "Europe/Amsterdam"
+    assert wrapped[1]["event_id"] == "ocpi.cdr:NL:EVL:CDR-2045:2024-06-03T09:05:00Z"
     assert report.counts == {"cdr": 1, "location": 1} and report.cdrs_without_zone == []
     alone = ImportReport()
     (line,) = wrap([cdr], None, alone)

@@ -10,6 +10,9 @@ from eventsourcing.domain import Aggregate, CanMutateAggregate
 import domain.idempotency
 import domain.payment
 import domain.refund
+import domain.roaming_cdr
+import domain.roaming_location
+import domain.roaming_tariff
 import domain.session
 import domain.settlement
 import domain.tariff
@@ -39,6 +42,9 @@ def test_every_domain_event_is_handled_or_knowingly_ignored() -> None:
         domain.tariff,
         domain.settlement,
         domain.idempotency,
+        domain.roaming_cdr,
+        domain.roaming_tariff,
+        domain.roaming_location,
     ]
     event_types = {
         member
@@ -107,3 +113,12 @@ def test_fold_lets_later_values_win_but_never_clears() -> None:
     assert folded == {
         Entity.REFUND: {("r",): {"status": "approved", "note": "hi", "currency": "EUR"}}
     }
+
+
+def test_a_rejected_message_is_a_fact_keyed_by_its_event_id_and_an_applied_one_is_not() -> None:
+    processed = by_type(ledger_events(), "ProcessedMessage.Recorded")
+    rejected = [f for e in processed for f in facts_of(e)]
+    assert {f.entity for f in rejected} == {Entity.REJECTED_MESSAGE}
+    outcomes = [e.event.outcome for e in processed]
+    assert len(rejected) == outcomes.count("rejected") > 0
+    assert all(f.values["reason"] for f in rejected)

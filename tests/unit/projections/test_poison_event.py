@@ -3,12 +3,16 @@ projector writes every event before it, names it, and stops that read model only
 
 from __future__ import annotations
 
+import json
+import socket
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from consumers.counters import IngestCounters
-from consumers.metrics import metrics_text
+from consumers.metrics import metrics_text, serve_metrics
 from domain.application import BillingApplication
 from domain.commands import AuthorisePayment, CapturePayment
 from projections.analytics import Analytics
@@ -86,6 +90,7 @@ def test_a_poison_event_stops_only_the_read_models_that_cannot_hold_it(
         'projection="payment_history"} 1.0' in metrics
     )
     assert 'projection="refund_status"} 0.0' in metrics
+    assert_not_ready(projector, stopped_at=position)
 
     # A stopped read model stays stopped (nothing past the poison), the others go on.
     app.handle(
@@ -94,3 +99,24 @@ def test_a_poison_event_stops_only_the_read_models_that_cannot_hold_it(
     projector.run_until_idle()
     assert history.position() == before
     assert refunds.position() == app.recorder.max_notification_id()
+
+
+def assert_not_ready(projector: Projector, stopped_at: int) -> None:
+    """`run`'s port answers /readyz with 503 naming the stopped read models, over real HTTP."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    serve_metrics(IngestCounters(), port, projector)
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5)
+    assert refused.value.code == 503
+    body = json.loads(refused.value.read())
+    assert body["ready"] is False
+    assert body["projections"]["payment_history"] == {
+        "status": "stopped",
+        "position": stopped_at,
+        "event_type": "Payment.Authorised",
+    }
+    assert body["projections"]["refund_status"] == {"status": "running"}
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as scraped:
+        assert b"evledger_projection_stopped" in scraped.read()

@@ -58,3 +58,34 @@ def test_one_section_in_full(report: Report, width: int) -> None:
     assert "…" not in text
     days = re.findall(r"^ (?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) \d{4}-\d\d-\d\d ", text, re.MULTILINE)
     assert len(days) == len(section.rows) > 8
+
+
+@pytest.mark.parametrize("station", ["[/]", "[link=https://evil.example]x[/link]", "\x1b[2Jst"])
+def test_upstream_strings_are_shown_as_plain_text(station: str, tmp_path: Path) -> None:
+    from projections.analytics import Analytics
+
+    path = tmp_path / "analytics.duckdb"
+    model = Analytics(DuckDatabase(path))
+    model.create()
+    model.db.execute(
+        "INSERT INTO fact_sessions (session_key, session_id, station_id, connector_id,"
+        " customer_id, currency, started_at, started_at_local, stopped_at, subtotal_minor,"
+        " vat_minor, total_minor, energy_wh, energy_kwh, charging_seconds, idle_seconds)"
+        " VALUES ('S1', 'S1', ?, '1', ?, 'EUR', TIMESTAMP '2026-03-02 08:00:00',"
+        " TIMESTAMP '2026-03-02 09:00:00', TIMESTAMP '2026-03-02 09:00:00', 100, 19, 119,"
+        " 1000, 1.000, 3600, 0)",
+        [station, station],
+    )
+    model.db.close()
+    db = DuckDatabase(path, read_only=True)
+    try:
+        report = build_report(db, Filters(station=station))
+    finally:
+        db.close()
+    console, out = _console(200)
+    render_report(report, console, top=8)
+    render_section(report, report.section("station_utilisation"), console)
+    text = out.getvalue()
+    assert "\x1b" not in text
+    shown = "\\x1b[2Jst" if station.startswith("\x1b") else station
+    assert shown in text
