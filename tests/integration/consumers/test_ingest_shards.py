@@ -28,13 +28,12 @@ from store.kafka_clients import KafkaConnection
 from tests.integration.consumers.test_ingest_kafka import (
     EVLEDGER,
     SHAPE,
-    expected_ledger,
     ingest,
-    ledger_rows,
     publish,
     write_jsonl,
 )
 from tests.kafka_topics import read_topic
+from tests.ledger_compare import expected_ledger, ledger_rows
 
 pytestmark = pytest.mark.kafka
 
