@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from projections.analytics_snapshot import SnapshotPublisher
-from projections.databases.port import Database, upsert
+from projections.databases.port import Database, append, upsert
 from projections.entities import Entity, Fact, LedgerEvent
 from projections.fold import Rows
 from projections.read_model import ReadModel
@@ -58,6 +58,7 @@ FACT_TABLES: tuple[Table, ...] = (
         "fact_line_items",
         Entity.LINE_ITEM,
         key=("session_key", "line_no"),
+        append_only=True,
         columns=columns(
             session_key="text",
             line_no="int",
@@ -130,6 +131,7 @@ FACT_TABLES: tuple[Table, ...] = (
         "fact_postings",
         Entity.POSTING,
         key=("notification_id", "line_no"),
+        append_only=True,
         columns=columns(
             notification_id="bigint",
             line_no="int",
@@ -148,6 +150,7 @@ FACT_TABLES: tuple[Table, ...] = (
         "fact_rejections",
         Entity.REJECTION,
         key=("notification_id",),
+        append_only=True,
         columns=columns(
             notification_id="bigint",
             aggregate_kind="text",
@@ -436,7 +439,7 @@ class Analytics(ReadModel):
     def write(self, rows: dict[Entity, Rows]) -> None:
         for table in FACT_TABLES:
             picked = pick_all(rows[table.entity], table.value_columns)
-            upsert(self.db, table.name, table.key, picked)
+            (append if table.append_only else upsert)(self.db, table.name, table.key, picked)
 
     def drop_statements(self) -> Sequence[str]:
         return [

@@ -30,6 +30,11 @@ class Table:
     entity: Entity
     key: tuple[str, ...]
     columns: tuple[Column, ...]
+    # Keys new by construction (a ledger position; the one pricing of a session): every
+    # row is written once, by the batch that holds its event, and the tracking position's
+    # compare-and-set applies each batch once. Such a table has no primary key, whose index
+    # DuckDB keeps whole in memory, and its rows are appended without a conflict check.
+    append_only: bool = False
 
     def __post_init__(self) -> None:
         names = [column.name for column in self.columns]
@@ -49,5 +54,6 @@ class Table:
     def ddl(self) -> str:
         """CREATE TABLE IF NOT EXISTS, with ``{type}`` fields for the dialect to fill."""
         body = [f"{column.name} {{{column.type}}}" for column in self.columns]
-        body.append(f"PRIMARY KEY ({', '.join(self.key)})")
+        if not self.append_only:
+            body.append(f"PRIMARY KEY ({', '.join(self.key)})")
         return f"CREATE TABLE IF NOT EXISTS {self.name} ({', '.join(body)})"

@@ -135,12 +135,7 @@ def upsert(
 
     Keys must be unique within ``rows`` (fold first): one statement may not touch a row twice.
     """
-    by_columns: dict[tuple[str, ...], list[list[Any]]] = {}
-    for key, values in rows.items():
-        columns = tuple(sorted(values))
-        record = [*key, *(db.param(values[column]) for column in columns)]
-        by_columns.setdefault(columns, []).append(record)
-    for columns, records in by_columns.items():
+    for columns, records in _records_by_columns(db, rows).items():
         if columns:
             assignments = ", ".join(
                 f"{column} = COALESCE(excluded.{column}, {table}.{column})" for column in columns
@@ -154,6 +149,31 @@ def upsert(
             records,
             f"ON CONFLICT ({', '.join(key_columns)}) {conflict}",
         )
+
+
+def append(
+    db: Database,
+    table: str,
+    key_columns: Sequence[str],
+    rows: Mapping[tuple[Any, ...], Mapping[str, Any]],
+) -> None:
+    """Insert rows whose keys the table cannot hold yet (new by construction): no
+    conflict check, so the table needs no primary key."""
+    for columns, records in _records_by_columns(db, rows).items():
+        db.insert_rows(table, [*key_columns, *columns], records, "")
+
+
+def _records_by_columns(
+    db: Database, rows: Mapping[tuple[Any, ...], Mapping[str, Any]]
+) -> dict[tuple[str, ...], list[list[Any]]]:
+    """Each row as its key and values (``db.param``), grouped by the columns it has: one
+    statement per group."""
+    by_columns: dict[tuple[str, ...], list[list[Any]]] = {}
+    for key, values in rows.items():
+        columns = tuple(sorted(values))
+        record = [*key, *(db.param(values[column]) for column in columns)]
+        by_columns.setdefault(columns, []).append(record)
+    return by_columns
 
 
 class DatabaseLender(ABC):
