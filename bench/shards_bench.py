@@ -59,8 +59,10 @@ def _children_cpu_s() -> float:
 
 def run(shards: int, traffic_file: Path, scratch: Path) -> dict[str, float]:
     prefix = f"bench-shards-{shards}-{uuid.uuid4().hex[:8]}"
+    # The read models go to SQLite and DuckDB in the scratch dir, never to a shared
+    # PostgreSQL schema that other runs write too (its rows would differ from the rebuild).
     base = {
-        **os.environ,
+        **{name: value for name, value in os.environ.items() if name != "EVLEDGER_PG_DSN"},
         "EVLEDGER_KAFKA_BOOTSTRAP": BOOTSTRAP,
         "EVLEDGER_TOPIC_PREFIX": prefix,
         "EVLEDGER_LEDGER_SHARDS": str(shards),
