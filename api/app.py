@@ -118,7 +118,11 @@ def create_app(root: Root | None = None, pool_size: int = 20) -> FastAPI:
     root = root or bootstrap(load_settings())
     state = ApiState(
         root=root,
-        views=ViewsDatabase(root.views.lender(pool_size), root.views.describe()),
+        views=ViewsDatabase(
+            root.views.lender(pool_size),
+            root.views.async_lender(pool_size),
+            root.views.describe(),
+        ),
         key_cache=KeyCache(),
         ledger_head=root.ledger.head(),
         publisher=_refund_publisher(root),
@@ -128,7 +132,7 @@ def create_app(root: Root | None = None, pool_size: int = 20) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state.views.open()
+        await state.views.open()
         try:
             with state.views.connection() as db:
                 state.ensure_tables(db)
@@ -142,7 +146,7 @@ def create_app(root: Root | None = None, pool_size: int = 20) -> FastAPI:
         try:
             yield
         finally:
-            state.close()
+            await state.close()
 
     app = FastAPI(
         title="evledger read API",
