@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException
 
 from api import routes_analytics, routes_audit, routes_ops, routes_read, routes_refund_requests
 from api.auth import KeyCache
-from api.observe import ApiMetrics, ObserveMiddleware
+from api.observe import ApiMetrics, ObserveMiddleware, configure_logging
 from api.params import no_unknown_query
 from api.problems import ProblemDocument, problem_response
 from api.refund_requests import RefundPublisher
@@ -172,5 +172,5 @@ def create_app(root: Root | None = None, pool_size: int = 20) -> FastAPI:
 
 def app_from_environment() -> FastAPI:
     """For `uvicorn --factory api.app:app_from_environment` (several worker processes)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    configure_logging()
     return create_app()
