@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from projections.databases.port import Database, DatabaseLender
+from projections.databases.port import AsyncDatabaseLender, Database, DatabaseLender
 from projections.read_model import ReadModel
 
 if TYPE_CHECKING:
@@ -87,6 +87,10 @@ class ViewsHome(ReadModelHome):
     @abstractmethod
     def lender(self, pool_size: int) -> DatabaseLender:
         """Lends the live database to one request at a time."""
+
+    @abstractmethod
+    def async_lender(self, pool_size: int) -> AsyncDatabaseLender:
+        """Lends the live database to one request of an event loop at a time."""
 
 
 @dataclass(frozen=True)
