@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException
 
 from api import routes_analytics, routes_audit, routes_ops, routes_read, routes_refund_requests
 from api.auth import KeyCache
-from api.observe import ApiMetrics, ObserveMiddleware
+from api.observe import ApiMetrics, ObserveMiddleware, configure_logging
 from api.params import no_unknown_query
 from api.problems import ProblemDocument, problem_response
 from api.refund_requests import RefundPublisher
@@ -118,7 +118,11 @@ def create_app(root: Root | None = None, pool_size: int = 20) -> FastAPI:
     root = root or bootstrap(load_settings())
     state = ApiState(
         root=root,
-        views=ViewsDatabase(root.views.lender(pool_size), root.views.describe()),
+        views=ViewsDatabase(
+            root.views.lender(pool_size),
+            root.views.async_lender(pool_size),
+            root.views.describe(),
+        ),
         key_cache=KeyCache(),
         ledger_head=root.ledger.head(),
         publisher=_refund_publisher(root),
@@ -128,7 +132,7 @@ def create_app(root: Root | None = None, pool_size: int = 20) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state.views.open()
+        await state.views.open()
         try:
             with state.views.connection() as db:
                 state.ensure_tables(db)
@@ -142,7 +146,7 @@ def create_app(root: Root | None = None, pool_size: int = 20) -> FastAPI:
         try:
             yield
         finally:
-            state.close()
+            await state.close()
 
     app = FastAPI(
         title="evledger read API",
@@ -168,5 +172,5 @@ def create_app(root: Root | None = None, pool_size: int = 20) -> FastAPI:
 
 def app_from_environment() -> FastAPI:
     """For `uvicorn --factory api.app:app_from_environment` (several worker processes)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    configure_logging()
     return create_app()

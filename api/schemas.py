@@ -8,6 +8,9 @@ from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, Field, field_serializer
+from pydantic_core import to_json
+
+JSON = "application/json"
 
 
 class PaymentSummary(BaseModel):
@@ -47,6 +50,13 @@ class PaymentPage(BaseModel):
     items: list[PaymentSummary]
     next_cursor: str | None = None
     next: str | None = None
+
+
+def page_json(rows: list[dict[str, Any]], next_cursor: str | None, next_link: str | None) -> bytes:
+    """A ``PaymentPage`` document from rows of ``SUMMARY_COLUMNS`` (its fields, in its
+    order), serialised by pydantic's own serialiser without building a model per row: the
+    same bytes as ``PaymentPage(...).model_dump_json()`` for a fraction of the CPU."""
+    return to_json({"items": rows, "next_cursor": next_cursor, "next": next_link})
 
 
 class Refund(BaseModel):

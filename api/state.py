@@ -37,8 +37,8 @@ class ApiState:
             create_idempotency_table(db)
             self.tables_ready = True
 
-    def close(self) -> None:
-        self.views.close()
+    async def close(self) -> None:
+        await self.views.close()
         self.ledger_head.close()
         if self.publisher is not None:
             self.publisher.close()

@@ -4,10 +4,12 @@ A chain proves only that records follow each other. Cut its tail off, or rewrite
 the first record with the project's own chain_hash, and it is a valid chain again. An
 anchor kept from an earlier audit (a last hash, or a signed export manifest) defeats
 both: the record it names must still be there, at its notification id, with its hash.
+On a sharded ledger each shard is its own chain, so an anchor names its shard.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,25 +23,44 @@ class AnchorError(ValueError):
 
 @dataclass(frozen=True)
 class Anchor:
-    """The ledger holds ``hash`` (at ``notification_id``, when given)."""
+    """The ledger (its shard ``shard``, on a sharded ledger) holds ``hash`` (at
+    ``notification_id``, when given)."""
 
     hash: bytes
     notification_id: int | None = None
     source: str = "--expect-last-hash"
+    shard: int | None = None
 
     def describe(self) -> str:
         at = f"notification id {self.notification_id} with " if self.notification_id else ""
         return f"{at}hash {self.hash.hex()[:16]}... (from {self.source})"
 
 
-def anchor_from_hash(hex_hash: str, notification_id: int | None) -> Anchor:
+def anchors_of_shard(anchors: Sequence[Anchor], shard: int | None) -> list[Anchor]:
+    """The anchors to check on ``shard`` of a sharded ledger (None: an unsharded ledger,
+    which takes the anchors that name no shard). An anchor of the other kind is refused."""
+    for anchor in anchors:
+        if (anchor.shard is None) != (shard is None):
+            raise AnchorError(
+                f"the anchor {anchor.describe()} names no shard, and this ledger is sharded: "
+                "give --shard with --expect-last-hash, or a shard's export manifest"
+                if shard is not None
+                else f"the anchor {anchor.describe()} is of shard {anchor.shard} of a sharded "
+                "ledger, and this ledger (or export) is not sharded"
+            )
+    return [anchor for anchor in anchors if anchor.shard == shard]
+
+
+def anchor_from_hash(
+    hex_hash: str, notification_id: int | None, shard: int | None = None
+) -> Anchor:
     try:
         digest = bytes.fromhex(hex_hash.strip())
     except ValueError:
         digest = b""
     if len(digest) != 32:
         raise AnchorError(f"--expect-last-hash takes a 64-digit hex SHA-256, got {hex_hash!r}")
-    return Anchor(digest, notification_id)
+    return Anchor(digest, notification_id, shard=shard)
 
 
 def anchor_from_manifest(path: Path, keyring: Keyring | None) -> Anchor:
@@ -61,7 +82,10 @@ def anchor_from_manifest(path: Path, keyring: Keyring | None) -> Anchor:
     if manifest.last_hash is None:
         raise AnchorError(f"the anchor {path} names no last hash (its export was empty)")
     return Anchor(
-        bytes.fromhex(manifest.last_hash), manifest.last_notification_id, f"anchor {path}"
+        bytes.fromhex(manifest.last_hash),
+        manifest.last_notification_id,
+        f"anchor {path}",
+        manifest.shard,
     )
 
 

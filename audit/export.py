@@ -109,13 +109,23 @@ class ExportManifest:
     last_hash: str | None
     manifest_key_id: str | None = None
     manifest_signature: str | None = None
+    # A sharded ledger's export: which shard this is, of how many (audit/shard_exports.py).
+    # An unsharded ledger's manifest has neither key, as before shards.
+    shard: int | None = None
+    shards: int | None = None
+
+    def _content(self) -> dict[str, Any]:
+        content = asdict(self)
+        if self.shards is None:
+            del content["shard"], content["shards"]
+        return content
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2) + "\n"
+        return json.dumps(self._content(), indent=2) + "\n"
 
     def canonical(self) -> bytes:
         """The bytes the manifest signature covers: every key but the signature's own."""
-        content = asdict(self)
+        content = self._content()
         del content["manifest_key_id"], content["manifest_signature"]
         return json.dumps(content, sort_keys=True, separators=(",", ":")).encode()
 
@@ -156,7 +166,7 @@ class ExportManifest:
                 f"{path} is export format {version!r}; this evledger reads "
                 f"{EXPORT_FORMAT_VERSION} (use the evledger version that wrote it)"
             )
-        optional = ("manifest_key_id", "manifest_signature")
+        optional = ("manifest_key_id", "manifest_signature", "shard", "shards")
         values: dict[str, Any] = {name: data.get(name) for name in optional}
         try:
             values.update(
@@ -194,8 +204,11 @@ def export_ledger(
     file_format: ExportFormat,
     on_record: Callable[[ScannedRecord], None] | None = None,
     signer: LedgerSigner | None = None,
+    *,
+    shard: tuple[int, int] | None = None,
 ) -> ExportManifest:
-    """Write every record of the ledger to out_dir (new or empty) and return the manifest.
+    """Write every record of the ledger to out_dir (new or empty) and return the manifest;
+    ``shard`` (shard, shards) when the ledger is one shard of a sharded ledger.
 
     Records are copied as found, recorded hashes and signatures included, so a damaged
     ledger exports as damaged and verify on the export finds the same place. Where the
@@ -237,6 +250,8 @@ def export_ledger(
         last_notification_id=last.notification_id if last else None,
         first_hash=first.hash.hex() if first and first.hash else None,
         last_hash=last.hash.hex() if last and last.hash else None,
+        shard=shard[0] if shard else None,
+        shards=shard[1] if shard else None,
     )
     if signer is not None:
         manifest = manifest.signed(signer)

@@ -2,9 +2,11 @@
 
 Each ledger gets the same upstream messages through `evledger publish` (which routes them
 by session when there are shards); then it is ingested, by one `evledger ingest` process
-for 1 shard and by two at once (one consumer group) for 2 shards, and projected by
-`evledger project --until-idle` (one process; it steps the shards in turn). Every step is
-the real command in its own process, timed from start to exit.
+for 1 shard and by two at once (one consumer group) for 2 shards, projected by
+`evledger project --until-idle` (one process; it steps the shards in turn), then rebuilt
+by `evledger replay rebuild` (one process, the shards' batches in turn, compared with the
+live models and swapped). Every step is the real command in its own process, timed from
+start to exit.
 
     .venv/bin/python bench/shards_bench.py --days 2
 
@@ -57,8 +59,10 @@ def _children_cpu_s() -> float:
 
 def run(shards: int, traffic_file: Path, scratch: Path) -> dict[str, float]:
     prefix = f"bench-shards-{shards}-{uuid.uuid4().hex[:8]}"
+    # The read models go to SQLite and DuckDB in the scratch dir, never to a shared
+    # PostgreSQL schema that other runs write too (its rows would differ from the rebuild).
     base = {
-        **os.environ,
+        **{name: value for name, value in os.environ.items() if name != "EVLEDGER_PG_DSN"},
         "EVLEDGER_KAFKA_BOOTSTRAP": BOOTSTRAP,
         "EVLEDGER_TOPIC_PREFIX": prefix,
         "EVLEDGER_LEDGER_SHARDS": str(shards),
@@ -74,11 +78,15 @@ def run(shards: int, traffic_file: Path, scratch: Path) -> dict[str, float]:
     ingest_s, ingest_cpu_s = timed([ingest] * shards, envs)
     project = [EVLEDGER, "project", "--until-idle", "--format", "json"]
     project_s, project_cpu_s = timed([project], [base])
+    rebuild = [EVLEDGER, "replay", "rebuild", "--no-progress", "--format", "json"]
+    rebuild_s, rebuild_cpu_s = timed([rebuild], [base])
     return {
         "ingest_s": round(ingest_s, 2),
         "ingest_cpu_s": round(ingest_cpu_s, 2),
         "project_s": round(project_s, 2),
         "project_cpu_s": round(project_cpu_s, 2),
+        "rebuild_s": round(rebuild_s, 2),
+        "rebuild_cpu_s": round(rebuild_cpu_s, 2),
     }
 
 
@@ -100,6 +108,7 @@ def main() -> None:
                 "two_shards": two,
                 "ingest_speedup": round(one["ingest_s"] / two["ingest_s"], 2),
                 "project_speedup": round(one["project_s"] / two["project_s"], 2),
+                "rebuild_speedup": round(one["rebuild_s"] / two["rebuild_s"], 2),
                 "load_average_1m": round(os.getloadavg()[0], 1),
                 "cores": os.cpu_count(),
             },

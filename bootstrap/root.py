@@ -111,6 +111,15 @@ class Root:
             source.close()
             application.close()
 
+    @contextmanager
+    def ledger_sources(self) -> Iterator[list[LedgerSource]]:
+        """Every shard's source, shard 0 first (one for an unsharded ledger), for replay."""
+        with ExitStack() as stack:
+            yield [
+                stack.enter_context(self.ledger_source(shard))
+                for shard in range(self.ledger.shards)
+            ]
+
     @property
     def snapshots_dir(self) -> Path:
         """Where named snapshots of the read models are kept, one directory each."""

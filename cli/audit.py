@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from audit.anchors import Anchor
     from audit.scan import LedgerScan, ScannedRecord
     from audit.verify import AuditReport, AuditSummary
-    from bootstrap import Root
     from store.signing import Keyring
 
 
@@ -91,6 +90,12 @@ def verify(  # noqa: PLR0917 - typer passes each option as an argument
         int | None,
         typer.Option("--at-id", help="The notification id --expect-last-hash must be at."),
     ] = None,
+    shard: Annotated[
+        int | None,
+        typer.Option(
+            "--shard", min=0, help="The shard --expect-last-hash is on (a sharded ledger)."
+        ),
+    ] = None,
     anchor: Annotated[
         list[Path] | None,
         typer.Option(
@@ -103,78 +108,118 @@ def verify(  # noqa: PLR0917 - typer passes each option as an argument
 ) -> None:
     """Check the hash chain, signatures, anchors, ids, versions, refunds, postings and the
     business facts; exit 1 at the first fault."""
-    from audit.anchors import AnchorError
+    from audit.anchors import AnchorError, anchors_of_shard
     from audit.export import ExportError, verify_export
     from audit.scan import LedgerUnavailable
-    from audit.verify import verify_records
+    from audit.shard_exports import sharded_export
     from store.signing import Keyring, SigningKeyError
 
     try:
         keyring = Keyring.load(public_keys) if public_keys else None
-        anchors = _anchors(expect_last_hash, at_id, anchor or [], keyring)
+        anchors = _anchors(expect_last_hash, at_id, shard, anchor or [], keyring)
         in_memory = current_settings().audit_state_cache_size
+        if export is not None and (shard_exports := sharded_export(export)) is not None:
+
+            def verify_shard_export(number: int) -> tuple[AuditReport, str | None]:
+                with _progress(f"verifying shard {number}", lambda: None) as advance:
+                    return verify_export(
+                        shard_exports[number],
+                        advance,
+                        keyring,
+                        anchors_of_shard(anchors, number),
+                        state_cache_size=in_memory,
+                    ), None
+
+            _verify_shards(len(shard_exports), verify_shard_export, output_format)
+            return
         if export is not None:
             with _progress("verifying export", lambda: None) as advance:
                 report = verify_export(
-                    export, advance, keyring, anchors, state_cache_size=in_memory
+                    export,
+                    advance,
+                    keyring,
+                    anchors_of_shard(anchors, None),
+                    state_cache_size=in_memory,
                 )
             chain_note = None
         elif (root := current_root()).ledger.shards > 1:
-            _verify_shards(root, keyring, anchors, output_format)
+            _verify_shards(
+                root.ledger.shards,
+                lambda number: _verify_ledger(
+                    root.ledger_scan(number), number, keyring, anchors, in_memory
+                ),
+                output_format,
+            )
             return
         else:
-            scan = root.ledger_scan()
-            with _progress("verifying ledger", scan.size_hint) as advance:
-                report = verify_records(
-                    scan.records(),
-                    scan.description,
-                    advance,
-                    keyring,
-                    anchors,
-                    state_cache_size=in_memory,
-                )
-            chain_note = _chain_note(scan, report.summary)
+            report, chain_note = _verify_ledger(
+                root.ledger_scan(), None, keyring, anchors, in_memory
+            )
     except (LedgerUnavailable, ExportError, SigningKeyError, AnchorError) as error:
         raise _fail(str(error), 2) from None
     _report(report, chain_note, output_format)
 
 
-def _verify_shards(
-    root: Root, keyring: Keyring | None, anchors: list[Anchor], output_format: OutputFormat
-) -> None:
-    """Verify every shard of a sharded ledger as the ledger it is (its own ids, chain and
-    signatures); the first bad record is named with its shard. Each session, payment and
-    refund lives on one shard, so each shard's business facts stand on their own."""
-    from audit.anchors import AnchorError
+def _verify_ledger(
+    scan: LedgerScan,
+    shard: int | None,
+    keyring: Keyring | None,
+    anchors: list[Anchor],
+    in_memory: int,
+) -> tuple[AuditReport, str | None]:
+    """Verify the ledger, or (``shard``) one shard of a sharded ledger, as the ledger it
+    is: its own ids, chain, signatures and anchors; with its chain note."""
+    from audit.anchors import anchors_of_shard
     from audit.verify import verify_records
 
-    if anchors:
-        raise AnchorError("anchors name one chain: not supported on a sharded ledger yet")
+    label = "verifying ledger" if shard is None else f"verifying shard {shard}"
+    with _progress(label, scan.size_hint) as advance:
+        report = verify_records(
+            scan.records(),
+            scan.description,
+            advance,
+            keyring,
+            anchors_of_shard(anchors, shard),
+            state_cache_size=in_memory,
+        )
+    return report, _chain_note(scan, report.summary)
+
+
+def _verify_shards(
+    shards: int,
+    verify_shard: Callable[[int], tuple[AuditReport, str | None]],
+    output_format: OutputFormat,
+) -> None:
+    """Verify every shard of a sharded ledger (or its export) as the ledger it is; the
+    first bad record is named with its shard. Each session, payment and refund lives on
+    one shard, so each shard's business facts stand on their own."""
     rows: list[dict[str, Any]] = []
-    for shard in range(root.ledger.shards):
-        scan = root.ledger_scan(shard)
-        source = f"shard {shard}: {scan.description}"
-        with _progress(f"verifying shard {shard}", scan.size_hint) as advance:
-            report = verify_records(scan.records(), source, advance, keyring)
+    for shard in range(shards):
+        report, chain_note = verify_shard(shard)
+        report.summary.source = f"shard {shard}: {report.summary.source}"
         if not report.ok:
             _report(report, None, output_format)
         rows += [
             {"check": f"shard {shard} {row['check']}", "result": row["result"]}
-            for row in _summary_rows(report.summary, _chain_note(scan, report.summary))
+            for row in _summary_rows(report.summary, chain_note)
         ]
     render(rows, ["check", "result"], output_format, title="Ledger audit passed")
 
 
 def _anchors(
-    expect_last_hash: str | None, at_id: int | None, manifests: list[Path], keyring: Keyring | None
+    expect_last_hash: str | None,
+    at_id: int | None,
+    shard: int | None,
+    manifests: list[Path],
+    keyring: Keyring | None,
 ) -> list[Anchor]:
     from audit.anchors import AnchorError, anchor_from_hash, anchor_from_manifest
 
-    if at_id is not None and expect_last_hash is None:
-        raise AnchorError("--at-id goes with --expect-last-hash")
+    if (at_id is not None or shard is not None) and expect_last_hash is None:
+        raise AnchorError("--at-id and --shard go with --expect-last-hash")
     anchors = [anchor_from_manifest(path, keyring) for path in manifests]
     if expect_last_hash is not None:
-        anchors.append(anchor_from_hash(expect_last_hash, at_id))
+        anchors.append(anchor_from_hash(expect_last_hash, at_id, shard))
     return anchors
 
 
@@ -335,34 +380,42 @@ def export_command(
         FileFormat, typer.Option("--format", "-f", help="Parquet or JSON Lines files.")
     ] = FileFormat.parquet,
 ) -> None:
-    """Write the ledger, one row per record with its hashes, and a manifest, to --out."""
+    """Write the ledger, one row per record with its hashes, and a manifest, to --out (a
+    sharded ledger: one such export per shard, in --out/shard-<p>)."""
     from audit.export import ExportError, ExportFormat, export_ledger
     from audit.scan import LedgerUnavailable
-    from bootstrap.ledgers import WholeLedgerOnly
+    from audit.shard_exports import export_shards
     from store.signing import LedgerSigner, SigningKeyError
 
     root = current_root()
-    try:
-        scan = root.ledger_scan()
-    except WholeLedgerOnly as error:
-        raise _fail(str(error), 2) from None
     key_file = root.settings.signing_key_file
+    chosen = ExportFormat(file_format.value)
     try:
         signer = LedgerSigner.from_file(key_file) if key_file is not None else None
-        with _progress("exporting ledger", scan.size_hint) as advance:
-            manifest = export_ledger(scan, out, ExportFormat(file_format.value), advance, signer)
+        if root.ledger.shards > 1:
+            scans = root.ledger_scans()
+            with _progress("exporting shards", lambda: None) as advance:
+                manifests = export_shards(scans, out, chosen, advance, signer)
+            places = [out / f"shard-{shard}" for shard in range(len(manifests))]
+        else:
+            scan = root.ledger_scan()
+            with _progress("exporting ledger", scan.size_hint) as advance:
+                manifests = [export_ledger(scan, out, chosen, advance, signer)]
+            places = [out]
     except (LedgerUnavailable, ExportError, SigningKeyError) as error:
         raise _fail(str(error), 2) from None
-    signed = (
-        f"signed by key {manifest.manifest_key_id}"
-        if manifest.manifest_key_id
-        else "NOT signed (set EVLEDGER_SIGNING_KEY_FILE to sign it)"
-    )
-    typer.echo(
-        f"exported {manifest.count} records to {out / manifest.file} "
-        f"(last hash {manifest.last_hash or '-'}); manifest: {out / 'manifest.json'}, "
-        f"{signed}"
-    )
+    for manifest, place in zip(manifests, places, strict=True):
+        signed = (
+            f"signed by key {manifest.manifest_key_id}"
+            if manifest.manifest_key_id
+            else "NOT signed (set EVLEDGER_SIGNING_KEY_FILE to sign it)"
+        )
+        shard = "" if manifest.shard is None else f"shard {manifest.shard}: "
+        typer.echo(
+            f"{shard}exported {manifest.count} records to {place / manifest.file} "
+            f"(last hash {manifest.last_hash or '-'}); manifest: {place / 'manifest.json'}, "
+            f"{signed}"
+        )
 
 
 @app.command()

@@ -17,6 +17,7 @@ from cli.output import OutputFormat, progress, render
 if TYPE_CHECKING:  # imported when a command runs: `evledger --help` does without them
     from bootstrap import Root
     from replay.ledger_prefix import ProgressHook
+    from replay.point_in_time import PointInTime, SnapshotReport
 
 app = typer.Typer(
     help="Rebuild read models from the ledger, or snapshot them as the ledger stood earlier.",
@@ -65,6 +66,7 @@ def _errors() -> tuple[type[Exception], ...]:
     from bootstrap.read_models import UnknownProjection
     from projections.databases.errors import ReadModelDatabaseError
     from projections.runner import LedgerGapError, ProjectionStalled
+    from replay.point_in_time import CutNeedsEveryShard
     from replay.positions import PointBeyondLedger
     from replay.rebuild import LiveModelBehind
     from replay.swap import LiveModelBusy
@@ -76,6 +78,7 @@ def _errors() -> tuple[type[Exception], ...]:
         LedgerGapError,
         ProjectionStalled,
         PointBeyondLedger,
+        CutNeedsEveryShard,
         LiveModelBehind,
         LiveModelBusy,
         BadSnapshotName,
@@ -155,12 +158,12 @@ def rebuild_command(
 def snapshot_command(
     *,
     until_offset: Annotated[
-        int | None,
+        str | None,
         typer.Option(
             "--until-offset",
-            min=0,
             help="As of this ledger offset (Kafka offset; notification id embedded),"
-            " taken back to the end of the last whole command.",
+            " taken back to the end of the last whole command; on a sharded ledger one"
+            " offset per shard, shard 0 first: O0,O1,...",
         ),
     ] = None,
     as_of: Annotated[
@@ -183,14 +186,19 @@ def snapshot_command(
     snapshot beside the live ones (which are not touched)."""
     if (until_offset is None) == (as_of is None):
         raise _fail("give exactly one of --until-offset and --as-of", 2)
-    moment = _parse_as_of(as_of) if as_of is not None else None
+    from replay.point_in_time import PointInTime
+
+    if as_of is not None:
+        point = PointInTime(as_of=_parse_as_of(as_of))
+    else:
+        assert until_offset is not None
+        point = _offset_point(until_offset)
     root = current_root()
     with _reporting_errors():
         _snapshot(
             root,
             _projection_names(projection),
-            until_offset=until_offset,
-            moment=moment,
+            point,
             into=into,
             batch_size=batch_size,
             show_progress=show_progress,
@@ -217,7 +225,7 @@ def _rebuild(
         {
             "projection": comparison.projection,
             "table": comparison.table,
-            "position": outcome.positions.get(comparison.projection),
+            "position": outcome.position_of(comparison.projection),
             "live_rows": comparison.live.rows if comparison.live else None,
             "live_checksum": comparison.live.hex if comparison.live else "(no live model)",
             "rebuilt_rows": comparison.rebuilt.rows,
@@ -251,20 +259,36 @@ def _rebuild(
         raise typer.Exit(1)
 
 
+def _offset_point(value: str) -> PointInTime:
+    """``--until-offset``: one offset, or one per shard (comma-separated, shard 0 first;
+    -1: nothing of that shard)."""
+    from replay.point_in_time import PointInTime
+
+    parts = [part.strip() for part in value.split(",")]
+    if not all(part.isdigit() or (len(parts) > 1 and part == "-1") for part in parts):
+        raise _fail(
+            f"--until-offset {value!r}: give a ledger offset (a whole number >= 0), or on a "
+            "sharded ledger one per shard, shard 0 first: O0,O1,... (-1: none of that shard)",
+            2,
+        )
+    offsets = tuple(int(part) for part in parts)
+    if len(offsets) == 1:
+        return PointInTime(until_offset=offsets[0])
+    return PointInTime(shard_offsets=offsets)
+
+
 def _snapshot(
     root: Root,
     names: list[str],
+    point: PointInTime,
     *,
-    until_offset: int | None,
-    moment: datetime | None,
     into: str | None,
     batch_size: int | None,
     show_progress: bool,
     output_format: OutputFormat,
 ) -> None:
-    from replay.point_in_time import PointInTime, build_snapshot
+    from replay.point_in_time import build_snapshot
 
-    point = PointInTime(until_offset=until_offset, as_of=moment)
     with _progress_bar("snapshot", show_progress) as hook:
         report = build_snapshot(
             root, names, point, into, batch_size=_batch_size(batch_size), progress=hook
@@ -282,22 +306,39 @@ def _snapshot(
         for table, checksum in tables.items()
     ]
     render(rows, _SNAPSHOT_COLUMNS, output_format, f"Snapshot {report.label}")
-    if report.position:
-        recorded = (
-            f" (last event recorded at {report.last_recorded_at.isoformat()})"
-            if report.last_recorded_at
-            else ""
-        )
-        cut = (
-            f"ledger notification {report.position} at offset {report.offset}, the end of "
-            f"the last whole command by then{recorded}"
-        )
-    else:
-        cut = "no whole command recorded by then (the snapshot is empty)"
     typer.echo(
-        f"snapshot {report.label}: {point.describe()} = {cut}; the live models were not touched",
+        f"snapshot {report.label}: {point.describe()} = {_cut(report)}; the live models were "
+        "not touched",
         err=True,
     )
     typer.echo("query it with:", err=True)
     for variable, value in report.query_settings.items():
         typer.echo(f"  export {variable}={shlex.quote(value)}", err=True)
+
+
+def _cut(report: SnapshotReport) -> str:
+    """The snapshot's effective cut, for a person: a sharded ledger's one offset per shard."""
+    if len(report.cuts) == 1:
+        if not report.position:
+            return "no whole command recorded by then (the snapshot is empty)"
+        recorded = (
+            f" (last event recorded at {report.last_recorded_at.isoformat()})"
+            if report.last_recorded_at
+            else ""
+        )
+        return (
+            f"ledger notification {report.position} at offset {report.offset}, the end of "
+            f"the last whole command by then{recorded}"
+        )
+    shards = "; ".join(
+        f"shard {cut.shard} notification {cut.position} at offset {cut.offset}"
+        if cut.position
+        else f"shard {cut.shard} empty (offset -1)"
+        for cut in report.cuts
+    )
+    offsets = ",".join(str(-1 if cut.offset is None else cut.offset) for cut in report.cuts)
+    return (
+        f"one offset per shard, each the end of its last whole command by then (shards "
+        f"commit independently, so a cut is per-shard offsets, not one time): {shards}; "
+        f"--until-offset {offsets} gives the same cut"
+    )

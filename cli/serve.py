@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated
 
 import typer
@@ -30,8 +29,10 @@ def serve(
     """Serve the payment history, refund status, audit trail and analytics over HTTP."""
     import uvicorn
 
+    from api.observe import configure_logging
+
     root = current_root()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    configure_logging()
     common = {
         "host": host,
         "port": port,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -272,6 +272,64 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise BadCursor(f"not a history cursor: {cursor!r}") from error
 
 
+# A page of the history API: everything but the line items (JSON, for one payment's detail).
+SUMMARY_COLUMNS = tuple(column for column in HISTORY_COLUMNS if column != "line_items")
+
+
+@dataclass(frozen=True)
+class HistoryQuery:
+    """One page's statement and parameters, the same for every database and driver."""
+
+    statement: str
+    params: list[Any]
+    limit: int
+
+    def page(self, rows: list[Row]) -> HistoryPage:
+        next_cursor = None
+        if len(rows) == self.limit and rows:
+            next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["payment_id"])
+        return HistoryPage(rows, next_cursor)
+
+
+def history_query(
+    param: Callable[[Any], Any],
+    *,
+    customer_id: str | None = None,
+    station_id: str | None = None,
+    period_from: datetime | None = None,
+    period_to: datetime | None = None,
+    limit: int = 50,
+    after: str | None = None,
+    columns: Sequence[str] = HISTORY_COLUMNS,
+) -> HistoryQuery:
+    """Payments newest first (by creation time), from inclusive, to exclusive, after the
+    ``after`` cursor; ``param`` is the database's ``param`` (how it binds times)."""
+    conditions: list[str] = []
+    params: list[Any] = []
+    if customer_id is not None:
+        conditions.append("customer_id = ?")
+        params.append(customer_id)
+    if station_id is not None:
+        conditions.append("station_id = ?")
+        params.append(station_id)
+    if period_from is not None:
+        conditions.append("created_at >= ?")
+        params.append(param(period_from))
+    if period_to is not None:
+        conditions.append("created_at < ?")
+        params.append(param(period_to))
+    if after is not None:
+        created_at, payment_id = decode_cursor(after)
+        conditions.append("(created_at, payment_id) < (?, ?)")
+        params.extend([param(created_at), payment_id])
+    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    statement = (
+        f"SELECT {', '.join(columns)} FROM payment_history {where}"
+        " ORDER BY created_at DESC, payment_id DESC LIMIT ?"
+    )
+    return HistoryQuery(statement, [*params, limit], limit)
+
+
 def query_history(
     db: Database,
     *,
@@ -284,34 +342,16 @@ def query_history(
 ) -> HistoryPage:
     """Payments newest first (by creation time), from inclusive, to exclusive; pass the
     returned cursor as ``after`` for the next page."""
-    conditions: list[str] = []
-    params: list[Any] = []
-    if customer_id is not None:
-        conditions.append("customer_id = ?")
-        params.append(customer_id)
-    if station_id is not None:
-        conditions.append("station_id = ?")
-        params.append(station_id)
-    if period_from is not None:
-        conditions.append("created_at >= ?")
-        params.append(db.param(period_from))
-    if period_to is not None:
-        conditions.append("created_at < ?")
-        params.append(db.param(period_to))
-    if after is not None:
-        created_at, payment_id = decode_cursor(after)
-        conditions.append("(created_at, payment_id) < (?, ?)")
-        params.extend([db.param(created_at), payment_id])
-    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
-    rows = db.execute(
-        f"SELECT {', '.join(HISTORY_COLUMNS)} FROM payment_history {where}"
-        " ORDER BY created_at DESC, payment_id DESC LIMIT ?",
-        [*params, limit],
+    query = history_query(
+        db.param,
+        customer_id=customer_id,
+        station_id=station_id,
+        period_from=period_from,
+        period_to=period_to,
+        limit=limit,
+        after=after,
     )
-    next_cursor = None
-    if len(rows) == limit and rows:
-        next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["payment_id"])
-    return HistoryPage(rows, next_cursor)
+    return query.page(db.execute(query.statement, query.params))
 
 
 def payment(db: Database, payment_id: str) -> Row | None:

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from projections.databases.port import DatabaseLender
+from projections.databases.port import AsyncDatabaseLender, DatabaseLender
 from projections.databases.postgres import PostgresDatabase, PostgresPool, drop_schema
 from projections.read_model import ReadModel
 from replay.swap import LiveSide
@@ -38,6 +38,11 @@ class PostgresHome(ViewsHome):
 
     def lender(self, pool_size: int) -> DatabaseLender:
         return PostgresPool(self.dsn, pool_size)
+
+    def async_lender(self, pool_size: int) -> AsyncDatabaseLender:
+        from projections.databases.postgres_async import AsyncPostgresPool
+
+        return AsyncPostgresPool(self.dsn, pool_size)
 
     def _schema_place(self, schema: str) -> Place:
         return Place(

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from projections.databases.port import DatabaseLender
+from projections.databases.port import AsyncDatabaseLender, DatabaseLender
 from projections.databases.sqlite import SqliteDatabase, SqliteLender, stored_table
 from projections.read_model import ReadModel
 from replay.swap import LiveSide
@@ -28,6 +28,11 @@ class SqliteHome(ViewsHome):
 
     def lender(self, pool_size: int) -> DatabaseLender:
         return SqliteLender(self.path)
+
+    def async_lender(self, pool_size: int) -> AsyncDatabaseLender:
+        from projections.databases.threaded import ThreadedLender
+
+        return ThreadedLender(SqliteLender(self.path))
 
     @staticmethod
     def _file_place(path: Path) -> Place:

@@ -1,5 +1,6 @@
 """The ledger up to a stop (a position, or the events recorded by a time), and the
-catch-up loop that projects read models to that stop with progress reports."""
+catch-up loop that projects read models to that stop (on every shard of a sharded ledger)
+with progress reports."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from domain.idempotency import ProcessedMessage
 from projections.entities import LedgerEvent
 from projections.read_model import ReadModel
 from projections.runner import LedgerSource, Projector, RetryPolicy
+from projections.sharded import ShardedProjector
 
 # Rebuilds write far more per batch than a live projector: fewer, larger transactions.
 REBUILD_BATCH_SIZE = 10_000
@@ -118,21 +120,59 @@ def project_to(
 ) -> int:
     """Apply the ledger to ``models`` up to ``until`` (default: the source's end as of
     now); the lowest position the models reached."""
+    return project_shards(
+        [source],
+        models,
+        None if until is None else [until],
+        batch_size=batch_size,
+        progress=progress,
+    )
+
+
+def project_shards(
+    sources: Sequence[LedgerSource],
+    models: Sequence[ReadModel],
+    until: Sequence[int] | None = None,
+    *,
+    batch_size: int = REBUILD_BATCH_SIZE,
+    progress: ProgressHook | None = None,
+) -> int:
+    """Apply every shard's ledger (``sources``, shard 0 first) to ``models`` (shard 0's
+    instances; shard p's follow ``model.for_shard(p)``), shard p up to ``until[p]``
+    (default: its end as of now), one batch per shard in turn; the lowest number of events
+    the models reached over all shards (for one shard, its position)."""
     if not models:
         return 0
-    bounded = source if until is None else PrefixSource(source, LedgerStop(until_id=until))
-    target = bounded.last_position()
-    runner = Projector(
-        bounded, models, batch_size=batch_size, retry=RetryPolicy(attempts=4, first_delay_s=0.2)
+    stops: Sequence[int | None] = [None] * len(sources) if until is None else until
+    bounded = [
+        source if stop is None else PrefixSource(source, LedgerStop(until_id=stop))
+        for source, stop in zip(sources, stops, strict=True)
+    ]
+    retry = RetryPolicy(attempts=4, first_delay_s=0.2)
+    projectors = [
+        Projector(
+            source,
+            [model.for_shard(shard) for model in models] if shard else list(models),
+            batch_size=batch_size,
+            retry=retry,
+        )
+        for shard, source in enumerate(bounded)
+    ]
+    runner = (
+        projectors[0]
+        if len(projectors) == 1
+        else ShardedProjector(bounded[0], list(models), shards=projectors)
     )
     runner.create()
+    targets = [source.last_position() for source in bounded]
     reached = min(runner.positions().values())
     if progress is not None:
-        progress(reached, target)
-    while reached < target and runner.step():
+        progress(reached, sum(targets))
+    while reached < sum(targets) and runner.step():
         reached = min(runner.positions().values())
-        if isinstance(bounded, PrefixSource) and bounded.end is not None:
-            target = min(target, bounded.end)
+        for shard, source in enumerate(bounded):
+            if isinstance(source, PrefixSource) and source.end is not None:
+                targets[shard] = min(targets[shard], source.end)
         if progress is not None:
-            progress(reached, max(target, reached))
+            progress(reached, max(sum(targets), reached))
     return min(runner.positions().values())

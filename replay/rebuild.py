@@ -1,5 +1,6 @@
 """Rebuild read models from the start of the ledger beside the live ones, prove them equal
-with a checksum per table, and swap them in (Guarantee 7).
+with a checksum per table, and swap them in (Guarantee 7). A sharded ledger is rebuilt from
+every shard into the one rebuild place, one position per shard, and swapped once.
 
 The live models keep serving throughout. The rebuild replays the ledger into a new schema
 or file, then, with the live models held still at some position, brings the rebuild to
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 from projections.read_model import ReadModel
 from projections.runner import LedgerSource
 from replay.checksum import TableChecksum, model_checksums
-from replay.ledger_prefix import REBUILD_BATCH_SIZE, ProgressHook, project_to
+from replay.ledger_prefix import REBUILD_BATCH_SIZE, ProgressHook, project_shards, project_to
 from replay.swap import LiveModelBusy, LiveSide
 from replay.targets import ModelGroup, Place, new_tag
 
@@ -59,6 +60,12 @@ class GroupOutcome:
     # Why the group could not be compared or swapped (its live models are kept).
     error: str | None = None
 
+    def position_of(self, name: str) -> int | None:
+        """The events the rebuilt ``name`` holds: its position summed over the shards (each
+        shard's ids run from 1), which is the position of an unsharded ledger's model."""
+        shards = [at for key, at in self.positions.items() if key.split("@")[0] == name]
+        return sum(shards) if shards else None
+
     @property
     def mismatched(self) -> list[TableComparison]:
         return [comparison for comparison in self.comparisons if not comparison.equal]
@@ -93,22 +100,22 @@ def rebuild(
     tag = new_tag()
     places = [group.home.rebuild_place(tag) for group in groups]
     try:
-        with root.ledger_source() as source:
+        with root.ledger_sources() as sources:
             rebuilt = {
                 group: [model_class(place.db) for model_class in group.classes]
                 for group, place in zip(groups, places, strict=True)
             }
             started = time.perf_counter()
             every = [model for models in rebuilt.values() for model in models]
-            # One pass over the ledger feeds every rebuilt model.
-            reached = project_to(source, every, batch_size=batch_size, progress=progress)
+            # One pass over the ledger (each shard's batches in turn) feeds every model.
+            reached = project_shards(sources, every, batch_size=batch_size, progress=progress)
             seconds = time.perf_counter() - started
             outcomes = [
                 _swap_group(
                     group=group,
                     place=place,
                     rebuilt=rebuilt[group],
-                    source=source,
+                    sources=sources,
                     force=force,
                     batch_size=batch_size,
                 )
@@ -125,7 +132,7 @@ def _swap_group(
     group: ModelGroup,
     place: Place,
     rebuilt: list[ReadModel],
-    source: LedgerSource,
+    sources: Sequence[LedgerSource],
     force: bool,
     batch_size: int,
 ) -> GroupOutcome:
@@ -135,7 +142,7 @@ def _swap_group(
         return GroupOutcome(group.names, group.home.describe(), error=str(busy))
     try:
         return _align_compare_swap(
-            live, group=group, rebuilt=rebuilt, source=source, force=force, batch_size=batch_size
+            live, group=group, rebuilt=rebuilt, sources=sources, force=force, batch_size=batch_size
         )
     finally:
         live.close()
@@ -146,30 +153,41 @@ def _align_compare_swap(
     *,
     group: ModelGroup,
     rebuilt: list[ReadModel],
-    source: LedgerSource,
+    sources: Sequence[LedgerSource],
     force: bool,
     batch_size: int,
 ) -> GroupOutcome:
     outcome = GroupOutcome(group.names, group.home.describe())
+    # Each shard's instance of each rebuilt model: one position per shard.
+    per_shard = [
+        [model.for_shard(shard) for model in rebuilt] if shard else rebuilt
+        for shard in range(len(sources))
+    ]
     for _ in range(_ALIGN_ROUNDS):
-        head = source.last_position()
-        project_to(source, rebuilt, head, batch_size=batch_size)
-        live.catch_up(source, head)
+        heads = [source.last_position() for source in sources]
+        project_shards(sources, rebuilt, heads, batch_size=batch_size)
+        live.catch_up(sources, heads)
         with live.held() as live_positions:
-            rebuilt_positions = {model.name: model.position() for model in rebuilt}
+            rebuilt_positions = {
+                model.tracking_name: model.position() for models in per_shard for model in models
+            }
             behind = [
                 name
                 for name, position in rebuilt_positions.items()
-                if (live_at := live_positions[name]) is not None and live_at < position
+                if (live_at := live_positions.get(name)) is not None and live_at < position
             ]
             if behind:
                 continue
-            # The live models are held still: bring each rebuilt one to exactly its position.
-            for model in rebuilt:
-                target = live_positions[model.name]
-                if target is not None and target > rebuilt_positions[model.name]:
-                    project_to(source, [model], target, batch_size=batch_size)
-            outcome.positions = {model.name: model.position() for model in rebuilt}
+            # The live models are held still: bring each rebuilt one to exactly its position
+            # on every shard.
+            for source, models in zip(sources, per_shard, strict=True):
+                for model in models:
+                    target = live_positions.get(model.tracking_name)
+                    if target is not None and target > rebuilt_positions[model.tracking_name]:
+                        project_to(source, [model], target, batch_size=batch_size)
+            outcome.positions = {
+                model.tracking_name: model.position() for models in per_shard for model in models
+            }
             outcome.comparisons = _compare(live, rebuilt, live_positions)
             if outcome.mismatched and not force:
                 return outcome

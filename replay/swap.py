@@ -49,27 +49,30 @@ class LiveSide(ABC):
         )
 
     def positions(self) -> dict[str, int | None]:
-        """Each live model's position; None where there is no live model yet."""
+        """Each live model's position (None where there is no live model yet), and on a
+        sharded ledger each of its other shards' positions (``<name>@<p>``)."""
         present = [model for model in self.models if self.present(model)]
         found: dict[str, int] = {}
         if present:
             placeholders = ", ".join("?" for _ in present)
+            shards = " OR ".join("projection_name LIKE ?" for _ in present)
             rows = self.db.execute(
                 f"SELECT projection_name, notification_id FROM {TRACKING_TABLE}"
-                f" WHERE projection_name IN ({placeholders}){self.lock_clause}",
-                [model.name for model in present],
+                f" WHERE projection_name IN ({placeholders}) OR {shards}{self.lock_clause}",
+                [model.name for model in present] + [f"{model.name}@%" for model in present],
             )
             found = {str(row["projection_name"]): int(row["notification_id"]) for row in rows}
-        return {model.name: found.get(model.name) for model in self.models}
+        return {model.name: found.pop(model.name, None) for model in self.models} | found
 
     lock_clause = ""
 
-    def catch_up(self, source: LedgerSource, until: int) -> None:
-        """Bring the live models that exist to ``until`` at least, as their projector would."""
-        from replay.ledger_prefix import project_to
+    def catch_up(self, sources: Sequence[LedgerSource], until: Sequence[int]) -> None:
+        """Bring the live models that exist to ``until`` at least on each shard (``sources``
+        shard 0 first), as their projector would."""
+        from replay.ledger_prefix import project_shards
 
         present = [model for model in self.models if self.present(model)]
-        project_to(source, present, until)
+        project_shards(sources, present, until)
 
     def checksums(self, model: ReadModel) -> dict[str, TableChecksum]:
         return model_checksums(model)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from projections.databases.port import Database, DatabaseLender
+from projections.databases.port import AsyncDatabaseLender, Database, DatabaseLender
 from projections.read_model import ReadModel
 
 if TYPE_CHECKING:
@@ -88,6 +88,10 @@ class ViewsHome(ReadModelHome):
     def lender(self, pool_size: int) -> DatabaseLender:
         """Lends the live database to one request at a time."""
 
+    @abstractmethod
+    def async_lender(self, pool_size: int) -> AsyncDatabaseLender:
+        """Lends the live database to one request of an event loop at a time."""
+
 
 @dataclass(frozen=True)
 class ModelGroup:
@@ -124,6 +128,8 @@ class ReplaySite(Protocol):
     root provides it): the ledger, its positions, and the read models' homes."""
 
     def ledger_source(self) -> AbstractContextManager[LedgerSource]: ...
+
+    def ledger_sources(self) -> AbstractContextManager[list[LedgerSource]]: ...
 
     def positions(self, source: LedgerSource) -> LedgerPositions: ...
 

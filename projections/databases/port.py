@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -190,3 +190,32 @@ class DatabaseLender(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+
+class AsyncDatabase(ABC):
+    """A read-model database lent to one request of a server's event loop: queries only,
+    awaited, so that a request never leaves the loop for a thread."""
+
+    @abstractmethod
+    async def execute(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Run one query (``?`` placeholders, ``{type}`` fields); its rows."""
+
+    @abstractmethod
+    def param(self, value: Any) -> Any:
+        """``value`` as this database binds it (as ``Database.param``)."""
+
+
+class AsyncDatabaseLender(ABC):
+    """Lends a read-model database to one request at a time on an event loop (an
+    asynchronous pool on PostgreSQL)."""
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Start lending, on the loop that will borrow."""
+
+    @abstractmethod
+    def lend(self) -> AbstractAsyncContextManager[AsyncDatabase]:
+        """A database for the length of one request, given back on leaving."""
+
+    @abstractmethod
+    async def close(self) -> None: ...

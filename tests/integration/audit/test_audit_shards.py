@@ -1,6 +1,7 @@
 """The auditor's tools on a sharded Kafka ledger (3 shards): verify checks every shard and
-names the shard of a tampered record; trail finds an id on its shard; commands that read
-the ledger as one log refuse in one line."""
+names the shard of a tampered record; trail finds an id on its shard; export writes one
+export per shard, which verify checks shard by shard (naming a tampered one) and whose
+manifests anchor their shards' chains."""
 
 from __future__ import annotations
 
@@ -113,7 +114,58 @@ def test_trail_finds_a_payment_on_its_shard(sharded: Settings) -> None:
     assert missing.exit_code == 1
 
 
-def test_export_of_a_sharded_ledger_refuses_in_one_line(sharded: Settings, tmp_path: Path) -> None:
-    result = runner.invoke(app, ["export", "--out", str(tmp_path / "out")], env=env(sharded))
-    assert result.exit_code == 2
-    assert "3 shards" in result.stderr and "not supported on a sharded ledger yet" in result.stderr
+def test_export_writes_one_export_per_shard_and_verify_names_a_tampered_shard(
+    sharded: Settings, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    result = runner.invoke(
+        app, ["export", "--format", "jsonl", "--out", str(out)], env=env(sharded)
+    )
+    assert result.exit_code == 0, result.output
+    records = shard_records(sharded)
+    for shard in range(SHARDS):
+        manifest = json.loads((out / f"shard-{shard}" / "manifest.json").read_text())
+        assert (manifest["shard"], manifest["shards"], manifest["count"]) == (
+            shard,
+            SHARDS,
+            len(records[shard]),
+        )
+        assert f"shard {shard}: exported {len(records[shard])} records" in result.stdout
+    offline = {"EVLEDGER_KAFKA_BOOTSTRAP": None}
+    result = runner.invoke(app, ["verify", "--export", str(out), "--format", "json"], env=offline)
+    assert result.exit_code == 0, result.output
+    checks = {row["check"]: row["result"] for row in json.loads(result.stdout)}
+    assert [checks[f"shard {shard} records"] for shard in range(SHARDS)] == [
+        len(shard) for shard in records
+    ]
+
+    # Each shard's manifest anchors its own shard's chain; a hash anchor names its shard.
+    last_2 = json.loads((out / "shard-2" / "manifest.json").read_text())["last_hash"]
+    anchored = runner.invoke(
+        app,
+        ["verify", "--anchor", str(out / "shard-1"), "--expect-last-hash", last_2, "--shard", "2"],
+        env=env(sharded),
+    )
+    assert anchored.exit_code == 0, anchored.output
+    elsewhere = runner.invoke(
+        app, ["verify", "--expect-last-hash", last_2, "--shard", "1"], env=env(sharded)
+    )
+    assert elsewhere.exit_code == 1, elsewhere.output
+    assert "shard 1: " in elsewhere.stderr and "does not contain" in elsewhere.stderr
+    unnamed = runner.invoke(app, ["verify", "--expect-last-hash", last_2], env=env(sharded))
+    assert unnamed.exit_code == 2 and "give --shard" in unnamed.stderr
+
+    # A record of shard 2's export swapped with the next: verify names shard 2.
+    ledger = out / "shard-2" / "ledger.jsonl"
+    lines = ledger.read_text().splitlines()
+    lines[10], lines[11] = lines[11], lines[10]
+    ledger.write_text("\n".join(lines) + "\n")
+    result = runner.invoke(app, ["verify", "--export", str(out)], env=offline)
+    assert result.exit_code == 1, result.output
+    assert "audit failed at " in result.stderr and "notification id 12" in result.stderr
+    assert f"(shard 2: export {out / 'shard-2'}" in result.stderr
+
+    # A shard's export taken away is missed, not overlooked.
+    (out / "shard-1" / "manifest.json").unlink()
+    result = runner.invoke(app, ["verify", "--export", str(out)], env=offline)
+    assert result.exit_code == 2 and "shard-1 is not an export" in result.stderr

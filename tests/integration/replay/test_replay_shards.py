@@ -1,35 +1,165 @@
-"""Replay reads the ledger as one log: on a sharded ledger it refuses in one line naming
-the shards, instead of rebuilding from shard 0 alone."""
+"""Replay of a sharded Kafka ledger (3 shards): a rebuild reads every shard into one
+rebuild place, one position per shard, equals the live models and swaps once; a snapshot
+cuts the ledger at one offset per shard."""
 
 from __future__ import annotations
 
+import json
+import time
 import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
+from bootstrap import bootstrap
+from bootstrap.read_models import READ_MODEL_NAMES
+from bootstrap.settings import Settings
 from cli import replay as replay_commands
-
-pytestmark = [pytest.mark.kafka]
-
-
-@pytest.mark.parametrize(
-    "arguments", [["rebuild"], ["snapshot", "--until-offset", "5", "--into", "five"]]
+from demo.traffic import TrafficShape, generate
+from projections.databases.postgres import drop_schema
+from replay.point_in_time import PointInTime, build_snapshot
+from tests.integration.projections.test_sharded_projection import write_routed
+from tests.integration.replay.conftest import (
+    create_schema,
+    dsn_in_schema,
+    live_contents,
+    project_all,
+    settings_env,
 )
-def test_replay_of_a_sharded_ledger_refuses_in_one_line(
-    kafka_bootstrap: str, tmp_path: Path, arguments: list[str]
-) -> None:
-    result = CliRunner().invoke(
-        replay_commands.app,
-        [arguments[0], "--no-progress", *arguments[1:]],
-        env={
-            "EVLEDGER_KAFKA_BOOTSTRAP": kafka_bootstrap,
-            "EVLEDGER_TOPIC_PREFIX": f"test.replay-shards.{uuid.uuid4().hex[:8]}",
-            "EVLEDGER_DATA_DIR": str(tmp_path),
-            "EVLEDGER_LEDGER_SHARDS": "2",
-        },
+from tests.integration.replay.test_point_in_time_kafka import snapshot_contents
+from tests.integration.store.conftest import delete_topics
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
+
+SHARDS = 3
+
+
+@pytest.fixture
+def sharded(kafka_bootstrap: str, pg_dsn: str, tmp_path: Path) -> Iterator[Settings]:
+    """A 3-shard Kafka ledger, PostgreSQL views in a fresh schema, DuckDB in tmp."""
+    schema = f"test_replay_shards_{uuid.uuid4().hex[:10]}"
+    create_schema(pg_dsn, schema)
+    settings = Settings(
+        kafka_bootstrap=kafka_bootstrap,
+        pg_dsn=dsn_in_schema(pg_dsn, schema),
+        topic_prefix=f"test.replay-shards.{uuid.uuid4().hex[:8]}",
+        data_dir=tmp_path / "data",
+        ledger_shards=SHARDS,
     )
+    topics = bootstrap(settings).ledger.kafka("test").ledger_topics
+    try:
+        yield settings
+    finally:
+        drop_schema(pg_dsn, schema)
+        delete_topics(kafka_bootstrap, [*topics, *(f"{topic}.snapshots" for topic in topics)])
+
+
+def traffic() -> list[dict[str, Any]]:
+    return generate(seed=5, shape=TrafficShape(stations=5, customers=60))
+
+
+def run_replay(settings: Settings, command: str, *arguments: str) -> Result:
+    return CliRunner().invoke(
+        replay_commands.app,
+        [command, "--no-progress", "--format", "json", *arguments],
+        env={**settings_env(settings), "EVLEDGER_LEDGER_SHARDS": str(SHARDS)},
+    )
+
+
+def test_rebuild_of_three_shards_equals_live_and_swaps_once(sharded: Settings) -> None:
+    messages = traffic()
+    half = len(messages) // 2
+    first = write_routed(sharded, messages[:half])
+    project_all(sharded)
+    # The live models are behind on every shard: the rebuild catches them up to compare.
+    sizes = write_routed(sharded, messages[half:])
+    assert len(sizes) == SHARDS
+    assert all(size > before for size, before in zip(sizes, first, strict=True))
+
+    result = run_replay(sharded, "rebuild")
+
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout.splitlines()[0])
+    assert rows and all(row["equal"] == "yes" for row in rows)
+    assert {row["position"] for row in rows} == {sum(sizes)}
+    assert f"replayed {sum(sizes):,} ledger events" in result.stderr
+    assert result.stderr.count("swapped in") == 2  # the views' group and analytics, once each
+    # One position per shard, each at its shard's head, in the live tracking table.
+    root = bootstrap(sharded)
+    for model in root.read_models(READ_MODEL_NAMES):
+        try:
+            assert [model.for_shard(p).position() for p in range(SHARDS)] == sizes
+        finally:
+            model.db.close()
+    after = live_contents(sharded)
+    project_all(sharded)  # nothing left to project: the swapped-in models are complete
+    assert live_contents(sharded) == after
+
+
+def test_rebuild_of_three_shards_catches_a_tampered_live_model(sharded: Settings) -> None:
+    import psycopg
+
+    write_routed(sharded, traffic())
+    project_all(sharded)
+    assert sharded.pg_dsn is not None
+    with psycopg.connect(sharded.pg_dsn, autocommit=True) as connection:
+        connection.execute(
+            "UPDATE payment_history SET captured_minor = COALESCE(captured_minor, 0) + 1"
+            " WHERE payment_key = (SELECT MIN(payment_key) FROM payment_history)"
+        )
+    before = live_contents(sharded, ["payment_history"])
+
+    result = run_replay(sharded, "rebuild", "--projection", "payment_history")
+
     assert result.exit_code == 1, result.output
-    assert "2 shards" in result.stderr
-    assert "not supported on a sharded ledger yet" in result.stderr
+    assert "checksums differ for payment_history.payment_history" in result.stderr
+    assert live_contents(sharded, ["payment_history"]) == before
+
+
+def test_a_snapshot_cuts_each_shard_at_its_own_offset(sharded: Settings, pg_dsn: str) -> None:
+    messages = traffic()
+    half = write_routed(sharded, messages[: len(messages) // 2])
+    project_all(sharded)
+    expected = live_contents(sharded)
+    time.sleep(0.05)
+    moment = datetime.now(UTC)
+    time.sleep(0.05)
+    heads = write_routed(sharded, messages[len(messages) // 2 :])
+    tag = uuid.uuid4().hex[:8]
+    labels = (f"asof_{tag}", f"offsets_{tag}")
+    try:
+        report = build_snapshot(
+            bootstrap(sharded), READ_MODEL_NAMES, PointInTime(as_of=moment), labels[0]
+        )
+        # Each shard is cut at its own last command recorded by then: one offset each.
+        assert [cut.position for cut in report.cuts] == half
+        assert report.position == sum(half) and report.offset is None
+        assert all(cut.offset is not None for cut in report.cuts)
+        assert snapshot_contents(sharded, labels[0], pg_dsn) == expected
+
+        offsets = ",".join(str(cut.offset) for cut in report.cuts)
+        result = run_replay(sharded, "snapshot", "--until-offset", offsets, "--into", labels[1])
+        assert result.exit_code == 0, result.output
+        assert "one offset per shard" in result.stderr
+        assert f"--until-offset {offsets} gives the same cut" in result.stderr
+        assert snapshot_contents(sharded, labels[1], pg_dsn) == expected
+        # Each snapshot model holds one position per shard, at the cut.
+        pointed = Settings(pg_dsn=dsn_in_schema(pg_dsn, f"snapshot_{labels[1]}"))
+        (history,) = bootstrap(pointed).read_models(["payment_history"])
+        try:
+            assert [history.for_shard(p).position() for p in range(SHARDS)] == half
+        finally:
+            history.db.close()
+
+        # One offset for three shards names no cut: refused in one line, nothing built.
+        result = run_replay(sharded, "snapshot", "--until-offset", "5", "--into", "one")
+        assert result.exit_code == 1, result.output
+        assert "has 3 shard(s)" in result.stderr and "one offset per shard" in result.stderr
+        assert sum(heads) > sum(half)
+    finally:
+        for label in labels:
+            drop_schema(pg_dsn, f"snapshot_{label}")
