@@ -70,7 +70,7 @@ def test_the_keygen_command_and_bad_verify_options(tmp_path: Path) -> None:
     offline = {"EVLEDGER_KAFKA_BOOTSTRAP": None, "EVLEDGER_DATA_DIR": str(tmp_path / "d")}
     result = runner.invoke(app, ["verify", "--at-id", "3"], env=offline)
     assert result.exit_code == 2
-    assert "--at-id goes with --expect-last-hash" in result.stderr
+    assert "--at-id and --shard go with --expect-last-hash" in result.stderr
     result = runner.invoke(app, ["verify", "--expect-last-hash", "abc"], env=offline)
     assert result.exit_code == 2
     assert "64-digit hex" in result.stderr
