@@ -103,6 +103,24 @@ def _taken_over(error: Exception) -> NoReturn:
     raise typer.Exit(EXIT_TAKEN_OVER) from None
 
 
+class _NoClientTracebacks(logging.Filter):
+    """kafka-python logs its own threads' failures with tracebacks (a socket closed under a
+    read while a fenced member closes); its message says enough, and a trace reads as if
+    evledger had crashed."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("kafka") and record.exc_info:
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def _log_to_stderr(level: int, format: str = logging.BASIC_FORMAT) -> None:
+    logging.basicConfig(level=level, format=format)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_NoClientTracebacks())
+
+
 def _kafka_ingest(root: Root, batch_size: int) -> KafkaIngest:
     """The ingest consumer over the Kafka ledger: each shard's writer started before its
     partition is read."""
@@ -186,7 +204,7 @@ def ingest(
     from consumers.metrics import serve_metrics
     from consumers.sources import IngestSource
 
-    logging.basicConfig(level=logging.WARNING)
+    _log_to_stderr(logging.WARNING)
     root = current_root()
     if file is not None and root.ledger.shards > 1:
         stderr.print(
@@ -233,7 +251,7 @@ def run(batch_size: BatchSizeOption = 500, metrics_port: MetricsPortOption = Non
     from consumers.pipeline import ProjectorFailed, run_pipeline
     from projections.runner import RetryPolicy
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    _log_to_stderr(logging.INFO, "%(asctime)s %(name)s %(message)s")
     root = current_root()
     stop = StopFlag()
     try:

@@ -31,7 +31,7 @@ from consumers.batch import BatchOutcome, CommandHandler, apply_batch
 from consumers.counters import IngestCounters
 from consumers.dead_letter import DeadLetter
 from consumers.ledger_backoff import LedgerBackoff, retriable
-from consumers.membership import GroupMembership
+from consumers.membership import GroupMembership, IngestReplaced
 from consumers.producer import MAX_MESSAGE_BYTES
 from consumers.sources import StopSignal
 from consumers.triage import SourceRecord
@@ -191,6 +191,18 @@ class KafkaIngest:
         on_batch: Callable[[BatchOutcome], None] = lambda outcome: None,
     ) -> IngestCounters:
         """Consume until stopped (or, with until_idle, until caught up with the topic)."""
+        try:
+            return self._run(stop, until_idle, on_batch)
+        except (IngestReplaced, WriterFenced):
+            # A replaced member's client goes on reporting the fencing from its own threads
+            # while it closes (heartbeat errors, a socket closed under a read, with
+            # tracebacks): the command's one line says it all.
+            logging.getLogger("kafka").setLevel(logging.CRITICAL)
+            raise
+
+    def _run(
+        self, stop: StopSignal, until_idle: bool, on_batch: Callable[[BatchOutcome], None]
+    ) -> IngestCounters:
         backoff = LedgerBackoff()
         while not stop:
             records = self._poll()
