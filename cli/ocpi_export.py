@@ -31,21 +31,17 @@ def sealed_sessions(
 ) -> list[SealedSession]:
     """Every stopped and priced session of the ledger that started in [from, to)."""
     from domain.ocpi.cdr_export import SealedSession
-    from domain.session import ChargingSession
     from domain.tariff import TariffTerms
 
     found: dict[Any, dict[str, Any]] = {}
-    with root.ledger_source() as source:
-        position = 0
-        while batch := source.read_after(position, _BATCH):
-            position = batch[-1].notification_id
-            for ledger_event in batch:
-                event = ledger_event.event
-                if isinstance(event, ChargingSession.Started):
-                    found[event.originator_id] = {"started": event}
-                elif isinstance(event, ChargingSession.Stopped | ChargingSession.Priced):
-                    name = "stopped" if isinstance(event, ChargingSession.Stopped) else "priced"
-                    found.setdefault(event.originator_id, {})[name] = event
+    # A session lives on one shard: every shard is read, each as the log it is.
+    with root.ledger_sources() as sources:
+        for source in sources:
+            position = 0
+            while batch := source.read_after(position, _BATCH):
+                position = batch[-1].notification_id
+                for ledger_event in batch:
+                    _collect(found, ledger_event.event)
     sessions = []
     for parts in found.values():
         started, stopped, priced = parts.get("started"), parts.get("stopped"), parts.get("priced")
@@ -73,6 +69,17 @@ def sealed_sessions(
             )
         )
     return sorted(sessions, key=lambda s: (s.started_at, s.session_id))
+
+
+def _collect(found: dict[Any, dict[str, Any]], event: Any) -> None:
+    """Keep a session's start, stop and price, by session."""
+    from domain.session import ChargingSession
+
+    if isinstance(event, ChargingSession.Started):
+        found[event.originator_id] = {"started": event}
+    elif isinstance(event, ChargingSession.Stopped | ChargingSession.Priced):
+        name = "stopped" if isinstance(event, ChargingSession.Stopped) else "priced"
+        found.setdefault(event.originator_id, {})[name] = event
 
 
 def export_cdrs(

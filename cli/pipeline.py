@@ -206,22 +206,17 @@ def ingest(
 
     _log_to_stderr(logging.WARNING)
     root = current_root()
-    if file is not None and root.ledger.shards > 1:
-        stderr.print(
-            f"evledger: the ledger has {root.ledger.shards} shards, fed through the ingest "
-            "topic only: `evledger publish FILE` routes each message to its shard, then "
-            "`evledger ingest`",
-            markup=False,
-            soft_wrap=True,
-        )
-        raise typer.Exit(2)
     total = _require_file(file) if file is not None else None
     try:
         source: IngestSource = (
             _kafka_ingest(root, batch_size)
             if file is None
-            else FileIngest(
-                root.application(), file, root.settings.data_dir / "dead-letters.jsonl", batch_size
+            else FileIngest.sharded(
+                # Each message to its shard's application, by the publisher's routing rule.
+                [root.application(shard) for shard in range(root.ledger.shards)],
+                file,
+                root.settings.data_dir / "dead-letters.jsonl",
+                batch_size,
             )
         )
         counters = source.counters

@@ -3,6 +3,12 @@
 A file has no consumer offsets: re-ingesting it is safe because every message carries its
 event_id, so a second pass is all duplicates. Dead letters go to a JSON Lines file that
 keeps the original bytes (base64) beside the reason and the line they came from.
+
+On a sharded ledger each line goes to its shard's application by the publisher's routing
+rule (consumers/routing.py: tariffs and OCPI reference data to every shard), as if it had
+been published and consumed; each shard commits its part of a batch in its own writer's
+transaction, and a pass cut short between two shards' commits is finished by running the
+file again (each shard takes what it already has as duplicates).
 """
 
 from __future__ import annotations
@@ -11,7 +17,8 @@ import base64
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from itertools import islice
 from pathlib import Path
 
@@ -19,6 +26,7 @@ from consumers.batch import BatchOutcome, CommandHandler, apply_batch
 from consumers.counters import IngestCounters
 from consumers.dead_letter import DeadLetter
 from consumers.producer import read_lines
+from consumers.routing import SessionRouter
 from consumers.sources import StopSignal
 from consumers.triage import SourceRecord
 
@@ -91,6 +99,20 @@ class FileIngest:
         self.dead_letter_path = dead_letter_path
         self.batch_size = batch_size
         self.counters = IngestCounters()
+        self.handlers: Sequence[CommandHandler] = [handler]
+
+    @classmethod
+    def sharded(
+        cls,
+        handlers: Sequence[CommandHandler],
+        path: Path,
+        dead_letter_path: Path,
+        batch_size: int = 500,
+    ) -> FileIngest:
+        """Ingest into a sharded ledger: ``handlers[p]`` is shard p's application."""
+        ingest = cls(handlers[0], path, dead_letter_path, batch_size)
+        ingest.handlers = list(handlers)
+        return ingest
 
     def run(
         self,
@@ -100,6 +122,8 @@ class FileIngest:
     ) -> IngestCounters:
         """Apply the file to its end (a file is always idle there), or until stopped."""
         records = file_records(self.path)
+        shards = len(self.handlers)
+        router = SessionRouter(shards) if shards > 1 else None
         self.dead_letter_path.parent.mkdir(parents=True, exist_ok=True)
         # Re-ingesting a file is safe for the ledger (event_id); this keeps the dead-letter
         # file from growing a copy of the same bad lines on every pass too.
@@ -107,7 +131,7 @@ class FileIngest:
         written = _already_dead_lettered(self.dead_letter_path)
         with self.dead_letter_path.open("a", encoding="utf-8") as dead_letters:
             while not stop and (batch := list(islice(records, self.batch_size))):
-                outcome = apply_batch(self.handler, batch)
+                outcome = self._apply(batch, router)
                 for letter in outcome.dead_letters:
                     key = _letter_key(
                         letter.source_topic,
@@ -123,5 +147,30 @@ class FileIngest:
                 on_batch(outcome)
         return self.counters
 
+    def _apply(self, batch: list[SourceRecord], router: SessionRouter | None) -> BatchOutcome:
+        if router is None:
+            return apply_batch(self.handler, batch)
+        outcome = BatchOutcome()
+        for shard, part in enumerate(routed(router, batch)):
+            if part:
+                done = apply_batch(self.handlers[shard], part, shards=router.shards)
+                outcome.counters.add(done.counters)
+                outcome.dead_letters.extend(done.dead_letters)
+                outcome.results.extend(done.results)
+        return outcome
+
     def close(self) -> None:
         """Nothing stays open between runs."""
+
+
+def routed(router: SessionRouter, batch: Sequence[SourceRecord]) -> list[list[SourceRecord]]:
+    """Each shard's records of a batch, in file order, keyed and placed as `evledger
+    publish` would have; a record the rule cannot place goes to shard 0 without a key,
+    where ingest dead-letters it with the contract's or the routing rule's reason."""
+    parts: list[list[SourceRecord]] = [[] for _ in range(router.shards)]
+    for record in batch:
+        route = router.route(record.value)
+        targets = range(router.shards) if route.everywhere else [route.partition or 0]
+        for shard in targets:
+            parts[shard].append(replace(record, key=route.key, partition=shard))
+    return parts

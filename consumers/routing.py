@@ -5,8 +5,13 @@ session id (UTF-8) and its partition of the ingest topic is Kafka's default part
 choice for that key (murmur2, modulo the partition count), so any standard Kafka client
 that keys by session id routes correctly. Payments and refunds carry no session id on every
 message: their publisher keys them by the session of their authorisation, which
-``SessionRouter`` remembers for `evledger publish`. Tariffs are reference data that every
-shard needs: they go to every partition, and each shard records its own copy.
+``SessionRouter`` remembers for `evledger publish`. Tariffs, OCPI tariffs and OCPI locations
+are reference data that every shard needs (every CDR is priced with a tariff in the time
+zone of its location): they go to every partition, and each shard records its own copy. An
+OCPI CDR routes by its own key, ``ocpi-cdr:<country_code>:<party_id>:<id>``, where a
+credit CDR uses the id of the CDR it reverses (``credit_reference_id``), so that a credit
+meets its original; that key is also the payment id of the CDR's overcharge claim, so the
+claim's later refund messages route with it.
 
 Ingest partition p feeds ledger shard p only; ``misrouted`` is ingest's check that a record
 on partition p belongs there, so that a misrouted message becomes a dead letter naming this
@@ -22,13 +27,37 @@ from consumers import strict_json
 from domain.vocabulary import MessageType
 
 ROUTING_RULE = (
-    "a message's record key must be its charging session's id, and it must be on that "
-    "key's partition (Kafka's default partitioner: murmur2 of the key, modulo the "
-    "partition count); tariffs go to every partition"
+    "a message's record key must be its charging session's id (an ocpi.cdr's: "
+    "ocpi-cdr:<country_code>:<party_id>:<id>, the reversed CDR's id for a credit CDR), and "
+    "it must be on that key's partition (Kafka's default partitioner: murmur2 of the key, "
+    "modulo the partition count); tariffs, ocpi.tariff and ocpi.location go to every "
+    "partition"
 )
 
 # Reference data every shard needs: published to every partition of the ingest topic.
-REFERENCE_TYPES = frozenset({MessageType.TARIFF_PUBLISHED.value})
+REFERENCE_TYPES = frozenset(
+    {
+        MessageType.TARIFF_PUBLISHED.value,
+        MessageType.OCPI_TARIFF.value,
+        MessageType.OCPI_LOCATION.value,
+    }
+)
+# The payment id of a CDR's overcharge claim is its routing key; the claim's refund id is
+# this prefix and the rest of that key (domain/application.py:_overcharge_claim).
+_CDR_KEY_PREFIX = "ocpi-cdr:"
+_CDR_CLAIM_PREFIX = "ocpi-claim:"
+
+
+def cdr_routing_key(cdr: Any) -> str | None:
+    """The routing key of an OCPI CDR (its decoded JSON object), or None if it has none."""
+    if not isinstance(cdr, dict):
+        return None
+    credit = cdr.get("credit") is True
+    parts = [cdr.get("country_code"), cdr.get("party_id")]
+    parts.append(cdr.get("credit_reference_id") if credit else cdr.get("id"))
+    if not all(isinstance(part, str) and part for part in parts):
+        return None
+    return _CDR_KEY_PREFIX + ":".join(str(part) for part in parts)
 
 
 def shard_of(key: bytes, shards: int) -> int:
@@ -61,6 +90,12 @@ class SessionRouter:
         message_type = str(document.get("type", ""))
         if message_type in REFERENCE_TYPES:
             return Route(key=_text(document, "tariff_id"), partition=None, everywhere=True)
+        if message_type == MessageType.OCPI_CDR:
+            cdr_key = cdr_routing_key(document.get("cdr"))
+            if cdr_key is not None:
+                claim = _CDR_CLAIM_PREFIX + cdr_key.removeprefix(_CDR_KEY_PREFIX)
+                self._payment_sessions[cdr_key] = cdr_key
+                self._refund_sessions[claim] = cdr_key
         session = self._session(message_type, document)
         if session is None:
             # Nothing to route by (unreadable, or a payment never authorised in this stream):
@@ -71,6 +106,8 @@ class SessionRouter:
         return Route(key, shard_of(key, self.shards))
 
     def _session(self, message_type: str, document: dict[str, Any]) -> str | None:
+        if message_type == MessageType.OCPI_CDR:
+            return cdr_routing_key(document.get("cdr"))
         session = _str(document, "session_id")
         payment = _str(document, "payment_id")
         refund = _str(document, "refund_id")
@@ -91,20 +128,29 @@ class SessionRouter:
 
 
 def misrouted(
-    message_type: str, session_id: str | None, key: bytes | None, partition: int, shards: int
+    message_type: str,
+    session_id: str | None,
+    key: bytes | None,
+    partition: int,
+    shards: int,
+    *,
+    key_field: str = "session_id",
 ) -> tuple[str, str] | None:
     """Why a record on ``partition`` does not belong to its shard (field, reason), or None.
 
-    ``session_id`` is the message's own session id when it carries one.
+    ``session_id`` is the message's own routing key when it carries one (its session id, or
+    an ocpi.cdr's ``cdr_routing_key``, then named by ``key_field``).
+    With one shard, every record belongs.
     """
-    if message_type in REFERENCE_TYPES:
+    if shards <= 1 or message_type in REFERENCE_TYPES:
         return None
     if key is None:
         return "", f"misrouted: the record has no key; {ROUTING_RULE}"
     if session_id is not None and key != session_id.encode():
+        what = "session id" if key_field == "session_id" else "routing key"
         return (
-            "session_id",
-            f"misrouted: record key {key!r} is not the message's session id "
+            key_field,
+            f"misrouted: record key {key!r} is not the message's {what} "
             f"{session_id!r}; {ROUTING_RULE}",
         )
     owner = shard_of(key, shards)

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from consumers.contract import ContractViolation, parse_message
 from consumers.dead_letter import DeadLetter, now
 from consumers.ocpi_messages import ocpi_command
-from consumers.routing import misrouted
+from consumers.routing import cdr_routing_key, misrouted
 from consumers.translate import to_command
 from domain.commands import Command
+from domain.ocpi_commands import RecordCdr
 
 
 @dataclass(frozen=True)
@@ -57,21 +58,10 @@ def triage(records: Iterable[SourceRecord], shards: int = 1) -> Triage:
             sorted_out.dead_letters.append(record.dead_letter("", "empty record (no value)"))
             continue
         try:
-            command = ocpi_command(record.value)
-            if command is None:
-                message = parse_message(record.value)
-                if shards > 1:
-                    wrong = misrouted(
-                        message.type,
-                        getattr(message, "session_id", None),
-                        record.key,
-                        record.partition,
-                        shards,
-                    )
-                    if wrong is not None:
-                        sorted_out.dead_letters.append(record.dead_letter(*wrong))
-                        continue
-                command = to_command(message)
+            command = _command(record, shards)
+            if isinstance(command, tuple):
+                sorted_out.dead_letters.append(record.dead_letter(*command))
+                continue
         except ContractViolation as violation:
             sorted_out.dead_letters.append(record.dead_letter(violation.field, violation.reason))
         except ValueError as refused:
@@ -84,3 +74,22 @@ def triage(records: Iterable[SourceRecord], shards: int = 1) -> Triage:
         else:
             sorted_out.commands.append((record, command))
     return sorted_out
+
+
+def _command(record: SourceRecord, shards: int) -> Command | tuple[str, str]:
+    """The record's command, or why it is misrouted (field, reason); raises what the
+    contract or the command refuses."""
+    command = ocpi_command(record.value)
+    if command is None:
+        message = parse_message(record.value)
+        session_id = getattr(message, "session_id", None)
+        wrong = misrouted(message.type, session_id, record.key, record.partition, shards)
+        return to_command(message) if wrong is None else wrong
+    if shards <= 1:
+        return command
+    # An ocpi.cdr routes by its CDR's key; OCPI tariffs and locations go everywhere.
+    key = cdr_routing_key(command.raw()) if isinstance(command, RecordCdr) else None
+    wrong = misrouted(
+        command.MESSAGE_TYPE.value, key, record.key, record.partition, shards, key_field="cdr.id"
+    )
+    return command if wrong is None else wrong

@@ -1,5 +1,7 @@
-"""Roaming CDRs through the real pipeline, on the embedded default (`ingest --file`) and on
-Kafka + PostgreSQL (`ocpi import --publish`, `ingest --until-idle`), then `project`:
+"""Roaming CDRs through the real pipeline, on the embedded default (`ingest --file`), on
+Kafka + PostgreSQL (`ocpi import --publish`, `ingest --until-idle`) and on a ledger of 3
+shards (published, or `ingest --file`; OCPI tariffs and locations reach every shard, each
+CDR its own), then `project`:
 re-priced and reconciled in the ledger, a credit CDR and its replacement keep the trial
 balance at zero, `audit verify` passes, a rebuild equals the live models, and the payment
 history, refund decisions and analytics show them."""
@@ -88,13 +90,17 @@ def _import(env: Env, tmp: Path, *options: str) -> None:
     )
 
 
-def _check_counters(output: str) -> None:
+SHARDS = 3
+
+
+def _check_counters(output: str, shards: int = 1) -> None:
     (counters,) = json.loads(output)
-    assert counters["consumed"] == 9 and counters["dead_lettered"] == 0
+    # The tariff and the location are on every shard.
+    assert counters["consumed"] == 9 + 2 * (shards - 1) and counters["dead_lettered"] == 0
     assert counters["rejected"] == 2  # no zone, no tariff: recorded, never guessed
 
 
-@pytest.fixture(scope="module", params=["embedded", "kafka"])
+@pytest.fixture(scope="module", params=["embedded", "kafka", "kafka-3-shards", "file-3-shards"])
 def ledger(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Env]:
@@ -118,6 +124,7 @@ def _on_kafka(request: pytest.FixtureRequest, env: Env, tmp: Path) -> Iterator[E
     from projections.databases.postgres import drop_database
     from tests.integration.store.conftest import delete_topics
 
+    shards = 1 if request.param == "kafka" else SHARDS
     bootstrap: str = request.getfixturevalue("kafka_bootstrap")
     pg_dsn: str = request.getfixturevalue("pg_dsn")
     database = f"e2e_ocpi_{uuid.uuid4().hex[:10]}"
@@ -128,16 +135,22 @@ def _on_kafka(request: pytest.FixtureRequest, env: Env, tmp: Path) -> Iterator[E
         EVLEDGER_KAFKA_BOOTSTRAP=bootstrap,
         EVLEDGER_PG_DSN=make_conninfo("", **{**conninfo_to_dict(pg_dsn), "dbname": database}),
         EVLEDGER_TOPIC_PREFIX=prefix,
+        EVLEDGER_LEDGER_SHARDS=str(shards),
     )
     try:
-        _import(env, tmp, "--publish")
-        _check_counters(evledger(env, "ingest", "--until-idle", "--format", "json"))
+        if request.param == "file-3-shards":
+            _import(env, tmp, "--out", str(tmp / "ocpi.jsonl"))
+            ingested = evledger(env, "ingest", "--file", str(tmp / "ocpi.jsonl"), "-f", "json")
+        else:
+            _import(env, tmp, "--publish")
+            ingested = evledger(env, "ingest", "--until-idle", "--format", "json")
+        _check_counters(ingested, shards)
         evledger(env, "project", "--until-idle")
         yield env
     finally:
-        delete_topics(
-            bootstrap, [f"{prefix}.{name}" for name in ("ledger", "ingest", "ingest.dlq")]
-        )
+        shard_topics = [f"ledger.{shard}" for shard in range(1, shards)]
+        names = ("ledger", *shard_topics, "ingest", "ingest.dlq")
+        delete_topics(bootstrap, [f"{prefix}.{name}" for name in names])
         drop_database(pg_dsn, database)
 
 

@@ -119,6 +119,37 @@ def test_a_valid_object_of_each_kind_becomes_its_command() -> None:
     assert commands[2].time_zone == "Europe/Amsterdam" and commands[2].location_id == "LOC-1"
 
 
+def test_on_shards_a_cdr_is_checked_by_its_key_and_reference_data_goes_anywhere() -> None:
+    from dataclasses import replace
+
+    from consumers.routing import ROUTING_RULE, shard_of
+
+    cdr = load("cdr_20_45_kwh.json")
+    key = f"ocpi-cdr:{cdr['country_code']}:{cdr['party_id']}:{cdr['id']}".encode()
+    home = shard_of(key, 3)
+    on = record(message("cdr", cdr, time_zone="Europe/Amsterdam"))
+    elsewhere = (home + 1) % 3
+    sorted_out = triage(
+        [
+            replace(on, key=key, partition=home),
+            replace(on, key=key, partition=elsewhere),
+            replace(on, key=cdr["id"].encode(), partition=home),
+            replace(record(message("tariff", load("tariff_flat_and_energy.json"))), partition=2),
+            replace(record(message("location", load("location_utrecht.json"))), partition=1),
+        ],
+        shards=3,
+    )
+    assert [type(c) for _, c in sorted_out.commands] == [
+        RecordCdr,
+        RecordOcpiTariff,
+        RecordOcpiLocation,
+    ]
+    assert [letter.source_partition for letter in sorted_out.dead_letters] == [elsewhere, home]
+    for letter in sorted_out.dead_letters:
+        assert letter.reason.startswith("misrouted") and ROUTING_RULE in letter.reason
+    assert sorted_out.dead_letters[1].field == "cdr.id"
+
+
 def test_other_messages_still_become_commands() -> None:
     started = {
         "type": "session.started",

@@ -4,6 +4,7 @@ refunds by the session they belong to; a record on the wrong partition is named 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from kafka.partitioner.default import DefaultPartitioner
@@ -71,3 +72,38 @@ def test_misrouted_names_the_rule() -> None:
         wrong = misrouted(*args, 3)
         assert wrong is not None
         assert wrong[1].startswith("misrouted") and ROUTING_RULE in wrong[1]
+
+
+def ocpi_line(kind: str, obj: Any) -> bytes:
+    return json.dumps({"type": f"ocpi.{kind}", "event_id": "E", kind: obj}).encode()
+
+
+def test_ocpi_tariffs_and_locations_go_everywhere_and_a_credit_meets_its_original() -> None:
+    router = SessionRouter(3)
+    assert router.route(ocpi_line("tariff", {"id": "T1"})).everywhere
+    assert router.route(ocpi_line("location", {"id": "L1"})).everywhere
+    cdr = {"country_code": "NL", "party_id": "EVL", "id": "CDR-1"}
+    original = router.route(ocpi_line("cdr", cdr))
+    credit_cdr = {**cdr, "id": "CDR-1-CREDIT", "credit": True, "credit_reference_id": "CDR-1"}
+    credit = router.route(ocpi_line("cdr", credit_cdr))
+    key = b"ocpi-cdr:NL:EVL:CDR-1"
+    assert (original.key, original.partition) == (credit.key, credit.partition)
+    assert (original.key, original.partition, original.everywhere) == (
+        key,
+        shard_of(key, 3),
+        False,
+    )
+    # The CDR's overcharge claim: its refund messages follow the CDR's shard.
+    claim = router.route(line(type="refund.approved", refund_id="ocpi-claim:NL:EVL:CDR-1"))
+    assert (claim.key, claim.partition) == (key, original.partition)
+
+
+def test_ocpi_reference_data_is_never_misrouted_and_a_cdr_is_checked_by_its_key() -> None:
+    key = "ocpi-cdr:NL:EVL:CDR-1"
+    home = shard_of(key.encode(), 3)
+    for kind in ("ocpi.tariff", "ocpi.location"):
+        assert misrouted(kind, None, None, (home + 1) % 3, 3) is None
+    assert misrouted("ocpi.cdr", key, key.encode(), home, 3) is None
+    wrong = misrouted("ocpi.cdr", key, b"CDR-1", shard_of(b"CDR-1", 3), 3, key_field="cdr.id")
+    assert wrong is not None and wrong[0] == "cdr.id" and ROUTING_RULE in wrong[1]
+    assert misrouted("ocpi.cdr", key, key.encode(), (home + 1) % 3, 3) is not None
