@@ -6,6 +6,11 @@ bytes before anything is sent. A repeated request with the same key and body re-
 those same bytes if the first attempt may not have completed (ingest takes a repeated
 event_id with equal content as a duplicate), so the ledger sees one refund request; the
 same key with a different body is refused.
+
+On a sharded ledger the message goes to the shard of the payment's charging session (the
+routing rule of consumers/routing.py), looked up in the payment history: a payment not
+there (yet) is refused with 422 before anything is sent, and the same request may be
+repeated once it is.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from api.problems import Problem
 from consumers.contract import ContractViolation, parse_message
 from consumers.producer import routing_key
+from consumers.routing import shard_of
 from domain.vocabulary import MessageType, RefundReason
 from projections.databases.port import Database
 
@@ -141,6 +147,38 @@ def claim(db: Database, idempotency_key: str, body: RefundRequestBody) -> Claim:
     return Claim(row["refund_id"], row["message"].encode(), row["published_at"] is not None)
 
 
+@dataclass(frozen=True)
+class Destination:
+    """Where a refund request is sent on the ingest topic: its record key and partition
+    (None: the producer's default partitioner, on an unsharded ledger)."""
+
+    key: bytes | None
+    partition: int | None
+
+
+def destination(db: Database, message: bytes, payment_id: str, shards: int) -> Destination:
+    """The key and partition of a refund request: by payment id on an unsharded ledger, by
+    the payment's session on a sharded one (Problem 422 when the payment history has no
+    session for it)."""
+    if shards <= 1:
+        return Destination(routing_key(message), None)
+    rows = db.execute(
+        "SELECT session_id FROM payment_history WHERE payment_id = ? AND session_id IS NOT NULL",
+        [payment_id],
+    )
+    if not rows:
+        raise Problem(
+            422,
+            f"payment {payment_id!r} is not in the payment history (yet): on a ledger of "
+            f"{shards} shards a refund request goes to the shard of its payment's session, so "
+            "the payment must be known first; repeat the request with the same "
+            "Idempotency-Key once it is",
+            errors=[{"field": "payment_id", "reason": "unknown payment"}],
+        )
+    key = str(rows[0]["session_id"]).encode()
+    return Destination(key, shard_of(key, shards))
+
+
 def mark_published(db: Database, idempotency_key: str) -> None:
     db.execute(
         f"UPDATE {IDEMPOTENCY_TABLE} SET published_at = ?"
@@ -155,6 +193,7 @@ class RefundPublisher:
     def __init__(self, site: KafkaSite) -> None:
         self._connection = site.connection
         self.topic = site.ingest_topic
+        self.shards = site.ledger_shards
         self._producer: Any = None
         self._lock = threading.Lock()
 
@@ -169,11 +208,11 @@ class RefundPublisher:
                 )
             return self._producer
 
-    def publish(self, message: bytes) -> None:
+    def publish(self, message: bytes, to: Destination) -> None:
         from kafka.errors import KafkaError
 
         try:
-            future = self._get().send(self.topic, key=routing_key(message), value=message)
+            future = self._get().send(self.topic, key=to.key, value=message, partition=to.partition)
             future.get(timeout=_PUBLISH_TIMEOUT_S)
         except KafkaError as error:
             raise Problem(

@@ -17,6 +17,7 @@ from api.refund_requests import (
     RefundAccepted,
     RefundRequestBody,
     claim,
+    destination,
     mark_published,
 )
 from api.state import api_state
@@ -98,7 +99,8 @@ async def request_refund(
             state.ensure_tables(db)
             claimed = claim(db, idempotency_key, body)
             if not claimed.published:
-                publisher.publish(claimed.message)
+                to = destination(db, claimed.message, body.payment_id, publisher.shards)
+                publisher.publish(claimed.message, to)
                 mark_published(db, idempotency_key)
         return claimed.refund_id
 

@@ -9,8 +9,11 @@ from kafka import TopicPartition
 from store.kafka_clients import KafkaConnection
 
 
-def read_topic(bootstrap: str, topic: str, isolation_level: str = "read_committed") -> list[Any]:
-    """Every record of partition 0, in offset order; room for the 10 MB dead-letter case."""
+def read_topic(
+    bootstrap: str, topic: str, isolation_level: str = "read_committed", partition_number: int = 0
+) -> list[Any]:
+    """Every record of one partition (0 unless told), in offset order; room for the 10 MB
+    dead-letter case."""
     consumer = KafkaConnection(bootstrap).consumer(
         group_id=None,
         enable_auto_commit=False,
@@ -18,7 +21,7 @@ def read_topic(bootstrap: str, topic: str, isolation_level: str = "read_committe
         max_partition_fetch_bytes=32 * 1024 * 1024,
         fetch_max_bytes=64 * 1024 * 1024,
     )
-    partition = TopicPartition(topic, 0)
+    partition = TopicPartition(topic, partition_number)
     consumer.assign([partition])
     consumer.seek_to_beginning(partition)
     end = consumer.end_offsets([partition])[partition]
