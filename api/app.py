@@ -124,7 +124,7 @@ def create_app(root: Root | None = None, pool_size: int = 20) -> FastAPI:
             root.views.describe(),
         ),
         key_cache=KeyCache(),
-        ledger_head=root.ledger.head(),
+        ledger_heads=[root.ledger.shard(shard).head() for shard in range(root.ledger.shards)],
         publisher=_refund_publisher(root),
     )
     metrics = ApiMetrics()

@@ -6,13 +6,11 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from api.problems import Problem
-from api.schemas import Health, ProjectionLag, Readiness
+from api.schemas import Health, ProjectionLag, Readiness, ShardReadiness
 from api.state import ApiState, api_state
-from audit.ledger_head import LedgerUnreachable
-from projections.tracking import tracked_position
+from audit.ledger_lag import VIEW_PROJECTIONS, ShardLag, shard_lags, shard_positions, total
 
 router = APIRouter(tags=["operations"])
-_VIEW_PROJECTIONS = ("payment_history", "refund_status")
 
 
 @router.get("/healthz", response_model=Health)
@@ -21,17 +19,21 @@ def healthz() -> Health:
     return Health()
 
 
-def _views_positions(state: ApiState) -> tuple[str, dict[str, int | None]]:
+Positions = list[dict[str, int | None]]
+
+
+def _views_positions(state: ApiState, shards: int) -> tuple[str, Positions]:
     try:
         with state.views.connection() as db:
-            return "ok", {name: tracked_position(db, name) for name in _VIEW_PROJECTIONS}
+            return "ok", shard_positions(db, VIEW_PROJECTIONS, shards)
     except Problem as problem:
-        return f"unavailable: {problem.detail}", dict.fromkeys(_VIEW_PROJECTIONS)
+        status = f"unavailable: {problem.detail}"
     except Exception as error:  # a missing tracking table, say: reported, not raised
-        return f"unavailable: {type(error).__name__}", dict.fromkeys(_VIEW_PROJECTIONS)
+        status = f"unavailable: {type(error).__name__}"
+    return status, [dict.fromkeys(VIEW_PROJECTIONS) for _ in range(shards)]
 
 
-def _analytics_position(state: ApiState) -> tuple[str, int | None]:
+def _analytics_positions(state: ApiState, shards: int) -> tuple[str, list[int | None]]:
     import duckdb
 
     from projections.analytics_queries import open_read_only
@@ -39,13 +41,24 @@ def _analytics_position(state: ApiState) -> tuple[str, int | None]:
     try:
         db = open_read_only(state.root.settings.analytics_path)
         try:
-            return "ok", tracked_position(db, "analytics")
+            return "ok", [row["analytics"] for row in shard_positions(db, ["analytics"], shards)]
         finally:
             db.close()
     except FileNotFoundError:
-        return "unavailable: not built yet (run `evledger project`)", None
+        status = "unavailable: not built yet (run `evledger project`)"
     except duckdb.Error as error:
-        return f"unavailable: {str(error).splitlines()[0] if str(error) else error!r}", None
+        status = f"unavailable: {str(error).splitlines()[0] if str(error) else error!r}"
+    return status, [None] * shards
+
+
+def _lags(lags: list[ShardLag], names: list[str]) -> dict[str, ProjectionLag]:
+    return {
+        name: ProjectionLag(
+            position=total(lag.positions[name] for lag in lags),
+            lag=total(lag.lag(name) for lag in lags),
+        )
+        for name in names
+    }
 
 
 @router.get(
@@ -56,32 +69,38 @@ def _analytics_position(state: ApiState) -> tuple[str, int | None]:
 def readyz(request: Request) -> JSONResponse:
     """Ready when the payment history / refund status database answers. Reports each
     projection's position and lag (ledger events not yet applied) and the analytics
-    database, which serves only the analytics report."""
+    database, which serves only the analytics report. On a sharded ledger the figures are
+    the shards' sums, and `shards` gives each shard's head, positions and lags."""
     state = api_state(request)
-    views, positions = _views_positions(state)
-    analytics, analytics_position = _analytics_position(state)
-    positions["analytics"] = analytics_position
-    try:
-        head: int | None = state.ledger_head.last_notification_id()
-        ledger = "ok"
-    except LedgerUnreachable as error:
-        head, ledger = None, f"unavailable: {error}"
-    projections = {
-        name: ProjectionLag(
-            position=position,
-            lag=None if position is None or head is None else max(0, head - position),
-        )
-        for name, position in positions.items()
-    }
+    shards = len(state.ledger_heads)
+    views, positions = _views_positions(state, shards)
+    analytics, analytics_positions = _analytics_positions(state, shards)
+    for shard, position in enumerate(analytics_positions):
+        positions[shard]["analytics"] = position
+    lags = shard_lags(state.ledger_heads, positions)
+    names = [*VIEW_PROJECTIONS, "analytics"]
     readiness = Readiness(
         ready=views == "ok",
         views_database=views,
         analytics_database=analytics,
-        ledger=ledger,
-        ledger_position=head,
-        projections=projections,
+        ledger=next((lag.ledger for lag in lags if lag.ledger != "ok"), "ok"),
+        ledger_position=total(lag.head for lag in lags),
+        projections=_lags(lags, names),
+        shards=None
+        if shards == 1
+        else [
+            ShardReadiness(
+                shard=lag.shard,
+                ledger=lag.ledger,
+                ledger_position=lag.head,
+                projections=_lags([lag], names),
+            )
+            for lag in lags
+        ],
     )
-    return JSONResponse(readiness.model_dump(), status_code=200 if readiness.ready else 503)
+    # An unsharded ledger's answer is as it always was, without `shards`.
+    body = readiness.model_dump(exclude={"shards"} if readiness.shards is None else None)
+    return JSONResponse(body, status_code=200 if readiness.ready else 503)
 
 
 @router.get(

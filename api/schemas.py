@@ -122,8 +122,18 @@ class ProjectionLag(BaseModel):
     lag: int | None
 
 
+class ShardReadiness(BaseModel):
+    """One ledger shard: its head and each projection's position and lag on it."""
+
+    shard: int
+    ledger: str
+    ledger_position: int | None
+    projections: dict[str, ProjectionLag]
+
+
 class Readiness(BaseModel):
-    """Ready when the read-model database answers; each projection's lag in events."""
+    """Ready when the read-model database answers; each projection's lag in events (summed
+    over the shards of a sharded ledger, each of which `shards` reports)."""
 
     ready: bool
     views_database: str
@@ -131,6 +141,7 @@ class Readiness(BaseModel):
     ledger: str
     ledger_position: int | None
     projections: dict[str, ProjectionLag]
+    shards: list[ShardReadiness] | None = None
 
 
 class Health(BaseModel):

@@ -1,5 +1,6 @@
 """What the application holds for its lifetime: the composition root, the database pool,
-key cache, refund-request publisher and ledger head, shared by every request."""
+key cache, refund-request publisher and ledger heads (one per shard), shared by every
+request."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ class ApiState:
     root: Root
     views: ViewsDatabase
     key_cache: KeyCache
-    ledger_head: LedgerHead
+    ledger_heads: list[LedgerHead]
     publisher: RefundPublisher | None
     extras: dict[str, Any] = field(default_factory=dict)
     # The API's own tables exist (made at start-up, or at first use if the database was
@@ -39,7 +40,8 @@ class ApiState:
 
     async def close(self) -> None:
         await self.views.close()
-        self.ledger_head.close()
+        for head in self.ledger_heads:
+            head.close()
         if self.publisher is not None:
             self.publisher.close()
 

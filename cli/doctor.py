@@ -1,5 +1,6 @@
-"""Reachability checks of the configured Kafka (and its cluster health), PostgreSQL and DuckDB,
-for `evledger doctor`."""
+"""Reachability checks of the configured Kafka (and its cluster health, each ledger shard's
+partition), PostgreSQL and DuckDB, and each ledger shard's head with the projections' lag
+on it, for `evledger doctor`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # the bootstrap package pulls in every adapter; `--help` needs none
     from bootstrap import Root
     from bootstrap.ledgers import KafkaSite
+    from store.cluster_health import PartitionState
 
 
 @dataclass(frozen=True)
@@ -46,21 +48,8 @@ def check_cluster(site: KafkaSite) -> list[Check]:
         return [Check("kafka cluster", "-", False, f"{type(error).__name__}: {error}")]
     brokers = ", ".join(f"{node}@{address}" for node, address in health.brokers)
     checks = [Check("kafka brokers", f"{len(health.brokers)} live", True, brokers)]
-    ledger = health.partition(site.ledger_topic)
-    if ledger is None:
-        checks.append(Check("ledger partition", f"{site.ledger_topic}-0", True, "not created yet"))
-    else:
-        writable = ledger.leader >= 0 and len(ledger.isr) >= site.min_insync_replicas
-        checks.append(
-            Check(
-                "ledger partition",
-                f"{ledger.name}",
-                writable,
-                f"leader {ledger.leader if ledger.leader >= 0 else 'NONE'}, replicas "
-                f"{list(ledger.replicas)}, ISR {list(ledger.isr)} (min ISR "
-                f"{site.min_insync_replicas})",
-            )
-        )
+    for topic in site.ledger_topics:
+        checks.append(_ledger_partition(site, health.partition(topic), topic))
     lagging = health.under_replicated
     names = ", ".join(state.name for state in lagging[:5]) + (" ..." if len(lagging) > 5 else "")
     checks.append(
@@ -72,6 +61,21 @@ def check_cluster(site: KafkaSite) -> list[Check]:
         )
     )
     return checks
+
+
+def _ledger_partition(site: KafkaSite, ledger: PartitionState | None, topic: str) -> Check:
+    """One ledger shard's partition: writable when it has a leader and enough in sync."""
+    if ledger is None:
+        return Check("ledger partition", f"{topic}-0", True, "not created yet")
+    writable = ledger.leader >= 0 and len(ledger.isr) >= site.min_insync_replicas
+    return Check(
+        "ledger partition",
+        f"{ledger.name}",
+        writable,
+        f"leader {ledger.leader if ledger.leader >= 0 else 'NONE'}, replicas "
+        f"{list(ledger.replicas)}, ISR {list(ledger.isr)} (min ISR "
+        f"{site.min_insync_replicas})",
+    )
 
 
 def check_views(root: Root) -> Check:
@@ -111,10 +115,70 @@ def check_duckdb(root: Root) -> Check:
     return Check("duckdb", str(path), True, f"duckdb {row['version']}")
 
 
+def _known_positions(root: Root, shards: int) -> list[dict[str, int | None]]:
+    """Each projection's position per shard; None where its database does not answer (the
+    views and duckdb rows say why)."""
+    from audit.ledger_lag import VIEW_PROJECTIONS, shard_positions
+    from projections.analytics_queries import open_read_only
+    from projections.databases.errors import ReadModelDatabaseError
+
+    positions: list[dict[str, int | None]] = [
+        dict.fromkeys((*VIEW_PROJECTIONS, "analytics")) for _ in range(shards)
+    ]
+    try:
+        db = root.views_database()
+        try:
+            views = shard_positions(db, VIEW_PROJECTIONS, shards)
+        finally:
+            db.close()
+        for known, found in zip(positions, views, strict=True):
+            known.update(found)
+    except ReadModelDatabaseError:
+        pass  # unknown: shown as "?"
+    try:
+        analytics = open_read_only(root.settings.analytics_path)
+        try:
+            built = shard_positions(analytics, ["analytics"], shards)
+        finally:
+            analytics.close()
+        for known, found in zip(positions, built, strict=True):
+            known.update(found)
+    except (FileNotFoundError, ReadModelDatabaseError):
+        pass  # not built yet, or unreadable: shown as "?"
+    return positions
+
+
+def check_shards(root: Root) -> list[Check]:
+    """Each ledger shard's head (its last notification id) and each projection's lag
+    behind it (events not yet applied)."""
+    from audit.ledger_lag import shard_lags
+
+    shards = root.ledger.shards
+    positions = _known_positions(root, shards)
+    heads = [root.ledger.shard(shard).head() for shard in range(shards)]
+    try:
+        lags = shard_lags(heads, positions)
+    finally:
+        for head in heads:
+            head.close()
+    checks = []
+    for lag in lags:
+        where = f"shard {lag.shard} of {shards}"
+        if lag.head is None:
+            checks.append(Check("ledger shard", where, False, lag.ledger))
+            continue
+        behind = ", ".join(
+            f"{name} {'?' if lag.lag(name) is None else lag.lag(name)}" for name in lag.positions
+        )
+        checks.append(Check("ledger shard", where, True, f"head {lag.head}; lag: {behind}"))
+    return checks
+
+
 def run_checks(root: Root) -> list[Check]:
     from bootstrap.ledgers import NeedsKafka
 
     checks = []
+    reachable = True
     try:
         site = root.ledger.kafka("doctor")
     except NeedsKafka:
@@ -122,8 +186,11 @@ def run_checks(root: Root) -> list[Check]:
     else:
         kafka = check_kafka(site)
         checks.append(kafka)
+        reachable = kafka.ok
         if kafka.ok:
             checks.extend(check_cluster(site))
     checks.append(check_views(root))
     checks.append(check_duckdb(root))
+    if reachable:
+        checks.extend(check_shards(root))
     return checks

@@ -255,7 +255,11 @@ def run(batch_size: BatchSizeOption = 500, metrics_port: MetricsPortOption = Non
             # Like `project`: a long-running projector waits out a broker outage for good.
             with root.projector(retry=RetryPolicy(attempts=None)) as runner, stop.on_signals():
                 if metrics_port is not None:
-                    serve_metrics(consumer.counters, metrics_port, runner)
+                    # Each shard's head, for a sharded /readyz's lag per shard; they live
+                    # as long as the server's thread, until the process ends.
+                    ledger = root.ledger
+                    heads = [ledger.shard(p).head() for p in range(ledger.shards)]
+                    serve_metrics(consumer.counters, metrics_port, runner, heads)
                 counters = run_pipeline(consumer, runner, stop)
                 stopped = list(runner.stopped.values())
         finally:

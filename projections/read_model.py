@@ -14,6 +14,7 @@ from projections.fold import Rows, fold
 from projections.tracking import (
     advance_tracking,
     create_tracking,
+    shard_tracking_name,
     tracked_position,
 )
 
@@ -47,7 +48,7 @@ class ReadModel(ABC):
     @property
     def tracking_name(self) -> str:
         """The name of this instance's position: one position per ledger shard."""
-        return self.name if self.shard == 0 else f"{self.name}@{self.shard}"
+        return shard_tracking_name(self.name, self.shard)
 
     def create(self) -> None:
         with self.db.transaction():

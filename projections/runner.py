@@ -127,6 +127,11 @@ class Projector:
                 )
         return dict(self._positions)
 
+    def known_positions(self) -> dict[str, int]:
+        """The positions as of the last step, without asking the read models' databases (so
+        another thread may ask: /readyz)."""
+        return dict(self._positions)
+
     def step(self) -> int:
         """Read one batch after the lowest position and apply it; the events read."""
         positions = self.positions()

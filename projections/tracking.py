@@ -26,6 +26,12 @@ class ProjectionPositionConflict(RuntimeError):
     moved it (or the read model was reset). Nothing of the batch was written."""
 
 
+def shard_tracking_name(projection_name: str, shard: int) -> str:
+    """The name of a projection's position on one ledger shard: shard 0 keeps the
+    projection's name (an unsharded ledger's), shard p > 0 is ``<projection>@<p>``."""
+    return projection_name if shard == 0 else f"{projection_name}@{shard}"
+
+
 def create_tracking(db: Database, projection_name: str, application_name: str) -> None:
     """The tracking table and this projection's row at position 0 (nothing applied)."""
     db.execute(_CREATE)

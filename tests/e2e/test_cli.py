@@ -82,7 +82,8 @@ def test_doctor_reaches_the_real_services(
     lines = result.stdout.strip().splitlines()
     assert lines[0] == "service,where,ok,detail"
     services = [line.split(",")[0] for line in lines[1:]]
-    # Kafka, then its brokers, the ledger partition and under-replicated partitions.
+    # Kafka, then its brokers, the ledger partition and under-replicated partitions; the
+    # databases; the ledger's one shard, its head and the projections' lag on it.
     assert services == [
         "kafka",
         "kafka brokers",
@@ -90,8 +91,12 @@ def test_doctor_reaches_the_real_services(
         "under-replicated",
         "views",
         "duckdb",
+        "ledger shard",
     ]
     assert [line.split(",")[2] for line in lines[1:]] == ["yes"] * len(services)
+    # A ledger not written yet; no analytics built (the shared database's views may be).
+    assert lines[-1].startswith('ledger shard,shard 0 of 1,yes,"head 0; lag: payment_history ')
+    assert lines[-1].endswith(', analytics ?"')
 
 
 def test_doctor_fails_when_kafka_is_unreachable(tmp_path: Path) -> None:
