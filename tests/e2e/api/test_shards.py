@@ -1,12 +1,14 @@
-"""POST /v1/refunds on a ledger of 3 shards: the request goes to the shard of its payment's
-session (looked up in the payment history), so the ledger applies it instead of rejecting
-an unknown payment; a payment the history does not know is a 422 problem, nothing sent."""
+"""The API over a ledger of 3 shards: /readyz gives each shard's head and each projection's
+lag on it; POST /v1/refunds goes to the shard of its payment's session (looked up in the
+payment history), so the ledger applies it instead of rejecting an unknown payment; a
+payment the history does not know is a 422 problem, nothing sent."""
 
 from __future__ import annotations
 
 import json
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -74,6 +76,50 @@ def sharded_server(
         drop_schema(pg_dsn, schema)
 
 
+def _shard_heads(server: Server) -> list[int]:
+    """Each shard's last notification id, as the store reads it."""
+    from bootstrap import Settings, bootstrap
+    from domain.application import BillingApplication
+
+    settings = Settings(
+        kafka_bootstrap=server.env["EVLEDGER_KAFKA_BOOTSTRAP"],
+        topic_prefix=server.env["EVLEDGER_TOPIC_PREFIX"],
+        data_dir=Path(server.env["EVLEDGER_DATA_DIR"]) / "reader",
+        ledger_shards=SHARDS,
+    )
+    heads = []
+    for shard in range(SHARDS):
+        application = BillingApplication(env=bootstrap(settings).ledger.shard(shard).environment())
+        try:
+            heads.append(application.recorder.max_notification_id() or 0)
+        finally:
+            application.close()
+    return heads
+
+
+def _readyz(server: Server) -> dict[str, Any]:
+    with server.client() as client:
+        answer = client.get("/readyz")
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def test_readyz_reports_every_shards_head_and_lag(sharded_server: Server) -> None:
+    heads = _shard_heads(sharded_server)
+    assert all(head > 0 for head in heads)
+    body = _readyz(sharded_server)
+    assert (body["ready"], body["ledger"], body["ledger_position"]) == (True, "ok", sum(heads))
+    assert body["projections"]["payment_history"] == {"position": sum(heads), "lag": 0}
+    assert [shard["shard"] for shard in body["shards"]] == [0, 1, 2]
+    for shard, head in zip(body["shards"], heads, strict=True):
+        assert (shard["ledger"], shard["ledger_position"]) == ("ok", head)
+        assert shard["projections"] == {
+            name: {"position": head, "lag": 0}
+            for name in ("payment_history", "refund_status", "analytics")
+        }
+
+
 def _published(server: Server, event_id: str) -> list[Any]:
     """The ingest topic's records (every partition) of one message."""
     topic = server.env["EVLEDGER_TOPIC_PREFIX"] + ".ingest"
@@ -116,6 +162,11 @@ def test_a_refund_request_goes_to_the_shard_of_its_payments_session(
     assert ingested == [
         {"consumed": 1, "applied": 1, "duplicates": 0, "rejected": 0, "dead_lettered": 0}
     ]
+    # Not projected yet: the session's shard alone shows a lag.
+    lags = [
+        shard["projections"]["refund_status"]["lag"] for shard in _readyz(sharded_server)["shards"]
+    ]
+    assert [lag > 0 for lag in lags] == [p == record.partition for p in range(SHARDS)]
     sharded_server.cli("project", "--until-idle")
     refund_id = accepted.json()["refund_id"]
     with sharded_server.client(Role.support) as client:
