@@ -26,6 +26,7 @@ from consumers.routing import ROUTING_RULE, SessionRouter, shard_of
 from demo.traffic import TrafficShape, generate
 from domain.application import BillingApplication
 from store.kafka_clients import KafkaConnection
+from tests.e2e.test_ocpi_ledger import evledger
 from tests.integration.consumers.test_ingest_kafka import (
     EVLEDGER,
     SHAPE,
@@ -206,16 +207,7 @@ def test_a_process_joining_and_one_killed_mid_run_leave_every_shard_exact(
 
 
 def export_cdrs(env: dict[str, str]) -> Any:
-    result = subprocess.run(
-        [EVLEDGER, "ocpi", "export-cdrs", "--party", "NL:EVL"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    return json.loads(evledger(env, "ocpi", "export-cdrs", "--party", "NL:EVL"))
 
 
 def test_ingest_from_a_file_routes_each_message_to_its_shard(
@@ -297,16 +289,7 @@ def test_run_and_doctor_report_every_shards_head_and_lag(
             process.kill()
             process.wait()
 
-    doctor = subprocess.run(
-        [EVLEDGER, "doctor", "--format", "json"],
-        env=sharded_env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
-    rows = json.loads(doctor.stdout)
+    rows = json.loads(evledger(sharded_env, "doctor", "--format", "json"))
     prefix = sharded_env["EVLEDGER_TOPIC_PREFIX"]
     partitions = [row["where"] for row in rows if row["service"] == "ledger partition"]
     assert partitions == [f"{prefix}.ledger-0", f"{prefix}.ledger.1-0", f"{prefix}.ledger.2-0"]
