@@ -120,3 +120,61 @@ def assert_not_ready(projector: Projector, stopped_at: int) -> None:
     assert body["projections"]["refund_status"] == {"status": "running"}
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as scraped:
         assert b"evledger_projection_stopped" in scraped.read()
+
+
+def test_on_shards_readyz_names_the_shard_of_a_stop_and_gives_each_shards_lag(
+    tmp_path: Path,
+) -> None:
+    """Shard 1 holds the poison: its payment history stops there, shard 0's goes on."""
+    from bootstrap.ledgers import EmbeddedLedger
+    from consumers.metrics import readiness
+    from projections.sharded import ShardedProjector
+
+    ledgers = [EmbeddedLedger(tmp_path / f"shard-{shard}") for shard in range(2)]
+    apps = [BillingApplication(env=ledger.environment()) for ledger in ledgers]
+    for app in apps:
+        build_ledger(app)
+    position = poison(apps[1])
+    heads = [app.recorder.max_notification_id() or 0 for app in apps]
+    views = SqliteDatabase(tmp_path / "views.sqlite3")
+    models = [PaymentHistory(views), RefundStatusView(views)]
+    projectors = [
+        Projector(
+            LedgerSource.of(app, shard),
+            [model.for_shard(shard) for model in models],
+            retry=RetryPolicy(attempts=None),
+            sleep=lambda seconds: None,
+        )
+        for shard, app in enumerate(apps)
+    ]
+    sharded = ShardedProjector(projectors[0].source, models, shards=projectors)
+    sharded.create()
+    sharded.run_until_idle()
+
+    status, body = readiness(sharded, [ledger.head() for ledger in ledgers])
+
+    assert (status, body["ready"]) == (503, False)
+    assert body["projections"] == {
+        "payment_history": {
+            "shard": 1,
+            "status": "stopped",
+            "position": position,
+            "event_type": "Payment.Authorised",
+        },
+        "refund_status": {"status": "running"},
+    }
+    first, second = body["shards"]
+    assert (first["shard"], first["ledger"], first["ledger_position"]) == (0, "ok", heads[0])
+    assert first["projections"] == {
+        name: {"status": "running", "position": heads[0], "lag": 0}
+        for name in ("payment_history", "refund_status")
+    }
+    assert (second["shard"], second["ledger_position"]) == (1, heads[1])
+    assert second["projections"] == {
+        "payment_history": {
+            "status": "stopped",
+            "position": position - 1,
+            "lag": heads[1] - (position - 1),
+        },
+        "refund_status": {"status": "running", "position": heads[1], "lag": 0},
+    }
