@@ -10,8 +10,9 @@ are reference data that every shard needs (every CDR is priced with a tariff in 
 zone of its location): they go to every partition, and each shard records its own copy. An
 OCPI CDR routes by its own key, ``ocpi-cdr:<country_code>:<party_id>:<id>``, where a
 credit CDR uses the id of the CDR it reverses (``credit_reference_id``), so that a credit
-meets its original; that key is also the payment id of the CDR's overcharge claim, so the
-claim's later refund messages route with it.
+meets its original; that key is also the payment id of the CDR's overcharge claim
+(``ocpi-claim:<country_code>:<party_id>:<id>``), so the claim's refund messages route with
+it.
 
 Ingest partition p feeds ledger shard p only; ``misrouted`` is ingest's check that a record
 on partition p belongs there, so that a misrouted message becomes a dead letter naming this
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from consumers import strict_json
-from domain.vocabulary import MessageType
+from domain.vocabulary import CDR_CLAIM_PAYMENT_PREFIX, CDR_CLAIM_REFUND_PREFIX, MessageType
 
 ROUTING_RULE = (
     "a message's record key must be its charging session's id (an ocpi.cdr's: "
@@ -42,10 +43,6 @@ REFERENCE_TYPES = frozenset(
         MessageType.OCPI_LOCATION.value,
     }
 )
-# The payment id of a CDR's overcharge claim is its routing key; the claim's refund id is
-# this prefix and the rest of that key (domain/application.py:_overcharge_claim).
-_CDR_KEY_PREFIX = "ocpi-cdr:"
-_CDR_CLAIM_PREFIX = "ocpi-claim:"
 
 
 def cdr_routing_key(cdr: Any) -> str | None:
@@ -57,7 +54,7 @@ def cdr_routing_key(cdr: Any) -> str | None:
     parts.append(cdr.get("credit_reference_id") if credit else cdr.get("id"))
     if not all(isinstance(part, str) and part for part in parts):
         return None
-    return _CDR_KEY_PREFIX + ":".join(str(part) for part in parts)
+    return CDR_CLAIM_PAYMENT_PREFIX + ":".join(str(part) for part in parts)
 
 
 def shard_of(key: bytes, shards: int) -> int:
@@ -90,12 +87,6 @@ class SessionRouter:
         message_type = str(document.get("type", ""))
         if message_type in REFERENCE_TYPES:
             return Route(key=_text(document, "tariff_id"), partition=None, everywhere=True)
-        if message_type == MessageType.OCPI_CDR:
-            cdr_key = cdr_routing_key(document.get("cdr"))
-            if cdr_key is not None:
-                claim = _CDR_CLAIM_PREFIX + cdr_key.removeprefix(_CDR_KEY_PREFIX)
-                self._payment_sessions[cdr_key] = cdr_key
-                self._refund_sessions[claim] = cdr_key
         session = self._session(message_type, document)
         if session is None:
             # Nothing to route by (unreadable, or a payment never authorised in this stream):
@@ -111,6 +102,11 @@ class SessionRouter:
         session = _str(document, "session_id")
         payment = _str(document, "payment_id")
         refund = _str(document, "refund_id")
+        # A CDR's overcharge claim: its payment id is the CDR's key, its refund id follows.
+        if refund is not None and refund.startswith(CDR_CLAIM_REFUND_PREFIX):
+            return CDR_CLAIM_PAYMENT_PREFIX + refund.removeprefix(CDR_CLAIM_REFUND_PREFIX)
+        if payment is not None and payment.startswith(CDR_CLAIM_PAYMENT_PREFIX):
+            return payment
         if session is not None:
             if payment is not None:
                 self._payment_sessions[payment] = session

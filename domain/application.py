@@ -71,7 +71,15 @@ from domain.roaming_tariff import RoamingTariff
 from domain.session import ChargingSession
 from domain.settlement import SessionSettlement
 from domain.tariff import Tariff
-from domain.vocabulary import CdrReconciliation, CdrRejection, CdrStatus, RefundReason, RefundStatus
+from domain.vocabulary import (
+    CDR_CLAIM_PAYMENT_PREFIX,
+    CDR_CLAIM_REFUND_PREFIX,
+    CdrReconciliation,
+    CdrRejection,
+    CdrStatus,
+    RefundReason,
+    RefundStatus,
+)
 
 log = logging.getLogger(__name__)
 
@@ -764,12 +772,12 @@ class BillingApplication(Application[UUID]):
         """An overcharge proven by re-pricing is a refund claim on the OCPI party, decided
         the way the refund policy decides a proven overcharge on a payment."""
         key = f"{cdr.country_code}:{cdr.party_id}:{cdr.cdr_id}"
-        refund_id = f"ocpi-claim:{key}"
+        refund_id = f"{CDR_CLAIM_REFUND_PREFIX}{key}"
         if self._find(Refund, refund_aggregate_id(refund_id)) is not None:
             return []
         claim = Refund.request(
             refund_id=refund_id,
-            payment_id=f"ocpi-cdr:{key}",
+            payment_id=f"{CDR_CLAIM_PAYMENT_PREFIX}{key}",
             session_id=session_id if isinstance(session_id, str) else None,
             amount_minor=reconciliation.difference_minor,
             currency=cdr.currency,

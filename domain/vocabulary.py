@@ -91,3 +91,10 @@ class CdrRejection(StrEnum):
     NOT_PRICEABLE = "not_priceable"
     UNKNOWN_ORIGINAL = "unknown_original"
     ALREADY_REVERSED = "already_reversed"
+
+
+# An overcharged CDR's refund claim (domain/application.py) is a refund of a payment that
+# names the CDR, ``ocpi-cdr:<country_code>:<party_id>:<id>`` (also the CDR's routing key
+# on a sharded ledger, consumers/routing.py), with refund id ``ocpi-claim:`` and the same.
+CDR_CLAIM_PAYMENT_PREFIX = "ocpi-cdr:"
+CDR_CLAIM_REFUND_PREFIX = "ocpi-claim:"

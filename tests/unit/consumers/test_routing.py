@@ -107,3 +107,14 @@ def test_ocpi_reference_data_is_never_misrouted_and_a_cdr_is_checked_by_its_key(
     wrong = misrouted("ocpi.cdr", key, b"CDR-1", shard_of(b"CDR-1", 3), 3, key_field="cdr.id")
     assert wrong is not None and wrong[0] == "cdr.id" and ROUTING_RULE in wrong[1]
     assert misrouted("ocpi.cdr", key, key.encode(), (home + 1) % 3, 3) is not None
+
+
+def test_an_overcharge_claims_refund_messages_follow_its_cdr_in_any_stream() -> None:
+    key = b"ocpi-cdr:NL:EVL:CDR-1"
+    router = SessionRouter(3)  # a new stream: it never saw the CDR
+    for message in (
+        line(type="refund.approved", refund_id="ocpi-claim:NL:EVL:CDR-1"),
+        line(type="refund.requested", refund_id="R9", payment_id="ocpi-cdr:NL:EVL:CDR-1"),
+    ):
+        route = router.route(message)
+        assert (route.key, route.partition) == (key, shard_of(key, 3))
