@@ -106,6 +106,8 @@ class SessionRouter:
         if refund is not None and refund.startswith(CDR_CLAIM_REFUND_PREFIX):
             return CDR_CLAIM_PAYMENT_PREFIX + refund.removeprefix(CDR_CLAIM_REFUND_PREFIX)
         if payment is not None and payment.startswith(CDR_CLAIM_PAYMENT_PREFIX):
+            if refund is not None:
+                self._refund_sessions[refund] = payment
             return payment
         if session is not None:
             if payment is not None:

@@ -115,6 +115,7 @@ def test_an_overcharge_claims_refund_messages_follow_its_cdr_in_any_stream() -> 
     for message in (
         line(type="refund.approved", refund_id="ocpi-claim:NL:EVL:CDR-1"),
         line(type="refund.requested", refund_id="R9", payment_id="ocpi-cdr:NL:EVL:CDR-1"),
+        line(type="refund.issued", refund_id="R9"),
     ):
         route = router.route(message)
         assert (route.key, route.partition) == (key, shard_of(key, 3))
