@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from bootstrap.settings import Settings
+    from projections.databases.port import Database
     from projections.read_model import ReadModel
     from replay.home_duckdb import DuckHome
     from replay.targets import ViewsHome
@@ -54,6 +55,19 @@ def views_home(settings: Settings) -> ViewsHome:
     from replay.home_sqlite import SqliteHome
 
     return SqliteHome(settings.data_dir / EMBEDDED_VIEWS_FILE)
+
+
+def live_views_database(settings: Settings) -> Database:
+    """The live views database as ``views_home(settings).live()`` opens it, without
+    importing replay's homes (the swap, the checksums): a query's start-up does without
+    them. A unit test keeps the two equal."""
+    if settings.pg_dsn is not None:
+        from projections.databases.postgres import PostgresDatabase
+
+        return PostgresDatabase(settings.pg_dsn)
+    from projections.databases.sqlite import SqliteDatabase
+
+    return SqliteDatabase(settings.data_dir / EMBEDDED_VIEWS_FILE)
 
 
 def analytics_home(settings: Settings) -> DuckHome:

@@ -9,11 +9,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bootstrap.ledgers import LedgerBackend, WholeLedgerOnly, ledger_backend
 from bootstrap.read_models import (
     ANALYTICS,
     READ_MODEL_NAMES,
     analytics_home,
+    live_views_database,
     projection_names,
     read_model_classes,
     views_home,
@@ -22,6 +22,7 @@ from bootstrap.settings import Settings
 
 if TYPE_CHECKING:
     from audit.scan import LedgerScan
+    from bootstrap.ledgers import LedgerBackend
     from domain.application import BillingApplication
     from projections.databases.port import Database
     from projections.read_model import ReadModel
@@ -42,6 +43,8 @@ class Root:
     # without importing the ledger's, DuckDB's or the rebuild's modules.
     @cached_property
     def ledger(self) -> LedgerBackend:
+        from bootstrap.ledgers import ledger_backend
+
         return ledger_backend(self.settings)
 
     @cached_property
@@ -89,6 +92,8 @@ class Root:
         if shard is not None:
             return shard
         if self.ledger.shards > 1:
+            from bootstrap.ledgers import WholeLedgerOnly
+
             raise WholeLedgerOnly(
                 f"{what} reads the ledger as one log, and this one has {self.ledger.shards} "
                 "shards (EVLEDGER_LEDGER_SHARDS): not supported on a sharded ledger yet"
@@ -140,7 +145,7 @@ class Root:
 
     def views_database(self) -> Database:
         """The live payment history and refund status database."""
-        return self.views.live()
+        return live_views_database(self.settings)
 
     def analytics_database(self) -> Database:
         return self.analytics.live()

@@ -3,46 +3,21 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+import sys
+from collections.abc import Callable
+from functools import cache
+from typing import Annotated, Any
 
 import typer
 
-from cli import audit, ocpi, pipeline
-from cli import replay as replay_commands
 from cli.context import current_root, current_settings
-from cli.demo import demo
-from cli.doctor import run_checks
 from cli.output import OutputFormat, render
-from cli.queries import register as register_queries
-from cli.serve import register as register_serve
-
-app = typer.Typer(
-    name="evledger",
-    help="Event-sourced billing ledger for EV charging operators.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-    add_completion=False,
-)
 
 FormatOption = Annotated[
     OutputFormat, typer.Option("--format", "-f", help="Output as a table, JSON or CSV.")
 ]
 
-
-app.command()(demo)
-register_queries(app)
-app.command()(pipeline.publish)
-app.command()(pipeline.ingest)
-app.command()(pipeline.run)
-app.add_typer(replay_commands.app, name="replay")
-register_serve(app)
-
-app.add_typer(audit.app, name="audit")
-app.add_typer(ocpi.app, name="ocpi")
-
 contract_app = typer.Typer(help="The upstream message contract.", no_args_is_help=True)
-app.add_typer(contract_app, name="contract")
 
 
 @contract_app.command("schema")
@@ -53,7 +28,6 @@ def contract_schema() -> None:
     typer.echo(json.dumps(json_schema(), indent=2, sort_keys=True))
 
 
-@app.command("settings")
 def show_settings(output_format: FormatOption = OutputFormat.table) -> None:
     """Show the effective settings read from the EVLEDGER_* environment."""
     settings = current_settings()
@@ -65,9 +39,10 @@ def show_settings(output_format: FormatOption = OutputFormat.table) -> None:
     render(rows, ["setting", "value"], output_format)
 
 
-@app.command()
 def doctor(output_format: FormatOption = OutputFormat.table) -> None:
     """Check that the configured Kafka, PostgreSQL and DuckDB are reachable."""
+    from cli.doctor import run_checks
+
     checks = run_checks(current_root())
     rows = [
         {"service": c.service, "where": c.where, "ok": "yes" if c.ok else "NO", "detail": c.detail}
@@ -78,10 +53,104 @@ def doctor(output_format: FormatOption = OutputFormat.table) -> None:
         raise typer.Exit(1)
 
 
+def _add_demo(app: typer.Typer) -> None:
+    from cli.demo import demo
+
+    app.command()(demo)
+
+
+def _add_queries(app: typer.Typer) -> None:
+    from cli.queries import register
+
+    register(app)
+
+
+def _add_pipeline(app: typer.Typer) -> None:
+    from cli import pipeline
+
+    app.command()(pipeline.publish)
+    app.command()(pipeline.ingest)
+    app.command()(pipeline.run)
+
+
+def _add_replay(app: typer.Typer) -> None:
+    from cli.replay import app as replay_app
+
+    app.add_typer(replay_app, name="replay")
+
+
+def _add_serve(app: typer.Typer) -> None:
+    from cli.serve import register
+
+    register(app)
+
+
+def _add_audit(app: typer.Typer) -> None:
+    from cli.audit import app as audit_app
+
+    app.add_typer(audit_app, name="audit")
+
+
+def _add_ocpi(app: typer.Typer) -> None:
+    from cli.ocpi import app as ocpi_app
+
+    app.add_typer(ocpi_app, name="ocpi")
+
+
+def _add_own(app: typer.Typer) -> None:
+    app.add_typer(contract_app, name="contract")
+    app.command("settings")(show_settings)
+    app.command()(doctor)
+
+
+# The top-level commands each group adds, in the order `--help` lists them (a unit test
+# keeps the names equal to what the groups add). A command line that names one of them
+# builds the app from its group alone: importing every command module costs a query
+# command's start-up a tenth of its time. Anything else (--help, a typo) builds them all.
+COMMAND_GROUPS: tuple[tuple[Callable[[typer.Typer], None], tuple[str, ...]], ...] = (
+    (_add_demo, ("demo",)),
+    (_add_queries, ("history", "refunds", "refund", "analytics", "project")),
+    (_add_pipeline, ("publish", "ingest", "run")),
+    (_add_replay, ("replay",)),
+    (_add_serve, ("serve", "apikey")),
+    (_add_audit, ("audit",)),
+    (_add_ocpi, ("ocpi",)),
+    (_add_own, ("contract", "settings", "doctor")),
+)
+
+
+@cache
+def build_app(command: str | None = None) -> typer.Typer:
+    """The `evledger` app with every command, or (``command`` one of COMMAND_GROUPS' names)
+    with that command's group only."""
+    app = typer.Typer(
+        name="evledger",
+        help="Event-sourced billing ledger for EV charging operators.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+        add_completion=False,
+    )
+    # A callback keeps `evledger NAME` a command name when a group adds only one command
+    # (typer runs a lone command directly, without its name).
+    app.callback()(lambda: None)
+    groups = [add for add, names in COMMAND_GROUPS if command in names]
+    for add in groups or [add for add, _ in COMMAND_GROUPS]:
+        add(app)
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    """``cli.main.app``: the app with every command, built when first asked for."""
+    if name != "app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return build_app()
+
+
 def main() -> None:
     """The `evledger` command: the typer app, with a refused Kafka login as one line."""
     try:
-        app()
+        build_app(sys.argv[1] if len(sys.argv) > 1 else None)()
     except Exception as error:
         # Imported here: `evledger --help` loads no Kafka client.
         from store.kafka_login import KafkaLoginRefused

@@ -8,8 +8,8 @@ HTML) only format what this module computed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
@@ -85,7 +85,7 @@ class Section:
     title: str
     caption: str
     columns: tuple[Column, ...]
-    rows: list[Row]
+    rows: list[Row] = field(default_factory=list)
     compact: tuple[str, ...] = ()
     rank_by: str | None = None
     totals: tuple[str, ...] = ()
@@ -132,21 +132,6 @@ class Report:
         raise UnknownSection(name)
 
 
-SECTION_NAMES = (
-    "revenue_by_day",
-    "revenue_by_station_day",
-    "sessions_by_weekday_hour",
-    "station_utilisation",
-    "price_by_tariff",
-    "price_by_component",
-    "refunds_by_station_reason",
-    "customer_visits",
-    "spend_distribution",
-    "payment_outcomes",
-    "trial_balance",
-)
-
-
 def _quantize(value: Decimal, places: str) -> Decimal:
     return value.quantize(Decimal(places), rounding=ROUND_HALF_UP)
 
@@ -164,6 +149,7 @@ class _Scope:
     sql: str
     params: list[Any]
     station: str | None
+    currency: str
 
     def query(self, db: DuckDatabase, body: str, params: Sequence[Any] = ()) -> list[Row]:
         return db.execute(f"WITH {self.sql} {body}", [*self.params, *params])
@@ -198,7 +184,8 @@ def _scope(filters: Filters, currency: str) -> _Scope:
         r AS (SELECT ref.*, s.station_id FROM fact_refunds ref
               JOIN p ON p.payment_key = ref.payment_key
               LEFT JOIN s ON s.session_key = COALESCE(ref.session_key, p.session_key))"""
-    return _Scope(sql, [*session_params, *station_params, *payment_params], filters.station)
+    params = [*session_params, *station_params, *payment_params]
+    return _Scope(sql, params, filters.station, currency)
 
 
 def currencies(db: DuckDatabase) -> list[str]:
@@ -226,29 +213,18 @@ def build_report(db: DuckDatabase, filters: Filters = Filters()) -> Report:
         "SELECT CAST(MIN(started_at_local) AS DATE) AS first, "
         "CAST(MAX(started_at_local) AS DATE) AS last FROM s",
     )[0]
-    sections = (
-        _revenue_by_day(db, scope),
-        _revenue_by_station_day(db, scope),
-        _sessions_by_weekday_hour(db, scope),
-        _station_utilisation(db, scope),
-        _price_by_tariff(db, scope),
-        _price_by_component(db, scope),
-        _refunds_by_station_reason(db, scope),
-        _customer_visits(db, scope),
-        _spend_distribution(db, scope),
-        _payment_outcomes(db, scope),
-        _trial_balance(db, currency or ""),
-    )
+    sections = tuple(replace(section, rows=rows(db, scope)) for section, rows in _SECTIONS)
     if currency is None:
         return Report(filters.date_from, filters.date_to, None, filters, Headline(), sections)
-    return Report(
-        period_from=filters.date_from or period["first"],
-        period_to=filters.date_to or period["last"],
-        currency=currency,
-        filters=filters,
-        headline=_headline(db, scope, sections[-1]),
-        sections=sections,
+    report = Report(
+        filters.date_from or period["first"],
+        filters.date_to or period["last"],
+        currency,
+        filters,
+        Headline(),
+        sections,
     )
+    return replace(report, headline=_headline(db, scope, report.section("trial_balance")))
 
 
 def _headline(db: DuckDatabase, scope: _Scope, trial_balance: Section) -> Headline:
@@ -295,9 +271,13 @@ def _headline(db: DuckDatabase, scope: _Scope, trial_balance: Section) -> Headli
     )
 
 
+_DAY = Column("local_day", "day", Kind.day)
+_STATION = Column("station_id", "station", Kind.text)
+_SESSIONS = Column("sessions", "sessions", Kind.integer)
+_ENERGY = Column("energy_kwh", "energy kWh", Kind.kwh)
 _MONEY_DAY_COLUMNS = (
-    Column("sessions", "sessions", Kind.integer),
-    Column("energy_kwh", "energy kWh", Kind.kwh),
+    _SESSIONS,
+    _ENERGY,
     Column("net_minor", "net", Kind.money),
     Column("vat_minor", "VAT", Kind.money),
     Column("gross_minor", "gross", Kind.money),
@@ -307,210 +287,45 @@ _MONEY_DAY_SQL = (
     "COALESCE(SUM(subtotal_minor), 0) AS net_minor, COALESCE(SUM(vat_minor), 0) AS vat_minor, "
     "COALESCE(SUM(total_minor), 0) AS gross_minor"
 )
+_MONEY_DAY_TOTALS = ("sessions", "energy_kwh", "net_minor", "vat_minor", "gross_minor")
+
+# Where a section's rows come from: the database, within the report's scope.
+RowSource = Callable[[DuckDatabase, _Scope], list[Row]]
 
 
-def _revenue_by_day(db: DuckDatabase, scope: _Scope) -> Section:
-    rows = scope.query(
-        db,
-        f"SELECT CAST(started_at_local AS DATE) AS local_day, {_MONEY_DAY_SQL} "
-        "FROM s GROUP BY local_day ORDER BY local_day",
-    )
-    return Section(
-        "revenue_by_day",
-        "Revenue and energy per day",
-        "What the stations earned and delivered each day, by the stations' local date. "
-        "Net is before VAT, gross is what drivers paid.",
-        (Column("local_day", "day", Kind.day), *_MONEY_DAY_COLUMNS),
-        rows,
-        compact=("local_day", "sessions", "energy_kwh", "net_minor", "gross_minor"),
-        totals=("sessions", "energy_kwh", "net_minor", "vat_minor", "gross_minor"),
-    )
+def _select(
+    body: str,
+    params: Callable[[_Scope], Sequence[Any]] = lambda scope: (),
+    then: Callable[[Row], None] = lambda row: None,
+) -> RowSource:
+    """Rows of a SELECT over the scope's tables (``body`` may add its own common table
+    expressions after a comma), with ``params`` of its own, each row finished by ``then``."""
+
+    def rows(db: DuckDatabase, scope: _Scope) -> list[Row]:
+        found = scope.query(db, body, params(scope))
+        for row in found:
+            then(row)
+        return found
+
+    return rows
 
 
-def _revenue_by_station_day(db: DuckDatabase, scope: _Scope) -> Section:
-    rows = scope.query(
-        db,
-        f"SELECT CAST(started_at_local AS DATE) AS local_day, station_id, {_MONEY_DAY_SQL} "
-        "FROM s GROUP BY local_day, station_id ORDER BY local_day, station_id",
-    )
-    return Section(
-        "revenue_by_station_day",
-        "Revenue and energy per station and day",
-        "The same daily figures for each station on its own (choose a station in the "
-        "chart above to see its days).",
-        (
-            Column("local_day", "day", Kind.day),
-            Column("station_id", "station", Kind.text),
-            *_MONEY_DAY_COLUMNS,
-        ),
-        rows,
-        compact=("local_day", "station_id", "sessions", "energy_kwh", "gross_minor"),
-        rank_by="gross_minor",
-        totals=("sessions", "energy_kwh", "net_minor", "vat_minor", "gross_minor"),
-    )
+def _weekday_name(row: Row) -> None:
+    row["weekday_name"] = WEEKDAY_NAMES[int(row["weekday"]) - 1]
 
 
-def _sessions_by_weekday_hour(db: DuckDatabase, scope: _Scope) -> Section:
-    rows = scope.query(
-        db,
-        "SELECT isodow(started_at_local) AS weekday, hour(started_at_local) AS local_hour, "
-        "COUNT(*) AS sessions, COALESCE(SUM(energy_kwh), 0) AS energy_kwh FROM s "
-        "WHERE started_at_local IS NOT NULL GROUP BY ALL ORDER BY weekday, local_hour",
+def _trial_balance_rows(db: DuckDatabase, scope: _Scope) -> list[Row]:
+    """The whole ledger's postings in the scope's currency: no date or station applies."""
+    rows = db.execute(
+        "SELECT account, "
+        "COALESCE(SUM(amount_minor) FILTER (WHERE direction = 'debit'), 0) AS debit_minor, "
+        "COALESCE(SUM(amount_minor) FILTER (WHERE direction = 'credit'), 0) AS credit_minor "
+        "FROM fact_postings WHERE currency = ? GROUP BY account ORDER BY account",
+        [scope.currency],
     )
     for row in rows:
-        row["weekday_name"] = WEEKDAY_NAMES[int(row["weekday"]) - 1]
-    return Section(
-        "sessions_by_weekday_hour",
-        "Sessions by weekday and hour",
-        "When drivers start charging: sessions started in each hour of each weekday, "
-        "in the stations' local time. Darker is busier.",
-        (
-            Column("weekday", "weekday no", Kind.integer),
-            Column("weekday_name", "weekday", Kind.text),
-            Column("local_hour", "hour", Kind.hour),
-            Column("sessions", "sessions", Kind.integer),
-            Column("energy_kwh", "energy kWh", Kind.kwh),
-        ),
-        rows,
-        compact=("weekday_name", "local_hour", "sessions", "energy_kwh"),
-        rank_by="sessions",
-        totals=("sessions", "energy_kwh"),
-    )
-
-
-def _station_utilisation(db: DuckDatabase, scope: _Scope) -> Section:
-    # As the station_utilisation view, on the filtered sessions; the bands compare with
-    # the whole fleet even when one station is chosen.
-    rows = scope.query(
-        db,
-        f""", {utilisation_ctes("fleet")}
-        SELECT * FROM utilisation WHERE ? IS NULL OR station_id = ?
-        ORDER BY utilisation DESC, station_id""",
-        [scope.station, scope.station],
-    )
-    return Section(
-        "station_utilisation",
-        "Station utilisation",
-        "Share of the time each station's connectors were occupied. Under half the fleet "
-        "average is under-used, over one and a half times is over-used.",
-        (
-            Column("station_id", "station", Kind.text),
-            Column("connectors", "connectors", Kind.integer),
-            Column("sessions", "sessions", Kind.integer),
-            Column("occupied_hours", "occupied h", Kind.hours),
-            Column("charging_hours", "charging h", Kind.hours),
-            Column("idle_hours", "idle h", Kind.hours),
-            Column("utilisation", "utilisation", Kind.share),
-            Column("vs_fleet_average", "vs fleet", Kind.ratio),
-            Column("band", "band", Kind.text),
-        ),
-        rows,
-        compact=("station_id", "sessions", "occupied_hours", "utilisation", "band"),
-        totals=("sessions", "occupied_hours", "charging_hours", "idle_hours"),
-    )
-
-
-def _price_by_tariff(db: DuckDatabase, scope: _Scope) -> Section:
-    per_kwh = divided("SUM(subtotal_minor) * 1000", "SUM(energy_wh)", 2, "DECIMAL(18,2)")
-    rows = scope.query(
-        db,
-        f"SELECT tariff_id, tariff_version, COUNT(*) AS sessions, SUM(energy_kwh) AS energy_kwh,"
-        f" SUM(subtotal_minor) AS net_minor, {per_kwh} AS net_minor_per_kwh FROM s "
-        "WHERE total_minor IS NOT NULL GROUP BY ALL ORDER BY tariff_id, tariff_version",
-    )
-    return Section(
-        "price_by_tariff",
-        "Price per kWh by tariff",
-        "What a kWh really earned on each tariff version, before VAT, with session fees "
-        "and time charges included.",
-        (
-            Column("tariff_id", "tariff", Kind.text),
-            Column("tariff_version", "version", Kind.integer),
-            Column("sessions", "sessions", Kind.integer),
-            Column("energy_kwh", "energy kWh", Kind.kwh),
-            Column("net_minor", "net", Kind.money),
-            Column("net_minor_per_kwh", "net per kWh", Kind.money_rate),
-        ),
-        rows,
-        compact=("tariff_id", "tariff_version", "sessions", "net_minor", "net_minor_per_kwh"),
-        totals=("sessions", "energy_kwh", "net_minor"),
-    )
-
-
-def _price_by_component(db: DuckDatabase, scope: _Scope) -> Section:
-    per_kwh = divided("SUM(li.amount_minor) * 1000", "MAX(t.energy_wh)", 2, "DECIMAL(18,2)")
-    rows = scope.query(
-        db,
-        f""", tariff_energy AS (
-            SELECT tariff_id, SUM(energy_wh) AS energy_wh FROM s
-            WHERE total_minor IS NOT NULL GROUP BY tariff_id)
-        SELECT s.tariff_id, li.component, COALESCE(li.window_name, '') AS window_name,
-               li.unit, SUM(li.quantity) AS quantity, SUM(li.amount_minor) AS amount_minor,
-               {per_kwh} AS minor_per_kwh
-        FROM fact_line_items li JOIN s ON s.session_key = li.session_key
-        JOIN tariff_energy t ON t.tariff_id = s.tariff_id
-        WHERE s.total_minor IS NOT NULL
-        GROUP BY s.tariff_id, li.component, window_name, li.unit
-        ORDER BY s.tariff_id, amount_minor DESC, li.component, window_name""",
-    )
-    return Section(
-        "price_by_component",
-        "Price per kWh by tariff and component",
-        "What each part of the price (energy by time window, time, idle fees, session "
-        "fees) adds to a kWh's net price on each tariff; the parts add up to the tariff's "
-        "price per kWh.",
-        (
-            Column("tariff_id", "tariff", Kind.text),
-            Column("component", "component", Kind.text),
-            Column("window_name", "window", Kind.text),
-            Column("unit", "unit", Kind.text),
-            Column("quantity", "quantity", Kind.quantity),
-            Column("amount_minor", "net", Kind.money),
-            Column("minor_per_kwh", "per kWh", Kind.money_rate),
-        ),
-        rows,
-        compact=("tariff_id", "component", "window_name", "amount_minor", "minor_per_kwh"),
-        totals=("amount_minor",),
-    )
-
-
-def _refunds_by_station_reason(db: DuckDatabase, scope: _Scope) -> Section:
-    per_session = divided("COUNT(*)", "MAX(ss.sessions)", 4, "DECIMAL(9,4)")
-    rows = scope.query(
-        db,
-        f""", station_sessions AS (SELECT station_id, COUNT(*) AS sessions FROM s
-                                   GROUP BY station_id)
-        SELECT COALESCE(r.station_id, '') AS station_id, r.reason, COUNT(*) AS refunds,
-               COUNT(*) FILTER (WHERE r.status = 'issued') AS issued,
-               COUNT(*) FILTER (WHERE r.status = 'rejected') AS rejected,
-               SUM(r.amount_minor) AS requested_minor,
-               COALESCE(SUM(r.issued_minor), 0) AS issued_minor,
-               {per_session} AS refunds_per_session,
-               COUNT(*) > 1 AS recurring
-        FROM r LEFT JOIN station_sessions ss ON ss.station_id = r.station_id
-        GROUP BY r.station_id, r.reason ORDER BY refunds DESC, station_id, r.reason""",
-    )
-    return Section(
-        "refunds_by_station_reason",
-        "Refunds by station and reason",
-        "Refund requests traced to the station of their session. A reason seen more than "
-        "once at a station is a recurring issue worth a visit.",
-        (
-            Column("station_id", "station", Kind.text),
-            Column("reason", "reason", Kind.text),
-            Column("refunds", "refunds", Kind.integer),
-            Column("issued", "issued", Kind.integer),
-            Column("rejected", "rejected", Kind.integer),
-            Column("requested_minor", "requested", Kind.money),
-            Column("issued_minor", "paid back", Kind.money),
-            Column("refunds_per_session", "per session", Kind.share),
-            Column("recurring", "recurring", Kind.flag),
-        ),
-        rows,
-        compact=("station_id", "reason", "refunds", "issued_minor", "recurring"),
-        rank_by="refunds",
-        totals=("refunds", "issued", "rejected", "requested_minor", "issued_minor"),
-    )
+        row["balance_minor"] = row["debit_minor"] - row["credit_minor"]
+    return rows
 
 
 # Sessions per customer, in bands an operator talks about: (label, lowest, highest).
@@ -532,7 +347,7 @@ def _customer_spend(db: DuckDatabase, scope: _Scope) -> list[Row]:
     )
 
 
-def _customer_visits(db: DuckDatabase, scope: _Scope) -> Section:
+def _visit_rows(db: DuckDatabase, scope: _Scope) -> list[Row]:
     customers = _customer_spend(db, scope)
     rows: list[Row] = []
     for label, low, high in _VISIT_BANDS:
@@ -548,20 +363,7 @@ def _customer_visits(db: DuckDatabase, scope: _Scope) -> Section:
                     "spend_minor": sum(int(c["spend"]) for c in band),
                 }
             )
-    return Section(
-        "customer_visits",
-        "Repeat customers",
-        "How often customers came back: customers by number of sessions in the period, "
-        "with what they spent (gross).",
-        (
-            Column("visits", "sessions each", Kind.text),
-            Column("customers", "customers", Kind.integer),
-            Column("sessions", "sessions", Kind.integer),
-            Column("spend_minor", "spend", Kind.money),
-        ),
-        rows,
-        totals=("customers", "sessions", "spend_minor"),
-    )
+    return rows
 
 
 def _nice_width(largest: int, buckets: int = 10) -> int:
@@ -576,7 +378,7 @@ def _nice_width(largest: int, buckets: int = 10) -> int:
         power *= 10
 
 
-def _spend_distribution(db: DuckDatabase, scope: _Scope) -> Section:
+def _spend_rows(db: DuckDatabase, scope: _Scope) -> list[Row]:
     spends = sorted(int(c["spend"]) for c in _customer_spend(db, scope))
     rows: list[Row] = []
     if spends:
@@ -599,72 +401,264 @@ def _spend_distribution(db: DuckDatabase, scope: _Scope) -> Section:
             if end is None:
                 break
             start = end
-    return Section(
-        "spend_distribution",
-        "Spend per customer",
-        "How much customers spent in the period (gross): the number of customers in each "
-        "spend band, from the band's lower bound up to (not including) its upper bound; the "
-        "last band is open-ended.",
-        (
-            Column("from_minor", "from", Kind.money),
-            Column("to_minor", "to", Kind.money),
-            Column("customers", "customers", Kind.integer),
-            Column("spend_minor", "spend", Kind.money),
+    return rows
+
+
+# The report's sections in order: each as a Section without rows, and where its rows come from.
+_SECTIONS: tuple[tuple[Section, RowSource], ...] = (
+    (
+        Section(
+            "revenue_by_day",
+            "Revenue and energy per day",
+            "What the stations earned and delivered each day, by the stations' local date. "
+            "Net is before VAT, gross is what drivers paid.",
+            (_DAY, *_MONEY_DAY_COLUMNS),
+            compact=("local_day", "sessions", "energy_kwh", "net_minor", "gross_minor"),
+            totals=_MONEY_DAY_TOTALS,
         ),
-        rows,
-        totals=("customers", "spend_minor"),
-    )
-
-
-def _payment_outcomes(db: DuckDatabase, scope: _Scope) -> Section:
-    rows = scope.query(
-        db,
-        "SELECT status, COALESCE(failure_reason, '') AS reason, COUNT(*) AS payments, "
-        "COALESCE(SUM(authorised_minor), 0) AS authorised_minor, "
-        "COALESCE(SUM(captured_minor), 0) AS captured_minor, "
-        "COUNT(*) FILTER (WHERE discrepancy_minor > 0) AS overcharged "
-        "FROM p GROUP BY ALL ORDER BY payments DESC, status, reason",
-    )
-    return Section(
-        "payment_outcomes",
-        "Payment outcomes",
-        "How payments for the sessions ended: captured, declined, failed or voided, with "
-        "the processor's reason, and how many captures were above the session's price.",
-        (
-            Column("status", "status", Kind.text),
-            Column("reason", "reason", Kind.text),
-            Column("payments", "payments", Kind.integer),
-            Column("authorised_minor", "authorised", Kind.money),
-            Column("captured_minor", "captured", Kind.money),
-            Column("overcharged", "overcharged", Kind.integer),
+        _select(
+            f"SELECT CAST(started_at_local AS DATE) AS local_day, {_MONEY_DAY_SQL} "
+            "FROM s GROUP BY local_day ORDER BY local_day"
         ),
-        rows,
-        compact=("status", "reason", "payments", "captured_minor"),
-        totals=("payments", "authorised_minor", "captured_minor", "overcharged"),
-    )
-
-
-def _trial_balance(db: DuckDatabase, currency: str) -> Section:
-    rows = db.execute(
-        "SELECT account, "
-        "COALESCE(SUM(amount_minor) FILTER (WHERE direction = 'debit'), 0) AS debit_minor, "
-        "COALESCE(SUM(amount_minor) FILTER (WHERE direction = 'credit'), 0) AS credit_minor "
-        "FROM fact_postings WHERE currency = ? GROUP BY account ORDER BY account",
-        [currency],
-    )
-    for row in rows:
-        row["balance_minor"] = row["debit_minor"] - row["credit_minor"]
-    return Section(
-        "trial_balance",
-        "Trial balance",
-        "Every posting of the whole ledger in this currency, per account (not filtered by "
-        "date or station): the books balance when debits equal credits.",
-        (
-            Column("account", "account", Kind.text),
-            Column("debit_minor", "debit", Kind.money),
-            Column("credit_minor", "credit", Kind.money),
-            Column("balance_minor", "balance", Kind.money),
+    ),
+    (
+        Section(
+            "revenue_by_station_day",
+            "Revenue and energy per station and day",
+            "The same daily figures for each station on its own (choose a station in the "
+            "chart above to see its days).",
+            (_DAY, _STATION, *_MONEY_DAY_COLUMNS),
+            compact=("local_day", "station_id", "sessions", "energy_kwh", "gross_minor"),
+            rank_by="gross_minor",
+            totals=_MONEY_DAY_TOTALS,
         ),
-        rows,
-        totals=("debit_minor", "credit_minor", "balance_minor"),
-    )
+        _select(
+            f"SELECT CAST(started_at_local AS DATE) AS local_day, station_id, {_MONEY_DAY_SQL} "
+            "FROM s GROUP BY local_day, station_id ORDER BY local_day, station_id"
+        ),
+    ),
+    (
+        Section(
+            "sessions_by_weekday_hour",
+            "Sessions by weekday and hour",
+            "When drivers start charging: sessions started in each hour of each weekday, "
+            "in the stations' local time. Darker is busier.",
+            (
+                Column("weekday", "weekday no", Kind.integer),
+                Column("weekday_name", "weekday", Kind.text),
+                Column("local_hour", "hour", Kind.hour),
+                _SESSIONS,
+                _ENERGY,
+            ),
+            compact=("weekday_name", "local_hour", "sessions", "energy_kwh"),
+            rank_by="sessions",
+            totals=("sessions", "energy_kwh"),
+        ),
+        _select(
+            "SELECT isodow(started_at_local) AS weekday, hour(started_at_local) AS local_hour, "
+            "COUNT(*) AS sessions, COALESCE(SUM(energy_kwh), 0) AS energy_kwh FROM s "
+            "WHERE started_at_local IS NOT NULL GROUP BY ALL ORDER BY weekday, local_hour",
+            then=_weekday_name,
+        ),
+    ),
+    (
+        Section(
+            "station_utilisation",
+            "Station utilisation",
+            "Share of the time each station's connectors were occupied. Under half the fleet "
+            "average is under-used, over one and a half times is over-used.",
+            (
+                _STATION,
+                Column("connectors", "connectors", Kind.integer),
+                _SESSIONS,
+                Column("occupied_hours", "occupied h", Kind.hours),
+                Column("charging_hours", "charging h", Kind.hours),
+                Column("idle_hours", "idle h", Kind.hours),
+                Column("utilisation", "utilisation", Kind.share),
+                Column("vs_fleet_average", "vs fleet", Kind.ratio),
+                Column("band", "band", Kind.text),
+            ),
+            compact=("station_id", "sessions", "occupied_hours", "utilisation", "band"),
+            totals=("sessions", "occupied_hours", "charging_hours", "idle_hours"),
+        ),
+        # As the station_utilisation view, on the filtered sessions; the bands compare
+        # with the whole fleet even when one station is chosen.
+        _select(
+            f""", {utilisation_ctes("fleet")}
+            SELECT * FROM utilisation WHERE ? IS NULL OR station_id = ?
+            ORDER BY utilisation DESC, station_id""",
+            params=lambda scope: [scope.station, scope.station],
+        ),
+    ),
+    (
+        Section(
+            "price_by_tariff",
+            "Price per kWh by tariff",
+            "What a kWh really earned on each tariff version, before VAT, with session fees "
+            "and time charges included.",
+            (
+                Column("tariff_id", "tariff", Kind.text),
+                Column("tariff_version", "version", Kind.integer),
+                _SESSIONS,
+                _ENERGY,
+                Column("net_minor", "net", Kind.money),
+                Column("net_minor_per_kwh", "net per kWh", Kind.money_rate),
+            ),
+            compact=("tariff_id", "tariff_version", "sessions", "net_minor", "net_minor_per_kwh"),
+            totals=("sessions", "energy_kwh", "net_minor"),
+        ),
+        _select(
+            "SELECT tariff_id, tariff_version, COUNT(*) AS sessions,"
+            " SUM(energy_kwh) AS energy_kwh, SUM(subtotal_minor) AS net_minor, "
+            + divided("SUM(subtotal_minor) * 1000", "SUM(energy_wh)", 2, "DECIMAL(18,2)")
+            + " AS net_minor_per_kwh FROM s WHERE total_minor IS NOT NULL GROUP BY ALL"
+            " ORDER BY tariff_id, tariff_version"
+        ),
+    ),
+    (
+        Section(
+            "price_by_component",
+            "Price per kWh by tariff and component",
+            "What each part of the price (energy by time window, time, idle fees, session "
+            "fees) adds to a kWh's net price on each tariff; the parts add up to the tariff's "
+            "price per kWh.",
+            (
+                Column("tariff_id", "tariff", Kind.text),
+                Column("component", "component", Kind.text),
+                Column("window_name", "window", Kind.text),
+                Column("unit", "unit", Kind.text),
+                Column("quantity", "quantity", Kind.quantity),
+                Column("amount_minor", "net", Kind.money),
+                Column("minor_per_kwh", "per kWh", Kind.money_rate),
+            ),
+            compact=("tariff_id", "component", "window_name", "amount_minor", "minor_per_kwh"),
+            totals=("amount_minor",),
+        ),
+        _select(
+            f""", tariff_energy AS (
+                SELECT tariff_id, SUM(energy_wh) AS energy_wh FROM s
+                WHERE total_minor IS NOT NULL GROUP BY tariff_id)
+            SELECT s.tariff_id, li.component, COALESCE(li.window_name, '') AS window_name,
+                   li.unit, SUM(li.quantity) AS quantity, SUM(li.amount_minor) AS amount_minor,
+                   {divided("SUM(li.amount_minor) * 1000", "MAX(t.energy_wh)", 2, "DECIMAL(18,2)")}
+                       AS minor_per_kwh
+            FROM fact_line_items li JOIN s ON s.session_key = li.session_key
+            JOIN tariff_energy t ON t.tariff_id = s.tariff_id
+            WHERE s.total_minor IS NOT NULL
+            GROUP BY s.tariff_id, li.component, window_name, li.unit
+            ORDER BY s.tariff_id, amount_minor DESC, li.component, window_name"""
+        ),
+    ),
+    (
+        Section(
+            "refunds_by_station_reason",
+            "Refunds by station and reason",
+            "Refund requests traced to the station of their session. A reason seen more than "
+            "once at a station is a recurring issue worth a visit.",
+            (
+                _STATION,
+                Column("reason", "reason", Kind.text),
+                Column("refunds", "refunds", Kind.integer),
+                Column("issued", "issued", Kind.integer),
+                Column("rejected", "rejected", Kind.integer),
+                Column("requested_minor", "requested", Kind.money),
+                Column("issued_minor", "paid back", Kind.money),
+                Column("refunds_per_session", "per session", Kind.share),
+                Column("recurring", "recurring", Kind.flag),
+            ),
+            compact=("station_id", "reason", "refunds", "issued_minor", "recurring"),
+            rank_by="refunds",
+            totals=("refunds", "issued", "rejected", "requested_minor", "issued_minor"),
+        ),
+        _select(
+            f""", station_sessions AS (SELECT station_id, COUNT(*) AS sessions FROM s
+                                       GROUP BY station_id)
+            SELECT COALESCE(r.station_id, '') AS station_id, r.reason, COUNT(*) AS refunds,
+                   COUNT(*) FILTER (WHERE r.status = 'issued') AS issued,
+                   COUNT(*) FILTER (WHERE r.status = 'rejected') AS rejected,
+                   SUM(r.amount_minor) AS requested_minor,
+                   COALESCE(SUM(r.issued_minor), 0) AS issued_minor,
+                   {divided("COUNT(*)", "MAX(ss.sessions)", 4, "DECIMAL(9,4)")}
+                       AS refunds_per_session,
+                   COUNT(*) > 1 AS recurring
+            FROM r LEFT JOIN station_sessions ss ON ss.station_id = r.station_id
+            GROUP BY r.station_id, r.reason ORDER BY refunds DESC, station_id, r.reason"""
+        ),
+    ),
+    (
+        Section(
+            "customer_visits",
+            "Repeat customers",
+            "How often customers came back: customers by number of sessions in the period, "
+            "with what they spent (gross).",
+            (
+                Column("visits", "sessions each", Kind.text),
+                Column("customers", "customers", Kind.integer),
+                _SESSIONS,
+                Column("spend_minor", "spend", Kind.money),
+            ),
+            totals=("customers", "sessions", "spend_minor"),
+        ),
+        _visit_rows,
+    ),
+    (
+        Section(
+            "spend_distribution",
+            "Spend per customer",
+            "How much customers spent in the period (gross): the number of customers in each "
+            "spend band, from the band's lower bound up to (not including) its upper bound; the "
+            "last band is open-ended.",
+            (
+                Column("from_minor", "from", Kind.money),
+                Column("to_minor", "to", Kind.money),
+                Column("customers", "customers", Kind.integer),
+                Column("spend_minor", "spend", Kind.money),
+            ),
+            totals=("customers", "spend_minor"),
+        ),
+        _spend_rows,
+    ),
+    (
+        Section(
+            "payment_outcomes",
+            "Payment outcomes",
+            "How payments for the sessions ended: captured, declined, failed or voided, with "
+            "the processor's reason, and how many captures were above the session's price.",
+            (
+                Column("status", "status", Kind.text),
+                Column("reason", "reason", Kind.text),
+                Column("payments", "payments", Kind.integer),
+                Column("authorised_minor", "authorised", Kind.money),
+                Column("captured_minor", "captured", Kind.money),
+                Column("overcharged", "overcharged", Kind.integer),
+            ),
+            compact=("status", "reason", "payments", "captured_minor"),
+            totals=("payments", "authorised_minor", "captured_minor", "overcharged"),
+        ),
+        _select(
+            "SELECT status, COALESCE(failure_reason, '') AS reason, COUNT(*) AS payments, "
+            "COALESCE(SUM(authorised_minor), 0) AS authorised_minor, "
+            "COALESCE(SUM(captured_minor), 0) AS captured_minor, "
+            "COUNT(*) FILTER (WHERE discrepancy_minor > 0) AS overcharged "
+            "FROM p GROUP BY ALL ORDER BY payments DESC, status, reason"
+        ),
+    ),
+    (
+        Section(
+            "trial_balance",
+            "Trial balance",
+            "Every posting of the whole ledger in this currency, per account (not filtered by "
+            "date or station): the books balance when debits equal credits.",
+            (
+                Column("account", "account", Kind.text),
+                Column("debit_minor", "debit", Kind.money),
+                Column("credit_minor", "credit", Kind.money),
+                Column("balance_minor", "balance", Kind.money),
+            ),
+            totals=("debit_minor", "credit_minor", "balance_minor"),
+        ),
+        _trial_balance_rows,
+    ),
+)
+
+SECTION_NAMES = tuple(section.name for section, _ in _SECTIONS)

@@ -44,6 +44,7 @@ def test_queries_bench_plans_use_the_indexes_and_every_view_answers(
     assert "NOT ON ITS INDEX" not in out
 
     assert set(figures["views"]) == set(VIEW_NAMES)
+    assert figures["sessions_copied"]["rows"] == 4000
     for view, measured in figures["views"].items():
         assert measured["rows"] > 0, view
     # 4,000 sessions over 20 stations and 100 customers, as filled.

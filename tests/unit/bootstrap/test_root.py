@@ -8,9 +8,15 @@ import pytest
 
 from bootstrap import Settings, bootstrap
 from bootstrap.ledgers import EmbeddedLedger, KafkaLedger, NeedsKafka, NotEmbedded
+from projections.databases.port import Database
 from replay.home_duckdb import DuckHome
 from replay.home_postgres import PostgresHome
 from replay.home_sqlite import SqliteHome
+
+
+def same_database(queried: Database, live: Database) -> bool:
+    """A query's database (opened without replay's homes) is the home's live one."""
+    return type(queried) is type(live) and vars(queried) == vars(live)
 
 
 def test_embedded_default_is_chosen_without_kafka(tmp_path: Path) -> None:
@@ -18,6 +24,7 @@ def test_embedded_default_is_chosen_without_kafka(tmp_path: Path) -> None:
     assert isinstance(root.ledger, EmbeddedLedger)
     assert isinstance(root.views, SqliteHome)
     assert isinstance(root.analytics, DuckHome)
+    assert same_database(root.views_database(), root.views.live())
     with pytest.raises(NeedsKafka, match="EVLEDGER_KAFKA_BOOTSTRAP"):
         root.ledger.kafka("publish")
 
@@ -32,6 +39,7 @@ def test_kafka_and_postgres_are_chosen_from_the_settings(tmp_path: Path) -> None
     root = bootstrap(settings)
     assert isinstance(root.ledger, KafkaLedger)
     assert isinstance(root.views, PostgresHome)
+    assert same_database(root.views_database(), root.views.live())
     assert root.ledger.kafka("ingest").ledger_topic == "shop.ledger"
     with pytest.raises(NotEmbedded):
         root.ledger.import_target()

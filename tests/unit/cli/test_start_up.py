@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import typer
+
 from audit.export import ExportFormat
 from cli.audit import FileFormat
 
@@ -32,3 +34,28 @@ def test_the_command_line_registers_its_commands_without_the_heavy_modules() -> 
 
 def test_the_export_format_choices_are_the_exporters() -> None:
     assert [f.value for f in FileFormat] == [f.value for f in ExportFormat]
+
+
+def test_each_command_group_adds_the_commands_it_names_and_all_make_the_full_app() -> None:
+    from typer.main import get_command
+
+    from cli.main import COMMAND_GROUPS, build_app
+
+    def names(app: typer.Typer) -> list[str]:
+        return list(getattr(get_command(app), "commands", {}))
+
+    every = names(build_app())
+    for _, group in COMMAND_GROUPS:
+        assert sorted(names(build_app(group[0]))) == sorted(group)
+    assert sorted(every) == sorted(name for _, group in COMMAND_GROUPS for name in group)
+
+
+def test_a_command_line_naming_a_command_imports_no_other_command_module() -> None:
+    probe = (
+        "import sys\nfrom cli.main import build_app\nbuild_app('history')\n"
+        "print(' '.join(m for m in sys.modules if m.startswith('cli.')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    others = {"cli.audit", "cli.ocpi", "cli.pipeline", "cli.replay", "cli.serve", "cli.demo"}
+    assert others & set(done.stdout.split()) == set()
+    assert "cli.queries" in done.stdout.split()
