@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException
 
 from api import routes_analytics, routes_audit, routes_ops, routes_read, routes_refund_requests
 from api.auth import KeyCache
+from api.history_fast import HistoryFastPath
 from api.observe import ApiMetrics, ObserveMiddleware, configure_logging
 from api.params import no_unknown_query
 from api.problems import ProblemDocument, problem_response
@@ -166,6 +167,8 @@ def create_app(root: Root | None = None, pool_size: int = 20) -> FastAPI:
     ):
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    # Added first, so it runs inside ObserveMiddleware (request ids, log, metrics).
+    app.add_middleware(HistoryFastPath, state=state, routes=routes_read.router.routes)
     app.add_middleware(ObserveMiddleware, metrics=metrics)
     return app
 
