@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -32,6 +33,26 @@ class KeyCache:
     def __init__(self) -> None:
         self._entries: dict[str, tuple[float, ApiKey]] = {}
         self._lock = threading.Lock()
+        # One lookup per key at a time: when a busy key's entry expires, every request in
+        # flight with it would otherwise ask the database at once (a burst every TTL).
+        self._lookups: dict[str, asyncio.Future[ApiKey | None]] = {}
+
+    async def verified(
+        self, presented: str, lookup: Callable[[], Awaitable[ApiKey | None]]
+    ) -> ApiKey | None:
+        """The key, from the cache or else from ``lookup`` (shared by concurrent callers)."""
+        key = self.get(presented)
+        if key is not None:
+            return key
+        pending = self._lookups.get(presented)
+        if pending is None:
+            pending = asyncio.ensure_future(lookup())
+            self._lookups[presented] = pending
+            pending.add_done_callback(lambda _: self._lookups.pop(presented, None))
+        key = await asyncio.shield(pending)
+        if key is not None:
+            self.put(presented, key)
+        return key
 
     def get(self, presented: str) -> ApiKey | None:
         with self._lock:
@@ -58,14 +79,13 @@ async def _authenticate(
             headers=_CHALLENGE,
         )
     presented = credentials.credentials
-    key = state.key_cache.get(presented)
+    key = await state.key_cache.verified(
+        presented, lambda: run_in_threadpool(_lookup, state, presented)
+    )
     if key is None:
-        key = await run_in_threadpool(_lookup, state, presented)
-        if key is None:
-            raise Problem(
-                401, "the API key is not valid (unknown, malformed or revoked)", headers=_CHALLENGE
-            )
-        state.key_cache.put(presented, key)
+        raise Problem(
+            401, "the API key is not valid (unknown, malformed or revoked)", headers=_CHALLENGE
+        )
     return key
 
 

@@ -31,17 +31,19 @@ from api.schemas import (
     page_json,
     refund_document,
 )
-from api.state import api_state
+from api.state import ApiState, api_state
 from projections.payment_history import SUMMARY_COLUMNS, BadCursor, history_query, payment
 from projections.refund_status import REFUND_STATUSES, query_refunds, refund
 
 router = APIRouter(prefix="/v1", tags=["payments and refunds"])
-Reader = Annotated[ApiKey, Depends(require(Role.support, Role.auditor))]
+READER_ROLES = (Role.support, Role.auditor)
+Reader = Annotated[ApiKey, Depends(require(*READER_ROLES))]
 _ERRORS = problem_responses(400, 401, 403, 422, 503)
 
 
-async def _page(
-    request: Request,
+async def history_page(
+    state: ApiState,
+    path: str,
     *,
     customer_id: str | None,
     station_id: str | None,
@@ -49,11 +51,13 @@ async def _page(
     period_to: str | None,
     limit: int,
     after: str | None,
-) -> Response:
+) -> bytes:
+    """A history page's document; ``path`` is the request's, for the `next` link. Shared
+    by the routes and their fast path (api/history_fast.py), so both answer the same bytes."""
     moment_from = parse_time(period_from, "from")
     moment_to = parse_time(period_to, "to")
     # On the event loop: a page costs no thread hop, and its rows go straight to JSON.
-    async with api_state(request).views.async_connection() as db:
+    async with state.views.async_connection() as db:
         try:
             query = history_query(
                 db.param,
@@ -77,8 +81,13 @@ async def _page(
             params["from"] = period_from
         if period_to is not None:
             params["to"] = period_to
-        next_link = f"{request.url.path}?{urlencode(params)}"
-    return Response(page_json(page.rows, page.next_cursor, next_link), media_type=JSON)
+        next_link = f"{path}?{urlencode(params)}"
+    return page_json(page.rows, page.next_cursor, next_link)
+
+
+async def _page(request: Request, **query: Any) -> Response:
+    document = await history_page(api_state(request), request.url.path, **query)
+    return Response(document, media_type=JSON)
 
 
 @router.get("/customers/{customer_id}/payments", response_model=PaymentPage, responses=_ERRORS)

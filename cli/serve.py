@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -40,6 +41,10 @@ def serve(
         "access_log": False,
         "log_level": "info",
         "server_header": False,
+        # Named, not "auto": without them uvicorn would fall back to pure-Python HTTP
+        # parsing and asyncio's own loop in silence, each costlier per request.
+        "http": "httptools",
+        "loop": "asyncio" if sys.platform == "win32" else "uvloop",
     }
     if workers == 1:
         from api.app import create_app

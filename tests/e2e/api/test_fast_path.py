@@ -1,0 +1,87 @@
+"""The history pages' fast path answers what the routes answer: a key's first request is
+verified and answered by the FastAPI routes, the next ones (the key now cached) by the fast
+path; both give the same status, headers and bytes. Errors go to the routes either way."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from api.keys import Role, create_key
+from projections.databases.postgres import PostgresDatabase
+from tests.e2e.api.conftest import Server
+
+pytestmark = pytest.mark.postgres
+
+_VARYING = {"date"}
+_HEADERS = {"X-Request-ID": "fast-path-test"}  # the same in both answers' problem documents
+
+
+def _new_key(server: Server, role: Role) -> str:
+    db = PostgresDatabase(server.dsn)
+    try:
+        return create_key(db, role, f"fast-path-{role.value}")[0]
+    finally:
+        db.close()
+
+
+def _both_ways(server: Server, path: str, role: Role = Role.support) -> httpx.Response:
+    """The answer of the routes (a fresh key) and of the fast path (the same key again)."""
+    authorization = f"Bearer {_new_key(server, role)}"
+    with server.client(Authorization=authorization, **_HEADERS) as client:
+        routes, fast = client.get(path), client.get(path)
+    assert fast.status_code == routes.status_code, path
+    assert fast.content == routes.content, path
+    kept = [(name, value) for name, value in routes.headers.items() if name not in _VARYING]
+    assert [(n, v) for n, v in fast.headers.items() if n not in _VARYING] == kept, path
+    return fast
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/customers/C1/payments?limit=1",
+        "/v1/customers/C1/payments",
+        "/v1/stations/ST-A/payments?from=2020-01-01T00:00:00Z&to=2100-01-01T00:00:00%2B02:00",
+        "/v1/customers/nobody/payments?limit=500",
+    ],
+)
+def test_the_same_page_by_either_path(server: Server, path: str) -> None:
+    assert _both_ways(server, path).status_code == 200
+
+
+def test_next_links_by_either_path(server: Server) -> None:
+    first = _both_ways(server, "/v1/customers/C1/payments?limit=1").json()
+    second = _both_ways(server, first["next"]).json()
+    assert [item["payment_id"] for item in second["items"]] == ["P1"]
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/v1/customers/C1/payments?limit=0", 422),
+        ("/v1/customers/C1/payments?limit=1&limit=2", 200),
+        ("/v1/customers/C1/payments?limt=1", 422),
+        ("/v1/customers/C1/payments?after=bogus", 400),
+        ("/v1/customers/C1/payments?after=", 400),
+        ("/v1/customers/C1/payments?from=2024-05-01T10:00:00", 422),
+        ("/v1/customers/%01/payments", 422),
+    ],
+)
+def test_requests_the_fast_path_leaves_to_the_routes(
+    server: Server, path: str, status: int
+) -> None:
+    assert _both_ways(server, path).status_code == status
+
+
+def test_a_cached_key_of_another_role_is_still_refused(server: Server) -> None:
+    response = _both_ways(server, "/v1/customers/C1/payments", Role.analyst)
+    assert response.status_code == 403
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_the_access_log_names_the_route_template(server: Server) -> None:
+    _both_ways(server, "/v1/stations/ST-A/payments?limit=2")
+    log = server.log.read_text()
+    assert "GET /v1/stations/{station_id}/payments 200" in log
+    assert "/v1/stations/ST-A" not in log

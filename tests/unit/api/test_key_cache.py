@@ -1,0 +1,68 @@
+"""The key cache asks the database once per key however many requests miss it together,
+and forgets a verified key after its TTL (so a revocation takes effect within it)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+
+from api import auth
+from api.auth import KeyCache
+from api.keys import ApiKey, Role
+
+_KEY = ApiKey("k1", "test", Role.support, datetime(2024, 1, 1, tzinfo=UTC), None)
+
+
+def test_concurrent_misses_share_one_lookup() -> None:
+    cache = KeyCache()
+    lookups = 0
+
+    async def lookup() -> ApiKey | None:
+        nonlocal lookups
+        lookups += 1
+        await asyncio.sleep(0.01)
+        return _KEY
+
+    async def many() -> list[ApiKey | None]:
+        return await asyncio.gather(*(cache.verified("evk_x", lookup) for _ in range(50)))
+
+    assert asyncio.run(many()) == [_KEY] * 50
+    assert lookups == 1
+    assert cache.get("evk_x") == _KEY
+
+
+def test_unknown_keys_are_not_cached_and_failures_reach_every_caller() -> None:
+    cache = KeyCache()
+    calls = 0
+
+    async def unknown() -> ApiKey | None:
+        nonlocal calls
+        calls += 1
+        return None
+
+    async def failing() -> ApiKey | None:
+        await asyncio.sleep(0.01)
+        raise RuntimeError("database down")
+
+    async def run() -> None:
+        assert await cache.verified("evk_bad", unknown) is None
+        assert await cache.verified("evk_bad", unknown) is None
+        results = await asyncio.gather(
+            *(cache.verified("evk_y", failing) for _ in range(3)), return_exceptions=True
+        )
+        assert [type(result) for result in results] == [RuntimeError] * 3
+
+    asyncio.run(run())
+    assert calls == 2
+    assert cache.get("evk_y") is None
+
+
+def test_a_verified_key_expires_after_the_ttl(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(auth, "KEY_CACHE_TTL_S", 0.05)
+    cache = KeyCache()
+    cache.put("evk_z", _KEY)
+    assert cache.get("evk_z") == _KEY
+    asyncio.run(asyncio.sleep(0.06))
+    assert cache.get("evk_z") is None
