@@ -134,8 +134,10 @@ class LedgerReader:
             offsets = consumer.end_offsets([partition], timeout_ms=int(self.timeout_s * 1000))
             return int(offsets[partition])
 
-    def read(self, offsets: Sequence[int]) -> dict[int, LedgerRecord]:
-        """The records at the given offsets (each must be a committed ledger record)."""
+    def read(self, offsets: Sequence[int], remember: bool = True) -> dict[int, LedgerRecord]:
+        """The records at the given offsets (each must be a committed ledger record); those
+        fetched are cached unless ``remember`` is False (a scan reads each record once, and
+        caching it would push out the aggregates' records that are read again)."""
         found: dict[int, LedgerRecord] = {}
         missing: set[int] = set()
         for offset in offsets:
@@ -147,7 +149,8 @@ class LedgerReader:
         if missing:
             for offset, record in self._fetch(min(missing), max(missing) + 1, missing):
                 found[offset] = record
-                self.cache.put(offset, record)
+                if remember:
+                    self.cache.put(offset, record)
             if not missing.issubset(found):
                 raise LedgerReadError(
                     f"offsets {sorted(missing - found.keys())[:5]} of {self.topic!r} are not "
