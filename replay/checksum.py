@@ -30,9 +30,11 @@ def _decimal(value: Decimal) -> str:
 
 
 def _timestamp(value: datetime) -> str:
-    # Naive timestamps are the UTC ones DuckDB stores (see projections.databases.duckdb).
-    moment = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+    if value.tzinfo is None:
+        # A naive timestamp is a UTC one DuckDB stored (see projections.databases.duckdb):
+        # spelled as its aware twin would be, without making one.
+        return value.isoformat(timespec="microseconds") + "+00:00"
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 # The exact types the drivers return, spelled without walking the isinstance chain below:
