@@ -7,7 +7,7 @@ it runs unchanged on the POPO, SQLite and Kafka persistence modules.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -86,6 +86,16 @@ log = logging.getLogger(__name__)
 # Told a batch's results once they are decided: just before the batch's one save, or after
 # the one-at-a-time fallback has saved each command.
 FinishBatch = Callable[[list["CommandResult | Exception"]], None]
+
+
+def _replayed(aggregate: Any, events: Iterable[Any]) -> Any:
+    """The aggregate after its stored events: the library's project_aggregate without its
+    per-event ``isinstance`` against a runtime Protocol, which walks the Protocol's members
+    each time (on Python 3.11 a large share of loading an aggregate). Every stored event is
+    one of the domain's event classes, whose ``mutate`` the library defines."""
+    for event in events:
+        aggregate = event.mutate(aggregate)
+    return aggregate
 
 
 def _nothing_to_add(results: list[CommandResult | Exception]) -> None:
@@ -306,7 +316,7 @@ class BillingApplication(Application[UUID]):
             aggregate = self._unit_of_work[aggregate_id]
         else:
             try:
-                aggregate = self.repository.get(aggregate_id)
+                aggregate = self.repository.get(aggregate_id, projector_func=_replayed)
             except AggregateNotFoundError:
                 return None
         if not isinstance(aggregate, aggregate_class):  # pragma: no cover - ids are typed

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from projections.databases.port import Database, to_json
@@ -28,14 +29,24 @@ def _decimal(value: Decimal) -> str:
     return "0" if value.is_zero() else format(value.normalize(), "f")
 
 
+def _timestamp(value: datetime) -> str:
+    if value.tzinfo is None:
+        # A naive timestamp is a UTC one DuckDB stored (see projections.databases.duckdb):
+        # spelled as its aware twin would be, without making one.
+        return value.isoformat(timespec="microseconds") + "+00:00"
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
 # The exact types the drivers return, spelled without walking the isinstance chain below:
 # a checksum spells every value of every row, so this is most of a rebuild's compare.
 _SPELLING: dict[type, Callable[[Any], str]] = {
     type(None): lambda value: "null",
     bool: lambda value: "true" if value else "false",
     int: str,
-    str: json.dumps,
+    # What json.dumps returns for a str, without its per-call set-up.
+    str: encode_basestring_ascii,
     Decimal: _decimal,
+    datetime: _timestamp,
 }
 
 
@@ -55,9 +66,7 @@ def canonical_value(value: Any) -> str:
     if isinstance(value, Decimal):
         return _decimal(value)
     if isinstance(value, datetime):
-        # Naive timestamps are the UTC ones DuckDB stores (see projections.databases.duckdb).
-        moment = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-        return moment.astimezone(UTC).isoformat(timespec="microseconds")
+        return _timestamp(value)
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, timedelta):

@@ -164,7 +164,7 @@ class Ledger:
     ) -> list[LedgerRecord]:
         self.refresh()
         indexed = self.index.notifications(first_id, limit, stop, topics)
-        records = self.reader.read([entry.offset for entry in indexed])
+        records = self.reader.read([entry.offset for entry in indexed], remember=False)
         return [records[entry.offset] for entry in indexed]
 
     def max_notification_id(self) -> int | None:

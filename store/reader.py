@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -15,6 +16,8 @@ from store.kafka_clients import KafkaConnection
 from store.records import LedgerRecord
 
 DEFAULT_CACHE_RECORDS = 20_000
+# Records per poll of a read.
+POLL_RECORDS = 2000
 
 
 class LedgerReadError(OperationalError):
@@ -74,6 +77,8 @@ class LedgerReader:
         self._pool: list[Any] = []
         self._pool_lock = threading.Lock()
         self._closed = False
+        # Per pooled consumer, the offset its next poll continues from without a seek.
+        self._resume: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 
     def _new_consumer(self) -> Any:
         from kafka import TopicPartition
@@ -134,8 +139,10 @@ class LedgerReader:
             offsets = consumer.end_offsets([partition], timeout_ms=int(self.timeout_s * 1000))
             return int(offsets[partition])
 
-    def read(self, offsets: Sequence[int]) -> dict[int, LedgerRecord]:
-        """The records at the given offsets (each must be a committed ledger record)."""
+    def read(self, offsets: Sequence[int], remember: bool = True) -> dict[int, LedgerRecord]:
+        """The records at the given offsets (each must be a committed ledger record); those
+        fetched are cached unless ``remember`` is False (a scan reads each record once, and
+        caching it would push out the aggregates' records that are read again)."""
         found: dict[int, LedgerRecord] = {}
         missing: set[int] = set()
         for offset in offsets:
@@ -147,7 +154,8 @@ class LedgerReader:
         if missing:
             for offset, record in self._fetch(min(missing), max(missing) + 1, missing):
                 found[offset] = record
-                self.cache.put(offset, record)
+                if remember:
+                    self.cache.put(offset, record)
             if not missing.issubset(found):
                 raise LedgerReadError(
                     f"offsets {sorted(missing - found.keys())[:5]} of {self.topic!r} are not "
@@ -167,16 +175,22 @@ class LedgerReader:
         partition = TopicPartition(self.topic, 0)
         remaining = None if wanted is None else set(wanted)
         with self._consumer() as consumer:
-            consumer.seek(partition, start)
+            # A seek drops whatever the consumer fetched ahead (and has it re-validate its
+            # position): a read that goes on where the last one stopped skips it.
+            if self._resume.pop(consumer, None) != start:
+                consumer.seek(partition, start)
             deadline = time.monotonic() + self.timeout_s
-            while consumer.position(partition) < end:
+            while (position := consumer.position(partition)) < end:
                 if remaining is not None and not remaining:
-                    return
+                    break
                 if time.monotonic() > deadline:
                     raise LedgerReadError(
                         f"timed out reading {self.topic!r} offsets {start}..{end - 1}"
                     )
-                batches = consumer.poll(timeout_ms=200, max_records=2000)
+                # Never more records than offsets left before `end`: records polled past it
+                # would be parsed, dropped here, and fetched and parsed again by the next read.
+                wanted_now = max(1, min(POLL_RECORDS, end - position))
+                batches = consumer.poll(timeout_ms=200, max_records=wanted_now)
                 for message in batches.get(partition, ()):
                     if message.offset >= end:
                         return
@@ -190,3 +204,5 @@ class LedgerReader:
                         message.offset,
                         LedgerRecord.decode(message.key, message.value, message.headers),
                     )
+            # Every record polled was yielded or passed over: the next read may go on here.
+            self._resume[consumer] = consumer.position(partition)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from binascii import hexlify, unhexlify
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -19,6 +20,8 @@ HEADER_ORIGINATOR_VERSION = "evledger.originator_version"
 HEADER_NOTIFICATION_ID = "evledger.notification_id"
 HEADER_PREV_HASH = "evledger.prev_hash"
 HEADER_HASH = "evledger.hash"
+
+_FORMAT_HEADER = (HEADER_FORMAT, FORMAT_VERSION.encode())
 
 # The chain starts from 32 zero bytes, so the first record's prev_hash is 64 '0' digits.
 GENESIS_HASH = bytes(32)
@@ -101,13 +104,15 @@ class LedgerRecord:
         return self.originator_id.encode()
 
     def headers(self) -> list[tuple[str, bytes]]:
+        # Built for every record the writer sends: bytes formatted directly (the same bytes
+        # as str(...).encode()), the constant format header shared.
         return [
-            (HEADER_FORMAT, FORMAT_VERSION.encode()),
+            _FORMAT_HEADER,
             (HEADER_TOPIC, self.topic.encode()),
-            (HEADER_ORIGINATOR_VERSION, str(self.originator_version).encode()),
-            (HEADER_NOTIFICATION_ID, str(self.notification_id).encode()),
-            (HEADER_PREV_HASH, self.prev_hash.hex().encode()),
-            (HEADER_HASH, self.hash.hex().encode()),
+            (HEADER_ORIGINATOR_VERSION, b"%d" % self.originator_version),
+            (HEADER_NOTIFICATION_ID, b"%d" % self.notification_id),
+            (HEADER_PREV_HASH, hexlify(self.prev_hash)),
+            (HEADER_HASH, hexlify(self.hash)),
         ]
 
     @classmethod
@@ -126,8 +131,8 @@ class LedgerRecord:
                 originator_version=int(found[HEADER_ORIGINATOR_VERSION]),
                 topic=found[HEADER_TOPIC].decode(),
                 state=value or b"",
-                prev_hash=bytes.fromhex(found[HEADER_PREV_HASH].decode()),
-                hash=bytes.fromhex(found[HEADER_HASH].decode()),
+                prev_hash=unhexlify(found[HEADER_PREV_HASH]),
+                hash=unhexlify(found[HEADER_HASH]),
             )
         except KeyError as missing:
             raise RecordFormatError(f"ledger record lacks header {missing}") from None

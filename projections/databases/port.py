@@ -122,6 +122,11 @@ class Database(ABC):
             self.execute(statement, [value for record in chunk for value in record])
 
 
+# Types every backend's ``param`` returns unchanged (exact types: an enum member is not one),
+# so the per-value call is skipped for most of a batch's values.
+_BOUND_AS_IS = frozenset({str, int, bool, type(None)})
+
+
 def upsert(
     db: Database,
     table: str,
@@ -169,9 +174,13 @@ def _records_by_columns(
     """Each row as its key and values (``db.param``), grouped by the columns it has: one
     statement per group."""
     by_columns: dict[tuple[str, ...], list[list[Any]]] = {}
+    param = db.param
     for key, values in rows.items():
         columns = tuple(sorted(values))
-        record = [*key, *(db.param(values[column]) for column in columns)]
+        record = [*key]
+        for column in columns:
+            value = values[column]
+            record.append(value if type(value) in _BOUND_AS_IS else param(value))
         by_columns.setdefault(columns, []).append(record)
     return by_columns
 

@@ -120,9 +120,10 @@ class PostgresDatabase(Database):
     ) -> None:
         """One array parameter per column, unnested: a batch's rows in one short statement.
         A multi-row VALUES binds a parameter per value, and parsing and binding thousands
-        of them in psycopg took a large share of a rebuild."""
+        of them in psycopg took a large share of a rebuild. The arrays go in binary (``%b``):
+        the text format escapes every element with a regular expression, four times slower."""
         types = self.column_types(table, columns)
-        arrays = ", ".join(f"?::{types[column]}[]" for column in columns)
+        arrays = ", ".join(f"%b::{types[column]}[]" for column in columns)
         self.execute(
             f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({arrays}) "
             + on_conflict,

@@ -1,0 +1,55 @@
+"""The bulk writes skip ``Database.param`` for the value types every backend binds as they
+are: that holds only while no backend converts one of them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from projections.databases.duckdb import DuckDatabase
+from projections.databases.port import _BOUND_AS_IS, Database, _records_by_columns
+from projections.databases.postgres import PostgresDatabase
+from projections.databases.sqlite import SqliteDatabase
+
+
+def backends(tmp_path: Path) -> list[Database]:
+    # None of these connects before a statement runs.
+    return [
+        DuckDatabase(tmp_path / "a.duckdb"),
+        SqliteDatabase(tmp_path / "v.sqlite3"),
+        PostgresDatabase("postgresql://nobody@127.0.0.1:1/none"),
+    ]
+
+
+@pytest.mark.parametrize("value", ["text", 7, 2**70, True, False, None])
+def test_every_backend_binds_these_types_as_they_are(tmp_path: Path, value: Any) -> None:
+    assert type(value) in _BOUND_AS_IS
+    for db in backends(tmp_path):
+        assert db.param(value) is value, type(db).__name__
+
+
+def comparable(records: dict[tuple[str, ...], list[list[Any]]]) -> Any:
+    """Records with PostgreSQL's JSON wrappers (equal only to themselves) unwrapped."""
+    return {
+        columns: [[getattr(value, "obj", value) for value in record] for record in group]
+        for columns, group in records.items()
+    }
+
+
+def test_records_are_what_param_makes_of_each_value(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    rows = {
+        ("k1",): {"b": 1, "a": "x", "c": None, "d": Decimal("1.50"), "e": {"j": [1]}},
+        ("k2",): {"a": "y", "t": datetime(2024, 5, 1, 12, tzinfo=UTC)},
+    }
+    for db in backends(tmp_path):
+        expected: dict[tuple[str, ...], list[list[Any]]] = {}
+        for key, values in rows.items():
+            columns = tuple(sorted(values))
+            record = [*key, *(db.param(values[column]) for column in columns)]
+            expected.setdefault(columns, []).append(record)
+        assert comparable(_records_by_columns(db, rows)) == comparable(expected), db
