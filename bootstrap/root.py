@@ -195,6 +195,9 @@ class Root:
         models = self.read_models(names)
         with ExitStack() as stack:
             stack.callback(lambda: [model.db.close() for model in models])
+            # Runs before the databases close (an ExitStack unwinds in reverse).
+            for model in models:
+                stack.callback(model.finish)
             projectors = []
             for shard in range(self.ledger.shards):
                 source = stack.enter_context(self.ledger_source(shard))

@@ -436,6 +436,12 @@ class Analytics(ReadModel):
         if self.publisher is not None:
             self.publisher.after_batch(caught_up)
 
+    def finish(self) -> None:
+        # The last batches' copy may have been held back to keep copying cheap; readers
+        # must see everything a finished `project --until-idle` or a stopped `run` wrote.
+        if self.publisher is not None:
+            self.publisher.publish_pending()
+
     def write(self, rows: dict[Entity, Rows]) -> None:
         for table in FACT_TABLES:
             picked = widened(rows[table.entity], table.value_columns)

@@ -106,6 +106,14 @@ class SnapshotPublisher:
         since = self.clock() - self._last
         if since < COPY_SHARE_FACTOR * self._cost or (not caught_up and since < self.interval_s):
             return
+        self._publish()
+
+    def publish_pending(self) -> None:
+        """Publish now if anything changed since the last copy, whatever the rate."""
+        if self._changed:
+            self._publish()
+
+    def _publish(self) -> None:
         started = self.clock()
         try:
             publish_snapshot(self.db)

@@ -84,6 +84,11 @@ class ReadModel(ABC):
         end); nothing by default."""
         return None
 
+    def finish(self) -> None:
+        """Called once when the projector stops, before the database closes; nothing by
+        default."""
+        return None
+
     @abstractmethod
     def write(self, rows: dict[Entity, Rows]) -> None:
         """Write one batch's folded rows (inside the batch's transaction)."""

@@ -111,3 +111,21 @@ def test_a_slow_copy_is_not_repeated_at_once(tmp_path: Path) -> None:
     assert publisher.published == 2
     assert _sessions(db.path) == 1
     db.close()
+
+
+def test_a_copy_held_back_is_published_when_the_projector_finishes(tmp_path: Path) -> None:
+    ticks = iter(range(1_000))
+    db = DuckDatabase(tmp_path / "analytics.duckdb")
+    publisher = SnapshotPublisher(db, interval_s=0, clock=lambda: float(next(ticks)))
+    model = Analytics(db, publisher)
+    model.create()
+    model.after_batch(caught_up=True)
+    _add(model, "S1")
+    model.after_batch(caught_up=True)  # too soon after the first copy: held back
+    assert (publisher.published, _sessions(db.path)) == (1, 0)
+    # `project --until-idle` ends here: readers must see what it wrote.
+    model.finish()
+    assert (publisher.published, _sessions(db.path)) == (2, 1)
+    model.finish()  # nothing changed since: nothing copied
+    assert publisher.published == 2
+    db.close()
