@@ -26,9 +26,14 @@ class ProjectionPositionConflict(RuntimeError):
     moved it (or the read model was reset). Nothing of the batch was written."""
 
 
+def create_tracking_table(db: Database) -> None:
+    """The tracking table, if it is not there yet."""
+    db.execute(_CREATE)
+
+
 def create_tracking(db: Database, projection_name: str, application_name: str) -> None:
     """The tracking table and this projection's row at position 0 (nothing applied)."""
-    db.execute(_CREATE)
+    create_tracking_table(db)
     if not db.execute(
         f"SELECT 1 AS found FROM {TRACKING_TABLE} WHERE projection_name = ?", [projection_name]
     ):

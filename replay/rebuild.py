@@ -1,6 +1,7 @@
 """Rebuild read models from the start of the ledger beside the live ones, prove them equal
-with a checksum per table, and swap them in (Guarantee 7). A sharded ledger is rebuilt from
-every shard into the one rebuild place, one position per shard, and swapped once.
+with a checksum per table, and swap them in (Guarantee 7). A sharded ledger's shards are
+rebuilt in parallel processes (replay/shard_processes.py), each into places of its own, then
+merged into the one rebuild place, one position per shard, and swapped once.
 
 The live models keep serving throughout. The rebuild replays the ledger into a new schema
 or file, then, with the live models held still at some position, brings the rebuild to
@@ -17,8 +18,10 @@ from typing import TYPE_CHECKING
 
 from projections.read_model import ReadModel
 from projections.runner import LedgerSource
+from projections.tracking import TRACKING_TABLE, create_tracking_table
 from replay.checksum import TableChecksum, model_checksums
 from replay.ledger_prefix import REBUILD_BATCH_SIZE, ProgressHook, project_shards, project_to
+from replay.shard_processes import part_tag, rebuild_shards
 from replay.swap import LiveModelBusy, LiveSide
 from replay.targets import ModelGroup, Place, new_tag
 
@@ -98,16 +101,30 @@ def rebuild(
     checksums equal the live model's (or ``force``)."""
     groups = root.groups(names)
     tag = new_tag()
-    places = [group.home.rebuild_place(tag) for group in groups]
+    shards = len(root.shard_names())
+    # A sharded ledger's shards are first rebuilt in processes of their own (shard p into
+    # places tagged part_tag(tag, p)), then merged into the one rebuild place.
+    parts = [
+        [group.home.rebuild_place(part_tag(tag, shard)) for group in groups]
+        for shard in range(shards if shards > 1 else 0)
+    ]
+    places: list[Place] = []
+    started = time.perf_counter()
     try:
+        if parts:
+            rebuild_shards(root, names, tag, batch_size=batch_size, progress=progress)
+        places = [group.home.rebuild_place(tag) for group in groups]
+        for index, (group, place) in enumerate(zip(groups, places, strict=True)):
+            if parts:
+                _merge(group, place, [shard_places[index] for shard_places in parts])
         with root.ledger_sources() as sources:
             rebuilt = {
                 group: [model_class(place.db) for model_class in group.classes]
                 for group, place in zip(groups, places, strict=True)
             }
-            started = time.perf_counter()
             every = [model for models in rebuilt.values() for model in models]
-            # One pass over the ledger (each shard's batches in turn) feeds every model.
+            # One pass over the ledger (each shard's batches in turn) feeds every model; after
+            # the shard processes, it only reads what the shards recorded since.
             reached = project_shards(sources, every, batch_size=batch_size, progress=progress)
             seconds = time.perf_counter() - started
             outcomes = [
@@ -123,8 +140,20 @@ def rebuild(
             ]
         return RebuildReport(outcomes, reached, seconds)
     finally:
-        for place in places:
+        for place in [*places, *(place for shard_places in parts for place in shard_places)]:
             place.discard()
+
+
+def _merge(group: ModelGroup, place: Place, parts: Sequence[Place]) -> None:
+    """The rebuild place of ``group`` made of the shards' places: the tables, then every
+    part's rows and positions (one tracking row per shard, each in one part only)."""
+    with place.db.transaction():
+        for model_class in group.classes:
+            for statement in model_class.ddl:
+                place.db.execute(statement)
+        create_tracking_table(place.db)
+    tables = [table for model_class in group.classes for table in model_class.tables]
+    group.home.merge(place, parts, [*tables, TRACKING_TABLE])
 
 
 def _swap_group(

@@ -67,6 +67,13 @@ class ReadModelHome(ABC):
         """A new, empty schema or file beside the live one (same server, same directory)."""
 
     @abstractmethod
+    def merge(self, into: Place, parts: Sequence[Place], tables: Sequence[str]) -> None:
+        """Copy every row of ``tables`` from the places ``parts`` (a sharded rebuild's, one
+        per shard, closed) into ``into``, whose tables exist. A row whose key is there
+        already is skipped: only reference data (tariffs) is on several shards, and each
+        shard writes it alike."""
+
+    @abstractmethod
     def snapshot_place(self, directory: Path, label: str) -> Place:
         """The named snapshot's schema or file, emptied first (a snapshot is rebuilt whole);
         ``directory`` is the snapshot's own directory, laid out like a data dir."""
@@ -127,13 +134,21 @@ class ReplaySite(Protocol):
     """What rebuild and point in time need of the process they run in (the composition
     root provides it): the ledger, its positions, and the read models' homes."""
 
-    def ledger_source(self) -> AbstractContextManager[LedgerSource]: ...
+    def ledger_source(self, shard: int | None = None) -> AbstractContextManager[LedgerSource]: ...
 
     def ledger_sources(self) -> AbstractContextManager[list[LedgerSource]]: ...
 
     def positions(self, source: LedgerSource) -> LedgerPositions: ...
 
     def groups(self, names: Sequence[str]) -> list[ModelGroup]: ...
+
+    def shard_names(self) -> list[str]:
+        """Each ledger shard as a person names it, shard 0 first (one: unsharded)."""
+        ...
+
+    def for_another_process(self) -> ReplaySite:
+        """A site like this one with nothing opened yet, for a child process to use."""
+        ...
 
     @property
     def snapshots_dir(self) -> Path: ...
