@@ -146,7 +146,8 @@ def rebuild(
 
 def _merge(group: ModelGroup, place: Place, parts: Sequence[Place]) -> None:
     """The rebuild place of ``group`` made of the shards' places: the tables, then every
-    part's rows and positions (one tracking row per shard, each in one part only)."""
+    part's rows and positions (one tracking row per shard, each in one part only), then the
+    columns a row takes from rows that may be on another shard (``ReadModel.rejoin``)."""
     with place.db.transaction():
         for model_class in group.classes:
             for statement in model_class.ddl:
@@ -154,6 +155,9 @@ def _merge(group: ModelGroup, place: Place, parts: Sequence[Place]) -> None:
         create_tracking_table(place.db)
     tables = [table for model_class in group.classes for table in model_class.tables]
     group.home.merge(place, parts, [*tables, TRACKING_TABLE])
+    with place.db.transaction():
+        for model_class in group.classes:
+            model_class(place.db).rejoin()
 
 
 def _swap_group(
