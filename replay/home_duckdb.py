@@ -39,6 +39,11 @@ class DuckHome(ReadModelHome):
     def rebuild_place(self, tag: str) -> Place:
         return self._file_place(self.path.with_name(f"{self.path.stem}.rebuild-{tag}.duckdb"))
 
+    def reader(self, place: Place) -> DuckDatabase:
+        return DuckDatabase(
+            Path(place.where), read_only=True, memory_limit_mib=self.memory_limit_mib
+        )
+
     def merge(self, into: Place, parts: Sequence[Place], tables: Sequence[str]) -> None:
         """ATTACH each part and copy its tables in one transaction (a table without a key
         holds rows keyed by ledger position, unique across shards: no conflict check)."""

@@ -54,6 +54,9 @@ class PostgresHome(ViewsHome):
     def rebuild_place(self, tag: str) -> Place:
         return self._schema_place(f"{REBUILD_SCHEMA_PREFIX}{tag}")
 
+    def reader(self, place: Place) -> PostgresDatabase:
+        return PostgresDatabase(self.dsn, schema=place.where.removeprefix("schema "))
+
     def merge(self, into: Place, parts: Sequence[Place], tables: Sequence[str]) -> None:
         """Copy each part schema's rows into the rebuild schema in one transaction
         (generated columns are computed again)."""

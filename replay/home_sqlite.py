@@ -41,6 +41,9 @@ class SqliteHome(ViewsHome):
     def rebuild_place(self, tag: str) -> Place:
         return self._file_place(self.path.with_name(f"{self.path.stem}.rebuild-{tag}.sqlite3"))
 
+    def reader(self, place: Place) -> SqliteDatabase:
+        return SqliteDatabase(Path(place.where))
+
     def merge(self, into: Place, parts: Sequence[Place], tables: Sequence[str]) -> None:
         """ATTACH each part and copy its rows in one transaction, stored values as they are
         (generated columns are computed again)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -21,12 +22,15 @@ from projections.runner import LedgerSource
 from projections.tracking import TRACKING_TABLE, create_tracking_table
 from replay.checksum import TableChecksum, model_checksums
 from replay.ledger_prefix import REBUILD_BATCH_SIZE, ProgressHook, project_shards, project_to
-from replay.shard_processes import part_tag, rebuild_shards
+from replay.shard_processes import ShardWorkers, part_tag
 from replay.swap import LiveModelBusy, LiveSide
 from replay.targets import ModelGroup, Place, new_tag
 
 if TYPE_CHECKING:
     from replay.targets import ReplaySite
+
+# The worker processes of a sharded rebuild, and the index of the group they checksum.
+Remote = tuple[ShardWorkers, int]
 
 # Rounds of "catch up, hold the live model, compare" before giving up on a live model
 # that the held lock should have stopped: more than one is only needed after a failure.
@@ -102,46 +106,51 @@ def rebuild(
     groups = root.groups(names)
     tag = new_tag()
     shards = len(root.shard_names())
-    # A sharded ledger's shards are first rebuilt in processes of their own (shard p into
-    # places tagged part_tag(tag, p)), then merged into the one rebuild place.
+    # A sharded ledger's shards are rebuilt by worker processes, shard p into places tagged
+    # part_tag(tag, p), then merged into the one rebuild place.
     parts = [
         [group.home.rebuild_place(part_tag(tag, shard)) for group in groups]
         for shard in range(shards if shards > 1 else 0)
     ]
     places: list[Place] = []
     started = time.perf_counter()
-    try:
-        if parts:
-            rebuild_shards(root, names, tag, batch_size=batch_size, progress=progress)
-        places = [group.home.rebuild_place(tag) for group in groups]
-        for index, (group, place) in enumerate(zip(groups, places, strict=True)):
-            if parts:
+    with ExitStack() as stack:
+        stack.callback(_discard, places, parts)  # once the workers have stopped
+        # Forked first, before this process opens anything.
+        workers = stack.enter_context(ShardWorkers(root, names, tag, batch_size)) if parts else None
+        places.extend(group.home.rebuild_place(tag) for group in groups)
+        sources = stack.enter_context(root.ledger_sources())  # while the workers work
+        if workers is not None:
+            workers.wait(progress)
+            for index, (group, place) in enumerate(zip(groups, places, strict=True)):
                 _merge(group, place, [shard_places[index] for shard_places in parts])
-        with root.ledger_sources() as sources:
-            rebuilt = {
-                group: [model_class(place.db) for model_class in group.classes]
-                for group, place in zip(groups, places, strict=True)
-            }
-            every = [model for models in rebuilt.values() for model in models]
-            # One pass over the ledger (each shard's batches in turn) feeds every model; after
-            # the shard processes, it only reads what the shards recorded since.
-            reached = project_shards(sources, every, batch_size=batch_size, progress=progress)
-            seconds = time.perf_counter() - started
-            outcomes = [
-                _swap_group(
-                    group=group,
-                    place=place,
-                    rebuilt=rebuilt[group],
-                    sources=sources,
-                    force=force,
-                    batch_size=batch_size,
-                )
-                for group, place in zip(groups, places, strict=True)
-            ]
-        return RebuildReport(outcomes, reached, seconds)
-    finally:
-        for place in [*places, *(place for shard_places in parts for place in shard_places)]:
-            place.discard()
+        rebuilt = {
+            group: [model_class(place.db) for model_class in group.classes]
+            for group, place in zip(groups, places, strict=True)
+        }
+        every = [model for models in rebuilt.values() for model in models]
+        # One pass over the ledger (each shard's batches in turn) feeds every model; after
+        # the workers, it reads only what the shards recorded since.
+        reached = project_shards(sources, every, batch_size=batch_size, progress=progress)
+        seconds = time.perf_counter() - started
+        outcomes = [
+            _swap_group(
+                group=group,
+                place=place,
+                rebuilt=rebuilt[group],
+                sources=sources,
+                force=force,
+                batch_size=batch_size,
+                remote=None if workers is None else (workers, index),
+            )
+            for index, (group, place) in enumerate(zip(groups, places, strict=True))
+        ]
+    return RebuildReport(outcomes, reached, seconds)
+
+
+def _discard(places: list[Place], parts: list[list[Place]]) -> None:
+    for place in [*places, *(place for shard_places in parts for place in shard_places)]:
+        place.discard()
 
 
 def _merge(group: ModelGroup, place: Place, parts: Sequence[Place]) -> None:
@@ -168,6 +177,7 @@ def _swap_group(
     sources: Sequence[LedgerSource],
     force: bool,
     batch_size: int,
+    remote: Remote | None,
 ) -> GroupOutcome:
     try:
         live = group.home.live_side(group, place)
@@ -175,7 +185,13 @@ def _swap_group(
         return GroupOutcome(group.names, group.home.describe(), error=str(busy))
     try:
         return _align_compare_swap(
-            live, group=group, rebuilt=rebuilt, sources=sources, force=force, batch_size=batch_size
+            live,
+            group=group,
+            rebuilt=rebuilt,
+            sources=sources,
+            force=force,
+            batch_size=batch_size,
+            remote=remote,
         )
     finally:
         live.close()
@@ -189,6 +205,7 @@ def _align_compare_swap(
     sources: Sequence[LedgerSource],
     force: bool,
     batch_size: int,
+    remote: Remote | None,
 ) -> GroupOutcome:
     outcome = GroupOutcome(group.names, group.home.describe())
     # Each shard's instance of each rebuilt model: one position per shard.
@@ -221,7 +238,7 @@ def _align_compare_swap(
             outcome.positions = {
                 model.tracking_name: model.position() for models in per_shard for model in models
             }
-            outcome.comparisons = _compare(live, rebuilt, live_positions)
+            outcome.comparisons = _compare(live, rebuilt, live_positions, remote)
             if outcome.mismatched and not force:
                 return outcome
             live.swap_in(rebuilt, outcome.positions)
@@ -235,12 +252,28 @@ def _align_compare_swap(
 
 
 def _compare(
-    live: LiveSide, rebuilt: list[ReadModel], live_positions: dict[str, int | None]
+    live: LiveSide,
+    rebuilt: list[ReadModel],
+    live_positions: dict[str, int | None],
+    remote: Remote | None,
 ) -> list[TableComparison]:
-    comparisons = []
-    for model, live_model in zip(rebuilt, live.models, strict=True):
-        has_live = live_positions[model.name] is not None
-        live_sums = live.checksums(live_model) if has_live else {}
-        for table, checksum in model_checksums(model).items():
-            comparisons.append(TableComparison(model.name, table, live_sums.get(table), checksum))
-    return comparisons
+    """Each table's checksum, live and rebuilt; with ``remote``, the workers checksum the
+    rebuilt tables while this process checksums the live ones."""
+    if remote is not None:
+        workers, group = remote
+        rebuilt[0].db.close()  # the group's one rebuild place: the workers open it
+        workers.ask_checksums(group, [table for model in rebuilt for table in model.tables])
+    live_sums = {
+        model.name: live.checksums(live_model) if live_positions[model.name] is not None else {}
+        for model, live_model in zip(rebuilt, live.models, strict=True)
+    }
+    rebuilt_sums = (
+        {table: checksum for model in rebuilt for table, checksum in model_checksums(model).items()}
+        if remote is None
+        else remote[0].collect_checksums()
+    )
+    return [
+        TableComparison(model.name, table, live_sums[model.name].get(table), rebuilt_sums[table])
+        for model in rebuilt
+        for table in model.tables
+    ]

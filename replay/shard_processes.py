@@ -1,10 +1,17 @@
-"""The first pass of a sharded rebuild, in parallel: one OS process per shard (at most one
-per core at a time) replays its shard into places of its own, beside the live models.
+"""The parallel part of a sharded rebuild: worker processes (one per shard, at most one per
+core) that replay the shards into places of their own, then checksum the rebuilt tables for
+the comparison with the live models.
 
 A SQLite or DuckDB file takes one writing process, so shards cannot share the rebuild
-place; each process writes its own (``part_tag``) and the rebuild merges them into the one
-rebuild place afterwards (``ReadModelHome.merge``). A process that fails fails the whole
-rebuild with one line naming its shard, before anything is merged or swapped.
+place: each shard is rebuilt into its own (``part_tag``) and the rebuild merges them into
+the one rebuild place (``ReadModelHome.merge``). The workers are forked before the parent
+opens any database or ledger, so they start with nothing open and share the modules the
+parent has imported; a worker with several shards rebuilds them in turn. A worker that
+fails fails the whole rebuild with one line naming its shard, before anything is swapped.
+
+Checksumming the rebuilt models is as much work as checksumming the live ones, which only
+the parent can do (it holds them still, and DuckDB lets one process open a file), so the
+workers take the rebuilt side meanwhile, table by table, each on a connection of its own.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import TYPE_CHECKING, Any
 
+from replay.checksum import TableChecksum, table_checksum
 from replay.ledger_prefix import ProgressHook, project_to
 
 if TYPE_CHECKING:
@@ -25,17 +33,6 @@ if TYPE_CHECKING:
 
 # How often the parent reports the shards' progress while it waits for them.
 _PROGRESS_EVERY_S = 0.2
-
-
-@dataclass(frozen=True)
-class _ShardJob:
-    """What one shard's process rebuilds: ``names`` from ``shard`` into part_tag(tag)."""
-
-    site: ReplaySite
-    names: list[str]
-    tag: str
-    shard: int
-    batch_size: int
 
 
 class ShardRebuildFailed(RuntimeError):
@@ -48,110 +45,223 @@ def part_tag(tag: str, shard: int) -> str:
 
 
 def worker_count(shards: int) -> int:
-    """How many shard processes run at once: one per shard, at most one per core."""
+    """How many worker processes: one per shard, at most one per core."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(1, min(shards, cores or 1))
 
 
-def _context() -> multiprocessing.context.BaseContext:
-    # Fork: the child has the parent's modules already (a spawned one spends about 0.4 s
-    # importing them again). The parent forks before it opens any database or ledger.
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    return multiprocessing.get_context(method)
+@dataclass(frozen=True)
+class _Job:
+    """What one worker rebuilds: ``names`` from each of ``shards`` into part_tag(tag, p),
+    and whose rebuild place (``tag``) it checksums afterwards."""
+
+    site: ReplaySite
+    names: list[str]
+    tag: str
+    shards: list[int]
+    batch_size: int
 
 
-def rebuild_shards(
-    site: ReplaySite,
-    names: Sequence[str],
-    tag: str,
-    *,
-    batch_size: int,
-    progress: ProgressHook | None = None,
-) -> None:
-    """Rebuild every shard's part of the named read models (``names``) in a process of its
-    own, up to the shard's end as the process finds it; ShardRebuildFailed names the first
-    shard whose process failed (the others are stopped)."""
-    shard_names = site.shard_names()
-    shards = len(shard_names)
-    child_site = site.for_another_process()
-    context = _context()
-    counters = context.Array("q", 2 * shards, lock=False)  # reached, target per shard
-    pending = list(range(shards))
-    running: dict[int, tuple[BaseProcess, Connection]] = {}
-    limit = worker_count(shards)
-    try:
-        while pending or running:
-            while pending and len(running) < limit:
-                shard = pending.pop(0)
-                receiver, sender = context.Pipe(duplex=False)
-                job = _ShardJob(child_site, list(names), tag, shard, batch_size)
+class ShardWorkers:
+    """The worker processes of one sharded rebuild; ``close`` stops them (a context
+    manager)."""
+
+    def __init__(self, site: ReplaySite, names: Sequence[str], tag: str, batch_size: int) -> None:
+        self.shard_names = site.shard_names()
+        shards = len(self.shard_names)
+        _preload()
+        # Fork: a child has the parent's modules already (a spawned one spends about 0.4 s
+        # of CPU importing them again).
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        context = multiprocessing.get_context(method)
+        count = worker_count(shards)
+        # Per shard: events reached, events aimed at, and 1 once rebuilt.
+        self._counters = context.Array("q", 3 * shards, lock=False)
+        # Per worker: the shard it is rebuilding (-1: none), to name it if the worker dies.
+        self._current = context.Array("q", [-1] * count, lock=False)
+        self._workers: list[tuple[BaseProcess, Connection]] = []
+        self._asked: list[list[str]] = []
+        self._rebuilt = False
+        child_site = site.for_another_process()
+        try:
+            for worker in range(count):
+                parent_end, child_end = context.Pipe()
+                shares = list(range(shards))[worker::count]
+                job = _Job(child_site, list(names), tag, shares, batch_size)
                 process = context.Process(  # type: ignore[attr-defined]
-                    target=_rebuild_shard,
-                    args=(job, counters, sender),
-                    name=f"evledger-rebuild-shard-{shard}",
+                    target=_work,
+                    args=(job, worker, self._counters, self._current, child_end),
+                    name=f"evledger-rebuild-{worker}",
                 )
                 process.start()
-                sender.close()  # the child's end: the parent keeps only its own
-                running[shard] = (process, receiver)
-            wait([process.sentinel for process, _ in running.values()], _PROGRESS_EVERY_S)
+                child_end.close()  # the child's: the parent keeps only its own end
+                self._workers.append((process, parent_end))
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> ShardWorkers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def wait(self, progress: ProgressHook | None = None) -> None:
+        """Until every shard is rebuilt into its place; ShardRebuildFailed names the first
+        shard that failed."""
+        counters = self._counters
+        shards = len(self.shard_names)
+        while not all(counters[3 * shard + 2] for shard in range(shards)):
+            wait([process.sentinel for process, _ in self._workers], _PROGRESS_EVERY_S)
             if progress is not None:
-                progress(sum(counters[0::2]), max(sum(counters[1::2]), 1))
-            for shard, (process, receiver) in list(running.items()):
-                if process.exitcode is None:
-                    continue
-                del running[shard]
-                error = _error_of(process, receiver)
-                receiver.close()
-                if error is not None:
-                    raise ShardRebuildFailed(
-                        f"rebuilding shard {shard} ({shard_names[shard]}) failed: {error}; "
-                        "nothing was swapped"
-                    )
-    finally:
-        for process, receiver in running.values():
-            process.terminate()
-            process.join()
-            receiver.close()
+                progress(sum(counters[0::3]), max(sum(counters[1::3]), 1))
+            for worker in range(len(self._workers)):
+                self._check(worker)
+        self._rebuilt = True
+
+    def ask_checksums(self, group: int, tables: Sequence[str]) -> None:
+        """Have the workers checksum ``tables`` of the rebuilt models of group ``group``
+        (``site.groups(names)[group]``), shared out among them; its place must be closed
+        in this process (DuckDB: one process per file). ``collect_checksums`` gets them."""
+        count = len(self._workers)
+        self._asked = [list(tables)[worker::count] for worker in range(count)]
+        for (_, connection), share in zip(self._workers, self._asked, strict=True):
+            if share:
+                connection.send(("checksums", group, share))
+
+    def collect_checksums(self) -> dict[str, TableChecksum]:
+        """The checksums asked for, by table."""
+        found: dict[str, TableChecksum] = {}
+        for worker, share in enumerate(self._asked):
+            if share:
+                found.update(self._receive(worker))
+        self._asked = []
+        return found
+
+    def close(self) -> None:
+        """Stop the workers: told to, once they are serving checksums; terminated while
+        they are still rebuilding (the rebuild failed)."""
+        for process, connection in self._workers:
+            if process.exitcode is None:
+                try:
+                    if not self._rebuilt:
+                        raise OSError("still rebuilding")
+                    connection.send(("stop",))
+                except OSError:
+                    process.terminate()
+        for process, connection in self._workers:
+            process.join(5)
+            if process.exitcode is None:
+                process.terminate()
+                process.join()
+            connection.close()
+        self._workers = []
+
+    def _receive(self, worker: int) -> Any:
+        process, connection = self._workers[worker]
+        try:
+            kind, *body = connection.recv()
+        except EOFError:
+            self._check(worker)
+            raise ShardRebuildFailed(
+                f"a rebuild worker process ended ({_ended(process)}) while checksumming the "
+                "rebuilt models; nothing was swapped"
+            ) from None
+        if kind == "failed":
+            raise ShardRebuildFailed(
+                f"checksumming the rebuilt models failed: {body[1]}; nothing was swapped"
+            )
+        return body[0]
+
+    def _check(self, worker: int) -> None:
+        """Raise ShardRebuildFailed if the worker reported a failure or died."""
+        process, connection = self._workers[worker]
+        if connection.poll():
+            kind, *body = connection.recv()
+            if kind == "failed":
+                self._fail(body[0], body[1])
+        if process.exitcode is not None and process.exitcode != 0:
+            self._fail(self._current[worker], _ended(process))
+
+    def _fail(self, shard: int, why: str) -> None:
+        name = f"shard {shard} ({self.shard_names[shard]})" if shard >= 0 else "a shard"
+        raise ShardRebuildFailed(f"rebuilding {name} failed: {why}; nothing was swapped")
 
 
-def _error_of(process: BaseProcess, receiver: Connection) -> str | None:
-    """Why a finished shard process failed, in one line (None: it succeeded)."""
-    process.join()
-    if process.exitcode == 0:
-        return None
-    if receiver.poll():
-        return str(receiver.recv())
+def _ended(process: BaseProcess) -> str:
     exitcode = process.exitcode or 0
     if exitcode < 0:
         return f"its process was killed by {signal.Signals(-exitcode).name}"
     return f"its process exited with status {exitcode}"
 
 
-def _rebuild_shard(job: _ShardJob, counters: Any, sender: Connection) -> None:
-    """In the shard's process: project its ledger into its own places, then close them
-    (the parent merges them). A failure is sent to the parent as one line."""
-    site, shard = job.site, job.shard
+def _preload() -> None:
+    """Import what every worker needs (the ledger's client, the domain's events, DuckDB)
+    once, in the parent, before it forks them: otherwise each worker imports them again."""
+    import duckdb  # noqa: F401
+
+    import domain.application  # noqa: F401
+    import projections.facts
+    import projections.prefetch  # noqa: F401
+    import store.factory  # noqa: F401
+
+
+def _work(job: _Job, worker: int, counters: Any, current: Any, connection: Connection) -> None:
+    """A worker: rebuild its shards, then answer checksum requests until told to stop.
+    A failure is sent to the parent as one line."""
+    shard = -1
     try:
-        groups = site.groups(job.names)
-        places = [group.home.rebuild_place(part_tag(job.tag, shard)) for group in groups]
-        try:
-            with site.ledger_source(shard) as source:
-                models = [
-                    model_class(place.db).for_shard(shard)
-                    for group, place in zip(groups, places, strict=True)
-                    for model_class in group.classes
-                ]
-
-                def report(reached: int, target: int) -> None:
-                    counters[2 * shard], counters[2 * shard + 1] = reached, target
-
-                project_to(source, models, batch_size=job.batch_size, progress=report)
-        finally:
-            for place in places:
-                place.db.close()
+        for shard in job.shards:
+            current[worker] = shard
+            _rebuild_shard(job, shard, counters)
+            counters[3 * shard + 2] = 1
+        shard = current[worker] = -1
+        _serve_checksums(job, connection)
     except Exception as error:
         text = str(error).strip()
-        sender.send(text.splitlines()[0] if text else repr(error))
+        connection.send(("failed", shard, text.splitlines()[0] if text else repr(error)))
         raise SystemExit(1) from None
     finally:
-        sender.close()
+        connection.close()
+
+
+def _rebuild_shard(job: _Job, shard: int, counters: Any) -> None:
+    """Project one shard's ledger into its own places, then close them (the parent merges
+    them)."""
+    groups = job.site.groups(job.names)
+    places = [group.home.rebuild_place(part_tag(job.tag, shard)) for group in groups]
+    try:
+        with job.site.ledger_source(shard) as source:
+            models = [
+                model_class(place.db).for_shard(shard)
+                for group, place in zip(groups, places, strict=True)
+                for model_class in group.classes
+            ]
+
+            def report(reached: int, target: int) -> None:
+                counters[3 * shard], counters[3 * shard + 1] = reached, target
+
+            project_to(source, models, batch_size=job.batch_size, progress=report)
+    finally:
+        for place in places:
+            place.db.close()
+
+
+def _serve_checksums(job: _Job, connection: Connection) -> None:
+    """Checksum tables of the rebuild place as the parent asks, until it says stop."""
+    groups = job.site.groups(job.names)
+    while True:
+        try:
+            request = connection.recv()
+        except EOFError:  # the parent is gone
+            return
+        if request[0] != "checksums":
+            return
+        _, group, tables = request
+        home = groups[group].home
+        db = home.reader(home.rebuild_place(job.tag))
+        try:
+            sums = {table: table_checksum(db, table) for table in tables}
+        finally:
+            db.close()  # before answering: the parent swaps the tables next
+        connection.send(("checksums", sums))

@@ -67,6 +67,11 @@ class ReadModelHome(ABC):
         """A new, empty schema or file beside the live one (same server, same directory)."""
 
     @abstractmethod
+    def reader(self, place: Place) -> Database:
+        """A connection of its own that only reads ``place``; several processes may hold
+        one at once (DuckDB lets only one process open a file to write)."""
+
+    @abstractmethod
     def merge(self, into: Place, parts: Sequence[Place], tables: Sequence[str]) -> None:
         """Copy every row of ``tables`` from the places ``parts`` (a sharded rebuild's, one
         per shard, closed) into ``into``, whose tables exist. A row whose key is there
