@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from projections.databases.port import Database, to_json
@@ -28,14 +29,22 @@ def _decimal(value: Decimal) -> str:
     return "0" if value.is_zero() else format(value.normalize(), "f")
 
 
+def _moment(value: datetime) -> str:
+    # Naive timestamps are the UTC ones DuckDB stores (see projections.databases.duckdb).
+    moment = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
 # The exact types the drivers return, spelled without walking the isinstance chain below:
 # a checksum spells every value of every row, so this is most of a rebuild's compare.
+# A str is spelled as json.dumps spells it, without json.dumps's own overhead.
 _SPELLING: dict[type, Callable[[Any], str]] = {
     type(None): lambda value: "null",
     bool: lambda value: "true" if value else "false",
     int: str,
-    str: json.dumps,
+    str: encode_basestring_ascii,
     Decimal: _decimal,
+    datetime: _moment,
 }
 
 
@@ -55,9 +64,7 @@ def canonical_value(value: Any) -> str:
     if isinstance(value, Decimal):
         return _decimal(value)
     if isinstance(value, datetime):
-        # Naive timestamps are the UTC ones DuckDB stores (see projections.databases.duckdb).
-        moment = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-        return moment.astimezone(UTC).isoformat(timespec="microseconds")
+        return _moment(value)
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, timedelta):
@@ -99,14 +106,18 @@ class TableChecksum:
 def checksum_rows(table: str, rows: Iterable[Mapping[str, Any]]) -> TableChecksum:
     count = 0
     total = 0
-    blake2b, spell = hashlib.blake2b, canonical_value
+    blake2b, spelling, spell = hashlib.blake2b, _SPELLING.get, canonical_value
     columns: list[str] = []
+    named: list[str] = []
     known: set[str] = set()
     for row in rows:
         if row.keys() != known:
             known, columns = set(row), sorted(row)
+            named = [f"{column}=" for column in columns]
         # canonical_row and row_hash, with the column order sorted once per table.
-        text = "\x1f".join(f"{column}={spell(row[column])}" for column in columns)
+        values = [row[column] for column in columns]
+        spelt = [(spelling(type(value)) or spell)(value) for value in values]
+        text = "\x1f".join([name + value for name, value in zip(named, spelt, strict=True)])
         digest = blake2b(text.encode(), digest_size=16).digest()
         count += 1
         total = (total + int.from_bytes(digest, "big")) % _MODULUS
