@@ -4,9 +4,10 @@ Each ledger gets the same upstream messages through `evledger publish` (which ro
 by session when there are shards); then it is ingested, by one `evledger ingest` process
 for 1 shard and by two at once (one consumer group) for 2 shards, projected by
 `evledger project --until-idle` (one process; it steps the shards in turn), then rebuilt
-by `evledger replay rebuild` (one process, the shards' batches in turn, compared with the
-live models and swapped). Every step is the real command in its own process, timed from
-start to exit.
+by `evledger replay rebuild` (one process for 1 shard; for 2, a worker process per shard
+rebuilds it, the parent merges them, compares with the live models and swaps once). Every
+step is the real command in its own process, timed from start to exit; its CPU seconds
+include its worker processes'.
 
     .venv/bin/python bench/shards_bench.py --days 2
 
