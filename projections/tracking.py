@@ -53,6 +53,12 @@ def tracked_position(db: Database, projection_name: str) -> int:
     return int(rows[0]["notification_id"]) if rows else 0
 
 
+def tracked_positions(db: Database) -> dict[str, int]:
+    """Every projection's position in ``db``."""
+    rows = db.execute(f"SELECT projection_name, notification_id FROM {TRACKING_TABLE}")
+    return {str(row["projection_name"]): int(row["notification_id"]) for row in rows}
+
+
 def advance_tracking(db: Database, projection_name: str, expected: int, new: int) -> None:
     """Move the position from ``expected`` to ``new`` inside the caller's transaction."""
     moved = db.execute(

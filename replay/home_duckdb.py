@@ -39,6 +39,11 @@ class DuckHome(ReadModelHome):
     def rebuild_place(self, tag: str) -> Place:
         return self._file_place(self.path.with_name(f"{self.path.stem}.rebuild-{tag}.duckdb"))
 
+    exclusive = True
+
+    def live_reader(self) -> DuckDatabase:
+        return DuckDatabase(self.path, read_only=True, memory_limit_mib=self.memory_limit_mib)
+
     def reader(self, place: Place) -> DuckDatabase:
         return DuckDatabase(
             Path(place.where), read_only=True, memory_limit_mib=self.memory_limit_mib

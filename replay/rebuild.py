@@ -22,15 +22,24 @@ from projections.runner import LedgerSource
 from projections.tracking import TRACKING_TABLE, create_tracking_table
 from replay.checksum import TableChecksum, model_checksums
 from replay.ledger_prefix import REBUILD_BATCH_SIZE, ProgressHook, project_shards, project_to
-from replay.shard_processes import ShardWorkers, part_tag
+from replay.shard_processes import ShardRebuildFailed, ShardWorkers, part_tag
 from replay.swap import LiveModelBusy, LiveSide
 from replay.targets import ModelGroup, Place, new_tag
 
 if TYPE_CHECKING:
     from replay.targets import ReplaySite
 
-# The worker processes of a sharded rebuild, and the index of the group they checksum.
-Remote = tuple[ShardWorkers, int]
+
+@dataclass
+class Remote:
+    """The worker processes of a sharded rebuild, as one group's compare uses them: the
+    group's index, and its live checksums and positions if the workers took them before
+    it was held (an exclusive home's: ReadModelHome.exclusive)."""
+
+    workers: ShardWorkers
+    group: int
+    early: tuple[dict[str, TableChecksum], dict[str, int]] | None = None
+
 
 # Rounds of "catch up, hold the live model, compare" before giving up on a live model
 # that the held lock should have stopped: more than one is only needed after a failure.
@@ -120,8 +129,14 @@ def rebuild(
         workers = stack.enter_context(ShardWorkers(root, names, tag, batch_size)) if parts else None
         places.extend(group.home.rebuild_place(tag) for group in groups)
         sources = stack.enter_context(root.ledger_sources())  # while the workers work
+        remotes: list[Remote | None] = [None] * len(groups)
         if workers is not None:
             workers.wait(progress)
+            remotes = [Remote(workers, index) for index in range(len(groups))]
+            exclusive = [index for index, group in enumerate(groups) if group.home.exclusive]
+            for index in exclusive:  # one such group: the workers' answers come in turn
+                tables = [table for model in groups[index].classes for table in model.tables]
+                workers.ask_checksums(index, tables, live=True)
             for index, (group, place) in enumerate(zip(groups, places, strict=True)):
                 _merge(group, place, [shard_places[index] for shard_places in parts])
         rebuilt = {
@@ -133,6 +148,9 @@ def rebuild(
         # the workers, it reads only what the shards recorded since.
         reached = project_shards(sources, every, batch_size=batch_size, progress=progress)
         seconds = time.perf_counter() - started
+        for remote in remotes:
+            if remote is not None and groups[remote.group].home.exclusive:
+                remote.early = _early_checksums(remote.workers)
         outcomes = [
             _swap_group(
                 group=group,
@@ -141,9 +159,9 @@ def rebuild(
                 sources=sources,
                 force=force,
                 batch_size=batch_size,
-                remote=None if workers is None else (workers, index),
+                remote=remote,
             )
-            for index, (group, place) in enumerate(zip(groups, places, strict=True))
+            for group, place, remote in zip(groups, places, remotes, strict=True)
         ]
     return RebuildReport(outcomes, reached, seconds)
 
@@ -251,29 +269,66 @@ def _align_compare_swap(
     )
 
 
+def _early_checksums(
+    workers: ShardWorkers,
+) -> tuple[dict[str, TableChecksum], dict[str, int]] | None:
+    """The live checksums the workers were asked for before the live models were held;
+    None if they could not take them (the models are checksummed when held, as always:
+    a live model that is missing or busy says so then)."""
+    try:
+        return workers.collect_checksums()
+    except ShardRebuildFailed:
+        return None
+
+
+def _ours(positions: dict[str, int], group: ModelGroup) -> dict[str, int]:
+    """The positions of ``group``'s models (one per shard) among ``positions``."""
+    return {name: at for name, at in positions.items() if name.split("@")[0] in group.names}
+
+
 def _compare(
     live: LiveSide,
     rebuilt: list[ReadModel],
     live_positions: dict[str, int | None],
     remote: Remote | None,
 ) -> list[TableComparison]:
-    """Each table's checksum, live and rebuilt; with ``remote``, the workers checksum the
-    rebuilt tables while this process checksums the live ones."""
+    """Each table's checksum, live and rebuilt. With ``remote``, the workers checksum the
+    rebuilt tables and, where other processes may read the held live models, the live
+    ones; the live checksums they took before the models were held count if the models
+    have not moved since (the same positions: a model moves its rows and position in one
+    transaction)."""
+    tables = [table for model in rebuilt for table in model.tables]
+    held = {name: at for name, at in live_positions.items() if at is not None}
+    live_sums: dict[str, TableChecksum] | None = None
     if remote is not None:
-        workers, group = remote
         rebuilt[0].db.close()  # the group's one rebuild place: the workers open it
-        workers.ask_checksums(group, [table for model in rebuilt for table in model.tables])
-    live_sums = {
-        model.name: live.checksums(live_model) if live_positions[model.name] is not None else {}
-        for model, live_model in zip(rebuilt, live.models, strict=True)
-    }
+        shared = not live.group.home.exclusive and bool(held)
+        if shared:
+            remote.workers.ask_checksums(remote.group, tables, live=True)
+        remote.workers.ask_checksums(remote.group, tables)
+        if shared:
+            live_sums = remote.workers.collect_checksums()[0]
+        elif remote.early is not None and _ours(remote.early[1], live.group) == held:
+            live_sums = remote.early[0]
+    if live_sums is None:
+        live_sums = {
+            table: checksum
+            for model, live_model in zip(rebuilt, live.models, strict=True)
+            if live_positions[model.name] is not None
+            for table, checksum in live.checksums(live_model).items()
+        }
     rebuilt_sums = (
         {table: checksum for model in rebuilt for table, checksum in model_checksums(model).items()}
         if remote is None
-        else remote[0].collect_checksums()
+        else remote.workers.collect_checksums()[0]
     )
     return [
-        TableComparison(model.name, table, live_sums[model.name].get(table), rebuilt_sums[table])
+        TableComparison(
+            model.name,
+            table,
+            live_sums.get(table) if live_positions[model.name] is not None else None,
+            rebuilt_sums[table],
+        )
         for model in rebuilt
         for table in model.tables
     ]

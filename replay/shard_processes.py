@@ -25,6 +25,7 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import TYPE_CHECKING, Any
 
+from projections.tracking import tracked_positions
 from replay.checksum import TableChecksum, table_checksum
 from replay.ledger_prefix import ProgressHook, project_to
 
@@ -80,7 +81,8 @@ class ShardWorkers:
         # Per worker: the shard it is rebuilding (-1: none), to name it if the worker dies.
         self._current = context.Array("q", [-1] * count, lock=False)
         self._workers: list[tuple[BaseProcess, Connection]] = []
-        self._asked: list[list[str]] = []
+        # Each request not collected yet: the tables asked of each worker.
+        self._asked: list[list[list[str]]] = []
         self._rebuilt = False
         child_site = site.for_another_process()
         try:
@@ -119,24 +121,38 @@ class ShardWorkers:
                 self._check(worker)
         self._rebuilt = True
 
-    def ask_checksums(self, group: int, tables: Sequence[str]) -> None:
-        """Have the workers checksum ``tables`` of the rebuilt models of group ``group``
-        (``site.groups(names)[group]``), shared out among them; its place must be closed
-        in this process (DuckDB: one process per file). ``collect_checksums`` gets them."""
+    def ask_checksums(self, group: int, tables: Sequence[str], *, live: bool = False) -> None:
+        """Have the workers checksum ``tables`` of group ``group`` (``site.groups(names)``),
+        shared out among them: of its rebuilt models (their place must be closed in this
+        process: DuckDB opens a file in one process), or with ``live`` of its live ones
+        (read-only), with the live positions as the workers found them.
+        ``collect_checksums`` gets them."""
         count = len(self._workers)
-        self._asked = [list(tables)[worker::count] for worker in range(count)]
-        for (_, connection), share in zip(self._workers, self._asked, strict=True):
+        shares = [list(tables)[worker::count] for worker in range(count)]
+        for (_, connection), share in zip(self._workers, shares, strict=True):
             if share:
-                connection.send(("checksums", group, share))
+                connection.send(("checksums", group, share, live))
+        self._asked.append(shares)
 
-    def collect_checksums(self) -> dict[str, TableChecksum]:
-        """The checksums asked for, by table."""
+    def collect_checksums(self) -> tuple[dict[str, TableChecksum], dict[str, int]]:
+        """The checksums of the oldest request not collected yet, by table, and the
+        tracked positions the workers saw where they took them."""
         found: dict[str, TableChecksum] = {}
-        for worker, share in enumerate(self._asked):
+        positions: dict[str, int] = {}
+        asked = self._asked.pop(0)
+        failure: ShardRebuildFailed | None = None
+        for worker, share in enumerate(asked):
             if share:
-                found.update(self._receive(worker))
-        self._asked = []
-        return found
+                try:
+                    sums, seen = self._receive(worker)
+                except ShardRebuildFailed as error:
+                    failure = failure or error  # the others' answers are still read
+                    continue
+                found.update(sums)
+                positions.update(seen)
+        if failure is not None:
+            raise failure
+        return found, positions
 
     def close(self) -> None:
         """Stop the workers: told to, once they are serving checksums; terminated while
@@ -164,14 +180,12 @@ class ShardWorkers:
         except EOFError:
             self._check(worker)
             raise ShardRebuildFailed(
-                f"a rebuild worker process ended ({_ended(process)}) while checksumming the "
-                "rebuilt models; nothing was swapped"
+                f"a rebuild worker process ended ({_ended(process)}) while checksumming "
+                "read models; nothing was swapped"
             ) from None
         if kind == "failed":
-            raise ShardRebuildFailed(
-                f"checksumming the rebuilt models failed: {body[1]}; nothing was swapped"
-            )
-        return body[0]
+            raise ShardRebuildFailed(f"checksumming read models failed: {body[1]}")
+        return body
 
     def _check(self, worker: int) -> None:
         """Raise ShardRebuildFailed if the worker reported a failure or died."""
@@ -248,7 +262,8 @@ def _rebuild_shard(job: _Job, shard: int, counters: Any) -> None:
 
 
 def _serve_checksums(job: _Job, connection: Connection) -> None:
-    """Checksum tables of the rebuild place as the parent asks, until it says stop."""
+    """Checksum tables as the parent asks, until it says stop: one that fails is answered
+    with its error, and the worker carries on."""
     groups = job.site.groups(job.names)
     while True:
         try:
@@ -257,11 +272,17 @@ def _serve_checksums(job: _Job, connection: Connection) -> None:
             return
         if request[0] != "checksums":
             return
-        _, group, tables = request
+        _, group, tables, live = request
         home = groups[group].home
-        db = home.reader(home.rebuild_place(job.tag))
         try:
-            sums = {table: table_checksum(db, table) for table in tables}
-        finally:
-            db.close()  # before answering: the parent swaps the tables next
-        connection.send(("checksums", sums))
+            db = home.live_reader() if live else home.reader(home.rebuild_place(job.tag))
+            try:
+                sums = {table: table_checksum(db, table) for table in tables}
+                positions = tracked_positions(db)
+            finally:
+                db.close()  # before answering: the parent may open it next
+        except Exception as error:
+            text = str(error).strip()
+            connection.send(("failed", -1, text.splitlines()[0] if text else repr(error)))
+            continue
+        connection.send(("checksums", sums, positions))

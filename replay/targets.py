@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from projections.databases.port import AsyncDatabaseLender, Database, DatabaseLender
 from projections.read_model import ReadModel
@@ -65,6 +65,15 @@ class ReadModelHome(ABC):
     @abstractmethod
     def rebuild_place(self, tag: str) -> Place:
         """A new, empty schema or file beside the live one (same server, same directory)."""
+
+    # The live database admits one process at a time (DuckDB): only the one holding it
+    # can checksum it, so a sharded rebuild's workers checksum it before it is held.
+    exclusive: ClassVar[bool] = False
+
+    def live_reader(self) -> Database:
+        """A connection of its own that reads the live models (read-only where that lets
+        several processes read at once)."""
+        return self.live()
 
     @abstractmethod
     def reader(self, place: Place) -> Database:

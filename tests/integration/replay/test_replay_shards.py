@@ -178,6 +178,35 @@ def test_rebuild_of_three_shards_catches_a_tampered_live_model(sharded: Settings
     assert live_contents(sharded, ["payment_history"]) == before
 
 
+def test_a_rebuild_over_current_live_models_catches_a_tampered_analytics_table(
+    sharded: Settings,
+) -> None:
+    import duckdb
+
+    write_routed(sharded, traffic())
+    project_all(sharded)
+    # The live models stand at every shard's head: the workers checksum the live analytics
+    # before it is held, and those checksums count (nothing moved it since).
+    result = run_replay(sharded, "rebuild")
+    assert result.exit_code == 0, result.output
+    assert all(row["equal"] == "yes" for row in json.loads(result.stdout.splitlines()[0]))
+    connection = duckdb.connect(str(sharded.analytics_path))
+    try:
+        connection.execute(
+            "UPDATE fact_sessions SET energy_wh = energy_wh + 1"
+            " WHERE session_key = (SELECT MIN(session_key) FROM fact_sessions)"
+        )
+    finally:
+        connection.close()
+    before = live_contents(sharded, ["analytics"])
+
+    result = run_replay(sharded, "rebuild", "--projection", "analytics")
+
+    assert result.exit_code == 1, result.output
+    assert "checksums differ for analytics.fact_sessions" in result.stderr
+    assert live_contents(sharded, ["analytics"]) == before
+
+
 def test_a_snapshot_cuts_each_shard_at_its_own_offset(sharded: Settings, pg_dsn: str) -> None:
     messages = traffic()
     half = write_routed(sharded, messages[: len(messages) // 2])
