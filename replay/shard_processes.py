@@ -223,6 +223,8 @@ def _preload() -> None:
 def _work(job: _Job, worker: int, counters: Any, current: Any, connection: Connection) -> None:
     """A worker: rebuild its shards, then answer checksum requests until told to stop.
     A failure is sent to the parent as one line."""
+    # Ctrl-C reaches the whole process group: the parent stops the workers itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     shard = -1
     try:
         for shard in job.shards:
