@@ -211,8 +211,10 @@ def _ended(process: BaseProcess) -> str:
 
 def _preload() -> None:
     """Import what every worker needs (the ledger's client, the domain's events, DuckDB)
-    once, in the parent, before it forks them: otherwise each worker imports them again."""
+    once, in the parent, before it forks them: otherwise each worker imports them again.
+    A sharded ledger is on Kafka, whose client the store imports when first used."""
     import duckdb  # noqa: F401
+    import kafka.admin  # noqa: F401
 
     import domain.application  # noqa: F401
     import projections.facts
