@@ -191,7 +191,10 @@ class ShardWorkers:
         """Raise ShardRebuildFailed if the worker reported a failure or died."""
         process, connection = self._workers[worker]
         if connection.poll():
-            kind, *body = connection.recv()
+            try:
+                kind, *body = connection.recv()
+            except EOFError:  # it died without a word: its exit status tells
+                kind = "ended"
             if kind == "failed":
                 self._fail(body[0], body[1])
         if process.exitcode is not None and process.exitcode != 0:

@@ -6,6 +6,8 @@ process swaps nothing; a snapshot cuts the ledger at one offset per shard."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,6 +25,7 @@ from cli import replay as replay_commands
 from demo.traffic import TrafficShape, generate
 from projections.databases.postgres import drop_schema
 from replay import rebuild as rebuild_module
+from replay import shard_processes
 from replay.point_in_time import PointInTime, build_snapshot
 from replay.shard_processes import part_tag
 from replay.targets import REBUILD_SCHEMA_PREFIX
@@ -176,6 +179,34 @@ def test_rebuild_of_three_shards_catches_a_tampered_live_model(sharded: Settings
     assert result.exit_code == 1, result.output
     assert "checksums differ for payment_history.payment_history" in result.stderr
     assert live_contents(sharded, ["payment_history"]) == before
+
+
+def test_a_killed_shard_process_fails_the_rebuild_naming_its_shard(
+    sharded: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_routed(sharded, traffic())
+    project_all(sharded)
+    before = live_contents(sharded)
+    rebuild_shard = shard_processes._rebuild_shard
+
+    def killed_at_shard_2(job: Any, shard: int, counters: Any) -> None:
+        if shard == 2:  # as the kernel's OOM killer would, in the middle of its work
+            os.kill(os.getpid(), signal.SIGKILL)
+        rebuild_shard(job, shard, counters)
+
+    # The workers are forked from this process: they run the patched function.
+    monkeypatch.setattr(shard_processes, "_rebuild_shard", killed_at_shard_2)
+
+    result = run_replay(sharded, "rebuild")
+
+    assert result.exit_code == 1, result.output
+    topic = bootstrap(sharded).ledger.kafka("test").shard_topic(2)
+    assert result.stderr == (
+        f"evledger: rebuilding shard 2 ({topic}) failed: its process was killed by SIGKILL; "
+        "nothing was swapped\n"
+    )
+    assert live_contents(sharded) == before
+    assert not list(sharded.data_dir.glob("*.rebuild-*"))
 
 
 def test_a_rebuild_over_current_live_models_catches_a_tampered_analytics_table(
