@@ -125,6 +125,17 @@ class Root:
                 for shard in range(self.ledger.shards)
             ]
 
+    def shard_names(self) -> list[str]:
+        """Each shard as a person names it (its ledger topic), shard 0 first."""
+        if self.ledger.shards == 1:
+            return ["the ledger"]
+        return self.ledger.kafka("a sharded ledger").ledger_topics
+
+    def for_another_process(self) -> Root:
+        """A root on the same settings with nothing built yet (a rebuild's shard process
+        builds its own adapters)."""
+        return Root(settings=self.settings)
+
     @property
     def snapshots_dir(self) -> Path:
         """Where named snapshots of the read models are kept, one directory each."""

@@ -69,6 +69,7 @@ def _errors() -> tuple[type[Exception], ...]:
     from replay.point_in_time import CutNeedsEveryShard
     from replay.positions import PointBeyondLedger
     from replay.rebuild import LiveModelBehind
+    from replay.shard_processes import ShardRebuildFailed
     from replay.swap import LiveModelBusy
     from replay.targets import BadSnapshotName
 
@@ -80,6 +81,7 @@ def _errors() -> tuple[type[Exception], ...]:
         PointBeyondLedger,
         CutNeedsEveryShard,
         LiveModelBehind,
+        ShardRebuildFailed,
         LiveModelBusy,
         BadSnapshotName,
         ReadModelDatabaseError,

@@ -157,20 +157,21 @@ _DDL = (
     ROAMING_CDRS.ddl(),
 )
 
-_COPY_SESSION = (
+# The derived columns of every row; with a WHERE, of the rows a batch touched.
+_COPY_SESSION_ALL = (
     "UPDATE payment_history SET ("
     + ", ".join(_COPIED_FROM_SESSION)
     + ") = (SELECT "
     + ", ".join(f"s.{column}" for column in _COPIED_FROM_SESSION.values())
     + " FROM history_sessions s WHERE s.session_key = payment_history.session_key)"
-    " WHERE {where} = ?"
 )
-_SUM_REFUNDS = (
+_COPY_SESSION = _COPY_SESSION_ALL + " WHERE {where} = ?"
+_SUM_REFUNDS_ALL = (
     "UPDATE payment_history SET refunded_minor = ("
     "SELECT COALESCE(SUM(r.issued_minor), 0) FROM history_refunds r"
     " WHERE r.payment_key = payment_history.payment_key AND r.status = 'issued')"
-    " WHERE payment_key = {key}"
 )
+_SUM_REFUNDS = _SUM_REFUNDS_ALL + " WHERE payment_key = {key}"
 
 HISTORY_COLUMNS = (
     "payment_id",
@@ -237,6 +238,10 @@ class PaymentHistory(ReadModel):
                 ),
                 [[key[0]] for key in refunds],
             )
+
+    def rejoin(self) -> None:
+        self.db.execute(_COPY_SESSION_ALL)
+        self.db.execute(_SUM_REFUNDS_ALL)
 
     def drop_statements(self) -> Sequence[str]:
         return [f"DROP TABLE IF EXISTS {table}" for table in self.tables]

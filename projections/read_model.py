@@ -93,6 +93,14 @@ class ReadModel(ABC):
     def write(self, rows: dict[Entity, Rows]) -> None:
         """Write one batch's folded rows (inside the batch's transaction)."""
 
+    def rejoin(self) -> None:
+        """Recompute, for every row, the columns it takes from other rows (a payment's
+        session, a refund's payment): after a sharded rebuild merges the shards' rows, those
+        rows may be another shard's (a message routed against the rule is recorded on the
+        shard it reached). The same values the batches derive, whatever the order; nothing
+        by default (a model that derives no columns)."""
+        return None
+
     @abstractmethod
     def drop_statements(self) -> Sequence[str]:
         """Statements that drop the model's tables and views (the swap replaces them)."""

@@ -99,18 +99,20 @@ _DDL = (
 )
 
 # Only a refund requested before its payment was known lacks a session; fill it once known.
-_SESSION_FROM_PAYMENT = (
+# Of every row; with the key condition, of the rows a batch touched.
+_SESSION_FROM_PAYMENT_ALL = (
     "UPDATE refund_status SET (session_key, session_id) = ("
     "SELECT p.session_key, p.session_id FROM refund_status_payments p"
     " WHERE p.payment_key = refund_status.payment_key)"
-    " WHERE session_key IS NULL AND {where} = ?"
+    " WHERE session_key IS NULL"
 )
-_PARTIES_FROM_SESSION = (
+_SESSION_FROM_PAYMENT = _SESSION_FROM_PAYMENT_ALL + " AND {where} = ?"
+_PARTIES_FROM_SESSION_ALL = (
     "UPDATE refund_status SET (customer_id, station_id) = ("
     "SELECT s.customer_id, s.station_id FROM refund_status_sessions s"
     " WHERE s.session_key = refund_status.session_key)"
-    " WHERE {where} = ?"
 )
+_PARTIES_FROM_SESSION = _PARTIES_FROM_SESSION_ALL + " WHERE {where} = ?"
 
 REFUND_COLUMNS = (
     "refund_id",
@@ -167,6 +169,10 @@ class RefundStatusView(ReadModel):
         ):
             if keys:
                 self.db.executemany(_PARTIES_FROM_SESSION.replace("{where}", where), keys)
+
+    def rejoin(self) -> None:
+        self.db.execute(_SESSION_FROM_PAYMENT_ALL)
+        self.db.execute(_PARTIES_FROM_SESSION_ALL)
 
     def drop_statements(self) -> Sequence[str]:
         return [f"DROP TABLE IF EXISTS {table}" for table in self.tables]

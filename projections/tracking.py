@@ -32,9 +32,14 @@ def shard_tracking_name(projection_name: str, shard: int) -> str:
     return projection_name if shard == 0 else f"{projection_name}@{shard}"
 
 
+def create_tracking_table(db: Database) -> None:
+    """The tracking table, if it is not there yet."""
+    db.execute(_CREATE)
+
+
 def create_tracking(db: Database, projection_name: str, application_name: str) -> None:
     """The tracking table and this projection's row at position 0 (nothing applied)."""
-    db.execute(_CREATE)
+    create_tracking_table(db)
     if not db.execute(
         f"SELECT 1 AS found FROM {TRACKING_TABLE} WHERE projection_name = ?", [projection_name]
     ):
@@ -52,6 +57,12 @@ def tracked_position(db: Database, projection_name: str) -> int:
         [projection_name],
     )
     return int(rows[0]["notification_id"]) if rows else 0
+
+
+def tracked_positions(db: Database) -> dict[str, int]:
+    """Every projection's position in ``db``."""
+    rows = db.execute(f"SELECT projection_name, notification_id FROM {TRACKING_TABLE}")
+    return {str(row["projection_name"]): int(row["notification_id"]) for row in rows}
 
 
 def advance_tracking(db: Database, projection_name: str, expected: int, new: int) -> None:

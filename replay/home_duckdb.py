@@ -39,6 +39,37 @@ class DuckHome(ReadModelHome):
     def rebuild_place(self, tag: str) -> Place:
         return self._file_place(self.path.with_name(f"{self.path.stem}.rebuild-{tag}.duckdb"))
 
+    exclusive = True
+
+    def live_reader(self) -> DuckDatabase:
+        return DuckDatabase(self.path, read_only=True, memory_limit_mib=self.memory_limit_mib)
+
+    def reader(self, place: Place) -> DuckDatabase:
+        return DuckDatabase(
+            Path(place.where), read_only=True, memory_limit_mib=self.memory_limit_mib
+        )
+
+    def merge(self, into: Place, parts: Sequence[Place], tables: Sequence[str]) -> None:
+        """ATTACH each part and copy its tables in one transaction (a table without a key
+        holds rows keyed by ledger position, unique across shards: no conflict check)."""
+        db = into.db
+        keyed = {
+            str(row["table_name"])
+            for row in db.execute(
+                "SELECT table_name FROM duckdb_constraints() WHERE database_name ="
+                " current_database() AND constraint_type = 'PRIMARY KEY'"
+            )
+        }
+        for part in parts:
+            db.execute(f"ATTACH '{part.where}' AS part (READ_ONLY)")
+            try:
+                with db.transaction():
+                    for table in tables:
+                        ignore = " OR IGNORE" if table in keyed else ""
+                        db.execute(f"INSERT{ignore} INTO {table} SELECT * FROM part.main.{table}")
+            finally:
+                db.execute("DETACH part")
+
     def snapshot_place(self, directory: Path, label: str) -> Place:
         path = directory / self.path.name
         remove_database_file(path)

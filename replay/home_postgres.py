@@ -54,6 +54,31 @@ class PostgresHome(ViewsHome):
     def rebuild_place(self, tag: str) -> Place:
         return self._schema_place(f"{REBUILD_SCHEMA_PREFIX}{tag}")
 
+    def reader(self, place: Place) -> PostgresDatabase:
+        return PostgresDatabase(self.dsn, schema=place.where.removeprefix("schema "))
+
+    def merge(self, into: Place, parts: Sequence[Place], tables: Sequence[str]) -> None:
+        """Copy each part schema's rows into the rebuild schema in one transaction
+        (generated columns are computed again)."""
+        db = into.db
+        with db.transaction():
+            for table in tables:
+                listed = ", ".join(
+                    str(row["column_name"])
+                    for row in db.execute(
+                        "SELECT column_name FROM information_schema.columns WHERE table_schema"
+                        " = current_schema() AND table_name = ? AND is_generated = 'NEVER'"
+                        " ORDER BY ordinal_position",
+                        [table],
+                    )
+                )
+                for part in parts:
+                    schema = _quoted(part.where.removeprefix("schema "))
+                    db.execute(
+                        f"INSERT INTO {table} ({listed}) SELECT {listed} FROM {schema}.{table}"
+                        " ON CONFLICT DO NOTHING"
+                    )
+
     def snapshot_place(self, directory: Path, label: str) -> Place:
         schema = f"{SNAPSHOT_SCHEMA_PREFIX}{label}"
         drop_schema(self.dsn, schema)

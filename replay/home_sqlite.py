@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from projections.databases.port import AsyncDatabaseLender, DatabaseLender
+from projections.databases.port import AsyncDatabaseLender, Database, DatabaseLender
 from projections.databases.sqlite import SqliteDatabase, SqliteLender, stored_table
 from projections.read_model import ReadModel
 from replay.swap import LiveSide
@@ -41,6 +41,26 @@ class SqliteHome(ViewsHome):
     def rebuild_place(self, tag: str) -> Place:
         return self._file_place(self.path.with_name(f"{self.path.stem}.rebuild-{tag}.sqlite3"))
 
+    def reader(self, place: Place) -> SqliteDatabase:
+        return SqliteDatabase(Path(place.where))
+
+    def merge(self, into: Place, parts: Sequence[Place], tables: Sequence[str]) -> None:
+        """ATTACH each part and copy its rows in one transaction, stored values as they are
+        (generated columns are computed again)."""
+        db = into.db
+        for part in parts:
+            db.execute("ATTACH DATABASE ? AS part", [part.where])
+            try:
+                with db.transaction():
+                    for table in tables:
+                        listed = ", ".join(_stored_columns(db, table))
+                        db.execute(
+                            f"INSERT OR IGNORE INTO main.{table} ({listed})"
+                            f" SELECT {listed} FROM part.{table}"
+                        )
+            finally:
+                db.execute("DETACH DATABASE part")
+
     def snapshot_place(self, directory: Path, label: str) -> Place:
         path = directory / self.path.name
         remove_database_file(path)
@@ -52,6 +72,15 @@ class SqliteHome(ViewsHome):
 
     def query_settings(self, directory: Path, label: str) -> dict[str, str]:
         return {"EVLEDGER_DATA_DIR": str(directory)}
+
+
+def _stored_columns(db: Database, table: str) -> list[str]:
+    """The columns a row of ``main.table`` stores (not the generated ones)."""
+    return [
+        str(row["name"])
+        for row in db.execute(f"PRAGMA main.table_xinfo({table})")
+        if row["hidden"] == 0
+    ]
 
 
 class SqliteLive(LiveSide):

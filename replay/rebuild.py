@@ -1,6 +1,7 @@
 """Rebuild read models from the start of the ledger beside the live ones, prove them equal
-with a checksum per table, and swap them in (Guarantee 7). A sharded ledger is rebuilt from
-every shard into the one rebuild place, one position per shard, and swapped once.
+with a checksum per table, and swap them in (Guarantee 7). A sharded ledger's shards are
+rebuilt in parallel processes (replay/shard_processes.py), each into places of its own, then
+merged into the one rebuild place, one position per shard, and swapped once.
 
 The live models keep serving throughout. The rebuild replays the ledger into a new schema
 or file, then, with the live models held still at some position, brings the rebuild to
@@ -12,18 +13,33 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from projections.read_model import ReadModel
 from projections.runner import LedgerSource
+from projections.tracking import TRACKING_TABLE, create_tracking_table
 from replay.checksum import TableChecksum, model_checksums
 from replay.ledger_prefix import REBUILD_BATCH_SIZE, ProgressHook, project_shards, project_to
+from replay.shard_processes import ShardRebuildFailed, ShardWorkers, part_tag
 from replay.swap import LiveModelBusy, LiveSide
 from replay.targets import ModelGroup, Place, new_tag
 
 if TYPE_CHECKING:
     from replay.targets import ReplaySite
+
+
+@dataclass
+class Remote:
+    """The worker processes of a sharded rebuild, as one group's compare uses them: the
+    group's index, and its live checksums and positions if the workers took them before
+    it was held (an exclusive home's: ReadModelHome.exclusive)."""
+
+    workers: ShardWorkers
+    group: int
+    early: tuple[dict[str, TableChecksum], dict[str, int]] | None = None
+
 
 # Rounds of "catch up, hold the live model, compare" before giving up on a live model
 # that the held lock should have stopped: more than one is only needed after a failure.
@@ -98,33 +114,77 @@ def rebuild(
     checksums equal the live model's (or ``force``)."""
     groups = root.groups(names)
     tag = new_tag()
-    places = [group.home.rebuild_place(tag) for group in groups]
-    try:
-        with root.ledger_sources() as sources:
-            rebuilt = {
-                group: [model_class(place.db) for model_class in group.classes]
-                for group, place in zip(groups, places, strict=True)
-            }
-            started = time.perf_counter()
-            every = [model for models in rebuilt.values() for model in models]
-            # One pass over the ledger (each shard's batches in turn) feeds every model.
-            reached = project_shards(sources, every, batch_size=batch_size, progress=progress)
-            seconds = time.perf_counter() - started
-            outcomes = [
-                _swap_group(
-                    group=group,
-                    place=place,
-                    rebuilt=rebuilt[group],
-                    sources=sources,
-                    force=force,
-                    batch_size=batch_size,
-                )
-                for group, place in zip(groups, places, strict=True)
-            ]
-        return RebuildReport(outcomes, reached, seconds)
-    finally:
-        for place in places:
-            place.discard()
+    shards = len(root.shard_names())
+    # A sharded ledger's shards are rebuilt by worker processes, shard p into places tagged
+    # part_tag(tag, p), then merged into the one rebuild place.
+    parts = [
+        [group.home.rebuild_place(part_tag(tag, shard)) for group in groups]
+        for shard in range(shards if shards > 1 else 0)
+    ]
+    places: list[Place] = []
+    started = time.perf_counter()
+    with ExitStack() as stack:
+        stack.callback(_discard, places, parts)  # once the workers have stopped
+        # Forked first, before this process opens anything.
+        workers = stack.enter_context(ShardWorkers(root, names, tag, batch_size)) if parts else None
+        places.extend(group.home.rebuild_place(tag) for group in groups)
+        sources = stack.enter_context(root.ledger_sources())  # while the workers work
+        remotes: list[Remote | None] = [None] * len(groups)
+        if workers is not None:
+            workers.wait(progress)
+            remotes = [Remote(workers, index) for index in range(len(groups))]
+            exclusive = [index for index, group in enumerate(groups) if group.home.exclusive]
+            for index in exclusive:  # one such group: the workers' answers come in turn
+                tables = [table for model in groups[index].classes for table in model.tables]
+                workers.ask_checksums(index, tables, live=True)
+            for index, (group, place) in enumerate(zip(groups, places, strict=True)):
+                _merge(group, place, [shard_places[index] for shard_places in parts])
+        rebuilt = {
+            group: [model_class(place.db) for model_class in group.classes]
+            for group, place in zip(groups, places, strict=True)
+        }
+        every = [model for models in rebuilt.values() for model in models]
+        # One pass over the ledger (each shard's batches in turn) feeds every model; after
+        # the workers, it reads only what the shards recorded since.
+        reached = project_shards(sources, every, batch_size=batch_size, progress=progress)
+        seconds = time.perf_counter() - started
+        for remote in remotes:
+            if remote is not None and groups[remote.group].home.exclusive:
+                remote.early = _early_checksums(remote.workers)
+        outcomes = [
+            _swap_group(
+                group=group,
+                place=place,
+                rebuilt=rebuilt[group],
+                sources=sources,
+                force=force,
+                batch_size=batch_size,
+                remote=remote,
+            )
+            for group, place, remote in zip(groups, places, remotes, strict=True)
+        ]
+    return RebuildReport(outcomes, reached, seconds)
+
+
+def _discard(places: list[Place], parts: list[list[Place]]) -> None:
+    for place in [*places, *(place for shard_places in parts for place in shard_places)]:
+        place.discard()
+
+
+def _merge(group: ModelGroup, place: Place, parts: Sequence[Place]) -> None:
+    """The rebuild place of ``group`` made of the shards' places: the tables, then every
+    part's rows and positions (one tracking row per shard, each in one part only), then the
+    columns a row takes from rows that may be on another shard (``ReadModel.rejoin``)."""
+    with place.db.transaction():
+        for model_class in group.classes:
+            for statement in model_class.ddl:
+                place.db.execute(statement)
+        create_tracking_table(place.db)
+    tables = [table for model_class in group.classes for table in model_class.tables]
+    group.home.merge(place, parts, [*tables, TRACKING_TABLE])
+    with place.db.transaction():
+        for model_class in group.classes:
+            model_class(place.db).rejoin()
 
 
 def _swap_group(
@@ -135,6 +195,7 @@ def _swap_group(
     sources: Sequence[LedgerSource],
     force: bool,
     batch_size: int,
+    remote: Remote | None,
 ) -> GroupOutcome:
     try:
         live = group.home.live_side(group, place)
@@ -142,7 +203,13 @@ def _swap_group(
         return GroupOutcome(group.names, group.home.describe(), error=str(busy))
     try:
         return _align_compare_swap(
-            live, group=group, rebuilt=rebuilt, sources=sources, force=force, batch_size=batch_size
+            live,
+            group=group,
+            rebuilt=rebuilt,
+            sources=sources,
+            force=force,
+            batch_size=batch_size,
+            remote=remote,
         )
     finally:
         live.close()
@@ -156,6 +223,7 @@ def _align_compare_swap(
     sources: Sequence[LedgerSource],
     force: bool,
     batch_size: int,
+    remote: Remote | None,
 ) -> GroupOutcome:
     outcome = GroupOutcome(group.names, group.home.describe())
     # Each shard's instance of each rebuilt model: one position per shard.
@@ -188,7 +256,7 @@ def _align_compare_swap(
             outcome.positions = {
                 model.tracking_name: model.position() for models in per_shard for model in models
             }
-            outcome.comparisons = _compare(live, rebuilt, live_positions)
+            outcome.comparisons = _compare(live, rebuilt, live_positions, remote)
             if outcome.mismatched and not force:
                 return outcome
             live.swap_in(rebuilt, outcome.positions)
@@ -201,13 +269,66 @@ def _align_compare_swap(
     )
 
 
+def _early_checksums(
+    workers: ShardWorkers,
+) -> tuple[dict[str, TableChecksum], dict[str, int]] | None:
+    """The live checksums the workers were asked for before the live models were held;
+    None if they could not take them (the models are checksummed when held, as always:
+    a live model that is missing or busy says so then)."""
+    try:
+        return workers.collect_checksums()
+    except ShardRebuildFailed:
+        return None
+
+
+def _ours(positions: dict[str, int], group: ModelGroup) -> dict[str, int]:
+    """The positions of ``group``'s models (one per shard) among ``positions``."""
+    return {name: at for name, at in positions.items() if name.split("@")[0] in group.names}
+
+
 def _compare(
-    live: LiveSide, rebuilt: list[ReadModel], live_positions: dict[str, int | None]
+    live: LiveSide,
+    rebuilt: list[ReadModel],
+    live_positions: dict[str, int | None],
+    remote: Remote | None,
 ) -> list[TableComparison]:
-    comparisons = []
-    for model, live_model in zip(rebuilt, live.models, strict=True):
-        has_live = live_positions[model.name] is not None
-        live_sums = live.checksums(live_model) if has_live else {}
-        for table, checksum in model_checksums(model).items():
-            comparisons.append(TableComparison(model.name, table, live_sums.get(table), checksum))
-    return comparisons
+    """Each table's checksum, live and rebuilt. With ``remote``, the workers checksum the
+    rebuilt tables and, where other processes may read the held live models, the live
+    ones; the live checksums they took before the models were held count if the models
+    have not moved since (the same positions: a model moves its rows and position in one
+    transaction)."""
+    tables = [table for model in rebuilt for table in model.tables]
+    held = {name: at for name, at in live_positions.items() if at is not None}
+    live_sums: dict[str, TableChecksum] | None = None
+    if remote is not None:
+        rebuilt[0].db.close()  # the group's one rebuild place: the workers open it
+        shared = not live.group.home.exclusive and bool(held)
+        if shared:
+            remote.workers.ask_checksums(remote.group, tables, live=True)
+        remote.workers.ask_checksums(remote.group, tables)
+        if shared:
+            live_sums = remote.workers.collect_checksums()[0]
+        elif remote.early is not None and _ours(remote.early[1], live.group) == held:
+            live_sums = remote.early[0]
+    if live_sums is None:
+        live_sums = {
+            table: checksum
+            for model, live_model in zip(rebuilt, live.models, strict=True)
+            if live_positions[model.name] is not None
+            for table, checksum in live.checksums(live_model).items()
+        }
+    rebuilt_sums = (
+        {table: checksum for model in rebuilt for table, checksum in model_checksums(model).items()}
+        if remote is None
+        else remote.workers.collect_checksums()[0]
+    )
+    return [
+        TableComparison(
+            model.name,
+            table,
+            live_sums.get(table) if live_positions[model.name] is not None else None,
+            rebuilt_sums[table],
+        )
+        for model in rebuilt
+        for table in model.tables
+    ]

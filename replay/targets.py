@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from projections.databases.port import AsyncDatabaseLender, Database, DatabaseLender
 from projections.read_model import ReadModel
@@ -65,6 +65,27 @@ class ReadModelHome(ABC):
     @abstractmethod
     def rebuild_place(self, tag: str) -> Place:
         """A new, empty schema or file beside the live one (same server, same directory)."""
+
+    # The live database admits one process at a time (DuckDB): only the one holding it
+    # can checksum it, so a sharded rebuild's workers checksum it before it is held.
+    exclusive: ClassVar[bool] = False
+
+    def live_reader(self) -> Database:
+        """A connection of its own that reads the live models (read-only where that lets
+        several processes read at once)."""
+        return self.live()
+
+    @abstractmethod
+    def reader(self, place: Place) -> Database:
+        """A connection of its own that only reads ``place``; several processes may hold
+        one at once (DuckDB lets only one process open a file to write)."""
+
+    @abstractmethod
+    def merge(self, into: Place, parts: Sequence[Place], tables: Sequence[str]) -> None:
+        """Copy every row of ``tables`` from the places ``parts`` (a sharded rebuild's, one
+        per shard, closed) into ``into``, whose tables exist. A row whose key is there
+        already is skipped: only reference data (tariffs) is on several shards, and each
+        shard writes it alike."""
 
     @abstractmethod
     def snapshot_place(self, directory: Path, label: str) -> Place:
@@ -127,13 +148,21 @@ class ReplaySite(Protocol):
     """What rebuild and point in time need of the process they run in (the composition
     root provides it): the ledger, its positions, and the read models' homes."""
 
-    def ledger_source(self) -> AbstractContextManager[LedgerSource]: ...
+    def ledger_source(self, shard: int | None = None) -> AbstractContextManager[LedgerSource]: ...
 
     def ledger_sources(self) -> AbstractContextManager[list[LedgerSource]]: ...
 
     def positions(self, source: LedgerSource) -> LedgerPositions: ...
 
     def groups(self, names: Sequence[str]) -> list[ModelGroup]: ...
+
+    def shard_names(self) -> list[str]:
+        """Each ledger shard as a person names it, shard 0 first (one: unsharded)."""
+        ...
+
+    def for_another_process(self) -> ReplaySite:
+        """A site like this one with nothing opened yet, for a child process to use."""
+        ...
 
     @property
     def snapshots_dir(self) -> Path: ...

@@ -1,10 +1,13 @@
-"""Replay of a sharded Kafka ledger (3 shards): a rebuild reads every shard into one
-rebuild place, one position per shard, equals the live models and swaps once; a snapshot
-cuts the ledger at one offset per shard."""
+"""Replay of a sharded Kafka ledger (3 shards): a rebuild replays each shard in a process of
+its own, merges them into one rebuild place, one position per shard, equals the live models
+and what one process projecting every shard builds, and swaps once; a failing shard
+process swaps nothing; a snapshot cuts the ledger at one offset per shard."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,12 +24,17 @@ from bootstrap.settings import Settings
 from cli import replay as replay_commands
 from demo.traffic import TrafficShape, generate
 from projections.databases.postgres import drop_schema
+from replay import rebuild as rebuild_module
+from replay import shard_processes
 from replay.point_in_time import PointInTime, build_snapshot
+from replay.shard_processes import part_tag
+from replay.targets import REBUILD_SCHEMA_PREFIX
 from tests.integration.projections.test_sharded_projection import write_routed
 from tests.integration.replay.conftest import (
     create_schema,
     dsn_in_schema,
     live_contents,
+    pg_schemas,
     project_all,
     settings_env,
 )
@@ -70,12 +78,36 @@ def run_replay(settings: Settings, command: str, *arguments: str) -> Result:
     )
 
 
-def test_rebuild_of_three_shards_equals_live_and_swaps_once(sharded: Settings) -> None:
+def one_process_contents(settings: Settings, pg_dsn: str, tmp_path: Path) -> dict[str, Any]:
+    """The read models one process builds from every shard (the projector stepping the
+    shards in turn), from nothing, in a schema and data dir of their own."""
+    schema = f"test_one_process_{uuid.uuid4().hex[:10]}"
+    create_schema(pg_dsn, schema)
+    try:
+        alone = Settings(
+            kafka_bootstrap=settings.kafka_bootstrap,
+            pg_dsn=dsn_in_schema(pg_dsn, schema),
+            topic_prefix=settings.topic_prefix,
+            data_dir=tmp_path / "one-process",
+            ledger_shards=SHARDS,
+        )
+        project_all(alone)
+        return live_contents(alone)
+    finally:
+        drop_schema(pg_dsn, schema)
+
+
+def test_rebuild_of_three_shards_equals_live_and_swaps_once(
+    sharded: Settings, pg_dsn: str, tmp_path: Path
+) -> None:
     messages = traffic()
     half = len(messages) // 2
     first = write_routed(sharded, messages[:half])
     project_all(sharded)
     # The live models are behind on every shard: the rebuild catches them up to compare.
+    # The second half's refunds of first-half payments reach a shard without their payment
+    # (its publisher forgot their sessions): a refund row then takes its payment's session
+    # from another shard's rows, which the merge of the shards' places must join again.
     sizes = write_routed(sharded, messages[half:])
     assert len(sizes) == SHARDS
     assert all(size > before for size, before in zip(sizes, first, strict=True))
@@ -98,6 +130,35 @@ def test_rebuild_of_three_shards_equals_live_and_swaps_once(sharded: Settings) -
     after = live_contents(sharded)
     project_all(sharded)  # nothing left to project: the swapped-in models are complete
     assert live_contents(sharded) == after
+    assert after == one_process_contents(sharded, pg_dsn, tmp_path)
+
+
+def test_a_failing_shard_process_fails_the_rebuild_and_swaps_nothing(
+    sharded: Settings, pg_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    messages = traffic()
+    write_routed(sharded, messages[: len(messages) // 2])
+    project_all(sharded)
+    write_routed(sharded, messages[len(messages) // 2 :])
+    before = live_contents(sharded)
+    tag = f"t{uuid.uuid4().hex[:9]}"
+    monkeypatch.setattr(rebuild_module, "new_tag", lambda: tag)
+    # Shard 2's own analytics file is not a DuckDB database: its process cannot open it.
+    broken = sharded.analytics_path.with_name(f"analytics.rebuild-{part_tag(tag, 2)}.duckdb")
+    broken.parent.mkdir(parents=True, exist_ok=True)
+    broken.write_bytes(b"not a database" * 1000)
+
+    result = run_replay(sharded, "rebuild")
+
+    assert result.exit_code == 1, result.output
+    (line,) = result.stderr.splitlines()
+    topic = bootstrap(sharded).ledger.kafka("test").shard_topic(2)
+    assert line.startswith(f"evledger: rebuilding shard 2 ({topic}) failed: ")
+    assert str(broken) in line and line.endswith("; nothing was swapped")
+    assert live_contents(sharded) == before
+    # Every place of the rebuild is gone: the merged one, each shard's, the broken file.
+    assert not list(sharded.data_dir.glob("*.rebuild-*"))
+    assert not pg_schemas(pg_dsn, f"{REBUILD_SCHEMA_PREFIX}{tag}")
 
 
 def test_rebuild_of_three_shards_catches_a_tampered_live_model(sharded: Settings) -> None:
@@ -118,6 +179,63 @@ def test_rebuild_of_three_shards_catches_a_tampered_live_model(sharded: Settings
     assert result.exit_code == 1, result.output
     assert "checksums differ for payment_history.payment_history" in result.stderr
     assert live_contents(sharded, ["payment_history"]) == before
+
+
+def test_a_killed_shard_process_fails_the_rebuild_naming_its_shard(
+    sharded: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_routed(sharded, traffic())
+    project_all(sharded)
+    before = live_contents(sharded)
+    rebuild_shard = shard_processes._rebuild_shard
+
+    def killed_at_shard_2(job: Any, shard: int, counters: Any) -> None:
+        if shard == 2:  # as the kernel's OOM killer would, in the middle of its work
+            os.kill(os.getpid(), signal.SIGKILL)
+        rebuild_shard(job, shard, counters)
+
+    # The workers are forked from this process: they run the patched function.
+    monkeypatch.setattr(shard_processes, "_rebuild_shard", killed_at_shard_2)
+
+    result = run_replay(sharded, "rebuild")
+
+    assert result.exit_code == 1, result.output
+    topic = bootstrap(sharded).ledger.kafka("test").shard_topic(2)
+    assert result.stderr == (
+        f"evledger: rebuilding shard 2 ({topic}) failed: its process was killed by SIGKILL; "
+        "nothing was swapped\n"
+    )
+    assert live_contents(sharded) == before
+    assert not list(sharded.data_dir.glob("*.rebuild-*"))
+
+
+def test_a_rebuild_over_current_live_models_catches_a_tampered_analytics_table(
+    sharded: Settings,
+) -> None:
+    import duckdb
+
+    write_routed(sharded, traffic())
+    project_all(sharded)
+    # The live models stand at every shard's head: the workers checksum the live analytics
+    # before it is held, and those checksums count (nothing moved it since).
+    result = run_replay(sharded, "rebuild")
+    assert result.exit_code == 0, result.output
+    assert all(row["equal"] == "yes" for row in json.loads(result.stdout.splitlines()[0]))
+    connection = duckdb.connect(str(sharded.analytics_path))
+    try:
+        connection.execute(
+            "UPDATE fact_sessions SET energy_wh = energy_wh + 1"
+            " WHERE session_key = (SELECT MIN(session_key) FROM fact_sessions)"
+        )
+    finally:
+        connection.close()
+    before = live_contents(sharded, ["analytics"])
+
+    result = run_replay(sharded, "rebuild", "--projection", "analytics")
+
+    assert result.exit_code == 1, result.output
+    assert "checksums differ for analytics.fact_sessions" in result.stderr
+    assert live_contents(sharded, ["analytics"]) == before
 
 
 def test_a_snapshot_cuts_each_shard_at_its_own_offset(sharded: Settings, pg_dsn: str) -> None:

@@ -1,0 +1,295 @@
+"""The parallel part of a sharded rebuild: worker processes (one per shard, at most one per
+core) that replay the shards into places of their own, then checksum the rebuilt tables for
+the comparison with the live models.
+
+A SQLite or DuckDB file takes one writing process, so shards cannot share the rebuild
+place: each shard is rebuilt into its own (``part_tag``) and the rebuild merges them into
+the one rebuild place (``ReadModelHome.merge``). The workers are forked before the parent
+opens any database or ledger, so they start with nothing open and share the modules the
+parent has imported; a worker with several shards rebuilds them in turn. A worker that
+fails fails the whole rebuild with one line naming its shard, before anything is swapped.
+
+Checksumming the rebuilt models is as much work as checksumming the live ones, which only
+the parent can do (it holds them still, and DuckDB lets one process open a file), so the
+workers take the rebuilt side meanwhile, table by table, each on a connection of its own.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from typing import TYPE_CHECKING, Any
+
+from projections.tracking import tracked_positions
+from replay.checksum import TableChecksum, table_checksum
+from replay.ledger_prefix import ProgressHook, project_to
+
+if TYPE_CHECKING:
+    from replay.targets import ReplaySite
+
+# How often the parent reports the shards' progress while it waits for them.
+_PROGRESS_EVERY_S = 0.2
+
+
+class ShardRebuildFailed(RuntimeError):
+    """A shard's rebuild process failed; nothing was merged or swapped."""
+
+
+def part_tag(tag: str, shard: int) -> str:
+    """The tag of the places shard ``shard`` is rebuilt into (a file or schema name part)."""
+    return f"{tag}_{shard}"
+
+
+def worker_count(shards: int) -> int:
+    """How many worker processes: one per shard, at most one per core."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(shards, cores or 1))
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What one worker rebuilds: ``names`` from each of ``shards`` into part_tag(tag, p),
+    and whose rebuild place (``tag``) it checksums afterwards."""
+
+    site: ReplaySite
+    names: list[str]
+    tag: str
+    shards: list[int]
+    batch_size: int
+
+
+class ShardWorkers:
+    """The worker processes of one sharded rebuild; ``close`` stops them (a context
+    manager)."""
+
+    def __init__(self, site: ReplaySite, names: Sequence[str], tag: str, batch_size: int) -> None:
+        self.shard_names = site.shard_names()
+        shards = len(self.shard_names)
+        _preload()
+        # Fork: a child has the parent's modules already (a spawned one spends about 0.4 s
+        # of CPU importing them again).
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        context = multiprocessing.get_context(method)
+        count = worker_count(shards)
+        # Per shard: events reached, events aimed at, and 1 once rebuilt.
+        self._counters = context.Array("q", 3 * shards, lock=False)
+        # Per worker: the shard it is rebuilding (-1: none), to name it if the worker dies.
+        self._current = context.Array("q", [-1] * count, lock=False)
+        self._workers: list[tuple[BaseProcess, Connection]] = []
+        # Each request not collected yet: the tables asked of each worker.
+        self._asked: list[list[list[str]]] = []
+        self._rebuilt = False
+        child_site = site.for_another_process()
+        try:
+            for worker in range(count):
+                parent_end, child_end = context.Pipe()
+                shares = list(range(shards))[worker::count]
+                job = _Job(child_site, list(names), tag, shares, batch_size)
+                process = context.Process(  # type: ignore[attr-defined]
+                    target=_work,
+                    args=(job, worker, self._counters, self._current, child_end),
+                    name=f"evledger-rebuild-{worker}",
+                )
+                process.start()
+                child_end.close()  # the child's: the parent keeps only its own end
+                self._workers.append((process, parent_end))
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> ShardWorkers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def wait(self, progress: ProgressHook | None = None) -> None:
+        """Until every shard is rebuilt into its place; ShardRebuildFailed names the first
+        shard that failed."""
+        counters = self._counters
+        shards = len(self.shard_names)
+        while not all(counters[3 * shard + 2] for shard in range(shards)):
+            wait([process.sentinel for process, _ in self._workers], _PROGRESS_EVERY_S)
+            if progress is not None:
+                progress(sum(counters[0::3]), max(sum(counters[1::3]), 1))
+            for worker in range(len(self._workers)):
+                self._check(worker)
+        self._rebuilt = True
+
+    def ask_checksums(self, group: int, tables: Sequence[str], *, live: bool = False) -> None:
+        """Have the workers checksum ``tables`` of group ``group`` (``site.groups(names)``),
+        shared out among them: of its rebuilt models (their place must be closed in this
+        process: DuckDB opens a file in one process), or with ``live`` of its live ones
+        (read-only), with the live positions as the workers found them.
+        ``collect_checksums`` gets them."""
+        count = len(self._workers)
+        shares = [list(tables)[worker::count] for worker in range(count)]
+        for (_, connection), share in zip(self._workers, shares, strict=True):
+            if share:
+                connection.send(("checksums", group, share, live))
+        self._asked.append(shares)
+
+    def collect_checksums(self) -> tuple[dict[str, TableChecksum], dict[str, int]]:
+        """The checksums of the oldest request not collected yet, by table, and the
+        tracked positions the workers saw where they took them."""
+        found: dict[str, TableChecksum] = {}
+        positions: dict[str, int] = {}
+        asked = self._asked.pop(0)
+        failure: ShardRebuildFailed | None = None
+        for worker, share in enumerate(asked):
+            if share:
+                try:
+                    sums, seen = self._receive(worker)
+                except ShardRebuildFailed as error:
+                    failure = failure or error  # the others' answers are still read
+                    continue
+                found.update(sums)
+                positions.update(seen)
+        if failure is not None:
+            raise failure
+        return found, positions
+
+    def close(self) -> None:
+        """Stop the workers: told to, once they are serving checksums; terminated while
+        they are still rebuilding (the rebuild failed)."""
+        for process, connection in self._workers:
+            if process.exitcode is None:
+                try:
+                    if not self._rebuilt:
+                        raise OSError("still rebuilding")
+                    connection.send(("stop",))
+                except OSError:
+                    process.terminate()
+        for process, connection in self._workers:
+            process.join(5)
+            if process.exitcode is None:
+                process.terminate()
+                process.join()
+            connection.close()
+        self._workers = []
+
+    def _receive(self, worker: int) -> Any:
+        process, connection = self._workers[worker]
+        try:
+            kind, *body = connection.recv()
+        except EOFError:
+            self._check(worker)
+            raise ShardRebuildFailed(
+                f"a rebuild worker process ended ({_ended(process)}) while checksumming "
+                "read models; nothing was swapped"
+            ) from None
+        if kind == "failed":
+            raise ShardRebuildFailed(f"checksumming read models failed: {body[1]}")
+        return body
+
+    def _check(self, worker: int) -> None:
+        """Raise ShardRebuildFailed if the worker reported a failure or died."""
+        process, connection = self._workers[worker]
+        if connection.poll():
+            try:
+                kind, *body = connection.recv()
+            except EOFError:  # it died without a word: its exit status tells
+                kind = "ended"
+            if kind == "failed":
+                self._fail(body[0], body[1])
+        if process.exitcode is not None and process.exitcode != 0:
+            self._fail(self._current[worker], _ended(process))
+
+    def _fail(self, shard: int, why: str) -> None:
+        name = f"shard {shard} ({self.shard_names[shard]})" if shard >= 0 else "a shard"
+        raise ShardRebuildFailed(f"rebuilding {name} failed: {why}; nothing was swapped")
+
+
+def _ended(process: BaseProcess) -> str:
+    exitcode = process.exitcode or 0
+    if exitcode < 0:
+        return f"its process was killed by {signal.Signals(-exitcode).name}"
+    return f"its process exited with status {exitcode}"
+
+
+def _preload() -> None:
+    """Import what every worker needs (the ledger's client, the domain's events, DuckDB)
+    once, in the parent, before it forks them: otherwise each worker imports them again.
+    A sharded ledger is on Kafka, whose client the store imports when first used."""
+    import duckdb  # noqa: F401
+    import kafka.admin  # noqa: F401
+
+    import domain.application  # noqa: F401
+    import projections.facts
+    import projections.prefetch  # noqa: F401
+    import store.factory  # noqa: F401
+
+
+def _work(job: _Job, worker: int, counters: Any, current: Any, connection: Connection) -> None:
+    """A worker: rebuild its shards, then answer checksum requests until told to stop.
+    A failure is sent to the parent as one line."""
+    # Ctrl-C reaches the whole process group: the parent stops the workers itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    shard = -1
+    try:
+        for shard in job.shards:
+            current[worker] = shard
+            _rebuild_shard(job, shard, counters)
+            counters[3 * shard + 2] = 1
+        shard = current[worker] = -1
+        _serve_checksums(job, connection)
+    except Exception as error:
+        text = str(error).strip()
+        connection.send(("failed", shard, text.splitlines()[0] if text else repr(error)))
+        raise SystemExit(1) from None
+    finally:
+        connection.close()
+
+
+def _rebuild_shard(job: _Job, shard: int, counters: Any) -> None:
+    """Project one shard's ledger into its own places, then close them (the parent merges
+    them)."""
+    groups = job.site.groups(job.names)
+    places = [group.home.rebuild_place(part_tag(job.tag, shard)) for group in groups]
+    try:
+        with job.site.ledger_source(shard) as source:
+            models = [
+                model_class(place.db).for_shard(shard)
+                for group, place in zip(groups, places, strict=True)
+                for model_class in group.classes
+            ]
+
+            def report(reached: int, target: int) -> None:
+                counters[3 * shard], counters[3 * shard + 1] = reached, target
+
+            project_to(source, models, batch_size=job.batch_size, progress=report)
+    finally:
+        for place in places:
+            place.db.close()
+
+
+def _serve_checksums(job: _Job, connection: Connection) -> None:
+    """Checksum tables as the parent asks, until it says stop: one that fails is answered
+    with its error, and the worker carries on."""
+    groups = job.site.groups(job.names)
+    while True:
+        try:
+            request = connection.recv()
+        except EOFError:  # the parent is gone
+            return
+        if request[0] != "checksums":
+            return
+        _, group, tables, live = request
+        home = groups[group].home
+        try:
+            db = home.live_reader() if live else home.reader(home.rebuild_place(job.tag))
+            try:
+                sums = {table: table_checksum(db, table) for table in tables}
+                positions = tracked_positions(db)
+            finally:
+                db.close()  # before answering: the parent may open it next
+        except Exception as error:
+            text = str(error).strip()
+            connection.send(("failed", -1, text.splitlines()[0] if text else repr(error)))
+            continue
+        connection.send(("checksums", sums, positions))
