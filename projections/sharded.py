@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from projections.runner import Projector
+from projections.tracking import shard_tracking_name
 
 
 @dataclass
@@ -51,4 +52,4 @@ class ShardedProjector(Projector):
             progress.retries = sum(part.retries for part in parts)
         for shard, projector in enumerate(self.shards):
             for name, stop in projector.stopped.items():
-                self.stopped[name if shard == 0 else f"{name}@{shard}"] = stop
+                self.stopped[shard_tracking_name(name, shard)] = stop
