@@ -108,6 +108,9 @@ class Settings:
     # Ledger records a process keeps by offset (Kafka ledger), so that loading an aggregate
     # rarely goes back to the topic; bounded, so memory stays flat however long the ledger.
     record_cache_size: int = _setting(20_000, minimum=0)
+    # SQLite's page cache for the aggregate index (Kafka ledger), per process: the index
+    # file grows with the ledger, its resident part stays this size.
+    index_cache_mib: int = _setting(8, minimum=1)
     # DuckDB's memory for the analytics projector and rebuild (its buffer otherwise grows
     # with the analytics file, up to most of the machine's memory). Small enough that a
     # ledger of 200,000 events already fills it: the readers' copy of the file (COPY FROM
