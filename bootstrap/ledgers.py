@@ -222,11 +222,14 @@ class KafkaLedger(LedgerBackend):
         signing_key_file: Path | None = None,
         record_cache_size: int | None = None,
         shard_number: int = 0,
+        *,
+        index_cache_mib: int | None = None,
     ) -> None:
         self.site = site
         self.index_dir = index_dir
         self.signing_key_file = signing_key_file
         self.record_cache_size = record_cache_size
+        self.index_cache_mib = index_cache_mib
         self.shard_number = shard_number
         self.topic = site.shard_topic(shard_number)
         self.description = f"Kafka topic {self.topic} at {site.bootstrap_servers}"
@@ -239,7 +242,12 @@ class KafkaLedger(LedgerBackend):
         if shard == self.shard_number:
             return self
         return KafkaLedger(
-            self.site, self.index_dir, self.signing_key_file, self.record_cache_size, shard
+            self.site,
+            self.index_dir,
+            self.signing_key_file,
+            self.record_cache_size,
+            shard,
+            index_cache_mib=self.index_cache_mib,
         )
 
     def environment(self) -> dict[str, str]:
@@ -258,6 +266,8 @@ class KafkaLedger(LedgerBackend):
             environment["KAFKA_SIGNING_KEY_FILE"] = str(self.signing_key_file)
         if self.record_cache_size is not None:
             environment["KAFKA_CACHE_RECORDS"] = str(self.record_cache_size)
+        if self.index_cache_mib is not None:
+            environment["KAFKA_INDEX_CACHE_KIB"] = str(self.index_cache_mib * 1024)
         return environment
 
     def scan(self) -> LedgerScan:
@@ -307,5 +317,9 @@ def ledger_backend(settings: Settings) -> LedgerBackend:
         ledger_shards=settings.ledger_shards,
     )
     return KafkaLedger(
-        site, settings.data_dir / "index", settings.signing_key_file, settings.record_cache_size
+        site,
+        settings.data_dir / "index",
+        settings.signing_key_file,
+        settings.record_cache_size,
+        index_cache_mib=settings.index_cache_mib,
     )

@@ -108,8 +108,13 @@ class Settings:
     # Ledger records a process keeps by offset (Kafka ledger), so that loading an aggregate
     # rarely goes back to the topic; bounded, so memory stays flat however long the ledger.
     record_cache_size: int = _setting(20_000, minimum=0)
+    # SQLite's page cache for the aggregate index (Kafka ledger), per process: the index
+    # file grows with the ledger, its resident part stays this size.
+    index_cache_mib: int = _setting(8, minimum=1)
     # DuckDB's memory for the analytics projector and rebuild (its buffer otherwise grows
-    # with the analytics file, up to most of the machine's memory).
+    # with the analytics file, up to most of the machine's memory). The primary-key indexes
+    # of analytics' keyed tables must fit in it beside the readers' copy of the file: at
+    # 64 MiB a projector failed at about 1.3 million events, so it stays at 128.
     duckdb_memory_limit_mib: int = _setting(128, minimum=16)
     # Aggregates whose audit state `audit verify` keeps in memory, per kind of state; the
     # rest wait in a temporary file, so verifying a long ledger does not fill memory.

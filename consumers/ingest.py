@@ -32,12 +32,17 @@ from consumers.counters import IngestCounters
 from consumers.dead_letter import DeadLetter
 from consumers.ledger_backoff import LedgerBackoff, retriable
 from consumers.membership import GroupMembership, IngestReplaced
-from consumers.producer import MAX_MESSAGE_BYTES
 from consumers.sources import StopSignal
 from consumers.triage import SourceRecord
 from store.kafka_clients import KafkaConnection
 from store.recorders import KafkaApplicationRecorder, TransactionExtras
 from store.writer import SideRecord, WriterFenced
+
+# What one fetch of the ingest topic brings per partition: a few batches of messages. A
+# message larger than this (up to consumers.producer.MAX_MESSAGE_BYTES) still comes, alone
+# in its fetch; a fetch sized for the largest message held that much of a backlog in
+# memory, twice with the next fetch in flight, so ingest's memory grew with the backlog.
+FETCH_PARTITION_BYTES = 1024 * 1024
 
 log = logging.getLogger(__name__)
 
@@ -157,8 +162,8 @@ class KafkaIngest:
             auto_offset_reset="earliest",
             isolation_level="read_committed",
             max_poll_records=config.batch_size,
-            max_partition_fetch_bytes=MAX_MESSAGE_BYTES + 1024 * 1024,
-            fetch_max_bytes=4 * MAX_MESSAGE_BYTES,
+            max_partition_fetch_bytes=FETCH_PARTITION_BYTES,
+            fetch_max_bytes=4 * FETCH_PARTITION_BYTES,
         )
         if sharded:
             self.consumer.subscribe([config.ingest_topic], listener=_shard_rebalance(self))

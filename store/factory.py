@@ -14,6 +14,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import Environment, EnvType, strtobool
 
+from store.index import DEFAULT_CACHE_KIB
 from store.kafka_clients import KafkaConnection, KafkaSecurityError, connection_from
 from store.ledger import Ledger, LedgerConfig, acquire_ledger, release_ledger
 from store.recorders import KafkaAggregateRecorder, KafkaApplicationRecorder
@@ -36,6 +37,7 @@ class KafkaFactory(InfrastructureFactory[TrackingRecorder]):
     KAFKA_REPLICATION_FACTOR = "KAFKA_REPLICATION_FACTOR"
     KAFKA_MIN_INSYNC_REPLICAS = "KAFKA_MIN_INSYNC_REPLICAS"
     KAFKA_CACHE_RECORDS = "KAFKA_CACHE_RECORDS"
+    KAFKA_INDEX_CACHE_KIB = "KAFKA_INDEX_CACHE_KIB"
     KAFKA_TIMEOUT = "KAFKA_TIMEOUT"
     KAFKA_MAX_EVENTS_PER_TRANSACTION = "KAFKA_MAX_EVENTS_PER_TRANSACTION"
     # An Ed25519 private key (PEM): the writer signs every ledger record with it.
@@ -70,6 +72,7 @@ class KafkaFactory(InfrastructureFactory[TrackingRecorder]):
         self.replication_factor = self._int(self.KAFKA_REPLICATION_FACTOR, 1)
         self.min_insync_replicas = self._int(self.KAFKA_MIN_INSYNC_REPLICAS, 1)
         self.cache_records = self._int(self.KAFKA_CACHE_RECORDS, 20_000)
+        self.index_cache_kib = self._int(self.KAFKA_INDEX_CACHE_KIB, DEFAULT_CACHE_KIB)
         self.timeout_s = float(self.env.get(self.KAFKA_TIMEOUT) or DEFAULT_TIMEOUT_S)
         self.max_events_per_transaction = self._int(
             self.KAFKA_MAX_EVENTS_PER_TRANSACTION, DEFAULT_MAX_EVENTS_PER_TRANSACTION
@@ -107,6 +110,7 @@ class KafkaFactory(InfrastructureFactory[TrackingRecorder]):
             replication_factor=self.replication_factor,
             min_insync_replicas=self.min_insync_replicas,
             cache_records=self.cache_records,
+            index_cache_kib=self.index_cache_kib,
             timeout_s=self.timeout_s,
             max_events_per_transaction=self.max_events_per_transaction,
             # Only the ledger's events are signed: snapshots are a cache, not the record.

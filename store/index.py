@@ -30,8 +30,10 @@ from eventsourcing.persistence import (
 from store.records import GENESIS_HASH, LedgerRecord
 
 # SQLite's page cache for the index, in KiB (negative means KiB to SQLite): the index's
-# resident memory stays near this however many aggregates the ledger holds.
-DEFAULT_CACHE_KIB = 32 * 1024
+# resident memory stays near this however many aggregates the ledger holds. Small: the
+# file of 200,000 events is already 20 MB, so a larger cache grows with the ledger past
+# there, and a page it misses is read from the operating system's cache.
+DEFAULT_CACHE_KIB = 8 * 1024
 
 # How long a process waits for another's write transaction on the shared file.
 LOCK_TIMEOUT_S = 30.0

@@ -18,6 +18,7 @@ import pytest
 from kafka import TopicPartition
 
 from consumers.dead_letter import DeadLetter
+from consumers.ingest import FETCH_PARTITION_BYTES
 from demo.traffic import TrafficShape, generate
 from store.kafka_clients import KafkaConnection
 from tests.kafka_topics import read_topic
@@ -212,3 +213,24 @@ def test_bad_messages_land_in_the_dead_letter_topic_and_ingest_keeps_going(
         assert letter.source_topic == f"{prefix}.ingest"
         assert letter.source_offset >= 20
     assert kafka_ledger(env) == expected_ledger(good)
+
+
+def test_a_message_larger_than_a_fetch_is_consumed_in_turn(
+    env: dict[str, str], traffic: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    """Ingest's fetches are small (their size bounds its memory); a larger message still
+    comes through, alone in its fetch, and is judged like any other."""
+    big = {**traffic[3], "type": "x" * (3 * FETCH_PARTITION_BYTES)}
+    lines = [json.dumps(m) for m in traffic[:10]] + [json.dumps(big)]
+    lines += [json.dumps(m) for m in traffic[10:20]]
+    publish(env, write_jsonl_lines(tmp_path / "big.jsonl", lines))
+
+    counters = ingest(env)
+
+    assert (counters["consumed"], counters["dead_lettered"]) == (21, 1)
+    assert kafka_ledger(env) == expected_ledger(traffic[:20])
+
+
+def write_jsonl_lines(path: Path, lines: list[str]) -> Path:
+    path.write_text("".join(line + "\n" for line in lines))
+    return path

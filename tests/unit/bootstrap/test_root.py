@@ -75,6 +75,20 @@ def test_the_record_cache_is_sized_by_its_setting(tmp_path: Path) -> None:
         Settings(kafka_bootstrap="127.0.0.1:9", data_dir=tmp_path, record_cache_size=-1)
 
 
+def test_the_index_cache_is_sized_by_its_setting_on_every_shard(tmp_path: Path) -> None:
+    from store.factory import KafkaFactory
+
+    settings = Settings(
+        kafka_bootstrap="127.0.0.1:9", data_dir=tmp_path, index_cache_mib=3, ledger_shards=2
+    )
+    ledger = bootstrap(settings).ledger
+    for shard in (ledger, ledger.shard(1)):
+        assert shard.environment()["KAFKA_INDEX_CACHE_KIB"] == str(3 * 1024)
+    assert KafkaFactory(ledger.environment()).index_cache_kib == 3 * 1024
+    with pytest.raises(ValueError, match="greater than or equal to 1"):
+        Settings(kafka_bootstrap="127.0.0.1:9", data_dir=tmp_path, index_cache_mib=0)
+
+
 def test_duckdb_memory_is_bounded_by_its_setting(tmp_path: Path) -> None:
     root = bootstrap(Settings(data_dir=tmp_path, duckdb_memory_limit_mib=48))
     for db in (root.analytics_database(), root.analytics.rebuild_place("t").db):

@@ -109,3 +109,19 @@ def test_last_versions_of_many_aggregates_in_one_lookup(tmp_path: Path) -> None:
     assert len(found) == 600
     assert set(found.values()) == {2}
     index.close()
+
+
+def test_the_page_cache_stays_at_its_size_as_the_index_grows(tmp_path: Path) -> None:
+    index = AggregateIndex(tmp_path / "ledger.sqlite3", cache_kib=64)
+    try:
+        records = chain(5_000)
+        for start in range(0, len(records), 500):
+            batch = records[start : start + 500]
+            index.apply(batch, batch[-1][0] + 2)
+        pages = index._db.execute("PRAGMA page_count").fetchone()[0]
+        page_size = index._db.execute("PRAGMA page_size").fetchone()[0]
+        # The file outgrew the cache, and the cache is still bounded by the same size.
+        assert pages * page_size > 64 * 1024
+        assert index._db.execute("PRAGMA cache_size").fetchone()[0] == -64
+    finally:
+        index.close()
