@@ -94,15 +94,22 @@ def test_without_a_copy_readers_open_the_file_itself(tmp_path: Path) -> None:
     assert _sessions(live) == 0
 
 
-def test_a_slow_copy_is_not_repeated_at_once(tmp_path: Path) -> None:
+def _copied_once_by_a_one_second_clock(tmp_path: Path) -> tuple[Analytics, SnapshotPublisher]:
+    """A live model whose first copy is published, on a clock each reading of which is a
+    second later: every copy "takes" one second."""
     ticks = iter(range(1_000))
     db = DuckDatabase(tmp_path / "analytics.duckdb")
-    # Each reading of this clock is a second later: every copy "takes" one second.
     publisher = SnapshotPublisher(db, interval_s=0, clock=lambda: float(next(ticks)))
     model = Analytics(db, publisher)
     model.create()
     model.after_batch(caught_up=True)
     assert publisher.published == 1
+    return model, publisher
+
+
+def test_a_slow_copy_is_not_repeated_at_once(tmp_path: Path) -> None:
+    model, publisher = _copied_once_by_a_one_second_clock(tmp_path)
+    db = model.db
     _add(model, "S1")
     for _ in range(3):  # one, two, three seconds after a one-second copy: too soon
         model.after_batch(caught_up=True)
@@ -114,12 +121,8 @@ def test_a_slow_copy_is_not_repeated_at_once(tmp_path: Path) -> None:
 
 
 def test_a_copy_held_back_is_published_when_the_projector_finishes(tmp_path: Path) -> None:
-    ticks = iter(range(1_000))
-    db = DuckDatabase(tmp_path / "analytics.duckdb")
-    publisher = SnapshotPublisher(db, interval_s=0, clock=lambda: float(next(ticks)))
-    model = Analytics(db, publisher)
-    model.create()
-    model.after_batch(caught_up=True)
+    model, publisher = _copied_once_by_a_one_second_clock(tmp_path)
+    db = model.db
     _add(model, "S1")
     model.after_batch(caught_up=True)  # too soon after the first copy: held back
     assert (publisher.published, _sessions(db.path)) == (1, 0)
