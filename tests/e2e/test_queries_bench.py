@@ -44,9 +44,11 @@ def test_queries_bench_plans_use_the_indexes_and_every_view_answers(
     assert "NOT ON ITS INDEX" not in out
 
     assert set(figures["views"]) == set(VIEW_NAMES)
-    assert figures["sessions_copied"]["rows"] == 4000
+    assert figures["sessions_read"]["rows"] == 4000
     for view, measured in figures["views"].items():
         assert measured["rows"] > 0, view
+        assert measured["arrow_ms"] > 0, view
+        assert measured["read_ms"] is not None, view
     # 4,000 sessions over 20 stations and 100 customers, as filled.
     assert figures["views"]["popular_locations"]["rows"] == 20
     assert figures["views"]["customer_behaviour"]["rows"] == 100
