@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import logging
-import signal
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
@@ -17,6 +13,8 @@ from cli.context import current_root
 from cli.output import OutputFormat, render
 
 if TYPE_CHECKING:
+    from types import FrameType
+
     from bootstrap import Root
 
 T = TypeVar("T")
@@ -262,6 +260,10 @@ def project(
     output_format: FormatOption = OutputFormat.table,
 ) -> None:
     """Run the projectors: ledger -> payment history, refund status, analytics."""
+    import logging
+    import signal
+    import threading
+
     from bootstrap.read_models import READ_MODEL_NAMES, UnknownProjection
     from projections.runner import LedgerGapError, ProjectionStalled, RetryPolicy
 
@@ -309,13 +311,9 @@ def project(
         raise _fail("; ".join(projection.describe() for projection in stopped))
 
 
-def register(app: typer.Typer) -> None:
-    """Add these commands to the ``evledger`` app."""
-    app.command("history")(history)
-    app.command("refunds")(refunds)
-    app.add_typer(refund_app, name="refund")
+def add_analytics(app: typer.Typer) -> None:
+    """Add `evledger analytics query|report` to the app."""
     from cli.report_command import analytics_report
 
     analytics_app.command("report")(analytics_report)
     app.add_typer(analytics_app, name="analytics")
-    app.command("project")(project)

@@ -23,27 +23,6 @@ EVLEDGER = str(Path(sys.executable).with_name("evledger"))
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _wired() -> bool:
-    from typer.main import get_command
-
-    from cli.main import app
-
-    return "history" in getattr(get_command(app), "commands", {})
-
-
-# Until cli/main.py registers these commands, drive them through an app that does.
-_ENTRY = (
-    [EVLEDGER]
-    if _wired()
-    else [
-        sys.executable,
-        "-c",
-        "import typer; from cli.queries import register; app = typer.Typer(); "
-        "register(app); app(prog_name='evledger')",
-    ]
-)
-
-
 def _env(data_dir: Path, pg_dsn: str | None) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("EVLEDGER_")}
     env.update({"EVLEDGER_DATA_DIR": str(data_dir), "COLUMNS": "200"})
@@ -58,7 +37,7 @@ class Cli:
 
     def __call__(self, *args: str, status: int = 0) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [*_ENTRY, *args],
+            [EVLEDGER, *args],
             capture_output=True,
             text=True,
             env=self.env,
