@@ -59,6 +59,7 @@ def _serve_workers(workers: int, common: dict[str, Any]) -> None:
     """Worker processes under uvicorn's supervisor (started, pinged, restarted by it), each
     listening on a socket of its own where the kernel balances them (cli/reuse_port.py)."""
     import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
     from uvicorn.supervisors import Multiprocess
 
     from cli.reuse_port import BALANCES, WorkerSocket
@@ -74,10 +75,13 @@ def _serve_workers(workers: int, common: dict[str, Any]) -> None:
         uvicorn.run("api.app:app_from_environment", **options)
         return
     config = uvicorn.Config("api.app:app_from_environment", **options)
-    sock = WorkerSocket.bound(config.host, config.port)
-    logging.getLogger("uvicorn.error").info(
-        "Uvicorn running on http://%s:%d, a socket per worker", config.host, config.port
-    )
+    log = logging.getLogger("uvicorn.error")
+    try:
+        sock = WorkerSocket.bound(config.host, config.port)
+    except OSError as error:
+        log.error("cannot listen on %s:%d: %s", config.host, config.port, error.strerror)
+        raise typer.Exit(STARTUP_FAILURE) from None
+    log.info("Uvicorn running on http://%s:%d, a socket per worker", config.host, config.port)
     Multiprocess(config, sockets=[sock]).run()
 
 

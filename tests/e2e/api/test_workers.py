@@ -4,12 +4,20 @@ awake taking them all."""
 
 from __future__ import annotations
 
+import socket
+import subprocess
 import uuid
 from http.client import HTTPConnection
 from pathlib import Path
 
 from projections.databases.postgres import drop_schema
-from tests.e2e.api.conftest import environment, schema_dsn, start_server, stop_server
+from tests.e2e.api.conftest import (
+    EVLEDGER,
+    environment,
+    schema_dsn,
+    start_server,
+    stop_server,
+)
 
 _LISTEN, _ESTABLISHED = "0A", "01"
 
@@ -86,3 +94,22 @@ def test_each_worker_listens_and_takes_connections(pg_dsn: str, tmp_path: Path) 
             connection.close()
         stop_server(process)
         drop_schema(pg_dsn, schema)
+
+
+def test_a_taken_port_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = environment(tmp_path / "data", "postgresql://nobody@127.0.0.1:1/none")
+        done = subprocess.run(
+            [EVLEDGER, "serve", "--port", str(port), "--workers", "2"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 3, done.stderr
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in done.stderr
+    assert "Traceback" not in done.stderr
