@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import time
 import uuid
 from http.client import HTTPConnection
 from pathlib import Path
@@ -55,6 +56,13 @@ def _inodes(pid: int) -> set[str]:
     return held
 
 
+def _until_listening(port: int, sockets: int) -> None:
+    deadline = time.monotonic() + 60
+    while list(_sockets(port).values()).count(_LISTEN) < sockets:
+        assert time.monotonic() < deadline, f"fewer than {sockets} sockets listen on {port}"
+        time.sleep(0.2)
+
+
 def _ask(connection: HTTPConnection) -> int:
     connection.request("GET", "/healthz")
     response = connection.getresponse()
@@ -69,6 +77,7 @@ def test_each_worker_listens_and_takes_connections(pg_dsn: str, tmp_path: Path) 
     connections: list[HTTPConnection] = []
     try:
         port = int(url.rsplit(":", 1)[1])
+        _until_listening(port, 2)  # /healthz answered once the first worker was up
         for _ in range(16):
             connections.append(HTTPConnection("127.0.0.1", port, timeout=30))
             assert _ask(connections[-1]) == 200
