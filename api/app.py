@@ -162,6 +162,10 @@ def create_app(root: Root | None = None, pool_size: int = 20) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         dependencies=[Depends(no_unknown_query)],
+        # FastAPI's own OpenTelemetry layer asked, on every request, whether a provider was
+        # configured (3% of a history page's CPU); /metrics and the access log are ours, and
+        # its logs would carry exception messages, which may hold customer data.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.api = state
     _install_handlers(app)

@@ -18,7 +18,13 @@ from starlette.responses import Response
 
 from api.params import ID_PATTERN, MAX_PAGE
 from api.problems import Problem
-from api.routes_read import READER_ROLES, customer_payments, history_page, station_payments
+from api.routes_read import (
+    READER_ROLES,
+    customer_payments,
+    history_filter,
+    history_page,
+    station_payments,
+)
 from api.schemas import JSON
 from api.state import ApiState
 
@@ -73,16 +79,15 @@ class HistoryFastPath:
         if _LIMIT.match(limit) is None or not 1 <= int(limit) <= MAX_PAGE:
             return None
         try:
-            return await history_page(
-                self.state,
-                URL(scope=scope).path,
-                customer_id=owner if collection == "customers" else None,
-                station_id=owner if collection == "stations" else None,
+            wanted = history_filter(
+                collection,
+                owner,
                 period_from=values.get("from"),
                 period_to=values.get("to"),
                 limit=int(limit),
                 after=values.get("after"),
             )
+            return await history_page(self.state, URL(scope=scope).path, wanted)
         except Problem:
             return None  # the routes answer it again, as their problem document
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
-from urllib.parse import urlencode
+from typing import Annotated
+from urllib.parse import quote_plus
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
@@ -32,7 +32,13 @@ from api.schemas import (
     refund_document,
 )
 from api.state import ApiState, api_state
-from projections.payment_history import SUMMARY_COLUMNS, BadCursor, history_query, payment
+from projections.payment_history import (
+    SUMMARY_COLUMNS,
+    BadCursor,
+    HistoryFilter,
+    history_query,
+    payment,
+)
 from projections.refund_status import REFUND_STATUSES, query_refunds, refund
 
 router = APIRouter(prefix="/v1", tags=["payments and refunds"])
@@ -41,34 +47,34 @@ Reader = Annotated[ApiKey, Depends(require(*READER_ROLES))]
 _ERRORS = problem_responses(400, 401, 403, 422, 503)
 
 
-async def history_page(
-    state: ApiState,
-    path: str,
+def history_filter(
+    collection: str,
+    owner: str,
     *,
-    customer_id: str | None,
-    station_id: str | None,
     period_from: str | None,
     period_to: str | None,
     limit: int,
     after: str | None,
-) -> bytes:
+) -> HistoryFilter:
+    """The page a request asks for: ``owner``'s payments in ``collection`` (customers or
+    stations), its times parsed (a 422 problem unless RFC 3339 with an offset)."""
+    return HistoryFilter(
+        customer_id=owner if collection == "customers" else None,
+        station_id=owner if collection == "stations" else None,
+        period_from=parse_time(period_from, "from"),
+        period_to=parse_time(period_to, "to"),
+        limit=limit,
+        after=after,
+    )
+
+
+async def history_page(state: ApiState, path: str, wanted: HistoryFilter) -> bytes:
     """A history page's document; ``path`` is the request's, for the `next` link. Shared
     by the routes and their fast path (api/history_fast.py), so both answer the same bytes."""
-    moment_from = parse_time(period_from, "from")
-    moment_to = parse_time(period_to, "to")
     # On the event loop: a page costs no thread hop, and its rows go straight to JSON.
     async with state.views.async_connection() as db:
         try:
-            query = history_query(
-                db.param,
-                customer_id=customer_id,
-                station_id=station_id,
-                period_from=moment_from,
-                period_to=moment_to,
-                limit=limit,
-                after=after,
-                columns=SUMMARY_COLUMNS,
-            )
+            query = history_query(db.param, wanted, columns=SUMMARY_COLUMNS)
         except BadCursor:
             raise Problem(
                 400, "`after` is not a cursor this API handed out (use `next_cursor`)"
@@ -76,17 +82,16 @@ async def history_page(
         page = query.page(await db.execute(query.statement, query.params))
     next_link = None
     if page.next_cursor is not None:
-        params: dict[str, Any] = {"limit": limit, "after": page.next_cursor}
-        if period_from is not None:
-            params["from"] = period_from
-        if period_to is not None:
-            params["to"] = period_to
-        next_link = f"{path}?{urlencode(params)}"
+        # Spelled out: urlencode() took 4% of a page's CPU in a profile; a cursor is URL-safe.
+        next_link = f"{path}?limit={wanted.limit}&after={page.next_cursor}"
+        for name, moment in (("from", wanted.period_from), ("to", wanted.period_to)):
+            if moment is not None:
+                next_link += f"&{name}={quote_plus(moment.isoformat())}"
     return page_json(page.rows, page.next_cursor, next_link)
 
 
-async def _page(request: Request, **query: Any) -> Response:
-    document = await history_page(api_state(request), request.url.path, **query)
+async def _page(request: Request, wanted: HistoryFilter) -> Response:
+    document = await history_page(api_state(request), request.url.path, wanted)
     return Response(document, media_type=JSON)
 
 
@@ -102,15 +107,15 @@ async def customer_payments(
     after: After = None,
 ) -> Response:
     """A customer's payments, newest first, a page at a time (keyset cursor)."""
-    return await _page(
-        request,
-        customer_id=customer_id,
-        station_id=None,
+    wanted = history_filter(
+        "customers",
+        customer_id,
         period_from=period_from,
         period_to=period_to,
         limit=limit,
         after=after,
     )
+    return await _page(request, wanted)
 
 
 @router.get("/stations/{station_id}/payments", response_model=PaymentPage, responses=_ERRORS)
@@ -125,15 +130,15 @@ async def station_payments(
     after: After = None,
 ) -> Response:
     """A station's payments, newest first, a page at a time (keyset cursor)."""
-    return await _page(
-        request,
-        customer_id=None,
-        station_id=station_id,
+    wanted = history_filter(
+        "stations",
+        station_id,
         period_from=period_from,
         period_to=period_to,
         limit=limit,
         after=after,
     )
+    return await _page(request, wanted)
 
 
 @router.get(

@@ -35,7 +35,7 @@ from domain.application import BillingApplication
 from projections.analytics import Analytics
 from projections.databases.duckdb import DuckDatabase
 from projections.databases.postgres import PostgresDatabase
-from projections.payment_history import PaymentHistory, query_history
+from projections.payment_history import HistoryFilter, PaymentHistory, query_history
 from projections.refund_status import REFUND_STATUSES, RefundStatusView, query_refunds
 from projections.runner import Projector
 
@@ -173,9 +173,12 @@ def main() -> None:
     for label, action in (
         (
             "history --customer (50 rows)",
-            lambda: query_history(pg, customer_id=rng.choice(customers)),
+            lambda: query_history(pg, HistoryFilter(customer_id=rng.choice(customers))),
         ),
-        ("history --station (50 rows)", lambda: query_history(pg, station_id=rng.choice(stations))),
+        (
+            "history --station (50 rows)",
+            lambda: query_history(pg, HistoryFilter(station_id=rng.choice(stations))),
+        ),
         ("refunds --status", lambda: query_refunds(pg, status=rng.choice(REFUND_STATUSES))),
         ("refunds --customer", lambda: query_refunds(pg, customer_id=rng.choice(customers))),
     ):

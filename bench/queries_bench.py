@@ -45,7 +45,7 @@ from projections.analytics import VIEW_NAMES
 from projections.databases.duckdb import DuckDatabase
 from projections.databases.port import Database, Row
 from projections.databases.postgres import POSTGRES, PostgresDatabase, drop_schema
-from projections.payment_history import query_history
+from projections.payment_history import HistoryFilter, query_history
 from projections.refund_status import query_refunds
 
 DEFAULT_DSN = "postgresql://evledger:evledger@127.0.0.1:5433/evledger"
@@ -119,13 +119,19 @@ def queries(db: Database, customers: int, stations: int) -> dict[str, Callable[[
 
     def next_page() -> Any:
         chosen = station()
-        first = query_history(db, station_id=chosen, limit=50)
+        first = query_history(db, HistoryFilter(station_id=chosen, limit=50))
         assert first.next_cursor is not None, "a station with fewer than 51 payments"
-        return query_history(db, station_id=chosen, limit=50, after=first.next_cursor)
+        return query_history(
+            db, HistoryFilter(station_id=chosen, limit=50, after=first.next_cursor)
+        )
 
     return {
-        "history by customer": lambda: query_history(db, customer_id=customer(), limit=50),
-        "history by station": lambda: query_history(db, station_id=station(), limit=50),
+        "history by customer": lambda: query_history(
+            db, HistoryFilter(customer_id=customer(), limit=50)
+        ),
+        "history by station": lambda: query_history(
+            db, HistoryFilter(station_id=station(), limit=50)
+        ),
         "history by station, next page": next_page,
         "refunds by status": lambda: query_refunds(db, status=rng.choice(REFUND_STATUSES)),
         "refunds by customer": lambda: query_refunds(db, customer_id=customer()),

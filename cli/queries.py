@@ -116,25 +116,28 @@ def history(
     output_format: FormatOption = OutputFormat.table,
 ) -> None:
     """Payment history of a customer or a station, newest first, a page at a time."""
-    from projections.payment_history import HISTORY_COLUMNS, BadCursor, query_history
+    from projections.payment_history import (
+        HISTORY_COLUMNS,
+        BadCursor,
+        HistoryFilter,
+        query_history,
+    )
 
     if (customer is None) == (station is None):
         raise _fail("give exactly one of --customer ID and --station ID", 2)
-    moment_from = _parse_time(period_from, "--from")
-    moment_to = _parse_time(period_to, "--to")
+    wanted = HistoryFilter(
+        customer_id=customer,
+        station_id=station,
+        period_from=_parse_time(period_from, "--from"),
+        period_to=_parse_time(period_to, "--to"),
+        limit=limit,
+        after=after,
+    )
     root = current_root()
     db = root.views_database()
     try:
         with _reporting_database_errors(root):
-            page = query_history(
-                db,
-                customer_id=customer,
-                station_id=station,
-                period_from=moment_from,
-                period_to=moment_to,
-                limit=limit,
-                after=after,
-            )
+            page = query_history(db, wanted)
     except BadCursor as error:
         raise _fail(str(error), 2) from None
     finally:

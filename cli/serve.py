@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -34,7 +35,7 @@ def serve(
 
     root = current_root()
     configure_logging()
-    common = {
+    common: dict[str, Any] = {
         "host": host,
         "port": port,
         # Our own access log names routes by template; uvicorn's would log customer ids.
@@ -49,16 +50,39 @@ def serve(
     if workers == 1:
         from api.app import create_app
 
-        uvicorn.run(create_app(root), **common)  # type: ignore[arg-type]
+        uvicorn.run(create_app(root), **common)
     else:
-        uvicorn.run(
-            "api.app:app_from_environment",
-            factory=True,
-            workers=workers,
-            # A busy worker answers the supervisor's ping late; do not restart it for that.
-            timeout_worker_healthcheck=60,
-            **common,  # type: ignore[arg-type]
-        )
+        _serve_workers(workers, common)
+
+
+def _serve_workers(workers: int, common: dict[str, Any]) -> None:
+    """Worker processes under uvicorn's supervisor (started, pinged, restarted by it), each
+    listening on a socket of its own where the kernel balances them (cli/reuse_port.py)."""
+    import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
+    from uvicorn.supervisors import Multiprocess
+
+    from cli.reuse_port import BALANCES, WorkerSocket
+
+    options = {
+        "factory": True,
+        "workers": workers,
+        # A busy worker answers the supervisor's ping late; do not restart it for that.
+        "timeout_worker_healthcheck": 60,
+        **common,
+    }
+    if not BALANCES:
+        uvicorn.run("api.app:app_from_environment", **options)
+        return
+    config = uvicorn.Config("api.app:app_from_environment", **options)
+    log = logging.getLogger("uvicorn.error")
+    try:
+        sock = WorkerSocket.bound(config.host, config.port)
+    except OSError as error:
+        log.error("cannot listen on %s:%d: %s", config.host, config.port, error.strerror)
+        raise typer.Exit(STARTUP_FAILURE) from None
+    log.info("Uvicorn running on http://%s:%d, a socket per worker", config.host, config.port)
+    Multiprocess(config, sockets=[sock]).run()
 
 
 def _views_database() -> Database:

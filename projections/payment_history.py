@@ -296,35 +296,43 @@ class HistoryQuery:
         return HistoryPage(rows, next_cursor)
 
 
+@dataclass(frozen=True)
+class HistoryFilter:
+    """Which payments a history page holds: a customer's or a station's (or all), created
+    from ``period_from`` inclusive to ``period_to`` exclusive, after the ``after`` cursor;
+    passed whole from the CLI and the API down to the query."""
+
+    customer_id: str | None = None
+    station_id: str | None = None
+    period_from: datetime | None = None
+    period_to: datetime | None = None
+    limit: int = 50
+    after: str | None = None
+
+
 def history_query(
     param: Callable[[Any], Any],
-    *,
-    customer_id: str | None = None,
-    station_id: str | None = None,
-    period_from: datetime | None = None,
-    period_to: datetime | None = None,
-    limit: int = 50,
-    after: str | None = None,
+    wanted: HistoryFilter,
     columns: Sequence[str] = HISTORY_COLUMNS,
 ) -> HistoryQuery:
-    """Payments newest first (by creation time), from inclusive, to exclusive, after the
-    ``after`` cursor; ``param`` is the database's ``param`` (how it binds times)."""
+    """Payments newest first (by creation time); ``param`` is the database's ``param`` (how
+    it binds times)."""
     conditions: list[str] = []
     params: list[Any] = []
-    if customer_id is not None:
+    if wanted.customer_id is not None:
         conditions.append("customer_id = ?")
-        params.append(customer_id)
-    if station_id is not None:
+        params.append(wanted.customer_id)
+    if wanted.station_id is not None:
         conditions.append("station_id = ?")
-        params.append(station_id)
-    if period_from is not None:
+        params.append(wanted.station_id)
+    if wanted.period_from is not None:
         conditions.append("created_at >= ?")
-        params.append(param(period_from))
-    if period_to is not None:
+        params.append(param(wanted.period_from))
+    if wanted.period_to is not None:
         conditions.append("created_at < ?")
-        params.append(param(period_to))
-    if after is not None:
-        created_at, payment_id = decode_cursor(after)
+        params.append(param(wanted.period_to))
+    if wanted.after is not None:
+        created_at, payment_id = decode_cursor(wanted.after)
         conditions.append("(created_at, payment_id) < (?, ?)")
         params.extend([param(created_at), payment_id])
     where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
@@ -332,30 +340,13 @@ def history_query(
         f"SELECT {', '.join(columns)} FROM payment_history {where}"
         " ORDER BY created_at DESC, payment_id DESC LIMIT ?"
     )
-    return HistoryQuery(statement, [*params, limit], limit)
+    return HistoryQuery(statement, [*params, wanted.limit], wanted.limit)
 
 
-def query_history(
-    db: Database,
-    *,
-    customer_id: str | None = None,
-    station_id: str | None = None,
-    period_from: datetime | None = None,
-    period_to: datetime | None = None,
-    limit: int = 50,
-    after: str | None = None,
-) -> HistoryPage:
-    """Payments newest first (by creation time), from inclusive, to exclusive; pass the
-    returned cursor as ``after`` for the next page."""
-    query = history_query(
-        db.param,
-        customer_id=customer_id,
-        station_id=station_id,
-        period_from=period_from,
-        period_to=period_to,
-        limit=limit,
-        after=after,
-    )
+def query_history(db: Database, wanted: HistoryFilter) -> HistoryPage:
+    """Payments newest first (by creation time); pass the returned cursor as ``after`` for
+    the next page."""
+    query = history_query(db.param, wanted)
     return query.page(db.execute(query.statement, query.params))
 
 

@@ -197,6 +197,19 @@ class _PooledPostgres(PostgresDatabase):
         """The pool takes the connection back when the loan ends."""
 
 
+def pool_arguments(dsn: str, size: int, name: str) -> dict[str, Any]:
+    """How both psycopg pools (blocking here, asyncio in postgres_async.py) are built:
+    autocommit connections, one kept and up to ``size``, opened by ``open()`` later."""
+    return {
+        "conninfo": dsn,
+        "min_size": 1,
+        "max_size": size,
+        "kwargs": {"autocommit": True, "connect_timeout": 5},
+        "open": False,
+        "name": name,
+    }
+
+
 class PostgresPool(DatabaseLender):
     """A psycopg connection pool over the DSN's database (autocommit connections)."""
 
@@ -207,14 +220,7 @@ class PostgresPool(DatabaseLender):
         self.wait_s = wait_s
         # For messages; parsed once, not on every loan.
         self._where = PostgresDatabase(dsn).where()
-        self._pool = ConnectionPool(
-            dsn,
-            min_size=1,
-            max_size=size,
-            kwargs={"autocommit": True, "connect_timeout": 5},
-            open=False,
-            name="evledger-read-models",
-        )
+        self._pool = ConnectionPool(**pool_arguments(dsn, size, "evledger-read-models"))
 
     def open(self) -> None:
         # Do not wait for the server: a caller that starts without it says so when asked.

@@ -9,7 +9,12 @@ from typing import Any
 
 from projections.databases.errors import DatabaseBusy
 from projections.databases.port import AsyncDatabase, AsyncDatabaseLender, Row
-from projections.databases.postgres import POSTGRES, PostgresDatabase, translate
+from projections.databases.postgres import (
+    POSTGRES,
+    PostgresDatabase,
+    pool_arguments,
+    translate,
+)
 
 
 class AsyncPostgresDatabase(AsyncDatabase):
@@ -44,14 +49,7 @@ class AsyncPostgresPool(AsyncDatabaseLender):
 
         self.wait_s = wait_s
         self._where = PostgresDatabase(dsn).where()  # for messages, parsed once
-        self._pool = AsyncConnectionPool(
-            dsn,
-            min_size=1,
-            max_size=size,
-            kwargs={"autocommit": True, "connect_timeout": 5},
-            open=False,
-            name="evledger-read-models-async",
-        )
+        self._pool = AsyncConnectionPool(**pool_arguments(dsn, size, "evledger-read-models-async"))
 
     async def open(self) -> None:
         # Do not wait for the server: a request that comes without it gets a 503.

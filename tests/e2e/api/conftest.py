@@ -88,12 +88,14 @@ def project_scenario(data_dir: Path, dsn: str) -> None:
         runner.run_until_idle()
 
 
-def start_server(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """`evledger serve` on a free loopback port, once /healthz answers."""
+def start_server(
+    env: dict[str, str], log: Path, *options: str
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`evledger serve` (with ``options``) on a free loopback port, once /healthz answers."""
     port = free_port()
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [EVLEDGER, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [EVLEDGER, "serve", "--host", "127.0.0.1", "--port", str(port), *options],
             env=env,
             cwd=REPO,
             stdout=sink,

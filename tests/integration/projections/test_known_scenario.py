@@ -14,7 +14,7 @@ from projections.databases.duckdb import DuckDatabase
 from projections.databases.port import Database
 from projections.databases.postgres import PostgresDatabase
 from projections.databases.sqlite import SqliteDatabase
-from projections.payment_history import PaymentHistory, query_history
+from projections.payment_history import HistoryFilter, PaymentHistory, query_history
 from projections.read_model import ReadModel
 from projections.refund_status import RefundStatusView, query_refunds, refund
 from projections.runner import LedgerSource, Projector
@@ -46,7 +46,10 @@ def project(ledger: BillingApplication, *models: ReadModel, batch_size: int = 5)
 
 
 def check_views(db: Database) -> None:
-    rows = {row["payment_id"]: row for row in query_history(db, period_from=T0, limit=100).rows}
+    rows = {
+        row["payment_id"]: row
+        for row in query_history(db, HistoryFilter(period_from=T0, limit=100)).rows
+    }
     assert set(rows) == set(EXPECTED_HISTORY)
     for payment_id, expected in EXPECTED_HISTORY.items():
         assert {column: rows[payment_id][column] for column in expected} == expected, payment_id
@@ -55,9 +58,9 @@ def check_views(db: Database) -> None:
     for refund_id, expected in EXPECTED_REFUNDS.items():
         assert {column: refunds[refund_id][column] for column in expected} == expected, refund_id
     # Queries by customer and station, newest first.
-    c1 = query_history(db, customer_id="C1").rows
+    c1 = query_history(db, HistoryFilter(customer_id="C1")).rows
     assert [row["payment_id"] for row in c1] == ["P2", "P1"]
-    station_a = query_history(db, station_id="ST-A").rows
+    station_a = query_history(db, HistoryFilter(station_id="ST-A")).rows
     assert [row["payment_id"] for row in station_a] == ["P3", "P1"]
     assert [r["refund_id"] for r in query_refunds(db, status="rejected")] == ["R4", "R3"]
     assert [r["refund_id"] for r in query_refunds(db, customer_id="C1")] == ["R3", "R2", "R1"]
@@ -88,19 +91,15 @@ def test_history_pages_with_a_keyset_cursor(
 ) -> None:
     project(ledger, PaymentHistory(pg))
     seen: list[str] = []
-    page = query_history(pg, period_from=T0, limit=1)
+    page = query_history(pg, HistoryFilter(period_from=T0, limit=1))
     while True:
         seen.extend(row["payment_id"] for row in page.rows)
         if page.next_cursor is None:
             break
-        page = query_history(pg, period_from=T0, limit=1, after=page.next_cursor)
+        page = query_history(pg, HistoryFilter(period_from=T0, limit=1, after=page.next_cursor))
     assert seen == ["P4", "P3", "P2", "P1"]
-    assert [
-        r["payment_id"] for r in query_history(pg, period_from=at(100), period_to=at(450)).rows
-    ] == [
-        "P3",
-        "P2",
-    ]
+    period = HistoryFilter(period_from=at(100), period_to=at(450))
+    assert [r["payment_id"] for r in query_history(pg, period).rows] == ["P3", "P2"]
 
 
 def test_analytics(ledger: BillingApplication, duck: DuckDatabase) -> None:

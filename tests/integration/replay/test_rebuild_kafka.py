@@ -22,7 +22,7 @@ from bootstrap.read_models import READ_MODEL_NAMES
 from bootstrap.settings import Settings
 from domain.application import BillingApplication
 from projections.databases.postgres import drop_schema
-from projections.payment_history import query_history
+from projections.payment_history import HistoryFilter, query_history
 from projections.refund_status import query_refunds
 from replay.rebuild import rebuild
 from replay.targets import REBUILD_SCHEMA_PREFIX
@@ -55,7 +55,7 @@ def table_oid(settings: Settings, table: str) -> int:
 def queries(settings: Settings) -> tuple[object, object]:
     db = bootstrap(settings).views_database()
     try:
-        history = query_history(db, limit=10_000).rows
+        history = query_history(db, HistoryFilter(limit=10_000)).rows
         refunds = query_refunds(db, limit=10_000, now=None)
         for row in refunds:
             row.pop("age")  # measured against the clock
