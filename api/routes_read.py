@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import quote_plus
+from urllib.parse import quote, quote_plus
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
@@ -58,6 +58,8 @@ def history_filter(
 ) -> HistoryFilter:
     """The page a request asks for: ``owner``'s payments in ``collection`` (customers or
     stations), its times parsed (a 422 problem unless RFC 3339 with an offset)."""
+    if collection not in ("customers", "stations"):
+        raise ValueError(f"no payment history by {collection!r}")
     return HistoryFilter(
         customer_id=owner if collection == "customers" else None,
         station_id=owner if collection == "stations" else None,
@@ -80,14 +82,19 @@ async def history_page(state: ApiState, path: str, wanted: HistoryFilter) -> byt
                 400, "`after` is not a cursor this API handed out (use `next_cursor`)"
             ) from None
         page = query.page(await db.execute(query.statement, query.params))
-    next_link = None
-    if page.next_cursor is not None:
-        # Spelled out: urlencode() took 4% of a page's CPU in a profile; a cursor is URL-safe.
-        next_link = f"{path}?limit={wanted.limit}&after={page.next_cursor}"
-        for name, moment in (("from", wanted.period_from), ("to", wanted.period_to)):
-            if moment is not None:
-                next_link += f"&{name}={quote_plus(moment.isoformat())}"
-    return page_json(page.rows, page.next_cursor, next_link)
+    link = None if page.next_cursor is None else next_link(path, wanted, page.next_cursor)
+    return page_json(page.rows, page.next_cursor, link)
+
+
+def next_link(path: str, wanted: HistoryFilter, cursor: str) -> str:
+    """The link to the page after ``cursor``: ``path`` (decoded, as the request's) encoded
+    again, so an id with a space, a ``%`` or a letter outside ASCII names the same owner."""
+    # Spelled out: urlencode() took 4% of a page's CPU in a profile; a cursor is URL-safe.
+    link = f"{quote(path, safe='/')}?limit={wanted.limit}&after={cursor}"
+    for name, moment in (("from", wanted.period_from), ("to", wanted.period_to)):
+        if moment is not None:
+            link += f"&{name}={quote_plus(moment.isoformat())}"
+    return link
 
 
 async def _page(request: Request, wanted: HistoryFilter) -> Response:

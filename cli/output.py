@@ -60,8 +60,9 @@ def render(
     """Print rows to stdout; JSON and CSV keep exact values (no float rounding of money)."""
     if output_format is OutputFormat.json:
         # dumps, not dump: dump streams through json's Python encoder, ten times slower.
-        rows_json = json.dumps([{c: row.get(c) for c in columns} for row in rows], default=str)
-        sys.stdout.write(rows_json + "\n")
+        picked = [{c: row.get(c) for c in columns} for row in rows]
+        sys.stdout.write(json.dumps(picked, default=str))
+        sys.stdout.write("\n")
     elif output_format is OutputFormat.csv:
         writer = csv.writer(sys.stdout)
         writer.writerow(columns)

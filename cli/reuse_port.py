@@ -27,6 +27,17 @@ class WorkerSocket(socket.socket):
 
     @classmethod
     def bound(cls, host: str, port: int) -> WorkerSocket:
+        """The parent's socket. An address another server listens on is refused (OSError)
+        even when that server set SO_REUSEPORT too: joining its group would split clients
+        between two deployments."""
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+        return cls._joined(host, port)
+
+    @classmethod
+    def _joined(cls, host: str, port: int) -> WorkerSocket:
         sock = cls(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
@@ -35,4 +46,16 @@ class WorkerSocket(socket.socket):
 
     def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
         host, port = self.getsockname()[:2]
-        return (WorkerSocket.bound, (host, port))
+        return (_worker_socket, (host, port))
+
+
+def _worker_socket(host: str, port: int) -> WorkerSocket:
+    """A worker's own socket on the parent's address. If it cannot be bound the worker exits
+    as failing to start, so uvicorn's supervisor stops instead of restarting it forever."""
+    from uvicorn.config import STARTUP_FAILURE
+
+    try:
+        return WorkerSocket._joined(host, port)
+    except OSError as error:
+        print(f"evledger serve: cannot listen on {host}:{port}: {error.strerror}", file=sys.stderr)
+        sys.exit(STARTUP_FAILURE)
