@@ -10,11 +10,11 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.domain import Aggregate, DomainEventProtocol
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.domain import Aggregate, DomainEventProtocol, MutableOrImmutableAggregate
 from eventsourcing.persistence import IntegrityError, PersistenceError, Recording
 from eventsourcing.utils import Environment, EnvType
 
@@ -246,6 +246,29 @@ class BillingApplication(Application[UUID]):
         if events:
             self.save(*events)
         return results
+
+    def save(
+        self,
+        *objs: MutableOrImmutableAggregate[UUID] | DomainEventProtocol[UUID] | None,
+        **kwargs: Any,
+    ) -> list[Recording[UUID]]:
+        """The library's save(), without its ``isinstance`` of every object against runtime
+        Protocols (DomainEventProtocol, CollectEventsProtocol), which walks the Protocol's
+        members each time: several per message of every ingest batch. Every aggregate here
+        is an ``Aggregate``; anything else given is a domain event."""
+        processing_event: ProcessingEvent[UUID] = ProcessingEvent()
+        for obj in objs:
+            if isinstance(obj, Aggregate):
+                processing_event.events.extend(obj.collect_events())
+                processing_event.aggregates[obj.id] = obj
+            elif obj is not None:
+                processing_event.events.append(cast("DomainEventProtocol[UUID]", obj))
+        processing_event.saved_kwargs.update(kwargs)
+        recordings = self._record(processing_event)
+        self._take_snapshots(processing_event)
+        self._notify(recordings)
+        self.notify(processing_event.events)
+        return recordings
 
     def _repeated(self, command: Command) -> CommandResult | None:
         """The result of a message seen before, or None if its event_id is new."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from uuid import UUID, uuid5
 
 from domain.errors import InvalidValueError
@@ -14,7 +15,15 @@ def _derive(kind: str, upstream_id: str) -> UUID:
     if not isinstance(upstream_id, str) or not upstream_id:
         raise InvalidValueError(f"{kind} id must be a non-empty string, got {upstream_id!r}")
     # The kind prefix keeps a tariff and a session that share an upstream id apart.
-    return uuid5(EVLEDGER_NAMESPACE, f"{kind}:{upstream_id}")
+    return _uuid5(f"{kind}:{upstream_id}")
+
+
+# Ids recently derived: a message derives each of its ids more than once (a session's in
+# its start, stop, payments and settlement), and uuid5 is a SHA-1 and a UUID each time.
+# Bounded: a few MiB at most.
+@lru_cache(maxsize=16_384)
+def _uuid5(name: str) -> UUID:
+    return uuid5(EVLEDGER_NAMESPACE, name)
 
 
 def tariff_aggregate_id(tariff_id: str) -> UUID:
