@@ -20,6 +20,7 @@ from eventsourcing.utils import Environment, EnvType
 
 # Imported for its effect: every stored event topic resolves, whatever was renamed since.
 import domain.event_topics  # noqa: F401
+from domain import recent_aggregates
 from domain.cdr_reconciliation import CdrTolerance, Reconciliation, reconcile
 from domain.commands import (
     ApproveRefund,
@@ -138,6 +139,7 @@ class BillingApplication(Application[UUID]):
         refund_policy: RefundPolicy | None = None,
         cdr_tolerance: CdrTolerance | None = None,
         unknown_note: str = "",
+        aggregate_cache_size: int = recent_aggregates.DEFAULT_SIZE,
     ) -> None:
         super().__init__(env)
         self.refund_policy = refund_policy or RefundPolicy()
@@ -162,8 +164,10 @@ class BillingApplication(Application[UUID]):
             RecordOcpiLocation: self._record_ocpi_location,
             RecordCdr: self._record_cdr,
         }
-        # Aggregates changed by earlier commands of the batch being handled (handle_batch).
+        # Aggregates loaded or changed by earlier commands of the batch being handled
+        # (handle_batch), and those that earlier batches left (domain/recent_aggregates.py).
         self._unit_of_work: dict[UUID, Aggregate] | None = None
+        self._recent = recent_aggregates.RecentAggregates(aggregate_cache_size)
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
         """Exactly the environment it is given (the composition root builds it from the
@@ -224,7 +228,8 @@ class BillingApplication(Application[UUID]):
     ) -> list[CommandResult]:
         events: list[DomainEventProtocol[UUID]] = []
         results: list[CommandResult] = []
-        self._unit_of_work = {}
+        batch: dict[UUID, Aggregate] = {}
+        self._unit_of_work = batch
         try:
             for command in commands:
                 repeated = self._repeated(command)
@@ -238,13 +243,22 @@ class BillingApplication(Application[UUID]):
                 ]
                 events.extend(new_events)
                 for aggregate in changed:
-                    self._unit_of_work[aggregate.id] = aggregate
+                    batch[aggregate.id] = aggregate
                 results.append(_result(command, decision, [_named(e) for e in new_events]))
+            self._unit_of_work = None
+            finish(list(results))
+            if events:
+                self.save(*events)
+        except BaseException:
+            # Aggregates of the batch may have changed without being saved.
+            self._recent.clear()
+            raise
         finally:
             self._unit_of_work = None
-        finish(list(results))
-        if events:
-            self.save(*events)
+        for aggregate in batch.values():
+            # A message's record is looked up again only if the message comes again.
+            if not isinstance(aggregate, ProcessedMessage):
+                self._recent.keep(aggregate)
         return results
 
     def save(
@@ -334,14 +348,24 @@ class BillingApplication(Application[UUID]):
         )
 
     def _find(self, aggregate_class: type[A], aggregate_id: UUID) -> A | None:
-        aggregate: object
-        if self._unit_of_work is not None and aggregate_id in self._unit_of_work:
-            aggregate = self._unit_of_work[aggregate_id]
+        aggregate: Aggregate | None
+        batch = self._unit_of_work
+        if batch is not None and aggregate_id in batch:
+            aggregate = batch[aggregate_id]
         else:
-            try:
-                aggregate = self.repository.get(aggregate_id, projector_func=_replayed)
-            except AggregateNotFoundError:
-                return None
+            aggregate = None if batch is None else self._recent.get(aggregate_id)
+            if aggregate is not None:
+                # Kept by an earlier batch: add whatever was stored after it since.
+                aggregate = _replayed(
+                    aggregate, self.events.get(aggregate_id, gt=aggregate.version)
+                )
+            else:
+                try:
+                    aggregate = self.repository.get(aggregate_id, projector_func=_replayed)
+                except AggregateNotFoundError:
+                    return None
+            if batch is not None:
+                batch[aggregate_id] = aggregate
         if not isinstance(aggregate, aggregate_class):  # pragma: no cover - ids are typed
             msg = f"aggregate {aggregate_id} is a {type(aggregate).__name__}"
             raise TypeError(msg)
