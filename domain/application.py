@@ -168,6 +168,13 @@ class BillingApplication(Application[UUID]):
         # (handle_batch), and those that earlier batches left (domain/recent_aggregates.py).
         self._unit_of_work: dict[UUID, Aggregate] | None = None
         self._recent = recent_aggregates.RecentAggregates(aggregate_cache_size)
+        # The batch's messages that no earlier batch processed, when the recorder can tell
+        # for all of them in one look-up (the Kafka ledger's can: `recorded_originators`);
+        # otherwise each message's record is looked for on its own.
+        self._new_messages: frozenset[UUID] = frozenset()
+        self._recorded_originators: Callable[[Sequence[UUID]], set[UUID]] | None = getattr(
+            self.recorder, "recorded_originators", None
+        )
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
         """Exactly the environment it is given (the composition root builds it from the
@@ -231,6 +238,7 @@ class BillingApplication(Application[UUID]):
         batch: dict[UUID, Aggregate] = {}
         self._unit_of_work = batch
         try:
+            self._new_messages = self._unprocessed(commands)
             for command in commands:
                 repeated = self._repeated(command)
                 if repeated is not None:
@@ -255,6 +263,7 @@ class BillingApplication(Application[UUID]):
             raise
         finally:
             self._unit_of_work = None
+            self._new_messages = frozenset()
         for aggregate in batch.values():
             # A message's record is looked up again only if the message comes again.
             if not isinstance(aggregate, ProcessedMessage):
@@ -283,6 +292,14 @@ class BillingApplication(Application[UUID]):
         self._notify(recordings)
         self.notify(processing_event.events)
         return recordings
+
+    def _unprocessed(self, commands: Sequence[Command]) -> frozenset[UUID]:
+        """The ids of the commands' message records that the store does not hold, asked in
+        one look-up (empty if the recorder cannot: then each is looked for on its own)."""
+        if self._recorded_originators is None:
+            return frozenset()
+        ids = [processed_message_id(command.event_id) for command in commands]
+        return frozenset(ids).difference(self._recorded_originators(ids))
 
     def _repeated(self, command: Command) -> CommandResult | None:
         """The result of a message seen before, or None if its event_id is new."""
@@ -352,6 +369,8 @@ class BillingApplication(Application[UUID]):
         batch = self._unit_of_work
         if batch is not None and aggregate_id in batch:
             aggregate = batch[aggregate_id]
+        elif aggregate_id in self._new_messages:
+            return None
         else:
             aggregate = None if batch is None else self._recent.get(aggregate_id)
             if aggregate is not None:
