@@ -48,6 +48,7 @@ from domain.errors import (
 )
 from domain.idempotency import ProcessedMessage
 from domain.ids import (
+    named_aggregate_ids,
     payment_aggregate_id,
     processed_message_id,
     refund_aggregate_id,
@@ -168,12 +169,14 @@ class BillingApplication(Application[UUID]):
         # (handle_batch), and those that earlier batches left (domain/recent_aggregates.py).
         self._unit_of_work: dict[UUID, Aggregate] | None = None
         self._recent = recent_aggregates.RecentAggregates(aggregate_cache_size)
-        # The batch's messages that no earlier batch processed, when the recorder can tell
-        # for all of them in one look-up (the Kafka ledger's can: `recorded_originators`);
-        # otherwise each message's record is looked for on its own.
-        self._new_messages: frozenset[UUID] = frozenset()
-        self._recorded_originators: Callable[[Sequence[UUID]], set[UUID]] | None = getattr(
-            self.recorder, "recorded_originators", None
+        # The last stored versions of the aggregates the batch's messages name (their
+        # records, sessions, payments...), asked at the batch's start in one look-up when
+        # the recorder can (the Kafka ledger's: `recorded_versions`); an aggregate looked
+        # up but absent has no events yet. Otherwise each is looked for on its own.
+        self._looked_up: frozenset[UUID] = frozenset()
+        self._versions: dict[UUID, int] = {}
+        self._recorded_versions: Callable[[Sequence[UUID]], dict[UUID, int]] | None = getattr(
+            self.recorder, "recorded_versions", None
         )
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
@@ -238,7 +241,7 @@ class BillingApplication(Application[UUID]):
         batch: dict[UUID, Aggregate] = {}
         self._unit_of_work = batch
         try:
-            self._new_messages = self._unprocessed(commands)
+            self._look_up(commands)
             for command in commands:
                 repeated = self._repeated(command)
                 if repeated is not None:
@@ -263,7 +266,7 @@ class BillingApplication(Application[UUID]):
             raise
         finally:
             self._unit_of_work = None
-            self._new_messages = frozenset()
+            self._looked_up, self._versions = frozenset(), {}
         for aggregate in batch.values():
             # A message's record is looked up again only if the message comes again.
             if not isinstance(aggregate, ProcessedMessage):
@@ -293,13 +296,16 @@ class BillingApplication(Application[UUID]):
         self.notify(processing_event.events)
         return recordings
 
-    def _unprocessed(self, commands: Sequence[Command]) -> frozenset[UUID]:
-        """The ids of the commands' message records that the store does not hold, asked in
-        one look-up (empty if the recorder cannot: then each is looked for on its own)."""
-        if self._recorded_originators is None:
-            return frozenset()
-        ids = [processed_message_id(command.event_id) for command in commands]
-        return frozenset(ids).difference(self._recorded_originators(ids))
+    def _look_up(self, commands: Sequence[Command]) -> None:
+        """Ask the store, in one look-up, for the last versions of every aggregate the
+        commands name (nothing if the recorder cannot: each is then looked for alone)."""
+        if self._recorded_versions is None:
+            return
+        ids = {processed_message_id(command.event_id) for command in commands}
+        for command in commands:
+            ids.update(named_aggregate_ids(command))
+        self._versions = self._recorded_versions(list(ids))
+        self._looked_up = frozenset(ids)
 
     def _repeated(self, command: Command) -> CommandResult | None:
         """The result of a message seen before, or None if its event_id is new."""
@@ -369,15 +375,18 @@ class BillingApplication(Application[UUID]):
         batch = self._unit_of_work
         if batch is not None and aggregate_id in batch:
             aggregate = batch[aggregate_id]
-        elif aggregate_id in self._new_messages:
-            return None
         else:
+            looked_up = aggregate_id in self._looked_up
+            stored_version = self._versions.get(aggregate_id)
+            if looked_up and stored_version is None:
+                return None  # no events when the batch started
             aggregate = None if batch is None else self._recent.get(aggregate_id)
             if aggregate is not None:
-                # Kept by an earlier batch: add whatever was stored after it since.
-                aggregate = _replayed(
-                    aggregate, self.events.get(aggregate_id, gt=aggregate.version)
-                )
+                if not looked_up or stored_version != aggregate.version:
+                    # Kept by an earlier batch: add whatever was stored after it since.
+                    aggregate = _replayed(
+                        aggregate, self.events.get(aggregate_id, gt=aggregate.version)
+                    )
             else:
                 try:
                     aggregate = self.repository.get(aggregate_id, projector_func=_replayed)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from uuid import UUID, uuid5
 
@@ -48,6 +49,26 @@ def refund_aggregate_id(refund_id: str) -> UUID:
 
 def processed_message_id(event_id: str) -> UUID:
     return _derive("message", event_id)
+
+
+# The aggregates a message names by its fields (a stop names its session and settlement),
+# for looking them up in bulk before the messages are decided.
+_NAMED_BY: tuple[tuple[str, tuple[Callable[[str], UUID], ...]], ...] = (
+    ("tariff_id", (tariff_aggregate_id,)),
+    ("session_id", (session_aggregate_id, settlement_aggregate_id)),
+    ("payment_id", (payment_aggregate_id,)),
+    ("refund_id", (refund_aggregate_id,)),
+)
+
+
+def named_aggregate_ids(message: object) -> list[UUID]:
+    """The ids of the aggregates a command names (its tariff, session, payment, refund)."""
+    ids: list[UUID] = []
+    for field, derivations in _NAMED_BY:
+        value = getattr(message, field, None)
+        if isinstance(value, str) and value:
+            ids.extend(derive(value) for derive in derivations)
+    return ids
 
 
 def _ocpi_key(country_code: str, party_id: str, object_id: str) -> str:

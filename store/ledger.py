@@ -171,10 +171,11 @@ class Ledger:
         self.refresh()
         return self.index.last_notification_id()
 
-    def recorded(self, originator_ids: Sequence[str]) -> set[str]:
-        """Which of these aggregates have events: one index query for many ids."""
+    def last_versions(self, originator_ids: Sequence[str]) -> dict[str, int]:
+        """The last version of each of these aggregates that has events: one index query
+        for many ids."""
         self.refresh()
-        return set(self.index.last_versions(originator_ids))
+        return self.index.last_versions(originator_ids)
 
     # --- subscriptions -----------------------------------------------------------------
 

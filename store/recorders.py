@@ -133,11 +133,15 @@ class KafkaApplicationRecorder(KafkaAggregateRecorder, ApplicationRecorder):
     def max_notification_id(self) -> int | None:
         return self.ledger.max_notification_id()
 
-    def recorded_originators(self, originator_ids: Sequence[UUID]) -> set[UUID]:
-        """Which of these aggregates have events, in one look-up (the write application
-        asks for all of a batch's message records at once rather than one by one)."""
-        found = self.ledger.recorded([str(originator_id) for originator_id in originator_ids])
-        return {originator_id for originator_id in originator_ids if str(originator_id) in found}
+    def recorded_versions(self, originator_ids: Sequence[UUID]) -> dict[UUID, int]:
+        """The last version of each of these aggregates that has events, in one look-up
+        (the write application asks for all that a batch names at once, not one by one)."""
+        found = self.ledger.last_versions([str(originator_id) for originator_id in originator_ids])
+        return {
+            originator_id: found[str(originator_id)]
+            for originator_id in originator_ids
+            if str(originator_id) in found
+        }
 
     def subscribe(
         self, gt: int | None = None, topics: Sequence[str] = ()
