@@ -21,6 +21,7 @@ from eventsourcing.persistence import (
     JSONTranscoder,
     Mapper,
     StoredEvent,
+    Transcoding,
     TranscodingNotRegisteredError,
 )
 
@@ -131,3 +132,25 @@ def test_what_orjson_refuses_goes_through_the_library_encoder() -> None:
         assert fast.encode(state) == library.encode(state)
     with pytest.raises(TranscodingNotRegisteredError):
         fast.encode({"unknown": object()})
+
+
+def test_a_datetime_transcoding_of_its_own_is_used_as_registered() -> None:
+    class DatetimeAsTimestamp(Transcoding):
+        type = datetime
+        name = "datetime_ts"
+
+        def encode(self, obj: datetime) -> float:
+            return obj.timestamp()
+
+        def decode(self, data: float) -> datetime:
+            return datetime.fromtimestamp(data, UTC)
+
+    library, fast = transcoders(BillingApplication())
+    for transcoder in (library, fast):
+        transcoder.register(DatetimeAsTimestamp())
+    state = {"at": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)}
+    assert (
+        fast.encode(state)
+        == library.encode(state)
+        == b'{"at":{"_type_":"datetime_ts","_data_":1767323045.0}}'
+    )
