@@ -71,6 +71,7 @@ class Root:
                 env=self.ledger.shard(shard).environment(),
                 cdr_tolerance=CdrTolerance(self.settings.ocpi_tolerance_minor),
                 unknown_note=note,
+                aggregate_cache_size=self.settings.aggregate_cache_size,
             )
         return self._applications[shard]
 

@@ -111,6 +111,9 @@ class Settings:
     # SQLite's page cache for the aggregate index (Kafka ledger), per process: the index
     # file grows with the ledger, its resident part stays this size.
     index_cache_mib: int = _setting(8, minimum=1)
+    # Aggregates the write application keeps from one ingest batch to the next (sessions,
+    # payments, tariffs used again soon), so they are not replayed from the ledger each time.
+    aggregate_cache_size: int = _setting(4096, minimum=0)
     # DuckDB's memory for the analytics projector and rebuild (its buffer otherwise grows
     # with the analytics file, up to most of the machine's memory). The primary-key indexes
     # of analytics' keyed tables must fit in it beside the readers' copy of the file: at

@@ -10,16 +10,17 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.domain import Aggregate, DomainEventProtocol
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.domain import Aggregate, DomainEventProtocol, MutableOrImmutableAggregate
 from eventsourcing.persistence import IntegrityError, PersistenceError, Recording
 from eventsourcing.utils import Environment, EnvType
 
 # Imported for its effect: every stored event topic resolves, whatever was renamed since.
 import domain.event_topics  # noqa: F401
+from domain import recent_aggregates
 from domain.cdr_reconciliation import CdrTolerance, Reconciliation, reconcile
 from domain.commands import (
     ApproveRefund,
@@ -47,6 +48,7 @@ from domain.errors import (
 )
 from domain.idempotency import ProcessedMessage
 from domain.ids import (
+    named_aggregate_ids,
     payment_aggregate_id,
     processed_message_id,
     refund_aggregate_id,
@@ -138,6 +140,7 @@ class BillingApplication(Application[UUID]):
         refund_policy: RefundPolicy | None = None,
         cdr_tolerance: CdrTolerance | None = None,
         unknown_note: str = "",
+        aggregate_cache_size: int = recent_aggregates.DEFAULT_SIZE,
     ) -> None:
         super().__init__(env)
         self.refund_policy = refund_policy or RefundPolicy()
@@ -162,8 +165,19 @@ class BillingApplication(Application[UUID]):
             RecordOcpiLocation: self._record_ocpi_location,
             RecordCdr: self._record_cdr,
         }
-        # Aggregates changed by earlier commands of the batch being handled (handle_batch).
+        # Aggregates loaded or changed by earlier commands of the batch being handled
+        # (handle_batch), and those that earlier batches left (domain/recent_aggregates.py).
         self._unit_of_work: dict[UUID, Aggregate] | None = None
+        self._recent = recent_aggregates.RecentAggregates(aggregate_cache_size)
+        # The last stored versions of the aggregates the batch's messages name (their
+        # records, sessions, payments...), asked at the batch's start in one look-up when
+        # the recorder can (the Kafka ledger's: `recorded_versions`); an aggregate looked
+        # up but absent has no events yet. Otherwise each is looked for on its own.
+        self._looked_up: frozenset[UUID] = frozenset()
+        self._versions: dict[UUID, int] = {}
+        self._recorded_versions: Callable[[Sequence[UUID]], dict[UUID, int]] | None = getattr(
+            self.recorder, "recorded_versions", None
+        )
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
         """Exactly the environment it is given (the composition root builds it from the
@@ -224,8 +238,10 @@ class BillingApplication(Application[UUID]):
     ) -> list[CommandResult]:
         events: list[DomainEventProtocol[UUID]] = []
         results: list[CommandResult] = []
-        self._unit_of_work = {}
+        batch: dict[UUID, Aggregate] = {}
+        self._unit_of_work = batch
         try:
+            self._look_up(commands)
             for command in commands:
                 repeated = self._repeated(command)
                 if repeated is not None:
@@ -238,14 +254,58 @@ class BillingApplication(Application[UUID]):
                 ]
                 events.extend(new_events)
                 for aggregate in changed:
-                    self._unit_of_work[aggregate.id] = aggregate
+                    batch[aggregate.id] = aggregate
                 results.append(_result(command, decision, [_named(e) for e in new_events]))
+            self._unit_of_work = None
+            finish(list(results))
+            if events:
+                self.save(*events)
+        except BaseException:
+            # Aggregates of the batch may have changed without being saved.
+            self._recent.clear()
+            raise
         finally:
             self._unit_of_work = None
-        finish(list(results))
-        if events:
-            self.save(*events)
+            self._looked_up, self._versions = frozenset(), {}
+        for aggregate in batch.values():
+            # A message's record is looked up again only if the message comes again.
+            if not isinstance(aggregate, ProcessedMessage):
+                self._recent.keep(aggregate)
         return results
+
+    def save(
+        self,
+        *objs: MutableOrImmutableAggregate[UUID] | DomainEventProtocol[UUID] | None,
+        **kwargs: Any,
+    ) -> list[Recording[UUID]]:
+        """The library's save(), without its ``isinstance`` of every object against runtime
+        Protocols (DomainEventProtocol, CollectEventsProtocol), which walks the Protocol's
+        members each time: several per message of every ingest batch. Every aggregate here
+        is an ``Aggregate``; anything else given is a domain event."""
+        processing_event: ProcessingEvent[UUID] = ProcessingEvent()
+        for obj in objs:
+            if isinstance(obj, Aggregate):
+                processing_event.events.extend(obj.collect_events())
+                processing_event.aggregates[obj.id] = obj
+            elif obj is not None:
+                processing_event.events.append(cast("DomainEventProtocol[UUID]", obj))
+        processing_event.saved_kwargs.update(kwargs)
+        recordings = self._record(processing_event)
+        self._take_snapshots(processing_event)
+        self._notify(recordings)
+        self.notify(processing_event.events)
+        return recordings
+
+    def _look_up(self, commands: Sequence[Command]) -> None:
+        """Ask the store, in one look-up, for the last versions of every aggregate the
+        commands name (nothing if the recorder cannot: each is then looked for alone)."""
+        if self._recorded_versions is None:
+            return
+        ids = {processed_message_id(command.event_id) for command in commands}
+        for command in commands:
+            ids.update(named_aggregate_ids(command))
+        self._versions = self._recorded_versions(list(ids))
+        self._looked_up = frozenset(ids)
 
     def _repeated(self, command: Command) -> CommandResult | None:
         """The result of a message seen before, or None if its event_id is new."""
@@ -311,14 +371,29 @@ class BillingApplication(Application[UUID]):
         )
 
     def _find(self, aggregate_class: type[A], aggregate_id: UUID) -> A | None:
-        aggregate: object
-        if self._unit_of_work is not None and aggregate_id in self._unit_of_work:
-            aggregate = self._unit_of_work[aggregate_id]
+        aggregate: Aggregate | None
+        batch = self._unit_of_work
+        if batch is not None and aggregate_id in batch:
+            aggregate = batch[aggregate_id]
         else:
-            try:
-                aggregate = self.repository.get(aggregate_id, projector_func=_replayed)
-            except AggregateNotFoundError:
-                return None
+            looked_up = aggregate_id in self._looked_up
+            stored_version = self._versions.get(aggregate_id)
+            if looked_up and stored_version is None:
+                return None  # no events when the batch started
+            aggregate = None if batch is None else self._recent.get(aggregate_id)
+            if aggregate is not None:
+                if not looked_up or stored_version != aggregate.version:
+                    # Kept by an earlier batch: add whatever was stored after it since.
+                    aggregate = _replayed(
+                        aggregate, self.events.get(aggregate_id, gt=aggregate.version)
+                    )
+            else:
+                try:
+                    aggregate = self.repository.get(aggregate_id, projector_func=_replayed)
+                except AggregateNotFoundError:
+                    return None
+            if batch is not None:
+                batch[aggregate_id] = aggregate
         if not isinstance(aggregate, aggregate_class):  # pragma: no cover - ids are typed
             msg = f"aggregate {aggregate_id} is a {type(aggregate).__name__}"
             raise TypeError(msg)

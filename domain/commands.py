@@ -45,6 +45,10 @@ def _canonical(value: Any) -> Any:
     return value
 
 
+# json.dumps(content, sort_keys=True, separators=(",", ":")) builds this encoder on every
+# call; one built once writes the same text.
+_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
 PAYMENT_METHODS = frozenset(method.value for method in PaymentMethod)
 REFUND_REASONS = frozenset(reason.value for reason in RefundReason)
 
@@ -66,7 +70,7 @@ class Command:
         """SHA-256 of the canonical content: same message, same hash, on any machine."""
         content = {f.name: _canonical(getattr(self, f.name)) for f in fields(self)}
         content["type"] = self.MESSAGE_TYPE
-        encoded = json.dumps(content, sort_keys=True, separators=(",", ":"))
+        encoded = _CANONICAL_JSON.encode(content)
         return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
 
 

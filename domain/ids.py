@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import lru_cache
 from uuid import UUID, uuid5
 
 from domain.errors import InvalidValueError
@@ -14,7 +16,15 @@ def _derive(kind: str, upstream_id: str) -> UUID:
     if not isinstance(upstream_id, str) or not upstream_id:
         raise InvalidValueError(f"{kind} id must be a non-empty string, got {upstream_id!r}")
     # The kind prefix keeps a tariff and a session that share an upstream id apart.
-    return uuid5(EVLEDGER_NAMESPACE, f"{kind}:{upstream_id}")
+    return _uuid5(f"{kind}:{upstream_id}")
+
+
+# Ids recently derived: a message derives each of its ids more than once (a session's in
+# its start, stop, payments and settlement), and uuid5 is a SHA-1 and a UUID each time.
+# Bounded: a few MiB at most.
+@lru_cache(maxsize=16_384)
+def _uuid5(name: str) -> UUID:
+    return uuid5(EVLEDGER_NAMESPACE, name)
 
 
 def tariff_aggregate_id(tariff_id: str) -> UUID:
@@ -39,6 +49,26 @@ def refund_aggregate_id(refund_id: str) -> UUID:
 
 def processed_message_id(event_id: str) -> UUID:
     return _derive("message", event_id)
+
+
+# The aggregates a message names by its fields (a stop names its session and settlement),
+# for looking them up in bulk before the messages are decided.
+_NAMED_BY: tuple[tuple[str, tuple[Callable[[str], UUID], ...]], ...] = (
+    ("tariff_id", (tariff_aggregate_id,)),
+    ("session_id", (session_aggregate_id, settlement_aggregate_id)),
+    ("payment_id", (payment_aggregate_id,)),
+    ("refund_id", (refund_aggregate_id,)),
+)
+
+
+def named_aggregate_ids(message: object) -> list[UUID]:
+    """The ids of the aggregates a command names (its tariff, session, payment, refund)."""
+    ids: list[UUID] = []
+    for field, derivations in _NAMED_BY:
+        value = getattr(message, field, None)
+        if isinstance(value, str) and value:
+            ids.extend(derive(value) for derive in derivations)
+    return ids
 
 
 def _ocpi_key(country_code: str, party_id: str, object_id: str) -> str:

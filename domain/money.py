@@ -93,9 +93,10 @@ def round_half_up(value: Fraction) -> int:
     Works on Fraction so that quantities like seconds/60 stay exact: a Decimal division
     would round at 28 digits first and could turn an exact tie into a value just below it.
     """
-    magnitude = abs(value)
-    rounded = int(magnitude + Fraction(1, 2))  # int() floors a non-negative Fraction
-    return rounded if value >= 0 else -rounded
+    # floor(|n/d| + 1/2) in integers (d > 0): no Fraction arithmetic, one per priced line.
+    numerator, denominator = value.numerator, value.denominator
+    rounded = (2 * abs(numerator) + denominator) // (2 * denominator)
+    return rounded if numerator >= 0 else -rounded
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,9 +11,11 @@ from eventsourcing.persistence import (
     NotSupportedError,
     ProcessRecorder,
     TrackingRecorder,
+    Transcoder,
 )
 from eventsourcing.utils import Environment, EnvType, strtobool
 
+from store.fast_json import FastJSONTranscoder
 from store.index import DEFAULT_CACHE_KIB
 from store.kafka_clients import KafkaConnection, KafkaSecurityError, connection_from
 from store.ledger import Ledger, LedgerConfig, acquire_ledger, release_ledger
@@ -88,6 +90,12 @@ class KafkaFactory(InfrastructureFactory[TrackingRecorder]):
         except SigningKeyError as error:
             raise OSError(f"{self.KAFKA_SIGNING_KEY_FILE}: {error}") from None
         self._ledgers: list[Ledger] = []
+
+    def transcoder(self) -> Transcoder:
+        # The library's JSON, encoded by orjson (store/fast_json.py: the same bytes).
+        if self.env.get(self.TRANSCODER_TOPIC):
+            return super().transcoder()
+        return FastJSONTranscoder()
 
     def _int(self, key: str, default: int) -> int:
         value = self.env.get(key)

@@ -171,6 +171,12 @@ class Ledger:
         self.refresh()
         return self.index.last_notification_id()
 
+    def last_versions(self, originator_ids: Sequence[str]) -> dict[str, int]:
+        """The last version of each of these aggregates that has events: one index query
+        for many ids."""
+        self.refresh()
+        return self.index.last_versions(originator_ids)
+
     # --- subscriptions -----------------------------------------------------------------
 
     def listen(self, event: threading.Event) -> None:

@@ -133,6 +133,13 @@ class KafkaApplicationRecorder(KafkaAggregateRecorder, ApplicationRecorder):
     def max_notification_id(self) -> int | None:
         return self.ledger.max_notification_id()
 
+    def recorded_versions(self, originator_ids: Sequence[UUID]) -> dict[UUID, int]:
+        """The last version of each of these aggregates that has events, in one look-up
+        (the write application asks for all that a batch names at once, not one by one)."""
+        by_text = {str(originator_id): originator_id for originator_id in originator_ids}
+        found = self.ledger.last_versions(list(by_text))
+        return {by_text[text]: version for text, version in found.items()}
+
     def subscribe(
         self, gt: int | None = None, topics: Sequence[str] = ()
     ) -> Subscription[ApplicationRecorder]:

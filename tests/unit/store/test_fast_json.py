@@ -1,0 +1,156 @@
+"""The ledger's orjson encoding writes the library encoder's bytes, for every event there is.
+
+Existing ledgers hash and sign the bytes the library's JSONTranscoder wrote; an encoder
+that spelled one value differently would write new events unlike the old ones. So every
+event of the golden ledger and of generated traffic (all upstream message types, OCPI
+included) is re-encoded by both and compared byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import (
+    JSONTranscoder,
+    Mapper,
+    StoredEvent,
+    Transcoding,
+    TranscodingNotRegisteredError,
+)
+
+from audit.export import ExportScan
+from bootstrap import bootstrap
+from bootstrap.settings import Settings
+from consumers.batch import apply_batch
+from consumers.triage import SourceRecord
+from demo.traffic import TrafficShape, generate
+from domain.application import BillingApplication
+from store.fast_json import FastJSONTranscoder
+from tests.golden.golden import EXPORT_DIR
+
+OCPI_FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "ocpi"
+
+
+def transcoders(application: BillingApplication) -> tuple[JSONTranscoder, FastJSONTranscoder]:
+    library, fast = JSONTranscoder(), FastJSONTranscoder()
+    application.register_transcodings(library)
+    application.register_transcodings(fast)
+    return library, fast
+
+
+def assert_same_bytes(application: BillingApplication, events: Iterator[StoredEvent]) -> int:
+    """Decode each stored event, encode it with both transcoders; return how many."""
+    library, fast = transcoders(application)
+    by_library, by_fast = Mapper[UUID](library), Mapper[UUID](fast)
+    count = 0
+    for stored in events:
+        event: DomainEventProtocol[UUID] = application.mapper.to_domain_event(stored)
+        assert by_fast.to_stored_event(event).state == by_library.to_stored_event(event).state
+        count += 1
+    return count
+
+
+@pytest.fixture
+def application(tmp_path: Path) -> Iterator[BillingApplication]:
+    root = bootstrap(Settings.embedded_in(tmp_path))
+    try:
+        yield root.application()
+    finally:
+        root.close()
+
+
+def test_every_golden_event_encodes_to_the_same_bytes(application: BillingApplication) -> None:
+    def golden() -> Iterator[StoredEvent]:
+        for record in ExportScan(EXPORT_DIR).records():
+            assert record.topic is not None
+            yield StoredEvent(
+                originator_id=UUID(record.originator_id),
+                originator_version=record.originator_version,
+                topic=record.topic,
+                state=record.state,
+            )
+
+    assert assert_same_bytes(application, golden()) == 361
+
+
+def ocpi_messages() -> list[bytes]:
+    def message(kind: str, fixture: str) -> bytes:
+        document = {
+            "type": f"ocpi.{kind}",
+            "event_id": f"e-{kind}",
+            "occurred_at": "2024-06-03T09:05:00Z",
+            kind: json.loads((OCPI_FIXTURES / fixture).read_text()),
+        }
+        return json.dumps(document).encode()
+
+    return [
+        message("tariff", "tariff_flat_and_energy.json"),
+        message("location", "location_utrecht.json"),
+        message("cdr", "cdr_20_45_kwh.json"),
+    ]
+
+
+def test_every_generated_event_encodes_to_the_same_bytes(application: BillingApplication) -> None:
+    shape = TrafficShape(days=1, customers=40, stations=3, service_refund_rate=0.2)
+    values = [json.dumps(m).encode() for m in generate(5, shape)] + ocpi_messages()
+    records = [
+        SourceRecord(topic="ingest", partition=0, offset=offset, key=None, value=value)
+        for offset, value in enumerate(values)
+    ]
+    outcome = apply_batch(application, records)
+    assert outcome.counters.applied > len(values) // 2
+    stored = application.recorder.select_notifications(start=1, limit=1_000_000)
+    topics = {notification.topic for notification in stored}
+    assert any("RoamingCdr" in topic for topic in topics), topics
+    assert assert_same_bytes(application, iter(stored)) == len(stored)
+
+
+def test_strings_numbers_and_nesting_are_spelled_as_the_library_spells_them() -> None:
+    text = "".join(map(chr, range(0x80))) + "é€😀\u2028\u2029\ufeff\x7f\x80\x9f"
+    state = {
+        "text": text,
+        text: [0, -1, 2**63 - 1, -(2**63), 2**64 - 1, True, False, None, {}, [], ("a", 1)],
+        "at": datetime(2026, 1, 2, 3, 4, 5, 678, tzinfo=UTC),
+        "rate": Decimal("0.20"),
+        "nested": {"deeper": [{"amount_minor": 1999, "currency": "EUR"}]},
+    }
+    library, fast = transcoders(BillingApplication())
+    assert fast.encode(state) == library.encode(state)
+    assert fast.decode(fast.encode(state)) == library.decode(library.encode(state))
+
+
+def test_what_orjson_refuses_goes_through_the_library_encoder() -> None:
+    library, fast = transcoders(BillingApplication())
+    for state in ({"huge": 2**64}, {"n": -(2**63) - 1}, {1: "int key"}):
+        assert fast.encode(state) == library.encode(state)
+    with pytest.raises(TranscodingNotRegisteredError):
+        fast.encode({"unknown": object()})
+
+
+def test_a_datetime_transcoding_of_its_own_is_used_as_registered() -> None:
+    class DatetimeAsTimestamp(Transcoding):
+        type = datetime
+        name = "datetime_ts"
+
+        def encode(self, obj: datetime) -> float:
+            return obj.timestamp()
+
+        def decode(self, data: float) -> datetime:
+            return datetime.fromtimestamp(data, UTC)
+
+    library, fast = transcoders(BillingApplication())
+    for transcoder in (library, fast):
+        transcoder.register(DatetimeAsTimestamp())
+    state = {"at": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)}
+    assert (
+        fast.encode(state)
+        == library.encode(state)
+        == b'{"at":{"_type_":"datetime_ts","_data_":1767323045.0}}'
+    )
