@@ -75,7 +75,7 @@ class DuckDatabase(Database):
                 config["memory_limit"] = f"{self.memory_limit_mib}MiB"
             if not self.read_only:
                 # The writer's statements are a batch's small upserts, where handing work to
-                # other threads costs more CPU than it saves (a third of it, measured).
+                # other threads costs more CPU than it saves (about 40 % more, measured).
                 config["threads"] = 1
             self._connection = duckdb.connect(
                 str(self.path), read_only=self.read_only, config=config
