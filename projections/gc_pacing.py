@@ -18,14 +18,27 @@ from contextlib import contextmanager
 YOUNG_THRESHOLD = 20_000
 
 
+# Blocks open now (a list, so the context manager needs no global statement).
+_open: list[None] = []
+
+
 @contextmanager
 def fewer_collections() -> Iterator[None]:
-    """Collect less often inside the block; the previous thresholds again after it."""
+    """Collect less often inside the block; the previous thresholds again after it. A
+    block inside another (a rebuild's projection inside the rebuild) changes nothing."""
+    _open.append(None)
+    if len(_open) > 1:
+        try:
+            yield
+        finally:
+            _open.pop()
+        return
     before = gc.get_threshold()
     gc.freeze()
     gc.set_threshold(YOUNG_THRESHOLD, *before[1:])
     try:
         yield
     finally:
+        _open.pop()
         gc.set_threshold(*before)
         gc.unfreeze()
