@@ -201,6 +201,7 @@ class Root:
     ) -> Iterator[Projector]:
         """A projector over the configured ledger (every shard) and read models, tables
         created."""
+        from projections.gc_pacing import fewer_collections
         from projections.runner import DEFAULT_BATCH_SIZE, Projector, RetryPolicy
         from projections.sharded import ShardedProjector
 
@@ -227,6 +228,7 @@ class Root:
                 else ShardedProjector(projectors[0].source, models, shards=projectors)
             )
             runner.create()
+            stack.enter_context(fewer_collections())
             yield runner
 
 

@@ -58,16 +58,22 @@ def _key(event: Any) -> tuple[str]:
 
 def _postings(ledger_event: LedgerEvent, kind: str, occurred_at: datetime | None) -> list[Fact]:
     event = ledger_event.event
+    # What every posting of the event shares, computed once (postings are the most
+    # numerous facts of a batch).
+    shared = {
+        "recorded_at": utc(event.timestamp),
+        "occurred_at": utc(occurred_at) if occurred_at else None,
+        "event_type": type(event).__qualname__,
+        "aggregate_kind": kind,
+        "aggregate_key": str(event.originator_id),
+    }
+    position = ledger_event.ledger_position
     return [
         Fact(
             Entity.POSTING,
-            (ledger_event.ledger_position, line_no),
+            (position, line_no),
             {
-                "recorded_at": utc(event.timestamp),
-                "occurred_at": utc(occurred_at) if occurred_at else None,
-                "event_type": type(event).__qualname__,
-                "aggregate_kind": kind,
-                "aggregate_key": str(event.originator_id),
+                **shared,
                 "account": posting["account"],
                 "direction": posting["direction"],
                 "amount_minor": int(posting["amount_minor"]),

@@ -10,6 +10,7 @@ from datetime import datetime
 
 from domain.idempotency import ProcessedMessage
 from projections.entities import LedgerEvent
+from projections.gc_pacing import fewer_collections
 from projections.read_model import ReadModel
 from projections.runner import LedgerSource, Projector, RetryPolicy
 from projections.sharded import ShardedProjector
@@ -164,15 +165,16 @@ def project_shards(
         else ShardedProjector(bounded[0], list(models), shards=projectors)
     )
     runner.create()
-    targets = [source.last_position() for source in bounded]
-    reached = min(runner.positions().values())
-    if progress is not None:
-        progress(reached, sum(targets))
-    while reached < sum(targets) and runner.step():
+    with fewer_collections():
+        targets = [source.last_position() for source in bounded]
         reached = min(runner.positions().values())
-        for shard, source in enumerate(bounded):
-            if isinstance(source, PrefixSource) and source.end is not None:
-                targets[shard] = min(targets[shard], source.end)
         if progress is not None:
-            progress(reached, max(sum(targets), reached))
-    return min(runner.positions().values())
+            progress(reached, sum(targets))
+        while reached < sum(targets) and runner.step():
+            reached = min(runner.positions().values())
+            for shard, source in enumerate(bounded):
+                if isinstance(source, PrefixSource) and source.end is not None:
+                    targets[shard] = min(targets[shard], source.end)
+            if progress is not None:
+                progress(reached, max(sum(targets), reached))
+        return min(runner.positions().values())

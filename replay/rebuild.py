@@ -17,6 +17,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from projections.gc_pacing import fewer_collections
 from projections.read_model import ReadModel
 from projections.runner import LedgerSource
 from projections.tracking import TRACKING_TABLE, create_tracking_table
@@ -129,6 +130,8 @@ def rebuild(
         workers = stack.enter_context(ShardWorkers(root, names, tag, batch_size)) if parts else None
         places.extend(group.home.rebuild_place(tag) for group in groups)
         sources = stack.enter_context(root.ledger_sources())  # while the workers work
+        # The catch-ups and checksums of the swap allocate per row as much as the batches.
+        stack.enter_context(fewer_collections())
         remotes: list[Remote | None] = [None] * len(groups)
         if workers is not None:
             workers.wait(progress)

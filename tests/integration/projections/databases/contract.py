@@ -263,6 +263,11 @@ class DatabaseTestCase(ABC):
         assert raised.value.__cause__ is not None
         assert self.stored(db) == {}
 
+    def test_an_upserted_value_out_of_range_is_a_value_error(self, db: Database) -> None:
+        with pytest.raises(DatabaseValueError):
+            upsert(db, "items", ["item_key"], {("a",): {"count": 2**63}, ("b",): {"count": 1}})
+        assert self.stored(db) == {}
+
     def test_a_duplicate_key_is_an_integrity_error(self, db: Database) -> None:
         self.insert(db, EMPTY)
         with pytest.raises(DatabaseIntegrityError):

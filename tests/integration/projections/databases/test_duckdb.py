@@ -7,12 +7,13 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from projections.databases.duckdb import DuckDatabase
-from projections.databases.port import Database
+from projections.databases.port import Database, upsert
 from tests.integration.projections.databases.contract import DatabaseTestCase
 
 _HOLD = "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('held', flush=True); input()"
@@ -44,3 +45,21 @@ class TestDuckDatabase(DatabaseTestCase):
             yield DuckDatabase(db.path)
         finally:
             holder.communicate("\n", timeout=30)
+
+
+def test_upserted_decimals_round_to_the_column_scale_and_text_stays_text(tmp_path: Path) -> None:
+    """Rows reach DuckDB as an Arrow table whose decimals are text: the stored values are
+    those a bound Decimal gives (rounded half away from zero to the column's scale)."""
+    db = DuckDatabase(tmp_path / "analytics.duckdb")
+    db.execute("CREATE TABLE t (k {text} PRIMARY KEY, rate {decimal}, n {bigint}, note {text})")
+    rows = {
+        ("a",): {"rate": Decimal("0.1234565"), "n": 1, "note": "12"},
+        ("b",): {"rate": Decimal("-1E+3"), "n": None, "note": None},
+        ("c",): {"rate": 7, "n": -(2**63), "note": "x"},
+    }
+    upsert(db, "t", ["k"], rows)
+    stored = {row["k"]: row for row in db.execute("SELECT * FROM t")}
+    assert stored["a"] == {"k": "a", "rate": Decimal("0.123457"), "n": 1, "note": "12"}
+    assert stored["b"] == {"k": "b", "rate": Decimal("-1000"), "n": None, "note": None}
+    assert stored["c"] == {"k": "c", "rate": Decimal("7"), "n": -(2**63), "note": "x"}
+    db.close()
