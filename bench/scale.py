@@ -24,6 +24,7 @@ figures as JSON.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -205,23 +206,23 @@ def bare_consume(topic: str, batch: int) -> None:
 
 
 def traffic(messages: int, path: Path) -> int:
-    """Write exactly `messages` generated upstream messages to path, a line each."""
-    from demo.traffic import TrafficShape, generate
+    """Write exactly `messages` generated upstream messages to path, a line each: the first
+    ones of a traffic of as many days as it takes, generated once and streamed."""
+    from demo.traffic import TrafficShape, stream
 
-    def shape(days: int) -> TrafficShape:
-        return TrafficShape(stations=40, customers=max(200, messages // 20), days=days)
-
-    sample = len(generate(seed=3, shape=shape(1)))
-    days = max(1, -(-messages // max(1, sample)))
-    while True:
-        generated = generate(seed=3, shape=shape(days))
-        if len(generated) >= messages:
-            break
-        days += max(1, days // 4)
+    shape = TrafficShape(stations=40, customers=max(200, messages // 20), days=UNBOUNDED_DAYS)
+    written = 0
     with path.open("w") as file:
-        for message in generated[:messages]:
+        for message in itertools.islice(stream(seed=3, shape=shape), messages):
             file.write(json.dumps(message, separators=(",", ":")) + "\n")
+            written += 1
+    if written != messages:
+        raise SystemExit(f"the traffic ran out at {written:,} of {messages:,} messages")
     return messages
+
+
+# Far more days than any run needs: the stream is cut at the messages asked for.
+UNBOUNDED_DAYS = 100_000
 
 
 @contextmanager

@@ -115,10 +115,10 @@ class Settings:
     # payments, tariffs used again soon), so they are not replayed from the ledger each time.
     aggregate_cache_size: int = _setting(4096, minimum=0)
     # DuckDB's memory for the analytics projector and rebuild (its buffer otherwise grows
-    # with the analytics file, up to most of the machine's memory). The primary-key indexes
-    # of analytics' keyed tables must fit in it beside the readers' copy of the file: at
-    # 64 MiB a projector failed at about 1.3 million events, so it stays at 128.
-    duckdb_memory_limit_mib: int = _setting(128, minimum=16)
+    # with the analytics file, up to most of the machine's memory). Key indexes live in it
+    # and are evicted once checkpointed; the readers' copy no longer needs it. At 128 MiB
+    # the buffer filled with a 2-million-event file: rebuild peaked at 405 MiB.
+    duckdb_memory_limit_mib: int = _setting(64, minimum=16)
     # Aggregates whose audit state `audit verify` keeps in memory, per kind of state; the
     # rest wait in a temporary file, so verifying a long ledger does not fill memory.
     audit_state_cache_size: int = _setting(10_000, minimum=1)

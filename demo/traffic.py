@@ -9,6 +9,8 @@ failures, failed sessions and refunds of every reason and outcome are mixed in.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -160,42 +162,73 @@ def _at(moment: datetime) -> str:
 
 def generate(seed: int = 7, shape: TrafficShape | None = None) -> list[Message]:
     """The upstream messages of the given traffic, in the order they occurred."""
-    return sorted(_messages(seed, shape or TrafficShape()), key=lambda m: m["occurred_at"])
+    return list(stream(seed, shape))
 
 
-def _messages(seed: int, shape: TrafficShape) -> Iterator[Message]:
+def stream(seed: int = 7, shape: TrafficShape | None = None) -> Iterator[Message]:
+    """The messages of ``generate``, in the same order, one at a time: memory holds only
+    the few days of messages still pending, so a caller can take the first N of a very
+    long traffic (a shape of many days) without generating the rest.
+
+    Generation runs visit by visit; no message of a later visit occurs before that visit's
+    day starts (its floor), so every pending message older than the floor is final. Ties
+    keep their generation order, as the stable sort of ``generate`` always did."""
+    pending: list[tuple[str, int, Message]] = []
+    order = itertools.count()
+    for floor, message in _messages(seed, shape or TrafficShape()):
+        while pending and pending[0][0] < floor:
+            yield heapq.heappop(pending)[2]
+        heapq.heappush(pending, (message["occurred_at"], next(order), message))
+    while pending:
+        yield heapq.heappop(pending)[2]
+
+
+def _messages(seed: int, shape: TrafficShape) -> Iterator[tuple[str, Message]]:
+    """Each message in generation order, with a floor: no message after it occurs earlier."""
     rng = random.Random(seed)
     ids = _Ids()
     tariffs = _tariffs()
     stations = _stations(rng, shape, tariffs)
     published_at = datetime.combine(shape.start, time(0), tzinfo=UTC) - timedelta(days=30)
     for plan in tariffs:
-        yield {
-            "type": MessageType.TARIFF_PUBLISHED,
-            "event_id": ids.event(),
-            "occurred_at": _at(published_at),
-            **plan.message,
-        }
+        yield (
+            _at(published_at),
+            {
+                "type": MessageType.TARIFF_PUBLISHED,
+                "event_id": ids.event(),
+                "occurred_at": _at(published_at),
+                **plan.message,
+            },
+        )
     customers = [f"C-{n + 1:05d}" for n in range(shape.customers)]
-    # Regulars charge often, most customers now and then.
-    weights = [1 / (n + 1) ** 0.7 for n in range(shape.customers)]
+    # Regulars charge often, most customers now and then. Cumulative once: the same draws
+    # as weights= gives, without summing every customer's weight per session.
+    customer_weights = list(
+        itertools.accumulate(1 / (n + 1) ** 0.7 for n in range(shape.customers))
+    )
+    hour_weights = {
+        id(profile): list(itertools.accumulate(profile))
+        for profile in (_WEEKDAY_PROFILE, _WEEKEND_PROFILE)
+    }
     session_number = 0
     for day_offset in range(shape.days):
         day = shape.start + timedelta(days=day_offset)
         profile = _WEEKEND_PROFILE if day.weekday() >= 5 else _WEEKDAY_PROFILE
+        floor = _at(datetime.combine(day, time(0), tzinfo=UTC))
         for station in stations:
             count = max(
                 0, round(rng.gauss(station.sessions_per_day, station.sessions_per_day**0.5))
             )
             for _ in range(count):
                 session_number += 1
-                hour = rng.choices(range(24), weights=profile)[0]
+                hour = rng.choices(range(24), cum_weights=hour_weights[id(profile)])[0]
                 started = datetime.combine(day, time(hour), tzinfo=UTC) + timedelta(
                     seconds=rng.randrange(3600)
                 )
-                customer = rng.choices(customers, weights=weights)[0]
+                customer = rng.choices(customers, cum_weights=customer_weights)[0]
                 visit = _Visit(rng, ids, shape, station, customer, started, session_number)
-                yield from visit.messages()
+                for message in visit.messages():
+                    yield floor, message
 
 
 @dataclass

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from projections.databases.duckdb import DuckDatabase
+from projections.databases.errors import ReadModelDatabaseError
 
 log = logging.getLogger("evledger.analytics")
 
@@ -50,29 +52,35 @@ def publish_snapshot(db: DuckDatabase) -> Path:
     """Copy ``db``'s committed state into a new file and rename it to the snapshot path
     (atomic); the path published.
 
-    DuckDB itself writes the copy (COPY FROM DATABASE into an attached file): opening the
-    live file a second time from this process and closing it would drop DuckDB's lock on
-    it (POSIX locks belong to the process, and any close releases them).
+    A checkpoint writes everything committed into the file itself, and a plain copy of its
+    bytes is then the copy: its memory does not grow with the file (DuckDB's own
+    COPY FROM DATABASE rebuilds every key index of the copy in memory, ran out of it on a
+    long ledger and left the live database invalidated). The copy is made by a child
+    process: opening the live file here and closing it would drop DuckDB's lock on it
+    (POSIX locks belong to the process, and any close releases them).
     """
     target = snapshot_path(db.path)
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
     _remove(partial)
-    source = str(db.execute("SELECT current_database() AS name")[0]["name"])
-    quoted = str(partial).replace("'", "''").replace("{", "{{").replace("}", "}}")
-    db.execute(f"ATTACH '{quoted}' AS {_ALIAS}")
+    db.execute("CHECKPOINT")
+    wal = db.path.with_name(db.path.name + ".wal")
+    if wal.exists() and wal.stat().st_size:
+        # Something the checkpoint could not fold in would be missing from the copy.
+        raise SnapshotError(f"{wal} still holds changes after a checkpoint")
     try:
-        try:
-            db.execute(f'COPY FROM DATABASE "{source}" TO {_ALIAS}')
-            db.execute(f"CHECKPOINT {_ALIAS}")
-        finally:
-            db.execute(f"DETACH {_ALIAS}")
+        copied = subprocess.run(
+            ["cp", "--", str(db.path), str(partial)], capture_output=True, text=True, check=False
+        )
+        if copied.returncode != 0:
+            raise SnapshotError(f"copying {db.path}: {copied.stderr.strip()}")
         os.replace(partial, target)
     finally:
         _remove(partial)
     return target
 
 
-_ALIAS = "evledger_readers_copy"
+class SnapshotError(Exception):
+    """The readers' copy could not be made; the live file is untouched."""
 
 
 def _remove(path: Path) -> None:
@@ -123,8 +131,29 @@ class SnapshotPublisher:
             # The readers keep the previous copy; the projector must not stop for them.
             # Still marked changed, so the next batch tries again.
             log.warning("could not publish the readers' copy of %s: %r", self.db.path, error)
+            self._reopen_if_invalidated(error)
             return
         self._changed = False
         self._last = self.clock()
         self._cost = self._last - started
         self.published += 1
+
+    def _reopen_if_invalidated(self, error: Exception) -> None:
+        """After a fatal error (out of memory in a checkpoint, say) DuckDB refuses every
+        further statement on the database: reopen it, which replays what was committed;
+        if even that fails, stop the projector with both errors rather than later."""
+        if self._usable():
+            return
+        log.warning("%s was invalidated by that failure: reopening it", self.db.path)
+        self.db.close()
+        if not self._usable():
+            raise ReadModelDatabaseError(
+                f"{self.db.path} is unusable after a failed readers' copy ({error!r})"
+            ) from error
+
+    def _usable(self) -> bool:
+        try:
+            self.db.execute("SELECT 1 AS ok")
+        except ReadModelDatabaseError:
+            return False
+        return True

@@ -7,10 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from projections.analytics import Analytics
 from projections.analytics_queries import open_read_only
 from projections.analytics_snapshot import SnapshotPublisher, snapshot_path
 from projections.databases.duckdb import DuckDatabase
+from projections.databases.errors import ReadModelDatabaseError
 
 
 class _Clock:
@@ -131,4 +134,49 @@ def test_a_copy_held_back_is_published_when_the_projector_finishes(tmp_path: Pat
     assert (publisher.published, _sessions(db.path)) == (2, 1)
     model.finish()  # nothing changed since: nothing copied
     assert publisher.published == 2
+    db.close()
+
+
+def _keyed_rows(db: DuckDatabase, rows: int, batch: int = 50_000) -> None:
+    for start in range(0, rows, batch):
+        with db.transaction():
+            db.execute(
+                "INSERT INTO fact_sessions (session_key, currency, customer_id, station_id)"
+                " SELECT 'S-' || lpad(n::VARCHAR, 9, '0'), 'EUR', 'C-' || n % 30000,"
+                f" 'ST-' || n % 40 FROM range({start}, {start + batch}) AS t(n)"
+            )
+
+
+def test_a_file_whose_key_index_outgrows_memory_is_copied_and_never_lost(
+    tmp_path: Path,
+) -> None:
+    # 600,000 keyed sessions in 32 MiB: DuckDB's own COPY FROM DATABASE of them runs out of
+    # memory while committing, and that invalidates the live database; a byte copy of the
+    # checkpointed file does not need their key index in memory.
+    db = DuckDatabase(tmp_path / "analytics.duckdb", memory_limit_mib=32)
+    publisher = SnapshotPublisher(db, interval_s=0)
+    model = Analytics(db, publisher)
+    model.create()
+    _keyed_rows(db, 600_000)
+    model.after_batch(caught_up=True)
+    assert publisher.published == 1
+    assert _sessions(db.path) == 600_000
+    # The live file is still this process's.
+    assert _held_by_another_process(db.path)
+
+    # Should a copy fail and invalidate the live database all the same (here, the old way
+    # of copying), the next copy fails on it and the projector goes on with it reopened,
+    # everything committed still there.
+    db.execute(f"ATTACH '{tmp_path / 'other.duckdb'}' AS other")
+    with pytest.raises(ReadModelDatabaseError, match="allocate"):
+        db.execute("COPY FROM DATABASE analytics TO other")
+    with pytest.raises(ReadModelDatabaseError, match="invalidated"):
+        db.execute("SELECT 1")
+    publisher.changed()
+    model.after_batch(caught_up=True)
+    assert publisher.published == 1
+    _add(model, "S-late")
+    model.after_batch(caught_up=True)
+    assert publisher.published == 2
+    assert _sessions(db.path) == 600_001
     db.close()
