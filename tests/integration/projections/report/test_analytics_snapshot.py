@@ -167,6 +167,8 @@ def test_a_file_whose_key_index_outgrows_memory_is_copied_and_never_lost(
     # Should a copy fail and invalidate the live database all the same (here, the old way
     # of copying), the next copy fails on it and the projector goes on with it reopened,
     # everything committed still there.
+    # On the writer's one thread the old copy fails without invalidating; on two it does.
+    db.execute("SET threads TO 2")
     db.execute(f"ATTACH '{tmp_path / 'other.duckdb'}' AS other")
     with pytest.raises(ReadModelDatabaseError, match="allocate"):
         db.execute("COPY FROM DATABASE analytics TO other")
