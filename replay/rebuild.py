@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from projections.read_model import ReadModel
 from projections.runner import LedgerSource
-from projections.tracking import TRACKING_TABLE, create_tracking_table
+from projections.tracking import TRACKING_TABLE
 from replay.checksum import TableChecksum, model_checksums
 from replay.ledger_prefix import REBUILD_BATCH_SIZE, ProgressHook, project_shards, project_to
 from replay.shard_processes import ShardRebuildFailed, ShardWorkers, part_tag
@@ -116,17 +116,19 @@ def rebuild(
     tag = new_tag()
     shards = len(root.shard_names())
     # A sharded ledger's shards are rebuilt by worker processes, shard p into places tagged
-    # part_tag(tag, p), then merged into the one rebuild place.
+    # part_tag(tag, p): shard 0 into the rebuild places, the others' merged into them.
     parts = [
         [group.home.rebuild_place(part_tag(tag, shard)) for group in groups]
-        for shard in range(shards if shards > 1 else 0)
+        for shard in range(1, shards)
     ]
     places: list[Place] = []
     started = time.perf_counter()
     with ExitStack() as stack:
         stack.callback(_discard, places, parts)  # once the workers have stopped
         # Forked first, before this process opens anything.
-        workers = stack.enter_context(ShardWorkers(root, names, tag, batch_size)) if parts else None
+        workers = (
+            stack.enter_context(ShardWorkers(root, names, tag, batch_size)) if shards > 1 else None
+        )
         places.extend(group.home.rebuild_place(tag) for group in groups)
         sources = stack.enter_context(root.ledger_sources())  # while the workers work
         remotes: list[Remote | None] = [None] * len(groups)
@@ -172,14 +174,10 @@ def _discard(places: list[Place], parts: list[list[Place]]) -> None:
 
 
 def _merge(group: ModelGroup, place: Place, parts: Sequence[Place]) -> None:
-    """The rebuild place of ``group`` made of the shards' places: the tables, then every
-    part's rows and positions (one tracking row per shard, each in one part only), then the
-    columns a row takes from rows that may be on another shard (``ReadModel.rejoin``)."""
-    with place.db.transaction():
-        for model_class in group.classes:
-            for statement in model_class.ddl:
-                place.db.execute(statement)
-        create_tracking_table(place.db)
+    """The rebuild place of ``group`` (shard 0's, its tables made by shard 0's worker) with
+    every other shard's rows and positions (one tracking row per shard, each in one part
+    only), then the columns a row takes from rows that may be on another shard
+    (``ReadModel.rejoin``)."""
     tables = [table for model_class in group.classes for table in model_class.tables]
     group.home.merge(place, parts, [*tables, TRACKING_TABLE])
     with place.db.transaction():

@@ -3,8 +3,9 @@ core) that replay the shards into places of their own, then checksum the rebuilt
 the comparison with the live models.
 
 A SQLite or DuckDB file takes one writing process, so shards cannot share the rebuild
-place: each shard is rebuilt into its own (``part_tag``) and the rebuild merges them into
-the one rebuild place (``ReadModelHome.merge``). The workers are forked before the parent
+place: shard 0 is rebuilt into the rebuild place itself, every other shard into its own
+(``part_tag``), and the rebuild merges those into the rebuild place
+(``ReadModelHome.merge``). The workers are forked before the parent
 opens any database or ledger, so they start with nothing open and share the modules the
 parent has imported; a worker with several shards rebuilds them in turn. A worker that
 fails fails the whole rebuild with one line naming its shard, before anything is swapped.
@@ -41,8 +42,10 @@ class ShardRebuildFailed(RuntimeError):
 
 
 def part_tag(tag: str, shard: int) -> str:
-    """The tag of the places shard ``shard`` is rebuilt into (a file or schema name part)."""
-    return f"{tag}_{shard}"
+    """The tag of the places shard ``shard`` is rebuilt into (a file or schema name part):
+    shard 0's are the rebuild places themselves, so only the other shards' rows are
+    copied by the merge."""
+    return tag if shard == 0 else f"{tag}_{shard}"
 
 
 def worker_count(shards: int) -> int:
