@@ -84,8 +84,15 @@ class ShardWorkers:
         # Per worker: the shard it is rebuilding (-1: none), to name it if the worker dies.
         self._current = context.Array("q", [-1] * count, lock=False)
         self._workers: list[tuple[BaseProcess, Connection]] = []
-        # Each request not collected yet: the tables asked of each worker.
+        # Each request not answered yet: the tables asked of each worker; the ticket of
+        # the first, and the answers read but not collected yet, by ticket.
         self._asked: list[list[list[str]]] = []
+        self._tickets = 0
+        # Per worker: its answers read while waiting for the rebuild, not collected yet.
+        self._inbox: list[list[Any]] = [[] for _ in range(count)]
+        self._answers: dict[
+            int, tuple[dict[str, TableChecksum], dict[str, int] | None] | ShardRebuildFailed
+        ] = {}
         self._rebuilt = False
         child_site = site.for_another_process()
         try:
@@ -124,25 +131,39 @@ class ShardWorkers:
                 self._check(worker)
         self._rebuilt = True
 
-    def ask_checksums(self, group: int, tables: Sequence[str], *, live: bool = False) -> None:
+    def ask_checksums(self, group: int, tables: Sequence[str], *, live: bool = False) -> int:
         """Have the workers checksum ``tables`` of group ``group`` (``site.groups(names)``),
         shared out among them: of its rebuilt models (their place must be closed in this
         process: DuckDB opens a file in one process), or with ``live`` of its live ones
-        (read-only), with the live positions as the workers found them.
-        ``collect_checksums`` gets them."""
+        (read-only), with the positions the models stood at throughout (None if they
+        moved meanwhile). The ticket that ``collect_checksums`` takes."""
         count = len(self._workers)
         shares = [list(tables)[worker::count] for worker in range(count)]
         for (_, connection), share in zip(self._workers, shares, strict=True):
             if share:
                 connection.send(("checksums", group, share, live))
         self._asked.append(shares)
+        return self._tickets + len(self._asked) - 1
 
-    def collect_checksums(self) -> tuple[dict[str, TableChecksum], dict[str, int]]:
-        """The checksums of the oldest request not collected yet, by table, and the
-        tracked positions the workers saw where they took them."""
+    def collect_checksums(
+        self, ticket: int
+    ) -> tuple[dict[str, TableChecksum], dict[str, int] | None]:
+        """The checksums of request ``ticket`` by table, and the tracked positions the
+        workers saw (None if the models moved while they took them). The workers answer in
+        the order asked: earlier answers are kept for their own collect."""
+        while ticket not in self._answers:
+            self._answers[self._tickets] = self._read_answers(self._asked.pop(0))
+            self._tickets += 1
+        answer = self._answers.pop(ticket)
+        if isinstance(answer, ShardRebuildFailed):
+            raise answer
+        return answer
+
+    def _read_answers(
+        self, asked: list[list[str]]
+    ) -> tuple[dict[str, TableChecksum], dict[str, int] | None] | ShardRebuildFailed:
         found: dict[str, TableChecksum] = {}
-        positions: dict[str, int] = {}
-        asked = self._asked.pop(0)
+        positions: dict[str, int] | None = {}
         failure: ShardRebuildFailed | None = None
         for worker, share in enumerate(asked):
             if share:
@@ -152,10 +173,8 @@ class ShardWorkers:
                     failure = failure or error  # the others' answers are still read
                     continue
                 found.update(sums)
-                positions.update(seen)
-        if failure is not None:
-            raise failure
-        return found, positions
+                positions = None if positions is None or seen is None else positions | seen
+        return failure if failure is not None else (found, positions)
 
     def close(self) -> None:
         """Stop the workers: told to, once they are serving checksums; terminated while
@@ -179,27 +198,31 @@ class ShardWorkers:
     def _receive(self, worker: int) -> Any:
         process, connection = self._workers[worker]
         try:
-            kind, *body = connection.recv()
+            inbox = self._inbox[worker]
+            kind, *body = inbox.pop(0) if inbox else connection.recv()
         except EOFError:
             self._check(worker)
             raise ShardRebuildFailed(
                 f"a rebuild worker process ended ({_ended(process)}) while checksumming "
                 "read models; nothing was swapped"
             ) from None
-        if kind == "failed":
-            raise ShardRebuildFailed(f"checksumming read models failed: {body[1]}")
+        if kind == "unchecked":
+            raise ShardRebuildFailed(f"checksumming read models failed: {body[0]}")
         return body
 
     def _check(self, worker: int) -> None:
-        """Raise ShardRebuildFailed if the worker reported a failure or died."""
+        """Raise ShardRebuildFailed if the worker reported a failure or died; keep the
+        checksums it answered (a worker done with its shards takes them while others
+        rebuild)."""
         process, connection = self._workers[worker]
-        if connection.poll():
+        while connection.poll():
             try:
-                kind, *body = connection.recv()
+                message = connection.recv()
             except EOFError:  # it died without a word: its exit status tells
-                kind = "ended"
-            if kind == "failed":
-                self._fail(body[0], body[1])
+                break
+            if message[0] == "failed":
+                self._fail(message[1], message[2])
+            self._inbox[worker].append(message)
         if process.exitcode is not None and process.exitcode != 0:
             self._fail(self._current[worker], _ended(process))
 
@@ -287,12 +310,16 @@ def _serve_checksums(job: _Job, connection: Connection) -> None:
         try:
             db = home.live_reader() if live else home.reader(home.rebuild_place(job.tag))
             try:
+                before = tracked_positions(db)
                 sums = {table: table_checksum(db, table) for table in tables}
-                positions = tracked_positions(db)
+                # A model moves its rows and its position in one transaction: unmoved
+                # positions mean every table was read at them.
+                after = tracked_positions(db)
+                positions = after if after == before else None
             finally:
                 db.close()  # before answering: the parent may open it next
         except Exception as error:
             text = str(error).strip()
-            connection.send(("failed", -1, text.splitlines()[0] if text else repr(error)))
+            connection.send(("unchecked", text.splitlines()[0] if text else repr(error)))
             continue
         connection.send(("checksums", sums, positions))
