@@ -17,6 +17,7 @@ workers take the rebuilt side meanwhile, table by table, each on a connection of
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -141,7 +142,10 @@ class ShardWorkers:
         shares = [list(tables)[worker::count] for worker in range(count)]
         for (_, connection), share in zip(self._workers, shares, strict=True):
             if share:
-                connection.send(("checksums", group, share, live))
+                # A dead worker's pipe refuses it: waiting for the worker or for its
+                # answer names its shard.
+                with contextlib.suppress(OSError):
+                    connection.send(("checksums", group, share, live))
         self._asked.append(shares)
         return self._tickets + len(self._asked) - 1
 
@@ -200,7 +204,7 @@ class ShardWorkers:
         try:
             inbox = self._inbox[worker]
             kind, *body = inbox.pop(0) if inbox else connection.recv()
-        except EOFError:
+        except (EOFError, OSError):  # a dead peer: ended, or reset with a request unread
             self._check(worker)
             raise ShardRebuildFailed(
                 f"a rebuild worker process ended ({_ended(process)}) while checksumming "
@@ -218,7 +222,7 @@ class ShardWorkers:
         while connection.poll():
             try:
                 message = connection.recv()
-            except EOFError:  # it died without a word: its exit status tells
+            except (EOFError, OSError):  # it died without a word: its exit status tells
                 break
             if message[0] == "failed":
                 self._fail(message[1], message[2])
@@ -301,7 +305,7 @@ def _serve_checksums(job: _Job, connection: Connection) -> None:
     while True:
         try:
             request = connection.recv()
-        except EOFError:  # the parent is gone
+        except (EOFError, OSError):  # the parent is gone
             return
         if request[0] != "checksums":
             return
