@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from projections.databases.port import AsyncDatabaseLender, Database, DatabaseLender
-from projections.databases.sqlite import SqliteDatabase, SqliteLender, stored_table
+from projections.databases.sqlite import SqliteDatabase, SqliteLender
 from projections.read_model import ReadModel
 from replay.swap import LiveSide
 from replay.targets import ModelGroup, Place, ViewsHome, remove_database_file
@@ -104,26 +104,35 @@ class SqliteLive(LiveSide):
 
     @contextmanager
     def held(self) -> Iterator[dict[str, int | None]]:
-        # BEGIN IMMEDIATE takes the file's write lock: a live projector waits for it.
-        with self.db.transaction():
-            yield self.positions()
+        # The rebuilt file is attached first (ATTACH cannot run inside a transaction), so
+        # the swap copies its rows inside SQLite; BEGIN IMMEDIATE then locks it too, which
+        # nothing else writes. The file's write lock makes a live projector wait.
+        self.db.execute("ATTACH DATABASE ? AS rebuilt", [str(self.rebuilt_path)])
+        try:
+            with self.db.transaction():
+                yield self.positions()
+        finally:
+            self.db.execute("DETACH DATABASE rebuilt")
 
     def swap_in(self, rebuilt: Sequence[ReadModel], positions: dict[str, int]) -> None:
-        # Not ATTACH: it cannot run inside the held transaction, and attaching first would
-        # make BEGIN IMMEDIATE lock the rebuilt file too. The stored values are read
-        # unconverted, so they are copied exactly.
+        # Stored values are copied as they are (generated columns are computed again); the
+        # indexes are built once the rows are in, which is cheaper than row by row.
         for model in rebuilt:
             for table in model.tables:
                 self.db.execute(f"DROP TABLE IF EXISTS main.{table}")
+            indexes = [statement for statement in model.ddl if _makes_index(statement)]
             for statement in model.ddl:
-                self.db.execute(statement)
+                if statement not in indexes:
+                    self.db.execute(statement)
             for table in model.tables:
-                columns, rows = stored_table(self.rebuilt_path, table)
-                if rows:
-                    listed = ", ".join(columns)
-                    self.db.executemany(
-                        f"INSERT INTO main.{table} ({listed})"
-                        f" VALUES ({', '.join('?' for _ in columns)})",
-                        rows,
-                    )
+                listed = ", ".join(_stored_columns(self.db, table))
+                self.db.execute(
+                    f"INSERT INTO main.{table} ({listed}) SELECT {listed} FROM rebuilt.{table}"
+                )
+            for statement in indexes:
+                self.db.execute(statement)
         self._set_positions(positions)
+
+
+def _makes_index(statement: str) -> bool:
+    return statement.lstrip().upper().startswith(("CREATE INDEX", "CREATE UNIQUE INDEX"))

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from projections.gc_pacing import fewer_collections
 from projections.read_model import ReadModel
 from projections.runner import LedgerSource
-from projections.tracking import TRACKING_TABLE, create_tracking_table
+from projections.tracking import TRACKING_TABLE
 from replay.checksum import TableChecksum, model_checksums
 from replay.ledger_prefix import REBUILD_BATCH_SIZE, ProgressHook, project_shards, project_to
 from replay.shard_processes import ShardRebuildFailed, ShardWorkers, part_tag
@@ -34,12 +34,49 @@ if TYPE_CHECKING:
 @dataclass
 class Remote:
     """The worker processes of a sharded rebuild, as one group's compare uses them: the
-    group's index, and its live checksums and positions if the workers took them before
-    it was held (an exclusive home's: ReadModelHome.exclusive)."""
+    group's index, and the checksums of its live and rebuilt models the workers were asked
+    for early (tickets), then collected with the positions they were taken at."""
 
     workers: ShardWorkers
     group: int
-    early: tuple[dict[str, TableChecksum], dict[str, int]] | None = None
+    tables: list[str]
+    tickets: dict[bool, int] = field(default_factory=dict)
+    early: dict[bool, tuple[dict[str, TableChecksum], dict[str, int] | None] | None] = field(
+        default_factory=dict
+    )
+
+    def ask(self, *, live: bool) -> None:
+        self.tickets[live] = self.workers.ask_checksums(self.group, self.tables, live=live)
+
+    def collect(self) -> None:
+        """The early checksums' answers (None where the workers could not take them: the
+        models are checksummed when compared, as always, and a live model that is missing
+        or busy says so then)."""
+        for live, ticket in self.tickets.items():
+            try:
+                self.early[live] = self.workers.collect_checksums(ticket)
+            except ShardRebuildFailed:
+                self.early[live] = None
+        self.tickets = {}
+
+    def live_at(
+        self, positions: dict[str, int], group: ModelGroup
+    ) -> dict[str, TableChecksum] | None:
+        return self._at(True, positions, group)
+
+    def rebuilt_at(
+        self, positions: dict[str, int], group: ModelGroup
+    ) -> dict[str, TableChecksum] | None:
+        return self._at(False, positions, group)
+
+    def _at(
+        self, live: bool, positions: dict[str, int], group: ModelGroup
+    ) -> dict[str, TableChecksum] | None:
+        """The early checksums, if taken at exactly ``positions`` (``group``'s models')."""
+        early = self.early.get(live)
+        if early is None or early[1] is None or _ours(early[1], group) != positions:
+            return None
+        return early[0]
 
 
 # Rounds of "catch up, hold the live model, compare" before giving up on a live model
@@ -117,43 +154,54 @@ def rebuild(
     tag = new_tag()
     shards = len(root.shard_names())
     # A sharded ledger's shards are rebuilt by worker processes, shard p into places tagged
-    # part_tag(tag, p), then merged into the one rebuild place.
+    # part_tag(tag, p): shard 0 into the rebuild places, the others' merged into them.
     parts = [
         [group.home.rebuild_place(part_tag(tag, shard)) for group in groups]
-        for shard in range(shards if shards > 1 else 0)
+        for shard in range(1, shards)
     ]
     places: list[Place] = []
     started = time.perf_counter()
     with ExitStack() as stack:
         stack.callback(_discard, places, parts)  # once the workers have stopped
         # Forked first, before this process opens anything.
-        workers = stack.enter_context(ShardWorkers(root, names, tag, batch_size)) if parts else None
+        workers = (
+            stack.enter_context(ShardWorkers(root, names, tag, batch_size)) if shards > 1 else None
+        )
         places.extend(group.home.rebuild_place(tag) for group in groups)
         sources = stack.enter_context(root.ledger_sources())  # while the workers work
         # The catch-ups and checksums of the swap allocate per row as much as the batches.
         stack.enter_context(fewer_collections())
-        remotes: list[Remote | None] = [None] * len(groups)
-        if workers is not None:
-            workers.wait(progress)
-            remotes = [Remote(workers, index) for index in range(len(groups))]
-            exclusive = [index for index, group in enumerate(groups) if group.home.exclusive]
-            for index in exclusive:  # one such group: the workers' answers come in turn
-                tables = [table for model in groups[index].classes for table in model.tables]
-                workers.ask_checksums(index, tables, live=True)
-            for index, (group, place) in enumerate(zip(groups, places, strict=True)):
-                _merge(group, place, [shard_places[index] for shard_places in parts])
         rebuilt = {
             group: [model_class(place.db) for model_class in group.classes]
             for group, place in zip(groups, places, strict=True)
         }
-        every = [model for models in rebuilt.values() for model in models]
-        # One pass over the ledger (each shard's batches in turn) feeds every model; after
-        # the workers, it reads only what the shards recorded since.
-        reached = project_shards(sources, every, batch_size=batch_size, progress=progress)
+        remotes: list[Remote | None] = [None] * len(groups)
+        if workers is not None:
+            remotes = []
+            for index, models in enumerate(rebuilt.values()):
+                remote = Remote(
+                    workers, index, [table for model in models for table in model.tables]
+                )
+                # A worker done with its shards checksums the live models while the others
+                # still rebuild.
+                remote.ask(live=True)
+                remotes.append(remote)
+        if workers is None:
+            # One pass over the ledger (each shard's batches in turn) feeds every model.
+            every = [model for models in rebuilt.values() for model in models]
+            reached = project_shards(sources, every, batch_size=batch_size, progress=progress)
+        else:
+            workers.wait(progress)
+            reached = _merge_and_checksum(
+                groups=groups,
+                places=places,
+                parts=parts,
+                rebuilt=rebuilt,
+                sources=sources,
+                remotes=remotes,
+                batch_size=batch_size,
+            )
         seconds = time.perf_counter() - started
-        for remote in remotes:
-            if remote is not None and groups[remote.group].home.exclusive:
-                remote.early = _early_checksums(remote.workers)
         outcomes = [
             _swap_group(
                 group=group,
@@ -169,20 +217,41 @@ def rebuild(
     return RebuildReport(outcomes, reached, seconds)
 
 
+def _merge_and_checksum(
+    *,
+    groups: Sequence[ModelGroup],
+    places: Sequence[Place],
+    parts: Sequence[Sequence[Place]],
+    rebuilt: dict[ModelGroup, list[ReadModel]],
+    sources: Sequence[LedgerSource],
+    remotes: Sequence[Remote | None],
+    batch_size: int,
+) -> int:
+    """After the workers, group by group in the order they are swapped: merge the shards'
+    rows into its rebuild place, feed it what the shards recorded since, and have the
+    workers checksum it (taken again when compared if the models have moved meanwhile);
+    the fewest events a group reached."""
+    reached: list[int] = []
+    for index, (group, place) in enumerate(zip(groups, places, strict=True)):
+        remote = remotes[index]
+        _merge(group, place, [shard_places[index] for shard_places in parts])
+        reached.append(project_shards(sources, rebuilt[group], batch_size=batch_size))
+        place.db.close()  # the workers open it (DuckDB: one process per file)
+        if remote is not None:
+            remote.ask(live=False)
+    return min(reached)
+
+
 def _discard(places: list[Place], parts: list[list[Place]]) -> None:
     for place in [*places, *(place for shard_places in parts for place in shard_places)]:
         place.discard()
 
 
 def _merge(group: ModelGroup, place: Place, parts: Sequence[Place]) -> None:
-    """The rebuild place of ``group`` made of the shards' places: the tables, then every
-    part's rows and positions (one tracking row per shard, each in one part only), then the
-    columns a row takes from rows that may be on another shard (``ReadModel.rejoin``)."""
-    with place.db.transaction():
-        for model_class in group.classes:
-            for statement in model_class.ddl:
-                place.db.execute(statement)
-        create_tracking_table(place.db)
+    """The rebuild place of ``group`` (shard 0's, its tables made by shard 0's worker) with
+    every other shard's rows and positions (one tracking row per shard, each in one part
+    only), then the columns a row takes from rows that may be on another shard
+    (``ReadModel.rejoin``)."""
     tables = [table for model_class in group.classes for table in model_class.tables]
     group.home.merge(place, parts, [*tables, TRACKING_TABLE])
     with place.db.transaction():
@@ -200,6 +269,8 @@ def _swap_group(
     batch_size: int,
     remote: Remote | None,
 ) -> GroupOutcome:
+    if remote is not None:
+        remote.collect()  # the workers are done with the group's places
     try:
         live = group.home.live_side(group, place)
     except LiveModelBusy as busy:
@@ -259,7 +330,7 @@ def _align_compare_swap(
             outcome.positions = {
                 model.tracking_name: model.position() for models in per_shard for model in models
             }
-            outcome.comparisons = _compare(live, rebuilt, live_positions, remote)
+            outcome.comparisons = _compare(live, rebuilt, live_positions, outcome.positions, remote)
             if outcome.mismatched and not force:
                 return outcome
             live.swap_in(rebuilt, outcome.positions)
@@ -272,18 +343,6 @@ def _align_compare_swap(
     )
 
 
-def _early_checksums(
-    workers: ShardWorkers,
-) -> tuple[dict[str, TableChecksum], dict[str, int]] | None:
-    """The live checksums the workers were asked for before the live models were held;
-    None if they could not take them (the models are checksummed when held, as always:
-    a live model that is missing or busy says so then)."""
-    try:
-        return workers.collect_checksums()
-    except ShardRebuildFailed:
-        return None
-
-
 def _ours(positions: dict[str, int], group: ModelGroup) -> dict[str, int]:
     """The positions of ``group``'s models (one per shard) among ``positions``."""
     return {name: at for name, at in positions.items() if name.split("@")[0] in group.names}
@@ -293,26 +352,29 @@ def _compare(
     live: LiveSide,
     rebuilt: list[ReadModel],
     live_positions: dict[str, int | None],
+    rebuilt_positions: dict[str, int],
     remote: Remote | None,
 ) -> list[TableComparison]:
-    """Each table's checksum, live and rebuilt. With ``remote``, the workers checksum the
-    rebuilt tables and, where other processes may read the held live models, the live
-    ones; the live checksums they took before the models were held count if the models
-    have not moved since (the same positions: a model moves its rows and position in one
-    transaction)."""
+    """Each table's checksum, live and rebuilt. With ``remote``, the checksums the workers
+    took before count where the models have not moved since (the same positions: a model
+    moves its rows and position in one transaction); otherwise the workers take them now:
+    the rebuilt ones, and the live ones where other processes may read the held live
+    models (this process checksums the others)."""
     tables = [table for model in rebuilt for table in model.tables]
     held = {name: at for name, at in live_positions.items() if at is not None}
     live_sums: dict[str, TableChecksum] | None = None
+    rebuilt_sums: dict[str, TableChecksum] | None = None
     if remote is not None:
-        rebuilt[0].db.close()  # the group's one rebuild place: the workers open it
-        shared = not live.group.home.exclusive and bool(held)
-        if shared:
-            remote.workers.ask_checksums(remote.group, tables, live=True)
-        remote.workers.ask_checksums(remote.group, tables)
-        if shared:
-            live_sums = remote.workers.collect_checksums()[0]
-        elif remote.early is not None and _ours(remote.early[1], live.group) == held:
-            live_sums = remote.early[0]
+        live_sums = remote.live_at(held, live.group)
+        rebuilt_sums = remote.rebuilt_at(rebuilt_positions, live.group)
+        workers, group = remote.workers, remote.group
+        shared = live_sums is None and not live.group.home.exclusive and bool(held)
+        live_ticket = workers.ask_checksums(group, tables, live=True) if shared else None
+        if rebuilt_sums is None:
+            rebuilt[0].db.close()  # the group's one rebuild place: the workers open it
+            rebuilt_sums = workers.collect_checksums(workers.ask_checksums(group, tables))[0]
+        if live_ticket is not None:
+            live_sums = workers.collect_checksums(live_ticket)[0]
     if live_sums is None:
         live_sums = {
             table: checksum
@@ -320,11 +382,12 @@ def _compare(
             if live_positions[model.name] is not None
             for table, checksum in live.checksums(live_model).items()
         }
-    rebuilt_sums = (
-        {table: checksum for model in rebuilt for table, checksum in model_checksums(model).items()}
-        if remote is None
-        else remote.workers.collect_checksums()[0]
-    )
+    if rebuilt_sums is None:
+        rebuilt_sums = {
+            table: checksum
+            for model in rebuilt
+            for table, checksum in model_checksums(model).items()
+        }
     return [
         TableComparison(
             model.name,

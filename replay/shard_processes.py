@@ -3,8 +3,9 @@ core) that replay the shards into places of their own, then checksum the rebuilt
 the comparison with the live models.
 
 A SQLite or DuckDB file takes one writing process, so shards cannot share the rebuild
-place: each shard is rebuilt into its own (``part_tag``) and the rebuild merges them into
-the one rebuild place (``ReadModelHome.merge``). The workers are forked before the parent
+place: shard 0 is rebuilt into the rebuild place itself, every other shard into its own
+(``part_tag``), and the rebuild merges those into the rebuild place
+(``ReadModelHome.merge``). The workers are forked before the parent
 opens any database or ledger, so they start with nothing open and share the modules the
 parent has imported; a worker with several shards rebuilds them in turn. A worker that
 fails fails the whole rebuild with one line naming its shard, before anything is swapped.
@@ -16,6 +17,7 @@ workers take the rebuilt side meanwhile, table by table, each on a connection of
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -41,8 +43,10 @@ class ShardRebuildFailed(RuntimeError):
 
 
 def part_tag(tag: str, shard: int) -> str:
-    """The tag of the places shard ``shard`` is rebuilt into (a file or schema name part)."""
-    return f"{tag}_{shard}"
+    """The tag of the places shard ``shard`` is rebuilt into (a file or schema name part):
+    shard 0's are the rebuild places themselves, so only the other shards' rows are
+    copied by the merge."""
+    return tag if shard == 0 else f"{tag}_{shard}"
 
 
 def worker_count(shards: int) -> int:
@@ -81,8 +85,15 @@ class ShardWorkers:
         # Per worker: the shard it is rebuilding (-1: none), to name it if the worker dies.
         self._current = context.Array("q", [-1] * count, lock=False)
         self._workers: list[tuple[BaseProcess, Connection]] = []
-        # Each request not collected yet: the tables asked of each worker.
+        # Each request not answered yet: the tables asked of each worker; the ticket of
+        # the first, and the answers read but not collected yet, by ticket.
         self._asked: list[list[list[str]]] = []
+        self._tickets = 0
+        # Per worker: its answers read while waiting for the rebuild, not collected yet.
+        self._inbox: list[list[Any]] = [[] for _ in range(count)]
+        self._answers: dict[
+            int, tuple[dict[str, TableChecksum], dict[str, int] | None] | ShardRebuildFailed
+        ] = {}
         self._rebuilt = False
         child_site = site.for_another_process()
         try:
@@ -121,25 +132,42 @@ class ShardWorkers:
                 self._check(worker)
         self._rebuilt = True
 
-    def ask_checksums(self, group: int, tables: Sequence[str], *, live: bool = False) -> None:
+    def ask_checksums(self, group: int, tables: Sequence[str], *, live: bool = False) -> int:
         """Have the workers checksum ``tables`` of group ``group`` (``site.groups(names)``),
         shared out among them: of its rebuilt models (their place must be closed in this
         process: DuckDB opens a file in one process), or with ``live`` of its live ones
-        (read-only), with the live positions as the workers found them.
-        ``collect_checksums`` gets them."""
+        (read-only), with the positions the models stood at throughout (None if they
+        moved meanwhile). The ticket that ``collect_checksums`` takes."""
         count = len(self._workers)
         shares = [list(tables)[worker::count] for worker in range(count)]
         for (_, connection), share in zip(self._workers, shares, strict=True):
             if share:
-                connection.send(("checksums", group, share, live))
+                # A dead worker's pipe refuses it: waiting for the worker or for its
+                # answer names its shard.
+                with contextlib.suppress(OSError):
+                    connection.send(("checksums", group, share, live))
         self._asked.append(shares)
+        return self._tickets + len(self._asked) - 1
 
-    def collect_checksums(self) -> tuple[dict[str, TableChecksum], dict[str, int]]:
-        """The checksums of the oldest request not collected yet, by table, and the
-        tracked positions the workers saw where they took them."""
+    def collect_checksums(
+        self, ticket: int
+    ) -> tuple[dict[str, TableChecksum], dict[str, int] | None]:
+        """The checksums of request ``ticket`` by table, and the tracked positions the
+        workers saw (None if the models moved while they took them). The workers answer in
+        the order asked: earlier answers are kept for their own collect."""
+        while ticket not in self._answers:
+            self._answers[self._tickets] = self._read_answers(self._asked.pop(0))
+            self._tickets += 1
+        answer = self._answers.pop(ticket)
+        if isinstance(answer, ShardRebuildFailed):
+            raise answer
+        return answer
+
+    def _read_answers(
+        self, asked: list[list[str]]
+    ) -> tuple[dict[str, TableChecksum], dict[str, int] | None] | ShardRebuildFailed:
         found: dict[str, TableChecksum] = {}
-        positions: dict[str, int] = {}
-        asked = self._asked.pop(0)
+        positions: dict[str, int] | None = {}
         failure: ShardRebuildFailed | None = None
         for worker, share in enumerate(asked):
             if share:
@@ -149,10 +177,8 @@ class ShardWorkers:
                     failure = failure or error  # the others' answers are still read
                     continue
                 found.update(sums)
-                positions.update(seen)
-        if failure is not None:
-            raise failure
-        return found, positions
+                positions = None if positions is None or seen is None else positions | seen
+        return failure if failure is not None else (found, positions)
 
     def close(self) -> None:
         """Stop the workers: told to, once they are serving checksums; terminated while
@@ -176,27 +202,31 @@ class ShardWorkers:
     def _receive(self, worker: int) -> Any:
         process, connection = self._workers[worker]
         try:
-            kind, *body = connection.recv()
-        except EOFError:
+            inbox = self._inbox[worker]
+            kind, *body = inbox.pop(0) if inbox else connection.recv()
+        except (EOFError, OSError):  # a dead peer: ended, or reset with a request unread
             self._check(worker)
             raise ShardRebuildFailed(
                 f"a rebuild worker process ended ({_ended(process)}) while checksumming "
                 "read models; nothing was swapped"
             ) from None
-        if kind == "failed":
-            raise ShardRebuildFailed(f"checksumming read models failed: {body[1]}")
+        if kind == "unchecked":
+            raise ShardRebuildFailed(f"checksumming read models failed: {body[0]}")
         return body
 
     def _check(self, worker: int) -> None:
-        """Raise ShardRebuildFailed if the worker reported a failure or died."""
+        """Raise ShardRebuildFailed if the worker reported a failure or died; keep the
+        checksums it answered (a worker done with its shards takes them while others
+        rebuild)."""
         process, connection = self._workers[worker]
-        if connection.poll():
+        while connection.poll():
             try:
-                kind, *body = connection.recv()
-            except EOFError:  # it died without a word: its exit status tells
-                kind = "ended"
-            if kind == "failed":
-                self._fail(body[0], body[1])
+                message = connection.recv()
+            except (EOFError, OSError):  # it died without a word: its exit status tells
+                break
+            if message[0] == "failed":
+                self._fail(message[1], message[2])
+            self._inbox[worker].append(message)
         if process.exitcode is not None and process.exitcode != 0:
             self._fail(self._current[worker], _ended(process))
 
@@ -275,7 +305,7 @@ def _serve_checksums(job: _Job, connection: Connection) -> None:
     while True:
         try:
             request = connection.recv()
-        except EOFError:  # the parent is gone
+        except (EOFError, OSError):  # the parent is gone
             return
         if request[0] != "checksums":
             return
@@ -284,12 +314,16 @@ def _serve_checksums(job: _Job, connection: Connection) -> None:
         try:
             db = home.live_reader() if live else home.reader(home.rebuild_place(job.tag))
             try:
+                before = tracked_positions(db)
                 sums = {table: table_checksum(db, table) for table in tables}
-                positions = tracked_positions(db)
+                # A model moves its rows and its position in one transaction: unmoved
+                # positions mean every table was read at them.
+                after = tracked_positions(db)
+                positions = after if after == before else None
             finally:
                 db.close()  # before answering: the parent may open it next
         except Exception as error:
             text = str(error).strip()
-            connection.send(("failed", -1, text.splitlines()[0] if text else repr(error)))
+            connection.send(("unchecked", text.splitlines()[0] if text else repr(error)))
             continue
         connection.send(("checksums", sums, positions))

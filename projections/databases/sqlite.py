@@ -203,22 +203,3 @@ class SqliteLender(DatabaseLender):
 
     def close(self) -> None:
         """Nothing stays open between loans."""
-
-
-def stored_table(path: Path, table: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """A table's stored columns (generated ones left out: they are computed) and rows, as
-    stored, unconverted: what an exact copy into another file inserts."""
-    with translated(path):
-        source = sqlite3.connect(path)
-        try:
-            columns = [
-                str(name)
-                for _, name, _, _, _, _, hidden in source.execute(f"PRAGMA table_xinfo({table})")
-                if hidden == 0
-            ]
-            if not columns:
-                raise sqlite3.OperationalError(f"no such table: {table}")
-            rows = source.execute(f"SELECT {', '.join(columns)} FROM {table}").fetchall()
-        finally:
-            source.close()
-    return columns, rows

@@ -1,0 +1,58 @@
+"""Checksums a sharded rebuild's workers took early count only where the models stand
+exactly where they stood then, on every shard; anything else is checksummed again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import cast
+
+from projections.payment_history import PaymentHistory
+from projections.refund_status import RefundStatusView
+from replay.checksum import TableChecksum
+from replay.home_sqlite import SqliteHome
+from replay.rebuild import Remote
+from replay.shard_processes import ShardWorkers
+from replay.targets import ModelGroup
+
+GROUP = ModelGroup(SqliteHome(Path("views.sqlite3")), (PaymentHistory, RefundStatusView))
+SUMS = {"payment_history": TableChecksum("payment_history", 3, 7)}
+TAKEN_AT = {
+    "payment_history": 10,
+    "payment_history@1": 12,
+    "refund_status": 10,
+    "refund_status@1": 12,
+    "analytics": 4,  # another group's model in the same answer: not this group's business
+}
+
+
+def remote(positions: dict[str, int] | None) -> Remote:
+    # The workers are not asked anything here: only what they answered is looked at.
+    taken = Remote(cast(ShardWorkers, None), 0, ["payment_history"])
+    taken.early = {True: (SUMS, positions), False: (SUMS, positions)}
+    return taken
+
+
+def test_early_checksums_count_at_the_positions_they_were_taken_at() -> None:
+    ours = {name: at for name, at in TAKEN_AT.items() if name != "analytics"}
+    assert remote(TAKEN_AT).live_at(ours, GROUP) == SUMS
+    assert remote(TAKEN_AT).rebuilt_at(ours, GROUP) == SUMS
+
+
+def test_a_model_moved_on_any_shard_is_checksummed_again() -> None:
+    moved = {name: at for name, at in TAKEN_AT.items() if name != "analytics"}
+    moved["refund_status@1"] = 13
+    assert remote(TAKEN_AT).live_at(moved, GROUP) is None
+    assert remote(TAKEN_AT).rebuilt_at(moved, GROUP) is None
+
+
+def test_checksums_taken_while_the_models_moved_never_count() -> None:
+    ours = {name: at for name, at in TAKEN_AT.items() if name != "analytics"}
+    assert remote(None).live_at(ours, GROUP) is None
+    assert remote(None).rebuilt_at(ours, GROUP) is None
+
+
+def test_no_early_checksums_means_checksumming_when_compared() -> None:
+    empty = Remote(cast(ShardWorkers, None), 0, ["payment_history"])
+    assert empty.live_at({}, GROUP) is None
+    empty.early = {True: None}  # the workers could not take them (no live model yet)
+    assert empty.live_at({}, GROUP) is None
