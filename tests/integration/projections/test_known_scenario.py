@@ -4,6 +4,7 @@ exactly the expected rows."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -102,6 +103,27 @@ def test_history_pages_with_a_keyset_cursor(
     assert [r["payment_id"] for r in query_history(pg, period).rows] == ["P3", "P2"]
 
 
+# A session's identity and money, its payment and what was refunded on it; not the whole
+# session row, which fact_sessions holds.
+SESSION_MONEY_COLUMNS = [
+    "session_id",
+    "station_id",
+    "customer_id",
+    "tariff_id",
+    "tariff_version",
+    "started_at_local",
+    "currency",
+    "energy_kwh",
+    "subtotal_minor",
+    "vat_minor",
+    "total_minor",
+    "payment_id",
+    "payment_status",
+    "captured_minor",
+    "refunded_minor",
+]
+
+
 def test_analytics(ledger: BillingApplication, duck: DuckDatabase) -> None:
     project(ledger, Analytics(duck))
     assert duck.execute("SELECT COUNT(*) AS n FROM fact_sessions")[0]["n"] == 3
@@ -147,6 +169,27 @@ def test_analytics(ledger: BillingApplication, duck: DuckDatabase) -> None:
         ("ST-A", "service_quality", 1),
         ("ST-B", "overcharge", 1),
         (None, "other", 1),
+    ]
+    money = duck.execute("SELECT * FROM session_money ORDER BY session_id")
+    assert [list(row) for row in money[:1]] == [SESSION_MONEY_COLUMNS]
+    starts = duck.execute("SELECT started_at_local FROM fact_sessions ORDER BY session_id")
+    assert [r["started_at_local"] for r in money] == [r["started_at_local"] for r in starts]
+    assert all(r["started_at_local"] is not None for r in money)
+    session_part = [c for c in SESSION_MONEY_COLUMNS[:11] if c != "started_at_local"]
+    payment_part = SESSION_MONEY_COLUMNS[11:]
+    assert [([r[c] for c in session_part], [r[c] for c in payment_part]) for r in money] == [
+        (
+            ["S1", "ST-A", "C1", "T1", 1, "EUR", Decimal("20.000"), 830, 158, 988],
+            ["P1", "captured", 988, 0],
+        ),
+        (
+            ["S2", "ST-B", "C1", "T1", 1, "EUR", Decimal("10.000"), 440, 84, 524],
+            ["P2", "captured", 600, 76],
+        ),
+        (
+            ["S3", "ST-A", "C2", "T1", 1, "EUR", Decimal("5.000"), 245, 47, 292],
+            ["P3", "declined", None, 0],
+        ),
     ]
     rejections = duck.execute("SELECT aggregate_kind, message_type FROM fact_rejections")
     assert rejections == [{"aggregate_kind": "payment", "message_type": "payment.captured"}]
