@@ -175,6 +175,12 @@ def test_analytics(ledger: BillingApplication, duck: DuckDatabase) -> None:
     starts = duck.execute("SELECT started_at_local FROM fact_sessions ORDER BY session_id")
     assert [r["started_at_local"] for r in money] == [r["started_at_local"] for r in starts]
     assert all(r["started_at_local"] is not None for r in money)
+    # The view joins on the upstream ids; the keys derived from them pair the same rows.
+    by_keys = duck.execute(
+        "SELECT s.session_id, p.payment_id FROM fact_sessions s"
+        " LEFT JOIN fact_payments p ON p.session_key = s.session_key ORDER BY s.session_id"
+    )
+    assert by_keys == [{c: r[c] for c in ("session_id", "payment_id")} for r in money]
     session_part = [c for c in SESSION_MONEY_COLUMNS[:11] if c != "started_at_local"]
     payment_part = SESSION_MONEY_COLUMNS[11:]
     assert [([r[c] for c in session_part], [r[c] for c in payment_part]) for r in money] == [
