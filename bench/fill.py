@@ -85,10 +85,12 @@ def fill_postgres(dsn: str, schema: str, rows: int, customers: int, stations: in
 
 
 # DuckDB: the same shape of traffic, one session a row of range(); a session's wall clock
-# is UTC+1 (its tariff's zone), its payment captured, one refund per REFUND_EVERY.
+# is UTC+1 (its tariff's zone), its payment captured, one refund per REFUND_EVERY. Keys
+# ({sk}, {pk}, {rk}) are 36-character UUID strings, as the projection writes them (a UUID
+# derived from the id): a join on them hashes and compares strings of that length.
 _SESSIONS = """
 INSERT INTO fact_sessions
-SELECT 'sk-' || g, 'S-' || g, 'ST-' || (g % {stations}), CAST(1 + g % 4 AS VARCHAR),
+SELECT {sk}, 'S-' || g, 'ST-' || (g % {stations}), CAST(1 + g % 4 AS VARCHAR),
        'C-' || (g % {customers}), 'T' || (g % 3), 'tk-' || (g % 3), 1, 'Europe/Berlin',
        t, t + INTERVAL 1 HOUR, 0, t + INTERVAL 40 MINUTE, t + INTERVAL 35 MINUTE, 'local',
        20000, 'EUR', 830, 0.190000, 158, 988, 20000, 20.000, 2100, 300, 0,
@@ -98,7 +100,7 @@ FROM (SELECT range AS g, TIMESTAMP '2024-01-01' + range * INTERVAL 31 SECOND AS 
 """
 _LINE_ITEMS = """
 INSERT INTO fact_line_items
-SELECT 'sk-' || g, line_no, CASE line_no WHEN 1 THEN 'energy' ELSE 'session_fee' END, NULL,
+SELECT {sk}, line_no, CASE line_no WHEN 1 THEN 'energy' ELSE 'session_fee' END, NULL,
        CASE line_no WHEN 1 THEN 20.000000 ELSE 1.000000 END,
        CASE line_no WHEN 1 THEN 'kWh' ELSE 'session' END,
        CASE line_no WHEN 1 THEN 0.390000 ELSE 0.500000 END,
@@ -107,14 +109,14 @@ FROM range({start}, {stop}) AS r(g), (VALUES (1), (2)) AS l(line_no)
 """
 _PAYMENTS_DUCK = """
 INSERT INTO fact_payments
-SELECT 'pk-' || g, 'P-' || g, 'sk-' || g, 'S-' || g, 'card', 'EUR', 2000, 988, 1012,
+SELECT {pk}, 'P-' || g, {sk}, 'S-' || g, 'card', 'EUR', 2000, 988, 1012,
        'captured', NULL, 'exact', 988, 0, t, t, t + INTERVAL 41 MINUTE, NULL, NULL
 FROM (SELECT range AS g, TIMESTAMP '2024-01-01' + range * INTERVAL 31 SECOND AS t
       FROM range({start}, {stop}))
 """
 _REFUNDS_DUCK = """
 INSERT INTO fact_refunds
-SELECT 'rk-' || g, 'R-' || g, 'P-' || g, 'pk-' || g, 'S-' || g, 'sk-' || g, 500, 'EUR',
+SELECT {rk}, 'R-' || g, 'P-' || g, {pk}, 'S-' || g, {sk}, 500, 'EUR',
        CASE WHEN g % 3 = 0 THEN 'overcharge' ELSE 'station_fault' END, NULL,
        CASE WHEN g % 2 = 0 THEN 'issued' ELSE 'rejected' END, t + INTERVAL 1 HOUR, NULL,
        NULL, false, NULL, NULL, NULL, CASE WHEN g % 2 = 0 THEN 500 END, NULL, NULL, NULL,
@@ -125,7 +127,7 @@ FROM (SELECT range AS g, TIMESTAMP '2024-01-01' + range * INTERVAL 31 SECOND AS 
 # Two postings a session (customer debit, revenue credit), balanced.
 _POSTINGS = """
 INSERT INTO fact_postings
-SELECT g, line_no, t, t, 'ChargingSession.Priced', 'session', 'sk-' || g,
+SELECT g, line_no, t, t, 'ChargingSession.Priced', 'session', {sk},
        CASE line_no WHEN 1 THEN 'customer_receivable' ELSE 'charging_revenue' END,
        CASE line_no WHEN 1 THEN 'debit' ELSE 'credit' END, 988, 'EUR'
 FROM (SELECT range AS g, TIMESTAMP '2024-01-01' + range * INTERVAL 31 SECOND AS t
@@ -142,7 +144,7 @@ FROM (SELECT range AS g, TIMESTAMP '2024-01-01' + range * INTERVAL 31 SECOND AS 
 """
 _REJECTIONS = """
 INSERT INTO fact_rejections
-SELECT g, 'payment', 'pk-' || g, 'payment.captured', 'x-' || g, 'capture_exceeds_hold', t
+SELECT g, 'payment', {pk}, 'payment.captured', 'x-' || g, 'capture_exceeds_hold', t
 FROM (SELECT range AS g, TIMESTAMP '2024-01-01' + range * INTERVAL 31 SECOND AS t
       FROM range({start}, {stop}) WHERE range % {every} = 0 AND range % 2 = 0)
 """
@@ -162,6 +164,11 @@ FROM (SELECT range AS g, TIMESTAMP '2024-01-01' + range * INTERVAL 31 SECOND AS 
 """
 
 
+def _uuid_key(kind: str) -> str:
+    """SQL for row ``g``'s key of ``kind``: a UUID string, distinct per kind and row."""
+    return f"CAST(CAST(md5('{kind}-' || g) AS UUID) AS VARCHAR)"
+
+
 def fill_duckdb(path: Path, sessions: int, customers: int, stations: int) -> None:
     """``sessions`` sessions with their facts in a new analytics file at ``path``."""
     db = DuckDatabase(path)
@@ -178,6 +185,7 @@ def fill_duckdb(path: Path, sessions: int, customers: int, stations: int) -> Non
             "customers": customers,
             "stations": stations,
             "every": REFUND_EVERY,
+            **{kind: _uuid_key(kind) for kind in ("sk", "pk", "rk")},
         }
         with db.transaction():
             for statement in (
