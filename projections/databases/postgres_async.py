@@ -3,12 +3,12 @@ connections and pool): a server's queries run on its event loop, with no thread 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 from projections.databases.errors import DatabaseBusy
-from projections.databases.port import AsyncDatabase, AsyncDatabaseLender, Row
+from projections.databases.port import AsyncDatabase, AsyncDatabaseLender, JsonFormat, Row
 from projections.databases.postgres import (
     POSTGRES,
     PostgresDatabase,
@@ -33,8 +33,36 @@ class AsyncPostgresDatabase(AsyncDatabase):
         names = [result.fname(index).decode() for index in range(result.nfields)]
         return [dict(zip(names, record, strict=True)) for record in await cursor.fetchall()]
 
+    async def json_rows(
+        self, query: str, params: Sequence[Any], columns: Mapping[str, JsonFormat]
+    ) -> list[bytes]:
+        """Rendered by PostgreSQL (row_to_json), so that no value of the page is converted
+        to a Python object and back: a third of a history page's CPU in the server."""
+        selected = ", ".join(_JSON_COLUMN[kind].format(c=name) for name, kind in columns.items())
+        statement = f"SELECT row_to_json(r)::text FROM ({query.replace('{columns}', selected)}) r"
+        cursor = await self._connection.execute(POSTGRES.sql(statement), params or None)
+        result = cursor.pgresult
+        if result is None:
+            return []
+        return [result.get_value(row, 0) or b"null" for row in range(result.ntuples)]
+
     def param(self, value: Any) -> Any:
         return _BINDER.param(value)
+
+
+# Each format's select-list entry for column {c}, written as pydantic writes the value the
+# driver would load: a time in the session's zone (psycopg loads it so) as RFC 3339, `Z` for
+# UTC, the microseconds only when there are some; a decimal as its exact text.
+_TIME = (
+    "to_char({c}, 'YYYY-MM-DD\"T\"HH24:MI:SS')"
+    " || CASE to_char({c}, 'US') WHEN '000000' THEN '' ELSE to_char({c}, '.US') END"
+    " || CASE to_char({c}, 'TZH:TZM') WHEN '+00:00' THEN 'Z' ELSE to_char({c}, 'TZH:TZM') END"
+)
+_JSON_COLUMN = {
+    JsonFormat.PLAIN: "{c}",
+    JsonFormat.TIME: _TIME + " AS {c}",
+    JsonFormat.DECIMAL: "{c}::text AS {c}",
+}
 
 
 # Binds values as the blocking adapter does (it holds no connection for that).
