@@ -3,6 +3,7 @@ connections and pool): a server's queries run on its event loop, with no thread 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -37,10 +38,9 @@ class AsyncPostgresDatabase(AsyncDatabase):
         self, query: str, params: Sequence[Any], columns: Mapping[str, JsonFormat]
     ) -> list[bytes]:
         """Rendered by PostgreSQL (row_to_json), so that no value of the page is converted
-        to a Python object and back: a third of a history page's CPU in the server."""
-        selected = ", ".join(_JSON_COLUMN[kind].format(c=name) for name, kind in columns.items())
-        statement = f"SELECT row_to_json(r)::text FROM ({query.replace('{columns}', selected)}) r"
-        cursor = await self._connection.execute(POSTGRES.sql(statement), params or None)
+        to a Python object and back."""
+        statement = _json_statement(query, tuple(columns.items()))
+        cursor = await self._connection.execute(statement, params or None)
         result = cursor.pgresult
         if result is None:
             return []
@@ -63,6 +63,16 @@ _JSON_COLUMN = {
     JsonFormat.TIME: _TIME + " AS {c}",
     JsonFormat.DECIMAL: "{c}::text AS {c}",
 }
+
+
+@functools.lru_cache(maxsize=256)
+def _json_statement(query: str, columns: tuple[tuple[str, JsonFormat], ...]) -> str:
+    """``query``'s rows as JSON text, in PostgreSQL's placeholders; a page's filters make a
+    few shapes of query, each written once."""
+    selected = ", ".join(_JSON_COLUMN[kind].format(c=name) for name, kind in columns)
+    return POSTGRES.sql(
+        f"SELECT row_to_json(r)::text FROM ({query.replace('{columns}', selected)}) r"
+    )
 
 
 # Binds values as the blocking adapter does (it holds no connection for that).
