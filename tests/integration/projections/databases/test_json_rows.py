@@ -50,7 +50,10 @@ _TIMES = st.one_of(
     ).map(lambda moment: moment.replace(microsecond=0)),
 )
 _ROW = st.tuples(
-    st.one_of(st.none(), st.text(alphabet=st.characters(exclude_characters="\x00"))),
+    st.one_of(
+        st.none(),
+        st.text(alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="\x00")),
+    ),
     st.one_of(st.none(), st.integers(min_value=-(2**63), max_value=2**63 - 1)),
     _TIMES,
     st.one_of(
