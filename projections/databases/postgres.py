@@ -198,8 +198,8 @@ class _PooledPostgres(PostgresDatabase):
 
 
 def pool_arguments(dsn: str, size: int, name: str) -> dict[str, Any]:
-    """How both psycopg pools (blocking here, asyncio in postgres_async.py) are built:
-    autocommit connections, one kept and up to ``size``, opened by ``open()`` later."""
+    """How the psycopg pool is built: autocommit connections, one kept and up to ``size``,
+    opened by ``open()`` later."""
     return {
         "conninfo": dsn,
         "min_size": 1,
