@@ -150,7 +150,9 @@ class AsyncPostgresDatabase(AsyncDatabase):
     ) -> list[bytes]:
         """Rendered by PostgreSQL (row_to_json), so that no value of the page is converted
         to a Python object and back."""
-        statement = _json_statement(query, tuple(columns.items()))
+        # Keyed by text (hashes kept by each string), not by enum members (hashed in Python).
+        formats = tuple(kind.value for kind in columns.values())
+        statement = _json_statement(query, tuple(columns), formats)
         records = await self._connection.fetch(statement, *params)
         return [record[0].encode() for record in records]
 
@@ -177,10 +179,13 @@ _JSON_COLUMN = {
 
 
 @functools.lru_cache(maxsize=256)
-def _json_statement(query: str, columns: tuple[tuple[str, JsonFormat], ...]) -> str:
+def _json_statement(query: str, columns: tuple[str, ...], formats: tuple[str, ...]) -> str:
     """``query``'s rows as JSON text, in asyncpg's placeholders; a page's filters make a
     few shapes of query, each written once."""
-    selected = ", ".join(_JSON_COLUMN[kind].format(c=name) for name, kind in columns)
+    selected = ", ".join(
+        _JSON_COLUMN[JsonFormat(kind)].format(c=name)
+        for name, kind in zip(columns, formats, strict=True)
+    )
     rows = query.replace("{columns}", selected)
     return _numbered(f"SELECT row_to_json(r)::text FROM ({rows}) r")
 
