@@ -181,13 +181,15 @@ _JSON_COLUMN = {
 @functools.lru_cache(maxsize=256)
 def _json_statement(query: str, columns: tuple[str, ...], formats: tuple[str, ...]) -> str:
     """``query``'s rows as JSON text, in asyncpg's placeholders; a page's filters make a
-    few shapes of query, each written once."""
-    selected = ", ".join(
+    few shapes of query, each written once. The query selects the columns as they are
+    (its ORDER BY and index see the columns, not their text) and only its rows are
+    written as text."""
+    written = ", ".join(
         _JSON_COLUMN[JsonFormat(kind)].format(c=name)
         for name, kind in zip(columns, formats, strict=True)
     )
-    rows = query.replace("{columns}", selected)
-    return _numbered(f"SELECT row_to_json(r)::text FROM ({rows}) r")
+    rows = query.replace("{columns}", ", ".join(columns))
+    return _numbered(f"SELECT row_to_json(j)::text FROM (SELECT {written} FROM ({rows}) r) j")
 
 
 async def _json_codecs(connection: Any) -> None:

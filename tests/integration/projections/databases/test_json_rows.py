@@ -1,7 +1,8 @@
 """Rows as JSON (`AsyncDatabase.json_rows`, what the API's history pages pass along):
 PostgreSQL's own rendering is byte for byte what pydantic's serialiser writes for the rows
 the driver loads, whatever the values (times with and without microseconds, in the
-session's zone whatever it is, exact decimals, nulls, any text) and in the query's order."""
+session's zone whatever it is, exact decimals, nulls, any text) and in the query's order
+(by the values, not by their text)."""
 
 from __future__ import annotations
 
@@ -37,7 +38,11 @@ TABLE = """CREATE TABLE json_items (
     created_at {ts},
     energy_kwh {kwh}
 )"""
-QUERY = "SELECT {columns} FROM json_items WHERE item >= ? ORDER BY item DESC"
+# Ordered by a time: the order of the times, not of their text (`Z` sorts after `.5Z`).
+QUERY = (
+    "SELECT {columns} FROM json_items WHERE item >= ?"
+    " ORDER BY created_at DESC NULLS LAST, item DESC"
+)
 
 _TIMES = st.one_of(
     st.none(),
@@ -108,9 +113,13 @@ def test_postgres_writes_what_pydantic_writes(dsn: str, rows: list[tuple[Any, ..
 
 def test_the_values_that_matter_most(dsn: str) -> None:
     moment = datetime(2024, 5, 1, 10, 0, 0, 400000, tzinfo=UTC)
-    rendered, expected = asyncio.run(
-        _both(dsn, [(None, None, None, None), ('a"\\/\x01é', 988, moment, Decimal("20.000"))])
-    )
+    rows = [
+        (None, None, None, None),
+        ('a"\\/\x01é', 988, moment, Decimal("20.000")),
+        ("same second, earlier", 1, moment.replace(microsecond=0), Decimal("0.001")),
+    ]
+    rendered, expected = asyncio.run(_both(dsn, rows))
     assert rendered == expected
     assert b'"energy_kwh":"20.000"' in rendered[0]
     assert b'"label":"a\\"\\\\/\\u0001\xc3\xa9"' in rendered[0]
+    assert b'"label":"same second, earlier"' in rendered[1]
