@@ -20,7 +20,7 @@ from projections.databases.errors import (
     DatabaseValueError,
     MissingTable,
     ReadModelDatabaseError,
-    first_line,
+    classified,
 )
 from projections.databases.port import (
     AsyncDatabase,
@@ -91,41 +91,41 @@ def asyncpg_arguments(dsn: str) -> dict[str, Any]:
 
 
 def translate_asyncpg(error: BaseException, where: str) -> ReadModelDatabaseError:
-    """asyncpg's error (or a socket's) as the read-model databases' own."""
+    """asyncpg's error (or a socket's) as the read-model databases' own, the same kinds as
+    psycopg's (postgres.py:translate)."""
     import asyncpg
     from asyncpg import exceptions
 
-    message = f"{where}: {first_line(error)}"
-    kind: type[ReadModelDatabaseError]
-    if isinstance(
+    return classified(
         error,
-        exceptions.LockNotAvailableError
-        | exceptions.QueryCanceledError
-        | exceptions.TransactionRollbackError,
-    ):
-        kind = DatabaseBusy
-    elif isinstance(error, exceptions.UndefinedTableError):
-        kind = MissingTable
-    elif isinstance(
-        error,
-        OSError
-        | asyncio.TimeoutError
-        | asyncpg.InterfaceError
-        | exceptions.PostgresConnectionError
-        | exceptions.InvalidAuthorizationSpecificationError
-        | exceptions.CannotConnectNowError
-        | exceptions.InvalidCatalogNameError,
-    ):
-        kind = DatabaseUnavailable
-    elif isinstance(error, exceptions.SyntaxOrAccessError):
-        kind = DatabaseProgrammingError
-    elif isinstance(error, exceptions.DataError):
-        kind = DatabaseValueError
-    elif isinstance(error, exceptions.IntegrityConstraintViolationError):
-        kind = DatabaseIntegrityError
-    else:
-        kind = ReadModelDatabaseError
-    return kind(message)
+        where,
+        [
+            (
+                (
+                    exceptions.LockNotAvailableError,
+                    exceptions.QueryCanceledError,
+                    exceptions.TransactionRollbackError,
+                ),
+                DatabaseBusy,
+            ),
+            (exceptions.UndefinedTableError, MissingTable),
+            (
+                (
+                    OSError,
+                    asyncio.TimeoutError,
+                    asyncpg.InterfaceError,
+                    exceptions.PostgresConnectionError,
+                    exceptions.InvalidAuthorizationSpecificationError,
+                    exceptions.CannotConnectNowError,
+                    exceptions.InvalidCatalogNameError,
+                ),
+                DatabaseUnavailable,
+            ),
+            (exceptions.SyntaxOrAccessError, DatabaseProgrammingError),
+            (exceptions.DataError, DatabaseValueError),
+            (exceptions.IntegrityConstraintViolationError, DatabaseIntegrityError),
+        ],
+    )
 
 
 @functools.lru_cache(maxsize=256)
