@@ -122,7 +122,8 @@ def _refund_publisher(root: Root) -> RefundPublisher | None:
 ASYNC_POOL_SIZE = 4
 
 
-def create_app(root: Root | None = None, pool_size: int = 20) -> FastAPI:
+def create_app(root: Root | None = None, pool_size: int = 20) -> HistoryFastPath:
+    """The API: FastAPI's application behind the history pages' fast path."""
     root = root or bootstrap(load_settings())
     state = ApiState(
         root=root,
@@ -178,13 +179,11 @@ def create_app(root: Root | None = None, pool_size: int = 20) -> FastAPI:
     ):
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
-    # Added first, so it runs inside ObserveMiddleware (request ids, log, metrics).
-    app.add_middleware(HistoryFastPath, state=state, routes=routes_read.router.routes)
     app.add_middleware(ObserveMiddleware, metrics=metrics)
-    return app
+    return HistoryFastPath(app, state, routes_read.router.routes, metrics)
 
 
-def app_from_environment() -> FastAPI:
+def app_from_environment() -> HistoryFastPath:
     """For `uvicorn --factory api.app:app_from_environment` (several worker processes)."""
     configure_logging()
     return create_app()

@@ -1,22 +1,24 @@
-"""The history pages' fast path: a pure ASGI layer that answers the common, well-formed
-customer or station page (a cached key of a reader role, known query parameters with plain
-values) without FastAPI's routing, dependency solving and validation, which cost about as
-much CPU as the page's query. Anything else, every error included, goes on to the FastAPI
-routes unchanged, so the API's contract (OpenAPI, problem documents) has one definition;
-the answer itself comes from the routes' own `history_page`, so both give the same bytes."""
+"""The history pages' fast path: the outermost ASGI layer, which answers the common,
+well-formed customer or station page (a cached key of a reader role, known query parameters
+with plain values, no body) itself, with its request id, access-log line and metrics, and
+without FastAPI's middleware, routing, dependency solving and validation, which cost about
+as much CPU as the page's query. Anything else, every error included, goes on to the FastAPI
+application unchanged, so the API's contract (OpenAPI, problem documents) has one
+definition; the answer itself comes from the routes' own `history_page`, so both give the
+same bytes and headers."""
 
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi.routing import APIRoute
 from fastapi.security.utils import get_authorization_scheme_param
-from starlette.datastructures import URL
-from starlette.responses import Response
 
-from api.params import ID_PATTERN, MAX_PAGE
+from api.observe import ID_HEADER, ApiMetrics, answered, request_id_of
+from api.params import MAX_PAGE
 from api.problems import Problem
 from api.routes_read import (
     READER_ROLES,
@@ -29,17 +31,22 @@ from api.schemas import JSON
 from api.state import ApiState
 
 _PAGE_PATH = re.compile(r"^/v1/(customers|stations)/([^/]+)/payments$")
-_ID = re.compile(ID_PATTERN)
+# The routes' ID_PATTERN without `?`, `#` and `\`, which the routes' URL escapes again for
+# the `next` link: ids with them take the long way.
+_ID = re.compile(r"^[^\x00-\x1f\x7f?#\\]{1,200}$")
 _LIMIT = re.compile(r"^[0-9]{1,3}$")
 # Each query parameter's longest plain value (the routes' own bounds); longer goes the long way.
 _LONGEST = {"limit": 3, "after": 1000, "from": 64, "to": 64}
+_CONTENT_TYPE = (b"content-type", JSON.encode())
+# A request with any of these has a body: ObserveMiddleware's size check decides on it.
+_BODY_HEADERS = (b"content-length", b"transfer-encoding")
 
 
-def _routes(routes: list[Any]) -> dict[str, APIRoute]:
-    """The history routes by the collection they page (for the access log and metrics)."""
+def _templates(routes: list[Any]) -> dict[str, str]:
+    """The history routes' templates by the collection they page (for log and metrics)."""
     endpoints: dict[Any, str] = {customer_payments: "customers", station_payments: "stations"}
     return {
-        endpoints[route.endpoint]: route
+        endpoints[route.endpoint]: route.path
         for route in routes
         if isinstance(route, APIRoute) and route.endpoint in endpoints
     }
@@ -48,27 +55,57 @@ def _routes(routes: list[Any]) -> dict[str, APIRoute]:
 class HistoryFastPath:
     """Answers plain history pages itself; passes everything else on to ``app``."""
 
-    def __init__(self, app: Any, state: ApiState, routes: list[Any]) -> None:
+    def __init__(self, app: Any, state: ApiState, routes: list[Any], metrics: ApiMetrics) -> None:
         self.app = app
         self.state = state
-        self.routes = _routes(routes)
+        self.templates = _templates(routes)
+        self.metrics = metrics
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["method"] == "GET":
             found = _PAGE_PATH.match(scope["path"])
-            if found is not None:
-                scope["route"] = self.routes[found[1]]  # named so even if it crashes
-                document = await self._page(scope, found[1], found[2])
-                if document is not None:
-                    await Response(document, media_type=JSON)(scope, receive, send)
-                    return
-                del scope["route"]
+            if found is not None and await self._answered(scope, send, found[1], found[2]):
+                return
         await self.app(scope, receive, send)
+
+    async def _answered(
+        self, scope: dict[str, Any], send: Any, collection: str, owner: str
+    ) -> bool:
+        """Whether the request was plain and is answered; if not, nothing was sent."""
+        started = time.perf_counter()
+        authorization = None
+        incoming_id = b""
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value if authorization is None else authorization
+            elif name == ID_HEADER:
+                incoming_id = value  # the last one, as ObserveMiddleware reads it
+            elif name in _BODY_HEADERS:
+                return False
+        if authorization is None or not self._reader(authorization) or not _ID.match(owner):
+            return False
+        try:
+            document = await self._page(scope, collection, owner)
+        except Exception:  # the routes meet it again, and answer and log it as theirs
+            return False
+        if document is None:
+            return False
+        the_id = request_id_of(incoming_id)
+        headers = [
+            (b"content-length", str(len(document)).encode()),
+            _CONTENT_TYPE,
+            (ID_HEADER, the_id.encode()),
+        ]
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": document})
+        finally:
+            template = self.templates[collection]
+            answered(self.metrics, "GET", template, 200, started=started, request_id=the_id)
+        return True
 
     async def _page(self, scope: dict[str, Any], collection: str, owner: str) -> bytes | None:
         """The page's document, or None when the request is not plain (the routes answer)."""
-        if not self._reader(scope) or _ID.match(owner) is None:
-            return None
         query = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
         values = dict(query)
         if len(values) != len(query) or not all(
@@ -87,17 +124,14 @@ class HistoryFastPath:
                 limit=int(limit),
                 after=values.get("after"),
             )
-            return await history_page(self.state, URL(scope=scope).path, wanted)
+            return await history_page(self.state, scope["path"], wanted)
         except Problem:
             return None  # the routes answer it again, as their problem document
 
-    def _reader(self, scope: dict[str, Any]) -> bool:
+    def _reader(self, authorization: bytes) -> bool:
         """A bearer key that was verified moments ago, of a role that reads payments."""
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                scheme, presented = get_authorization_scheme_param(value.decode("latin-1"))
-                if scheme.lower() != "bearer" or not presented:
-                    return False
-                key = self.state.key_cache.get(presented)
-                return key is not None and key.role in READER_ROLES
-        return False
+        scheme, presented = get_authorization_scheme_param(authorization.decode("latin-1"))
+        if scheme.lower() != "bearer" or not presented:
+            return False
+        key = self.state.key_cache.get(presented)
+        return key is not None and key.role in READER_ROLES

@@ -17,7 +17,7 @@ from api.problems import problem_response
 
 log = logging.getLogger("evledger.api")
 REQUEST_ID_HEADER = "X-Request-ID"
-_ID_HEADER = REQUEST_ID_HEADER.lower().encode()
+ID_HEADER = REQUEST_ID_HEADER.lower().encode()
 _INCOMING_ID = re.compile(r"^[A-Za-z0-9._\-]{8,64}$")
 # Any body larger than this is refused before it is read (a refund request is ~300 bytes).
 MAX_BODY_BYTES = 16 * 1024
@@ -66,6 +66,21 @@ class ApiMetrics:
         children[1].observe(seconds)
 
 
+def request_id_of(incoming: bytes) -> str:
+    """The request's id: the client's ``X-Request-ID`` if it is a plain one, else a new one."""
+    value = incoming.decode("latin-1")
+    return value if _INCOMING_ID.match(value) else uuid.uuid4().hex
+
+
+def answered(
+    metrics: ApiMetrics, method: str, route: str, status: int, *, started: float, request_id: str
+) -> None:
+    """An answered request's metrics and access-log line (``started``: its perf_counter)."""
+    elapsed = time.perf_counter() - started
+    metrics.observe(method, route, status, elapsed)
+    log.info("%s %s %s %.1fms request_id=%s", method, route, status, elapsed * 1000, request_id)
+
+
 def _route_template(scope: dict[str, Any]) -> str:
     route = scope.get("route")
     path = getattr(route, "path", None)
@@ -84,12 +99,11 @@ class ObserveMiddleware:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        incoming = headers.get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _INCOMING_ID.match(incoming) else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
+        the_id = request_id_of(headers.get(ID_HEADER, b""))
+        scope.setdefault("state", {})["request_id"] = the_id
         status = 500
-        id_header = (_ID_HEADER, request_id.encode())
+        id_header = (ID_HEADER, the_id.encode())
         started_response = False
 
         async def send_tracked(message: MutableMapping[str, Any]) -> None:
@@ -109,7 +123,7 @@ class ObserveMiddleware:
         try:
             if too_large:
                 response = problem_response(
-                    413, f"the body is larger than {MAX_BODY_BYTES} bytes", request_id
+                    413, f"the body is larger than {MAX_BODY_BYTES} bytes", the_id
                 )
                 await response(scope, receive, send_tracked)
             else:
@@ -119,7 +133,7 @@ class ObserveMiddleware:
             log.error(
                 "unhandled %s request_id=%s at %s",
                 type(error).__name__,
-                request_id,
+                the_id,
                 " < ".join(
                     f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}"
                     for frame in reversed(traceback.extract_tb(error.__traceback__))
@@ -127,19 +141,16 @@ class ObserveMiddleware:
             )
             if not started_response:
                 response = problem_response(
-                    500, f"an internal error; quote request id {request_id}", request_id
+                    500, f"an internal error; quote request id {the_id}", the_id
                 )
                 await response(scope, receive, send_tracked)
         finally:
-            route = _route_template(scope)
-            elapsed = time.perf_counter() - started
             method = str(scope.get("method", ""))
-            self.metrics.observe(method, route, status, elapsed)
-            log.info(
-                "%s %s %s %.1fms request_id=%s",
+            answered(
+                self.metrics,
                 method,
-                route,
+                _route_template(scope),
                 status,
-                elapsed * 1000,
-                request_id,
+                started=started,
+                request_id=the_id,
             )

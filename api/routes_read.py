@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
 from typing import Annotated
 from urllib.parse import quote, quote_plus
 
@@ -24,6 +26,7 @@ from api.params import (
 from api.problems import Problem, problem_responses
 from api.schemas import (
     JSON,
+    SUMMARY_FORMATS,
     PaymentDetail,
     PaymentPage,
     Refund,
@@ -33,7 +36,6 @@ from api.schemas import (
 )
 from api.state import ApiState, api_state
 from projections.payment_history import (
-    SUMMARY_COLUMNS,
     BadCursor,
     HistoryFilter,
     history_query,
@@ -73,17 +75,22 @@ def history_filter(
 async def history_page(state: ApiState, path: str, wanted: HistoryFilter) -> bytes:
     """A history page's document; ``path`` is the request's, for the `next` link. Shared
     by the routes and their fast path (api/history_fast.py), so both answer the same bytes."""
-    # On the event loop: a page costs no thread hop, and its rows go straight to JSON.
+    # On the event loop: a page costs no thread hop; its rows come as JSON, passed along.
     async with state.views.async_connection() as db:
         try:
-            query = history_query(db.param, wanted, columns=SUMMARY_COLUMNS)
+            query = history_query(db.param, wanted, columns=("{columns}",))
         except BadCursor:
             raise Problem(
                 400, "`after` is not a cursor this API handed out (use `next_cursor`)"
             ) from None
-        page = query.page(await db.execute(query.statement, query.params))
-    link = None if page.next_cursor is None else next_link(path, wanted, page.next_cursor)
-    return page_json(page.rows, page.next_cursor, link)
+        items = await db.json_rows(query.statement, query.params, SUMMARY_FORMATS)
+    last = json.loads(items[-1]) if items else None
+    cursor = query.next_cursor(
+        len(items),
+        None if last is None else (datetime.fromisoformat(last["created_at"]), last["payment_id"]),
+    )
+    link = None if cursor is None else next_link(path, wanted, cursor)
+    return page_json(items, cursor, link)
 
 
 def next_link(path: str, wanted: HistoryFilter, cursor: str) -> str:

@@ -290,10 +290,16 @@ class HistoryQuery:
     limit: int
 
     def page(self, rows: list[Row]) -> HistoryPage:
-        next_cursor = None
-        if len(rows) == self.limit and rows:
-            next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["payment_id"])
-        return HistoryPage(rows, next_cursor)
+        last = rows[-1] if rows else None
+        key = None if last is None else (last["created_at"], last["payment_id"])
+        return HistoryPage(rows, self.next_cursor(len(rows), key))
+
+    def next_cursor(self, count: int, last: tuple[datetime, str] | None) -> str | None:
+        """The cursor of the page after one of ``count`` rows, ``last`` the last row's
+        creation time and payment id; None when this was the last page."""
+        if count == self.limit and last is not None:
+            return encode_cursor(*last)
+        return None
 
 
 @dataclass(frozen=True)

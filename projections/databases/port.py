@@ -14,6 +14,7 @@ from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from enum import Enum
 from typing import Any, ClassVar
 
 Row = dict[str, Any]
@@ -201,6 +202,14 @@ class DatabaseLender(ABC):
     def close(self) -> None: ...
 
 
+class JsonFormat(Enum):
+    """How a column's values are written in an answer's JSON (as pydantic writes them)."""
+
+    PLAIN = "plain"  # text, integers and nulls as they are
+    TIME = "time"  # RFC 3339 in the session's zone, `Z` for UTC, microseconds only if any
+    DECIMAL = "decimal"  # a string, exact
+
+
 class AsyncDatabase(ABC):
     """A read-model database lent to one request of a server's event loop: queries only,
     awaited, so that a request never leaves the loop for a thread."""
@@ -208,6 +217,17 @@ class AsyncDatabase(ABC):
     @abstractmethod
     async def execute(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
         """Run one query (``?`` placeholders, ``{type}`` fields); its rows."""
+
+    async def json_rows(
+        self, query: str, params: Sequence[Any], columns: Mapping[str, JsonFormat]
+    ) -> list[bytes]:
+        """Each row of ``query`` (a SELECT whose select list is written ``{columns}``) as one
+        JSON object of ``columns`` in their order, the bytes pydantic's serialiser gives for
+        the row: here it is that serialiser; a backend may render them itself."""
+        from pydantic_core import to_json
+
+        rows = await self.execute(query.replace("{columns}", ", ".join(columns)), params)
+        return [to_json(row) for row in rows]
 
     @abstractmethod
     def param(self, value: Any) -> Any:

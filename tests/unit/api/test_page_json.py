@@ -1,6 +1,7 @@
-"""A history page serialised straight from its rows is byte for byte the document the
-page's pydantic model gives, whatever the values (times in any offset, exact decimals,
-nulls, any text)."""
+"""A history page put together from its rows' JSON (each as pydantic's serialiser writes
+the row, which `AsyncDatabase.json_rows` gives) is byte for byte the document the page's
+pydantic model gives, whatever the values (times in any offset, exact decimals, nulls, any
+text)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from zoneinfo import ZoneInfo
 
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic_core import to_json
 
-from api.schemas import PaymentPage, PaymentSummary, page_json
+from api.schemas import SUMMARY_FORMATS, PaymentPage, PaymentSummary, page_json
+from projections.databases.port import JsonFormat
 from projections.payment_history import SUMMARY_COLUMNS
 
 _ZONES = st.sampled_from(
@@ -53,7 +56,13 @@ _ROW = st.tuples(*(_column(name) for name in SUMMARY_COLUMNS)).map(
 
 
 def test_the_summary_columns_are_the_summary_fields_in_order() -> None:
-    assert list(SUMMARY_COLUMNS) == list(PaymentSummary.model_fields)
+    assert list(SUMMARY_COLUMNS) == list(PaymentSummary.model_fields) == list(SUMMARY_FORMATS)
+
+
+def test_times_and_decimals_are_written_as_such() -> None:
+    assert SUMMARY_FORMATS["created_at"] == JsonFormat.TIME
+    assert SUMMARY_FORMATS["energy_kwh"] == JsonFormat.DECIMAL
+    assert SUMMARY_FORMATS["net_minor"] == SUMMARY_FORMATS["status"] == JsonFormat.PLAIN
 
 
 @given(rows=st.lists(_ROW, max_size=5), cursor=_TEXT, link=_TEXT)
@@ -63,7 +72,7 @@ def test_a_page_from_rows_is_the_models_document(
     modelled = PaymentPage(
         items=[PaymentSummary(**row) for row in rows], next_cursor=cursor, next=link
     ).model_dump_json()
-    assert page_json(rows, cursor, link).decode() == modelled
+    assert page_json([to_json(row) for row in rows], cursor, link).decode() == modelled
 
 
 def test_an_energy_keeps_its_exact_digits() -> None:
@@ -72,6 +81,6 @@ def test_an_energy_keeps_its_exact_digits() -> None:
         "energy_kwh": Decimal("12.340"),
         "created_at": datetime(2024, 5, 1, 10, tzinfo=ZoneInfo("Etc/UTC")),
     }
-    document = page_json([row], None, None).decode()
+    document = page_json([to_json(row)], None, None).decode()
     assert '"energy_kwh":"12.340"' in document
     assert '"created_at":"2024-05-01T10:00:00Z"' in document
