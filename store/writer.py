@@ -26,6 +26,10 @@ DEFAULT_MAX_EVENTS_PER_TRANSACTION = 5000
 
 MAX_REQUEST_BYTES = 17 * 1024 * 1024
 
+# Ledger records with a larger value go through the producer's send(), whose size checks
+# can refuse them; smaller ones cannot come near the request and buffer limits.
+_CHECKED_VALUE_BYTES = 1024 * 1024
+
 
 class WriterFenced(OperationalError):
     """Another writer with the same transactional id took over this ledger.
@@ -451,16 +455,7 @@ class LedgerWriter:
             )
         try:
             producer.begin_transaction()
-            futures = [
-                producer.send(
-                    self.topic,
-                    key=record.key(),
-                    value=record.state,
-                    headers=record_headers,
-                    partition=0,
-                )
-                for record, record_headers in zip(records, headers, strict=True)
-            ]
+            futures = self._send_ledger_records(producer, records, headers)
             side_futures = [
                 producer.send(
                     side.topic, key=side.key, value=side.value, headers=list(side.headers)
@@ -496,6 +491,51 @@ class LedgerWriter:
                 raise self._fenced from error  # type: ignore[misc]
             self._abort()
             raise
+
+    def _send_ledger_records(
+        self, producer: Any, records: list[LedgerRecord], headers: list[list[tuple[str, bytes]]]
+    ) -> list[Any]:
+        """Queue the transaction's ledger records in the producer; return their futures.
+
+        The first record goes through `send()`, which checks it, waits for the topic's
+        metadata and adds partition 0 to the transaction. The others go straight to the
+        producer's record accumulator, where `send()` would put them too: they are of the
+        same partition and transaction, with bytes keys, values and (str, bytes) headers
+        built here, so `send()`'s per-record checks, serialiser calls, partition look-up and
+        size estimate would repeat what is already known (they were a third of the writer
+        thread). A value large enough to matter to the size limits takes `send()`.
+        """
+        from kafka import TopicPartition
+
+        if not records:
+            return []
+        first = records[0]
+        futures = [
+            producer.send(
+                self.topic, key=first.key(), value=first.state, headers=headers[0], partition=0
+            )
+        ]
+        partition = TopicPartition(self.topic, 0)
+        append = producer._accumulator.append
+        wakeup = producer._sender.wakeup
+        for record, record_headers in zip(records[1:], headers[1:], strict=True):
+            if len(record.state) > _CHECKED_VALUE_BYTES:
+                future = producer.send(
+                    self.topic,
+                    key=record.key(),
+                    value=record.state,
+                    headers=record_headers,
+                    partition=0,
+                )
+            else:
+                future, _full, new_batch, _aborted = append(
+                    partition, None, record.key(), record.state, record_headers
+                )
+                if new_batch:
+                    # As send() does: the sender takes the full batches while we append.
+                    wakeup()
+            futures.append(future)
+        return futures
 
     def _abort(self) -> None:
         from kafka.errors import InvalidProducerEpochError, ProducerFencedError
