@@ -45,6 +45,17 @@ def _canonical(value: Any) -> Any:
     return value
 
 
+# Each command class's field names: dataclasses.fields() filters them anew on every call.
+_FIELD_NAMES: dict[type[Command], tuple[str, ...]] = {}
+
+
+def _field_names(command_type: type[Command]) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(command_type)
+    if names is None:
+        names = _FIELD_NAMES[command_type] = tuple(f.name for f in fields(command_type))
+    return names
+
+
 # json.dumps(content, sort_keys=True, separators=(",", ":")) builds this encoder on every
 # call; one built once writes the same text.
 _CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
@@ -68,7 +79,7 @@ class Command:
 
     def content_sha256(self) -> str:
         """SHA-256 of the canonical content: same message, same hash, on any machine."""
-        content = {f.name: _canonical(getattr(self, f.name)) for f in fields(self)}
+        content = {name: _canonical(getattr(self, name)) for name in _field_names(type(self))}
         content["type"] = self.MESSAGE_TYPE
         encoded = _CANONICAL_JSON.encode(content)
         return hashlib.sha256(encoded.encode("utf-8")).hexdigest()

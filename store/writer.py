@@ -345,29 +345,15 @@ class LedgerWriter:
                     request.finish(None, WriterUnavailable(f"cannot recover: {error!r}"))
                 return
 
-        accepted = self._check_versions(group)
+        # Each aggregate id spelled once per transaction (str() of a UUID is Python code).
+        texts: dict[Any, str] = {}
+        accepted = self._check_versions(group, texts)
         if not accepted:
             return
 
-        # Number and chain the records in commit order; nothing changes in self until the
-        # commit succeeds, so an aborted transaction's ids are simply used again.
-        next_id = self._next_id
-        prev_hash = self._last_hash
-        records: list[LedgerRecord] = []
-        ids_by_request: list[list[list[int]]] = []
-        for request in accepted:
-            request_ids: list[list[int]] = []
-            for batch in request.batches:
-                batch_ids = []
-                for stored_event in batch:
-                    record = LedgerRecord.chained(prev_hash, next_id, stored_event)
-                    records.append(record)
-                    batch_ids.append(next_id)
-                    prev_hash = record.hash
-                    next_id += 1
-                request_ids.append(batch_ids)
-            ids_by_request.append(request_ids)
-
+        records, ids_by_request = self._chained(accepted, texts)
+        next_id = records[-1].notification_id + 1 if records else self._next_id
+        prev_hash = records[-1].hash if records else self._last_hash
         if not records and not any(r.offsets is not None or r.side_records for r in accepted):
             for request, request_ids in zip(accepted, ids_by_request, strict=True):
                 request.finish(request_ids, None)
@@ -406,17 +392,48 @@ class LedgerWriter:
             except Exception:
                 logger.exception("a commit listener of %r failed", self.topic)
 
-    def _check_versions(self, group: list[_Request]) -> list[_Request]:
-        """Fail the requests whose versions conflict; return the others, in order."""
-        originator_ids = {str(e.originator_id) for r in group for b in r.batches for e in b}
-        last_versions = self.index.last_versions(originator_ids)
+    def _chained(
+        self, accepted: list[_Request], texts: dict[Any, str]
+    ) -> tuple[list[LedgerRecord], list[list[list[int]]]]:
+        """The requests' records, numbered and chained in commit order after the last
+        committed one, and each request's ids by batch. Nothing changes in self until the
+        commit succeeds, so an aborted transaction's ids are simply used again."""
+        next_id = self._next_id
+        prev_hash = self._last_hash
+        records: list[LedgerRecord] = []
+        ids_by_request: list[list[list[int]]] = []
+        for request in accepted:
+            request_ids: list[list[int]] = []
+            for batch in request.batches:
+                batch_ids = []
+                for stored_event in batch:
+                    record = LedgerRecord.chained(
+                        prev_hash, next_id, stored_event, texts[stored_event.originator_id]
+                    )
+                    records.append(record)
+                    batch_ids.append(next_id)
+                    prev_hash = record.hash
+                    next_id += 1
+                request_ids.append(batch_ids)
+            ids_by_request.append(request_ids)
+        return records, ids_by_request
+
+    def _check_versions(self, group: list[_Request], texts: dict[Any, str]) -> list[_Request]:
+        """Fail the requests whose versions conflict; return the others, in order. Fills
+        ``texts`` with each originator id's text."""
+        for request in group:
+            for batch in request.batches:
+                for stored_event in batch:
+                    if stored_event.originator_id not in texts:
+                        texts[stored_event.originator_id] = str(stored_event.originator_id)
+        last_versions = self.index.last_versions(set(texts.values()))
         accepted = []
         for request in group:
             request_versions: dict[str, int] = {}
             try:
                 for batch in request.batches:
                     for stored_event in batch:
-                        originator_id = str(stored_event.originator_id)
+                        originator_id = texts[stored_event.originator_id]
                         last = request_versions.get(originator_id, last_versions.get(originator_id))
                         self._check_version(originator_id, last, stored_event.originator_version)
                         request_versions[originator_id] = stored_event.originator_version
