@@ -29,6 +29,8 @@ def _require_text(value: Any, what: str, *, optional: bool = False) -> None:
 
 def _canonical(value: Any) -> Any:
     """A JSON-ready form in which equal values have one spelling (0.20 == 0.2)."""
+    if type(value) is str or type(value) is int or value is None:
+        return value  # most fields: nothing to respell, no isinstance checks to run
     if isinstance(value, Decimal):
         # normalize() rounds to the context's 28 digits; a precision of the value's own
         # digits keeps two rates that differ in the 29th digit apart.
