@@ -165,6 +165,8 @@ class KafkaIngest:
             max_poll_records=config.batch_size,
             max_partition_fetch_bytes=FETCH_PARTITION_BYTES,
             fetch_max_bytes=4 * FETCH_PARTITION_BYTES,
+            # The client's own sensors (rates per fetch and record) are read by nobody here.
+            metrics_enabled=False,
         )
         if sharded:
             self.consumer.subscribe([config.ingest_topic], listener=_shard_rebalance(self))

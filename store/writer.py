@@ -618,6 +618,8 @@ class LedgerWriter:
             retry_backoff_ms=5,
             max_block_ms=int(self.timeout_s * 1000),
             client_id=f"evledger-writer-{self.transactional_id}",
+            # Its sensors (rates per batch and request) are read by nobody here.
+            metrics_enabled=False,
         )
         try:
             # Fences any older producer with this id and settles its open transaction, so
