@@ -465,14 +465,14 @@ class LedgerWriter:
         from kafka.errors import InvalidProducerEpochError, KafkaTimeoutError, ProducerFencedError
 
         producer = self._producer
-        headers = [record.headers() for record in records]
+        signature: list[tuple[str, bytes]] = []
         if records and self._signer is not None:
-            headers[-1] += self._signer.transaction_headers(
+            signature = self._signer.transaction_headers(
                 records[0].notification_id, records[-1].hash
             )
         try:
             producer.begin_transaction()
-            futures = self._send_ledger_records(producer, records, headers)
+            futures = self._send_ledger_records(producer, records, signature)
             side_futures = [
                 producer.send(
                     side.topic, key=side.key, value=side.value, headers=list(side.headers)
@@ -510,9 +510,10 @@ class LedgerWriter:
             raise
 
     def _send_ledger_records(
-        self, producer: Any, records: list[LedgerRecord], headers: list[list[tuple[str, bytes]]]
+        self, producer: Any, records: list[LedgerRecord], signature: list[tuple[str, bytes]]
     ) -> list[Any]:
-        """Queue the transaction's ledger records in the producer; return their futures.
+        """Queue the transaction's ledger records in the producer, the last one with the
+        transaction's signature headers; return their futures.
 
         The first record goes through `send()`, which checks it, waits for the topic's
         metadata and adds partition 0 to the transaction. The others go straight to the
@@ -521,21 +522,34 @@ class LedgerWriter:
         built here, so `send()`'s per-record checks, serialiser calls, partition look-up and
         size estimate would repeat what is already known (they were a third of the writer
         thread). A value large enough to matter to the size limits takes `send()`.
+
+        Each record's headers are built just before it is queued and freed once encoded:
+        built for the whole transaction first, they were thousands of objects alive at
+        once, and the garbage collections they set off were charged to the writer.
         """
         from kafka import TopicPartition
 
         if not records:
             return []
+        last = len(records) - 1
         first = records[0]
         futures = [
             producer.send(
-                self.topic, key=first.key(), value=first.state, headers=headers[0], partition=0
+                self.topic,
+                key=first.key(),
+                value=first.state,
+                headers=first.headers() + signature if last == 0 else first.headers(),
+                partition=0,
             )
         ]
         partition = TopicPartition(self.topic, 0)
         append = producer._accumulator.append
         wakeup = producer._sender.wakeup
-        for record, record_headers in zip(records[1:], headers[1:], strict=True):
+        for number in range(1, last + 1):
+            record = records[number]
+            record_headers = record.headers()
+            if number == last:
+                record_headers += signature
             if len(record.state) > _CHECKED_VALUE_BYTES:
                 future = producer.send(
                     self.topic,
