@@ -29,6 +29,8 @@ def _require_text(value: Any, what: str, *, optional: bool = False) -> None:
 
 def _canonical(value: Any) -> Any:
     """A JSON-ready form in which equal values have one spelling (0.20 == 0.2)."""
+    if type(value) is str or type(value) is int or value is None:
+        return value  # most fields: nothing to respell, no isinstance checks to run
     if isinstance(value, Decimal):
         # normalize() rounds to the context's 28 digits; a precision of the value's own
         # digits keeps two rates that differ in the 29th digit apart.
@@ -43,6 +45,17 @@ def _canonical(value: Any) -> Any:
     if isinstance(value, tuple | list):
         return [_canonical(item) for item in value]
     return value
+
+
+# Each command class's field names: dataclasses.fields() filters them anew on every call.
+_FIELD_NAMES: dict[type[Command], tuple[str, ...]] = {}
+
+
+def _field_names(command_type: type[Command]) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(command_type)
+    if names is None:
+        names = _FIELD_NAMES[command_type] = tuple(f.name for f in fields(command_type))
+    return names
 
 
 # json.dumps(content, sort_keys=True, separators=(",", ":")) builds this encoder on every
@@ -68,7 +81,7 @@ class Command:
 
     def content_sha256(self) -> str:
         """SHA-256 of the canonical content: same message, same hash, on any machine."""
-        content = {f.name: _canonical(getattr(self, f.name)) for f in fields(self)}
+        content = {name: _canonical(getattr(self, name)) for name in _field_names(type(self))}
         content["type"] = self.MESSAGE_TYPE
         encoded = _CANONICAL_JSON.encode(content)
         return hashlib.sha256(encoded.encode("utf-8")).hexdigest()

@@ -93,8 +93,13 @@ def round_half_up(value: Fraction) -> int:
     Works on Fraction so that quantities like seconds/60 stay exact: a Decimal division
     would round at 28 digits first and could turn an exact tie into a value just below it.
     """
-    # floor(|n/d| + 1/2) in integers (d > 0): no Fraction arithmetic, one per priced line.
-    numerator, denominator = value.numerator, value.denominator
+    return round_ratio_half_up(value.numerator, value.denominator)
+
+
+def round_ratio_half_up(numerator: int, denominator: int) -> int:
+    """round_half_up(numerator / denominator) for denominator > 0, in integers: the same
+    whether or not the ratio is in lowest terms, so products need not be Fractions."""
+    # floor(|n/d| + 1/2): scaling n and d by the same k > 0 does not change it.
     rounded = (2 * abs(numerator) + denominator) // (2 * denominator)
     return rounded if numerator >= 0 else -rounded
 

@@ -188,6 +188,22 @@ class TariffTerms:
 
     @classmethod
     def from_primitive(cls, data: dict[str, Any]) -> TariffTerms:
+        """The terms of their primitive form, parsed and checked once per distinct form: a
+        session reads its tariff's terms when it starts and again when it stops, and a
+        time zone with energy windows makes a parse cost tens of microseconds. The terms
+        are frozen, so one parse serves every caller. Keyed by repr(), which keeps apart
+        what parses differently ('0.20' and '0.2', None and 'None')."""
+        key = repr(data)
+        terms = _PARSED_TERMS.get(key)
+        if terms is None:
+            terms = cls._parse(data)
+            if len(_PARSED_TERMS) >= PARSED_TERMS_KEPT:
+                _PARSED_TERMS.clear()
+            _PARSED_TERMS[key] = terms
+        return terms
+
+    @classmethod
+    def _parse(cls, data: dict[str, Any]) -> TariffTerms:
         return cls(
             currency=data["currency"],
             price_per_kwh=Decimal(data["price_per_kwh"]),
@@ -199,6 +215,12 @@ class TariffTerms:
             timezone=data["timezone"],
             energy_windows=tuple(EnergyWindow.from_primitive(w) for w in data["energy_windows"]),
         )
+
+
+# Parsed terms by the repr() of their primitive form (TariffTerms.from_primitive); bounded:
+# emptied when full, which a ledger of fewer distinct tariff versions never is.
+PARSED_TERMS_KEPT = 1024
+_PARSED_TERMS: dict[str, TariffTerms] = {}
 
 
 class Tariff(Aggregate):

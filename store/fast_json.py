@@ -16,10 +16,11 @@ library's.
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import orjson
-from eventsourcing.persistence import DatetimeAsISO, JSONTranscoder, Transcoding
+from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr, JSONTranscoder, Transcoding
 
 # Every datetime, date and time goes to the library's transcodings (DatetimeAsISO etc.),
 # and dataclasses too, rather than orjson's own spelling of them.
@@ -32,15 +33,22 @@ class FastJSONTranscoder(JSONTranscoder):
     def __init__(self) -> None:
         super().__init__()
         self._datetime_iso = False
+        self._decimal_str = False
 
     def register(self, transcoding: Transcoding) -> None:
         super().register(transcoding)
         self._datetime_iso = type(self.types.get(datetime)) is DatetimeAsISO
+        self._decimal_str = type(self.types.get(Decimal)) is DecimalAsStr
 
     def _encode_obj(self, o: Any) -> dict[str, Any]:
-        # Every event has a timestamp: DatetimeAsISO's dict, without the look-up and call.
-        if self._datetime_iso and type(o) is datetime:
+        # Every event has a timestamp and priced ones carry Decimals: the library's
+        # transcodings' dicts, without their look-up and call (when they are the ones
+        # registered for the type).
+        kind = type(o)
+        if kind is datetime and self._datetime_iso:
             return {"_type_": DatetimeAsISO.name, "_data_": o.isoformat()}
+        if kind is Decimal and self._decimal_str:
+            return {"_type_": DecimalAsStr.name, "_data_": str(o)}
         return super()._encode_obj(o)
 
     def encode(self, obj: Any) -> bytes:

@@ -79,10 +79,15 @@ class LedgerRecord:
 
     @classmethod
     def chained(
-        cls, prev_hash: bytes, notification_id: int, stored_event: StoredEvent
+        cls,
+        prev_hash: bytes,
+        notification_id: int,
+        stored_event: StoredEvent,
+        originator_text: str | None = None,
     ) -> LedgerRecord:
-        """The record that follows prev_hash in the chain, for the single writer."""
-        originator_id = str(stored_event.originator_id)
+        """The record that follows prev_hash in the chain, for the single writer (which may
+        pass the originator id's text, spelled already)."""
+        originator_id = originator_text or str(stored_event.originator_id)
         return cls(
             notification_id=notification_id,
             originator_id=originator_id,

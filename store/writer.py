@@ -26,6 +26,10 @@ DEFAULT_MAX_EVENTS_PER_TRANSACTION = 5000
 
 MAX_REQUEST_BYTES = 17 * 1024 * 1024
 
+# Ledger records with a larger value go through the producer's send(), whose size checks
+# can refuse them; smaller ones cannot come near the request and buffer limits.
+_CHECKED_VALUE_BYTES = 1024 * 1024
+
 
 class WriterFenced(OperationalError):
     """Another writer with the same transactional id took over this ledger.
@@ -341,29 +345,15 @@ class LedgerWriter:
                     request.finish(None, WriterUnavailable(f"cannot recover: {error!r}"))
                 return
 
-        accepted = self._check_versions(group)
+        # Each aggregate id spelled once per transaction (str() of a UUID is Python code).
+        texts: dict[Any, str] = {}
+        accepted = self._check_versions(group, texts)
         if not accepted:
             return
 
-        # Number and chain the records in commit order; nothing changes in self until the
-        # commit succeeds, so an aborted transaction's ids are simply used again.
-        next_id = self._next_id
-        prev_hash = self._last_hash
-        records: list[LedgerRecord] = []
-        ids_by_request: list[list[list[int]]] = []
-        for request in accepted:
-            request_ids: list[list[int]] = []
-            for batch in request.batches:
-                batch_ids = []
-                for stored_event in batch:
-                    record = LedgerRecord.chained(prev_hash, next_id, stored_event)
-                    records.append(record)
-                    batch_ids.append(next_id)
-                    prev_hash = record.hash
-                    next_id += 1
-                request_ids.append(batch_ids)
-            ids_by_request.append(request_ids)
-
+        records, ids_by_request = self._chained(accepted, texts)
+        next_id = records[-1].notification_id + 1 if records else self._next_id
+        prev_hash = records[-1].hash if records else self._last_hash
         if not records and not any(r.offsets is not None or r.side_records for r in accepted):
             for request, request_ids in zip(accepted, ids_by_request, strict=True):
                 request.finish(request_ids, None)
@@ -402,17 +392,48 @@ class LedgerWriter:
             except Exception:
                 logger.exception("a commit listener of %r failed", self.topic)
 
-    def _check_versions(self, group: list[_Request]) -> list[_Request]:
-        """Fail the requests whose versions conflict; return the others, in order."""
-        originator_ids = {str(e.originator_id) for r in group for b in r.batches for e in b}
-        last_versions = self.index.last_versions(originator_ids)
+    def _chained(
+        self, accepted: list[_Request], texts: dict[Any, str]
+    ) -> tuple[list[LedgerRecord], list[list[list[int]]]]:
+        """The requests' records, numbered and chained in commit order after the last
+        committed one, and each request's ids by batch. Nothing changes in self until the
+        commit succeeds, so an aborted transaction's ids are simply used again."""
+        next_id = self._next_id
+        prev_hash = self._last_hash
+        records: list[LedgerRecord] = []
+        ids_by_request: list[list[list[int]]] = []
+        for request in accepted:
+            request_ids: list[list[int]] = []
+            for batch in request.batches:
+                batch_ids = []
+                for stored_event in batch:
+                    record = LedgerRecord.chained(
+                        prev_hash, next_id, stored_event, texts[stored_event.originator_id]
+                    )
+                    records.append(record)
+                    batch_ids.append(next_id)
+                    prev_hash = record.hash
+                    next_id += 1
+                request_ids.append(batch_ids)
+            ids_by_request.append(request_ids)
+        return records, ids_by_request
+
+    def _check_versions(self, group: list[_Request], texts: dict[Any, str]) -> list[_Request]:
+        """Fail the requests whose versions conflict; return the others, in order. Fills
+        ``texts`` with each originator id's text."""
+        for request in group:
+            for batch in request.batches:
+                for stored_event in batch:
+                    if stored_event.originator_id not in texts:
+                        texts[stored_event.originator_id] = str(stored_event.originator_id)
+        last_versions = self.index.last_versions(set(texts.values()))
         accepted = []
         for request in group:
             request_versions: dict[str, int] = {}
             try:
                 for batch in request.batches:
                     for stored_event in batch:
-                        originator_id = str(stored_event.originator_id)
+                        originator_id = texts[stored_event.originator_id]
                         last = request_versions.get(originator_id, last_versions.get(originator_id))
                         self._check_version(originator_id, last, stored_event.originator_version)
                         request_versions[originator_id] = stored_event.originator_version
@@ -444,23 +465,14 @@ class LedgerWriter:
         from kafka.errors import InvalidProducerEpochError, KafkaTimeoutError, ProducerFencedError
 
         producer = self._producer
-        headers = [record.headers() for record in records]
+        signature: list[tuple[str, bytes]] = []
         if records and self._signer is not None:
-            headers[-1] += self._signer.transaction_headers(
+            signature = self._signer.transaction_headers(
                 records[0].notification_id, records[-1].hash
             )
         try:
             producer.begin_transaction()
-            futures = [
-                producer.send(
-                    self.topic,
-                    key=record.key(),
-                    value=record.state,
-                    headers=record_headers,
-                    partition=0,
-                )
-                for record, record_headers in zip(records, headers, strict=True)
-            ]
+            futures = self._send_ledger_records(producer, records, signature)
             side_futures = [
                 producer.send(
                     side.topic, key=side.key, value=side.value, headers=list(side.headers)
@@ -496,6 +508,65 @@ class LedgerWriter:
                 raise self._fenced from error  # type: ignore[misc]
             self._abort()
             raise
+
+    def _send_ledger_records(
+        self, producer: Any, records: list[LedgerRecord], signature: list[tuple[str, bytes]]
+    ) -> list[Any]:
+        """Queue the transaction's ledger records in the producer, the last one with the
+        transaction's signature headers; return their futures.
+
+        The first record goes through `send()`, which checks it, waits for the topic's
+        metadata and adds partition 0 to the transaction. The others go straight to the
+        producer's record accumulator, where `send()` would put them too: they are of the
+        same partition and transaction, with bytes keys, values and (str, bytes) headers
+        built here, so `send()`'s per-record checks, serialiser calls, partition look-up and
+        size estimate would repeat what is already known (they were a third of the writer
+        thread). A value large enough to matter to the size limits takes `send()`.
+
+        Each record's headers are built just before it is queued and freed once encoded:
+        built for the whole transaction first, they were thousands of objects alive at
+        once, and the garbage collections they set off were charged to the writer.
+        """
+        from kafka import TopicPartition
+
+        if not records:
+            return []
+        last = len(records) - 1
+        first = records[0]
+        futures = [
+            producer.send(
+                self.topic,
+                key=first.key(),
+                value=first.state,
+                headers=first.headers() + signature if last == 0 else first.headers(),
+                partition=0,
+            )
+        ]
+        partition = TopicPartition(self.topic, 0)
+        append = producer._accumulator.append
+        wakeup = producer._sender.wakeup
+        for number in range(1, last + 1):
+            record = records[number]
+            record_headers = record.headers()
+            if number == last:
+                record_headers += signature
+            if len(record.state) > _CHECKED_VALUE_BYTES:
+                future = producer.send(
+                    self.topic,
+                    key=record.key(),
+                    value=record.state,
+                    headers=record_headers,
+                    partition=0,
+                )
+            else:
+                future, _full, new_batch, _aborted = append(
+                    partition, None, record.key(), record.state, record_headers
+                )
+                if new_batch:
+                    # As send() does: the sender takes the full batches while we append.
+                    wakeup()
+            futures.append(future)
+        return futures
 
     def _abort(self) -> None:
         from kafka.errors import InvalidProducerEpochError, ProducerFencedError
@@ -561,6 +632,8 @@ class LedgerWriter:
             retry_backoff_ms=5,
             max_block_ms=int(self.timeout_s * 1000),
             client_id=f"evledger-writer-{self.transactional_id}",
+            # Its sensors (rates per batch and request) are read by nobody here.
+            metrics_enabled=False,
         )
         try:
             # Fences any older producer with this id and settles its open transaction, so

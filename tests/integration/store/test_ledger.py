@@ -320,3 +320,24 @@ def test_reads_that_go_on_where_the_last_stopped_and_reads_that_jump_agree(
         ]
     events = reader.events(str(wallets[5]))  # sparse offsets after a scan
     assert [e.originator_version for e in events] == [1, 2, 3, 4, 5]
+
+
+def test_a_transaction_of_many_producer_batches_and_large_values_lands_whole(
+    make_ledger: Any, kafka_bootstrap: str
+) -> None:
+    # About 2.5 MiB in one transaction: several of the producer's 512 KiB batches, and two
+    # values past the size the writer leaves to send()'s checks, one of them first.
+    ledger = make_ledger()
+    wallet = uuid.uuid4()
+    small = [b"s%06d" % n + bytes(4000) for n in range(250)]
+    values = [bytes(1024 * 1024 + 1), *small[:125], b"L" * (1024 * 1024 + 7), *small[125:]]
+    stored = [StoredEvent(wallet, n, "t", value) for n, value in enumerate(values, start=1)]
+    assert ledger.insert(stored) == list(range(1, len(values) + 1))
+    assert ledger.insert(events_for(wallet, range(len(values) + 1, len(values) + 2))) == [
+        len(values) + 1
+    ]
+
+    records = assert_chain(read_topic(kafka_bootstrap, ledger.config.topic, "read_committed"))
+    assert [r.state for r in records[:-1]] == values
+    assert [r.originator_version for r in records] == list(range(1, len(values) + 2))
+    assert [r.state for r in ledger.events(str(wallet), lte=3)] == values[:3]

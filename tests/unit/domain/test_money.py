@@ -6,9 +6,17 @@ from decimal import Decimal
 from fractions import Fraction
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from domain.errors import CurrencyMismatchError, InvalidValueError, UnknownCurrencyError
-from domain.money import Money, currency_exponent, round_half_up, sum_money
+from domain.money import (
+    Money,
+    currency_exponent,
+    round_half_up,
+    round_ratio_half_up,
+    sum_money,
+)
 
 
 @pytest.mark.parametrize(
@@ -65,3 +73,16 @@ def test_round_half_up_is_exact_on_fractions() -> None:
     assert round_half_up(Fraction(49, 100)) == 0
     # 2 s at 0.15/min is exactly half a cent: a 28-digit Decimal of 2/60 would round down.
     assert round_half_up(Fraction(2, 60) * Fraction("0.15") * 100) == 1
+
+
+@given(
+    st.integers(-(10**30), 10**30),
+    st.integers(1, 10**12),
+    st.integers(1, 10**6),
+)
+def test_a_ratio_rounds_as_its_fraction_whatever_its_terms(
+    numerator: int, denominator: int, scale: int
+) -> None:
+    expected = round_half_up(Fraction(numerator, denominator))
+    assert round_ratio_half_up(numerator, denominator) == expected
+    assert round_ratio_half_up(numerator * scale, denominator * scale) == expected

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from fractions import Fraction
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from domain.errors import InvalidValueError
+from domain.money import currency_exponent, round_half_up
 from domain.pricing import (
     ENERGY,
     IDLE_FEE,
     SESSION_FEE,
     TIME,
     PricedSession,
+    _minor,
     allocate_largest_remainder,
     price_session,
 )
@@ -271,3 +276,16 @@ def test_windows_need_a_known_timezone() -> None:
 def test_vat_rate_is_a_fraction() -> None:
     with pytest.raises(InvalidValueError, match="fraction"):
         terms(vat_rate=Decimal("19"))
+
+
+@given(
+    quantity=st.integers(0, 10**9),
+    per=st.sampled_from([1, 60, 1000]),
+    price=st.decimals(min_value=0, max_value=10**6, places=6, allow_nan=False),
+    currency=st.sampled_from(["EUR", "JPY", "BHD"]),
+)
+def test_a_line_amount_is_the_exact_product_rounded_once(
+    quantity: int, per: int, price: Decimal, currency: str
+) -> None:
+    exact = Fraction(quantity, per) * Fraction(price) * 10 ** currency_exponent(currency)
+    assert _minor(quantity, per, price, currency) == round_half_up(exact)

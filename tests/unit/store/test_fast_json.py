@@ -157,6 +157,29 @@ def test_a_datetime_transcoding_of_its_own_is_used_as_registered() -> None:
     )
 
 
+def test_a_decimal_transcoding_of_its_own_is_used_as_registered() -> None:
+    class DecimalAsPair(Transcoding):
+        type = Decimal
+        name = "decimal_pair"
+
+        def encode(self, obj: Decimal) -> list[int]:
+            numerator, denominator = obj.as_integer_ratio()
+            return [numerator, denominator]
+
+        def decode(self, data: list[int]) -> Decimal:
+            return Decimal(data[0]) / data[1]
+
+    library, fast = transcoders(BillingApplication())
+    for transcoder in (library, fast):
+        transcoder.register(DecimalAsPair())
+    state = {"rate": Decimal("0.25")}
+    assert (
+        fast.encode(state)
+        == library.encode(state)
+        == b'{"rate":{"_type_":"decimal_pair","_data_":[1,4]}}'
+    )
+
+
 def test_encoded_events_hold_no_more_memory_than_their_bytes() -> None:
     # The ledger's record cache keeps tens of thousands of encoded events: orjson's own
     # bytes kept a 4 KiB buffer each (80 MiB more peak memory for ingest).
