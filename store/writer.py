@@ -14,6 +14,7 @@ from eventsourcing.persistence import IntegrityError, OperationalError, StoredEv
 
 from store.index import AggregateIndex, IndexConflict
 from store.kafka_clients import KafkaConnection
+from store.ledger_send import queue_ledger_records
 from store.reader import LedgerReader
 from store.records import LedgerRecord
 from store.signing import LedgerSigner
@@ -23,12 +24,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_MAX_EVENTS_PER_TRANSACTION = 5000
 
-
 MAX_REQUEST_BYTES = 17 * 1024 * 1024
-
-# Ledger records with a larger value go through the producer's send(), whose size checks
-# can refuse them; smaller ones cannot come near the request and buffer limits.
-_CHECKED_VALUE_BYTES = 1024 * 1024
 
 
 class WriterFenced(OperationalError):
@@ -472,7 +468,7 @@ class LedgerWriter:
             )
         try:
             producer.begin_transaction()
-            futures = self._send_ledger_records(producer, records, signature)
+            futures = queue_ledger_records(producer, self.topic, records, signature)
             side_futures = [
                 producer.send(
                     side.topic, key=side.key, value=side.value, headers=list(side.headers)
@@ -508,65 +504,6 @@ class LedgerWriter:
                 raise self._fenced from error  # type: ignore[misc]
             self._abort()
             raise
-
-    def _send_ledger_records(
-        self, producer: Any, records: list[LedgerRecord], signature: list[tuple[str, bytes]]
-    ) -> list[Any]:
-        """Queue the transaction's ledger records in the producer, the last one with the
-        transaction's signature headers; return their futures.
-
-        The first record goes through `send()`, which checks it, waits for the topic's
-        metadata and adds partition 0 to the transaction. The others go straight to the
-        producer's record accumulator, where `send()` would put them too: they are of the
-        same partition and transaction, with bytes keys, values and (str, bytes) headers
-        built here, so `send()`'s per-record checks, serialiser calls, partition look-up and
-        size estimate would repeat what is already known (they were a third of the writer
-        thread). A value large enough to matter to the size limits takes `send()`.
-
-        Each record's headers are built just before it is queued and freed once encoded:
-        built for the whole transaction first, they were thousands of objects alive at
-        once, and the garbage collections they set off were charged to the writer.
-        """
-        from kafka import TopicPartition
-
-        if not records:
-            return []
-        last = len(records) - 1
-        first = records[0]
-        futures = [
-            producer.send(
-                self.topic,
-                key=first.key(),
-                value=first.state,
-                headers=first.headers() + signature if last == 0 else first.headers(),
-                partition=0,
-            )
-        ]
-        partition = TopicPartition(self.topic, 0)
-        append = producer._accumulator.append
-        wakeup = producer._sender.wakeup
-        for number in range(1, last + 1):
-            record = records[number]
-            record_headers = record.headers()
-            if number == last:
-                record_headers += signature
-            if len(record.state) > _CHECKED_VALUE_BYTES:
-                future = producer.send(
-                    self.topic,
-                    key=record.key(),
-                    value=record.state,
-                    headers=record_headers,
-                    partition=0,
-                )
-            else:
-                future, _full, new_batch, _aborted = append(
-                    partition, None, record.key(), record.state, record_headers
-                )
-                if new_batch:
-                    # As send() does: the sender takes the full batches while we append.
-                    wakeup()
-            futures.append(future)
-        return futures
 
     def _abort(self) -> None:
         from kafka.errors import InvalidProducerEpochError, ProducerFencedError
