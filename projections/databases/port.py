@@ -175,8 +175,12 @@ def _records_by_columns(
     statement per group."""
     by_columns: dict[tuple[str, ...], list[list[Any]]] = {}
     param = db.param
+    columns: tuple[str, ...] = ()
     for key, values in rows.items():
-        columns = tuple(sorted(values))
+        # Rows widened to a table's columns (read_model.pick, analytics.widened) come with
+        # them in sorted order already, which spares sorting each row's columns again.
+        if tuple(values) != columns:
+            columns = tuple(sorted(values))
         record = [*key]
         for column in columns:
             value = values[column]
