@@ -48,7 +48,8 @@ PG_DSN = (
 )
 EVLEDGER = str(Path(sys.executable).with_name("evledger"))
 INGEST_BATCH = 500
-# The projector's and the rebuild's batch (projections/runner.py DEFAULT_BATCH_SIZE).
+# Records per Kafka poll of the projector's and the rebuild's reads (store/reader.py
+# POLL_RECORDS); their transactions span several polls (projections/runner.py).
 LEDGER_BATCH = 2000
 
 

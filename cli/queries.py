@@ -259,7 +259,12 @@ def project(
             "--projection", help="payment_history, refund_status or analytics (repeatable)."
         ),
     ] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=100_000)] = 2000,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            "--batch-size", min=1, max=100_000, help="Events per transaction [default: 10000]."
+        ),
+    ] = None,
     output_format: FormatOption = OutputFormat.table,
 ) -> None:
     """Run the projectors: ledger -> payment history, refund status, analytics."""

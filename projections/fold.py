@@ -18,7 +18,12 @@ def fold(facts: Iterable[Fact], entities: Iterable[Entity]) -> dict[Entity, Rows
     for fact in facts:
         if fact.entity not in wanted:
             continue
-        row = folded[fact.entity].setdefault(fact.key, {})
+        rows = folded[fact.entity]
+        row = rows.get(fact.key)
+        if row is None:
+            # Most keys have one fact in a batch (every posting and line item): copied whole.
+            rows[fact.key] = dict(fact.values)
+            continue
         for column, value in fact.values.items():
             if value is not None or column not in row:
                 row[column] = value

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from projections.databases.port import Database, Row, upsert
+from projections.databases.port import Database, Row, for_keys, upsert
 from projections.entities import Entity
 from projections.fold import Rows
 from projections.read_model import ReadModel, pick
@@ -165,13 +165,17 @@ _COPY_SESSION_ALL = (
     + ", ".join(f"s.{column}" for column in _COPIED_FROM_SESSION.values())
     + " FROM history_sessions s WHERE s.session_key = payment_history.session_key)"
 )
-_COPY_SESSION = _COPY_SESSION_ALL + " WHERE {where} = ?"
+_COPY_SESSION = _COPY_SESSION_ALL + " WHERE {where} {in_keys}"
 _SUM_REFUNDS_ALL = (
     "UPDATE payment_history SET refunded_minor = ("
     "SELECT COALESCE(SUM(r.issued_minor), 0) FROM history_refunds r"
     " WHERE r.payment_key = payment_history.payment_key AND r.status = 'issued')"
 )
-_SUM_REFUNDS = _SUM_REFUNDS_ALL + " WHERE payment_key = {key}"
+_SUM_REFUNDS = _SUM_REFUNDS_ALL + " WHERE payment_key {in_keys}"
+_SUM_REFUNDS_OF_REFUNDS = (
+    _SUM_REFUNDS_ALL
+    + " WHERE payment_key IN (SELECT payment_key FROM history_refunds WHERE refund_key {in_keys})"
+)
 
 HISTORY_COLUMNS = (
     "payment_id",
@@ -223,21 +227,11 @@ class PaymentHistory(ReadModel):
         upsert(self.db, "history_refunds", ["refund_key"], refunds)
         upsert(self.db, ROAMING_CDRS.name, ROAMING_CDRS.key, cdr_rows(rows[Entity.ROAMING_CDR]))
         # Derived columns, recomputed from the helper tables for every row the batch touched.
-        touched_payments = [[key[0]] for key in payments]
-        if sessions:
-            self.db.executemany(
-                _COPY_SESSION.replace("{where}", "session_key"), [[key[0]] for key in sessions]
-            )
-        if touched_payments:
-            self.db.executemany(_COPY_SESSION.replace("{where}", "payment_key"), touched_payments)
-            self.db.executemany(_SUM_REFUNDS.replace("{key}", "?"), touched_payments)
-        if refunds:
-            self.db.executemany(
-                _SUM_REFUNDS.replace(
-                    "{key}", "(SELECT payment_key FROM history_refunds WHERE refund_key = ?)"
-                ),
-                [[key[0]] for key in refunds],
-            )
+        payment_keys = [key[0] for key in payments]
+        for_keys(self.db, _COPY_SESSION.replace("{where}", "session_key"), [k[0] for k in sessions])
+        for_keys(self.db, _COPY_SESSION.replace("{where}", "payment_key"), payment_keys)
+        for_keys(self.db, _SUM_REFUNDS, payment_keys)
+        for_keys(self.db, _SUM_REFUNDS_OF_REFUNDS, [key[0] for key in refunds])
 
     def rejoin(self) -> None:
         self.db.execute(_COPY_SESSION_ALL)

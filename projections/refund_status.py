@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from domain.vocabulary import RefundStatus
-from projections.databases.port import Database, Row, upsert
+from projections.databases.port import Database, Row, for_keys, upsert
 from projections.entities import Entity
 from projections.fold import Rows
 from projections.read_model import ReadModel, pick
@@ -106,13 +106,13 @@ _SESSION_FROM_PAYMENT_ALL = (
     " WHERE p.payment_key = refund_status.payment_key)"
     " WHERE session_key IS NULL"
 )
-_SESSION_FROM_PAYMENT = _SESSION_FROM_PAYMENT_ALL + " AND {where} = ?"
+_SESSION_FROM_PAYMENT = _SESSION_FROM_PAYMENT_ALL + " AND {where} {in_keys}"
 _PARTIES_FROM_SESSION_ALL = (
     "UPDATE refund_status SET (customer_id, station_id) = ("
     "SELECT s.customer_id, s.station_id FROM refund_status_sessions s"
     " WHERE s.session_key = refund_status.session_key)"
 )
-_PARTIES_FROM_SESSION = _PARTIES_FROM_SESSION_ALL + " WHERE {where} = ?"
+_PARTIES_FROM_SESSION = _PARTIES_FROM_SESSION_ALL + " WHERE {where} {in_keys}"
 
 REFUND_COLUMNS = (
     "refund_id",
@@ -156,19 +156,17 @@ class RefundStatusView(ReadModel):
         upsert(self.db, "refund_status_sessions", ["session_key"], sessions)
         upsert(self.db, "refund_status_payments", ["payment_key"], payments)
         upsert(self.db, "refund_status", ["refund_key"], refunds)
-        refund_keys = [[key[0]] for key in refunds]
-        payment_keys = [[key[0]] for key in payments]
+        refund_keys = [key[0] for key in refunds]
+        payment_keys = [key[0] for key in payments]
         for where, keys in (("refund_key", refund_keys), ("payment_key", payment_keys)):
-            if keys:
-                self.db.executemany(_SESSION_FROM_PAYMENT.replace("{where}", where), keys)
-        session_keys = [[key[0]] for key in sessions]
+            for_keys(self.db, _SESSION_FROM_PAYMENT.replace("{where}", where), keys)
+        session_keys = [key[0] for key in sessions]
         for where, keys in (
             ("refund_key", refund_keys),
             ("payment_key", payment_keys),
             ("session_key", session_keys),
         ):
-            if keys:
-                self.db.executemany(_PARTIES_FROM_SESSION.replace("{where}", where), keys)
+            for_keys(self.db, _PARTIES_FROM_SESSION.replace("{where}", where), keys)
 
     def rejoin(self) -> None:
         self.db.execute(_SESSION_FROM_PAYMENT_ALL)

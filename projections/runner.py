@@ -28,7 +28,11 @@ from projections.tracking import ProjectionPositionConflict
 
 log = logging.getLogger("evledger.projector")
 
-DEFAULT_BATCH_SIZE = 2000
+# Events per read-model transaction (each Kafka poll still takes at most
+# store.reader.POLL_RECORDS). Every table costs its database a statement per batch whatever
+# its rows (DuckDB about 8 ms for an upsert), so larger batches cost less per event: 10,000
+# took a quarter off a projector's CPU against 2,000, for one more batch held in memory.
+DEFAULT_BATCH_SIZE = 10_000
 
 
 class LedgerGapError(RuntimeError):

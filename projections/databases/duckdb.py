@@ -140,6 +140,8 @@ class DuckDatabase(Database):
 
     def param(self, value: Any) -> Any:
         """Aware timestamps as the naive UTC ones the TIMESTAMP columns hold."""
+        if type(value) is datetime and value.tzinfo is UTC:  # the facts' timestamps
+            return value.replace(tzinfo=None)
         if isinstance(value, datetime) and value.tzinfo is not None:
             return value.astimezone(UTC).replace(tzinfo=None)
         return super().param(value)

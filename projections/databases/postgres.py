@@ -39,6 +39,7 @@ POSTGRES = Dialect(
         "kwh": "NUMERIC(14,3)",
         "decimal": "NUMERIC(20,6)",
         "json": "JSONB",
+        "in_keys": "IN (SELECT jsonb_array_elements_text(?))",
     },
     placeholder="%s",
 )

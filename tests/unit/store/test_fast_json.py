@@ -1,9 +1,12 @@
-"""The ledger's orjson encoding writes the library encoder's bytes, for every event there is.
+"""The ledger's orjson encoding writes the library encoder's bytes, and its decoding gives the
+library decoder's values, for every event there is.
 
 Existing ledgers hash and sign the bytes the library's JSONTranscoder wrote; an encoder
-that spelled one value differently would write new events unlike the old ones. So every
-event of the golden ledger and of generated traffic (all upstream message types, OCPI
-included) is re-encoded by both and compared byte for byte.
+that spelled one value differently would write new events unlike the old ones, and a
+decoder that read one differently would project other rows. So every event of the golden
+ledger and of generated traffic (all upstream message types, OCPI included) is re-encoded
+by both and compared byte for byte, and decoded by both into equal domain events (compared
+by repr, which tells Decimal("1.0") from Decimal("1.00") and an int from a bool).
 """
 
 from __future__ import annotations
@@ -47,12 +50,13 @@ def transcoders(application: BillingApplication) -> tuple[JSONTranscoder, FastJS
 
 
 def assert_same_bytes(application: BillingApplication, events: Iterator[StoredEvent]) -> int:
-    """Decode each stored event, encode it with both transcoders; return how many."""
+    """Decode each stored event and encode it with both transcoders; return how many."""
     library, fast = transcoders(application)
     by_library, by_fast = Mapper[UUID](library), Mapper[UUID](fast)
     count = 0
     for stored in events:
-        event: DomainEventProtocol[UUID] = application.mapper.to_domain_event(stored)
+        event: DomainEventProtocol[UUID] = by_library.to_domain_event(stored)
+        assert repr(vars(by_fast.to_domain_event(stored))) == repr(vars(event))
         assert by_fast.to_stored_event(event).state == by_library.to_stored_event(event).state
         count += 1
     return count
@@ -133,6 +137,31 @@ def test_what_orjson_refuses_goes_through_the_library_encoder() -> None:
         assert fast.encode(state) == library.encode(state)
     with pytest.raises(TranscodingNotRegisteredError):
         fast.encode({"unknown": object()})
+
+
+def test_what_orjson_cannot_read_goes_through_the_library_decoder() -> None:
+    library, fast = transcoders(BillingApplication())
+    for data in (b'{"n": NaN}', b'{"huge": 18446744073709551616}', b'{"x": 1e400}'):
+        assert repr(fast.decode(data)) == repr(library.decode(data))
+    for bad in (b'{"bad": "\xff"}', b'{"cut": '):
+        with pytest.raises(ValueError) as by_library:
+            library.decode(bad)
+        with pytest.raises(ValueError) as by_fast:
+            fast.decode(bad)
+        assert type(by_fast.value) is type(by_library.value)
+        assert str(by_fast.value) == str(by_library.value)
+
+
+def test_nested_transcoded_values_are_decoded_innermost_first() -> None:
+    library, fast = transcoders(BillingApplication())
+    data = (
+        b'{"a":[{"_type_":"decimal_str","_data_":"1.50"},[{"k":{"_type_":"datetime_iso",'
+        b'"_data_":"2026-01-02T03:04:05+00:00"}}]],"b":{"_type_":"x","_data_":1,"more":2},'
+        b'"c":{"_type_":"decimal_str"}}'
+    )
+    assert repr(fast.decode(data)) == repr(library.decode(data))
+    with pytest.raises(TranscodingNotRegisteredError):
+        fast.decode(b'{"a":[{"_type_":"unknown","_data_":1}]}')
 
 
 def test_a_datetime_transcoding_of_its_own_is_used_as_registered() -> None:
