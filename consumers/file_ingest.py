@@ -25,11 +25,11 @@ from pathlib import Path
 from consumers.batch import BatchOutcome, CommandHandler, apply_batch
 from consumers.counters import IngestCounters
 from consumers.dead_letter import DeadLetter
-from consumers.gc_pace import ingest_collections
 from consumers.producer import read_lines
 from consumers.routing import SessionRouter
 from consumers.sources import StopSignal
 from consumers.triage import SourceRecord
+from projections.gc_pacing import INGEST_YOUNG_THRESHOLD, fewer_collections
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ class FileIngest:
         # Fewer garbage collections, as in KafkaIngest.run.
         with (
             self.dead_letter_path.open("a", encoding="utf-8") as dead_letters,
-            ingest_collections(),
+            fewer_collections(INGEST_YOUNG_THRESHOLD),
         ):
             while not stop and (batch := list(islice(records, self.batch_size))):
                 outcome = self._apply(batch, router)

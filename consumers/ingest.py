@@ -30,11 +30,11 @@ from eventsourcing.persistence import PersistenceError
 from consumers.batch import BatchOutcome, CommandHandler, apply_batch
 from consumers.counters import IngestCounters
 from consumers.dead_letter import DeadLetter
-from consumers.gc_pace import ingest_collections
 from consumers.ledger_backoff import LedgerBackoff, retriable
 from consumers.membership import GroupMembership, IngestReplaced
 from consumers.sources import StopSignal
 from consumers.triage import SourceRecord
+from projections.gc_pacing import INGEST_YOUNG_THRESHOLD, fewer_collections
 from store.kafka_clients import KafkaConnection
 from store.recorders import KafkaApplicationRecorder, TransactionExtras
 from store.writer import SideRecord, WriterFenced
@@ -200,14 +200,14 @@ class KafkaIngest:
     ) -> IngestCounters:
         """Consume until stopped (or, with until_idle, until caught up with the topic).
 
-        With fewer garbage collections (consumers/gc_pace.py): a batch's messages,
+        With fewer garbage collections (projections/gc_pacing.py): a batch's messages,
         commands, events and ledger records are freed by reference counting, and the
         cyclic collector's default pace (every 700 allocations, walking the kept
         aggregates and records each time it reaches the older generations) cost about a
         quarter of ingest's CPU.
         """
         try:
-            with ingest_collections():
+            with fewer_collections(INGEST_YOUNG_THRESHOLD):
                 return self._run(stop, until_idle, on_batch)
         except (IngestReplaced, WriterFenced):
             # A replaced member's client goes on reporting the fencing from its own threads
