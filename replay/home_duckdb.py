@@ -11,6 +11,7 @@ from projections.analytics_snapshot import staged_snapshot
 from projections.databases.duckdb import DuckDatabase
 from projections.databases.errors import DatabaseBusy
 from projections.read_model import ReadModel
+from replay.checksum import TableChecksum
 from replay.duck_file_swap import replace_database
 from replay.swap import LiveModelBusy, LiveSide, set_positions
 from replay.targets import ModelGroup, Place, ReadModelHome, remove_database_file
@@ -115,6 +116,15 @@ class DuckLive(LiveSide):
                 [table],
             )
         )
+
+    def checksums(self, model: ReadModel) -> dict[str, TableChecksum]:
+        """The live tables' checksums with one file's buffer full at a time: the rebuilt
+        file's is freed before (it is opened again for its own checksums), the live file's
+        after (its connection stays open: it holds the lock)."""
+        self.rebuilt.db.close()
+        sums = super().checksums(model)
+        self.db.release_buffer()
+        return sums
 
     @contextmanager
     def held(self) -> Iterator[dict[str, int | None]]:
