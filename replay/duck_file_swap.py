@@ -8,9 +8,10 @@ any close of the file in it, so the swap cannot keep DuckDB's lock across closin
 connection. It takes an open file description lock instead (Linux): DuckDB's lock and this
 one conflict both ways, in this process too, and closing a DuckDB connection leaves it.
 Taken once this process has closed its connections, it fails if any process has the file
-open (a projector or a reader that came in between): the swap is refused and both files
-are kept as they were. While it is held, no DuckDB opens either file; once the name has
-moved, one that opens it gets the new file.
+open (a projector or a reader that came in between, or a connection of this process that
+is still open): the swap is refused and both files are kept as they were. While it is
+held, no DuckDB opens either file; once the name has moved, one that opens it gets the new
+file.
 """
 
 from __future__ import annotations
@@ -53,8 +54,8 @@ def unopened(path: Path) -> Iterator[None]:
             if error.errno not in (errno.EAGAIN, errno.EACCES):
                 raise
             raise LiveModelBusy(
-                f"{path} was opened by another process during the swap (a projector or a "
-                "reader); nothing swapped: the live models are kept, run the replay again"
+                f"{path} is open elsewhere (a projector, a reader, another connection) at "
+                "the swap: nothing swapped, the live models are kept; run the replay again"
             ) from None
         yield
     finally:

@@ -64,7 +64,7 @@ def test_a_file_another_process_has_open_is_not_replaced(
     live, new = _file(tmp_path / "live.duckdb", 1), _file(tmp_path / "new.duckdb", 2)
     with (
         _opened_elsewhere(live if held == "live" else new, read_only=read_only),
-        pytest.raises(LiveModelBusy, match="opened by another process"),
+        pytest.raises(LiveModelBusy, match="is open elsewhere"),
     ):
         replace_database(new, live)
     assert (_value(live), _value(new)) == (1, 2)
