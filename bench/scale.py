@@ -19,6 +19,11 @@ includes its start-up and its peak RSS (`ru_maxrss` of the child, from `os.wait4
 Uses a fresh topic prefix, a fresh PostgreSQL database and a scratch data directory, and
 removes all three at the end. Needs `scripts/services up`. `--json FILE` also writes the
 figures as JSON.
+
+To measure the rebuild again and again without ingesting anew: `--keep FILE` stops after
+the projection and keeps the three, described in FILE; `--rebuild-only FILE` then runs the
+bare consume and the rebuild against them (as often as wanted), and `--remove FILE` removes
+them.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -226,20 +231,28 @@ def traffic(messages: int, path: Path) -> int:
 UNBOUNDED_DAYS = 100_000
 
 
-@contextmanager
-def fresh_database() -> Iterator[str]:
+def new_database() -> str:
+    """A new PostgreSQL database's DSN."""
     import psycopg
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
     name = f"bench_scale_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(PG_DSN, autocommit=True) as admin:
         admin.execute(f"CREATE DATABASE {name}")
+    return make_conninfo("", **{**conninfo_to_dict(PG_DSN), "dbname": name})
+
+
+@contextmanager
+def fresh_database() -> Iterator[str]:
+    from psycopg.conninfo import conninfo_to_dict
+
+    dsn = new_database()
     try:
-        yield make_conninfo("", **{**conninfo_to_dict(PG_DSN), "dbname": name})
+        yield dsn
     finally:
         from projections.databases.postgres import drop_database
 
-        drop_database(PG_DSN, name)
+        drop_database(PG_DSN, str(conninfo_to_dict(dsn)["dbname"]))
 
 
 @contextmanager
@@ -275,31 +288,61 @@ def pick_query_ids(path: Path) -> tuple[str, str]:
     raise SystemExit("the traffic has no session")
 
 
-def measure(events: int, keep_going: bool = False) -> list[Stage]:
+@dataclass
+class Kept:
+    """A run's topic prefix, PostgreSQL database and scratch directory, kept by ``--keep``."""
+
+    prefix: str
+    dsn: str
+    scratch: str
+
+    def env(self) -> dict[str, str]:
+        """The environment of the `evledger` commands run against them."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("EVLEDGER_")}
+        env.update(
+            EVLEDGER_KAFKA_BOOTSTRAP=BOOTSTRAP,
+            EVLEDGER_PG_DSN=self.dsn,
+            EVLEDGER_TOPIC_PREFIX=self.prefix,
+            EVLEDGER_DATA_DIR=str(Path(self.scratch) / "data"),
+        )
+        return env
+
+    @staticmethod
+    def load(path: Path) -> Kept:
+        return Kept(**json.loads(path.read_text()))
+
+
+class Reporter:
+    """The stages measured so far, each printed as it is added."""
+
+    def __init__(self) -> None:
+        self.stages: list[Stage] = []
+
+    def __call__(self, stage: Stage) -> None:
+        self.stages.append(stage)
+        print(format_stage(stage, self.stages), flush=True)
+
+
+def measure(events: int, keep: Path | None = None) -> list[Stage]:
     prefix = f"bench-scale-{uuid.uuid4().hex[:8]}"
     me = [sys.executable, str(Path(__file__).resolve())]
-    stages: list[Stage] = []
+    report = Reporter()
+    stages = report.stages
 
-    def report(stage: Stage) -> None:
-        stages.append(stage)
-        print(format_stage(stage, stages), flush=True)
-
-    with (
-        tempfile.TemporaryDirectory(prefix="evledger-scale-") as scratch,
-        fresh_database() as dsn,
-        topics_removed_after(prefix),
-    ):
+    with ExitStack() as cleanup:
+        scratch = tempfile.mkdtemp(prefix="evledger-scale-")
+        if keep is None:
+            cleanup.callback(shutil.rmtree, scratch, ignore_errors=True)
+            dsn = cleanup.enter_context(fresh_database())
+            cleanup.enter_context(topics_removed_after(prefix))
+        else:
+            dsn = new_database()
+        kept = Kept(prefix, dsn, scratch)
         upstream = Path(scratch) / "upstream.jsonl"
         messages = traffic(events, upstream)
         customer, station = pick_query_ids(upstream)
         print(f"{messages:,} upstream messages, topic prefix {prefix}", flush=True)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("EVLEDGER_")}
-        env.update(
-            EVLEDGER_KAFKA_BOOTSTRAP=BOOTSTRAP,
-            EVLEDGER_PG_DSN=dsn,
-            EVLEDGER_TOPIC_PREFIX=prefix,
-            EVLEDGER_DATA_DIR=str(Path(scratch) / "data"),
-        )
+        env = kept.env()
         ingest_topic, ledger_topic = f"{prefix}.ingest", f"{prefix}.ledger"
 
         run = run_measured([EVLEDGER, "publish", str(upstream)], env, "publish")
@@ -323,9 +366,12 @@ def measure(events: int, keep_going: bool = False) -> list[Stage]:
         projected = ledger_events(dsn)
         if projected != ledger:
             raise SystemExit(f"projected {projected} events of a ledger of {ledger} records")
+        if keep is not None:
+            keep.write_text(json.dumps(asdict(kept)))
+            print(f"kept in {keep}: --rebuild-only {keep}, then --remove {keep}", flush=True)
+            return stages
 
-        argv = [EVLEDGER, "replay", "rebuild", "--projection", "all", "--no-progress"]
-        run = run_measured(argv, env, "replay rebuild")
+        run = run_measured(REBUILD, env, "replay rebuild")
         report(stage_of("rebuild", ledger, run, "bare-consume"))
         run = run_measured([EVLEDGER, "audit", "verify"], env, "audit verify")
         report(stage_of("verify", ledger, run, "bare-consume"))
@@ -341,6 +387,36 @@ def measure(events: int, keep_going: bool = False) -> list[Stage]:
                 raise SystemExit(f"{name} returned nothing")
             report(stage_of(name, 1, run))
     return stages
+
+
+REBUILD = [EVLEDGER, "replay", "rebuild", "--projection", "all", "--no-progress"]
+
+
+def rebuild_only(path: Path) -> list[Stage]:
+    """The bare consume and the rebuild against a run kept by ``--keep``."""
+    kept = Kept.load(path)
+    report = Reporter()
+    argv = [sys.executable, str(Path(__file__).resolve()), "--bare-consume"]
+    run = run_measured([*argv, f"{kept.prefix}.ledger"], kept.env(), "bare consume")
+    ledger = int(run.stdout.split()[-1])
+    report(stage_of("bare-consume", ledger, run))
+    run = run_measured(REBUILD, kept.env(), "replay rebuild")
+    report(stage_of("rebuild", ledger, run, "bare-consume"))
+    return report.stages
+
+
+def remove_kept(path: Path) -> None:
+    """Remove what ``--keep`` kept, then its description."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    kept = Kept.load(path)
+    with ExitStack() as cleanup:
+        cleanup.callback(path.unlink)
+        cleanup.callback(shutil.rmtree, kept.scratch, ignore_errors=True)
+        cleanup.enter_context(topics_removed_after(kept.prefix))
+        from projections.databases.postgres import drop_database
+
+        drop_database(PG_DSN, str(conninfo_to_dict(kept.dsn)["dbname"]))
 
 
 def format_stage(stage: Stage, stages: list[Stage]) -> str:
@@ -376,6 +452,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--bare-pipe", nargs=3, metavar=("SOURCE", "TARGET", "N"))
     parser.add_argument("--bare-consume", metavar="TOPIC")
+    parser.add_argument("--keep", type=Path, metavar="FILE", help="stop after project, keep")
+    parser.add_argument("--rebuild-only", type=Path, metavar="FILE", help="rebuild a kept run")
+    parser.add_argument("--remove", type=Path, metavar="FILE", help="remove a kept run")
     args = parser.parse_args()
     if args.bare_pipe:
         source, target, expected = args.bare_pipe
@@ -386,7 +465,13 @@ def main() -> None:
         return
     if shutil.which(EVLEDGER) is None:
         raise SystemExit(f"no evledger command at {EVLEDGER}: run `make venv` first")
-    stages = measure(args.events)
+    if args.remove:
+        remove_kept(args.remove)
+        return
+    if args.rebuild_only:
+        stages = rebuild_only(args.rebuild_only)
+    else:
+        stages = measure(args.events, args.keep)
     if args.json:
         args.json.write_text(
             json.dumps(

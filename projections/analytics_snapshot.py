@@ -19,7 +19,8 @@ import logging
 import os
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from projections.databases.duckdb import DuckDatabase
@@ -59,24 +60,34 @@ def publish_snapshot(db: DuckDatabase) -> Path:
     process: opening the live file here and closing it would drop DuckDB's lock on it
     (POSIX locks belong to the process, and any close releases them).
     """
-    target = snapshot_path(db.path)
-    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
-    _remove(partial)
     db.execute("CHECKPOINT")
     wal = db.path.with_name(db.path.name + ".wal")
     if wal.exists() and wal.stat().st_size:
         # Something the checkpoint could not fold in would be missing from the copy.
         raise SnapshotError(f"{wal} still holds changes after a checkpoint")
+    with staged_snapshot(db.path, db.path) as target:
+        pass
+    return target
+
+
+@contextmanager
+def staged_snapshot(source: Path, live: Path) -> Iterator[Path]:
+    """Copy ``source`` (checkpointed, no writer in its middle) beside the readers' copy of
+    ``live``; yields the snapshot path, and publishes the copy there by an atomic rename
+    when the block ends without an error (the copy is removed either way)."""
+    target = snapshot_path(live)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    _remove(partial)
     try:
         copied = subprocess.run(
-            ["cp", "--", str(db.path), str(partial)], capture_output=True, text=True, check=False
+            ["cp", "--", str(source), str(partial)], capture_output=True, text=True, check=False
         )
         if copied.returncode != 0:
-            raise SnapshotError(f"copying {db.path}: {copied.stderr.strip()}")
+            raise SnapshotError(f"copying {source}: {copied.stderr.strip()}")
+        yield target
         os.replace(partial, target)
     finally:
         _remove(partial)
-    return target
 
 
 class SnapshotError(Exception):

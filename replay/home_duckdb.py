@@ -1,5 +1,5 @@
-"""Analytics in its DuckDB file: rebuilt in a file beside it and copied in within one
-transaction, snapshots in the snapshot's own directory."""
+"""Analytics in its DuckDB file: rebuilt in a file beside it that then takes its name,
+snapshots in the snapshot's own directory."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from projections.analytics_snapshot import publish_snapshot
+from projections.analytics_snapshot import staged_snapshot
 from projections.databases.duckdb import DuckDatabase
 from projections.databases.errors import DatabaseBusy
 from projections.read_model import ReadModel
-from replay.swap import LiveModelBusy, LiveSide
+from replay.checksum import TableChecksum
+from replay.duck_file_swap import replace_database
+from replay.swap import LiveModelBusy, LiveSide, set_positions
 from replay.targets import ModelGroup, Place, ReadModelHome, remove_database_file
 
 
@@ -115,26 +117,32 @@ class DuckLive(LiveSide):
             )
         )
 
+    def checksums(self, model: ReadModel) -> dict[str, TableChecksum]:
+        """The live tables' checksums with one file's buffer full at a time: the rebuilt
+        file's is freed before (it is opened again for its own checksums), the live file's
+        after (its connection stays open: it holds the lock)."""
+        self.rebuilt.db.close()
+        sums = super().checksums(model)
+        self.db.release_buffer()
+        return sums
+
     @contextmanager
     def held(self) -> Iterator[dict[str, int | None]]:
         # This process holds the file's only write lock: nothing else moves the models.
         yield self.positions()
 
     def swap_in(self, rebuilt: Sequence[ReadModel], positions: dict[str, int]) -> None:
-        self.rebuilt.db.execute("CHECKPOINT")
-        self.rebuilt.db.close()  # one process may not open a file twice
-        self.db.execute(f"ATTACH '{self.rebuilt_path}' AS rebuilt (READ_ONLY)")
-        try:
-            with self.db.transaction():
-                for model in rebuilt:
-                    live_model = type(model)(self.db)
-                    for statement in live_model.drop_statements():
-                        self.db.execute(statement)
-                    for statement in live_model.ddl:
-                        self.db.execute(statement)
-                    for table in model.tables:
-                        self.db.execute(f"INSERT INTO {table} SELECT * FROM rebuilt.main.{table}")
-                self._set_positions(positions)
-        finally:
-            self.db.execute("DETACH rebuilt")
-        publish_snapshot(self.db)
+        """The rebuilt file, its positions set, takes the live file's name in one rename
+        (a process opens the old file or the new one), and a copy of it becomes the readers'
+        (replay/duck_file_swap.py)."""
+        place = self.rebuilt.db
+        with place.transaction():
+            set_positions(place, positions)
+        place.execute("CHECKPOINT")
+        place.close()
+        self.db.execute("CHECKPOINT")
+        # DuckDB's lock goes with the connection; the rename takes its own, which fails if a
+        # process has opened the file since.
+        self.db.close()
+        with staged_snapshot(self.rebuilt_path, self.db.path):
+            replace_database(self.rebuilt_path, self.db.path)

@@ -5,9 +5,10 @@ a mix. One subclass per database, beside its home (replay/home_*.py):
 PostgreSQL moves tables between schemas in one transaction that first locks the live
 models' tracking rows: a live projector in another process waits on that lock, then its
 compare-and-set fails (or, if the rebuild stands exactly where it expected, succeeds on the
-new tables) and it carries on from the swapped-in position. SQLite and DuckDB copy the
-rebuilt tables into the live file in one transaction, so the file a live process has open
-is never replaced behind its back.
+new tables) and it carries on from the swapped-in position. SQLite copies the rebuilt
+tables into the live file in one transaction, so the file a live process has open is never
+replaced behind its back. DuckDB, which admits one process to a file, renames the rebuilt
+file over the live one while no process has either open (replay/duck_file_swap.py).
 """
 
 from __future__ import annotations
@@ -92,9 +93,14 @@ class LiveSide(ABC):
         self.db.close()
 
     def _set_positions(self, positions: dict[str, int]) -> None:
-        for name, position in positions.items():
-            create_tracking(self.db, name, LEDGER_APPLICATION)
-            self.db.execute(
-                f"UPDATE {TRACKING_TABLE} SET notification_id = ? WHERE projection_name = ?",
-                [position, name],
-            )
+        set_positions(self.db, positions)
+
+
+def set_positions(db: Database, positions: dict[str, int]) -> None:
+    """Record ``positions`` (by tracking name) in ``db``'s tracking table."""
+    for name, position in positions.items():
+        create_tracking(db, name, LEDGER_APPLICATION)
+        db.execute(
+            f"UPDATE {TRACKING_TABLE} SET notification_id = ? WHERE projection_name = ?",
+            [position, name],
+        )

@@ -63,3 +63,28 @@ def test_upserted_decimals_round_to_the_column_scale_and_text_stays_text(tmp_pat
     assert stored["b"] == {"k": "b", "rate": Decimal("-1000"), "n": None, "note": None}
     assert stored["c"] == {"k": "c", "rate": Decimal("7"), "n": -(2**63), "note": "x"}
     db.close()
+
+
+def test_a_released_buffer_holds_no_pages_and_keeps_its_limit(tmp_path: Path) -> None:
+    """A scan fills the buffer up to the limit; released, it holds (next to) nothing, and
+    the next scan may fill it again."""
+    db = DuckDatabase(tmp_path / "analytics.duckdb", memory_limit_mib=32)
+    db.execute(
+        "CREATE TABLE t AS SELECT i, md5(i::VARCHAR) || md5((i * 7)::VARCHAR) AS k"
+        " FROM range(1000000) r(i)"
+    )
+    db.execute("CHECKPOINT")
+    db.close()
+
+    def buffered_mib() -> int:
+        rows = db.execute("SELECT sum(memory_usage_bytes) // 1048576 AS mib FROM duckdb_memory()")
+        return int(rows[0]["mib"])
+
+    assert sum(1 for _ in db.stream("SELECT * FROM t")) == 1_000_000
+    assert buffered_mib() >= 16
+    db.release_buffer()
+    assert buffered_mib() <= 4
+    assert db.execute("SELECT current_setting('memory_limit') AS v")[0]["v"] == "32.0 MiB"
+    assert sum(1 for _ in db.stream("SELECT * FROM t")) == 1_000_000
+    assert buffered_mib() >= 16
+    db.close()

@@ -1,0 +1,97 @@
+"""The DuckDB swap's rename on real files and real processes: it refuses while any process
+has either file open or a WAL holds changes, leaving both files as they were, and while it
+holds the files no DuckDB opens them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from replay.duck_file_swap import replace_database, unopened
+from replay.swap import LiveModelBusy
+
+
+def _file(path: Path, value: int) -> Path:
+    with duckdb.connect(str(path)) as connection:
+        connection.execute("CREATE TABLE t (v INTEGER PRIMARY KEY)")
+        connection.execute("INSERT INTO t VALUES (?)", [value])
+    return path
+
+
+def _value(path: Path) -> int:
+    with duckdb.connect(str(path), read_only=True) as connection:
+        row = connection.execute("SELECT v FROM t").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+@contextmanager
+def _opened_elsewhere(path: Path, *, read_only: bool) -> Iterator[None]:
+    """Another process has ``path`` open until the block ends."""
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys\n"
+            f"c = duckdb.connect({str(path)!r}, read_only={read_only})\n"
+            "print('open', flush=True)\n"
+            "sys.stdin.read()\n",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdin is not None and child.stdout is not None
+    try:
+        assert child.stdout.readline().strip() == "open"
+        yield
+    finally:
+        child.stdin.close()
+        assert child.wait(timeout=30) == 0
+
+
+@pytest.mark.parametrize("held", ["live", "new"])
+@pytest.mark.parametrize("read_only", [True, False])
+def test_a_file_another_process_has_open_is_not_replaced(
+    tmp_path: Path, held: str, read_only: bool
+) -> None:
+    live, new = _file(tmp_path / "live.duckdb", 1), _file(tmp_path / "new.duckdb", 2)
+    with (
+        _opened_elsewhere(live if held == "live" else new, read_only=read_only),
+        pytest.raises(LiveModelBusy, match="is open elsewhere"),
+    ):
+        replace_database(new, live)
+    assert (_value(live), _value(new)) == (1, 2)
+    replace_database(new, live)
+    assert _value(live) == 2
+    assert not new.exists()
+
+
+def test_no_duckdb_opens_a_file_while_it_is_held(tmp_path: Path) -> None:
+    live = _file(tmp_path / "live.duckdb", 1)
+    opening = [sys.executable, "-c", f"import duckdb; duckdb.connect({str(live)!r})"]
+    with unopened(live):
+        refused = subprocess.run(opening, capture_output=True, text=True, check=False)
+    assert refused.returncode != 0
+    assert "lock" in refused.stderr
+    assert subprocess.run(opening, capture_output=True, check=False).returncode == 0
+
+
+def test_changes_left_in_a_wal_stop_the_rename(tmp_path: Path) -> None:
+    """A WAL holds changes for the file it lies beside: DuckDB would replay them into the
+    file that took its name."""
+    live, new = _file(tmp_path / "live.duckdb", 1), _file(tmp_path / "new.duckdb", 2)
+    with duckdb.connect(str(live)) as connection:
+        connection.execute("PRAGMA disable_checkpoint_on_shutdown")
+        connection.execute("SET wal_autocheckpoint = '1GB'")
+        connection.execute("UPDATE t SET v = 3")
+    assert (tmp_path / "live.duckdb.wal").stat().st_size > 0
+    with pytest.raises(LiveModelBusy, match="not checkpointed"):
+        replace_database(new, live)
+    assert (_value(live), _value(new)) == (3, 2)
