@@ -11,6 +11,7 @@ import uuid
 from collections.abc import MutableMapping
 from typing import Any
 
+from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from api.problems import problem_response
@@ -81,6 +82,21 @@ def answered(
     log.info("%s %s %s %.1fms request_id=%s", method, route, status, elapsed * 1000, request_id)
 
 
+def unhandled(error: Exception, request_id: str) -> JSONResponse:
+    """An error no handler answered: its log line, and the 500 problem to answer with."""
+    # Logged without its message or values, which may hold customer data.
+    log.error(
+        "unhandled %s request_id=%s at %s",
+        type(error).__name__,
+        request_id,
+        " < ".join(
+            f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}"
+            for frame in reversed(traceback.extract_tb(error.__traceback__))
+        ),
+    )
+    return problem_response(500, f"an internal error; quote request id {request_id}", request_id)
+
+
 def _route_template(scope: dict[str, Any]) -> str:
     route = scope.get("route")
     path = getattr(route, "path", None)
@@ -129,20 +145,8 @@ class ObserveMiddleware:
             else:
                 await self.app(scope, receive, send_tracked)
         except Exception as error:
-            # Logged without its message or values, which may hold customer data.
-            log.error(
-                "unhandled %s request_id=%s at %s",
-                type(error).__name__,
-                the_id,
-                " < ".join(
-                    f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}"
-                    for frame in reversed(traceback.extract_tb(error.__traceback__))
-                ),
-            )
+            response = unhandled(error, the_id)
             if not started_response:
-                response = problem_response(
-                    500, f"an internal error; quote request id {the_id}", the_id
-                )
                 await response(scope, receive, send_tracked)
         finally:
             method = str(scope.get("method", ""))

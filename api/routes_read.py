@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from datetime import datetime
 from typing import Annotated
 from urllib.parse import quote, quote_plus
 
@@ -35,6 +33,7 @@ from api.schemas import (
     refund_document,
 )
 from api.state import ApiState, api_state
+from projections.databases.port import COLUMNS
 from projections.payment_history import (
     BadCursor,
     HistoryFilter,
@@ -78,19 +77,15 @@ async def history_page(state: ApiState, path: str, wanted: HistoryFilter) -> byt
     # On the event loop: a page costs no thread hop; its rows come as JSON, passed along.
     async with state.views.async_connection() as db:
         try:
-            query = history_query(db.param, wanted, columns=("{columns}",))
+            query = history_query(db.param, wanted, columns=(COLUMNS,))
         except BadCursor:
             raise Problem(
                 400, "`after` is not a cursor this API handed out (use `next_cursor`)"
             ) from None
-        items = await db.json_rows(query.statement, query.params, SUMMARY_FORMATS)
-    last = json.loads(items[-1]) if items else None
-    cursor = query.next_cursor(
-        len(items),
-        None if last is None else (datetime.fromisoformat(last["created_at"]), last["payment_id"]),
-    )
+        rows = await db.json_rows(query.as_json(SUMMARY_FORMATS))
+    cursor = query.next_cursor(len(rows), rows[-1][1] if rows else None)
     link = None if cursor is None else next_link(path, wanted, cursor)
-    return page_json(items, cursor, link)
+    return page_json([document for document, _ in rows], cursor, link)
 
 
 def next_link(path: str, wanted: HistoryFilter, cursor: str) -> str:
@@ -105,7 +100,9 @@ def next_link(path: str, wanted: HistoryFilter, cursor: str) -> str:
 
 
 async def _page(request: Request, wanted: HistoryFilter) -> Response:
-    document = await history_page(api_state(request), request.url.path, wanted)
+    # The path as received, decoded once: `request.url.path` escapes `?`, `#` and `\`
+    # again, and next_link would escape those escapes.
+    document = await history_page(api_state(request), request.scope["path"], wanted)
     return Response(document, media_type=JSON)
 
 

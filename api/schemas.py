@@ -61,7 +61,8 @@ def _json_format(annotation: Any) -> JsonFormat:
     return JsonFormat.DECIMAL if Decimal in kinds else JsonFormat.PLAIN
 
 
-# A history page's columns (``SUMMARY_COLUMNS``, the summary's fields) and how each is written.
+# A history page's columns (the summary's fields, each a payment_history column, line items
+# left out) and how each is written.
 SUMMARY_FORMATS = {
     name: _json_format(field.annotation) for name, field in PaymentSummary.model_fields.items()
 }

@@ -32,14 +32,8 @@ def serve(
     import uvicorn
 
     from api.observe import configure_logging
-    from projections.databases.postgres_async import UnsupportedDsn
 
     root = current_root()
-    try:
-        root.views.async_lender(1)  # reads the DSN (connects to nothing): refused here, once
-    except UnsupportedDsn as error:
-        typer.echo(f"evledger: {error}", err=True)
-        raise typer.Exit(2) from None
     configure_logging()
     common: dict[str, Any] = {
         "host": host,

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from projections.databases.port import Database, Row, for_keys, upsert
+from projections.databases.port import Database, JsonFormat, JsonQuery, Row, for_keys, upsert
 from projections.entities import Entity
 from projections.fold import Rows
 from projections.read_model import ReadModel, pick
@@ -271,8 +271,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise BadCursor(f"not a history cursor: {cursor!r}") from error
 
 
-# A page of the history API: everything but the line items (JSON, for one payment's detail).
-SUMMARY_COLUMNS = tuple(column for column in HISTORY_COLUMNS if column != "line_items")
+# Newest first; a page's cursor is its last row's values of CURSOR_COLUMNS.
+HISTORY_ORDER = "created_at DESC, payment_id DESC"
+CURSOR_COLUMNS = ("created_at", "payment_id")
 
 
 @dataclass(frozen=True)
@@ -284,16 +285,20 @@ class HistoryQuery:
     limit: int
 
     def page(self, rows: list[Row]) -> HistoryPage:
-        last = rows[-1] if rows else None
-        key = None if last is None else (last["created_at"], last["payment_id"])
-        return HistoryPage(rows, self.next_cursor(len(rows), key))
+        last = tuple(rows[-1][column] for column in CURSOR_COLUMNS) if rows else None
+        return HistoryPage(rows, self.next_cursor(len(rows), last))
 
-    def next_cursor(self, count: int, last: tuple[datetime, str] | None) -> str | None:
+    def next_cursor(self, count: int, last: tuple[Any, ...] | None) -> str | None:
         """The cursor of the page after one of ``count`` rows, ``last`` the last row's
-        creation time and payment id; None when this was the last page."""
+        values of CURSOR_COLUMNS; None when this was the last page."""
         if count == self.limit and last is not None:
             return encode_cursor(*last)
         return None
+
+    def as_json(self, columns: Mapping[str, JsonFormat]) -> JsonQuery:
+        """This page (its statement selecting ``COLUMNS``) as JSON objects of ``columns``
+        with their cursor's columns, for `AsyncDatabase.json_rows`."""
+        return JsonQuery(self.statement, self.params, columns, HISTORY_ORDER, CURSOR_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -337,8 +342,7 @@ def history_query(
         params.extend([param(created_at), payment_id])
     where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
     statement = (
-        f"SELECT {', '.join(columns)} FROM payment_history {where}"
-        " ORDER BY created_at DESC, payment_id DESC LIMIT ?"
+        f"SELECT {', '.join(columns)} FROM payment_history {where} ORDER BY {HISTORY_ORDER} LIMIT ?"
     )
     return HistoryQuery(statement, [*params, wanted.limit], wanted.limit)
 

@@ -9,8 +9,6 @@ module alone costs a query command a good part of its start-up.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 
 class ReadModelDatabaseError(Exception):
     """A read-model database failed; the message names the database and the reason."""
@@ -47,22 +45,3 @@ def first_line(error: BaseException) -> str:
         if line.strip():
             return line.strip()
     return type(error).__name__
-
-
-# One of a driver's error types, or several (as isinstance takes them).
-DriverErrors = type[BaseException] | tuple[type[BaseException], ...]
-
-
-def classified(
-    error: BaseException,
-    where: str,
-    kinds: Sequence[tuple[DriverErrors, type[ReadModelDatabaseError]]],
-) -> ReadModelDatabaseError:
-    """A driver's ``error`` as the first of ``kinds`` (driver error types, our error) whose
-    types it is one of, else a plain ``ReadModelDatabaseError``; the message names
-    ``where`` (the database, never a password) and the driver's first line."""
-    message = f"{where}: {first_line(error)}"
-    for types, kind in kinds:
-        if isinstance(error, types):
-            return kind(message)
-    return ReadModelDatabaseError(message)

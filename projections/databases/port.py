@@ -223,6 +223,24 @@ class JsonFormat(Enum):
     DECIMAL = "decimal"  # a string, exact
 
 
+# The select list of a query whose rows `AsyncDatabase.json_rows` writes as JSON.
+COLUMNS = "{columns}"
+
+
+@dataclass(frozen=True)
+class JsonQuery:
+    """A query for `AsyncDatabase.json_rows`: a SELECT whose select list is written
+    ``COLUMNS``, ordered by ``order`` (its ORDER BY clause, without the words), each row
+    written as one JSON object of ``columns`` in their order; ``keys`` are columns also
+    given as loaded values (a page's cursor)."""
+
+    statement: str
+    params: Sequence[Any]
+    columns: Mapping[str, JsonFormat]
+    order: str
+    keys: tuple[str, ...]
+
+
 class AsyncDatabase(ABC):
     """A read-model database lent to one request of a server's event loop: queries only,
     awaited, so that a request never leaves the loop for a thread."""
@@ -231,16 +249,23 @@ class AsyncDatabase(ABC):
     async def execute(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
         """Run one query (``?`` placeholders, ``{type}`` fields); its rows."""
 
-    async def json_rows(
-        self, query: str, params: Sequence[Any], columns: Mapping[str, JsonFormat]
-    ) -> list[bytes]:
-        """Each row of ``query`` (a SELECT whose select list is written ``{columns}``) as one
-        JSON object of ``columns`` in their order, the bytes pydantic's serialiser gives for
-        the row: here it is that serialiser; a backend may render them itself."""
+    async def json_rows(self, query: JsonQuery) -> list[tuple[bytes, tuple[Any, ...]]]:
+        """Each row of ``query`` in its order: the bytes pydantic's serialiser gives for the
+        row's ``columns``, and the row's ``keys``. Here it is that serialiser; a backend may
+        write the JSON itself."""
         from pydantic_core import to_json
 
-        rows = await self.execute(query.replace("{columns}", ", ".join(columns)), params)
-        return [to_json(row) for row in rows]
+        selected = [*query.columns, *(key for key in query.keys if key not in query.columns)]
+        rows = await self.execute(
+            query.statement.replace(COLUMNS, ", ".join(selected)), query.params
+        )
+        return [
+            (
+                to_json({name: row[name] for name in query.columns}),
+                tuple(row[key] for key in query.keys),
+            )
+            for row in rows
+        ]
 
     @abstractmethod
     def param(self, value: Any) -> Any:

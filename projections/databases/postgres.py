@@ -15,7 +15,7 @@ from projections.databases.errors import (
     DatabaseValueError,
     MissingTable,
     ReadModelDatabaseError,
-    classified,
+    first_line,
 )
 from projections.databases.port import (
     COMMON_TYPES,
@@ -166,20 +166,29 @@ def translate(error: psycopg.Error, where: str) -> ReadModelDatabaseError:
     import psycopg
     from psycopg import errors
 
-    return classified(
-        error,
-        where,
-        [
-            # lock_timeout or statement_timeout ran out; a deadlock or serialization failure
-            ((errors.LockNotAvailable, errors.QueryCanceled), DatabaseBusy),
-            (errors.TransactionRollback, DatabaseBusy),
-            ((psycopg.OperationalError, psycopg.InterfaceError), DatabaseUnavailable),
-            (errors.UndefinedTable, MissingTable),
-            (psycopg.ProgrammingError, DatabaseProgrammingError),
-            (psycopg.DataError, DatabaseValueError),
-            (psycopg.IntegrityError, DatabaseIntegrityError),
-        ],
-    )
+    message = f"{where}: {first_line(error)}"
+    kind: type[ReadModelDatabaseError]
+    if isinstance(error, errors.LockNotAvailable | errors.QueryCanceled):
+        kind = DatabaseBusy  # lock_timeout or statement_timeout ran out
+    elif isinstance(
+        error, errors.TransactionRollback | errors.SerializationFailure | errors.DeadlockDetected
+    ):
+        # Another transaction won. Named one by one: psycopg's class per SQLSTATE derives
+        # from OperationalError, not from its class's TransactionRollback (40000).
+        kind = DatabaseBusy
+    elif isinstance(error, psycopg.OperationalError | psycopg.InterfaceError):
+        kind = DatabaseUnavailable
+    elif isinstance(error, errors.UndefinedTable):
+        kind = MissingTable
+    elif isinstance(error, psycopg.ProgrammingError):
+        kind = DatabaseProgrammingError
+    elif isinstance(error, psycopg.DataError):
+        kind = DatabaseValueError
+    elif isinstance(error, psycopg.IntegrityError):
+        kind = DatabaseIntegrityError
+    else:
+        kind = ReadModelDatabaseError
+    return kind(message)
 
 
 @dataclass
@@ -194,8 +203,8 @@ class _PooledPostgres(PostgresDatabase):
 
 
 def pool_arguments(dsn: str, size: int, name: str) -> dict[str, Any]:
-    """How the psycopg pool is built: autocommit connections, one kept and up to ``size``,
-    opened by ``open()`` later."""
+    """How both psycopg pools (blocking here, asyncio in postgres_async.py) are built:
+    autocommit connections, one kept and up to ``size``, opened by ``open()`` later."""
     return {
         "conninfo": dsn,
         "min_size": 1,

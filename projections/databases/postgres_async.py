@@ -1,170 +1,63 @@
-"""The asynchronous PostgreSQL adapter of the read-model port (asyncpg's connections and
-pool): a server's queries run on its event loop, with no thread hop. asyncpg, not psycopg's
-asyncio pool, for its protocol written in Cython: a history page cost the server about a
-fifth less CPU. It reads the same DSN as every other connection (asyncpg_arguments)."""
+"""The asynchronous PostgreSQL adapter of the read-model port (psycopg 3's asyncio
+connections and pool): a server's queries run on its event loop, with no thread hop."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import re
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from projections.databases.errors import (
-    DatabaseBusy,
-    DatabaseIntegrityError,
-    DatabaseProgrammingError,
-    DatabaseUnavailable,
-    DatabaseValueError,
-    MissingTable,
-    ReadModelDatabaseError,
-    classified,
-)
+from projections.databases.errors import DatabaseBusy
 from projections.databases.port import (
+    COLUMNS,
     AsyncDatabase,
     AsyncDatabaseLender,
     JsonFormat,
+    JsonQuery,
     Row,
-    to_json,
 )
-from projections.databases.postgres import POSTGRES, PostgresDatabase
-
-# libpq's DSN parameters that asyncpg reads from a DSN of its own (TLS above all), beside
-# the ones passed as arguments (asyncpg_arguments).
-_ASYNCPG_DSN_PARAMS = (
-    "sslmode",
-    "sslrootcert",
-    "sslcert",
-    "sslkey",
-    "sslcrl",
-    "sslpassword",
-    "passfile",
-    "target_session_attrs",
+from projections.databases.postgres import (
+    POSTGRES,
+    PostgresDatabase,
+    pool_arguments,
+    translate,
 )
-# libpq's parameters that are the server's settings at connection (options=-c...).
-_SERVER_SETTINGS = ("options", "application_name")
-
-
-class UnsupportedDsn(ValueError):
-    """A DSN parameter the event loop's pool cannot honour (rather than silently drop)."""
-
-
-def asyncpg_arguments(dsn: str) -> dict[str, Any]:
-    """asyncpg.connect()'s arguments for a libpq DSN (URI or key=value)."""
-    from urllib.parse import urlencode
-
-    from psycopg.conninfo import conninfo_to_dict
-
-    params = {key: str(value) for key, value in conninfo_to_dict(dsn).items()}
-    unknown = set(params) - {
-        "host",
-        "port",
-        "user",
-        "password",
-        "dbname",
-        "connect_timeout",
-        *_ASYNCPG_DSN_PARAMS,
-        *_SERVER_SETTINGS,
-    }
-    if unknown:
-        raise UnsupportedDsn(
-            f"the API's event-loop pool (asyncpg) does not support the DSN parameter(s) "
-            f"{', '.join(sorted(unknown))}"
-        )
-    arguments: dict[str, Any] = {
-        "dsn": "postgresql://?"
-        + urlencode({key: params[key] for key in _ASYNCPG_DSN_PARAMS if key in params}),
-        "server_settings": {key: params[key] for key in _SERVER_SETTINGS if key in params},
-    }
-    for ours, theirs in (("host", "host"), ("user", "user"), ("password", "password")):
-        if ours in params:
-            arguments[theirs] = params[ours]
-    if "dbname" in params:
-        arguments["database"] = params["dbname"]
-    if "port" in params:
-        arguments["port"] = int(params["port"])
-    if "connect_timeout" in params:
-        arguments["timeout"] = float(params["connect_timeout"])
-    return arguments
-
-
-def translate_asyncpg(error: BaseException, where: str) -> ReadModelDatabaseError:
-    """asyncpg's error (or a socket's) as the read-model databases' own, the same kinds as
-    psycopg's (postgres.py:translate)."""
-    import asyncpg
-    from asyncpg import exceptions
-
-    return classified(
-        error,
-        where,
-        [
-            (
-                (
-                    exceptions.LockNotAvailableError,
-                    exceptions.QueryCanceledError,
-                    exceptions.TransactionRollbackError,
-                ),
-                DatabaseBusy,
-            ),
-            (exceptions.UndefinedTableError, MissingTable),
-            (
-                (
-                    OSError,
-                    asyncio.TimeoutError,
-                    asyncpg.InterfaceError,
-                    exceptions.PostgresConnectionError,
-                    exceptions.InvalidAuthorizationSpecificationError,
-                    exceptions.CannotConnectNowError,
-                    exceptions.InvalidCatalogNameError,
-                ),
-                DatabaseUnavailable,
-            ),
-            (exceptions.SyntaxOrAccessError, DatabaseProgrammingError),
-            (exceptions.DataError, DatabaseValueError),
-            (exceptions.IntegrityConstraintViolationError, DatabaseIntegrityError),
-        ],
-    )
-
-
-@functools.lru_cache(maxsize=256)
-def _numbered(statement: str) -> str:
-    """A statement with ``?`` placeholders and ``{type}`` fields in asyncpg's terms ($1...)."""
-    numbers = iter(range(1, 1 + statement.count("?")))
-    return re.sub(r"\?", lambda _: f"${next(numbers)}", statement.format_map(POSTGRES.types))
 
 
 class AsyncPostgresDatabase(AsyncDatabase):
-    """One pooled asyncpg connection (autocommit) for the length of a loan."""
+    """One pooled asyncio connection (autocommit) for the length of a loan."""
 
     def __init__(self, connection: Any) -> None:
         self._connection = connection
 
     async def execute(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
-        records = await self._connection.fetch(_numbered(statement), *params)
-        return [dict(record.items()) for record in records]
+        cursor = await self._connection.execute(POSTGRES.sql(statement), params or None)
+        # Column names from the result itself: `cursor.description` builds a Column object
+        # (with type lookups) per column at each call, a sixth of a history page's CPU.
+        result = cursor.pgresult
+        if result is None or not result.nfields:
+            return []
+        names = [result.fname(index).decode() for index in range(result.nfields)]
+        return [dict(zip(names, record, strict=True)) for record in await cursor.fetchall()]
 
-    async def json_rows(
-        self, query: str, params: Sequence[Any], columns: Mapping[str, JsonFormat]
-    ) -> list[bytes]:
-        """Rendered by PostgreSQL (row_to_json), so that no value of the page is converted
-        to a Python object and back."""
+    async def json_rows(self, query: JsonQuery) -> list[tuple[bytes, tuple[Any, ...]]]:
+        """Written by PostgreSQL (row_to_json), so that no value of the page is converted
+        to a Python object and back; the keys come as plain columns beside the JSON."""
         # Keyed by text (hashes kept by each string), not by enum members (hashed in Python).
-        formats = tuple(kind.value for kind in columns.values())
-        statement = _json_statement(query, tuple(columns), formats)
-        records = await self._connection.fetch(statement, *params)
-        return [record[0].encode() for record in records]
+        formats = tuple(kind.value for kind in query.columns.values())
+        statement = _json_statement(
+            query.statement, tuple(query.columns), formats, query.order, query.keys
+        )
+        cursor = await self._connection.execute(statement, query.params)
+        return [(record[0].encode(), record[1:]) for record in await cursor.fetchall()]
 
     def param(self, value: Any) -> Any:
-        """Lists and dicts as JSON text (asyncpg's own codecs take json and jsonb as text)."""
-        if isinstance(value, dict | list):
-            return to_json(value)
-        return value
+        return _BINDER.param(value)
 
 
-# Each format's select-list entry for column {c}, written as pydantic writes the value a
-# driver loads: a time in the session's zone as RFC 3339, `Z` for UTC, the microseconds
+# Each format's select-list entry for column {c}, written as pydantic writes the value
+# psycopg loads: a time in the session's zone as RFC 3339, `Z` for UTC, the microseconds
 # only when there are some (one to_char and two replaces: five to_char calls per time cost
 # PostgreSQL about 8% more per page); a decimal as its exact text.
 _TIME = (
@@ -179,75 +72,61 @@ _JSON_COLUMN = {
 
 
 @functools.lru_cache(maxsize=256)
-def _json_statement(query: str, columns: tuple[str, ...], formats: tuple[str, ...]) -> str:
-    """``query``'s rows as JSON text, in asyncpg's placeholders; a page's filters make a
-    few shapes of query, each written once. The query selects the columns as they are
-    (its ORDER BY and index see the columns, not their text) and only its rows are
-    written as text."""
+def _json_statement(
+    query: str,
+    columns: tuple[str, ...],
+    formats: tuple[str, ...],
+    order: str,
+    keys: tuple[str, ...],
+) -> str:
+    """``query``'s rows as JSON text with their keys, in psycopg's placeholders; a page's
+    filters make a few shapes of query, each written once. The query selects the columns
+    as they are (its ORDER BY and index see the columns, not their text); a select around
+    it writes each row as text and orders them again (a subquery's order is not kept)."""
     written = ", ".join(
         _JSON_COLUMN[JsonFormat(kind)].format(c=name)
         for name, kind in zip(columns, formats, strict=True)
     )
-    rows = query.replace("{columns}", ", ".join(columns))
-    return _numbered(f"SELECT row_to_json(j)::text FROM (SELECT {written} FROM ({rows}) r) j")
+    selected = ", ".join([*columns, *(key for key in keys if key not in columns)])
+    rows = query.replace(COLUMNS, selected)
+    return POSTGRES.sql(
+        f"SELECT (SELECT row_to_json(j) FROM (SELECT {written}) j)::text, {', '.join(keys)}"
+        f" FROM ({rows}) r ORDER BY {order}"
+    )
 
 
-async def _json_codecs(connection: Any) -> None:
-    """json and jsonb columns loaded as Python values, as the blocking adapter loads them."""
-    import json
-
-    for name in ("json", "jsonb"):
-        await connection.set_type_codec(
-            name, encoder=lambda value: value, decoder=json.loads, schema="pg_catalog"
-        )
-
-
-async def _kept_as_is(connection: Any) -> None:
-    """A loan only queries (the port has no writes), so nothing is left to reset; asyncpg's
-    own reset is a round trip per loan."""
+# Binds values as the blocking adapter does (it holds no connection for that).
+_BINDER = PostgresDatabase("")
 
 
 class AsyncPostgresPool(AsyncDatabaseLender):
-    """An asyncpg pool over the DSN's database (autocommit connections)."""
+    """A psycopg asyncio pool over the DSN's database (autocommit connections)."""
 
     def __init__(self, dsn: str, size: int, wait_s: float = 5.0) -> None:
+        from psycopg_pool import AsyncConnectionPool
+
         self.wait_s = wait_s
-        self.size = size
-        self._arguments = asyncpg_arguments(dsn)
         self._where = PostgresDatabase(dsn).where()  # for messages, parsed once
-        self._pool: Any = None
+        self._pool = AsyncConnectionPool(**pool_arguments(dsn, size, "evledger-read-models-async"))
 
     async def open(self) -> None:
-        import asyncpg
-
-        # No connection yet: a request that comes without the server gets a 503.
-        self._pool = await asyncpg.create_pool(
-            min_size=0,
-            max_size=self.size,
-            init=_json_codecs,
-            reset=_kept_as_is,
-            **self._arguments,
-        )
+        # Do not wait for the server: a request that comes without it gets a 503.
+        await self._pool.open(wait=False)
 
     @asynccontextmanager
     async def lend(self) -> AsyncIterator[AsyncDatabase]:
-        import asyncpg
+        import psycopg
+        from psycopg_pool import PoolTimeout
 
         try:
-            connection = await self._pool.acquire(timeout=self.wait_s)
-        except TimeoutError as error:
+            async with self._pool.connection(timeout=self.wait_s) as connection:
+                yield AsyncPostgresDatabase(connection)
+        except PoolTimeout as error:
             raise DatabaseBusy(
                 f"{self._where}: no free connection within {self.wait_s:g} s"
             ) from error
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-            raise translate_asyncpg(error, self._where) from error
-        try:
-            yield AsyncPostgresDatabase(connection)
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-            raise translate_asyncpg(error, self._where) from error
-        finally:
-            await self._pool.release(connection)
+        except psycopg.Error as error:
+            raise translate(error, self._where) from error
 
     async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
+        await self._pool.close()

@@ -1,8 +1,13 @@
 """The history pages' fast path answers what the routes answer: a key's first request is
 verified and answered by the FastAPI routes, the next ones (the key now cached) by the fast
-path; both give the same status, headers and bytes. Errors go to the routes either way."""
+path; both give the same status, headers and bytes, errors included. Bad input goes to the
+routes; a page that fails once asked for is answered by the fast path, once."""
 
 from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -72,6 +77,49 @@ def test_requests_the_fast_path_leaves_to_the_routes(
     server: Server, path: str, status: int
 ) -> None:
     assert _both_ways(server, path).status_code == status
+
+
+# Characters a URL escapes (`?`, `#`, `\\`, `%`, a space) in the owner's id.
+_ODD_OWNER = "a?b#c\\d%25e f"
+
+
+def test_next_links_for_an_id_with_characters_a_url_escapes(server: Server) -> None:
+    db = PostgresDatabase(server.dsn)
+    try:
+        db.executemany(
+            "INSERT INTO payment_history (payment_key, payment_id, customer_id, status,"
+            " created_at) VALUES (?, ?, ?, 'captured', ?)",
+            [
+                [f"odd-{day}", f"P-odd-{day}", _ODD_OWNER, datetime(2024, 5, day, tzinfo=UTC)]
+                for day in (1, 2, 3)
+            ],
+        )
+    finally:
+        db.close()
+    path: str | None = f"/v1/customers/{quote(_ODD_OWNER, safe='')}/payments?limit=1"
+    seen: list[str] = []
+    while path is not None:
+        assert quote(_ODD_OWNER, safe="") in path  # escaped once, never twice
+        page = _both_ways(server, path).json()
+        seen += [item["payment_id"] for item in page["items"]]
+        path = page["next"]
+    assert seen == ["P-odd-3", "P-odd-2", "P-odd-1"]
+
+
+def test_a_page_the_fast_path_cannot_give_is_answered_and_logged_once(server: Server) -> None:
+    # A cursor it never handed out: found while the page is asked for, answered there.
+    request_id = f"fast-{uuid.uuid4().hex}"
+    authorization = f"Bearer {_new_key(server, Role.support)}"
+    with server.client(Authorization=authorization) as client:
+        client.get("/v1/customers/C1/payments")  # the key verified, and cached
+        answer = client.get(
+            "/v1/customers/C1/payments?after=bogus", headers={"X-Request-ID": request_id}
+        )
+    assert answer.status_code == 400
+    assert answer.headers["x-request-id"] == request_id
+    assert answer.json()["request_id"] == request_id
+    lines = [line for line in server.log.read_text().splitlines() if request_id in line]
+    assert len(lines) == 1 and "GET /v1/customers/{customer_id}/payments 400" in lines[0]
 
 
 def test_a_cached_key_of_another_role_is_still_refused(server: Server) -> None:

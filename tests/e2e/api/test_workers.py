@@ -144,23 +144,3 @@ def test_a_taken_port_is_a_clear_error(tmp_path: Path) -> None:
     assert done.returncode == 3, done.stderr
     assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in done.stderr
     assert "Traceback" not in done.stderr
-
-
-def test_a_dsn_parameter_the_event_loop_pool_cannot_honour_is_a_clear_error(
-    tmp_path: Path,
-) -> None:
-    # asyncpg reads the DSN for the history pages' pool; it is never silently dropped.
-    env = environment(tmp_path / "data", "postgresql://nobody@127.0.0.1:1/none?gssencmode=require")
-    done = subprocess.run(
-        [EVLEDGER, "serve", "--port", "1"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 2, done.stderr
-    assert done.stderr.strip().splitlines() == [
-        "evledger: the API's event-loop pool (asyncpg) does not support the DSN parameter(s) "
-        "gssencmode"
-    ]

@@ -1,8 +1,8 @@
 """Rows as JSON (`AsyncDatabase.json_rows`, what the API's history pages pass along):
 PostgreSQL's own rendering is byte for byte what pydantic's serialiser writes for the rows
 the driver loads, whatever the values (times with and without microseconds, in the
-session's zone whatever it is, exact decimals, nulls, any text) and in the query's order
-(by the values, not by their text)."""
+session's zone whatever it is, exact decimals, nulls, any text), in the query's order (by
+the values, not by their text), each with its keys as the driver loads them."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from psycopg.conninfo import make_conninfo
 from pydantic_core import to_json
 
-from projections.databases.port import JsonFormat
+from projections.databases.port import COLUMNS, JsonFormat, JsonQuery
 from projections.databases.postgres import PostgresDatabase
 from projections.databases.postgres_async import AsyncPostgresPool
 
@@ -39,10 +39,9 @@ TABLE = """CREATE TABLE json_items (
     energy_kwh {kwh}
 )"""
 # Ordered by a time: the order of the times, not of their text (`Z` sorts after `.5Z`).
-QUERY = (
-    "SELECT {columns} FROM json_items WHERE item >= ?"
-    " ORDER BY created_at DESC NULLS LAST, item DESC"
-)
+ORDER = "created_at DESC NULLS LAST, item DESC"
+QUERY = f"SELECT {COLUMNS} FROM json_items WHERE item >= ? ORDER BY {ORDER}"
+KEYS = ("created_at", "item")
 
 _TIMES = st.one_of(
     st.none(),
@@ -78,8 +77,12 @@ def dsn(request: pytest.FixtureRequest, pg_dsn: str, pg_schema: str) -> Iterator
     yield make_conninfo(pg_dsn, options=options)
 
 
-async def _both(dsn: str, rows: list[tuple[Any, ...]]) -> tuple[list[bytes], list[bytes]]:
-    """PostgreSQL's JSON of ``rows`` and pydantic's JSON of the rows the driver loads."""
+Rendered = list[tuple[bytes, tuple[Any, ...]]]
+
+
+async def _both(dsn: str, rows: list[tuple[Any, ...]]) -> tuple[Rendered, Rendered]:
+    """PostgreSQL's JSON of ``rows`` and pydantic's JSON of the rows the driver loads,
+    each with its keys."""
     db = PostgresDatabase(dsn)
     try:
         db.execute("DELETE FROM json_items")
@@ -88,17 +91,17 @@ async def _both(dsn: str, rows: list[tuple[Any, ...]]) -> tuple[list[bytes], lis
                 "INSERT INTO json_items VALUES (?, ?, ?, ?, ?)",
                 [[index, *row] for index, row in enumerate(rows)],
             )
-        loaded = db.execute(QUERY.replace("{columns}", ", ".join(FORMATS)), [1])
+        loaded = db.execute(QUERY.replace(COLUMNS, ", ".join(FORMATS)), [1])
     finally:
         db.close()
     pool = AsyncPostgresPool(dsn, size=1)
     await pool.open()
     try:
         async with pool.lend() as lent:
-            rendered = await lent.json_rows(QUERY, [1], FORMATS)
+            rendered = await lent.json_rows(JsonQuery(QUERY, [1], FORMATS, ORDER, KEYS))
     finally:
         await pool.close()
-    return rendered, [to_json(row) for row in loaded]
+    return rendered, [(to_json(row), tuple(row[key] for key in KEYS)) for row in loaded]
 
 
 @settings(
@@ -120,6 +123,7 @@ def test_the_values_that_matter_most(dsn: str) -> None:
     ]
     rendered, expected = asyncio.run(_both(dsn, rows))
     assert rendered == expected
-    assert b'"energy_kwh":"20.000"' in rendered[0]
-    assert b'"label":"a\\"\\\\/\\u0001\xc3\xa9"' in rendered[0]
-    assert b'"label":"same second, earlier"' in rendered[1]
+    assert b'"energy_kwh":"20.000"' in rendered[0][0]
+    assert b'"label":"a\\"\\\\/\\u0001\xc3\xa9"' in rendered[0][0]
+    assert b'"label":"same second, earlier"' in rendered[1][0]
+    assert rendered[0][1] == (moment, 1)

@@ -1,12 +1,10 @@
 """PostgreSQL over TLS through the DSN alone: `sslmode`/`sslrootcert` in EVLEDGER_PG_DSN
 reach every connection evledger derives from it (read models, their schemas, the API's
-pools, psycopg's and asyncpg's, point-in-time settings, test and bench databases), and a
-server certificate that does not verify is refused with one clear line that shows no
-password."""
+pool, point-in-time settings, test and bench databases), and a server certificate that
+does not verify is refused with one clear line that shows no password."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -19,7 +17,6 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from bootstrap import Settings, bootstrap
-from projections.databases.port import AsyncDatabaseLender
 from projections.databases.postgres import PostgresDatabase, drop_database
 
 pytestmark = [pytest.mark.postgres]
@@ -69,8 +66,6 @@ def test_every_connection_derived_from_the_dsn_keeps_its_tls_settings(
     finally:
         lender.close()
 
-    assert asyncio.run(on_tls_on_the_event_loop(views.async_lender(1)))
-
     settings = views.query_settings(tmp_path, "tls")
     assert conninfo_to_dict(settings["EVLEDGER_PG_DSN"])["sslmode"] == "require"
 
@@ -86,16 +81,6 @@ def test_every_connection_derived_from_the_dsn_keeps_its_tls_settings(
             own.close()
     finally:
         drop_database(tls_dsn, name)
-
-
-async def on_tls_on_the_event_loop(lender: AsyncDatabaseLender) -> bool:
-    """Whether the API's event-loop pool (asyncpg, its own TLS settings) connects on TLS."""
-    await lender.open()
-    try:
-        async with lender.lend() as db:
-            return bool((await db.execute(ON_TLS))[0]["ssl"])
-    finally:
-        await lender.close()
 
 
 def a_foreign_ca(path: Path) -> Path:
