@@ -201,8 +201,9 @@ class Root:
     ) -> Iterator[Projector]:
         """A projector over the configured ledger (every shard) and read models, tables
         created."""
+        from projections.batch_size import DEFAULT_BATCH_SIZE
         from projections.gc_pacing import fewer_collections
-        from projections.runner import DEFAULT_BATCH_SIZE, Projector, RetryPolicy
+        from projections.runner import Projector, RetryPolicy
         from projections.sharded import ShardedProjector
 
         models = self.read_models(names)

@@ -21,18 +21,13 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import ApplicationRecorder, Mapper
 
 from projections.batch_facts import BatchFacts
+from projections.batch_size import DEFAULT_BATCH_SIZE
 from projections.entities import LedgerEvent
 from projections.faults import ProjectionStopped, is_transient
 from projections.read_model import ReadModel
 from projections.tracking import ProjectionPositionConflict
 
 log = logging.getLogger("evledger.projector")
-
-# Events per read-model transaction (each Kafka poll still takes at most
-# store.reader.POLL_RECORDS). Every table costs its database a statement per batch whatever
-# its rows (DuckDB about 8 ms for an upsert), so larger batches cost less per event: 10,000
-# took a quarter off a projector's CPU against 2,000, for one more batch held in memory.
-DEFAULT_BATCH_SIZE = 10_000
 
 
 class LedgerGapError(RuntimeError):
