@@ -46,6 +46,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bootstrap.settings import load_settings  # noqa: E402  (after sys.path)
+from store.reader import POLL_RECORDS  # noqa: E402
 
 BOOTSTRAP = os.environ.get("EVLEDGER_KAFKA_BOOTSTRAP") or "127.0.0.1:9092"
 PG_DSN = (
@@ -53,9 +54,9 @@ PG_DSN = (
 )
 EVLEDGER = str(Path(sys.executable).with_name("evledger"))
 INGEST_BATCH = 500
-# Records per Kafka poll of the projector's and the rebuild's reads (store/reader.py
-# POLL_RECORDS); their transactions span several polls (projections/runner.py).
-LEDGER_BATCH = 2000
+# Records per Kafka poll of the projector's and the rebuild's reads; their transactions span
+# several polls (projections/batch_size.py).
+LEDGER_BATCH = POLL_RECORDS
 
 
 @dataclass

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from bootstrap.ledgers import LedgerBackend
     from domain.application import BillingApplication
     from projections.databases.port import Database
+    from projections.prefetch import ReadAheadPermit
     from projections.read_model import ReadModel
     from projections.runner import LedgerSource, Projector, RetryPolicy
     from replay.home_duckdb import DuckHome
@@ -102,15 +103,18 @@ class Root:
         return 0
 
     @contextmanager
-    def ledger_source(self, shard: int | None = None) -> Iterator[LedgerSource]:
+    def ledger_source(
+        self, shard: int | None = None, permit: ReadAheadPermit | None = None
+    ) -> Iterator[LedgerSource]:
         """The ledger (or one shard of it) as decoded, contiguous events, for projectors
-        and replay."""
+        and replay; the sources of one projector's shards share ``permit`` (one batch read
+        ahead between them)."""
         from domain.application import BillingApplication
         from projections.prefetch import PrefetchingSource
 
         shard = self.one_log(shard, "replaying the ledger")
         application = BillingApplication(env=self.ledger.shard(shard).environment())
-        source = PrefetchingSource.of(application, shard)
+        source = PrefetchingSource.of(application, shard, permit)
         try:
             yield source
         finally:
@@ -120,9 +124,12 @@ class Root:
     @contextmanager
     def ledger_sources(self) -> Iterator[list[LedgerSource]]:
         """Every shard's source, shard 0 first (one for an unsharded ledger), for replay."""
+        from projections.prefetch import ReadAheadPermit
+
+        permit = ReadAheadPermit()
         with ExitStack() as stack:
             yield [
-                stack.enter_context(self.ledger_source(shard))
+                stack.enter_context(self.ledger_source(shard, permit))
                 for shard in range(self.ledger.shards)
             ]
 
@@ -201,8 +208,9 @@ class Root:
     ) -> Iterator[Projector]:
         """A projector over the configured ledger (every shard) and read models, tables
         created."""
+        from projections.batch_size import DEFAULT_BATCH_SIZE
         from projections.gc_pacing import fewer_collections
-        from projections.runner import DEFAULT_BATCH_SIZE, Projector, RetryPolicy
+        from projections.runner import Projector, RetryPolicy
         from projections.sharded import ShardedProjector
 
         models = self.read_models(names)
@@ -212,8 +220,8 @@ class Root:
             for model in models:
                 stack.callback(model.finish)
             projectors = []
-            for shard in range(self.ledger.shards):
-                source = stack.enter_context(self.ledger_source(shard))
+            sources = stack.enter_context(self.ledger_sources())
+            for shard, source in enumerate(sources):
                 projectors.append(
                     Projector(
                         source,

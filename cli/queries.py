@@ -11,6 +11,7 @@ import typer
 
 from cli.context import current_root
 from cli.output import OutputFormat, render
+from projections.batch_size import DEFAULT_BATCH_SIZE
 
 if TYPE_CHECKING:
     from types import FrameType
@@ -262,7 +263,10 @@ def project(
     batch_size: Annotated[
         int | None,
         typer.Option(
-            "--batch-size", min=1, max=100_000, help="Events per transaction [default: 10000]."
+            "--batch-size",
+            min=1,
+            max=100_000,
+            help=f"Events per transaction [default: {DEFAULT_BATCH_SIZE}].",
         ),
     ] = None,
     output_format: FormatOption = OutputFormat.table,

@@ -13,6 +13,7 @@ import typer
 
 from cli.context import current_root
 from cli.output import OutputFormat, progress, render
+from projections.batch_size import DEFAULT_BATCH_SIZE
 
 if TYPE_CHECKING:  # imported when a command runs: `evledger --help` does without them
     from bootstrap import Root
@@ -99,7 +100,10 @@ ProjectionOption = Annotated[
 BatchSizeOption = Annotated[
     int | None,
     typer.Option(
-        "--batch-size", min=1, max=100_000, help="Events per transaction [default: 10000]."
+        "--batch-size",
+        min=1,
+        max=100_000,
+        help=f"Events per transaction [default: {DEFAULT_BATCH_SIZE}].",
     ),
 ]
 

@@ -21,18 +21,13 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import ApplicationRecorder, Mapper
 
 from projections.batch_facts import BatchFacts
+from projections.batch_size import DEFAULT_BATCH_SIZE
 from projections.entities import LedgerEvent
 from projections.faults import ProjectionStopped, is_transient
 from projections.read_model import ReadModel
 from projections.tracking import ProjectionPositionConflict
 
 log = logging.getLogger("evledger.projector")
-
-# Events per read-model transaction (each Kafka poll still takes at most
-# store.reader.POLL_RECORDS). Every table costs its database a statement per batch whatever
-# its rows (DuckDB about 8 ms for an upsert), so larger batches cost less per event: 10,000
-# took a quarter off a projector's CPU against 2,000, for one more batch held in memory.
-DEFAULT_BATCH_SIZE = 10_000
 
 
 class LedgerGapError(RuntimeError):
@@ -231,8 +226,11 @@ class Projector:
         error: Exception,
         facts: BatchFacts,
     ) -> None:
-        """After an error a retry cannot cure: write the events one at a time, so that those
-        before the bad one are kept, and stop this read model at the bad one."""
+        """After an error a retry cannot cure: search the events by halves, each half in one
+        transaction (a half that fails is searched in turn), so that those before the bad one
+        are kept, and stop this read model at the bad one. An event per transaction would
+        cost a 10,000-event batch as many transactions, stalling the process's read models;
+        halves cost at most two per halving."""
         self._positions[model.name] = self._with_retries(
             model.name, "read position", model.position
         )
@@ -242,10 +240,11 @@ class Projector:
                 self.stopped[model.name] = stop
                 log.error("%s", stop.describe())
             return
-        for event in events:
+        middle = len(events) // 2
+        for half in (events[:middle], events[middle:]):
             if model.name in self.stopped:
                 return
-            self._apply(model, [event], facts)
+            self._apply(model, half, facts)
 
     def _with_retries(self, name: str, what: str, action: Callable[..., Any], *args: Any) -> Any:
         attempt = 0

@@ -9,14 +9,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from domain.idempotency import ProcessedMessage
+from projections.batch_size import DEFAULT_BATCH_SIZE
 from projections.entities import LedgerEvent
 from projections.gc_pacing import fewer_collections
 from projections.read_model import ReadModel
 from projections.runner import LedgerSource, Projector, RetryPolicy
 from projections.sharded import ShardedProjector
 
-# Rebuilds write far more per batch than a live projector: fewer, larger transactions.
-REBUILD_BATCH_SIZE = 10_000
+REBUILD_BATCH_SIZE = DEFAULT_BATCH_SIZE
 
 # Called with (position reached, position aimed at) after each batch.
 ProgressHook = Callable[[int, int], None]

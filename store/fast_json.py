@@ -17,7 +17,10 @@ innermost first, as the library's decoder applies it while it parses: the same v
 a fraction of the cost (the hook was a Python call per dict, made by the pure-Python side
 of json). What orjson refuses (invalid UTF-8, NaN) or may read differently (a float, which
 is how orjson reads an integer beyond 64 bits; states hold none) is decoded by the
-library's decoder, which gives its own value or error.
+library's decoder, which gives its own value or error. One known difference, which our
+encoders never write: of an object with a repeated key both keep the last value, but
+orjson drops the earlier ones unread, so the hook never sees them and an error the library
+would raise on one (an unknown ``_type_``, a bad decimal) is not raised.
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
 class FastJSONTranscoder(JSONTranscoder):
-    """JSONTranscoder whose encode() is orjson's, byte for byte the same output."""
+    """JSONTranscoder whose encode() and decode() are orjson's: byte for byte the same
+    output, and the same values (but for the repeated keys the module docstring names)."""
 
     def __init__(self) -> None:
         super().__init__()

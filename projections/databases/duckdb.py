@@ -42,6 +42,8 @@ DUCKDB = Dialect(
         "decimal": "DECIMAL(18,6)",
         "json": "JSON",
     },
+    # from_json decodes the array's escapes (CAST(? AS VARCHAR[]) would keep \u00e9).
+    in_keys="""IN (SELECT unnest(from_json(?, '["VARCHAR"]')))""",
 )
 
 

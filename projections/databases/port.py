@@ -3,8 +3,7 @@
 Statements are written once with ``?`` placeholders and ``{type}`` fields for the column
 types; each backend's dialect fills them in, and each backend converts the values it
 cannot store as they are (``Database.param``). ``{in_keys}`` after a column is ``IN`` the
-keys of a JSON array bound as one parameter (``for_keys``), where the backends that take
-it spell it.
+keys of a JSON array bound as one parameter (``for_keys``), spelt by each dialect.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
@@ -41,14 +40,20 @@ def to_json(value: Any) -> str:
 
 @dataclass(frozen=True)
 class Dialect:
-    """Column types and placeholder style of one database."""
+    """Column types, key-list membership and placeholder style of one database."""
 
     types: Mapping[str, str]
+    # ``IN`` the strings of a JSON array bound as one ``?`` (the ``{in_keys}`` field).
+    in_keys: str
     placeholder: str = "?"
+    _fields: Mapping[str, str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_fields", {**self.types, "in_keys": self.in_keys})
 
     def sql(self, statement: str) -> str:
-        """Fill in the column types and this database's placeholder."""
-        filled = statement.format_map(self.types)
+        """Fill in the column types, ``{in_keys}`` and this database's placeholder."""
+        filled = statement.format_map(self._fields)
         return filled.replace("?", self.placeholder) if self.placeholder != "?" else filled
 
 
@@ -192,11 +197,12 @@ def _records_by_columns(
     return by_columns
 
 
-def for_keys(db: Database, statement: str, keys: Sequence[Any]) -> None:
-    """Run ``statement`` once for all of ``keys`` (its ``{in_keys}`` field), not once per
-    key: a statement per row a batch touched cost more client CPU than its upserts."""
+def for_keys(db: Database, statement: str, keys: Sequence[str]) -> None:
+    """Run ``statement`` once for all of ``keys`` (its ``{in_keys}`` field, bound as JSON
+    text), not once per key: a statement per row a batch touched cost more client CPU than
+    its upserts."""
     if keys:
-        db.execute(statement, [db.param(list(keys))])
+        db.execute(statement, [to_json(keys)])
 
 
 class DatabaseLender(ABC):

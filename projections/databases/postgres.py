@@ -39,8 +39,8 @@ POSTGRES = Dialect(
         "kwh": "NUMERIC(14,3)",
         "decimal": "NUMERIC(20,6)",
         "json": "JSONB",
-        "in_keys": "IN (SELECT jsonb_array_elements_text(?))",
     },
+    in_keys="IN (SELECT jsonb_array_elements_text(CAST(? AS JSONB)))",
     placeholder="%s",
 )
 

@@ -47,8 +47,8 @@ SQLITE = Dialect(
         "kwh": "TEXT_DECIMAL",
         "decimal": "TEXT_DECIMAL",
         "json": "JSON_TEXT",
-        "in_keys": "IN (SELECT value FROM json_each(?))",
     },
+    in_keys="IN (SELECT value FROM json_each(?))",
 )
 
 

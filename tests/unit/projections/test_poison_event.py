@@ -4,9 +4,11 @@ projector writes every event before it, names it, and stops that read model only
 from __future__ import annotations
 
 import json
+import math
 import socket
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from domain.commands import AuthorisePayment, CapturePayment
 from projections.analytics import Analytics
 from projections.databases.duckdb import DuckDatabase
 from projections.databases.sqlite import SqliteDatabase
+from projections.entities import Fact, LedgerEvent
 from projections.payment_history import PaymentHistory
 from projections.refund_status import RefundStatusView
 from projections.runner import LedgerSource, Projector, RetryPolicy
@@ -99,6 +102,57 @@ def test_a_poison_event_stops_only_the_read_models_that_cannot_hold_it(
     projector.run_until_idle()
     assert history.position() == before
     assert refunds.position() == app.recorder.max_notification_id()
+
+
+class CountedHistory(PaymentHistory):
+    """Payment history on a real database that counts the transactions it is asked for."""
+
+    transactions = 0
+
+    def apply(self, batch: Sequence[LedgerEvent], facts: Sequence[Fact] | None = None) -> None:
+        self.transactions += 1
+        super().apply(batch, facts)
+
+
+def test_a_poison_event_deep_in_a_large_batch_is_found_by_halves(tmp_path: Path) -> None:
+    """The search costs about two transactions per halving of the batch, not one per event,
+    and still stops at the exact event with every event before it written."""
+    app = BillingApplication(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    for number in range(1500):
+        app.handle(
+            AuthorisePayment(
+                event_id=f"before-{number}",
+                occurred_at=T0,
+                payment_id=f"P-{number}",
+                session_id="S-NONE",
+                amount_minor=100 + number,
+                currency="EUR",
+                method="card",
+            )
+        )
+    position = poison(app)
+    last = app.recorder.max_notification_id() or 0
+    history = CountedHistory(SqliteDatabase(tmp_path / "views.sqlite3"))
+    projector = Projector(
+        LedgerSource.of(app),
+        [history],
+        batch_size=last,  # the whole ledger in one batch, the poison near its end
+        retry=RetryPolicy(attempts=1),  # no error here is transient
+        sleep=lambda seconds: None,
+    )
+    projector.create()
+    projector.run_until_idle()
+
+    assert position == 3001 and last > position
+    assert history.position() == position - 1
+    assert projector.stopped[history.name].position == position
+    assert "Authorised" in projector.stopped[history.name].event_type
+    # The whole batch, then at most two transactions per halving (one per event would be
+    # about 3,000): here 1 + 2 x 9 halvings where the poison is in the second half, then
+    # 2 where it is in the first.
+    assert history.transactions <= 1 + 2 * math.ceil(math.log2(last))
+    assert history.transactions == 21
+    assert len(history.snapshot()["payment_history"]) == 1500
 
 
 def assert_not_ready(projector: Projector, stopped_at: int) -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from domain.application import BillingApplication
 from projections.facts import LedgerEvent
-from projections.prefetch import PrefetchingSource
+from projections.prefetch import PrefetchingSource, ReadAheadPermit
 from projections.runner import LedgerSource
 from tests.unit.projections.scenario import build_ledger
 
@@ -56,3 +56,41 @@ def test_an_error_reading_ahead_is_raised_by_the_read_that_wants_the_batch(
             ahead.read_after(first[-1].notification_id, 3)
     finally:
         ahead.close()
+
+
+def held_ahead(shards: list[PrefetchingSource]) -> int:
+    """Batches read ahead and not yet handed out, over all shards (read or being read)."""
+    return sum(source._ahead is not None for source in shards)
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_shards_sharing_a_permit_hold_one_batch_ahead_between_them(shared: bool) -> None:
+    """A sharded projector steps its shards in turn: with the permit shared (as bootstrap
+    shares it) at most one batch is read ahead over all of them; without, one per shard."""
+    apps = [BillingApplication(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}) for _ in "abc"]
+    for application in apps:
+        build_ledger(application)
+    permit = ReadAheadPermit()
+    shards = [
+        PrefetchingSource.of(application, shard, permit if shared else None)
+        for shard, application in enumerate(apps)
+    ]
+    try:
+        positions, most = [0, 0, 0], 0
+        while True:
+            read = 0
+            for shard, source in enumerate(shards):
+                events = source.read_after(positions[shard], 5)
+                plain = LedgerSource.of(apps[shard], shard).read_after(positions[shard], 5)
+                assert ids(events) == ids(plain)
+                positions[shard] = events[-1].notification_id if events else positions[shard]
+                read += len(events)
+                most = max(most, held_ahead(shards))
+            if not read:
+                break
+        assert positions == [app.recorder.max_notification_id() for app in apps]
+        assert most == (1 if shared else 3)
+    finally:
+        for source in shards:
+            source.close()
+    assert permit.take() and not permit.take()  # every batch read ahead gave it back, once

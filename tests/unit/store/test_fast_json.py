@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import json
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -28,6 +29,8 @@ from eventsourcing.persistence import (
     Transcoding,
     TranscodingNotRegisteredError,
 )
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from audit.export import ExportScan
 from bootstrap import bootstrap
@@ -221,3 +224,75 @@ def test_encoded_events_hold_no_more_memory_than_their_bytes() -> None:
     finally:
         tracemalloc.stop()
     assert held < 4 * sum(len(encoded) for encoded in kept)
+
+
+_TRANSCODERS = transcoders(BillingApplication())
+
+
+def outcome(decode: Callable[[bytes], Any], data: bytes) -> tuple[str, ...]:
+    """What a decoder makes of ``data``: the value's repr (which tells Decimal("1.0") from
+    Decimal("1.00") and 1 from True), or the error's type and message."""
+    try:
+        return ("value", repr(decode(data)))
+    except Exception as error:  # compared, not swallowed: the library's error is the spec
+        return ("error", type(error).__name__, str(error))
+
+
+_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    # Where orjson's integers end (past them it reads a float, which the library does not).
+    st.sampled_from([2**63 - 1, 2**63, 2**64 - 1, 2**64, -(2**63), -(2**63) - 1, 2**70]),
+    st.floats(),  # NaN and infinities included
+    st.text(),
+)
+_TRANSCODED = st.one_of(
+    st.builds(
+        lambda data: {"_type_": "decimal_str", "_data_": data},
+        st.sampled_from(["1.50", "-0", "1E+3", "0.000", "not a number"]),
+    ),
+    st.builds(
+        lambda data: {"_type_": "datetime_iso", "_data_": data},
+        st.sampled_from(
+            ["2026-01-02T03:04:05+00:00", "2026-01-02T03:04:05.123456+02:00", "2026-01-02"]
+        ),
+    ),
+    st.builds(lambda data: {"_type_": "uuid_hex", "_data_": data}, st.just("0" * 31 + "1")),
+    st.builds(lambda name: {"_type_": name, "_data_": 1}, st.sampled_from(["unknown", ""])),
+)
+_DOCUMENTS = st.recursive(
+    st.one_of(_SCALARS, _TRANSCODED),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        st.dictionaries(
+            st.one_of(st.text(max_size=3), st.sampled_from(["_type_", "_data_"])),
+            children,
+            max_size=4,
+        ),
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(document=_DOCUMENTS, ascii_only=st.booleans())
+def test_any_json_document_decodes_to_the_library_decoders_value_or_error(
+    document: Any, ascii_only: bool
+) -> None:
+    """Generated documents (transcoded values, bad ones, huge integers, NaN, any text,
+    nesting) give the library decoder's value, or its error, whichever decoder runs."""
+    library, fast = _TRANSCODERS
+    data = json.dumps(document, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+    assert outcome(fast.decode, data) == outcome(library.decode, data)
+
+
+def test_known_difference_an_earlier_value_of_a_repeated_key_is_not_revived() -> None:
+    """The one known difference (store/fast_json.py says so): an object's repeated key keeps
+    its last value in both, but only the library revives, and so may fail on, the earlier."""
+    library, fast = _TRANSCODERS
+    data = b'{"a":{"_type_":"unknown","_data_":1},"b":2,"a":3}'
+    assert outcome(fast.decode, data) == ("value", repr({"a": 3, "b": 2}))
+    assert outcome(library.decode, data)[:2] == ("error", "TranscodingNotRegisteredError")
+    harmless = b'{"a":{"_type_":"decimal_str","_data_":"1"},"b":2,"a":3}'
+    assert outcome(fast.decode, harmless) == outcome(library.decode, harmless)

@@ -24,7 +24,7 @@ from projections.databases.errors import (
     MissingTable,
     ReadModelDatabaseError,
 )
-from projections.databases.port import MAX_PARAMS, Database, upsert
+from projections.databases.port import MAX_PARAMS, Database, for_keys, upsert
 
 # One column of every type the read models declare.
 ITEMS = """CREATE TABLE items (
@@ -239,6 +239,15 @@ class DatabaseTestCase(ABC):
         stored = db.execute("SELECT COUNT(*) AS n, SUM(count) AS total FROM items")[0]
         assert stored["n"] == count
         assert stored["total"] == count * (count - 1) // 2
+
+    def test_for_keys_runs_one_statement_for_exactly_the_keys_given(self, db: Database) -> None:
+        """Keys with what JSON escapes or a list's text spells (quotes, commas, brackets,
+        backslashes, non-ASCII) are matched exactly, and no other row is touched."""
+        keys = ['q"uote', "a,b", "x]", "[1]", "back\\slash", "é", " spaced ", "NULL"]
+        upsert(db, "items", ["item_key"], {(key,): {"count": 0} for key in [*keys, "other"]})
+        for_keys(db, "UPDATE items SET count = 1 WHERE item_key {in_keys}", tuple(keys))
+        counts = {key: row["count"] for key, row in self.stored(db).items()}
+        assert counts == dict.fromkeys(keys, 1) | {"other": 0}
 
     # --- errors ----------------------------------------------------------------------
 
