@@ -66,6 +66,7 @@ def _errors() -> tuple[type[Exception], ...]:
     from bootstrap.read_models import UnknownProjection
     from projections.databases.errors import ReadModelDatabaseError
     from projections.runner import LedgerGapError, ProjectionStalled
+    from replay.duck_file_swap import SwapUnsupported
     from replay.point_in_time import CutNeedsEveryShard
     from replay.positions import PointBeyondLedger
     from replay.rebuild import LiveModelBehind
@@ -83,6 +84,7 @@ def _errors() -> tuple[type[Exception], ...]:
         LiveModelBehind,
         ShardRebuildFailed,
         LiveModelBusy,
+        SwapUnsupported,
         BadSnapshotName,
         ReadModelDatabaseError,
         OSError,

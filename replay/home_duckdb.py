@@ -12,7 +12,7 @@ from projections.databases.duckdb import DuckDatabase
 from projections.databases.errors import DatabaseBusy
 from projections.read_model import ReadModel
 from replay.checksum import TableChecksum
-from replay.duck_file_swap import replace_database
+from replay.duck_file_swap import check_supported, replace_database
 from replay.swap import LiveModelBusy, LiveSide, set_positions
 from replay.targets import ModelGroup, Place, ReadModelHome, remove_database_file
 
@@ -39,6 +39,7 @@ class DuckHome(ReadModelHome):
         return Place(db, str(path), lambda: remove_database_file(path))
 
     def rebuild_place(self, tag: str) -> Place:
+        check_supported()  # before the rebuild rather than at its swap
         return self._file_place(self.path.with_name(f"{self.path.stem}.rebuild-{tag}.duckdb"))
 
     exclusive = True
