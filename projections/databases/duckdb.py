@@ -137,10 +137,16 @@ class DuckDatabase(Database):
         """Checkpoint, then drop the pages the buffer caches, whose memory goes back to the
         system; the limit stays as it was. A scan of the file leaves the buffer full up to
         the limit, which a process reading another file next would hold twice."""
-        (setting,) = self.execute("SELECT current_setting('memory_limit') AS value")
         self.execute("CHECKPOINT")
-        self.execute(f"SET memory_limit = '{_RELEASED_MIB}MiB'")
-        self.execute(f"SET memory_limit = '{setting['value']}'")
+        try:
+            self.execute(f"SET memory_limit = '{_RELEASED_MIB}MiB'")
+        finally:
+            # From the configured limit: the displayed one is rounded (18.8 GiB came back
+            # as 18.7 GiB).
+            if self.memory_limit_mib is None:
+                self.execute("RESET memory_limit")
+            else:
+                self.execute(f"SET memory_limit = '{self.memory_limit_mib}MiB'")
 
     def close(self) -> None:
         if self._connection is not None:

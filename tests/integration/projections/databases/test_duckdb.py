@@ -88,3 +88,16 @@ def test_a_released_buffer_holds_no_pages_and_keeps_its_limit(tmp_path: Path) ->
     assert sum(1 for _ in db.stream("SELECT * FROM t")) == 1_000_000
     assert buffered_mib() >= 16
     db.close()
+
+
+@pytest.mark.parametrize("limit_mib", [None, 19251])
+def test_a_released_buffer_gets_back_its_exact_limit(tmp_path: Path, limit_mib: int | None) -> None:
+    """The configured limit, not its rounded display (19251 MiB shows as 18.7 GiB, set
+    back 18.6 GiB), or DuckDB's default when none is configured."""
+    db = DuckDatabase(tmp_path / "analytics.duckdb", memory_limit_mib=limit_mib)
+
+    before = db.execute("SELECT current_setting('memory_limit') AS v")[0]["v"]
+    for _ in range(3):
+        db.release_buffer()
+    assert db.execute("SELECT current_setting('memory_limit') AS v")[0]["v"] == before
+    db.close()
