@@ -64,6 +64,7 @@ def _parse_as_of(value: str) -> datetime:
 def _errors() -> tuple[type[Exception], ...]:
     from bootstrap.ledgers import WholeLedgerOnly
     from bootstrap.read_models import UnknownProjection
+    from projections.analytics_snapshot import SnapshotError
     from projections.databases.errors import ReadModelDatabaseError
     from projections.runner import LedgerGapError, ProjectionStalled
     from replay.duck_file_swap import SwapUnsupported
@@ -85,6 +86,7 @@ def _errors() -> tuple[type[Exception], ...]:
         ShardRebuildFailed,
         LiveModelBusy,
         SwapUnsupported,
+        SnapshotError,
         BadSnapshotName,
         ReadModelDatabaseError,
         OSError,
