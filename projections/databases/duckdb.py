@@ -77,9 +77,19 @@ class DuckDatabase(Database):
                 # The writer's statements are a batch's small upserts, where handing work to
                 # other threads costs more CPU than it saves (about 40 % more, measured).
                 config["threads"] = 1
-            self._connection = duckdb.connect(
-                str(self.path), read_only=self.read_only, config=config
-            )
+            for _ in range(_RECONNECTS):
+                before = _inode(self.path)
+                self._connection = duckdb.connect(
+                    str(self.path), read_only=self.read_only, config=config
+                )
+                # DuckDB opens the file before it locks it: a rebuild's rename in between
+                # (replay/duck_file_swap.py) would leave a writer on the replaced file.
+                if self.read_only or before in (None, _inode(self.path)):
+                    break
+                self._connection.close()
+                self._connection = None
+            else:
+                raise DatabaseBusy(f"DuckDB {self.path}: replaced {_RECONNECTS} times at opening")
         return self._connection
 
     @contextmanager
@@ -215,6 +225,17 @@ class DuckDatabase(Database):
             yield
         except duckdb.Error as error:
             raise translate(error, f"DuckDB {self.path}") from error
+
+
+# Tries at opening a file that a rebuild's swap keeps replacing (one is the rule).
+_RECONNECTS = 3
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return path.stat().st_ino
+    except FileNotFoundError:
+        return None
 
 
 # The buffer limit that evicts every page not in use (release_buffer).

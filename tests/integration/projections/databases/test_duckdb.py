@@ -3,12 +3,14 @@ process holds the file, which DuckDB allows one writer at a time."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -100,4 +102,31 @@ def test_a_released_buffer_gets_back_its_exact_limit(tmp_path: Path, limit_mib: 
     for _ in range(3):
         db.release_buffer()
     assert db.execute("SELECT current_setting('memory_limit') AS v")[0]["v"] == before
+    db.close()
+
+
+def test_a_writer_opening_as_the_file_is_replaced_gets_the_new_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DuckDB opens the file before it locks it: a rebuild's rename just after the open
+    (replayed here right after DuckDB's first connect) must not leave the writer on the
+    replaced file."""
+    import duckdb
+
+    live, new = tmp_path / "analytics.duckdb", tmp_path / "rebuilt.duckdb"
+    for path, value in ((live, 1), (new, 2)):
+        with duckdb.connect(str(path)) as connection:
+            connection.execute("CREATE TABLE t AS SELECT ? AS v", [value])
+    connect = duckdb.connect
+    renames = [new]
+
+    def connect_then_rename(*args: Any, **kwargs: Any) -> Any:
+        connection = connect(*args, **kwargs)
+        if renames:
+            os.replace(renames.pop(), live)
+        return connection
+
+    monkeypatch.setattr(duckdb, "connect", connect_then_rename)
+    db = DuckDatabase(live)
+    assert db.execute("SELECT v FROM t") == [{"v": 2}]
     db.close()
