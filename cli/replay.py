@@ -65,8 +65,10 @@ def _parse_as_of(value: str) -> datetime:
 def _errors() -> tuple[type[Exception], ...]:
     from bootstrap.ledgers import WholeLedgerOnly
     from bootstrap.read_models import UnknownProjection
+    from projections.analytics_snapshot import SnapshotError
     from projections.databases.errors import ReadModelDatabaseError
     from projections.runner import LedgerGapError, ProjectionStalled
+    from replay.duck_file_swap import SwapUnsupported
     from replay.point_in_time import CutNeedsEveryShard
     from replay.positions import PointBeyondLedger
     from replay.rebuild import LiveModelBehind
@@ -84,6 +86,8 @@ def _errors() -> tuple[type[Exception], ...]:
         LiveModelBehind,
         ShardRebuildFailed,
         LiveModelBusy,
+        SwapUnsupported,
+        SnapshotError,
         BadSnapshotName,
         ReadModelDatabaseError,
         OSError,

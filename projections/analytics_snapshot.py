@@ -25,6 +25,7 @@ from pathlib import Path
 
 from projections.databases.duckdb import DuckDatabase
 from projections.databases.errors import ReadModelDatabaseError
+from projections.databases.fsync import fsync
 
 log = logging.getLogger("evledger.analytics")
 
@@ -66,8 +67,7 @@ def publish_snapshot(db: DuckDatabase) -> Path:
         # Something the checkpoint could not fold in would be missing from the copy.
         raise SnapshotError(f"{wal} still holds changes after a checkpoint")
     with staged_snapshot(db.path, db.path) as target:
-        pass
-    return target
+        return target  # published as the block ends
 
 
 @contextmanager
@@ -84,8 +84,10 @@ def staged_snapshot(source: Path, live: Path) -> Iterator[Path]:
         )
         if copied.returncode != 0:
             raise SnapshotError(f"copying {source}: {copied.stderr.strip()}")
+        fsync(partial)  # its bytes before its name: a crash leaves no torn copy published
         yield target
         os.replace(partial, target)
+        fsync(target.parent)
     finally:
         _remove(partial)
 

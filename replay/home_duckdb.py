@@ -12,8 +12,8 @@ from projections.databases.duckdb import DuckDatabase
 from projections.databases.errors import DatabaseBusy
 from projections.read_model import ReadModel
 from replay.checksum import TableChecksum
-from replay.duck_file_swap import replace_database
-from replay.swap import LiveModelBusy, LiveSide, set_positions
+from replay.duck_file_swap import check_supported, replace_database
+from replay.swap import LiveModelBusy, LiveSide
 from replay.targets import ModelGroup, Place, ReadModelHome, remove_database_file
 
 
@@ -39,6 +39,7 @@ class DuckHome(ReadModelHome):
         return Place(db, str(path), lambda: remove_database_file(path))
 
     def rebuild_place(self, tag: str) -> Place:
+        check_supported()  # before the rebuild rather than at its swap
         return self._file_place(self.path.with_name(f"{self.path.stem}.rebuild-{tag}.duckdb"))
 
     exclusive = True
@@ -132,12 +133,12 @@ class DuckLive(LiveSide):
         yield self.positions()
 
     def swap_in(self, rebuilt: Sequence[ReadModel], positions: dict[str, int]) -> None:
-        """The rebuilt file, its positions set, takes the live file's name in one rename
+        """The rebuilt file, at its positions, takes the live file's name in one rename
         (a process opens the old file or the new one), and a copy of it becomes the readers'
         (replay/duck_file_swap.py)."""
+        # ``positions`` are those the rebuilt file's tracking rows already hold (the rebuild
+        # brought each model to exactly there): the file moves whole, nothing to set.
         place = self.rebuilt.db
-        with place.transaction():
-            set_positions(place, positions)
         place.execute("CHECKPOINT")
         place.close()
         self.db.execute("CHECKPOINT")

@@ -333,7 +333,12 @@ def _align_compare_swap(
             outcome.comparisons = _compare(live, rebuilt, live_positions, outcome.positions, remote)
             if outcome.mismatched and not force:
                 return outcome
-            live.swap_in(rebuilt, outcome.positions)
+            try:
+                live.swap_in(rebuilt, outcome.positions)
+            except LiveModelBusy as busy:
+                # Refused at the last step (DuckDB's rename): the other groups stand.
+                outcome.error = str(busy)
+                return outcome
         live.after_swap()
         outcome.swapped = True
         return outcome

@@ -93,14 +93,9 @@ class LiveSide(ABC):
         self.db.close()
 
     def _set_positions(self, positions: dict[str, int]) -> None:
-        set_positions(self.db, positions)
-
-
-def set_positions(db: Database, positions: dict[str, int]) -> None:
-    """Record ``positions`` (by tracking name) in ``db``'s tracking table."""
-    for name, position in positions.items():
-        create_tracking(db, name, LEDGER_APPLICATION)
-        db.execute(
-            f"UPDATE {TRACKING_TABLE} SET notification_id = ? WHERE projection_name = ?",
-            [position, name],
-        )
+        for name, position in positions.items():
+            create_tracking(self.db, name, LEDGER_APPLICATION)
+            self.db.execute(
+                f"UPDATE {TRACKING_TABLE} SET notification_id = ? WHERE projection_name = ?",
+                [position, name],
+            )

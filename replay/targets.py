@@ -139,8 +139,13 @@ def check_label(label: str) -> str:
     return label
 
 
+# DuckDB's write-ahead log beside its file, and the sidecars DuckDB 2.0 keeps beside it
+# while checkpointing and recovering: each holds changes for the file named before it.
+DUCKDB_WALS = (".wal", ".wal.checkpoint", ".wal.recovery")
+
+
 def remove_database_file(path: Path) -> None:
-    for suffix in ("", ".wal", "-wal", "-shm", "-journal"):
+    for suffix in ("", *DUCKDB_WALS, "-wal", "-shm", "-journal"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 

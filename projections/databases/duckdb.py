@@ -79,9 +79,19 @@ class DuckDatabase(Database):
                 # The writer's statements are a batch's small upserts, where handing work to
                 # other threads costs more CPU than it saves (about 40 % more, measured).
                 config["threads"] = 1
-            self._connection = duckdb.connect(
-                str(self.path), read_only=self.read_only, config=config
-            )
+            for _ in range(_RECONNECTS):
+                before = _inode(self.path)
+                self._connection = duckdb.connect(
+                    str(self.path), read_only=self.read_only, config=config
+                )
+                # DuckDB opens the file before it locks it: a rebuild's rename in between
+                # (replay/duck_file_swap.py) would leave a writer on the replaced file.
+                if self.read_only or before in (None, _inode(self.path)):
+                    break
+                self._connection.close()
+                self._connection = None
+            else:
+                raise DatabaseBusy(f"DuckDB {self.path}: replaced {_RECONNECTS} times at opening")
         return self._connection
 
     @contextmanager
@@ -139,10 +149,16 @@ class DuckDatabase(Database):
         """Checkpoint, then drop the pages the buffer caches, whose memory goes back to the
         system; the limit stays as it was. A scan of the file leaves the buffer full up to
         the limit, which a process reading another file next would hold twice."""
-        (setting,) = self.execute("SELECT current_setting('memory_limit') AS value")
         self.execute("CHECKPOINT")
-        self.execute(f"SET memory_limit = '{_RELEASED_MIB}MiB'")
-        self.execute(f"SET memory_limit = '{setting['value']}'")
+        try:
+            self.execute(f"SET memory_limit = '{_RELEASED_MIB}MiB'")
+        finally:
+            # From the configured limit: the displayed one is rounded (18.8 GiB came back
+            # as 18.7 GiB).
+            if self.memory_limit_mib is None:
+                self.execute("RESET memory_limit")
+            else:
+                self.execute(f"SET memory_limit = '{self.memory_limit_mib}MiB'")
 
     def close(self) -> None:
         if self._connection is not None:
@@ -213,6 +229,17 @@ class DuckDatabase(Database):
             yield
         except duckdb.Error as error:
             raise translate(error, f"DuckDB {self.path}") from error
+
+
+# Tries at opening a file that a rebuild's swap keeps replacing (one is the rule).
+_RECONNECTS = 3
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return path.stat().st_ino
+    except FileNotFoundError:
+        return None
 
 
 # The buffer limit that evicts every page not in use (release_buffer).

@@ -13,7 +13,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from replay.duck_file_swap import replace_database, unopened
+from replay.duck_file_swap import SwapUnsupported, replace_database, unopened
+from replay.home_duckdb import DuckHome
 from replay.swap import LiveModelBusy
 
 
@@ -95,3 +96,13 @@ def test_changes_left_in_a_wal_stop_the_rename(tmp_path: Path) -> None:
     with pytest.raises(LiveModelBusy, match="not checkpointed"):
         replace_database(new, live)
     assert (_value(live), _value(new)) == (3, 2)
+
+
+def test_a_system_without_open_file_description_locks_is_told_before_rebuilding(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "fcntl", None)  # as on Windows: no such module
+    home = DuckHome(tmp_path / "analytics.duckdb", in_data_dir=True)
+    with pytest.raises(SwapUnsupported, match="open file description locks"):
+        home.rebuild_place("unsupported")
+    assert list(tmp_path.iterdir()) == []

@@ -11,6 +11,7 @@ from pathlib import Path
 from bootstrap import bootstrap
 from bootstrap.settings import Settings
 from domain.application import BillingApplication
+from projections.databases.duckdb import DuckDatabase
 from tests.integration.replay.conftest import (
     live_contents,
     prefix_contents,
@@ -79,3 +80,30 @@ def test_embedded_rebuild_and_snapshots(tmp_path: Path) -> None:
     assert live_contents(settings) == before
     result = run_replay(settings, "snapshot", "--until-offset", str(head + 1))
     assert result.exit_code == 1 and f"ends at notification {head}" in result.output
+
+
+def test_a_refused_analytics_rename_is_reported_and_the_views_swap_stands(
+    tmp_path: Path,
+) -> None:
+    """DuckDB's rename, the last step of the analytics' swap, refused after the views were
+    swapped in: the analytics are kept and reported with their comparisons."""
+    settings = Settings.embedded_in(tmp_path / "data")
+    app = BillingApplication(env=bootstrap(settings).ledger.environment())
+    write(app, traffic_commands(seed=6))
+    app.close()
+    project_all(settings)
+    before = live_contents(settings)
+    # Shares the rebuild's DuckDB instance (one per path in a process), so the live file
+    # is still open when the swap closes its own connection.
+    held = DuckDatabase(settings.analytics_path, memory_limit_mib=settings.duckdb_memory_limit_mib)
+    held.execute("SELECT 1")
+    try:
+        result = run_replay(settings, "rebuild")
+    finally:
+        held.close()
+    assert result.exit_code == 1, result.output
+    assert "swapped in payment_history, refund_status" in result.output
+    assert "kept the live analytics:" in result.output
+    assert "is open elsewhere" in result.output
+    assert '"projection": "analytics", "table": "fact_postings"' in result.output
+    assert live_contents(settings) == before

@@ -3,12 +3,14 @@ process holds the file, which DuckDB allows one writer at a time."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -87,4 +89,44 @@ def test_a_released_buffer_holds_no_pages_and_keeps_its_limit(tmp_path: Path) ->
     assert db.execute("SELECT current_setting('memory_limit') AS v")[0]["v"] == "32.0 MiB"
     assert sum(1 for _ in db.stream("SELECT * FROM t")) == 1_000_000
     assert buffered_mib() >= 16
+    db.close()
+
+
+@pytest.mark.parametrize("limit_mib", [None, 19251])
+def test_a_released_buffer_gets_back_its_exact_limit(tmp_path: Path, limit_mib: int | None) -> None:
+    """The configured limit, not its rounded display (19251 MiB shows as 18.7 GiB, set
+    back 18.6 GiB), or DuckDB's default when none is configured."""
+    db = DuckDatabase(tmp_path / "analytics.duckdb", memory_limit_mib=limit_mib)
+
+    before = db.execute("SELECT current_setting('memory_limit') AS v")[0]["v"]
+    for _ in range(3):
+        db.release_buffer()
+    assert db.execute("SELECT current_setting('memory_limit') AS v")[0]["v"] == before
+    db.close()
+
+
+def test_a_writer_opening_as_the_file_is_replaced_gets_the_new_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DuckDB opens the file before it locks it: a rebuild's rename just after the open
+    (replayed here right after DuckDB's first connect) must not leave the writer on the
+    replaced file."""
+    import duckdb
+
+    live, new = tmp_path / "analytics.duckdb", tmp_path / "rebuilt.duckdb"
+    for path, value in ((live, 1), (new, 2)):
+        with duckdb.connect(str(path)) as connection:
+            connection.execute("CREATE TABLE t AS SELECT ? AS v", [value])
+    connect = duckdb.connect
+    renames = [new]
+
+    def connect_then_rename(*args: Any, **kwargs: Any) -> Any:
+        connection = connect(*args, **kwargs)
+        if renames:
+            os.replace(renames.pop(), live)
+        return connection
+
+    monkeypatch.setattr(duckdb, "connect", connect_then_rename)
+    db = DuckDatabase(live)
+    assert db.execute("SELECT v FROM t") == [{"v": 2}]
     db.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,7 +64,8 @@ class TestDuckHome(LiveSwapTestCase):
     ) -> None:
         """The rename's window: the swap closes its own connection, and a connection that
         has the file open then (here one of this process, sharing DuckDB's instance; another
-        process's as tests/integration/replay/test_duck_file_swap.py shows) refuses it."""
+        process's as tests/integration/replay/test_duck_file_swap.py shows) refuses it. The
+        refusal leaves that connection's lock: no other process opens the file for writing."""
         head = ledger.last_position()
         live_db = home.live()
         (live,) = [Analytics(live_db)]
@@ -84,6 +87,10 @@ class TestDuckHome(LiveSwapTestCase):
         finally:
             place.discard()
         assert (live.position(), live.snapshot()) == (head // 2, before)
+        opening = [sys.executable, "-c", f"import duckdb; duckdb.connect({str(live_db.path)!r})"]
+        second_writer = subprocess.run(opening, capture_output=True, text=True, check=False)
+        assert second_writer.returncode != 0
+        assert "lock" in second_writer.stderr
         live_db.close()
         assert not snapshot_path(tmp_path / "analytics.duckdb").exists()
         assert sorted(path.name for path in tmp_path.iterdir()) == ["analytics.duckdb"]
