@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from cli.context import current_root, current_settings
+from cli.options import FormatOption
 from cli.output import OutputFormat, format_amounts, progress, render
 
 # audit/, store/ and bootstrap/ are imported by the command that runs: `evledger --help`
@@ -36,9 +37,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-FormatOption = Annotated[
-    OutputFormat, typer.Option("--format", "-f", help="Output as a table, JSON or CSV.")
-]
 # Repaint the progress bar every this many records: repainting per record would cost more
 # than reading it.
 _PROGRESS_EVERY = 500

@@ -7,16 +7,13 @@ import json
 import sys
 from collections.abc import Callable
 from functools import cache
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 
 from cli.context import current_root, current_settings
+from cli.options import FormatOption
 from cli.output import OutputFormat, render
-
-FormatOption = Annotated[
-    OutputFormat, typer.Option("--format", "-f", help="Output as a table, JSON or CSV.")
-]
 
 contract_app = typer.Typer(help="The upstream message contract.", no_args_is_help=True)
 

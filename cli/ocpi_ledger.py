@@ -7,8 +7,9 @@ from typing import Annotated
 import typer
 
 from cli.context import current_root
+from cli.options import FormatOption
 from cli.output import OutputFormat, render
-from cli.queries import FormatOption, _fail, _reporting_database_errors
+from cli.queries import _fail, _reporting_database_errors
 
 _TABLE_COLUMNS = (
     "country_code",

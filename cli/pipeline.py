@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 from cli.context import current_root
+from cli.options import FormatOption
 from cli.output import LazyConsole, OutputFormat, progress, render
 
 if TYPE_CHECKING:  # imported when a command runs: `evledger --help` does without them
@@ -21,9 +22,6 @@ if TYPE_CHECKING:  # imported when a command runs: `evledger --help` does withou
 
 stderr = LazyConsole(stderr=True)
 
-FormatOption = Annotated[
-    OutputFormat, typer.Option("--format", "-f", help="Output as a table, JSON or CSV.")
-]
 BatchSizeOption = Annotated[int, typer.Option(min=1, max=10_000, help="Records per batch.")]
 MetricsPortOption = Annotated[
     int | None, typer.Option(help="Serve Prometheus /metrics on 127.0.0.1:PORT.")

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from cli.context import current_root
+from cli.options import FormatOption, ProjectionBatchOption
 from cli.output import OutputFormat, render
-from projections.batch_size import DEFAULT_BATCH_SIZE
 
 if TYPE_CHECKING:
     from types import FrameType
@@ -20,9 +20,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-FormatOption = Annotated[
-    OutputFormat, typer.Option("--format", "-f", help="Output as a table, JSON or CSV.")
-]
 
 refund_app = typer.Typer(help="One refund.", no_args_is_help=True)
 analytics_app = typer.Typer(help="SQL over the analytics tables (DuckDB).", no_args_is_help=True)
@@ -260,15 +257,7 @@ def project(
             "--projection", help="payment_history, refund_status or analytics (repeatable)."
         ),
     ] = None,
-    batch_size: Annotated[
-        int | None,
-        typer.Option(
-            "--batch-size",
-            min=1,
-            max=100_000,
-            help=f"Events per transaction [default: {DEFAULT_BATCH_SIZE}].",
-        ),
-    ] = None,
+    batch_size: ProjectionBatchOption = None,
     output_format: FormatOption = OutputFormat.table,
 ) -> None:
     """Run the projectors: ledger -> payment history, refund status, analytics."""

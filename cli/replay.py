@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cli.context import current_root
+from cli.options import FormatOption, ProjectionBatchOption
 from cli.output import OutputFormat, progress, render
-from projections.batch_size import DEFAULT_BATCH_SIZE
 
 if TYPE_CHECKING:  # imported when a command runs: `evledger --help` does without them
     from bootstrap import Root
@@ -25,9 +25,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-FormatOption = Annotated[
-    OutputFormat, typer.Option("--format", "-f", help="Output as a table, JSON or CSV.")
-]
 _CHECKSUM_COLUMNS = [
     "projection",
     "table",
@@ -101,15 +98,6 @@ ProjectionOption = Annotated[
         help="payment_history, refund_status, analytics or all (repeatable; default all).",
     ),
 ]
-BatchSizeOption = Annotated[
-    int | None,
-    typer.Option(
-        "--batch-size",
-        min=1,
-        max=100_000,
-        help=f"Events per transaction [default: {DEFAULT_BATCH_SIZE}].",
-    ),
-]
 
 
 def _projection_names(requested: list[str] | None) -> list[str]:
@@ -146,7 +134,7 @@ def rebuild_command(
         bool,
         typer.Option("--force", help="Swap even if checksums differ (the live model is bad)."),
     ] = False,
-    batch_size: BatchSizeOption = None,
+    batch_size: ProjectionBatchOption = None,
     show_progress: ProgressOption = True,
     output_format: FormatOption = OutputFormat.table,
 ) -> None:
@@ -188,7 +176,7 @@ def snapshot_command(
         typer.Option("--into", help="Snapshot name (default offset_N or asof_TIME)."),
     ] = None,
     projection: ProjectionOption = None,
-    batch_size: BatchSizeOption = None,
+    batch_size: ProjectionBatchOption = None,
     show_progress: ProgressOption = True,
     output_format: FormatOption = OutputFormat.table,
 ) -> None:

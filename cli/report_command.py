@@ -10,8 +10,9 @@ from typing import Annotated
 
 import typer
 
+from cli.options import FormatOption
 from cli.output import OutputFormat
-from cli.queries import FormatOption, _analytics, _fail
+from cli.queries import _analytics, _fail
 
 
 def _local_date(value: str | None, option: str) -> date | None:
