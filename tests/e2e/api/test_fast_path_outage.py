@@ -77,12 +77,19 @@ def test_a_cached_key_s_page_without_the_database_is_one_503(
             headers={"Authorization": f"Bearer {presented}", "X-Request-ID": request_id},
             timeout=60,
         )
+        # The access-log line is written after the answer is sent: wait for it, boundedly.
+        deadline = time.monotonic() + 10
+        while not (
+            lines := [r.getMessage() for r in caplog.records if request_id in r.getMessage()]
+        ):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
     assert answer.status_code == 503
     assert answer.headers["content-type"] == "application/problem+json"
     assert answer.headers["x-request-id"] == request_id
     assert answer.json()["request_id"] == request_id
     assert "database" in answer.json()["detail"]
     assert down_api.passed_on == []
-    lines = [record.getMessage() for record in caplog.records if request_id in record.getMessage()]
     assert len(lines) == 1
     assert lines[0].startswith("GET /v1/customers/{customer_id}/payments 503 ")
