@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -46,12 +46,17 @@ def apply_batch(
     records: Sequence[SourceRecord],
     transaction: BatchTransaction | None = None,
     shards: int = 1,
+    in_doubt: Collection[tuple[str, int, int]] = frozenset(),
 ) -> BatchOutcome:
     """Apply a batch; the ledger has the result when this returns (or it raised).
 
     With a ``transaction`` (the Kafka ledger), the batch's dead letters and the records'
     next offsets commit in the same transaction as the batch's events. With more than one
     ledger ``shards``, the records are one shard's and misrouted ones are dead letters.
+    ``in_doubt`` holds the (topic, partition, offset) of records whose earlier transaction
+    failed without an answer (a commit that timed out may still have landed): a duplicate
+    among them is that commit's work, counted as what it was the first time, not as a
+    duplicate from upstream.
     """
     outcome = BatchOutcome()
     sorted_out = triage(records, shards)
@@ -68,15 +73,21 @@ def apply_batch(
     results = handler.handle_batch([command for _, command in sorted_out.commands], finish)
     if transaction is not None:
         transaction.commit_attached()
-    for result in results:
+    for (record, _), result in zip(sorted_out.commands, results, strict=True):
         if isinstance(result, Exception):
             continue
         outcome.results.append(result)
-        if result.outcome is Outcome.DUPLICATE:
+        first = result.outcome
+        if (
+            first is Outcome.DUPLICATE
+            and (record.topic, record.partition, record.offset) in in_doubt
+        ):
+            first = result.first_outcome or Outcome.APPLIED
+        if first is Outcome.DUPLICATE:
             outcome.counters.duplicates += 1
         else:
             outcome.counters.applied += 1
-            if result.outcome is Outcome.REJECTED:
+            if first is Outcome.REJECTED:
                 outcome.counters.rejected += 1
     outcome.counters.consumed = len(records)
     outcome.counters.dead_lettered = len(outcome.dead_letters)

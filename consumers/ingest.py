@@ -144,6 +144,8 @@ class KafkaIngest:
     def __init__(self, tasks: ShardTasks, config: IngestConfig) -> None:
         self.config = config
         self.counters = IngestCounters()
+        # Positions of records whose transaction failed unanswered (see apply_batch).
+        self._in_doubt: set[tuple[str, int, int]] = set()
         self._tasks = tasks
         self._open: dict[int, ShardTask] = {}
         sharded = config.shards > 1
@@ -234,7 +236,11 @@ class KafkaIngest:
                 task = self._task(part[0].partition)
                 try:
                     outcome = apply_batch(
-                        task.handler, part, _ShardBatch(self, task), self.config.shards
+                        task.handler,
+                        part,
+                        _ShardBatch(self, task),
+                        self.config.shards,
+                        in_doubt=self._in_doubt,
                     )
                 except WriterFenced as fenced:
                     if self.config.shards == 1:
@@ -255,6 +261,9 @@ class KafkaIngest:
                     # once the ledger may be back, going on polling meanwhile so that the
                     # group keeps this member.
                     left = [record for later in parts[done:] for record in later]
+                    # This partition's commit may have landed unanswered; later ones were
+                    # never sent.
+                    self._in_doubt.update((r.topic, r.partition, r.offset) for r in part)
                     self._rewind(left)
                     delay = backoff.next()
                     log.warning(
@@ -269,6 +278,7 @@ class KafkaIngest:
                 if backoff.failures:
                     log.warning("ledger available again after %d failed tries", backoff.failures)
                 backoff.reset()
+                self._in_doubt.difference_update((r.topic, r.partition, r.offset) for r in part)
                 self.counters.add(outcome.counters)
                 self.counters.check()
                 log.info("ingest batch of %d: %s", len(part), self.counters.summary())
