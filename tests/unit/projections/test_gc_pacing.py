@@ -8,19 +8,24 @@ import pytest
 
 from projections.gc_pacing import INGEST_YOUNG_THRESHOLD, YOUNG_THRESHOLD, fewer_collections
 
+# The projector's pace and ingest's rarer one.
+PACES = pytest.mark.parametrize("young", [YOUNG_THRESHOLD, INGEST_YOUNG_THRESHOLD])
 
-def test_thresholds_and_frozen_objects_come_back_after_the_block() -> None:
+
+@PACES
+def test_thresholds_and_frozen_objects_come_back_after_the_block(young: int) -> None:
     before = gc.get_threshold()
-    with fewer_collections():
-        assert gc.get_threshold() == (YOUNG_THRESHOLD, *before[1:])
+    with fewer_collections(young):
+        assert gc.get_threshold() == (young, *before[1:])
         assert gc.get_freeze_count() > 0
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
 
 
-def test_an_error_inside_the_block_restores_them_too() -> None:
+@PACES
+def test_an_error_inside_the_block_restores_them_too(young: int) -> None:
     before = gc.get_threshold()
-    with pytest.raises(RuntimeError), fewer_collections():
+    with pytest.raises(RuntimeError), fewer_collections(young):
         raise RuntimeError("boom")
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
@@ -33,23 +38,6 @@ def test_a_block_inside_another_leaves_the_outer_one_in_force() -> None:
             pass
         assert gc.get_threshold() == (YOUNG_THRESHOLD, *before[1:])
         assert gc.get_freeze_count() > 0
-    assert gc.get_threshold() == before
-    assert gc.get_freeze_count() == 0
-
-
-def test_ingest_collects_over_its_larger_young_generation_inside_the_block_only() -> None:
-    before = gc.get_threshold()
-    with fewer_collections(INGEST_YOUNG_THRESHOLD):
-        assert gc.get_threshold() == (INGEST_YOUNG_THRESHOLD, *before[1:])
-        assert gc.get_freeze_count() > 0
-    assert gc.get_threshold() == before
-    assert gc.get_freeze_count() == 0
-
-
-def test_an_error_inside_ingests_block_restores_the_thresholds() -> None:
-    before = gc.get_threshold()
-    with pytest.raises(RuntimeError), fewer_collections(INGEST_YOUNG_THRESHOLD):
-        raise RuntimeError("boom")
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
 
