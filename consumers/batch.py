@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from consumers.counters import IngestCounters
 from consumers.dead_letter import DeadLetter
+from consumers.in_doubt import InDoubt
 from consumers.triage import SourceRecord, triage
 from domain.application import FinishBatch
 from domain.commands import Command
@@ -46,26 +47,34 @@ def apply_batch(
     records: Sequence[SourceRecord],
     transaction: BatchTransaction | None = None,
     shards: int = 1,
-    in_doubt: Collection[tuple[str, int, int]] = frozenset(),
+    in_doubt: InDoubt | None = None,
 ) -> BatchOutcome:
     """Apply a batch; the ledger has the result when this returns (or it raised).
 
     With a ``transaction`` (the Kafka ledger), the batch's dead letters and the records'
     next offsets commit in the same transaction as the batch's events. With more than one
     ledger ``shards``, the records are one shard's and misrouted ones are dead letters.
-    ``in_doubt`` holds the (topic, partition, offset) of records whose earlier transaction
-    failed without an answer (a commit that timed out may still have landed): a duplicate
-    among them is that commit's work, counted as what it was the first time, not as a
-    duplicate from upstream.
+    ``in_doubt`` holds the records whose earlier transaction failed without an answer (a
+    commit that timed out may still have landed): a duplicate among them is counted as
+    what that attempt judged it; this attempt's judgement is kept there in turn, for the
+    caller to mark in doubt if its commit fails unanswered (consumers/in_doubt.py).
     """
     outcome = BatchOutcome()
     sorted_out = triage(records, shards)
+    if in_doubt is None:
+        in_doubt = InDoubt()
+    in_doubt.attempt()
 
     def finish(results: list[CommandResult | Exception]) -> None:
         outcome.dead_letters = list(sorted_out.dead_letters)
         for (record, _), result in zip(sorted_out.commands, results, strict=True):
             if isinstance(result, Exception):
                 outcome.dead_letters.append(record.dead_letter(*_why(result)))
+        in_doubt.judged(
+            (record, in_doubt.counted(record, result))
+            for (record, _), result in zip(sorted_out.commands, results, strict=True)
+            if not isinstance(result, Exception)
+        )
         if transaction is not None:
             transaction.attach(records, outcome.dead_letters)
 
@@ -77,12 +86,7 @@ def apply_batch(
         if isinstance(result, Exception):
             continue
         outcome.results.append(result)
-        first = result.outcome
-        if (
-            first is Outcome.DUPLICATE
-            and (record.topic, record.partition, record.offset) in in_doubt
-        ):
-            first = result.first_outcome or Outcome.APPLIED
+        first = in_doubt.counted(record, result)
         if first is Outcome.DUPLICATE:
             outcome.counters.duplicates += 1
         else:

@@ -30,6 +30,7 @@ from eventsourcing.persistence import PersistenceError
 from consumers.batch import BatchOutcome, CommandHandler, apply_batch
 from consumers.counters import IngestCounters
 from consumers.dead_letter import DeadLetter
+from consumers.in_doubt import InDoubt
 from consumers.ledger_backoff import LedgerBackoff, retriable
 from consumers.membership import GroupMembership, IngestReplaced
 from consumers.sources import StopSignal
@@ -144,8 +145,8 @@ class KafkaIngest:
     def __init__(self, tasks: ShardTasks, config: IngestConfig) -> None:
         self.config = config
         self.counters = IngestCounters()
-        # Positions of records whose transaction failed unanswered (see apply_batch).
-        self._in_doubt: set[tuple[str, int, int]] = set()
+        # Records whose transaction failed unanswered (see apply_batch).
+        self._in_doubt = InDoubt()
         self._tasks = tasks
         self._open: dict[int, ShardTask] = {}
         sharded = config.shards > 1
@@ -263,7 +264,7 @@ class KafkaIngest:
                     left = [record for later in parts[done:] for record in later]
                     # This partition's commit may have landed unanswered; later ones were
                     # never sent.
-                    self._in_doubt.update((r.topic, r.partition, r.offset) for r in part)
+                    self._in_doubt.failed(part)
                     self._rewind(left)
                     delay = backoff.next()
                     log.warning(
@@ -278,7 +279,7 @@ class KafkaIngest:
                 if backoff.failures:
                     log.warning("ledger available again after %d failed tries", backoff.failures)
                 backoff.reset()
-                self._in_doubt.difference_update((r.topic, r.partition, r.offset) for r in part)
+                self._in_doubt.settled(part)
                 self.counters.add(outcome.counters)
                 self.counters.check()
                 log.info("ingest batch of %d: %s", len(part), self.counters.summary())

@@ -1,0 +1,96 @@
+"""A batch whose ledger commit failed unanswered but landed is read again and counted as
+what it was the first time: applied, rejected, and duplicates (from upstream or within the
+batch) alike (Guarantee 5; consumers/in_doubt.py)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eventsourcing.persistence import OperationalError
+
+from bootstrap import bootstrap
+from bootstrap.settings import Settings
+from consumers.batch import apply_batch
+from consumers.counters import IngestCounters
+from consumers.in_doubt import InDoubt
+from consumers.triage import SourceRecord
+from demo.traffic import TrafficShape, generate
+from domain.application import BillingApplication
+
+
+@pytest.fixture
+def application(tmp_path: Path) -> Iterator[BillingApplication]:
+    root = bootstrap(Settings.embedded_in(tmp_path))
+    try:
+        yield root.application()
+    finally:
+        root.close()
+
+
+def record(offset: int, message: dict[str, Any]) -> SourceRecord:
+    return SourceRecord("ingest", 0, offset, None, json.dumps(message).encode())
+
+
+def lands_then_times_out(application: BillingApplication, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The application's next save is recorded, then reported failed: a ledger commit that
+    timed out but landed."""
+    real = application._record
+
+    def record_then_fail(processing_event: Any) -> Any:
+        monkeypatch.setattr(application, "_record", real)
+        real(processing_event)
+        raise OperationalError("commit timed out (it landed)")
+
+    monkeypatch.setattr(application, "_record", record_then_fail)
+
+
+def counts(counters: IngestCounters) -> tuple[int, int, int, int]:
+    return counters.consumed, counters.applied, counters.rejected, counters.duplicates
+
+
+def test_a_landed_batch_read_again_counts_as_it_was_judged_the_first_time(
+    application: BillingApplication, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    messages = list(generate(5, TrafficShape(days=1, customers=2, stations=1)))
+    tariffs = messages[:2]
+    assert all(m["type"] == "tariff.published" for m in tariffs)
+    started = next(m for m in messages if m["type"] == "session.started")
+    unknown_tariff_session = started | {"event_id": "evt-unknown-tariff", "tariff_id": "T-NONE"}
+    earlier = apply_batch(application, [record(0, tariffs[0])])
+    assert counts(earlier.counters) == (1, 1, 0, 0)
+
+    batch = [
+        record(1, tariffs[0]),  # a duplicate from upstream: in the ledger before the batch
+        record(2, tariffs[1]),
+        record(3, tariffs[1]),  # a second copy within the batch
+        record(4, unknown_tariff_session),
+    ]
+    in_doubt = InDoubt()
+    lands_then_times_out(application, monkeypatch)
+    with pytest.raises(OperationalError):
+        apply_batch(application, batch, in_doubt=in_doubt)
+    in_doubt.failed(batch)
+
+    again = apply_batch(application, batch, in_doubt=in_doubt)
+    assert again.dead_letters == []
+    assert [result.outcome for result in again.results] == ["duplicate"] * 4
+    assert counts(again.counters) == (4, 2, 1, 2)
+    in_doubt.settled(batch)
+
+    # Settled: the same messages once more are upstream duplicates, all four.
+    assert counts(apply_batch(application, batch, in_doubt=in_doubt).counters) == (4, 0, 0, 4)
+
+
+def test_a_batch_that_failed_before_its_messages_were_judged_counts_them_as_recorded(
+    application: BillingApplication,
+) -> None:
+    tariff = next(iter(generate(5, TrafficShape(days=1, customers=2, stations=1))))
+    batch = [record(0, tariff)]
+    apply_batch(application, batch)  # landed, but (say) the answer never came
+    in_doubt = InDoubt()
+    in_doubt.failed(batch)  # no attempt of it was judged here
+    assert counts(apply_batch(application, batch, in_doubt=in_doubt).counters) == (1, 1, 0, 0)
