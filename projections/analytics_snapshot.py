@@ -26,6 +26,7 @@ from pathlib import Path
 from projections.databases.duckdb import DuckDatabase
 from projections.databases.errors import ReadModelDatabaseError
 from projections.databases.fsync import fsync
+from projections.staging import staging_file
 
 log = logging.getLogger("evledger.analytics")
 
@@ -74,11 +75,10 @@ def publish_snapshot(db: DuckDatabase) -> Path:
 def staged_snapshot(source: Path, live: Path) -> Iterator[Path]:
     """Copy ``source`` (checkpointed, no writer in its middle) beside the readers' copy of
     ``live``; yields the snapshot path, and publishes the copy there by an atomic rename
-    when the block ends without an error (the copy is removed either way)."""
+    when the block ends without an error (the copy is removed either way, and the copies
+    of a process killed while making one are removed before: projections/staging.py)."""
     target = snapshot_path(live)
-    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
-    _remove(partial)
-    try:
+    with staging_file(target) as partial:
         copied = subprocess.run(
             ["cp", "--", str(source), str(partial)], capture_output=True, text=True, check=False
         )
@@ -88,17 +88,10 @@ def staged_snapshot(source: Path, live: Path) -> Iterator[Path]:
         yield target
         os.replace(partial, target)
         fsync(target.parent)
-    finally:
-        _remove(partial)
 
 
 class SnapshotError(Exception):
     """The readers' copy could not be made; the live file is untouched."""
-
-
-def _remove(path: Path) -> None:
-    path.unlink(missing_ok=True)
-    path.with_name(path.name + ".wal").unlink(missing_ok=True)
 
 
 class SnapshotPublisher:

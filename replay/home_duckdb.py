@@ -7,10 +7,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from projections.analytics_snapshot import staged_snapshot
+from projections.analytics_snapshot import snapshot_path, staged_snapshot
 from projections.databases.duckdb import DuckDatabase
 from projections.databases.errors import DatabaseBusy
 from projections.read_model import ReadModel
+from projections.staging import remove_abandoned
 from replay.checksum import TableChecksum
 from replay.duck_file_swap import check_supported, replace_database
 from replay.swap import LiveModelBusy, LiveSide
@@ -40,6 +41,8 @@ class DuckHome(ReadModelHome):
 
     def rebuild_place(self, tag: str) -> Place:
         check_supported()  # before the rebuild rather than at its swap
+        # A copy a killed rebuild or projector was staging: its disk space, before this one.
+        remove_abandoned(snapshot_path(self.path))
         return self._file_place(self.path.with_name(f"{self.path.stem}.rebuild-{tag}.duckdb"))
 
     exclusive = True

@@ -1,0 +1,84 @@
+"""Staging files that their process owns while it lives: a copy written beside its final name
+and renamed into place. A process killed in the middle (SIGKILL, power loss) leaves its
+staging file behind; the next one staging beside it removes it, and never one whose owner is
+still writing it.
+
+Ownership is a ``flock`` held on the file from its creation to its rename: the kernel drops
+it with the process however it ends, and it belongs to the open file description (closing
+another descriptor of the file, or a POSIX lock such as DuckDB's, leaves it alone). A
+process id in the name would not do: ids are reused, and processes of two containers
+sharing the directory can have the same one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+_SUFFIX = ".partial"
+
+
+def _pattern(target: Path) -> str:
+    return f".{target.name}.*{_SUFFIX}"
+
+
+@contextmanager
+def staging_file(target: Path) -> Iterator[Path]:
+    """A new, empty, hidden file beside ``target``, owned by this process until the block
+    ends; removed then unless the block renamed it away. Abandoned staging files of
+    ``target`` are removed first."""
+    remove_abandoned(target)
+    path = target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}{_SUFFIX}")
+    fd = _create_locked(path)
+    try:
+        yield path
+    finally:
+        try:
+            path.unlink(missing_ok=True)  # gone already once renamed into place
+        finally:
+            os.close(fd)  # which releases the lock, once the name is gone
+
+
+def remove_abandoned(target: Path) -> list[Path]:
+    """Remove the staging files of ``target`` whose owner is gone; those removed."""
+    removed = []
+    for path in sorted(target.parent.glob(_pattern(target))):
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue  # renamed into place or removed meanwhile
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # its owner is writing it
+            if _names(fd, path):
+                path.unlink()
+                removed.append(path)
+        finally:
+            os.close(fd)
+    return removed
+
+
+def _create_locked(path: Path) -> int:
+    """Create ``path`` and lock it; a sweeper that locked it first may have removed it
+    before this process could lock it, so create it again until the locked file is the
+    one the name holds."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if _names(fd, path):
+            return fd
+        os.close(fd)
+
+
+def _names(fd: int, path: Path) -> bool:
+    """Whether ``path`` still names the file open as ``fd``."""
+    with suppress(FileNotFoundError):
+        named, opened = path.stat(), os.fstat(fd)
+        return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
+    return False
