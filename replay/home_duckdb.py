@@ -1,10 +1,18 @@
 """Analytics in its DuckDB file: rebuilt in a file beside it that then takes its name,
-snapshots in the snapshot's own directory."""
+snapshots in the snapshot's own directory.
+
+A live path that is a symlink (EVLEDGER_DUCKDB_PATH naming a link to a file on another
+disk) is resolved once: the rebuild is made beside the file itself and renamed over it,
+so the link stays and the data stays where it was (a rename only works within one file
+system, and renaming over the link would replace it by a regular file). The readers' copy
+stays beside the path as configured, where the projector publishes it and readers look.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import cached_property
 from pathlib import Path
 
 from projections.analytics_snapshot import snapshot_path, staged_snapshot
@@ -35,6 +43,12 @@ class DuckHome(ReadModelHome):
     def live(self) -> DuckDatabase:
         return DuckDatabase(self.path, memory_limit_mib=self.memory_limit_mib)
 
+    @cached_property
+    def file(self) -> Path:
+        """The live file itself, symlinks resolved (once: a rebuild and its swap act on
+        the same file)."""
+        return self.path.resolve()
+
     def _file_place(self, path: Path) -> Place:
         db = DuckDatabase(path, memory_limit_mib=self.memory_limit_mib)
         return Place(db, str(path), lambda: remove_database_file(path))
@@ -43,7 +57,7 @@ class DuckHome(ReadModelHome):
         check_supported()  # before the rebuild rather than at its swap
         # A copy a killed rebuild or projector was staging: its disk space, before this one.
         remove_abandoned(snapshot_path(self.path))
-        return self._file_place(self.path.with_name(f"{self.path.stem}.rebuild-{tag}.duckdb"))
+        return self._file_place(self.file.with_name(f"{self.file.stem}.rebuild-{tag}.duckdb"))
 
     exclusive = True
 
@@ -84,7 +98,7 @@ class DuckHome(ReadModelHome):
 
     def live_side(self, group: ModelGroup, rebuilt: Place) -> LiveSide:
         """A held file is LiveModelBusy: DuckDB allows one writing process."""
-        db = self.live()
+        db = DuckDatabase(self.file, memory_limit_mib=self.memory_limit_mib)
         try:
             db.execute("SELECT 1")
         except DatabaseBusy as error:
@@ -93,7 +107,7 @@ class DuckHome(ReadModelHome):
                 "allows one writer, so stop the analytics projector (`evledger project` or "
                 "`evledger run`) for the swap and run the replay again"
             ) from None
-        return DuckLive(db, group, rebuilt, Path(rebuilt.where))
+        return DuckLive(db, group, rebuilt, Path(rebuilt.where), readers_of=self.path)
 
     def query_settings(self, directory: Path, label: str) -> dict[str, str]:
         if self.in_data_dir:
@@ -102,15 +116,23 @@ class DuckHome(ReadModelHome):
 
 
 class DuckLive(LiveSide):
-    """Live analytics in its DuckDB file; the rebuild in a file beside it."""
+    """Live analytics in its DuckDB file; the rebuild in a file beside it; the readers'
+    copy beside ``readers_of``, the live path as configured."""
 
     db: DuckDatabase
 
     def __init__(
-        self, db: DuckDatabase, group: ModelGroup, rebuilt: Place, rebuilt_path: Path
+        self,
+        db: DuckDatabase,
+        group: ModelGroup,
+        rebuilt: Place,
+        rebuilt_path: Path,
+        *,
+        readers_of: Path,
     ) -> None:
         super().__init__(db, group, rebuilt)
         self.rebuilt_path = rebuilt_path
+        self.readers_of = readers_of
 
     def table_exists(self, table: str) -> bool:
         return bool(
@@ -148,5 +170,5 @@ class DuckLive(LiveSide):
         # DuckDB's lock goes with the connection; the rename takes its own, which fails if a
         # process has opened the file since.
         self.db.close()
-        with staged_snapshot(self.rebuilt_path, self.db.path):
+        with staged_snapshot(self.rebuilt_path, self.readers_of):
             replace_database(self.rebuilt_path, self.db.path)

@@ -120,6 +120,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
         values["EVLEDGER_KAFKA_BOOTSTRAP"] = settings.kafka_bootstrap
     if settings.pg_dsn:
         values["EVLEDGER_PG_DSN"] = settings.pg_dsn
+    if settings.duckdb_path:
+        values["EVLEDGER_DUCKDB_PATH"] = str(settings.duckdb_path)
     return values
 
 
