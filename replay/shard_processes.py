@@ -1,14 +1,20 @@
-"""The parallel part of a sharded rebuild: worker processes (one per shard, at most one per
-core) that replay the shards into places of their own, then checksum the rebuilt tables for
+"""The parallel part of a rebuild: worker processes (at most one per usable core) that
+replay the ledger into places of their own, then checksum the rebuilt and live tables for
 the comparison with the live models.
+
+The work is split into units: one per shard, each rebuilding every read-model group of its
+shard, or, when there are fewer shards than cores, one per shard and group (``ModelGroup``:
+the views' database, analytics), so that a one-shard ledger's groups are rebuilt side by
+side, each reading the ledger for itself.
 
 A SQLite or DuckDB file takes one writing process, so shards cannot share the rebuild
 place: shard 0 is rebuilt into the rebuild place itself, every other shard into its own
 (``part_tag``), and the rebuild merges those into the rebuild place
-(``ReadModelHome.merge``). The workers are forked before the parent
-opens any database or ledger, so they start with nothing open and share the modules the
-parent has imported; a worker with several shards rebuilds them in turn. A worker that
-fails fails the whole rebuild with one line naming its shard, before anything is swapped.
+(``ReadModelHome.merge``); each group has places of its own, so two units never write one.
+The workers are forked before the parent opens any database or ledger, so they start with
+nothing open and share the modules the parent has imported; a worker with several units
+rebuilds them in turn. A worker that fails fails the whole rebuild with one line naming its
+unit, before anything is swapped.
 
 Checksumming the rebuilt models is as much work as checksumming the live ones, which only
 the parent can do (it holds them still, and DuckDB lets one process open a file), so the
@@ -39,7 +45,7 @@ _PROGRESS_EVERY_S = 0.2
 
 
 class ShardRebuildFailed(RuntimeError):
-    """A shard's rebuild process failed; nothing was merged or swapped."""
+    """A rebuild worker process failed; nothing was merged or swapped."""
 
 
 def part_tag(tag: str, shard: int) -> str:
@@ -49,40 +55,72 @@ def part_tag(tag: str, shard: int) -> str:
     return tag if shard == 0 else f"{tag}_{shard}"
 
 
-def worker_count(shards: int) -> int:
-    """How many worker processes: one per shard, at most one per core."""
+def usable_cores() -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(shards, cores or 1))
+    return max(1, cores or 1)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One worker's piece of a rebuild: ``shard``'s ledger into the places of ``group``
+    (an index into ``site.groups(names)``), or of every group when None."""
+
+    shard: int
+    group: int | None = None
+
+
+def work_units(shards: int, groups: int, cores: int | None = None) -> list[Unit]:
+    """The units of a rebuild of ``groups`` groups over ``shards`` shards: a shard's groups
+    apart only while there are cores to spare (each unit reads its shard for itself), so
+    one shard on one core is one unit, which the rebuild does in its own process."""
+    if shards >= (cores or usable_cores()) or groups == 1:
+        return [Unit(shard) for shard in range(shards)]
+    return [Unit(shard, group) for shard in range(shards) for group in range(groups)]
+
+
+def worker_count(units: int) -> int:
+    """How many worker processes: one per unit, at most one per core."""
+    return min(units, usable_cores())
 
 
 @dataclass(frozen=True)
 class _Job:
-    """What one worker rebuilds: ``names`` from each of ``shards`` into part_tag(tag, p),
-    and whose rebuild place (``tag``) it checksums afterwards."""
+    """What one worker rebuilds: each of ``units`` (indices into ``all_units``) into the
+    places part_tag(tag, shard), and whose rebuild places (``tag``) it checksums
+    afterwards."""
 
     site: ReplaySite
     names: list[str]
     tag: str
-    shards: list[int]
+    all_units: list[Unit]
+    units: list[int]
     batch_size: int
 
 
 class ShardWorkers:
-    """The worker processes of one sharded rebuild; ``close`` stops them (a context
-    manager)."""
+    """The worker processes of one rebuild, sharing ``units`` out; ``close`` stops them
+    (a context manager)."""
 
-    def __init__(self, site: ReplaySite, names: Sequence[str], tag: str, batch_size: int) -> None:
+    def __init__(
+        self,
+        site: ReplaySite,
+        names: Sequence[str],
+        tag: str,
+        batch_size: int,
+        units: Sequence[Unit],
+    ) -> None:
         self.shard_names = site.shard_names()
-        shards = len(self.shard_names)
+        self.group_names = [", ".join(group.names) for group in site.groups(names)]
+        self.units = list(units)
         _preload()
         # Fork: a child has the parent's modules already (a spawned one spends about 0.4 s
         # of CPU importing them again).
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
         context = multiprocessing.get_context(method)
-        count = worker_count(shards)
-        # Per shard: events reached, events aimed at, and 1 once rebuilt.
-        self._counters = context.Array("q", 3 * shards, lock=False)
-        # Per worker: the shard it is rebuilding (-1: none), to name it if the worker dies.
+        count = worker_count(len(self.units))
+        # Per unit: events reached, events aimed at, and 1 once rebuilt.
+        self._counters = context.Array("q", 3 * len(self.units), lock=False)
+        # Per worker: the unit it is rebuilding (-1: none), to name it if the worker dies.
         self._current = context.Array("q", [-1] * count, lock=False)
         self._workers: list[tuple[BaseProcess, Connection]] = []
         # Each request not answered yet: the tables asked of each worker; the ticket of
@@ -99,8 +137,8 @@ class ShardWorkers:
         try:
             for worker in range(count):
                 parent_end, child_end = context.Pipe()
-                shares = list(range(shards))[worker::count]
-                job = _Job(child_site, list(names), tag, shares, batch_size)
+                shares = list(range(len(self.units)))[worker::count]
+                job = _Job(child_site, list(names), tag, self.units, shares, batch_size)
                 process = context.Process(  # type: ignore[attr-defined]
                     target=_work,
                     args=(job, worker, self._counters, self._current, child_end),
@@ -120,17 +158,26 @@ class ShardWorkers:
         self.close()
 
     def wait(self, progress: ProgressHook | None = None) -> None:
-        """Until every shard is rebuilt into its place; ShardRebuildFailed names the first
-        shard that failed."""
+        """Until every unit is rebuilt into its places; ShardRebuildFailed names the first
+        unit that failed."""
         counters = self._counters
-        shards = len(self.shard_names)
-        while not all(counters[3 * shard + 2] for shard in range(shards)):
+        while not all(counters[3 * unit + 2] for unit in range(len(self.units))):
             wait([process.sentinel for process, _ in self._workers], _PROGRESS_EVERY_S)
             if progress is not None:
-                progress(sum(counters[0::3]), max(sum(counters[1::3]), 1))
+                progress(*self._progress())
             for worker in range(len(self._workers)):
                 self._check(worker)
         self._rebuilt = True
+
+    def _progress(self) -> tuple[int, int]:
+        """Events reached and aimed at over the shards: a shard is as far as its slowest
+        unit (its groups' units read the same events)."""
+        reached = aimed = 0
+        for shard in range(len(self.shard_names)):
+            ours = [i for i, unit in enumerate(self.units) if unit.shard == shard]
+            reached += min(self._counters[3 * i] for i in ours)
+            aimed += max(self._counters[3 * i + 1] for i in ours)
+        return reached, max(aimed, 1)
 
     def ask_checksums(self, group: int, tables: Sequence[str], *, live: bool = False) -> int:
         """Have the workers checksum ``tables`` of group ``group`` (``site.groups(names)``),
@@ -216,7 +263,7 @@ class ShardWorkers:
 
     def _check(self, worker: int) -> None:
         """Raise ShardRebuildFailed if the worker reported a failure or died; keep the
-        checksums it answered (a worker done with its shards takes them while others
+        checksums it answered (a worker done with its units takes them while others
         rebuild)."""
         process, connection = self._workers[worker]
         while connection.poll():
@@ -230,9 +277,22 @@ class ShardWorkers:
         if process.exitcode is not None and process.exitcode != 0:
             self._fail(self._current[worker], _ended(process))
 
-    def _fail(self, shard: int, why: str) -> None:
-        name = f"shard {shard} ({self.shard_names[shard]})" if shard >= 0 else "a shard"
-        raise ShardRebuildFailed(f"rebuilding {name} failed: {why}; nothing was swapped")
+    def _fail(self, unit: int, why: str) -> None:
+        raise ShardRebuildFailed(
+            f"rebuilding {self._name(unit)} failed: {why}; nothing was swapped"
+        )
+
+    def _name(self, index: int) -> str:
+        """The unit for a person: its shard (by number only when sharded), and its group
+        when the shard's groups are rebuilt apart."""
+        if index < 0:
+            return "a read model"
+        unit = self.units[index]
+        shard = self.shard_names[unit.shard]
+        where = f"shard {unit.shard} ({shard})" if len(self.shard_names) > 1 else shard
+        if unit.group is None:
+            return where
+        return f"{self.group_names[unit.group]} from {where}"
 
 
 def _ended(process: BaseProcess) -> str:
@@ -256,30 +316,33 @@ def _preload() -> None:
 
 
 def _work(job: _Job, worker: int, counters: Any, current: Any, connection: Connection) -> None:
-    """A worker: rebuild its shards, then answer checksum requests until told to stop.
+    """A worker: rebuild its units, then answer checksum requests until told to stop.
     A failure is sent to the parent as one line."""
     # Ctrl-C reaches the whole process group: the parent stops the workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    shard = -1
+    unit = -1
     try:
-        for shard in job.shards:
-            current[worker] = shard
-            _rebuild_shard(job, shard, counters)
-            counters[3 * shard + 2] = 1
-        shard = current[worker] = -1
+        for unit in job.units:
+            current[worker] = unit
+            _rebuild_unit(job, unit, counters)
+            counters[3 * unit + 2] = 1
+        unit = current[worker] = -1
         _serve_checksums(job, connection)
     except Exception as error:
         text = str(error).strip()
-        connection.send(("failed", shard, text.splitlines()[0] if text else repr(error)))
+        connection.send(("failed", unit, text.splitlines()[0] if text else repr(error)))
         raise SystemExit(1) from None
     finally:
         connection.close()
 
 
-def _rebuild_shard(job: _Job, shard: int, counters: Any) -> None:
-    """Project one shard's ledger into its own places, then close them (the parent merges
-    them)."""
+def _rebuild_unit(job: _Job, unit: int, counters: Any) -> None:
+    """Project one unit's shard into its group's places (every group's), then close them
+    (the parent merges them)."""
+    shard, group_index = job.all_units[unit].shard, job.all_units[unit].group
     groups = job.site.groups(job.names)
+    if group_index is not None:
+        groups = [groups[group_index]]
     places = [group.home.rebuild_place(part_tag(job.tag, shard)) for group in groups]
     try:
         with job.site.ledger_source(shard) as source:
@@ -290,7 +353,7 @@ def _rebuild_shard(job: _Job, shard: int, counters: Any) -> None:
             ]
 
             def report(reached: int, target: int) -> None:
-                counters[3 * shard], counters[3 * shard + 1] = reached, target
+                counters[3 * unit], counters[3 * unit + 1] = reached, target
 
             project_to(source, models, batch_size=job.batch_size, progress=report)
     finally:
