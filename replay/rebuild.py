@@ -195,8 +195,9 @@ def rebuild(
             every = [model for models in rebuilt.values() for model in models]
             reached = project_shards(sources, every, batch_size=batch_size, progress=progress)
         else:
-            workers.wait(progress)
             reached = _merge_and_checksum(
+                workers,
+                progress,
                 groups=groups,
                 places=places,
                 parts=parts,
@@ -222,6 +223,8 @@ def rebuild(
 
 
 def _merge_and_checksum(
+    workers: ShardWorkers,
+    progress: ProgressHook | None,
     *,
     groups: Sequence[ModelGroup],
     places: Sequence[Place],
@@ -231,13 +234,16 @@ def _merge_and_checksum(
     remotes: Sequence[Remote | None],
     batch_size: int,
 ) -> int:
-    """After the workers, group by group in the order they are swapped: merge the shards'
-    rows into its rebuild place, feed it what the shards recorded since, and have the
-    workers checksum it (taken again when compared if the models have moved meanwhile);
-    the fewest events a group reached."""
+    """Group by group as the workers finish rebuilding them: merge the shards' rows into
+    its rebuild place, feed it what the shards recorded since, and have the workers
+    checksum it (taken again when compared if the models have moved meanwhile) while they
+    still rebuild the other groups; the fewest events a group reached."""
     reached: list[int] = []
-    for index, (group, place) in enumerate(zip(groups, places, strict=True)):
-        remote = remotes[index]
+    waiting = list(range(len(groups)))
+    while waiting:
+        index = workers.wait(progress, waiting)
+        waiting.remove(index)
+        group, place, remote = groups[index], places[index], remotes[index]
         if parts:
             _merge(group, place, [shard_places[index] for shard_places in parts])
         reached.append(project_shards(sources, rebuilt[group], batch_size=batch_size))

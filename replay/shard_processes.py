@@ -23,7 +23,6 @@ workers take the rebuilt side meanwhile, table by table, each on a connection of
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import os
 import signal
@@ -95,11 +94,15 @@ class _Job:
     all_units: list[Unit]
     units: list[int]
     batch_size: int
+    # The checksum tasks, shared by the workers (a multiprocessing SimpleQueue).
+    tasks: Any
 
 
 class ShardWorkers:
     """The worker processes of one rebuild, sharing ``units`` out; ``close`` stops them
-    (a context manager)."""
+    (a context manager). Checksums asked of them are tasks of one table each on a queue
+    they share: the first worker done with its units takes them while the others still
+    rebuild."""
 
     def __init__(
         self,
@@ -122,23 +125,22 @@ class ShardWorkers:
         self._counters = context.Array("q", 3 * len(self.units), lock=False)
         # Per worker: the unit it is rebuilding (-1: none), to name it if the worker dies.
         self._current = context.Array("q", [-1] * count, lock=False)
+        self._tasks: Any = context.SimpleQueue()
         self._workers: list[tuple[BaseProcess, Connection]] = []
-        # Each request not answered yet: the tables asked of each worker; the ticket of
-        # the first, and the answers read but not collected yet, by ticket.
-        self._asked: list[list[list[str]]] = []
+        # Per ticket: the tables not answered yet, and the answers read so far (a
+        # checksum and the positions it was taken at, or why it could not be taken).
+        self._pending: dict[int, set[str]] = {}
+        self._answers: dict[int, dict[str, tuple[TableChecksum, dict[str, int] | None] | str]]
+        self._answers = {}
         self._tickets = 0
-        # Per worker: its answers read while waiting for the rebuild, not collected yet.
-        self._inbox: list[list[Any]] = [[] for _ in range(count)]
-        self._answers: dict[
-            int, tuple[dict[str, TableChecksum], dict[str, int] | None] | ShardRebuildFailed
-        ] = {}
-        self._rebuilt = False
         child_site = site.for_another_process()
         try:
             for worker in range(count):
                 parent_end, child_end = context.Pipe()
                 shares = list(range(len(self.units)))[worker::count]
-                job = _Job(child_site, list(names), tag, self.units, shares, batch_size)
+                job = _Job(
+                    child_site, list(names), tag, self.units, shares, batch_size, self._tasks
+                )
                 process = context.Process(  # type: ignore[attr-defined]
                     target=_work,
                     args=(job, worker, self._counters, self._current, child_end),
@@ -157,17 +159,27 @@ class ShardWorkers:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def wait(self, progress: ProgressHook | None = None) -> None:
-        """Until every unit is rebuilt into its places; ShardRebuildFailed names the first
-        unit that failed."""
-        counters = self._counters
-        while not all(counters[3 * unit + 2] for unit in range(len(self.units))):
-            wait([process.sentinel for process, _ in self._workers], _PROGRESS_EVERY_S)
+    def wait(self, progress: ProgressHook | None = None, groups: Sequence[int] = ()) -> int:
+        """Until every unit is rebuilt (with ``groups``: every unit of one of them, the
+        group returned); ShardRebuildFailed names the first unit that failed."""
+        while True:
+            for group in groups or [-1]:
+                if all(self._done(index) for index in self._units_of(group)):
+                    return group
+            self._read(_PROGRESS_EVERY_S)
             if progress is not None:
                 progress(*self._progress())
-            for worker in range(len(self._workers)):
-                self._check(worker)
-        self._rebuilt = True
+
+    def _units_of(self, group: int) -> list[int]:
+        """The units that rebuild group ``group`` (-1: every unit)."""
+        return [
+            index
+            for index, unit in enumerate(self.units)
+            if group < 0 or unit.group is None or unit.group == group
+        ]
+
+    def _done(self, unit: int) -> bool:
+        return bool(self._counters[3 * unit + 2])
 
     def _progress(self) -> tuple[int, int]:
         """Events reached and aimed at over the shards: a shard is as far as its slowest
@@ -181,63 +193,48 @@ class ShardWorkers:
 
     def ask_checksums(self, group: int, tables: Sequence[str], *, live: bool = False) -> int:
         """Have the workers checksum ``tables`` of group ``group`` (``site.groups(names)``),
-        shared out among them: of its rebuilt models (their place must be closed in this
+        one task per table: of its rebuilt models (their place must be closed in this
         process: DuckDB opens a file in one process), or with ``live`` of its live ones
         (read-only), with the positions the models stood at throughout (None if they
         moved meanwhile). The ticket that ``collect_checksums`` takes."""
-        count = len(self._workers)
-        shares = [list(tables)[worker::count] for worker in range(count)]
-        for (_, connection), share in zip(self._workers, shares, strict=True):
-            if share:
-                # A dead worker's pipe refuses it: waiting for the worker or for its
-                # answer names its shard.
-                with contextlib.suppress(OSError):
-                    connection.send(("checksums", group, share, live))
-        self._asked.append(shares)
-        return self._tickets + len(self._asked) - 1
+        ticket = self._tickets
+        self._tickets += 1
+        self._pending[ticket] = set(tables)
+        self._answers[ticket] = {}
+        for table in tables:
+            self._tasks.put(("checksum", ticket, group, table, live))
+        return ticket
 
     def collect_checksums(
         self, ticket: int
     ) -> tuple[dict[str, TableChecksum], dict[str, int] | None]:
         """The checksums of request ``ticket`` by table, and the tracked positions the
-        workers saw (None if the models moved while they took them). The workers answer in
-        the order asked: earlier answers are kept for their own collect."""
-        while ticket not in self._answers:
-            self._answers[self._tickets] = self._read_answers(self._asked.pop(0))
-            self._tickets += 1
-        answer = self._answers.pop(ticket)
-        if isinstance(answer, ShardRebuildFailed):
-            raise answer
-        return answer
-
-    def _read_answers(
-        self, asked: list[list[str]]
-    ) -> tuple[dict[str, TableChecksum], dict[str, int] | None] | ShardRebuildFailed:
+        workers saw (None if the models moved while they took them, or the tables were
+        read at different positions)."""
+        while self._pending[ticket]:
+            self._read(None)
+        del self._pending[ticket]
+        answers = self._answers.pop(ticket)
         found: dict[str, TableChecksum] = {}
-        positions: dict[str, int] | None = {}
-        failure: ShardRebuildFailed | None = None
-        for worker, share in enumerate(asked):
-            if share:
-                try:
-                    sums, seen = self._receive(worker)
-                except ShardRebuildFailed as error:
-                    failure = failure or error  # the others' answers are still read
-                    continue
-                found.update(sums)
-                positions = None if positions is None or seen is None else positions | seen
-        return failure if failure is not None else (found, positions)
+        seen: list[dict[str, int] | None] = []
+        for table, answer in answers.items():
+            if isinstance(answer, str):
+                raise ShardRebuildFailed(f"checksumming read models failed: {answer}")
+            found[table], positions = answer
+            seen.append(positions)
+        same = all(positions is not None and positions == seen[0] for positions in seen)
+        return found, (seen[0] if seen and same else {} if not seen else None)
 
     def close(self) -> None:
         """Stop the workers: told to, once they are serving checksums; terminated while
         they are still rebuilding (the rebuild failed)."""
-        for process, connection in self._workers:
-            if process.exitcode is None:
-                try:
-                    if not self._rebuilt:
-                        raise OSError("still rebuilding")
-                    connection.send(("stop",))
-                except OSError:
-                    process.terminate()
+        serving = all(self._done(unit) for unit in range(len(self.units)))
+        alive = [process for process, _ in self._workers if process.exitcode is None]
+        for process in alive:
+            if serving:
+                self._tasks.put(("stop",))
+            else:
+                process.terminate()
         for process, connection in self._workers:
             process.join(5)
             if process.exitcode is None:
@@ -245,39 +242,41 @@ class ShardWorkers:
                 process.join()
             connection.close()
         self._workers = []
+        self._tasks.close()
 
-    def _receive(self, worker: int) -> Any:
-        process, connection = self._workers[worker]
-        try:
-            inbox = self._inbox[worker]
-            kind, *body = inbox.pop(0) if inbox else connection.recv()
-        except (EOFError, OSError):  # a dead peer: ended, or reset with a request unread
-            self._check(worker)
-            raise ShardRebuildFailed(
-                f"a rebuild worker process ended ({_ended(process)}) while checksumming "
-                "read models; nothing was swapped"
-            ) from None
-        if kind == "unchecked":
-            raise ShardRebuildFailed(f"checksumming read models failed: {body[0]}")
-        return body
-
-    def _check(self, worker: int) -> None:
-        """Raise ShardRebuildFailed if the worker reported a failure or died; keep the
-        checksums it answered (a worker done with its units takes them while others
-        rebuild)."""
-        process, connection = self._workers[worker]
-        while connection.poll():
-            try:
-                message = connection.recv()
-            except (EOFError, OSError):  # it died without a word: its exit status tells
-                break
-            if message[0] == "failed":
-                self._fail(message[1], message[2])
-            self._inbox[worker].append(message)
-        if process.exitcode is not None and process.exitcode != 0:
-            self._fail(self._current[worker], _ended(process))
+    def _read(self, timeout: float | None) -> None:
+        """Read what the workers sent, waiting up to ``timeout`` for something; raise
+        ShardRebuildFailed if one reported a failure or ended (a worker only ends when
+        told to)."""
+        wait(
+            [
+                end
+                for process, connection in self._workers
+                for end in (connection, process.sentinel)
+            ],
+            timeout,
+        )
+        for worker, (process, connection) in enumerate(self._workers):
+            while connection.poll():
+                try:
+                    message = connection.recv()
+                except (EOFError, OSError):  # it died without a word: its exit status tells
+                    process.join(1)
+                    break
+                if message[0] == "failed":
+                    self._fail(message[1], message[2])
+                _, ticket, table, *answer = message
+                self._answers[ticket][table] = answer[0] if len(answer) == 1 else tuple(answer)
+                self._pending[ticket].discard(table)
+            if process.exitcode is not None:
+                self._fail(self._current[worker], _ended(process))
 
     def _fail(self, unit: int, why: str) -> None:
+        if unit < 0:
+            raise ShardRebuildFailed(
+                f"a rebuild worker process ended ({why}) while checksumming read models; "
+                "nothing was swapped"
+            )
         raise ShardRebuildFailed(
             f"rebuilding {self._name(unit)} failed: {why}; nothing was swapped"
         )
@@ -285,8 +284,6 @@ class ShardWorkers:
     def _name(self, index: int) -> str:
         """The unit for a person: its shard (by number only when sharded), and its group
         when the shard's groups are rebuilt apart."""
-        if index < 0:
-            return "a read model"
         unit = self.units[index]
         shard = self.shard_names[unit.shard]
         where = f"shard {unit.shard} ({shard})" if len(self.shard_names) > 1 else shard
@@ -316,8 +313,8 @@ def _preload() -> None:
 
 
 def _work(job: _Job, worker: int, counters: Any, current: Any, connection: Connection) -> None:
-    """A worker: rebuild its units, then answer checksum requests until told to stop.
-    A failure is sent to the parent as one line."""
+    """A worker: rebuild its units, then take checksum tasks until told to stop. A failure
+    is sent to the parent as one line."""
     # Ctrl-C reaches the whole process group: the parent stops the workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     unit = -1
@@ -329,11 +326,15 @@ def _work(job: _Job, worker: int, counters: Any, current: Any, connection: Conne
         unit = current[worker] = -1
         _serve_checksums(job, connection)
     except Exception as error:
-        text = str(error).strip()
-        connection.send(("failed", unit, text.splitlines()[0] if text else repr(error)))
+        connection.send(("failed", unit, _one_line(error)))
         raise SystemExit(1) from None
     finally:
         connection.close()
+
+
+def _one_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else repr(error)
 
 
 def _rebuild_unit(job: _Job, unit: int, counters: Any) -> None:
@@ -362,31 +363,26 @@ def _rebuild_unit(job: _Job, unit: int, counters: Any) -> None:
 
 
 def _serve_checksums(job: _Job, connection: Connection) -> None:
-    """Checksum tables as the parent asks, until it says stop: one that fails is answered
-    with its error, and the worker carries on."""
+    """Checksum one table per task until told to stop: one that fails is answered with
+    its error, and the worker carries on."""
     groups = job.site.groups(job.names)
     while True:
-        try:
-            request = connection.recv()
-        except (EOFError, OSError):  # the parent is gone
+        task = job.tasks.get()
+        if task[0] != "checksum":
             return
-        if request[0] != "checksums":
-            return
-        _, group, tables, live = request
+        _, ticket, group, table, live = task
         home = groups[group].home
         try:
             db = home.live_reader() if live else home.reader(home.rebuild_place(job.tag))
             try:
                 before = tracked_positions(db)
-                sums = {table: table_checksum(db, table) for table in tables}
+                checksum = table_checksum(db, table)
                 # A model moves its rows and its position in one transaction: unmoved
-                # positions mean every table was read at them.
+                # positions mean the table was read at them.
                 after = tracked_positions(db)
-                positions = after if after == before else None
             finally:
                 db.close()  # before answering: the parent may open it next
         except Exception as error:
-            text = str(error).strip()
-            connection.send(("unchecked", text.splitlines()[0] if text else repr(error)))
+            connection.send(("unchecked", ticket, table, _one_line(error)))
             continue
-        connection.send(("checksums", sums, positions))
+        connection.send(("checksum", ticket, table, checksum, after if after == before else None))

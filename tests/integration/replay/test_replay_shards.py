@@ -187,15 +187,15 @@ def test_a_killed_shard_process_fails_the_rebuild_naming_its_shard(
     write_routed(sharded, traffic())
     project_all(sharded)
     before = live_contents(sharded)
-    rebuild_shard = shard_processes._rebuild_shard
+    rebuild_shard = shard_processes._rebuild_unit
 
-    def killed_at_shard_2(job: Any, shard: int, counters: Any) -> None:
-        if shard == 2:  # as the kernel's OOM killer would, in the middle of its work
+    def killed_at_shard_2(job: Any, unit: int, counters: Any) -> None:
+        if unit == 2:  # as the kernel's OOM killer would, in the middle of its work
             os.kill(os.getpid(), signal.SIGKILL)
-        rebuild_shard(job, shard, counters)
+        rebuild_shard(job, unit, counters)
 
     # The workers are forked from this process: they run the patched function.
-    monkeypatch.setattr(shard_processes, "_rebuild_shard", killed_at_shard_2)
+    monkeypatch.setattr(shard_processes, "_rebuild_unit", killed_at_shard_2)
 
     result = run_replay(sharded, "rebuild")
 
