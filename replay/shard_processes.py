@@ -100,8 +100,9 @@ class _Job:
 
 class ShardWorkers:
     """The worker processes of one rebuild, sharing ``units`` out; ``close`` stops them
-    (a context manager). Checksums asked of them are tasks of one table each on a queue
-    they share: the first worker done with its units takes them while the others still
+    (a context manager). Checksums asked of them are tasks on a queue they share, a share
+    of a request's tables each (one connection per share: opening a DuckDB file is not
+    free): the first worker done with its units takes them while the others still
     rebuild."""
 
     def __init__(
@@ -193,7 +194,7 @@ class ShardWorkers:
 
     def ask_checksums(self, group: int, tables: Sequence[str], *, live: bool = False) -> int:
         """Have the workers checksum ``tables`` of group ``group`` (``site.groups(names)``),
-        one task per table: of its rebuilt models (their place must be closed in this
+        in one task per worker: of its rebuilt models (their place must be closed in this
         process: DuckDB opens a file in one process), or with ``live`` of its live ones
         (read-only), with the positions the models stood at throughout (None if they
         moved meanwhile). The ticket that ``collect_checksums`` takes."""
@@ -201,8 +202,10 @@ class ShardWorkers:
         self._tickets += 1
         self._pending[ticket] = set(tables)
         self._answers[ticket] = {}
-        for table in tables:
-            self._tasks.put(("checksum", ticket, group, table, live))
+        count = len(self._workers)
+        for share in (list(tables)[worker::count] for worker in range(count)):
+            if share:
+                self._tasks.put(("checksums", ticket, group, share, live))
         return ticket
 
     def collect_checksums(
@@ -265,9 +268,12 @@ class ShardWorkers:
                     break
                 if message[0] == "failed":
                     self._fail(message[1], message[2])
-                _, ticket, table, *answer = message
-                self._answers[ticket][table] = answer[0] if len(answer) == 1 else tuple(answer)
-                self._pending[ticket].discard(table)
+                kind, ticket, tables, answer = message
+                for table in tables:
+                    self._answers[ticket][table] = (
+                        (tables[table], answer) if kind == "checksums" else answer
+                    )
+                    self._pending[ticket].discard(table)
             if process.exitcode is not None:
                 self._fail(self._current[worker], _ended(process))
 
@@ -363,26 +369,26 @@ def _rebuild_unit(job: _Job, unit: int, counters: Any) -> None:
 
 
 def _serve_checksums(job: _Job, connection: Connection) -> None:
-    """Checksum one table per task until told to stop: one that fails is answered with
-    its error, and the worker carries on."""
+    """Checksum each task's tables until told to stop: a task that fails is answered
+    with its error, and the worker carries on."""
     groups = job.site.groups(job.names)
     while True:
         task = job.tasks.get()
-        if task[0] != "checksum":
+        if task[0] != "checksums":
             return
-        _, ticket, group, table, live = task
+        _, ticket, group, tables, live = task
         home = groups[group].home
         try:
             db = home.live_reader() if live else home.reader(home.rebuild_place(job.tag))
             try:
                 before = tracked_positions(db)
-                checksum = table_checksum(db, table)
+                sums = {table: table_checksum(db, table) for table in tables}
                 # A model moves its rows and its position in one transaction: unmoved
-                # positions mean the table was read at them.
+                # positions mean every table was read at them.
                 after = tracked_positions(db)
             finally:
                 db.close()  # before answering: the parent may open it next
         except Exception as error:
-            connection.send(("unchecked", ticket, table, _one_line(error)))
+            connection.send(("unchecked", ticket, dict.fromkeys(tables), _one_line(error)))
             continue
-        connection.send(("checksum", ticket, table, checksum, after if after == before else None))
+        connection.send(("checksums", ticket, sums, after if after == before else None))
