@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,6 @@ from bootstrap import bootstrap
 from bootstrap.read_models import READ_MODEL_NAMES
 from bootstrap.settings import Settings
 from domain.application import BillingApplication
-from replay import rebuild as rebuild_module
 from replay import shard_processes
 from replay.rebuild import RebuildReport, rebuild
 from replay.targets import REBUILD_SCHEMA_PREFIX
@@ -30,6 +28,7 @@ from tests.integration.replay.conftest import (
     write,
 )
 from tests.integration.replay.test_rebuild_kafka import table_oid
+from tests.integration.replay.test_replay_shards import failed_on_broken_analytics
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -108,17 +107,11 @@ def test_a_failing_group_worker_swaps_nothing_and_says_which(
     before = live_contents(kafka_settings)
     oid = table_oid(kafka_settings, "payment_history")
     cores(monkeypatch, 2)
-    tag = f"t{uuid.uuid4().hex[:9]}"
-    monkeypatch.setattr(rebuild_module, "new_tag", lambda: tag)
     # The analytics rebuild file is not a DuckDB database: its worker cannot open it.
-    broken = kafka_settings.analytics_path.with_name(f"analytics.rebuild-{tag}.duckdb")
-    broken.parent.mkdir(parents=True, exist_ok=True)
-    broken.write_bytes(b"not a database" * 1000)
+    tag, broken, line = failed_on_broken_analytics(
+        kafka_settings, monkeypatch, 0, lambda: run_replay(kafka_settings, "rebuild")
+    )
 
-    result = run_replay(kafka_settings, "rebuild")
-
-    assert result.exit_code == 1, result.output
-    (line,) = result.stderr.splitlines()
     assert line.startswith("evledger: rebuilding analytics from the ledger failed: ")
     assert str(broken) in line and line.endswith("; nothing was swapped")
     # Neither group swapped: the views' worker had done its part, but nothing is swapped
