@@ -114,9 +114,12 @@ def failed_on_broken_analytics(
     return tag, broken, line
 
 
+# Two cores: a unit per shard; four: a unit per shard and group, merged alike.
+@pytest.mark.parametrize("cores", [2, 4])
 def test_rebuild_of_three_shards_equals_live_and_swaps_once(
-    sharded: Settings, pg_dsn: str, tmp_path: Path
+    sharded: Settings, pg_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cores: int
 ) -> None:
+    monkeypatch.setattr(shard_processes, "usable_cores", lambda: cores)
     messages = traffic()
     half = len(messages) // 2
     first = write_routed(sharded, messages[:half])
