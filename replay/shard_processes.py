@@ -16,9 +16,11 @@ nothing open and share the modules the parent has imported; a worker with severa
 rebuilds them in turn. A worker that fails fails the whole rebuild with one line naming its
 unit, before anything is swapped.
 
-Checksumming the rebuilt models is as much work as checksumming the live ones, which only
-the parent can do (it holds them still, and DuckDB lets one process open a file), so the
-workers take the rebuilt side meanwhile, table by table, each on a connection of its own.
+The workers also take the compare's checksums, from one queue of tasks they share: the
+live models' (read-only) as soon as one is done with its units, while the others still
+rebuild, and each group's rebuilt tables once the parent has caught it up. A live model
+the parent holds still is checksummed by the workers unless it is a DuckDB file (one
+process may open it): then by the parent.
 """
 
 from __future__ import annotations
