@@ -1,7 +1,8 @@
 """Rebuild read models from the start of the ledger beside the live ones, prove them equal
-with a checksum per table, and swap them in (Guarantee 7). A sharded ledger's shards are
-rebuilt in parallel processes (replay/shard_processes.py), each into places of its own, then
-merged into the one rebuild place, one position per shard, and swapped once.
+with a checksum per table, and swap them in (Guarantee 7). With more than one core or
+shard, worker processes (replay/shard_processes.py) rebuild the shards, or each shard's
+database groups, side by side into places of their own; a sharded ledger's are then merged
+into the one rebuild place, one position per shard, and swapped once.
 
 The live models keep serving throughout. The rebuild replays the ledger into a new schema
 or file, then, with the live models held still at some position, brings the rebuild to
@@ -23,7 +24,7 @@ from projections.runner import LedgerSource
 from projections.tracking import TRACKING_TABLE
 from replay.checksum import TableChecksum, model_checksums
 from replay.ledger_prefix import REBUILD_BATCH_SIZE, ProgressHook, project_shards, project_to
-from replay.shard_processes import ShardRebuildFailed, ShardWorkers, part_tag
+from replay.shard_processes import ShardRebuildFailed, ShardWorkers, part_tag, work_units
 from replay.swap import LiveModelBusy, LiveSide
 from replay.targets import ModelGroup, Place, new_tag
 
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class Remote:
-    """The worker processes of a sharded rebuild, as one group's compare uses them: the
+    """The worker processes of a rebuild, as one group's compare uses them: the
     group's index, and the checksums of its live and rebuilt models the workers were asked
     for early (tickets), then collected with the positions they were taken at."""
 
@@ -153,8 +154,9 @@ def rebuild(
     groups = root.groups(names)
     tag = new_tag()
     shards = len(root.shard_names())
-    # A sharded ledger's shards are rebuilt by worker processes, shard p into places tagged
-    # part_tag(tag, p): shard 0 into the rebuild places, the others' merged into them.
+    units = work_units(shards, len(groups))
+    # Worker processes rebuild the units, shard p into places tagged part_tag(tag, p):
+    # shard 0 into the rebuild places, the others' merged into them.
     parts = [
         [group.home.rebuild_place(part_tag(tag, shard)) for group in groups]
         for shard in range(1, shards)
@@ -165,7 +167,9 @@ def rebuild(
         stack.callback(_discard, places, parts)  # once the workers have stopped
         # Forked first, before this process opens anything.
         workers = (
-            stack.enter_context(ShardWorkers(root, names, tag, batch_size)) if shards > 1 else None
+            stack.enter_context(ShardWorkers(root, names, tag, batch_size, units))
+            if len(units) > 1
+            else None
         )
         places.extend(group.home.rebuild_place(tag) for group in groups)
         sources = stack.enter_context(root.ledger_sources())  # while the workers work
@@ -191,8 +195,9 @@ def rebuild(
             every = [model for models in rebuilt.values() for model in models]
             reached = project_shards(sources, every, batch_size=batch_size, progress=progress)
         else:
-            workers.wait(progress)
             reached = _merge_and_checksum(
+                workers,
+                progress,
                 groups=groups,
                 places=places,
                 parts=parts,
@@ -218,6 +223,8 @@ def rebuild(
 
 
 def _merge_and_checksum(
+    workers: ShardWorkers,
+    progress: ProgressHook | None,
     *,
     groups: Sequence[ModelGroup],
     places: Sequence[Place],
@@ -227,14 +234,18 @@ def _merge_and_checksum(
     remotes: Sequence[Remote | None],
     batch_size: int,
 ) -> int:
-    """After the workers, group by group in the order they are swapped: merge the shards'
-    rows into its rebuild place, feed it what the shards recorded since, and have the
-    workers checksum it (taken again when compared if the models have moved meanwhile);
-    the fewest events a group reached."""
+    """Group by group as the workers finish rebuilding them: merge the shards' rows into
+    its rebuild place, feed it what the shards recorded since, and have the workers
+    checksum it (taken again when compared if the models have moved meanwhile) while they
+    still rebuild the other groups; the fewest events a group reached."""
     reached: list[int] = []
-    for index, (group, place) in enumerate(zip(groups, places, strict=True)):
-        remote = remotes[index]
-        _merge(group, place, [shard_places[index] for shard_places in parts])
+    waiting = list(range(len(groups)))
+    while waiting:
+        index = workers.wait(progress, waiting)
+        waiting.remove(index)
+        group, place, remote = groups[index], places[index], remotes[index]
+        if parts:
+            _merge(group, place, [shard_places[index] for shard_places in parts])
         reached.append(project_shards(sources, rebuilt[group], batch_size=batch_size))
         place.db.close()  # the workers open it (DuckDB: one process per file)
         if remote is not None:

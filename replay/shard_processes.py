@@ -1,23 +1,30 @@
-"""The parallel part of a sharded rebuild: worker processes (one per shard, at most one per
-core) that replay the shards into places of their own, then checksum the rebuilt tables for
+"""The parallel part of a rebuild: worker processes (at most one per usable core) that
+replay the ledger into places of their own, then checksum the rebuilt and live tables for
 the comparison with the live models.
+
+The work is split into units: one per shard, each rebuilding every read-model group of its
+shard, or, when there are fewer shards than cores, one per shard and group (``ModelGroup``:
+the views' database, analytics), so that a one-shard ledger's groups are rebuilt side by
+side, each reading the ledger for itself.
 
 A SQLite or DuckDB file takes one writing process, so shards cannot share the rebuild
 place: shard 0 is rebuilt into the rebuild place itself, every other shard into its own
 (``part_tag``), and the rebuild merges those into the rebuild place
-(``ReadModelHome.merge``). The workers are forked before the parent
-opens any database or ledger, so they start with nothing open and share the modules the
-parent has imported; a worker with several shards rebuilds them in turn. A worker that
-fails fails the whole rebuild with one line naming its shard, before anything is swapped.
+(``ReadModelHome.merge``); each group has places of its own, so two units never write one.
+The workers are forked before the parent opens any database or ledger, so they start with
+nothing open and share the modules the parent has imported; a worker with several units
+rebuilds them in turn. A worker that fails fails the whole rebuild with one line naming its
+unit, before anything is swapped.
 
-Checksumming the rebuilt models is as much work as checksumming the live ones, which only
-the parent can do (it holds them still, and DuckDB lets one process open a file), so the
-workers take the rebuilt side meanwhile, table by table, each on a connection of its own.
+The workers also take the compare's checksums, from one queue of tasks they share: the
+live models' (read-only) as soon as one is done with its units, while the others still
+rebuild, and each group's rebuilt tables once the parent has caught it up. A live model
+the parent holds still is checksummed by the workers unless it is a DuckDB file (one
+process may open it): then by the parent.
 """
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import os
 import signal
@@ -39,7 +46,7 @@ _PROGRESS_EVERY_S = 0.2
 
 
 class ShardRebuildFailed(RuntimeError):
-    """A shard's rebuild process failed; nothing was merged or swapped."""
+    """A rebuild worker process failed; nothing was merged or swapped."""
 
 
 def part_tag(tag: str, shard: int) -> str:
@@ -49,58 +56,94 @@ def part_tag(tag: str, shard: int) -> str:
     return tag if shard == 0 else f"{tag}_{shard}"
 
 
-def worker_count(shards: int) -> int:
-    """How many worker processes: one per shard, at most one per core."""
+def usable_cores() -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(shards, cores or 1))
+    return max(1, cores or 1)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One worker's piece of a rebuild: ``shard``'s ledger into the places of ``group``
+    (an index into ``site.groups(names)``), or of every group when None."""
+
+    shard: int
+    group: int | None = None
+
+
+def work_units(shards: int, groups: int, cores: int | None = None) -> list[Unit]:
+    """The units of a rebuild of ``groups`` groups over ``shards`` shards: a shard's groups
+    apart only while there are cores to spare (each unit reads its shard for itself), so
+    one shard on one core is one unit, which the rebuild does in its own process."""
+    if shards >= (cores or usable_cores()) or groups == 1:
+        return [Unit(shard) for shard in range(shards)]
+    return [Unit(shard, group) for shard in range(shards) for group in range(groups)]
+
+
+def worker_count(units: int) -> int:
+    """How many worker processes: one per unit, at most one per core."""
+    return min(units, usable_cores())
 
 
 @dataclass(frozen=True)
 class _Job:
-    """What one worker rebuilds: ``names`` from each of ``shards`` into part_tag(tag, p),
-    and whose rebuild place (``tag``) it checksums afterwards."""
+    """What one worker rebuilds: each of ``units`` (indices into ``all_units``) into the
+    places part_tag(tag, shard), and whose rebuild places (``tag``) it checksums
+    afterwards."""
 
     site: ReplaySite
     names: list[str]
     tag: str
-    shards: list[int]
+    all_units: list[Unit]
+    units: list[int]
     batch_size: int
+    # The checksum tasks, shared by the workers (a multiprocessing SimpleQueue).
+    tasks: Any
 
 
 class ShardWorkers:
-    """The worker processes of one sharded rebuild; ``close`` stops them (a context
-    manager)."""
+    """The worker processes of one rebuild, sharing ``units`` out; ``close`` stops them
+    (a context manager). Checksums asked of them are tasks on a queue they share, a share
+    of a request's tables each (one connection per share: opening a DuckDB file is not
+    free): the first worker done with its units takes them while the others still
+    rebuild."""
 
-    def __init__(self, site: ReplaySite, names: Sequence[str], tag: str, batch_size: int) -> None:
+    def __init__(
+        self,
+        site: ReplaySite,
+        names: Sequence[str],
+        tag: str,
+        batch_size: int,
+        units: Sequence[Unit],
+    ) -> None:
         self.shard_names = site.shard_names()
-        shards = len(self.shard_names)
+        self.group_names = [", ".join(group.names) for group in site.groups(names)]
+        self.units = list(units)
         _preload()
         # Fork: a child has the parent's modules already (a spawned one spends about 0.4 s
         # of CPU importing them again).
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
         context = multiprocessing.get_context(method)
-        count = worker_count(shards)
-        # Per shard: events reached, events aimed at, and 1 once rebuilt.
-        self._counters = context.Array("q", 3 * shards, lock=False)
-        # Per worker: the shard it is rebuilding (-1: none), to name it if the worker dies.
+        count = worker_count(len(self.units))
+        # Per unit: events reached, events aimed at, and 1 once rebuilt.
+        self._counters = context.Array("q", 3 * len(self.units), lock=False)
+        # Per worker: the unit it is rebuilding (-1: none), to name it if the worker dies.
         self._current = context.Array("q", [-1] * count, lock=False)
+        self._tasks: Any = context.SimpleQueue()
         self._workers: list[tuple[BaseProcess, Connection]] = []
-        # Each request not answered yet: the tables asked of each worker; the ticket of
-        # the first, and the answers read but not collected yet, by ticket.
-        self._asked: list[list[list[str]]] = []
+        # Per ticket: the tables not answered yet, and the answers read so far (a
+        # checksum and the positions it was taken at, or why it could not be taken).
+        self._pending: dict[int, set[str]] = {}
+        self._answers: dict[int, dict[str, tuple[TableChecksum, dict[str, int] | None] | str]]
+        self._answers = {}
         self._tickets = 0
-        # Per worker: its answers read while waiting for the rebuild, not collected yet.
-        self._inbox: list[list[Any]] = [[] for _ in range(count)]
-        self._answers: dict[
-            int, tuple[dict[str, TableChecksum], dict[str, int] | None] | ShardRebuildFailed
-        ] = {}
-        self._rebuilt = False
         child_site = site.for_another_process()
         try:
             for worker in range(count):
                 parent_end, child_end = context.Pipe()
-                shares = list(range(shards))[worker::count]
-                job = _Job(child_site, list(names), tag, shares, batch_size)
+                shares = list(range(len(self.units)))[worker::count]
+                job = _Job(
+                    child_site, list(names), tag, self.units, shares, batch_size, self._tasks
+                )
                 process = context.Process(  # type: ignore[attr-defined]
                     target=_work,
                     args=(job, worker, self._counters, self._current, child_end),
@@ -119,78 +162,84 @@ class ShardWorkers:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def wait(self, progress: ProgressHook | None = None) -> None:
-        """Until every shard is rebuilt into its place; ShardRebuildFailed names the first
-        shard that failed."""
-        counters = self._counters
-        shards = len(self.shard_names)
-        while not all(counters[3 * shard + 2] for shard in range(shards)):
-            wait([process.sentinel for process, _ in self._workers], _PROGRESS_EVERY_S)
+    def wait(self, progress: ProgressHook | None = None, groups: Sequence[int] = ()) -> int:
+        """Until every unit is rebuilt (with ``groups``: every unit of one of them, the
+        group returned); ShardRebuildFailed names the first unit that failed."""
+        while True:
+            for group in groups or [-1]:
+                if all(self._done(index) for index in self._units_of(group)):
+                    return group
+            self._read(_PROGRESS_EVERY_S)
             if progress is not None:
-                progress(sum(counters[0::3]), max(sum(counters[1::3]), 1))
-            for worker in range(len(self._workers)):
-                self._check(worker)
-        self._rebuilt = True
+                progress(*self._progress())
+
+    def _units_of(self, group: int) -> list[int]:
+        """The units that rebuild group ``group`` (-1: every unit)."""
+        return [
+            index
+            for index, unit in enumerate(self.units)
+            if group < 0 or unit.group is None or unit.group == group
+        ]
+
+    def _done(self, unit: int) -> bool:
+        return bool(self._counters[3 * unit + 2])
+
+    def _progress(self) -> tuple[int, int]:
+        """Events reached and aimed at over the shards: a shard is as far as its slowest
+        unit (its groups' units read the same events)."""
+        reached = aimed = 0
+        for shard in range(len(self.shard_names)):
+            ours = [i for i, unit in enumerate(self.units) if unit.shard == shard]
+            reached += min(self._counters[3 * i] for i in ours)
+            aimed += max(self._counters[3 * i + 1] for i in ours)
+        return reached, max(aimed, 1)
 
     def ask_checksums(self, group: int, tables: Sequence[str], *, live: bool = False) -> int:
         """Have the workers checksum ``tables`` of group ``group`` (``site.groups(names)``),
-        shared out among them: of its rebuilt models (their place must be closed in this
+        in one task per worker: of its rebuilt models (their place must be closed in this
         process: DuckDB opens a file in one process), or with ``live`` of its live ones
         (read-only), with the positions the models stood at throughout (None if they
         moved meanwhile). The ticket that ``collect_checksums`` takes."""
+        ticket = self._tickets
+        self._tickets += 1
+        self._pending[ticket] = set(tables)
+        self._answers[ticket] = {}
         count = len(self._workers)
-        shares = [list(tables)[worker::count] for worker in range(count)]
-        for (_, connection), share in zip(self._workers, shares, strict=True):
+        for share in (list(tables)[worker::count] for worker in range(count)):
             if share:
-                # A dead worker's pipe refuses it: waiting for the worker or for its
-                # answer names its shard.
-                with contextlib.suppress(OSError):
-                    connection.send(("checksums", group, share, live))
-        self._asked.append(shares)
-        return self._tickets + len(self._asked) - 1
+                self._tasks.put(("checksums", ticket, group, share, live))
+        return ticket
 
     def collect_checksums(
         self, ticket: int
     ) -> tuple[dict[str, TableChecksum], dict[str, int] | None]:
         """The checksums of request ``ticket`` by table, and the tracked positions the
-        workers saw (None if the models moved while they took them). The workers answer in
-        the order asked: earlier answers are kept for their own collect."""
-        while ticket not in self._answers:
-            self._answers[self._tickets] = self._read_answers(self._asked.pop(0))
-            self._tickets += 1
-        answer = self._answers.pop(ticket)
-        if isinstance(answer, ShardRebuildFailed):
-            raise answer
-        return answer
-
-    def _read_answers(
-        self, asked: list[list[str]]
-    ) -> tuple[dict[str, TableChecksum], dict[str, int] | None] | ShardRebuildFailed:
+        workers saw (None if the models moved while they took them, or the tables were
+        read at different positions)."""
+        while self._pending[ticket]:
+            self._read(None)
+        del self._pending[ticket]
+        answers = self._answers.pop(ticket)
         found: dict[str, TableChecksum] = {}
-        positions: dict[str, int] | None = {}
-        failure: ShardRebuildFailed | None = None
-        for worker, share in enumerate(asked):
-            if share:
-                try:
-                    sums, seen = self._receive(worker)
-                except ShardRebuildFailed as error:
-                    failure = failure or error  # the others' answers are still read
-                    continue
-                found.update(sums)
-                positions = None if positions is None or seen is None else positions | seen
-        return failure if failure is not None else (found, positions)
+        seen: list[dict[str, int] | None] = []
+        for table, answer in answers.items():
+            if isinstance(answer, str):
+                raise ShardRebuildFailed(f"checksumming read models failed: {answer}")
+            found[table], positions = answer
+            seen.append(positions)
+        same = all(positions is not None and positions == seen[0] for positions in seen)
+        return found, (seen[0] if seen and same else {} if not seen else None)
 
     def close(self) -> None:
         """Stop the workers: told to, once they are serving checksums; terminated while
         they are still rebuilding (the rebuild failed)."""
-        for process, connection in self._workers:
-            if process.exitcode is None:
-                try:
-                    if not self._rebuilt:
-                        raise OSError("still rebuilding")
-                    connection.send(("stop",))
-                except OSError:
-                    process.terminate()
+        serving = all(self._done(unit) for unit in range(len(self.units)))
+        alive = [process for process, _ in self._workers if process.exitcode is None]
+        for process in alive:
+            if serving:
+                self._tasks.put(("stop",))
+            else:
+                process.terminate()
         for process, connection in self._workers:
             process.join(5)
             if process.exitcode is None:
@@ -198,41 +247,57 @@ class ShardWorkers:
                 process.join()
             connection.close()
         self._workers = []
+        self._tasks.close()
 
-    def _receive(self, worker: int) -> Any:
-        process, connection = self._workers[worker]
-        try:
-            inbox = self._inbox[worker]
-            kind, *body = inbox.pop(0) if inbox else connection.recv()
-        except (EOFError, OSError):  # a dead peer: ended, or reset with a request unread
-            self._check(worker)
+    def _read(self, timeout: float | None) -> None:
+        """Read what the workers sent, waiting up to ``timeout`` for something; raise
+        ShardRebuildFailed if one reported a failure or ended (a worker only ends when
+        told to)."""
+        wait(
+            [
+                end
+                for process, connection in self._workers
+                for end in (connection, process.sentinel)
+            ],
+            timeout,
+        )
+        for worker, (process, connection) in enumerate(self._workers):
+            while connection.poll():
+                try:
+                    message = connection.recv()
+                except (EOFError, OSError):  # it died without a word: its exit status tells
+                    process.join(1)
+                    break
+                if message[0] == "failed":
+                    self._fail(message[1], message[2])
+                kind, ticket, tables, answer = message
+                for table in tables:
+                    self._answers[ticket][table] = (
+                        (tables[table], answer) if kind == "checksums" else answer
+                    )
+                    self._pending[ticket].discard(table)
+            if process.exitcode is not None:
+                self._fail(self._current[worker], _ended(process))
+
+    def _fail(self, unit: int, why: str) -> None:
+        if unit < 0:
             raise ShardRebuildFailed(
-                f"a rebuild worker process ended ({_ended(process)}) while checksumming "
-                "read models; nothing was swapped"
-            ) from None
-        if kind == "unchecked":
-            raise ShardRebuildFailed(f"checksumming read models failed: {body[0]}")
-        return body
+                f"a rebuild worker process ended ({why}) while checksumming read models; "
+                "nothing was swapped"
+            )
+        raise ShardRebuildFailed(
+            f"rebuilding {self._name(unit)} failed: {why}; nothing was swapped"
+        )
 
-    def _check(self, worker: int) -> None:
-        """Raise ShardRebuildFailed if the worker reported a failure or died; keep the
-        checksums it answered (a worker done with its shards takes them while others
-        rebuild)."""
-        process, connection = self._workers[worker]
-        while connection.poll():
-            try:
-                message = connection.recv()
-            except (EOFError, OSError):  # it died without a word: its exit status tells
-                break
-            if message[0] == "failed":
-                self._fail(message[1], message[2])
-            self._inbox[worker].append(message)
-        if process.exitcode is not None and process.exitcode != 0:
-            self._fail(self._current[worker], _ended(process))
-
-    def _fail(self, shard: int, why: str) -> None:
-        name = f"shard {shard} ({self.shard_names[shard]})" if shard >= 0 else "a shard"
-        raise ShardRebuildFailed(f"rebuilding {name} failed: {why}; nothing was swapped")
+    def _name(self, index: int) -> str:
+        """The unit for a person: its shard (by number only when sharded), and its group
+        when the shard's groups are rebuilt apart."""
+        unit = self.units[index]
+        shard = self.shard_names[unit.shard]
+        where = f"shard {unit.shard} ({shard})" if len(self.shard_names) > 1 else shard
+        if unit.group is None:
+            return where
+        return f"{self.group_names[unit.group]} from {where}"
 
 
 def _ended(process: BaseProcess) -> str:
@@ -256,30 +321,37 @@ def _preload() -> None:
 
 
 def _work(job: _Job, worker: int, counters: Any, current: Any, connection: Connection) -> None:
-    """A worker: rebuild its shards, then answer checksum requests until told to stop.
-    A failure is sent to the parent as one line."""
+    """A worker: rebuild its units, then take checksum tasks until told to stop. A failure
+    is sent to the parent as one line."""
     # Ctrl-C reaches the whole process group: the parent stops the workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    shard = -1
+    unit = -1
     try:
-        for shard in job.shards:
-            current[worker] = shard
-            _rebuild_shard(job, shard, counters)
-            counters[3 * shard + 2] = 1
-        shard = current[worker] = -1
+        for unit in job.units:
+            current[worker] = unit
+            _rebuild_unit(job, unit, counters)
+            counters[3 * unit + 2] = 1
+        unit = current[worker] = -1
         _serve_checksums(job, connection)
     except Exception as error:
-        text = str(error).strip()
-        connection.send(("failed", shard, text.splitlines()[0] if text else repr(error)))
+        connection.send(("failed", unit, _one_line(error)))
         raise SystemExit(1) from None
     finally:
         connection.close()
 
 
-def _rebuild_shard(job: _Job, shard: int, counters: Any) -> None:
-    """Project one shard's ledger into its own places, then close them (the parent merges
-    them)."""
+def _one_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else repr(error)
+
+
+def _rebuild_unit(job: _Job, unit: int, counters: Any) -> None:
+    """Project one unit's shard into its group's places (every group's), then close them
+    (the parent merges them)."""
+    shard, group_index = job.all_units[unit].shard, job.all_units[unit].group
     groups = job.site.groups(job.names)
+    if group_index is not None:
+        groups = [groups[group_index]]
     places = [group.home.rebuild_place(part_tag(job.tag, shard)) for group in groups]
     try:
         with job.site.ledger_source(shard) as source:
@@ -290,7 +362,7 @@ def _rebuild_shard(job: _Job, shard: int, counters: Any) -> None:
             ]
 
             def report(reached: int, target: int) -> None:
-                counters[3 * shard], counters[3 * shard + 1] = reached, target
+                counters[3 * unit], counters[3 * unit + 1] = reached, target
 
             project_to(source, models, batch_size=job.batch_size, progress=report)
     finally:
@@ -299,17 +371,14 @@ def _rebuild_shard(job: _Job, shard: int, counters: Any) -> None:
 
 
 def _serve_checksums(job: _Job, connection: Connection) -> None:
-    """Checksum tables as the parent asks, until it says stop: one that fails is answered
+    """Checksum each task's tables until told to stop: a task that fails is answered
     with its error, and the worker carries on."""
     groups = job.site.groups(job.names)
     while True:
-        try:
-            request = connection.recv()
-        except (EOFError, OSError):  # the parent is gone
+        task = job.tasks.get()
+        if task[0] != "checksums":
             return
-        if request[0] != "checksums":
-            return
-        _, group, tables, live = request
+        _, ticket, group, tables, live = task
         home = groups[group].home
         try:
             db = home.live_reader() if live else home.reader(home.rebuild_place(job.tag))
@@ -319,11 +388,9 @@ def _serve_checksums(job: _Job, connection: Connection) -> None:
                 # A model moves its rows and its position in one transaction: unmoved
                 # positions mean every table was read at them.
                 after = tracked_positions(db)
-                positions = after if after == before else None
             finally:
                 db.close()  # before answering: the parent may open it next
         except Exception as error:
-            text = str(error).strip()
-            connection.send(("unchecked", text.splitlines()[0] if text else repr(error)))
+            connection.send(("unchecked", ticket, dict.fromkeys(tables), _one_line(error)))
             continue
-        connection.send(("checksums", sums, positions))
+        connection.send(("checksums", ticket, sums, after if after == before else None))

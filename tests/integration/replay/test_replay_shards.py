@@ -10,7 +10,7 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -97,9 +97,29 @@ def one_process_contents(settings: Settings, pg_dsn: str, tmp_path: Path) -> dic
         drop_schema(pg_dsn, schema)
 
 
+def failed_on_broken_analytics(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, shard: int, run: Callable[[], Result]
+) -> tuple[str, Path, str]:
+    """Run a rebuild (``run``) whose analytics file for ``shard`` is not a DuckDB database,
+    so the worker rebuilding it fails: the rebuild's tag, that file, and the one line the
+    rebuild failed with."""
+    tag = f"t{uuid.uuid4().hex[:9]}"
+    monkeypatch.setattr(rebuild_module, "new_tag", lambda: tag)
+    broken = settings.analytics_path.with_name(f"analytics.rebuild-{part_tag(tag, shard)}.duckdb")
+    broken.parent.mkdir(parents=True, exist_ok=True)
+    broken.write_bytes(b"not a database" * 1000)
+    result = run()
+    assert result.exit_code == 1, result.output
+    (line,) = result.stderr.splitlines()
+    return tag, broken, line
+
+
+# Two cores: a unit per shard; four: a unit per shard and group, merged alike.
+@pytest.mark.parametrize("cores", [2, 4])
 def test_rebuild_of_three_shards_equals_live_and_swaps_once(
-    sharded: Settings, pg_dsn: str, tmp_path: Path
+    sharded: Settings, pg_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cores: int
 ) -> None:
+    monkeypatch.setattr(shard_processes, "usable_cores", lambda: cores)
     messages = traffic()
     half = len(messages) // 2
     first = write_routed(sharded, messages[:half])
@@ -141,17 +161,11 @@ def test_a_failing_shard_process_fails_the_rebuild_and_swaps_nothing(
     project_all(sharded)
     write_routed(sharded, messages[len(messages) // 2 :])
     before = live_contents(sharded)
-    tag = f"t{uuid.uuid4().hex[:9]}"
-    monkeypatch.setattr(rebuild_module, "new_tag", lambda: tag)
     # Shard 2's own analytics file is not a DuckDB database: its process cannot open it.
-    broken = sharded.analytics_path.with_name(f"analytics.rebuild-{part_tag(tag, 2)}.duckdb")
-    broken.parent.mkdir(parents=True, exist_ok=True)
-    broken.write_bytes(b"not a database" * 1000)
+    tag, broken, line = failed_on_broken_analytics(
+        sharded, monkeypatch, 2, lambda: run_replay(sharded, "rebuild")
+    )
 
-    result = run_replay(sharded, "rebuild")
-
-    assert result.exit_code == 1, result.output
-    (line,) = result.stderr.splitlines()
     topic = bootstrap(sharded).ledger.kafka("test").shard_topic(2)
     assert line.startswith(f"evledger: rebuilding shard 2 ({topic}) failed: ")
     assert str(broken) in line and line.endswith("; nothing was swapped")
@@ -187,15 +201,15 @@ def test_a_killed_shard_process_fails_the_rebuild_naming_its_shard(
     write_routed(sharded, traffic())
     project_all(sharded)
     before = live_contents(sharded)
-    rebuild_shard = shard_processes._rebuild_shard
+    rebuild_shard = shard_processes._rebuild_unit
 
-    def killed_at_shard_2(job: Any, shard: int, counters: Any) -> None:
-        if shard == 2:  # as the kernel's OOM killer would, in the middle of its work
+    def killed_at_shard_2(job: Any, unit: int, counters: Any) -> None:
+        if unit == 2:  # as the kernel's OOM killer would, in the middle of its work
             os.kill(os.getpid(), signal.SIGKILL)
-        rebuild_shard(job, shard, counters)
+        rebuild_shard(job, unit, counters)
 
     # The workers are forked from this process: they run the patched function.
-    monkeypatch.setattr(shard_processes, "_rebuild_shard", killed_at_shard_2)
+    monkeypatch.setattr(shard_processes, "_rebuild_unit", killed_at_shard_2)
 
     result = run_replay(sharded, "rebuild")
 

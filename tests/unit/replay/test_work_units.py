@@ -1,0 +1,23 @@
+"""How a rebuild's work is split into worker units: a shard's database groups apart only
+while there are fewer shards than cores."""
+
+from __future__ import annotations
+
+from replay.shard_processes import Unit, work_units
+
+
+def test_one_shard_on_two_cores_is_a_unit_per_group() -> None:
+    assert work_units(1, 2, cores=2) == [Unit(0, 0), Unit(0, 1)]
+
+
+def test_one_shard_on_one_core_is_one_unit_rebuilt_in_process() -> None:
+    assert work_units(1, 2, cores=1) == [Unit(0)]
+
+
+def test_one_group_is_never_split() -> None:
+    assert work_units(1, 1, cores=4) == [Unit(0)]
+
+
+def test_as_many_shards_as_cores_is_a_unit_per_shard() -> None:
+    assert work_units(3, 2, cores=2) == [Unit(0), Unit(1), Unit(2)]
+    assert work_units(3, 2, cores=4) == [Unit(s, g) for s in range(3) for g in range(2)]
