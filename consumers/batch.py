@@ -57,24 +57,21 @@ def apply_batch(
     ``in_doubt`` holds the records whose earlier transaction failed without an answer (a
     commit that timed out may still have landed): a duplicate among them is counted as
     what that attempt judged it; this attempt's judgement is kept there in turn, for the
-    caller to mark in doubt if its commit fails unanswered (consumers/in_doubt.py).
+    caller to mark in doubt if its commit fails unanswered (``in_doubt.failed()``), or
+    settled once it committed (consumers/in_doubt.py).
     """
     outcome = BatchOutcome()
     sorted_out = triage(records, shards)
     if in_doubt is None:
         in_doubt = InDoubt()
-    in_doubt.attempt()
+    in_doubt.attempt(sorted_out.commands)
 
     def finish(results: list[CommandResult | Exception]) -> None:
         outcome.dead_letters = list(sorted_out.dead_letters)
         for (record, _), result in zip(sorted_out.commands, results, strict=True):
             if isinstance(result, Exception):
                 outcome.dead_letters.append(record.dead_letter(*_why(result)))
-        in_doubt.judged(
-            (record, in_doubt.counted(record, result))
-            for (record, _), result in zip(sorted_out.commands, results, strict=True)
-            if not isinstance(result, Exception)
-        )
+        in_doubt.judged(results)
         if transaction is not None:
             transaction.attach(records, outcome.dead_letters)
 

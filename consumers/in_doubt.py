@@ -5,14 +5,17 @@ it, so that the counters stay exact (Guarantee 5).
 
 The recorded outcome tells an applied message from a rejected one, but not whether the
 message was already a duplicate the first time (an upstream duplicate, or a second copy
-within the batch): the attempt's own judgement says that, kept per source position.
+within the batch): the attempt's own judgement says that, kept per source position. An
+attempt that failed before judging its messages sent nothing, so it leaves the judgement of
+an earlier attempt (whose commit may have landed) as it was.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from consumers.triage import SourceRecord
+from domain.commands import Command
 from domain.results import CommandResult, Outcome
 
 Position = tuple[str, int, int]
@@ -24,40 +27,45 @@ def position(record: SourceRecord) -> Position:
 
 class InDoubt:
     """The positions of records whose commit failed unanswered, each with whether the
-    attempt counted it a duplicate (None where the batch failed before it was judged: it
-    is then counted as the ledger recorded it)."""
+    attempt that sent it counted it a duplicate; and the current attempt's commands and
+    results (references only: nothing is computed per batch while nothing fails)."""
 
     def __init__(self) -> None:
-        self._first: dict[Position, bool | None] = {}
-        self._attempt: dict[Position, bool] = {}
+        self._first: dict[Position, bool] = {}
+        self._commands: Sequence[tuple[SourceRecord, Command]] = ()
+        self._results: Sequence[CommandResult | Exception] | None = None
 
-    def attempt(self) -> None:
-        """A batch is about to be applied: forget the previous attempt's judgement."""
-        self._attempt = {}
+    def attempt(self, commands: Sequence[tuple[SourceRecord, Command]]) -> None:
+        """A batch of these (record, command) pairs is about to be applied: nothing of it
+        is judged yet."""
+        self._commands, self._results = commands, None
 
-    def judged(self, counted: Iterable[tuple[SourceRecord, Outcome]]) -> None:
-        """What the batch counts its messages as, just before its commit (the latest call
-        wins: a batch redone one message at a time is judged again)."""
-        self._attempt = {
-            position(record): outcome is Outcome.DUPLICATE for record, outcome in counted
-        }
+    def judged(self, results: Sequence[CommandResult | Exception]) -> None:
+        """The attempt's results, one per command, just before its commit."""
+        self._results = results
 
-    def failed(self, records: Sequence[SourceRecord]) -> None:
-        """The commit of ``records`` failed unanswered: they will be read again."""
-        for record in records:
-            self._first[position(record)] = self._attempt.get(position(record))
+    def failed(self) -> None:
+        """The attempt's commit failed unanswered: its judged records will be read again.
+        One that failed before judging sent nothing; an earlier judgement stays."""
+        if self._results is None:
+            return
+        for (record, _), result in zip(self._commands, self._results, strict=True):
+            if not isinstance(result, Exception):
+                key = position(record)
+                self._first[key] = self.counted(record, result) is Outcome.DUPLICATE
 
-    def settled(self, records: Sequence[SourceRecord]) -> None:
-        """``records`` committed: none of them is in doubt any longer."""
-        for record in records:
-            self._first.pop(position(record), None)
+    def settled(self) -> None:
+        """The attempt committed: none of its records is in doubt any longer."""
+        if self._first:
+            for record, _ in self._commands:
+                self._first.pop(position(record), None)
+        self._commands, self._results = (), None
 
     def counted(self, record: SourceRecord, result: CommandResult) -> Outcome:
-        """What ``result`` counts as: a duplicate of an in-doubt record is what its first
-        attempt made of it."""
+        """What ``result`` counts as: a duplicate of an in-doubt record is what the attempt
+        that sent it made of it."""
         if result.outcome is not Outcome.DUPLICATE:
             return result.outcome
-        key = position(record)
-        if key not in self._first or self._first[key]:
+        if self._first.get(position(record), True):
             return Outcome.DUPLICATE
         return result.first_outcome or Outcome.APPLIED

@@ -20,6 +20,7 @@ from consumers.in_doubt import InDoubt
 from consumers.triage import SourceRecord
 from demo.traffic import TrafficShape, generate
 from domain.application import BillingApplication
+from store.reader import LedgerReadError
 
 
 @pytest.fixture
@@ -52,45 +53,66 @@ def counts(counters: IngestCounters) -> tuple[int, int, int, int]:
     return counters.consumed, counters.applied, counters.rejected, counters.duplicates
 
 
-def test_a_landed_batch_read_again_counts_as_it_was_judged_the_first_time(
-    application: BillingApplication, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    messages = list(generate(5, TrafficShape(days=1, customers=2, stations=1)))
-    tariffs = messages[:2]
+def messages() -> list[dict[str, Any]]:
+    return list(generate(5, TrafficShape(days=1, customers=2, stations=1)))
+
+
+def the_batch(application: BillingApplication) -> list[SourceRecord]:
+    """A batch of an upstream duplicate, an applied tariff and its second copy, and a
+    rejected session (unknown tariff)."""
+    tariffs = messages()[:2]
     assert all(m["type"] == "tariff.published" for m in tariffs)
-    started = next(m for m in messages if m["type"] == "session.started")
+    started = next(m for m in messages() if m["type"] == "session.started")
     unknown_tariff_session = started | {"event_id": "evt-unknown-tariff", "tariff_id": "T-NONE"}
     earlier = apply_batch(application, [record(0, tariffs[0])])
     assert counts(earlier.counters) == (1, 1, 0, 0)
-
-    batch = [
+    return [
         record(1, tariffs[0]),  # a duplicate from upstream: in the ledger before the batch
         record(2, tariffs[1]),
         record(3, tariffs[1]),  # a second copy within the batch
         record(4, unknown_tariff_session),
     ]
+
+
+def test_a_landed_batch_read_again_counts_as_it_was_judged_the_first_time(
+    application: BillingApplication, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batch = the_batch(application)
     in_doubt = InDoubt()
     lands_then_times_out(application, monkeypatch)
     with pytest.raises(OperationalError):
         apply_batch(application, batch, in_doubt=in_doubt)
-    in_doubt.failed(batch)
+    in_doubt.failed()
 
     again = apply_batch(application, batch, in_doubt=in_doubt)
     assert again.dead_letters == []
     assert [result.outcome for result in again.results] == ["duplicate"] * 4
     assert counts(again.counters) == (4, 2, 1, 2)
-    in_doubt.settled(batch)
+    in_doubt.settled()
 
     # Settled: the same messages once more are upstream duplicates, all four.
     assert counts(apply_batch(application, batch, in_doubt=in_doubt).counters) == (4, 0, 0, 4)
 
 
-def test_a_batch_that_failed_before_its_messages_were_judged_counts_them_as_recorded(
-    application: BillingApplication,
+def test_a_retry_that_fails_before_judging_keeps_the_first_attempt_s_judgement(
+    application: BillingApplication, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    tariff = next(iter(generate(5, TrafficShape(days=1, customers=2, stations=1))))
-    batch = [record(0, tariff)]
-    apply_batch(application, batch)  # landed, but (say) the answer never came
+    """Brokers still down: the retry cannot read the ledger, so it judges and sends nothing;
+    the retry after it still counts as the attempt whose commit landed judged."""
+    batch = the_batch(application)
     in_doubt = InDoubt()
-    in_doubt.failed(batch)  # no attempt of it was judged here
-    assert counts(apply_batch(application, batch, in_doubt=in_doubt).counters) == (1, 1, 0, 0)
+    lands_then_times_out(application, monkeypatch)
+    with pytest.raises(OperationalError):
+        apply_batch(application, batch, in_doubt=in_doubt)
+    in_doubt.failed()
+
+    def unreadable(command: Any) -> None:
+        raise LedgerReadError("cannot read the ledger (brokers down)")
+
+    with monkeypatch.context() as down:
+        down.setattr(application, "_repeated", unreadable)
+        with pytest.raises(LedgerReadError):
+            apply_batch(application, batch, in_doubt=in_doubt)
+    in_doubt.failed()
+
+    assert counts(apply_batch(application, batch, in_doubt=in_doubt).counters) == (4, 2, 1, 2)
