@@ -21,7 +21,10 @@ class CommandHandler(Protocol):
     result per command out, or the exception that makes that message a dead letter."""
 
     def handle_batch(
-        self, commands: Sequence[Command], finish: FinishBatch | None = None
+        self,
+        commands: Sequence[Command],
+        finish: FinishBatch | None = None,
+        redoing: FinishBatch | None = None,
     ) -> list[CommandResult | Exception]: ...
 
 
@@ -76,7 +79,9 @@ def apply_batch(
             transaction.attach(records, outcome.dead_letters)
 
     # The handler calls finish exactly once, whichever way the batch went.
-    results = handler.handle_batch([command for _, command in sorted_out.commands], finish)
+    results = handler.handle_batch(
+        [command for _, command in sorted_out.commands], finish, in_doubt.redoing
+    )
     if transaction is not None:
         transaction.commit_attached()
     for (record, _), result in zip(sorted_out.commands, results, strict=True):

@@ -8,6 +8,11 @@ message was already a duplicate the first time (an upstream duplicate, or a seco
 within the batch): the attempt's own judgement says that, kept per source position. An
 attempt that failed before judging its messages sent nothing, so it leaves the judgement of
 an earlier attempt (whose commit may have landed) as it was.
+
+A batch redone one message at a time (after a command error or a concurrent writer) saves
+each message in its own transaction: those saved before a failing save are judged, the one
+whose save failed unanswered was new (a message found recorded is not saved), and the ones
+after it were never sent.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from collections.abc import Sequence
 from consumers.triage import SourceRecord
 from domain.commands import Command
 from domain.results import CommandResult, Outcome
+from store.index import IndexUnavailable
+from store.reader import LedgerReadError
 
 Position = tuple[str, int, int]
 
@@ -34,25 +41,37 @@ class InDoubt:
         self._first: dict[Position, bool] = {}
         self._commands: Sequence[tuple[SourceRecord, Command]] = ()
         self._results: Sequence[CommandResult | Exception] | None = None
+        self._redone = False
 
     def attempt(self, commands: Sequence[tuple[SourceRecord, Command]]) -> None:
         """A batch of these (record, command) pairs is about to be applied: nothing of it
         is judged yet."""
-        self._commands, self._results = commands, None
+        self._commands, self._results, self._redone = commands, None, False
 
     def judged(self, results: Sequence[CommandResult | Exception]) -> None:
         """The attempt's results, one per command, just before its commit."""
-        self._results = results
+        self._results, self._redone = results, False
 
-    def failed(self) -> None:
-        """The attempt's commit failed unanswered: its judged records will be read again.
-        One that failed before judging sent nothing; an earlier judgement stays."""
-        if self._results is None:
+    def redoing(self, results: Sequence[CommandResult | Exception]) -> None:
+        """The batch is redone one message at a time, each saved alone: ``results`` grows
+        as each is saved (the batch's judgement before the redo was never committed)."""
+        self._results, self._redone = results, True
+
+    def failed(self, error: Exception) -> None:
+        """The attempt's commit failed unanswered with ``error``: its judged records, and a
+        message whose save alone failed, will be read again. One that failed before judging
+        sent nothing; an earlier judgement stays."""
+        results = self._results
+        if results is None:
             return
-        for (record, _), result in zip(self._commands, self._results, strict=True):
+        for (record, _), result in zip(self._commands, results, strict=False):
             if not isinstance(result, Exception):
                 key = position(record)
                 self._first[key] = self.counted(record, result) is Outcome.DUPLICATE
+        sent = not isinstance(error, (LedgerReadError, IndexUnavailable))
+        if self._redone and len(results) < len(self._commands) and sent:
+            # Saved only if new; a copy recorded since its earlier attempt stays as judged.
+            self._first.setdefault(position(self._commands[len(results)][0]), False)
 
     def settled(self) -> None:
         """The attempt committed: none of its records is in doubt any longer."""

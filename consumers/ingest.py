@@ -264,7 +264,7 @@ class KafkaIngest:
                     left = [record for later in parts[done:] for record in later]
                     # This partition's commit may have landed unanswered; later ones were
                     # never sent.
-                    self._in_doubt.failed()
+                    self._in_doubt.failed(error)
                     self._rewind(left)
                     delay = backoff.next()
                     log.warning(

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from eventsourcing.persistence import OperationalError
+from eventsourcing.persistence import IntegrityError, OperationalError
 
 from bootstrap import bootstrap
 from bootstrap.settings import Settings
@@ -80,9 +80,9 @@ def test_a_landed_batch_read_again_counts_as_it_was_judged_the_first_time(
     batch = the_batch(application)
     in_doubt = InDoubt()
     lands_then_times_out(application, monkeypatch)
-    with pytest.raises(OperationalError):
+    with pytest.raises(OperationalError) as error:
         apply_batch(application, batch, in_doubt=in_doubt)
-    in_doubt.failed()
+    in_doubt.failed(error.value)
 
     again = apply_batch(application, batch, in_doubt=in_doubt)
     assert again.dead_letters == []
@@ -102,17 +102,65 @@ def test_a_retry_that_fails_before_judging_keeps_the_first_attempt_s_judgement(
     batch = the_batch(application)
     in_doubt = InDoubt()
     lands_then_times_out(application, monkeypatch)
-    with pytest.raises(OperationalError):
+    with pytest.raises(OperationalError) as error:
         apply_batch(application, batch, in_doubt=in_doubt)
-    in_doubt.failed()
+    in_doubt.failed(error.value)
 
     def unreadable(command: Any) -> None:
         raise LedgerReadError("cannot read the ledger (brokers down)")
 
     with monkeypatch.context() as down:
         down.setattr(application, "_repeated", unreadable)
-        with pytest.raises(LedgerReadError):
+        with pytest.raises(LedgerReadError) as unread:
             apply_batch(application, batch, in_doubt=in_doubt)
-    in_doubt.failed()
+    in_doubt.failed(unread.value)
 
     assert counts(apply_batch(application, batch, in_doubt=in_doubt).counters) == (4, 2, 1, 2)
+
+
+def test_a_redo_whose_save_fails_counts_what_it_saved_and_what_it_was_saving(
+    application: BillingApplication, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reused event id sends the batch one message at a time; the new tariff's own save
+    lands but times out: read again, the upstream duplicate is still a duplicate, the
+    tariff applied, the reused id a dead letter."""
+    batch = the_batch(application)
+    tariffs = messages()[:2]
+    reused = tariffs[1] | {"event_id": tariffs[0]["event_id"]}  # other content
+    batch = [batch[0], record(2, reused), record(3, tariffs[1])]
+    in_doubt = InDoubt()
+    lands_then_times_out(application, monkeypatch)
+    with pytest.raises(OperationalError) as error:
+        apply_batch(application, batch, in_doubt=in_doubt)
+    in_doubt.failed(error.value)
+
+    again = apply_batch(application, batch, in_doubt=in_doubt)
+    assert [letter.source_offset for letter in again.dead_letters] == [2]
+    assert counts(again.counters) == (3, 1, 0, 1)
+
+
+def test_a_redo_that_fails_forgets_the_judgement_of_the_batch_s_one_save(
+    application: BillingApplication, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one save met a concurrent writer (nothing committed), the redo could not read
+    the ledger (nothing sent): the one save's judgement must not count a message found
+    recorded later, which is then a duplicate."""
+    tariff = messages()[0]
+    batch = [record(0, tariff)]
+    in_doubt = InDoubt()
+
+    def conflict_then_down(processing_event: Any) -> Any:
+        monkeypatch.setattr(application, "_repeated", unreadable)
+        raise IntegrityError("a concurrent writer")
+
+    def unreadable(command: Any) -> None:
+        raise LedgerReadError("cannot read the ledger (brokers down)")
+
+    monkeypatch.setattr(application, "_record", conflict_then_down)
+    with pytest.raises(LedgerReadError) as error:
+        apply_batch(application, batch, in_doubt=in_doubt)
+    in_doubt.failed(error.value)
+    monkeypatch.undo()
+
+    apply_batch(application, [record(5, tariff)])  # meanwhile, a copy applied
+    assert counts(apply_batch(application, batch, in_doubt=in_doubt).counters) == (1, 0, 0, 1)
