@@ -13,6 +13,9 @@ A batch redone one message at a time (after a command error or a concurrent writ
 each message in its own transaction: those saved before a failing save are judged, the one
 whose save failed unanswered was new (a message found recorded is not saved), and the ones
 after it were never sent.
+
+A batch that commits a message's first record shows that no in-doubt attempt holding a copy
+of it (on another partition, read again later) landed: those copies are duplicates.
 """
 
 from __future__ import annotations
@@ -33,12 +36,13 @@ def position(record: SourceRecord) -> Position:
 
 
 class InDoubt:
-    """The positions of records whose commit failed unanswered, each with whether the
-    attempt that sent it counted it a duplicate; and the current attempt's commands and
-    results (references only: nothing is computed per batch while nothing fails)."""
+    """The positions of records whose commit failed unanswered, each with its message's
+    event_id and whether the attempt that sent it counted it a duplicate; and the current
+    attempt's commands and results (references only: nothing is computed per batch while
+    nothing fails)."""
 
     def __init__(self) -> None:
-        self._first: dict[Position, bool] = {}
+        self._first: dict[Position, tuple[str, bool]] = {}
         self._commands: Sequence[tuple[SourceRecord, Command]] = ()
         self._results: Sequence[CommandResult | Exception] | None = None
         self._redone = False
@@ -64,20 +68,28 @@ class InDoubt:
         results = self._results
         if results is None:
             return
-        for (record, _), result in zip(self._commands, results, strict=False):
+        for (record, command), result in zip(self._commands, results, strict=False):
             if not isinstance(result, Exception):
-                key = position(record)
-                self._first[key] = self.counted(record, result) is Outcome.DUPLICATE
+                duplicate = self.counted(record, result) is Outcome.DUPLICATE
+                self._first[position(record)] = (command.event_id, duplicate)
         sent = not isinstance(error, (LedgerReadError, IndexUnavailable))
         if self._redone and len(results) < len(self._commands) and sent:
             # Saved only if new; a copy recorded since its earlier attempt stays as judged.
-            self._first.setdefault(position(self._commands[len(results)][0]), False)
+            record, command = self._commands[len(results)]
+            self._first.setdefault(position(record), (command.event_id, False))
 
     def settled(self) -> None:
-        """The attempt committed: none of its records is in doubt any longer."""
+        """The attempt committed: none of its records is in doubt any longer, nor any copy
+        of a message it recorded first (the attempt holding that copy did not land)."""
         if self._first:
             for record, _ in self._commands:
                 self._first.pop(position(record), None)
+            first = {
+                result.event_id
+                for result in self._results or ()
+                if isinstance(result, CommandResult) and result.outcome is not Outcome.DUPLICATE
+            }
+            self._first = {key: held for key, held in self._first.items() if held[0] not in first}
         self._commands, self._results = (), None
 
     def counted(self, record: SourceRecord, result: CommandResult) -> Outcome:
@@ -85,6 +97,7 @@ class InDoubt:
         that sent it made of it."""
         if result.outcome is not Outcome.DUPLICATE:
             return result.outcome
-        if self._first.get(position(record), True):
+        held = self._first.get(position(record))
+        if held is None or held[1]:
             return Outcome.DUPLICATE
         return result.first_outcome or Outcome.APPLIED

@@ -32,8 +32,8 @@ def application(tmp_path: Path) -> Iterator[BillingApplication]:
         root.close()
 
 
-def record(offset: int, message: dict[str, Any]) -> SourceRecord:
-    return SourceRecord("ingest", 0, offset, None, json.dumps(message).encode())
+def record(offset: int, message: dict[str, Any], partition: int = 0) -> SourceRecord:
+    return SourceRecord("ingest", partition, offset, None, json.dumps(message).encode())
 
 
 def lands_then_times_out(application: BillingApplication, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -164,3 +164,26 @@ def test_a_redo_that_fails_forgets_the_judgement_of_the_batch_s_one_save(
 
     apply_batch(application, [record(5, tariff)])  # meanwhile, a copy applied
     assert counts(apply_batch(application, batch, in_doubt=in_doubt).counters) == (1, 0, 0, 1)
+
+
+def test_a_copy_committed_from_another_partition_first_makes_the_in_doubt_one_a_duplicate(
+    application: BillingApplication, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Partition 1's commit failed and did not land; partition 0's copy of the message is
+    applied and committed before partition 1 is read again: that one is a duplicate."""
+    tariff = messages()[0]
+    on_1, on_0 = [record(0, tariff, partition=1)], [record(0, tariff, partition=0)]
+    in_doubt = InDoubt()
+
+    def lost(processing_event: Any) -> Any:
+        raise OperationalError("commit timed out (it did not land)")
+
+    with monkeypatch.context() as down:
+        down.setattr(application, "_record", lost)
+        with pytest.raises(OperationalError) as error:
+            apply_batch(application, on_1, in_doubt=in_doubt)
+    in_doubt.failed(error.value)
+
+    assert counts(apply_batch(application, on_0, in_doubt=in_doubt).counters) == (1, 1, 0, 0)
+    in_doubt.settled()
+    assert counts(apply_batch(application, on_1, in_doubt=in_doubt).counters) == (1, 0, 0, 1)
