@@ -92,6 +92,11 @@ class InDoubt:
             self._first = {key: held for key, held in self._first.items() if held[0] not in first}
         self._commands, self._results = (), None
 
+    def forget(self, partition: int) -> None:
+        """The partition moved to another process, which reads its records again: none of
+        them is this process's to count (nor to keep)."""
+        self._first = {key: held for key, held in self._first.items() if key[1] != partition}
+
     def counted(self, record: SourceRecord, result: CommandResult) -> Outcome:
         """What ``result`` counts as: a duplicate of an in-doubt record is what the attempt
         that sent it made of it."""

@@ -194,6 +194,8 @@ class KafkaIngest:
     def _drop(self, shard: int) -> None:
         if self._open.pop(shard, None) is not None:
             self._tasks.close(shard)
+        # Sharded, a shard is its partition of the ingest topic.
+        self._in_doubt.forget(shard)
 
     def run(
         self,
