@@ -171,4 +171,4 @@ class DuckLive(LiveSide):
         # process has opened the file since.
         self.db.close()
         with staged_snapshot(self.rebuilt_path, self.readers_of):
-            replace_database(self.rebuilt_path, self.db.path)
+            replace_database(self.rebuilt_path, self.db.path, self.readers_of)
