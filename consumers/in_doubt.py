@@ -16,6 +16,11 @@ after it were never sent.
 
 A batch that commits a message's first record shows that no in-doubt attempt holding a copy
 of it (on another partition, read again later) landed: those copies are duplicates.
+
+Kept in memory, per process: a message's record in the ledger holds no source position
+(adding one would change every ledger's bytes), and a partition that moves to another
+process is counted there. Two copies on two partitions whose commits both failed
+unanswered are both counted as they were judged.
 """
 
 from __future__ import annotations
