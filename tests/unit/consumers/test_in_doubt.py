@@ -49,6 +49,22 @@ def lands_then_times_out(application: BillingApplication, monkeypatch: pytest.Mo
     monkeypatch.setattr(application, "_record", record_then_fail)
 
 
+def unreadable(command: Any) -> None:
+    raise LedgerReadError("cannot read the ledger (brokers down)")
+
+
+def fails(
+    application: BillingApplication,
+    batch: list[SourceRecord],
+    in_doubt: InDoubt,
+    error: type[Exception] = OperationalError,
+) -> None:
+    """The batch's attempt fails with ``error``, which ingest reports to ``in_doubt``."""
+    with pytest.raises(error) as failure:
+        apply_batch(application, batch, in_doubt=in_doubt)
+    in_doubt.failed(failure.value)
+
+
 def counts(counters: IngestCounters) -> tuple[int, int, int, int]:
     return counters.consumed, counters.applied, counters.rejected, counters.duplicates
 
@@ -80,9 +96,7 @@ def test_a_landed_batch_read_again_counts_as_it_was_judged_the_first_time(
     batch = the_batch(application)
     in_doubt = InDoubt()
     lands_then_times_out(application, monkeypatch)
-    with pytest.raises(OperationalError) as error:
-        apply_batch(application, batch, in_doubt=in_doubt)
-    in_doubt.failed(error.value)
+    fails(application, batch, in_doubt)
 
     again = apply_batch(application, batch, in_doubt=in_doubt)
     assert again.dead_letters == []
@@ -102,18 +116,10 @@ def test_a_retry_that_fails_before_judging_keeps_the_first_attempt_s_judgement(
     batch = the_batch(application)
     in_doubt = InDoubt()
     lands_then_times_out(application, monkeypatch)
-    with pytest.raises(OperationalError) as error:
-        apply_batch(application, batch, in_doubt=in_doubt)
-    in_doubt.failed(error.value)
-
-    def unreadable(command: Any) -> None:
-        raise LedgerReadError("cannot read the ledger (brokers down)")
-
+    fails(application, batch, in_doubt)
     with monkeypatch.context() as down:
         down.setattr(application, "_repeated", unreadable)
-        with pytest.raises(LedgerReadError) as unread:
-            apply_batch(application, batch, in_doubt=in_doubt)
-    in_doubt.failed(unread.value)
+        fails(application, batch, in_doubt, LedgerReadError)
 
     assert counts(apply_batch(application, batch, in_doubt=in_doubt).counters) == (4, 2, 1, 2)
 
@@ -130,9 +136,7 @@ def test_a_redo_whose_save_fails_counts_what_it_saved_and_what_it_was_saving(
     batch = [batch[0], record(2, reused), record(3, tariffs[1])]
     in_doubt = InDoubt()
     lands_then_times_out(application, monkeypatch)
-    with pytest.raises(OperationalError) as error:
-        apply_batch(application, batch, in_doubt=in_doubt)
-    in_doubt.failed(error.value)
+    fails(application, batch, in_doubt)
 
     again = apply_batch(application, batch, in_doubt=in_doubt)
     assert [letter.source_offset for letter in again.dead_letters] == [2]
@@ -153,13 +157,8 @@ def test_a_redo_that_fails_forgets_the_judgement_of_the_batch_s_one_save(
         monkeypatch.setattr(application, "_repeated", unreadable)
         raise IntegrityError("a concurrent writer")
 
-    def unreadable(command: Any) -> None:
-        raise LedgerReadError("cannot read the ledger (brokers down)")
-
     monkeypatch.setattr(application, "_record", conflict_then_down)
-    with pytest.raises(LedgerReadError) as error:
-        apply_batch(application, batch, in_doubt=in_doubt)
-    in_doubt.failed(error.value)
+    fails(application, batch, in_doubt, LedgerReadError)
     monkeypatch.undo()
 
     apply_batch(application, [record(5, tariff)])  # meanwhile, a copy applied
@@ -180,9 +179,7 @@ def test_a_copy_committed_from_another_partition_first_makes_the_in_doubt_one_a_
 
     with monkeypatch.context() as down:
         down.setattr(application, "_record", lost)
-        with pytest.raises(OperationalError) as error:
-            apply_batch(application, on_1, in_doubt=in_doubt)
-    in_doubt.failed(error.value)
+        fails(application, on_1, in_doubt)
 
     assert counts(apply_batch(application, on_0, in_doubt=in_doubt).counters) == (1, 1, 0, 0)
     in_doubt.settled()
@@ -198,9 +195,7 @@ def test_a_partition_moved_away_is_forgotten(
     batch = [record(0, tariff, partition=1)]
     in_doubt = InDoubt()
     lands_then_times_out(application, monkeypatch)
-    with pytest.raises(OperationalError) as error:
-        apply_batch(application, batch, in_doubt=in_doubt)
-    in_doubt.failed(error.value)
+    fails(application, batch, in_doubt)
     in_doubt.forget(0)
     assert counts(apply_batch(application, batch, in_doubt=in_doubt).counters) == (1, 1, 0, 0)
     in_doubt.forget(1)
