@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from bootstrap.settings import Settings
     from projections.databases.port import Database
     from projections.read_model import ReadModel
@@ -70,11 +72,13 @@ def live_views_database(settings: Settings) -> Database:
     return SqliteDatabase(settings.data_dir / EMBEDDED_VIEWS_FILE)
 
 
-def analytics_home(settings: Settings) -> DuckHome:
+def analytics_home(settings: Settings, file: Path | None = None) -> DuckHome:
+    """The analytics home; ``file``: the live file, symlinks resolved, if known already."""
     from replay.home_duckdb import DuckHome
 
     return DuckHome(
         settings.analytics_path,
         in_data_dir=settings.duckdb_path is None,
         memory_limit_mib=settings.duckdb_memory_limit_mib,
+        file=file,
     )

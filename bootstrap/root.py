@@ -39,6 +39,8 @@ class Root:
 
     settings: Settings
     _applications: dict[int, BillingApplication] = field(default_factory=dict, repr=False)
+    # The analytics file, symlinks resolved by the process that made this root for another.
+    analytics_file: Path | None = None
 
     # Each backend is built when first used: a query command opens its views database
     # without importing the ledger's, DuckDB's or the rebuild's modules.
@@ -54,7 +56,7 @@ class Root:
 
     @cached_property
     def analytics(self) -> DuckHome:
-        return analytics_home(self.settings)
+        return analytics_home(self.settings, self.analytics_file)
 
     # --- the write side ------------------------------------------------------------------
 
@@ -141,8 +143,9 @@ class Root:
 
     def for_another_process(self) -> Root:
         """A root on the same settings with nothing built yet (a rebuild's shard process
-        builds its own adapters)."""
-        return Root(settings=self.settings)
+        builds its own adapters), and this root's analytics file: a symlink retargeted
+        meanwhile would have the shards' part files made beside another file."""
+        return Root(settings=self.settings, analytics_file=self.analytics.file)
 
     @property
     def snapshots_dir(self) -> Path:

@@ -21,7 +21,10 @@ class CommandHandler(Protocol):
     result per command out, or the exception that makes that message a dead letter."""
 
     def handle_batch(
-        self, commands: Sequence[Command], finish: FinishBatch | None = None
+        self,
+        commands: Sequence[Command],
+        finish: FinishBatch | None = None,
+        redoing: FinishBatch | None = None,
     ) -> list[CommandResult | Exception]: ...
 
 
@@ -57,29 +60,28 @@ def apply_batch(
     ``in_doubt`` holds the records whose earlier transaction failed without an answer (a
     commit that timed out may still have landed): a duplicate among them is counted as
     what that attempt judged it; this attempt's judgement is kept there in turn, for the
-    caller to mark in doubt if its commit fails unanswered (consumers/in_doubt.py).
+    caller to mark in doubt if its commit fails unanswered (``in_doubt.failed()``), or
+    settled once it committed (consumers/in_doubt.py).
     """
     outcome = BatchOutcome()
     sorted_out = triage(records, shards)
     if in_doubt is None:
         in_doubt = InDoubt()
-    in_doubt.attempt()
+    in_doubt.attempt(sorted_out.commands)
 
     def finish(results: list[CommandResult | Exception]) -> None:
         outcome.dead_letters = list(sorted_out.dead_letters)
         for (record, _), result in zip(sorted_out.commands, results, strict=True):
             if isinstance(result, Exception):
                 outcome.dead_letters.append(record.dead_letter(*_why(result)))
-        in_doubt.judged(
-            (record, in_doubt.counted(record, result))
-            for (record, _), result in zip(sorted_out.commands, results, strict=True)
-            if not isinstance(result, Exception)
-        )
+        in_doubt.judged(results)
         if transaction is not None:
             transaction.attach(records, outcome.dead_letters)
 
     # The handler calls finish exactly once, whichever way the batch went.
-    results = handler.handle_batch([command for _, command in sorted_out.commands], finish)
+    results = handler.handle_batch(
+        [command for _, command in sorted_out.commands], finish, in_doubt.redoing
+    )
     if transaction is not None:
         transaction.commit_attached()
     for (record, _), result in zip(sorted_out.commands, results, strict=True):

@@ -5,15 +5,33 @@ it, so that the counters stay exact (Guarantee 5).
 
 The recorded outcome tells an applied message from a rejected one, but not whether the
 message was already a duplicate the first time (an upstream duplicate, or a second copy
-within the batch): the attempt's own judgement says that, kept per source position.
+within the batch): the attempt's own judgement says that, kept per source position. An
+attempt that failed before judging its messages sent nothing, so it leaves the judgement of
+an earlier attempt (whose commit may have landed) as it was.
+
+A batch redone one message at a time (after a command error or a concurrent writer) saves
+each message in its own transaction: those saved before a failing save are judged, the one
+whose save failed unanswered was new (a message found recorded is not saved), and the ones
+after it were never sent.
+
+A batch that commits a message's first record shows that no in-doubt attempt holding a copy
+of it (on another partition, read again later) landed: those copies are duplicates.
+
+Kept in memory, per process: a message's record in the ledger holds no source position
+(adding one would change every ledger's bytes), and a partition that moves to another
+process is counted there. Two copies on two partitions whose commits both failed
+unanswered are both counted as they were judged.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from consumers.triage import SourceRecord
+from domain.commands import Command
 from domain.results import CommandResult, Outcome
+from store.index import IndexUnavailable
+from store.reader import LedgerReadError
 
 Position = tuple[str, int, int]
 
@@ -23,41 +41,73 @@ def position(record: SourceRecord) -> Position:
 
 
 class InDoubt:
-    """The positions of records whose commit failed unanswered, each with whether the
-    attempt counted it a duplicate (None where the batch failed before it was judged: it
-    is then counted as the ledger recorded it)."""
+    """The positions of records whose commit failed unanswered, each with its message's
+    event_id and whether the attempt that sent it counted it a duplicate; and the current
+    attempt's commands and results (references only: nothing is computed per batch while
+    nothing fails)."""
 
     def __init__(self) -> None:
-        self._first: dict[Position, bool | None] = {}
-        self._attempt: dict[Position, bool] = {}
+        self._first: dict[Position, tuple[str, bool]] = {}
+        self._commands: Sequence[tuple[SourceRecord, Command]] = ()
+        self._results: Sequence[CommandResult | Exception] | None = None
+        self._redone = False
 
-    def attempt(self) -> None:
-        """A batch is about to be applied: forget the previous attempt's judgement."""
-        self._attempt = {}
+    def attempt(self, commands: Sequence[tuple[SourceRecord, Command]]) -> None:
+        """A batch of these (record, command) pairs is about to be applied: nothing of it
+        is judged yet."""
+        self._commands, self._results, self._redone = commands, None, False
 
-    def judged(self, counted: Iterable[tuple[SourceRecord, Outcome]]) -> None:
-        """What the batch counts its messages as, just before its commit (the latest call
-        wins: a batch redone one message at a time is judged again)."""
-        self._attempt = {
-            position(record): outcome is Outcome.DUPLICATE for record, outcome in counted
-        }
+    def judged(self, results: Sequence[CommandResult | Exception]) -> None:
+        """The attempt's results, one per command, just before its commit."""
+        self._results, self._redone = results, False
 
-    def failed(self, records: Sequence[SourceRecord]) -> None:
-        """The commit of ``records`` failed unanswered: they will be read again."""
-        for record in records:
-            self._first[position(record)] = self._attempt.get(position(record))
+    def redoing(self, results: Sequence[CommandResult | Exception]) -> None:
+        """The batch is redone one message at a time, each saved alone: ``results`` grows
+        as each is saved (the batch's judgement before the redo was never committed)."""
+        self._results, self._redone = results, True
 
-    def settled(self, records: Sequence[SourceRecord]) -> None:
-        """``records`` committed: none of them is in doubt any longer."""
-        for record in records:
-            self._first.pop(position(record), None)
+    def failed(self, error: Exception) -> None:
+        """The attempt's commit failed unanswered with ``error``: its judged records, and a
+        message whose save alone failed, will be read again. One that failed before judging
+        sent nothing; an earlier judgement stays."""
+        results = self._results
+        if results is None:
+            return
+        for (record, command), result in zip(self._commands, results, strict=False):
+            if not isinstance(result, Exception):
+                duplicate = self.counted(record, result) is Outcome.DUPLICATE
+                self._first[position(record)] = (command.event_id, duplicate)
+        sent = not isinstance(error, (LedgerReadError, IndexUnavailable))
+        if self._redone and len(results) < len(self._commands) and sent:
+            # Saved only if new; a copy recorded since its earlier attempt stays as judged.
+            record, command = self._commands[len(results)]
+            self._first.setdefault(position(record), (command.event_id, False))
+
+    def settled(self) -> None:
+        """The attempt committed: none of its records is in doubt any longer, nor any copy
+        of a message it recorded first (the attempt holding that copy did not land)."""
+        if self._first:
+            for record, _ in self._commands:
+                self._first.pop(position(record), None)
+            first = {
+                result.event_id
+                for result in self._results or ()
+                if isinstance(result, CommandResult) and result.outcome is not Outcome.DUPLICATE
+            }
+            self._first = {key: held for key, held in self._first.items() if held[0] not in first}
+        self._commands, self._results = (), None
+
+    def forget(self, partition: int) -> None:
+        """The partition moved to another process, which reads its records again: none of
+        them is this process's to count (nor to keep)."""
+        self._first = {key: held for key, held in self._first.items() if key[1] != partition}
 
     def counted(self, record: SourceRecord, result: CommandResult) -> Outcome:
-        """What ``result`` counts as: a duplicate of an in-doubt record is what its first
-        attempt made of it."""
+        """What ``result`` counts as: a duplicate of an in-doubt record is what the attempt
+        that sent it made of it."""
         if result.outcome is not Outcome.DUPLICATE:
             return result.outcome
-        key = position(record)
-        if key not in self._first or self._first[key]:
+        held = self._first.get(position(record))
+        if held is None or held[1]:
             return Outcome.DUPLICATE
         return result.first_outcome or Outcome.APPLIED

@@ -194,6 +194,8 @@ class KafkaIngest:
     def _drop(self, shard: int) -> None:
         if self._open.pop(shard, None) is not None:
             self._tasks.close(shard)
+        # Sharded, a shard is its partition of the ingest topic.
+        self._in_doubt.forget(shard)
 
     def run(
         self,
@@ -264,7 +266,7 @@ class KafkaIngest:
                     left = [record for later in parts[done:] for record in later]
                     # This partition's commit may have landed unanswered; later ones were
                     # never sent.
-                    self._in_doubt.failed(part)
+                    self._in_doubt.failed(error)
                     self._rewind(left)
                     delay = backoff.next()
                     log.warning(
@@ -279,7 +281,7 @@ class KafkaIngest:
                 if backoff.failures:
                     log.warning("ledger available again after %d failed tries", backoff.failures)
                 backoff.reset()
-                self._in_doubt.settled(part)
+                self._in_doubt.settled()
                 self.counters.add(outcome.counters)
                 self.counters.check()
                 log.info("ingest batch of %d: %s", len(part), self.counters.summary())

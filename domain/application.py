@@ -193,7 +193,10 @@ class BillingApplication(Application[UUID]):
         return self._execute(command, self._decider(command))
 
     def handle_batch(
-        self, commands: Sequence[Command], finish: FinishBatch | None = None
+        self,
+        commands: Sequence[Command],
+        finish: FinishBatch | None = None,
+        redoing: FinishBatch | None = None,
     ) -> list[CommandResult | Exception]:
         """Apply many commands with one save, so that a store writes them in one transaction.
 
@@ -203,9 +206,11 @@ class BillingApplication(Application[UUID]):
         with the events there: consumer offsets, dead letters). If a command raises, or the
         save meets a concurrent writer, the batch is redone one command at a time on fresh
         state, each message that still fails comes back as its exception for the caller to
-        dead-letter, and ``finish`` is called after those saves. A store that is unavailable
-        (a PersistenceError other than a version conflict) is raised: no message is judged
-        while it is down.
+        dead-letter, and ``finish`` is called after those saves. ``redoing`` is called
+        before the redo with its results list, which grows by one as each message is saved
+        alone (a caller then knows which were saved if a save fails). A store that is
+        unavailable (a PersistenceError other than a version conflict) is raised: no message
+        is judged while it is down.
         """
         finish = finish or _nothing_to_add
         try:
@@ -216,7 +221,10 @@ class BillingApplication(Application[UUID]):
             raise
         except Exception as error:
             log.info("a command of the batch raised %r; applying one at a time", error)
-        results = [self._handle_alone(command) for command in commands]
+        results: list[CommandResult | Exception] = []
+        (redoing or _nothing_to_add)(results)
+        for command in commands:
+            results.append(self._handle_alone(command))
         finish(results)
         return results
 

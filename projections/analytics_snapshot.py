@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from projections.databases.duckdb import DuckDatabase
+from projections.databases.duckdb_wal import wal_places
 from projections.databases.errors import ReadModelDatabaseError
 from projections.databases.fsync import fsync
 from projections.staging import staging_file
@@ -63,10 +64,10 @@ def publish_snapshot(db: DuckDatabase) -> Path:
     (POSIX locks belong to the process, and any close releases them).
     """
     db.execute("CHECKPOINT")
-    wal = db.path.with_name(db.path.name + ".wal")
-    if wal.exists() and wal.stat().st_size:
-        # Something the checkpoint could not fold in would be missing from the copy.
-        raise SnapshotError(f"{wal} still holds changes after a checkpoint")
+    for wal in wal_places(db.path):
+        if wal.exists() and wal.stat().st_size:
+            # Something the checkpoint could not fold in would be missing from the copy.
+            raise SnapshotError(f"{wal} still holds changes after a checkpoint")
     with staged_snapshot(db.path, db.path) as target:
         return target  # published as the block ends
 

@@ -13,6 +13,8 @@ sharing the directory can have the same one.
 from __future__ import annotations
 
 import fcntl
+import glob
+import logging
 import os
 import secrets
 from collections.abc import Iterator
@@ -21,9 +23,11 @@ from pathlib import Path
 
 _SUFFIX = ".partial"
 
+log = logging.getLogger("evledger.staging")
+
 
 def _pattern(target: Path) -> str:
-    return f".{target.name}.*{_SUFFIX}"
+    return f".{glob.escape(target.name)}.*{_SUFFIX}"
 
 
 @contextmanager
@@ -44,24 +48,35 @@ def staging_file(target: Path) -> Iterator[Path]:
 
 
 def remove_abandoned(target: Path) -> list[Path]:
-    """Remove the staging files of ``target`` whose owner is gone; those removed."""
+    """Remove the staging files of ``target`` whose owner is gone; those removed. One that
+    cannot be opened or removed (another user's, say) is logged and left: staging a new
+    copy beside it does not need it gone."""
     removed = []
     for path in sorted(target.parent.glob(_pattern(target))):
         try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
-            continue  # renamed into place or removed meanwhile
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue  # its owner is writing it
-            if _names(fd, path):
-                path.unlink()
+            if _remove_if_abandoned(path):
                 removed.append(path)
-        finally:
-            os.close(fd)
+        except OSError as error:
+            log.warning("cannot remove the abandoned staging file %s: %s", path, error)
     return removed
+
+
+def _remove_if_abandoned(path: Path) -> bool:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False  # renamed into place or removed meanwhile
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # its owner is writing it
+        if not _names(fd, path):
+            return False
+        path.unlink()
+        return True
+    finally:
+        os.close(fd)
 
 
 def _create_locked(path: Path) -> int:

@@ -22,10 +22,11 @@ import os
 import struct
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from projections.databases.duckdb_wal import wal_places
 from projections.databases.fsync import fsync
 from replay.swap import LiveModelBusy
 from replay.targets import DUCKDB_WALS
@@ -54,13 +55,14 @@ def check_supported() -> None:
         )
 
 
-def replace_database(new: Path, live: Path) -> None:
+def replace_database(new: Path, live: Path, *links: Path) -> None:
     """Rename the checkpointed, closed DuckDB file ``new`` over ``live`` (in a child
     process); LiveModelBusy (nothing renamed) if a process has either open, or either has
     changes in a WAL beside it, which DuckDB would replay into the file that then has its
-    name."""
+    name. ``links`` are symlinks to ``live`` that DuckDB opens it by, whose WALs count too
+    (projections.databases.duckdb_wal)."""
     child = subprocess.run(
-        [sys.executable, "-m", "replay.duck_file_swap", str(new), str(live)],
+        [sys.executable, "-m", "replay.duck_file_swap", str(new), str(live), *map(str, links)],
         capture_output=True,
         text=True,
         check=False,
@@ -71,10 +73,10 @@ def replace_database(new: Path, live: Path) -> None:
         raise OSError(f"renaming {new} over {live} failed: {child.stderr.strip()}")
 
 
-def _replace(new: Path, live: Path) -> None:
+def _replace(new: Path, live: Path, links: Sequence[Path]) -> None:
     with unopened(new), unopened(live):
-        for path in (new, live):
-            for wal in (path.with_name(path.name + suffix) for suffix in DUCKDB_WALS):
+        for path in (new, live, *links):
+            for wal in wal_places(path, DUCKDB_WALS):
                 if wal.exists() and wal.stat().st_size:
                     raise LiveModelBusy(
                         f"{wal} holds changes not checkpointed into {path.name}; nothing swapped"
@@ -114,9 +116,9 @@ def _whole_file(kind: int) -> bytes:
 
 
 def _main(arguments: list[str]) -> int:
-    new, live = (Path(argument) for argument in arguments)
+    new, live, *links = (Path(argument) for argument in arguments)
     try:
-        _replace(new, live)
+        _replace(new, live, links)
     except LiveModelBusy as refused:
         print(refused, file=sys.stderr)
         return _REFUSED

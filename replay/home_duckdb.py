@@ -2,17 +2,17 @@
 snapshots in the snapshot's own directory.
 
 A live path that is a symlink (EVLEDGER_DUCKDB_PATH naming a link to a file on another
-disk) is resolved once: the rebuild is made beside the file itself and renamed over it,
-so the link stays and the data stays where it was (a rename only works within one file
-system, and renaming over the link would replace it by a regular file). The readers' copy
-stays beside the path as configured, where the projector publishes it and readers look.
+disk) is resolved once, by the rebuild's process for its shard processes too: the rebuild
+is made beside the file itself and renamed over it, so the link stays and the data stays
+where it was (a rename only works within one file system, and renaming over the link would
+replace it by a regular file). The readers' copy stays beside the path as configured,
+where the projector publishes it and readers look.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from functools import cached_property
 from pathlib import Path
 
 from projections.analytics_snapshot import snapshot_path, staged_snapshot
@@ -31,11 +31,17 @@ class DuckHome(ReadModelHome):
     that a snapshot is queried by pointing EVLEDGER_DATA_DIR at it."""
 
     def __init__(
-        self, path: Path, *, in_data_dir: bool, memory_limit_mib: int | None = None
+        self,
+        path: Path,
+        *,
+        in_data_dir: bool,
+        memory_limit_mib: int | None = None,
+        file: Path | None = None,
     ) -> None:
         self.path = path
         self.in_data_dir = in_data_dir
         self.memory_limit_mib = memory_limit_mib
+        self._file = file
 
     def describe(self) -> str:
         return str(self.path)
@@ -43,11 +49,13 @@ class DuckHome(ReadModelHome):
     def live(self) -> DuckDatabase:
         return DuckDatabase(self.path, memory_limit_mib=self.memory_limit_mib)
 
-    @cached_property
+    @property
     def file(self) -> Path:
-        """The live file itself, symlinks resolved (once: a rebuild and its swap act on
-        the same file)."""
-        return self.path.resolve()
+        """The live file itself, symlinks resolved once (a rebuild and its swap act on the
+        same file), or as given: a rebuild's shard processes are given their parent's."""
+        if self._file is None:
+            self._file = self.path.resolve()
+        return self._file
 
     def _file_place(self, path: Path) -> Place:
         db = DuckDatabase(path, memory_limit_mib=self.memory_limit_mib)
@@ -171,4 +179,4 @@ class DuckLive(LiveSide):
         # process has opened the file since.
         self.db.close()
         with staged_snapshot(self.rebuilt_path, self.readers_of):
-            replace_database(self.rebuilt_path, self.db.path)
+            replace_database(self.rebuilt_path, self.db.path, self.readers_of)

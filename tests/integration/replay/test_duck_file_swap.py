@@ -106,3 +106,27 @@ def test_a_system_without_open_file_description_locks_is_told_before_rebuilding(
     with pytest.raises(SwapUnsupported, match="open file description locks"):
         home.rebuild_place("unsupported")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("beside", ["the file", "the link"])
+def test_changes_in_a_wal_beside_a_symlinked_file_or_its_link_stop_the_rename(
+    tmp_path: Path, beside: str
+) -> None:
+    """The live path a symlink: the WAL of changes made through it is looked for beside
+    the file it names and beside the link, wherever this DuckDB version keeps it."""
+    (tmp_path / "disk").mkdir()
+    (tmp_path / "links").mkdir()
+    live = _file(tmp_path / "disk" / "live.duckdb", 1)
+    new = _file(tmp_path / "disk" / "new.duckdb", 2)
+    link = tmp_path / "links" / "live.duckdb"
+    link.symlink_to(Path("..") / "disk" / "live.duckdb")
+    with duckdb.connect(str(link)) as connection:
+        connection.execute("PRAGMA disable_checkpoint_on_shutdown")
+        connection.execute("SET wal_autocheckpoint = '1GB'")
+        connection.execute("UPDATE t SET v = 3")
+    (wal,) = [p for p in (*live.parent.iterdir(), *link.parent.iterdir()) if p.suffix == ".wal"]
+    assert wal.stat().st_size > 0
+    wal.rename((live if beside == "the file" else link).with_name("live.duckdb.wal"))
+    with pytest.raises(LiveModelBusy, match="not checkpointed"):
+        replace_database(new, live, link)
+    assert _value(new) == 2

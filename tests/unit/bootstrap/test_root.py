@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,20 @@ def test_the_read_model_names_are_the_classes_names() -> None:
 
     assert tuple(read_model_classes()) == READ_MODEL_NAMES
     assert ANALYTICS in READ_MODEL_NAMES
+
+
+def test_a_rebuild_s_other_processes_use_the_analytics_file_its_own_resolved(
+    tmp_path: Path,
+) -> None:
+    """A symlinked analytics path retargeted during a sharded rebuild: the shard processes
+    still make their part files beside the file the rebuild's process resolved."""
+    first, second, link = tmp_path / "a.duckdb", tmp_path / "b.duckdb", tmp_path / "link.duckdb"
+    link.symlink_to(first.name)
+    root = bootstrap(dataclasses.replace(Settings.embedded_in(tmp_path), duckdb_path=link))
+    assert root.analytics.file == first
+    link.unlink()
+    link.symlink_to(second.name)
+    other = root.for_another_process()
+    assert other.analytics.file == first
+    assert other.analytics.path == link  # the readers' copy stays beside the link
+    assert bootstrap(root.settings).analytics.file == second
