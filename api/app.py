@@ -24,6 +24,7 @@ from api.state import ApiState
 from api.views import ViewsDatabase
 from bootstrap import Root, bootstrap, load_settings
 from bootstrap.ledgers import NeedsKafka
+from projections.gc_pacing import fewer_collections
 
 log = logging.getLogger("evledger.api")
 
@@ -153,7 +154,12 @@ def create_app(root: Root | None = None, pool_size: int = 20) -> HistoryFastPath
             root.ledger.description,
         )
         try:
-            yield
+            # What start-up built lives as long as the worker: frozen, a full collection no
+            # longer walks it. Under load a page's objects outlive young collections (its
+            # request waits for a pool connection), reach the oldest generation and set off
+            # full collections of the whole heap, each a pause of every request in flight.
+            with fewer_collections():
+                yield
         finally:
             await state.close()
 

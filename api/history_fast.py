@@ -21,6 +21,7 @@ from fastapi.routing import APIRoute
 from fastapi.security.utils import get_authorization_scheme_param
 from starlette.responses import Response
 
+from api.auth import key_lookup
 from api.observe import ID_HEADER, ApiMetrics, answered, request_id_of, unhandled
 from api.params import ID_PATTERN, MAX_PAGE
 from api.problems import Problem, problem_response
@@ -127,7 +128,7 @@ class HistoryFastPath:
         scheme, presented = get_authorization_scheme_param(authorization.decode("latin-1"))
         if scheme.lower() != "bearer" or not presented:
             return False
-        key = self.state.key_cache.get(presented)
+        key = self.state.key_cache.current(presented, key_lookup(self.state, presented))
         return key is not None and key.role in READER_ROLES
 
 

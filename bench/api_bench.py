@@ -44,8 +44,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
 from api.keys import Role, create_key
+from bench.cpu_share import Watch
 from bench.fill import fill_postgres
 from bench.load_wrk import Figures, run_wrk
 from projections.databases.postgres import PostgresDatabase, drop_schema
@@ -65,6 +67,7 @@ def free_port() -> int:
 class Server:
     process: subprocess.Popen[bytes]
     url: str
+    port: int
 
 
 @contextmanager
@@ -87,7 +90,7 @@ def running(dsn: str, work: Path, workers: int) -> Iterator[Server]:
             if time.monotonic() > deadline or process.poll() is not None:
                 raise SystemExit("evledger serve did not become ready")
             time.sleep(0.3)
-        yield Server(process, url)
+        yield Server(process, url, port)
     finally:
         process.terminate()
         try:
@@ -254,12 +257,14 @@ def closed_loop(server: Server, key: str, args: argparse.Namespace, work: Path) 
     for repeat in range(1, args.repeats + 1):
         for name, kind in kinds.items():
             cpu_before = cpu_seconds(server.process.pid)
+            watch = Watch(server.process.pid, server.port, args.pg_port)
             figures = run_wrk(url, key, kind=kind, seconds=args.duration, seed=repeat, **common)
             cpu_per_request.append(
                 (cpu_seconds(server.process.pid) - cpu_before) / figures.requests
             )
             runs[name].append(figures)
             print(f"  repeat {repeat}: {figures_row(name, figures)}  failed {figures.failed}")
+            print(f"    {watch.report(figures.seconds, figures.requests)}")
     print(f"medians of {args.repeats} repeats:")
     print(HEADER)
     for name in kinds:
@@ -331,6 +336,7 @@ def main() -> None:
     parser.add_argument("--dsn", default=os.environ.get("EVLEDGER_PG_DSN") or DEFAULT_DSN)
     args = parser.parse_args()
 
+    args.pg_port = int(conninfo_to_dict(args.dsn).get("port") or 5432)
     schema = args.schema or f"bench_api_{uuid.uuid4().hex[:8]}"
     separator = "&" if "?" in args.dsn else "?"
     dsn = f"{args.dsn}{separator}options=-csearch_path%3D{schema}"

@@ -27,3 +27,7 @@ def test_api_bench_runs_both_load_models_on_a_few_thousand_payments(pg_dsn: str)
     assert not any(line.startswith("failed") for line in out.splitlines())
     assert out.count("server side (/metrics of one worker,") == 2
     assert "arithmetic: the server spends" in out
+    # Where the time went: each worker's clients, and run time against run-queue wait.
+    watched = [line for line in out.splitlines() if "connections per worker 4;" in line]
+    assert len(watched) == 3, out
+    assert all("workers x1:" in line and "waiting for one per request" in line for line in watched)

@@ -1,5 +1,6 @@
 """The key cache asks the database once per key however many requests miss it together,
-and forgets a verified key after its TTL (so a revocation takes effect within it)."""
+forgets a verified key after its TTL (so a revocation takes effect within it), and looks a
+key in use up again before then, in the background, so that no request waits for it."""
 
 from __future__ import annotations
 
@@ -66,3 +67,46 @@ def test_a_verified_key_expires_after_the_ttl(monkeypatch: pytest.MonkeyPatch) -
     assert cache.get("evk_z") == _KEY
     asyncio.run(asyncio.sleep(0.06))
     assert cache.get("evk_z") is None
+
+
+@pytest.mark.parametrize(
+    ("answer", "renewed"),
+    [(_KEY, True), (None, False), (RuntimeError("database down"), False)],
+    ids=["still valid", "revoked", "database down"],
+)
+def test_a_key_in_use_is_looked_up_again_before_it_expires(
+    monkeypatch: pytest.MonkeyPatch, answer: ApiKey | Exception | None, renewed: bool
+) -> None:
+    monkeypatch.setattr(auth, "KEY_CACHE_TTL_S", 0.2)
+    monkeypatch.setattr(auth, "KEY_CACHE_REFRESH_S", 0.15)
+    cache = KeyCache()
+    cache.put("evk_r", _KEY)
+    calls = 0
+    errors: list[dict[str, object]] = []
+
+    async def lookup() -> ApiKey | None:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.01)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    async def run() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda _, context: errors.append(context))
+        assert cache.current("evk_r", lookup) == _KEY
+        await asyncio.sleep(0)
+        assert calls == 0  # fresh: no lookup
+        await asyncio.sleep(0.1)
+        for _ in range(20):  # due: still served from the cache, looked up once meanwhile
+            assert cache.current("evk_r", lookup) == _KEY
+            await asyncio.sleep(0)
+        assert calls == 1
+        await asyncio.sleep(0.05)
+        # Revoked: dropped at once; unreachable: kept until it expires.
+        assert cache.get("evk_r") == (None if answer is None else _KEY)
+        await asyncio.sleep(0.1)  # past the first entry's expiry
+        assert cache.get("evk_r") == (_KEY if renewed else None)
+
+    asyncio.run(run())
+    assert errors == []  # a failed lookup in the background is not left unretrieved
