@@ -13,6 +13,8 @@ from datetime import UTC, datetime, time
 from decimal import Context, Decimal
 from typing import Any, ClassVar
 
+import orjson
+
 from domain.errors import InvalidValueError
 from domain.money import currency_exponent, require_minor_units, require_whole_number
 from domain.tariff import EnergyWindow, TariffTerms
@@ -62,6 +64,25 @@ def _field_names(command_type: type[Command]) -> tuple[str, ...]:
 # call; one built once writes the same text.
 _CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
 
+
+def _canonical_json(content: dict[str, Any]) -> bytes:
+    """The canonical text's bytes: json's sorted, compact, ASCII-escaped spelling.
+
+    orjson writes it in a third less time when the text is printable ASCII, where the two
+    spell alike, control characters' escapes included (orjson keeps other characters as
+    UTF-8, where json escapes them, DEL too); any other text, and what orjson refuses (an
+    integer past 64 bits), is json's. Contents hold no floats, which the two spell
+    differently: `_canonical` gives str, int, bool, None, lists and str-keyed dicts only.
+    """
+    try:
+        encoded = orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:
+        return _CANONICAL_JSON.encode(content).encode("ascii")
+    if encoded.isascii() and b"\x7f" not in encoded:
+        return encoded
+    return _CANONICAL_JSON.encode(content).encode("ascii")
+
+
 PAYMENT_METHODS = frozenset(method.value for method in PaymentMethod)
 REFUND_REASONS = frozenset(reason.value for reason in RefundReason)
 
@@ -82,9 +103,8 @@ class Command:
     def content_sha256(self) -> str:
         """SHA-256 of the canonical content: same message, same hash, on any machine."""
         content = {name: _canonical(getattr(self, name)) for name in _field_names(type(self))}
-        content["type"] = self.MESSAGE_TYPE
-        encoded = _CANONICAL_JSON.encode(content)
-        return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
+        content["type"] = self.MESSAGE_TYPE.value
+        return hashlib.sha256(_canonical_json(content)).hexdigest()
 
 
 @dataclass(frozen=True, kw_only=True)
