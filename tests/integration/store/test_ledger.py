@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -135,7 +136,9 @@ def test_aborted_batch_is_invisible_and_its_ids_are_reused(
     consumer = KafkaConnection(kafka_bootstrap).consumer(
         kafka_topic, group_id=group, enable_auto_commit=False
     )
+    deadline = time.monotonic() + 60
     while not consumer.assignment():
+        assert time.monotonic() < deadline, f"no partition of {kafka_topic} assigned in 60 s"
         consumer.poll(timeout_ms=200)
     stale_membership = consumer.group_metadata()
     consumer.close()
