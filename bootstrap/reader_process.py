@@ -92,8 +92,10 @@ def unpack(blob: bytes, uuid_ids: bool) -> list[Notification]:
 def _serve(environment: dict[str, str], connection: Connection) -> None:
     """The child: answer each request (position, limit) with the batch after it, or with
     the error reading it raised, until the pipe closes."""
-    # Ctrl-C reaches the whole process group: the parent closes the pipe itself.
+    # Ctrl-C, or a SIGTERM to the process group, is the parent's to handle: it finishes its
+    # batch and closes the pipe, which ends this process (as the parent's death does).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from domain.application import BillingApplication
     from store.recorders import KafkaApplicationRecorder
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bootstrap import bootstrap
-from bootstrap.reader_process import ProcessReadAhead
+from bootstrap.reader_process import LedgerReaderGone, ProcessReadAhead
 from demo.traffic import TrafficShape, generate
 from projections.entities import LedgerEvent
 from projections.prefetch import PrefetchingSource
@@ -110,6 +110,8 @@ def test_an_error_in_the_child_is_raised_by_the_read_that_asks_for_its_batch(
             assert [e.notification_id for e in second] == list(range(11, 21))
             with pytest.raises(Exception) as raised:
                 broken.read_after(second[-1].notification_id, 10)  # the child's batch
+            # The child's own error (the broker refused it), not the child's death.
+            assert not isinstance(raised.value, LedgerReaderGone)
             assert "ledger reader process" in " ".join(getattr(raised.value, "__notes__", []))
             # The next position is read directly again, as after any failed read ahead.
             assert broken.read_after(second[-1].notification_id, 10)
@@ -118,7 +120,10 @@ def test_an_error_in_the_child_is_raised_by_the_read_that_asks_for_its_batch(
         assert refused.process.exitcode is not None
 
 
-def test_a_killed_parent_leaves_no_reader_process(settings_for: object, tmp_path: Path) -> None:
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_a_killed_parent_leaves_no_reader_process(
+    settings_for: object, tmp_path: Path, how: signal.Signals
+) -> None:
     settings = settings_for(1)  # type: ignore[operator]
     write_routed(settings, generate(seed=3, shape=TrafficShape(stations=3, customers=20)))
     script = tmp_path / "parent.py"
@@ -145,7 +150,7 @@ def test_a_killed_parent_leaves_no_reader_process(settings_for: object, tmp_path
         assert parent.stdout is not None
         child = int(parent.stdout.readline())
         os.kill(child, 0)  # running
-        parent.send_signal(signal.SIGKILL)
+        parent.send_signal(how)
         parent.wait(10)
         assert gone(child), f"the ledger reader process {child} outlived its killed parent"
     finally:
