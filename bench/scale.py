@@ -3,7 +3,9 @@ Kafka baseline measured in the same run, with each stage's peak RSS.
 
 Every stage runs as its own process, the product through the `evledger` command as an operator
 runs it, the baselines through this script's `--bare-*` modes, so each one's wall time
-includes its start-up and its peak RSS (`ru_maxrss` of the child, from `os.wait4`) is its own:
+includes its start-up, its CPU time counts its worker processes (`os.wait4` of the child
+includes the children it waited for) and its peak RSS is the largest of its processes' own
+peaks (each one's VmHWM; a command that forks workers is as big as its biggest process):
 
     publish      evledger publish FILE            (no baseline)
     ingest       evledger ingest --until-idle      vs bare-pipe: read_committed consume ->
@@ -22,8 +24,9 @@ figures as JSON.
 
 To measure the rebuild again and again without ingesting anew: `--keep FILE` stops after
 the projection and keeps the three, described in FILE; `--rebuild-only FILE` then runs the
-bare consume and the rebuild against them (as often as wanted), and `--remove FILE` removes
-them.
+bare consume and the rebuild against them (as often as wanted), `--project-only FILE` the bare
+consume and the projection into a fresh database and data directory (removed after), and
+`--remove FILE` removes them.
 """
 
 from __future__ import annotations
@@ -97,8 +100,9 @@ def run_measured(argv: list[str], env: dict[str, str], what: str) -> Measured:
     """Run one process to its end; its wall time, CPU time and peak RSS. A failure stops
     the bench.
 
-    The peak is the child's own VmHWM, read while it runs: the kernel's ru_maxrss of a
-    child also counts the pages it shared with this (large) process before its exec."""
+    The peak is the largest VmHWM of the child and its descendants, read while they run
+    (each process's own: the kernel's ru_maxrss of a child also counts the pages it shared
+    with this (large) process before its exec)."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
         process = subprocess.Popen(argv, env=env, stdout=out, stderr=err, cwd=ROOT)
@@ -107,7 +111,7 @@ def run_measured(argv: list[str], env: dict[str, str], what: str) -> Measured:
             pid, status, usage = os.wait4(process.pid, os.WNOHANG)
             if pid:
                 break
-            peak_kib = max(peak_kib, high_water_kib(process.pid))
+            peak_kib = max(peak_kib, *map(high_water_kib, process_tree(process.pid)))
             time.sleep(0.05)
         seconds = time.perf_counter() - started
         process.returncode = os.waitstatus_to_exitcode(status)
@@ -119,6 +123,20 @@ def run_measured(argv: list[str], env: dict[str, str], what: str) -> Measured:
             f"{what} failed with exit {process.returncode}:\n{stdout[-2000:]}\n{stderr[-4000:]}"
         )
     return Measured(seconds, usage.ru_utime + usage.ru_stime, peak_kib / 1024, stdout)
+
+
+def process_tree(pid: int) -> list[int]:
+    """The process and its descendants (those alive now)."""
+    found, index = [pid], 0
+    while index < len(found):
+        try:
+            tasks = Path(f"/proc/{found[index]}/task").iterdir()
+            for task in tasks:
+                found.extend(int(child) for child in (task / "children").read_text().split())
+        except OSError:
+            pass
+        index += 1
+    return found
 
 
 def high_water_kib(pid: int) -> int:
@@ -393,16 +411,38 @@ def measure(events: int, keep: Path | None = None) -> list[Stage]:
 REBUILD = [EVLEDGER, "replay", "rebuild", "--projection", "all", "--no-progress"]
 
 
-def rebuild_only(path: Path) -> list[Stage]:
-    """The bare consume and the rebuild against a run kept by ``--keep``."""
-    kept = Kept.load(path)
-    report = Reporter()
+def kept_bare_consume(kept: Kept, report: Reporter) -> int:
+    """The bare consume of a kept run's ledger, reported; the ledger's events."""
     argv = [sys.executable, str(Path(__file__).resolve()), "--bare-consume"]
     run = run_measured([*argv, f"{kept.prefix}.ledger"], kept.env(), "bare consume")
     ledger = int(run.stdout.split()[-1])
     report(stage_of("bare-consume", ledger, run))
+    return ledger
+
+
+def rebuild_only(path: Path) -> list[Stage]:
+    """The bare consume and the rebuild against a run kept by ``--keep``."""
+    kept = Kept.load(path)
+    report = Reporter()
+    ledger = kept_bare_consume(kept, report)
     run = run_measured(REBUILD, kept.env(), "replay rebuild")
     report(stage_of("rebuild", ledger, run, "bare-consume"))
+    return report.stages
+
+
+def project_only(path: Path) -> list[Stage]:
+    """The bare consume and the projection of a run kept by ``--keep``, into a fresh
+    database and data directory (removed after), so that it can run again and again."""
+    kept = Kept.load(path)
+    report = Reporter()
+    ledger = kept_bare_consume(kept, report)
+    with fresh_database() as dsn, tempfile.TemporaryDirectory(prefix="evledger-scale-") as data:
+        env = {**kept.env(), "EVLEDGER_PG_DSN": dsn, "EVLEDGER_DATA_DIR": data}
+        run = run_measured([EVLEDGER, "project", "--until-idle"], env, "project")
+        report(stage_of("project", ledger, run, "bare-consume"))
+        projected = ledger_events(dsn)
+    if projected != ledger:
+        raise SystemExit(f"projected {projected} events of a ledger of {ledger} records")
     return report.stages
 
 
@@ -455,6 +495,7 @@ def main() -> None:
     parser.add_argument("--bare-consume", metavar="TOPIC")
     parser.add_argument("--keep", type=Path, metavar="FILE", help="stop after project, keep")
     parser.add_argument("--rebuild-only", type=Path, metavar="FILE", help="rebuild a kept run")
+    parser.add_argument("--project-only", type=Path, metavar="FILE", help="project a kept run")
     parser.add_argument("--remove", type=Path, metavar="FILE", help="remove a kept run")
     args = parser.parse_args()
     if args.bare_pipe:
@@ -471,6 +512,8 @@ def main() -> None:
         return
     if args.rebuild_only:
         stages = rebuild_only(args.rebuild_only)
+    elif args.project_only:
+        stages = project_only(args.project_only)
     else:
         stages = measure(args.events, args.keep)
     if args.json:

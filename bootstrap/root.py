@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from bootstrap.ledgers import LedgerBackend
     from domain.application import BillingApplication
     from projections.databases.port import Database
-    from projections.prefetch import ReadAheadPermit
+    from projections.prefetch import ReadAhead, ReadAheadPermit
     from projections.read_model import ReadModel
     from projections.runner import LedgerSource, Projector, RetryPolicy
     from replay.home_duckdb import DuckHome
@@ -113,15 +114,30 @@ class Root:
         ahead between them)."""
         from domain.application import BillingApplication
         from projections.prefetch import PrefetchingSource
+        from projections.runner import LedgerSource
 
         shard = self.one_log(shard, "replaying the ledger")
-        application = BillingApplication(env=self.ledger.shard(shard).environment())
-        source = PrefetchingSource.of(application, shard, permit)
+        environment = self.ledger.shard(shard).environment()
+        application = BillingApplication(env=environment)
+        inner = LedgerSource.of(application, shard)
+        source = PrefetchingSource(inner, permit, self._read_ahead(inner, environment))
         try:
             yield source
         finally:
             source.close()
             application.close()
+
+    def _read_ahead(self, inner: LedgerSource, environment: dict[str, str]) -> ReadAhead | None:
+        """A Kafka ledger is read ahead in a process of its own when a second core is free
+        to run it; otherwise (None) in a thread."""
+        from bootstrap.ledgers import KafkaLedger
+
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        if not isinstance(self.ledger, KafkaLedger) or cores < 2:
+            return None
+        from bootstrap.reader_process import ProcessReadAhead
+
+        return ProcessReadAhead(inner, environment, getattr(inner.recorder, "uuid_ids", True))
 
     @contextmanager
     def ledger_sources(self) -> Iterator[list[LedgerSource]]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eventsourcing.application import Application
-from eventsourcing.persistence import ApplicationRecorder, Mapper
+from eventsourcing.persistence import ApplicationRecorder, Mapper, Notification
 
 from projections.batch_facts import BatchFacts
 from projections.batch_size import DEFAULT_BATCH_SIZE
@@ -55,6 +55,10 @@ class LedgerSource:
         notifications = self.recorder.select_notifications(
             start=position, limit=limit, inclusive_of_start=False
         )
+        return self.events_of(position, notifications)
+
+    def events_of(self, position: int, notifications: Sequence[Notification]) -> list[LedgerEvent]:
+        """The notifications read after ``position`` as events, checked contiguous."""
         events = []
         expected = position + 1
         for notification in notifications:
