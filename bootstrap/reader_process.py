@@ -8,7 +8,8 @@ position, it answers with the batch's records packed into one bytes blob: a tabl
 integers (id, version and three lengths per record) and the records' texts and states
 one after the other. The parent unpacks them into notifications and decodes events as its
 own reads do. The child reads only when asked, so at most one batch is ahead; it stops when
-its pipe closes (the parent closed the source, or died).
+its pipe closes (the parent closed the source, or died). It is spawned at the first read
+ahead, which only a ledger longer than a batch gets.
 """
 
 from __future__ import annotations
@@ -142,28 +143,39 @@ class ProcessReadAhead(ReadAhead):
 
     def __init__(self, inner: LedgerSource, environment: dict[str, str], uuid_ids: bool) -> None:
         self._inner = inner
+        self._environment = environment
         self._uuid_ids = uuid_ids
-        context = multiprocessing.get_context("spawn")
-        self._connection, child_end = context.Pipe()
-        self._process: BaseProcess = context.Process(
-            target=_serve,
-            args=(environment, child_end),
-            name=f"evledger-ledger-reader-{inner.shard}",
-            daemon=True,  # also ended by multiprocessing when this process exits
-        )
-        self._process.start()
-        child_end.close()  # the child's: its pipe closes when this process's end does
+        # Spawned at the first read ahead: a ledger shorter than two batches (and a live
+        # projector that has caught up) never pays for starting an interpreter.
+        self._process: BaseProcess | None = None
+        self._connection: Connection | None = None
         self._asked: int | None = None
 
     @property
     def process(self) -> BaseProcess:
         """The child (a test looks for it once the source is closed)."""
+        if self._process is None:
+            raise RuntimeError("the ledger reader process has not been started: nothing read ahead")
         return self._process
 
     def start(self, position: int, limit: int) -> None:
         self._asked = position
+        connection = self._connection or self._spawn()
         with contextlib.suppress(OSError):  # the child is gone: take() says so
-            self._connection.send_bytes(_REQUEST.pack(position, limit))
+            connection.send_bytes(_REQUEST.pack(position, limit))
+
+    def _spawn(self) -> Connection:
+        context = multiprocessing.get_context("spawn")
+        self._connection, child_end = context.Pipe()
+        self._process = context.Process(
+            target=_serve,
+            args=(self._environment, child_end),
+            name=f"evledger-ledger-reader-{self._inner.shard}",
+            daemon=True,  # also ended by multiprocessing when this process exits
+        )
+        self._process.start()
+        child_end.close()  # the child's: its pipe closes when this process's end does
+        return self._connection
 
     def take(self) -> list[LedgerEvent]:
         position, self._asked = self._asked, None
@@ -183,6 +195,8 @@ class ProcessReadAhead(ReadAhead):
         done()
 
     def close(self) -> None:
+        if self._process is None or self._connection is None:
+            return
         self._connection.close()
         self._process.join(10)
         if self._process.exitcode is None:
@@ -190,6 +204,7 @@ class ProcessReadAhead(ReadAhead):
             self._process.join()
 
     def _answer(self) -> bytes:
+        assert self._connection is not None and self._process is not None, "nothing asked"
         try:
             return self._connection.recv_bytes()
         except (EOFError, OSError):

@@ -134,11 +134,13 @@ def test_a_killed_parent_leaves_no_reader_process(
         f"settings = Settings(kafka_bootstrap={settings.kafka_bootstrap!r}, "
         f"topic_prefix={settings.topic_prefix!r}, data_dir=__import__('pathlib').Path("
         f"{str(settings.data_dir)!r}))\n"
-        "with bootstrap(settings).ledger_source() as source:\n"
-        "    first = source.read_after(0, 5)\n"
-        "    source.read_after(first[-1].notification_id, 5)\n"
-        "    print(source.read_ahead.process.pid, flush=True)\n"
-        "    time.sleep(600)\n"
+        # Spawn imports the main module again in the child: only a guarded one can spawn.
+        "if __name__ == '__main__':\n"
+        "    with bootstrap(settings).ledger_source() as source:\n"
+        "        first = source.read_after(0, 5)\n"
+        "        source.read_after(first[-1].notification_id, 5)\n"
+        "        print(source.read_ahead.process.pid, flush=True)\n"
+        "        time.sleep(600)\n"
     )
     parent = subprocess.Popen(
         [sys.executable, str(script)],
@@ -149,7 +151,9 @@ def test_a_killed_parent_leaves_no_reader_process(
     try:
         assert parent.stdout is not None
         child = int(parent.stdout.readline())
-        os.kill(child, 0)  # running
+        # Running, not a zombie (a child that died at start-up would pass os.kill).
+        state = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        assert state != "Z", f"the ledger reader process {child} is not running"
         parent.send_signal(how)
         parent.wait(10)
         assert gone(child), f"the ledger reader process {child} outlived its killed parent"
