@@ -18,9 +18,11 @@ A batch that commits a message's first record shows that no in-doubt attempt hol
 of it (on another partition, read again later) landed: those copies are duplicates.
 
 Kept in memory, per process: a message's record in the ledger holds no source position
-(adding one would change every ledger's bytes), and a partition that moves to another
-process is counted there. Two copies on two partitions whose commits both failed
-unanswered are both counted as they were judged.
+(adding one would change every ledger's bytes). A partition that moves to another process
+is forgotten here: if its in-doubt commit did not land, the new owner reads the batch again
+and counts it; if it landed, the offsets moved with it and nobody reads the batch again, so
+its messages are missing from the counters (never from the ledger). Two copies on two
+partitions whose commits both failed unanswered are both counted as they were judged.
 """
 
 from __future__ import annotations
@@ -87,13 +89,16 @@ class InDoubt:
         """The attempt committed: none of its records is in doubt any longer, nor any copy
         of a message it recorded first (the attempt holding that copy did not land)."""
         if self._first:
-            for record, _ in self._commands:
-                self._first.pop(position(record), None)
+            # Counted before this attempt's own positions leave the record: a copy counted
+            # as applied through its held judgement makes the other copies duplicates too.
             first = {
                 result.event_id
-                for result in self._results or ()
-                if isinstance(result, CommandResult) and result.outcome is not Outcome.DUPLICATE
+                for (record, _), result in zip(self._commands, self._results or (), strict=False)
+                if isinstance(result, CommandResult)
+                and self.counted(record, result) is not Outcome.DUPLICATE
             }
+            for record, _ in self._commands:
+                self._first.pop(position(record), None)
             self._first = {key: held for key, held in self._first.items() if held[0] not in first}
         self._commands, self._results = (), None
 

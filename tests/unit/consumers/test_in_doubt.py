@@ -21,6 +21,7 @@ from consumers.triage import SourceRecord
 from demo.traffic import TrafficShape, generate
 from domain.application import BillingApplication
 from store.reader import LedgerReadError
+from store.writer import WriterUnavailable
 
 
 @pytest.fixture
@@ -200,3 +201,30 @@ def test_a_partition_moved_away_is_forgotten(
     assert counts(apply_batch(application, batch, in_doubt=in_doubt).counters) == (1, 1, 0, 0)
     in_doubt.forget(1)
     assert counts(apply_batch(application, batch, in_doubt=in_doubt).counters) == (1, 0, 0, 1)
+
+
+def test_a_copy_counted_applied_through_its_held_judgement_makes_the_other_a_duplicate(
+    application: BillingApplication, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Partition 0's attempt judged the message new and failed; partition 1's copy landed
+    unanswered. Read again, partition 0's copy counts as applied (its held judgement), so
+    partition 1's is a duplicate: one message, recorded once, applied once."""
+    tariff = messages()[0]
+    on_0, on_1 = [record(0, tariff, partition=0)], [record(0, tariff, partition=1)]
+    in_doubt = InDoubt()
+
+    def not_sent(processing_event: Any) -> Any:
+        raise WriterUnavailable("writer of 'ledger' is not running")
+
+    with monkeypatch.context() as down:
+        down.setattr(application, "_record", not_sent)
+        fails(application, on_0, in_doubt, WriterUnavailable)
+    lands_then_times_out(application, monkeypatch)
+    fails(application, on_1, in_doubt)
+
+    total = (0, 0, 0, 0)
+    for part in (on_0, on_1):
+        counted = counts(apply_batch(application, part, in_doubt=in_doubt).counters)
+        in_doubt.settled()
+        total = tuple(a + b for a, b in zip(total, counted, strict=True))  # type: ignore[assignment]
+    assert total == (2, 1, 0, 1)
