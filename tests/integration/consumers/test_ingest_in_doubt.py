@@ -1,0 +1,111 @@
+"""Ingest on the real broker when a ledger commit lands but its answer is lost (the
+commit call times out after the broker committed): the batch is read again and counted as
+the failed attempt judged it, and the ledger holds each message once (Guarantee 5,
+consumers/in_doubt.py wired into consumers/ingest.py).
+
+The only thing faked is the lost answer: the writer's real commit runs to the end, then
+raises the KafkaTimeoutError its own wait raises when a commit takes too long.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka.errors import KafkaTimeoutError
+
+from bootstrap import bootstrap
+from bootstrap.root import Root
+from bootstrap.settings import Settings
+from cli.pipeline import _kafka_ingest
+from consumers.counters import IngestCounters
+from consumers.ingest import KafkaIngest, StopFlag
+from consumers.producer import publish_file
+from demo.traffic import TrafficShape, generate
+from store.writer import LedgerWriter
+from tests.ledger_compare import expected_ledger, kafka_ledger_rows
+
+pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture
+def root(kafka_bootstrap: str, prefix: str, tmp_path: Path) -> Iterator[Root]:
+    settings = Settings(kafka_bootstrap=kafka_bootstrap, topic_prefix=prefix, data_dir=tmp_path)
+    root = bootstrap(settings)
+    try:
+        yield root
+    finally:
+        root.close()
+
+
+def publish(root: Root, path: Path, messages: list[dict[str, Any]]) -> None:
+    path.write_text("".join(json.dumps(message) + "\n" for message in messages))
+    site = root.ledger.kafka("test")
+    publish_file(path, site.connection, site.ingest_topic)
+
+
+def counts(counters: IngestCounters) -> tuple[int, int, int, int]:
+    return counters.consumed, counters.applied, counters.rejected, counters.duplicates
+
+
+def answers_lost(monkeypatch: pytest.MonkeyPatch, lose: Callable[[LedgerWriter], bool]) -> None:
+    """A commit for which ``lose(writer)`` holds lands, then times out as if its answer
+    never came back."""
+    real = LedgerWriter._await
+
+    def commit_then_time_out(self: LedgerWriter, result: Any, what: str) -> None:
+        real(self, result, what)
+        if what == "commit" and lose(self):
+            raise KafkaTimeoutError(f"commit of {self.topic!r} took over {self.timeout_s}s")
+
+    monkeypatch.setattr(LedgerWriter, "_await", commit_then_time_out)
+
+
+def once(lost: list[str]) -> Callable[[LedgerWriter], bool]:
+    def lose(writer: LedgerWriter) -> bool:
+        if lost:
+            return False
+        lost.append(writer.topic)
+        return True
+
+    return lose
+
+
+def tariffs_and_a_session() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    messages = generate(5, TrafficShape(days=1, customers=2, stations=1))
+    first, second = messages[:2]
+    assert first["type"] == second["type"] == "tariff.published"
+    started = next(m for m in messages if m["type"] == "session.started")
+    unknown_tariff = started | {"event_id": "evt-unknown-tariff", "tariff_id": "T-NONE"}
+    return first, second, unknown_tariff
+
+
+def run(ingest: KafkaIngest) -> IngestCounters:
+    return ingest.run(StopFlag(), until_idle=True)
+
+
+def test_a_landed_commit_whose_answer_was_lost_counts_its_batch_as_first_judged(
+    root: Root, tmp_path: Path, kafka_bootstrap: str, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second, unknown_tariff = tariffs_and_a_session()
+    ingest = _kafka_ingest(root, 100)
+    try:
+        publish(root, tmp_path / "earlier.jsonl", [first])
+        assert counts(run(ingest)) == (1, 1, 0, 0)
+        # An upstream duplicate, a new tariff and its second copy, a rejected session.
+        batch = [first, second, second, unknown_tariff]
+        publish(root, tmp_path / "batch.jsonl", batch)
+        lost: list[str] = []
+        answers_lost(monkeypatch, once(lost))
+        counters = run(ingest)
+    finally:
+        ingest.close()
+    assert lost == [f"{prefix}.ledger"]
+    assert counts(counters) == (5, 3, 1, 2)
+    assert counters.dead_lettered == 0
+    ledger = kafka_ledger_rows(kafka_bootstrap, prefix, tmp_path / "reader")
+    assert ledger == expected_ledger([first, *batch])
+    assert ledger == expected_ledger([first, second, unknown_tariff])
