@@ -15,14 +15,17 @@ whose save failed unanswered was new (a message found recorded is not saved), an
 after it were never sent.
 
 A batch that commits a message's first record shows that no in-doubt attempt holding a copy
-of it (on another partition, read again later) landed: those copies are duplicates.
+of it (on another partition feeding the same ledger, read again later) landed: those copies
+are duplicates. One InDoubt serves one ledger: sharded, each shard has its own (a tariff is
+recorded on every shard).
 
 Kept in memory, per process: a message's record in the ledger holds no source position
-(adding one would change every ledger's bytes). A partition that moves to another process
-is forgotten here: if its in-doubt commit did not land, the new owner reads the batch again
-and counts it; if it landed, the offsets moved with it and nobody reads the batch again, so
-its messages are missing from the counters (never from the ledger). Two copies on two
-partitions whose commits both failed unanswered are both counted as they were judged.
+(adding one would change every ledger's bytes). A shard that moves to another process takes
+its InDoubt with it (ingest drops it): if its in-doubt commit did not land, the new owner
+reads the batch again and counts it; if it landed, the offsets moved with it and nobody
+reads the batch again, so its messages are missing from the counters (never from the
+ledger). Two copies on two partitions whose commits both failed unanswered are both counted
+as they were judged.
 """
 
 from __future__ import annotations
@@ -101,11 +104,6 @@ class InDoubt:
                 self._first.pop(position(record), None)
             self._first = {key: held for key, held in self._first.items() if held[0] not in first}
         self._commands, self._results = (), None
-
-    def forget(self, partition: int) -> None:
-        """The partition moved to another process, which reads its records again: none of
-        them is this process's to count (nor to keep)."""
-        self._first = {key: held for key, held in self._first.items() if key[1] != partition}
 
     def counted(self, record: SourceRecord, result: CommandResult) -> Outcome:
         """What ``result`` counts as: a duplicate of an in-doubt record is what the attempt

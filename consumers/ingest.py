@@ -145,8 +145,10 @@ class KafkaIngest:
     def __init__(self, tasks: ShardTasks, config: IngestConfig) -> None:
         self.config = config
         self.counters = IngestCounters()
-        # Records whose transaction failed unanswered (see apply_batch).
-        self._in_doubt = InDoubt()
+        # Records whose transaction failed unanswered (see apply_batch), per open shard:
+        # each shard is its own ledger (it records each tariff too), so one shard's commit
+        # says nothing of another's. A shard that moves away takes its records with it.
+        self._in_doubt: dict[int, InDoubt] = {}
         self._tasks = tasks
         self._open: dict[int, ShardTask] = {}
         sharded = config.shards > 1
@@ -180,6 +182,7 @@ class KafkaIngest:
     def _task(self, shard: int) -> ShardTask:
         if shard not in self._open:
             self._open[shard] = self._tasks.open(shard)
+            self._in_doubt[shard] = InDoubt()
         return self._open[shard]
 
     def reassigned(self, shards: set[int]) -> None:
@@ -194,8 +197,7 @@ class KafkaIngest:
     def _drop(self, shard: int) -> None:
         if self._open.pop(shard, None) is not None:
             self._tasks.close(shard)
-        # Sharded, a shard is its partition of the ingest topic.
-        self._in_doubt.forget(shard)
+        self._in_doubt.pop(shard, None)
 
     def run(
         self,
@@ -237,13 +239,14 @@ class KafkaIngest:
             parts = _by_partition(records)
             for done, part in enumerate(parts):
                 task = self._task(part[0].partition)
+                in_doubt = self._in_doubt[part[0].partition]
                 try:
                     outcome = apply_batch(
                         task.handler,
                         part,
                         _ShardBatch(self, task),
                         self.config.shards,
-                        in_doubt=self._in_doubt,
+                        in_doubt=in_doubt,
                     )
                 except WriterFenced as fenced:
                     if self.config.shards == 1:
@@ -266,7 +269,7 @@ class KafkaIngest:
                     left = [record for later in parts[done:] for record in later]
                     # This partition's commit may have landed unanswered; later ones were
                     # never sent.
-                    self._in_doubt.failed(error)
+                    in_doubt.failed(error)
                     self._rewind(left)
                     delay = backoff.next()
                     log.warning(
@@ -281,7 +284,7 @@ class KafkaIngest:
                 if backoff.failures:
                     log.warning("ledger available again after %d failed tries", backoff.failures)
                 backoff.reset()
-                self._in_doubt.settled()
+                in_doubt.settled()
                 self.counters.add(outcome.counters)
                 self.counters.check()
                 log.info("ingest batch of %d: %s", len(part), self.counters.summary())

@@ -187,22 +187,6 @@ def test_a_copy_committed_from_another_partition_first_makes_the_in_doubt_one_a_
     assert counts(apply_batch(application, on_1, in_doubt=in_doubt).counters) == (1, 0, 0, 1)
 
 
-def test_a_partition_moved_away_is_forgotten(
-    application: BillingApplication, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """In-doubt records of a partition another process now reads are not kept (nor counted
-    here, should it come back: its new owner counted them)."""
-    tariff = messages()[0]
-    batch = [record(0, tariff, partition=1)]
-    in_doubt = InDoubt()
-    lands_then_times_out(application, monkeypatch)
-    fails(application, batch, in_doubt)
-    in_doubt.forget(0)
-    assert counts(apply_batch(application, batch, in_doubt=in_doubt).counters) == (1, 1, 0, 0)
-    in_doubt.forget(1)
-    assert counts(apply_batch(application, batch, in_doubt=in_doubt).counters) == (1, 0, 0, 1)
-
-
 def test_a_copy_counted_applied_through_its_held_judgement_makes_the_other_a_duplicate(
     application: BillingApplication, monkeypatch: pytest.MonkeyPatch
 ) -> None:
