@@ -24,9 +24,11 @@ from cli.pipeline import _kafka_ingest
 from consumers.counters import IngestCounters
 from consumers.ingest import KafkaIngest, StopFlag
 from consumers.producer import publish_file
+from consumers.routing import SessionRouter
 from demo.traffic import TrafficShape, generate
+from domain.application import BillingApplication
 from store.writer import LedgerWriter
-from tests.ledger_compare import expected_ledger, kafka_ledger_rows
+from tests.ledger_compare import expected_ledger, kafka_ledger_rows, ledger_rows
 
 pytestmark = pytest.mark.kafka
 
@@ -109,3 +111,74 @@ def test_a_landed_commit_whose_answer_was_lost_counts_its_batch_as_first_judged(
     ledger = kafka_ledger_rows(kafka_bootstrap, prefix, tmp_path / "reader")
     assert ledger == expected_ledger([first, *batch])
     assert ledger == expected_ledger([first, second, unknown_tariff])
+
+
+def shard_rows(kafka_bootstrap: str, prefix: str, data_dir: Path, shard: int) -> Any:
+    settings = Settings(
+        kafka_bootstrap=kafka_bootstrap, topic_prefix=prefix, data_dir=data_dir, ledger_shards=2
+    )
+    application = BillingApplication(env=bootstrap(settings).ledger.shard(shard).environment())
+    try:
+        return ledger_rows(application)
+    finally:
+        application.close()
+
+
+def test_a_tariff_committed_on_one_shard_leaves_another_shard_s_landed_copy_applied(
+    kafka_bootstrap: str, prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each shard records each tariff in its own ledger. Shard 1's commit of a tariff
+    lands unanswered; shard 0 commits its own copy before shard 1 reads the tariff again:
+    that says nothing of shard 1's ledger, where the tariff was applied, and counts so."""
+    settings = Settings(
+        kafka_bootstrap=kafka_bootstrap, topic_prefix=prefix, data_dir=tmp_path, ledger_shards=2
+    )
+    root = bootstrap(settings)
+    tariff, _, _ = tariffs_and_a_session()
+    line = json.dumps(tariff).encode()
+    key = SessionRouter(2).route(line).key
+    site = root.ledger.kafka("test")
+    producer = site.connection.producer(acks="all")
+    on_shard_0 = f"{prefix}.ledger"
+    committed_on_0: list[bool] = []
+    lost: list[str] = []
+
+    def lose(writer: LedgerWriter) -> bool:
+        if writer.topic == on_shard_0:
+            committed_on_0.append(True)
+            return False
+        if not lost:
+            lost.append(writer.topic)
+            # The copy for shard 0 arrives while shard 1's batch is in doubt.
+            producer.send(site.ingest_topic, key=key, value=line, partition=0)
+            producer.flush()
+            return True
+        return False
+
+    real = LedgerWriter._await
+
+    def shard_1_waits_for_shard_0(self: LedgerWriter, result: Any, what: str) -> None:
+        if what == "commit" and lost and self.topic != on_shard_0 and not committed_on_0:
+            # Shard 1's retries time out unsent until shard 0 has committed its copy.
+            raise KafkaTimeoutError(f"commit of {self.topic!r} took over {self.timeout_s}s")
+        real(self, result, what)
+
+    monkeypatch.setattr(LedgerWriter, "_await", shard_1_waits_for_shard_0)
+    answers_lost(monkeypatch, lose)
+    try:
+        ingest = _kafka_ingest(root, 100)
+        try:
+            producer.send(site.ingest_topic, key=key, value=line, partition=1)
+            producer.flush()
+            counters = run(ingest)
+        finally:
+            ingest.close()
+    finally:
+        producer.close()
+        root.close()
+    assert lost == [f"{prefix}.ledger.1"] and committed_on_0
+    assert counts(counters) == (2, 2, 0, 0)
+    for shard in (0, 1):
+        assert shard_rows(kafka_bootstrap, prefix, tmp_path / "reader", shard) == expected_ledger(
+            [tariff]
+        ), f"shard {shard}"
