@@ -34,7 +34,8 @@ _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="evledger"'}
 class KeyCache:
     """Recently verified keys by their full text (kept in memory only)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
         self._entries: dict[str, tuple[float, ApiKey]] = {}
         self._lock = threading.Lock()
         # One lookup per key at a time: when a busy key's entry expires, every request in
@@ -57,7 +58,7 @@ class KeyCache:
         (a revoked one is dropped then, an unreachable database lets it expire)."""
         with self._lock:
             entry = self._entries.get(presented)
-        now = time.monotonic()
+        now = self._clock()
         if entry is None or entry[0] < now:
             return None
         if entry[0] - now < KEY_CACHE_REFRESH_S and presented not in self._lookups:
@@ -92,7 +93,7 @@ class KeyCache:
     def get(self, presented: str) -> ApiKey | None:
         with self._lock:
             entry = self._entries.get(presented)
-        if entry is None or entry[0] < time.monotonic():
+        if entry is None or entry[0] < self._clock():
             return None
         return entry[1]
 
@@ -100,7 +101,7 @@ class KeyCache:
         with self._lock:
             if len(self._entries) > 10_000:
                 self._entries.clear()
-            self._entries[presented] = (time.monotonic() + KEY_CACHE_TTL_S, key)
+            self._entries[presented] = (self._clock() + KEY_CACHE_TTL_S, key)
 
 
 async def _authenticate(
