@@ -36,7 +36,9 @@ class KeyCache:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._entries: dict[str, tuple[float, ApiKey]] = {}
+        # Expiry, key, and whether its refresh has been started: at most one per entry, so a
+        # database that fails fast is not asked again by every request until the entry expires.
+        self._entries: dict[str, tuple[float, ApiKey, bool]] = {}
         self._lock = threading.Lock()
         # One lookup per key at a time: when a busy key's entry expires, every request in
         # flight with it would otherwise ask the database at once (a burst every TTL).
@@ -54,20 +56,24 @@ class KeyCache:
     def current(
         self, presented: str, lookup: Callable[[], Awaitable[ApiKey | None]]
     ) -> ApiKey | None:
-        """The cached key, or None; one that expires soon is looked up again meanwhile
+        """The cached key, or None; one that expires soon is looked up again meanwhile, once
         (a revoked one is dropped then, an unreachable database lets it expire)."""
+        now = self._clock()
         with self._lock:
             entry = self._entries.get(presented)
-        now = self._clock()
-        if entry is None or entry[0] < now:
-            return None
-        if entry[0] - now < KEY_CACHE_REFRESH_S and presented not in self._lookups:
+            if entry is None or entry[0] < now:
+                return None
+            expires, key, refreshing = entry
+            refresh = not refreshing and expires - now < KEY_CACHE_REFRESH_S
+            if refresh:
+                self._entries[presented] = (expires, key, True)
+        if refresh and presented not in self._lookups:
             # Retrieved here, so a failure is not reported as never retrieved; the entry
             # then expires and the next request's lookup answers it (a 503).
             self._looking_up(presented, lookup).add_done_callback(
                 lambda done: done.cancelled() or done.exception()
             )
-        return entry[1]
+        return key
 
     def _looking_up(
         self, presented: str, lookup: Callable[[], Awaitable[ApiKey | None]]
@@ -101,7 +107,7 @@ class KeyCache:
         with self._lock:
             if len(self._entries) > 10_000:
                 self._entries.clear()
-            self._entries[presented] = (self._clock() + KEY_CACHE_TTL_S, key)
+            self._entries[presented] = (self._clock() + KEY_CACHE_TTL_S, key, False)
 
 
 async def _authenticate(
