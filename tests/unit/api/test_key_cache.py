@@ -6,6 +6,7 @@ waits for it. Time is a fake clock here: no margin of a real one can flake on a 
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime
 
 import pytest
@@ -135,3 +136,28 @@ def test_a_key_in_use_is_looked_up_again_once_before_it_expires(
 
     asyncio.run(run())
     assert errors == []  # a failed lookup in the background is not left unretrieved
+
+
+def test_a_failed_refresh_is_logged_once_by_its_type_without_the_key(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = Clock()
+    cache = KeyCache(clock)
+    presented = "evk_secret_text_of_the_key"
+    cache.put(presented, _KEY)
+
+    async def lookup() -> ApiKey | None:
+        raise ConnectionRefusedError(f"could not look up {presented}")
+
+    async def run() -> None:
+        clock.now += auth.KEY_CACHE_TTL_S - auth.KEY_CACHE_REFRESH_S / 2
+        for _ in range(20):
+            assert cache.current(presented, lookup) == _KEY
+            await _settle()
+
+    with caplog.at_level(logging.WARNING, logger="evledger.api"):
+        asyncio.run(run())
+    warnings = [record.getMessage() for record in caplog.records]
+    assert len(warnings) == 1
+    assert "ConnectionRefusedError" in warnings[0]
+    assert "evk_" not in caplog.text and "secret" not in caplog.text
