@@ -1,8 +1,9 @@
 """Where a benchmarked server's wall time goes, from Linux's own accounts: for each process,
-the time it ran on a CPU and the time it was ready to run but waited for one
-(/proc/PID/schedstat), and how many client connections each worker holds (its sockets in
-/proc/net/tcp). On a machine whose cores are all busy, a request's latency is mostly its
-worker's (and its PostgreSQL backend's) wait for a core, which no profile of the code shows.
+the time its threads ran on a CPU (/proc/PID/stat, exited threads included) and the time
+they were ready to run but waited for one (/proc/PID/task/*/schedstat), and how many client
+connections each worker holds (its sockets in /proc/net/tcp). On a machine whose cores are
+all busy, a request's latency is mostly its worker's (and its PostgreSQL backend's) wait for
+a core, which no profile of the code shows.
 
 Linux only; elsewhere (or for a PostgreSQL on another host) the processes are not found and
 the report says so.
@@ -30,11 +31,21 @@ class Times:
 
 
 def times(pid: int) -> Times | None:
+    """Every thread's: /proc/PID/schedstat is the main thread's alone (a worker's thread pool
+    and a spinning thread were missing). Run time comes from /proc/PID/stat, which keeps the
+    time of threads that have exited; the wait is summed over the threads alive now."""
     try:
-        running, waiting = Path(f"/proc/{pid}/schedstat").read_text().split()[:2]
-    except (OSError, ValueError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        running = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        waiting = 0
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                waiting += int((task / "schedstat").read_text().split()[1])
+            except FileNotFoundError:
+                continue  # a thread that has just exited
+    except (OSError, ValueError, IndexError):
         return None
-    return Times(int(running) / 1e9, int(waiting) / 1e9)
+    return Times(running, waiting / 1e9)
 
 
 def children(parent: int) -> list[int]:
