@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -24,6 +25,8 @@ KEY_CACHE_TTL_S = 2.0
 # (2% of the history pages under 50 clients, 35 to 140 ms each on a busy machine).
 KEY_CACHE_REFRESH_S = 0.5
 
+log = logging.getLogger("evledger.api")
+
 bearer = HTTPBearer(
     auto_error=False,
     description="An API key from `evledger apikey create`: Authorization: Bearer evk_...",
@@ -34,8 +37,11 @@ _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="evledger"'}
 class KeyCache:
     """Recently verified keys by their full text (kept in memory only)."""
 
-    def __init__(self) -> None:
-        self._entries: dict[str, tuple[float, ApiKey]] = {}
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        # Expiry, key, and whether its refresh has been started: at most one per entry, so a
+        # database that fails fast is not asked again by every request until the entry expires.
+        self._entries: dict[str, tuple[float, ApiKey, bool]] = {}
         self._lock = threading.Lock()
         # One lookup per key at a time: when a busy key's entry expires, every request in
         # flight with it would otherwise ask the database at once (a burst every TTL).
@@ -53,20 +59,20 @@ class KeyCache:
     def current(
         self, presented: str, lookup: Callable[[], Awaitable[ApiKey | None]]
     ) -> ApiKey | None:
-        """The cached key, or None; one that expires soon is looked up again meanwhile
+        """The cached key, or None; one that expires soon is looked up again meanwhile, once
         (a revoked one is dropped then, an unreachable database lets it expire)."""
+        now = self._clock()
         with self._lock:
             entry = self._entries.get(presented)
-        now = time.monotonic()
-        if entry is None or entry[0] < now:
-            return None
-        if entry[0] - now < KEY_CACHE_REFRESH_S and presented not in self._lookups:
-            # Retrieved here, so a failure is not reported as never retrieved; the entry
-            # then expires and the next request's lookup answers it (a 503).
-            self._looking_up(presented, lookup).add_done_callback(
-                lambda done: done.cancelled() or done.exception()
-            )
-        return entry[1]
+            if entry is None or entry[0] < now:
+                return None
+            expires, key, refreshing = entry
+            refresh = not refreshing and expires - now < KEY_CACHE_REFRESH_S
+            if refresh:
+                self._entries[presented] = (expires, key, True)
+        if refresh and presented not in self._lookups:
+            self._looking_up(presented, lookup).add_done_callback(_report_failed_refresh)
+        return key
 
     def _looking_up(
         self, presented: str, lookup: Callable[[], Awaitable[ApiKey | None]]
@@ -92,7 +98,7 @@ class KeyCache:
     def get(self, presented: str) -> ApiKey | None:
         with self._lock:
             entry = self._entries.get(presented)
-        if entry is None or entry[0] < time.monotonic():
+        if entry is None or entry[0] < self._clock():
             return None
         return entry[1]
 
@@ -100,7 +106,22 @@ class KeyCache:
         with self._lock:
             if len(self._entries) > 10_000:
                 self._entries.clear()
-            self._entries[presented] = (time.monotonic() + KEY_CACHE_TTL_S, key)
+            self._entries[presented] = (self._clock() + KEY_CACHE_TTL_S, key, False)
+
+
+def _report_failed_refresh(done: asyncio.Future[ApiKey | None]) -> None:
+    """Retrieves a background refresh's failure (so asyncio does not report it as never
+    retrieved) and logs its type: never the key, nor its hash. Once per entry at most, as an
+    entry is refreshed once; the entry then expires and the next request's lookup answers
+    it (a 503)."""
+    if done.cancelled():
+        return
+    error = done.exception()
+    if error is not None:
+        log.warning(
+            "a key's background lookup failed (%s); its cached entry expires unrenewed",
+            type(error).__name__,
+        )
 
 
 async def _authenticate(

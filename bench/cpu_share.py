@@ -1,8 +1,9 @@
 """Where a benchmarked server's wall time goes, from Linux's own accounts: for each process,
-the time it ran on a CPU and the time it was ready to run but waited for one
-(/proc/PID/schedstat), and how many client connections each worker holds (its sockets in
-/proc/net/tcp). On a machine whose cores are all busy, a request's latency is mostly its
-worker's (and its PostgreSQL backend's) wait for a core, which no profile of the code shows.
+the time its threads ran on a CPU (/proc/PID/stat, exited threads included) and the time
+they were ready to run but waited for one (/proc/PID/task/*/schedstat), and how many client
+connections each worker holds (its sockets in /proc/net/tcp). On a machine whose cores are
+all busy, a request's latency is mostly its worker's (and its PostgreSQL backend's) wait for
+a core, which no profile of the code shows.
 
 Linux only; elsewhere (or for a PostgreSQL on another host) the processes are not found and
 the report says so.
@@ -30,11 +31,21 @@ class Times:
 
 
 def times(pid: int) -> Times | None:
+    """Every thread's: /proc/PID/schedstat is the main thread's alone (a worker's thread pool
+    and a spinning thread were missing). Run time comes from /proc/PID/stat, which keeps the
+    time of threads that have exited; the wait is summed over the threads alive now."""
     try:
-        running, waiting = Path(f"/proc/{pid}/schedstat").read_text().split()[:2]
-    except (OSError, ValueError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        running = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        waiting = 0
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                waiting += int((task / "schedstat").read_text().split()[1])
+            except FileNotFoundError:
+                continue  # a thread that has just exited
+    except (OSError, ValueError, IndexError):
         return None
-    return Times(int(running) / 1e9, int(waiting) / 1e9)
+    return Times(running, waiting / 1e9)
 
 
 def children(parent: int) -> list[int]:
@@ -114,36 +125,81 @@ def backend_pids(postgres_ports: list[int], client_ports: set[int]) -> list[int]
     return sorted(found)
 
 
+def _started(pid: int) -> float | None:
+    """When a process started, in seconds since boot."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[19]) / os.sysconf("SC_CLK_TCK")
+
+
+def _uptime() -> float:
+    return float(Path("/proc/uptime").read_text().split()[0])
+
+
 class Watch:
-    """Run and wait times of a server's workers and their PostgreSQL backends over a run."""
+    """Run and wait times of a server's workers and their PostgreSQL backends over a run.
+
+    The backends are picked again at every sample (each second, and at the end), so the
+    connections a pool opens during the run are counted too: from their start when they
+    started during it, as a backend is forked for its connection.
+    """
 
     def __init__(self, server: int, server_port: int, postgres_port: int) -> None:
         # One worker is the server process itself; several are its children.
         self.workers = [pid for pid in children(server) if connections(pid)] or [server]
         self.server_port = server_port
-        client_ports = {
-            local
-            for worker in self.workers
-            for local, remote in connections(worker)
-            if remote == postgres_port
-        }
-        self.backends = backend_pids([postgres_port], client_ports)
+        self.postgres_port = postgres_port
+        self.backends: list[int] = []
+        self._client_ports: set[int] | None = None
         self.clients: list[int] = []
         # Counted once the load generator is connected, a moment into the run.
         self._counter = threading.Timer(
             1.0, lambda: self.clients.extend(clients_per_worker(self.workers, server_port))
         )
         self._counter.start()
-        self._start = self._sample()
+        self._began = _uptime()
+        self._first: dict[int, Times] = {}
+        self._last: dict[int, Times] = {}
+        self._lock = threading.Lock()
+        self._sample()
+        self._done = threading.Event()
+        self._sampler = threading.Thread(target=self._every_second, daemon=True)
+        self._sampler.start()
 
-    def _sample(self) -> dict[int, Times]:
-        sampled = {pid: times(pid) for pid in [*self.workers, *self.backends]}
-        return {pid: value for pid, value in sampled.items() if value is not None}
+    def _every_second(self) -> None:
+        while not self._done.wait(1.0):
+            self._sample()
+
+    def _sample(self) -> None:
+        client_ports = {
+            local
+            for worker in self.workers
+            for local, remote in connections(worker)
+            if remote == self.postgres_port
+        }
+        with self._lock:
+            if client_ports != self._client_ports:  # a connection opened or closed
+                self._client_ports = client_ports
+                picked = backend_pids([self.postgres_port], client_ports)
+                self.backends = sorted({*self.backends, *picked})
+            for pid in [*self.workers, *self.backends]:
+                value = times(pid)
+                if value is None:
+                    continue  # gone: its last sample stands
+                if pid not in self._first:
+                    started = _started(pid)
+                    new = bool(self._last) and started is not None and started >= self._began
+                    self._first[pid] = Times(0.0, 0.0) if new else value
+                self._last[pid] = value
 
     def report(self, seconds: float, requests: int) -> str:
-        end = self._sample()
+        self._done.set()
+        self._sampler.join()
+        self._sample()
         self._counter.cancel()
-        spent = {pid: end[pid] - self._start[pid] for pid in end if pid in self._start}
+        spent = {pid: self._last[pid] - self._first[pid] for pid in self._last}
 
         def share(pids: list[int], label: str) -> str:
             known = [spent[pid] for pid in pids if pid in spent]
