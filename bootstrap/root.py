@@ -42,6 +42,9 @@ class Root:
     _applications: dict[int, BillingApplication] = field(default_factory=dict, repr=False)
     # The analytics file, symlinks resolved by the process that made this root for another.
     analytics_file: Path | None = None
+    # Whether a Kafka ledger may be read ahead in a child process when a second core is
+    # usable; a rebuild's worker processes already take a core each, so theirs use a thread.
+    reader_processes: bool = True
 
     # Each backend is built when first used: a query command opens its views database
     # without importing the ledger's, DuckDB's or the rebuild's modules.
@@ -133,7 +136,7 @@ class Root:
         from bootstrap.ledgers import KafkaLedger
 
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-        if not isinstance(self.ledger, KafkaLedger) or cores < 2:
+        if not (self.reader_processes and isinstance(self.ledger, KafkaLedger)) or cores < 2:
             return None
         from bootstrap.reader_process import ProcessReadAhead
 
@@ -158,10 +161,13 @@ class Root:
         return self.ledger.kafka("a sharded ledger").ledger_topics
 
     def for_another_process(self) -> Root:
-        """A root on the same settings with nothing built yet (a rebuild's shard process
+        """A root on the same settings with nothing built yet (a rebuild's worker process
         builds its own adapters), and this root's analytics file: a symlink retargeted
-        meanwhile would have the shards' part files made beside another file."""
-        return Root(settings=self.settings, analytics_file=self.analytics.file)
+        meanwhile would have the shards' part files made beside another file. The workers
+        take a core each, so they read the ledger ahead in a thread, not a process more."""
+        return Root(
+            settings=self.settings, analytics_file=self.analytics.file, reader_processes=False
+        )
 
     @property
     def snapshots_dir(self) -> Path:

@@ -85,6 +85,14 @@ def test_the_process_reads_exactly_what_the_thread_reads(settings_for: object) -
         assert comparable(by_process) == comparable(by_thread)
 
 
+def test_a_rebuild_worker_s_root_reads_ahead_in_a_thread(settings_for: object) -> None:
+    """A rebuild's worker processes take a core each: no reader process more for them."""
+    root = bootstrap(settings_for(1))  # type: ignore[operator]
+    with root.for_another_process().ledger_source() as source:
+        assert isinstance(source, PrefetchingSource)
+        assert not isinstance(source.read_ahead, ProcessReadAhead)
+
+
 def test_an_error_in_the_child_is_raised_by_the_read_that_asks_for_its_batch(
     settings_for: object,
 ) -> None:
