@@ -14,7 +14,8 @@ place: shard 0 is rebuilt into the rebuild place itself, every other shard into 
 The workers are forked before the parent opens any database or ledger, so they start with
 nothing open and share the modules the parent has imported; a worker with several units
 rebuilds them in turn. A worker that fails fails the whole rebuild with one line naming its
-unit, before anything is swapped.
+unit, before anything is swapped. A worker whose rebuild process is gone (killed, or ended by
+SIGTERM) ends too: at its next batch, or when it waits for a checksum task.
 
 The workers also take the compare's checksums, from one queue of tasks they share: the
 live models' (read-only) as soon as one is done with its units, while the others still
@@ -25,6 +26,7 @@ process may open it): then by the parent.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -96,8 +98,40 @@ class _Job:
     all_units: list[Unit]
     units: list[int]
     batch_size: int
-    # The checksum tasks, shared by the workers (a multiprocessing SimpleQueue).
-    tasks: Any
+    tasks: _Tasks
+    # The rebuild's process: a worker whose parent has changed stops rebuilding.
+    parent: int
+
+
+class _Tasks:
+    """The checksum tasks the workers share: one pipe the parent writes and the workers
+    read, one at a time (a lock). Each worker closes its copy of the write end, so once the
+    parent is gone (killed, or ended by a signal it does not handle) a worker waiting for a
+    task sees the end of the pipe and ends, instead of waiting for ever."""
+
+    def __init__(self, context: Any) -> None:
+        self._reader, self._writer = context.Pipe(duplex=False)
+        self._lock = context.Lock()
+
+    def put(self, task: tuple[Any, ...]) -> None:
+        self._writer.send(task)
+
+    def get(self) -> tuple[Any, ...] | None:
+        """The next task, or None once the parent is gone."""
+        with self._lock:
+            try:
+                task: tuple[Any, ...] = self._reader.recv()
+            except (EOFError, OSError):
+                return None
+        return task
+
+    def in_worker(self) -> None:
+        """In a worker: only the parent writes."""
+        self._writer.close()
+
+    def close(self) -> None:
+        self._reader.close()
+        self._writer.close()
 
 
 class ShardWorkers:
@@ -128,7 +162,7 @@ class ShardWorkers:
         self._counters = context.Array("q", 3 * len(self.units), lock=False)
         # Per worker: the unit it is rebuilding (-1: none), to name it if the worker dies.
         self._current = context.Array("q", [-1] * count, lock=False)
-        self._tasks: Any = context.SimpleQueue()
+        self._tasks = _Tasks(context)
         self._workers: list[tuple[BaseProcess, Connection]] = []
         # Per ticket: the tables not answered yet, and the answers read so far (a
         # checksum and the positions it was taken at, or why it could not be taken).
@@ -142,7 +176,14 @@ class ShardWorkers:
                 parent_end, child_end = context.Pipe()
                 shares = list(range(len(self.units)))[worker::count]
                 job = _Job(
-                    child_site, list(names), tag, self.units, shares, batch_size, self._tasks
+                    child_site,
+                    list(names),
+                    tag,
+                    self.units,
+                    shares,
+                    batch_size,
+                    self._tasks,
+                    os.getpid(),
                 )
                 process = context.Process(  # type: ignore[attr-defined]
                     target=_work,
@@ -325,6 +366,7 @@ def _work(job: _Job, worker: int, counters: Any, current: Any, connection: Conne
     is sent to the parent as one line."""
     # Ctrl-C reaches the whole process group: the parent stops the workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    job.tasks.in_worker()
     unit = -1
     try:
         for unit in job.units:
@@ -334,7 +376,8 @@ def _work(job: _Job, worker: int, counters: Any, current: Any, connection: Conne
         unit = current[worker] = -1
         _serve_checksums(job, connection)
     except Exception as error:
-        connection.send(("failed", unit, _one_line(error)))
+        with contextlib.suppress(OSError):  # the parent may be gone
+            connection.send(("failed", unit, _one_line(error)))
         raise SystemExit(1) from None
     finally:
         connection.close()
@@ -362,6 +405,8 @@ def _rebuild_unit(job: _Job, unit: int, counters: Any) -> None:
             ]
 
             def report(reached: int, target: int) -> None:
+                if os.getppid() != job.parent:  # the rebuild is gone: nobody will merge this
+                    raise SystemExit(1)
                 counters[3 * unit], counters[3 * unit + 1] = reached, target
 
             project_to(source, models, batch_size=job.batch_size, progress=report)
@@ -376,7 +421,7 @@ def _serve_checksums(job: _Job, connection: Connection) -> None:
     groups = job.site.groups(job.names)
     while True:
         task = job.tasks.get()
-        if task[0] != "checksums":
+        if task is None or task[0] != "checksums":
             return
         _, ticket, group, tables, live = task
         home = groups[group].home
