@@ -3,9 +3,9 @@ replay the ledger into places of their own, then checksum the rebuilt and live t
 the comparison with the live models.
 
 The work is split into units: one per shard, each rebuilding every read-model group of its
-shard, or, when there are fewer shards than cores, one per shard and group (``ModelGroup``:
-the views' database, analytics), so that a one-shard ledger's groups are rebuilt side by
-side, each reading the ledger for itself.
+shard, or, when there are cores for every shard and group, one per shard and group
+(``ModelGroup``: the views' database, analytics), so that a one-shard ledger's groups are
+rebuilt side by side, each reading the ledger for itself.
 
 A SQLite or DuckDB file takes one writing process, so shards cannot share the rebuild
 place: shard 0 is rebuilt into the rebuild place itself, every other shard into its own
@@ -74,11 +74,12 @@ class Unit:
 
 def work_units(shards: int, groups: int, cores: int | None = None) -> list[Unit]:
     """The units of a rebuild of ``groups`` groups over ``shards`` shards: a shard's groups
-    apart only while there are cores to spare (each unit reads its shard for itself), so
-    one shard on one core is one unit, which the rebuild does in its own process."""
-    if shards >= (cores or usable_cores()) or groups == 1:
-        return [Unit(shard) for shard in range(shards)]
-    return [Unit(shard, group) for shard in range(shards) for group in range(groups)]
+    apart only when every unit has a core of its own (each unit reads its shard for itself:
+    a worker with two units of one shard would read it twice, in turn), so one shard on one
+    core is one unit, which the rebuild does in its own process."""
+    if groups > 1 and shards * groups <= (cores or usable_cores()):
+        return [Unit(shard, group) for shard in range(shards) for group in range(groups)]
+    return [Unit(shard) for shard in range(shards)]
 
 
 def worker_count(units: int) -> int:

@@ -120,8 +120,8 @@ def one_unit_per_shard(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(shard_processes, "usable_cores", lambda: 2)
 
 
-# Two cores: a unit per shard; four: a unit per shard and group, merged alike.
-@pytest.mark.parametrize("cores", [2, 4])
+# Two cores: a unit per shard; six: a unit per shard and group, merged alike.
+@pytest.mark.parametrize("cores", [2, 6])
 def test_rebuild_of_three_shards_equals_live_and_swaps_once(
     sharded: Settings, pg_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cores: int
 ) -> None:
