@@ -210,6 +210,8 @@ class ShardWorkers:
         while True:
             for group in groups or [-1]:
                 if all(self._done(index) for index in self._units_of(group)):
+                    if progress is not None:  # where the units stand now, done or not
+                        progress(*self._progress())
                     return group
             self._read(_PROGRESS_EVERY_S)
             if progress is not None:
@@ -228,12 +230,15 @@ class ShardWorkers:
 
     def _progress(self) -> tuple[int, int]:
         """Events reached and aimed at over the shards: a shard is as far as its slowest
-        unit (its groups' units read the same events)."""
+        unit (its groups' units read the same events) toward the furthest head one saw; a
+        unit done counts as there (what was recorded after it looked, the parent catches
+        up), so the units all done are 100 %."""
         reached = aimed = 0
         for shard in range(len(self.shard_names)):
             ours = [i for i, unit in enumerate(self.units) if unit.shard == shard]
-            reached += min(self._counters[3 * i] for i in ours)
-            aimed += max(self._counters[3 * i + 1] for i in ours)
+            head = max(self._counters[3 * i + 1] for i in ours)
+            reached += min(head if self._done(i) else self._counters[3 * i] for i in ours)
+            aimed += head
         return reached, max(aimed, 1)
 
     def ask_checksums(self, group: int, tables: Sequence[str], *, live: bool = False) -> int:
