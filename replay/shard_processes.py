@@ -48,7 +48,7 @@ _PROGRESS_EVERY_S = 0.2
 
 
 class ShardRebuildFailed(RuntimeError):
-    """A rebuild worker process failed; nothing was merged or swapped."""
+    """A rebuild worker process failed (the rebuild says what it had swapped by then)."""
 
 
 def part_tag(tag: str, shard: int) -> str:
@@ -279,9 +279,13 @@ class ShardWorkers:
 
     def close(self) -> None:
         """Stop the workers: told to, once they are serving checksums; terminated while
-        they are still rebuilding (the rebuild failed)."""
-        serving = all(self._done(unit) for unit in range(len(self.units)))
+        they are still rebuilding or once one has died (the rebuild failed)."""
         alive = [process for process, _ in self._workers if process.exitcode is None]
+        # A worker that died may have held the task pipe's lock: the others would not read
+        # "stop".
+        serving = len(alive) == len(self._workers) and all(
+            self._done(unit) for unit in range(len(self.units))
+        )
         for process in alive:
             if serving:
                 self._tasks.put(("stop",))
@@ -329,12 +333,9 @@ class ShardWorkers:
     def _fail(self, unit: int, why: str) -> None:
         if unit < 0:
             raise ShardRebuildFailed(
-                f"a rebuild worker process ended ({why}) while checksumming read models; "
-                "nothing was swapped"
+                f"a rebuild worker process ended ({why}) while checksumming read models"
             )
-        raise ShardRebuildFailed(
-            f"rebuilding {self._name(unit)} failed: {why}; nothing was swapped"
-        )
+        raise ShardRebuildFailed(f"rebuilding {self._name(unit)} failed: {why}")
 
     def _name(self, index: int) -> str:
         """The unit for a person: its shard (by number only when sharded), and its group
