@@ -190,36 +190,48 @@ def rebuild(
                 # still rebuild.
                 remote.ask(live=True)
                 remotes.append(remote)
-        if workers is None:
-            # One pass over the ledger (each shard's batches in turn) feeds every model.
-            every = [model for models in rebuilt.values() for model in models]
-            reached = project_shards(sources, every, batch_size=batch_size, progress=progress)
-        else:
-            reached = _merge_and_checksum(
-                workers,
-                progress,
-                groups=groups,
-                places=places,
-                parts=parts,
-                rebuilt=rebuilt,
-                sources=sources,
-                remotes=remotes,
-                batch_size=batch_size,
-            )
-        seconds = time.perf_counter() - started
-        outcomes = [
-            _swap_group(
-                group=group,
-                place=place,
-                rebuilt=rebuilt[group],
-                sources=sources,
-                force=force,
-                batch_size=batch_size,
-                remote=remote,
-            )
-            for group, place, remote in zip(groups, places, remotes, strict=True)
-        ]
+        outcomes: list[GroupOutcome] = []
+        try:
+            if workers is None:
+                # One pass over the ledger (each shard's batches in turn) feeds every model.
+                every = [model for models in rebuilt.values() for model in models]
+                reached = project_shards(sources, every, batch_size=batch_size, progress=progress)
+            else:
+                reached = _merge_and_checksum(
+                    workers,
+                    progress,
+                    groups=groups,
+                    places=places,
+                    parts=parts,
+                    rebuilt=rebuilt,
+                    sources=sources,
+                    remotes=remotes,
+                    batch_size=batch_size,
+                )
+            seconds = time.perf_counter() - started
+            for group, place, asked in zip(groups, places, remotes, strict=True):
+                outcomes.append(
+                    _swap_group(
+                        group=group,
+                        place=place,
+                        rebuilt=rebuilt[group],
+                        sources=sources,
+                        force=force,
+                        batch_size=batch_size,
+                        remote=asked,
+                    )
+                )
+        except ShardRebuildFailed as failed:
+            raise ShardRebuildFailed(f"{failed}; {_swapped_so_far(outcomes)}") from None
     return RebuildReport(outcomes, reached, seconds)
+
+
+def _swapped_so_far(outcomes: Sequence[GroupOutcome]) -> str:
+    """What a rebuild that failed midway had swapped in (a group's swap is whole)."""
+    swapped = [", ".join(outcome.projections) for outcome in outcomes if outcome.swapped]
+    if not swapped:
+        return "nothing was swapped"
+    return f"{'; '.join(swapped)} swapped in already, the other models not"
 
 
 def _merge_and_checksum(

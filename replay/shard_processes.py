@@ -3,9 +3,9 @@ replay the ledger into places of their own, then checksum the rebuilt and live t
 the comparison with the live models.
 
 The work is split into units: one per shard, each rebuilding every read-model group of its
-shard, or, when there are fewer shards than cores, one per shard and group (``ModelGroup``:
-the views' database, analytics), so that a one-shard ledger's groups are rebuilt side by
-side, each reading the ledger for itself.
+shard, or, when there are cores for every shard and group, one per shard and group
+(``ModelGroup``: the views' database, analytics), so that a one-shard ledger's groups are
+rebuilt side by side, each reading the ledger for itself.
 
 A SQLite or DuckDB file takes one writing process, so shards cannot share the rebuild
 place: shard 0 is rebuilt into the rebuild place itself, every other shard into its own
@@ -14,7 +14,8 @@ place: shard 0 is rebuilt into the rebuild place itself, every other shard into 
 The workers are forked before the parent opens any database or ledger, so they start with
 nothing open and share the modules the parent has imported; a worker with several units
 rebuilds them in turn. A worker that fails fails the whole rebuild with one line naming its
-unit, before anything is swapped.
+unit, before anything is swapped. A worker whose rebuild process is gone (killed, or ended by
+SIGTERM) ends too: at its next batch, or when it waits for a checksum task.
 
 The workers also take the compare's checksums, from one queue of tasks they share: the
 live models' (read-only) as soon as one is done with its units, while the others still
@@ -25,6 +26,7 @@ process may open it): then by the parent.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -46,7 +48,7 @@ _PROGRESS_EVERY_S = 0.2
 
 
 class ShardRebuildFailed(RuntimeError):
-    """A rebuild worker process failed; nothing was merged or swapped."""
+    """A rebuild worker process failed (the rebuild says what it had swapped by then)."""
 
 
 def part_tag(tag: str, shard: int) -> str:
@@ -72,11 +74,12 @@ class Unit:
 
 def work_units(shards: int, groups: int, cores: int | None = None) -> list[Unit]:
     """The units of a rebuild of ``groups`` groups over ``shards`` shards: a shard's groups
-    apart only while there are cores to spare (each unit reads its shard for itself), so
-    one shard on one core is one unit, which the rebuild does in its own process."""
-    if shards >= (cores or usable_cores()) or groups == 1:
-        return [Unit(shard) for shard in range(shards)]
-    return [Unit(shard, group) for shard in range(shards) for group in range(groups)]
+    apart only when every unit has a core of its own (each unit reads its shard for itself:
+    a worker with two units of one shard would read it twice, in turn), so one shard on one
+    core is one unit, which the rebuild does in its own process."""
+    if groups > 1 and shards * groups <= (cores or usable_cores()):
+        return [Unit(shard, group) for shard in range(shards) for group in range(groups)]
+    return [Unit(shard) for shard in range(shards)]
 
 
 def worker_count(units: int) -> int:
@@ -96,8 +99,40 @@ class _Job:
     all_units: list[Unit]
     units: list[int]
     batch_size: int
-    # The checksum tasks, shared by the workers (a multiprocessing SimpleQueue).
-    tasks: Any
+    tasks: _Tasks
+    # The rebuild's process: a worker whose parent has changed stops rebuilding.
+    parent: int
+
+
+class _Tasks:
+    """The checksum tasks the workers share: one pipe the parent writes and the workers
+    read, one at a time (a lock). Each worker closes its copy of the write end, so once the
+    parent is gone (killed, or ended by a signal it does not handle) a worker waiting for a
+    task sees the end of the pipe and ends, instead of waiting for ever."""
+
+    def __init__(self, context: Any) -> None:
+        self._reader, self._writer = context.Pipe(duplex=False)
+        self._lock = context.Lock()
+
+    def put(self, task: tuple[Any, ...]) -> None:
+        self._writer.send(task)
+
+    def get(self) -> tuple[Any, ...] | None:
+        """The next task, or None once the parent is gone."""
+        with self._lock:
+            try:
+                task: tuple[Any, ...] = self._reader.recv()
+            except (EOFError, OSError):
+                return None
+        return task
+
+    def in_worker(self) -> None:
+        """In a worker: only the parent writes."""
+        self._writer.close()
+
+    def close(self) -> None:
+        self._reader.close()
+        self._writer.close()
 
 
 class ShardWorkers:
@@ -128,7 +163,7 @@ class ShardWorkers:
         self._counters = context.Array("q", 3 * len(self.units), lock=False)
         # Per worker: the unit it is rebuilding (-1: none), to name it if the worker dies.
         self._current = context.Array("q", [-1] * count, lock=False)
-        self._tasks: Any = context.SimpleQueue()
+        self._tasks = _Tasks(context)
         self._workers: list[tuple[BaseProcess, Connection]] = []
         # Per ticket: the tables not answered yet, and the answers read so far (a
         # checksum and the positions it was taken at, or why it could not be taken).
@@ -142,7 +177,14 @@ class ShardWorkers:
                 parent_end, child_end = context.Pipe()
                 shares = list(range(len(self.units)))[worker::count]
                 job = _Job(
-                    child_site, list(names), tag, self.units, shares, batch_size, self._tasks
+                    child_site,
+                    list(names),
+                    tag,
+                    self.units,
+                    shares,
+                    batch_size,
+                    self._tasks,
+                    os.getpid(),
                 )
                 process = context.Process(  # type: ignore[attr-defined]
                     target=_work,
@@ -168,6 +210,8 @@ class ShardWorkers:
         while True:
             for group in groups or [-1]:
                 if all(self._done(index) for index in self._units_of(group)):
+                    if progress is not None:  # where the units stand now, done or not
+                        progress(*self._progress())
                     return group
             self._read(_PROGRESS_EVERY_S)
             if progress is not None:
@@ -186,12 +230,15 @@ class ShardWorkers:
 
     def _progress(self) -> tuple[int, int]:
         """Events reached and aimed at over the shards: a shard is as far as its slowest
-        unit (its groups' units read the same events)."""
+        unit (its groups' units read the same events) toward the furthest head one saw; a
+        unit done counts as there (what was recorded after it looked, the parent catches
+        up), so the units all done are 100 %."""
         reached = aimed = 0
         for shard in range(len(self.shard_names)):
             ours = [i for i, unit in enumerate(self.units) if unit.shard == shard]
-            reached += min(self._counters[3 * i] for i in ours)
-            aimed += max(self._counters[3 * i + 1] for i in ours)
+            head = max(self._counters[3 * i + 1] for i in ours)
+            reached += min(head if self._done(i) else self._counters[3 * i] for i in ours)
+            aimed += head
         return reached, max(aimed, 1)
 
     def ask_checksums(self, group: int, tables: Sequence[str], *, live: bool = False) -> int:
@@ -232,9 +279,13 @@ class ShardWorkers:
 
     def close(self) -> None:
         """Stop the workers: told to, once they are serving checksums; terminated while
-        they are still rebuilding (the rebuild failed)."""
-        serving = all(self._done(unit) for unit in range(len(self.units)))
+        they are still rebuilding or once one has died (the rebuild failed)."""
         alive = [process for process, _ in self._workers if process.exitcode is None]
+        # A worker that died may have held the task pipe's lock: the others would not read
+        # "stop".
+        serving = len(alive) == len(self._workers) and all(
+            self._done(unit) for unit in range(len(self.units))
+        )
         for process in alive:
             if serving:
                 self._tasks.put(("stop",))
@@ -282,12 +333,9 @@ class ShardWorkers:
     def _fail(self, unit: int, why: str) -> None:
         if unit < 0:
             raise ShardRebuildFailed(
-                f"a rebuild worker process ended ({why}) while checksumming read models; "
-                "nothing was swapped"
+                f"a rebuild worker process ended ({why}) while checksumming read models"
             )
-        raise ShardRebuildFailed(
-            f"rebuilding {self._name(unit)} failed: {why}; nothing was swapped"
-        )
+        raise ShardRebuildFailed(f"rebuilding {self._name(unit)} failed: {why}")
 
     def _name(self, index: int) -> str:
         """The unit for a person: its shard (by number only when sharded), and its group
@@ -325,6 +373,7 @@ def _work(job: _Job, worker: int, counters: Any, current: Any, connection: Conne
     is sent to the parent as one line."""
     # Ctrl-C reaches the whole process group: the parent stops the workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    job.tasks.in_worker()
     unit = -1
     try:
         for unit in job.units:
@@ -334,7 +383,8 @@ def _work(job: _Job, worker: int, counters: Any, current: Any, connection: Conne
         unit = current[worker] = -1
         _serve_checksums(job, connection)
     except Exception as error:
-        connection.send(("failed", unit, _one_line(error)))
+        with contextlib.suppress(OSError):  # the parent may be gone
+            connection.send(("failed", unit, _one_line(error)))
         raise SystemExit(1) from None
     finally:
         connection.close()
@@ -362,6 +412,8 @@ def _rebuild_unit(job: _Job, unit: int, counters: Any) -> None:
             ]
 
             def report(reached: int, target: int) -> None:
+                if os.getppid() != job.parent:  # the rebuild is gone: nobody will merge this
+                    raise SystemExit(1)
                 counters[3 * unit], counters[3 * unit + 1] = reached, target
 
             project_to(source, models, batch_size=job.batch_size, progress=report)
@@ -376,7 +428,7 @@ def _serve_checksums(job: _Job, connection: Connection) -> None:
     groups = job.site.groups(job.names)
     while True:
         task = job.tasks.get()
-        if task[0] != "checksums":
+        if task is None or task[0] != "checksums":
             return
         _, ticket, group, tables, live = task
         home = groups[group].home

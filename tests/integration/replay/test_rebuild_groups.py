@@ -5,6 +5,7 @@ killed group worker swaps nothing, and the one line says which group it was rebu
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 from pathlib import Path
@@ -16,8 +17,10 @@ from bootstrap import bootstrap
 from bootstrap.read_models import READ_MODEL_NAMES
 from bootstrap.settings import Settings
 from domain.application import BillingApplication
+from replay import rebuild as rebuild_module
 from replay import shard_processes
 from replay.rebuild import RebuildReport, rebuild
+from replay.shard_processes import ShardRebuildFailed
 from replay.targets import REBUILD_SCHEMA_PREFIX
 from tests.integration.replay.conftest import (
     live_contents,
@@ -146,4 +149,37 @@ def test_a_killed_group_worker_fails_the_rebuild_naming_its_group(
         "nothing was swapped\n"
     )
     assert live_contents(kafka_settings) == before
+    assert not list(kafka_settings.data_dir.glob("*.rebuild-*"))
+
+
+def test_workers_killed_after_the_views_swapped_say_the_views_were_swapped(
+    kafka_settings: Settings, writer: BillingApplication, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commands = traffic_commands()
+    write(writer, commands[: len(commands) // 2])
+    project_all(kafka_settings)
+    cores(monkeypatch, 2)
+    oid = table_oid(kafka_settings, "payment_history")
+    swap_group = rebuild_module._swap_group
+
+    def workers_killed_before_analytics(**arguments: Any) -> Any:
+        if arguments["group"].names == ("analytics",):
+            for worker in multiprocessing.active_children():
+                os.kill(worker.pid or 0, signal.SIGKILL)
+            # The ledger moved: the workers' early checksums of analytics no longer count,
+            # so the compare asks them again.
+            write(writer, commands[len(commands) // 2 :])
+        return swap_group(**arguments)
+
+    monkeypatch.setattr(rebuild_module, "_swap_group", workers_killed_before_analytics)
+
+    with pytest.raises(ShardRebuildFailed) as failed:
+        rebuild(bootstrap(kafka_settings), READ_MODEL_NAMES)
+
+    assert str(failed.value) == (
+        "a rebuild worker process ended (its process was killed by SIGKILL) while "
+        "checksumming read models; payment_history, refund_status swapped in already, "
+        "the other models not"
+    )
+    assert table_oid(kafka_settings, "payment_history") != oid  # the views were swapped
     assert not list(kafka_settings.data_dir.glob("*.rebuild-*"))

@@ -114,8 +114,14 @@ def failed_on_broken_analytics(
     return tag, broken, line
 
 
-# Two cores: a unit per shard; four: a unit per shard and group, merged alike.
-@pytest.mark.parametrize("cores", [2, 4])
+def one_unit_per_shard(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rebuild as on two cores, whatever this machine has: a unit (and worker) per shard,
+    each named by its shard alone."""
+    monkeypatch.setattr(shard_processes, "usable_cores", lambda: 2)
+
+
+# Two cores: a unit per shard; six: a unit per shard and group, merged alike.
+@pytest.mark.parametrize("cores", [2, 6])
 def test_rebuild_of_three_shards_equals_live_and_swaps_once(
     sharded: Settings, pg_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cores: int
 ) -> None:
@@ -161,6 +167,7 @@ def test_a_failing_shard_process_fails_the_rebuild_and_swaps_nothing(
     project_all(sharded)
     write_routed(sharded, messages[len(messages) // 2 :])
     before = live_contents(sharded)
+    one_unit_per_shard(monkeypatch)
     # Shard 2's own analytics file is not a DuckDB database: its process cannot open it.
     tag, broken, line = failed_on_broken_analytics(
         sharded, monkeypatch, 2, lambda: run_replay(sharded, "rebuild")
@@ -201,10 +208,11 @@ def test_a_killed_shard_process_fails_the_rebuild_naming_its_shard(
     write_routed(sharded, traffic())
     project_all(sharded)
     before = live_contents(sharded)
+    one_unit_per_shard(monkeypatch)
     rebuild_shard = shard_processes._rebuild_unit
 
     def killed_at_shard_2(job: Any, unit: int, counters: Any) -> None:
-        if unit == 2:  # as the kernel's OOM killer would, in the middle of its work
+        if job.all_units[unit].shard == 2:  # as the kernel's OOM killer would, mid-work
             os.kill(os.getpid(), signal.SIGKILL)
         rebuild_shard(job, unit, counters)
 

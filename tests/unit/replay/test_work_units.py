@@ -1,5 +1,5 @@
 """How a rebuild's work is split into worker units: a shard's database groups apart only
-while there are fewer shards than cores."""
+when every shard and group has a core of its own."""
 
 from __future__ import annotations
 
@@ -20,4 +20,14 @@ def test_one_group_is_never_split() -> None:
 
 def test_as_many_shards_as_cores_is_a_unit_per_shard() -> None:
     assert work_units(3, 2, cores=2) == [Unit(0), Unit(1), Unit(2)]
-    assert work_units(3, 2, cores=4) == [Unit(s, g) for s in range(3) for g in range(2)]
+
+
+def test_fewer_cores_than_shards_and_groups_is_a_unit_per_shard() -> None:
+    # Six units on four workers would have two read one shard twice, one after the other.
+    assert work_units(3, 2, cores=4) == [Unit(0), Unit(1), Unit(2)]
+    assert work_units(3, 2, cores=5) == [Unit(0), Unit(1), Unit(2)]
+
+
+def test_a_core_for_every_shard_and_group_is_a_unit_each() -> None:
+    assert work_units(3, 2, cores=6) == [Unit(s, g) for s in range(3) for g in range(2)]
+    assert work_units(2, 2, cores=4) == [Unit(s, g) for s in range(2) for g in range(2)]
