@@ -5,15 +5,11 @@ batch) alike (Guarantee 5; consumers/in_doubt.py)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from eventsourcing.persistence import IntegrityError, OperationalError
 
-from bootstrap import bootstrap
-from bootstrap.settings import Settings
 from consumers.batch import apply_batch
 from consumers.counters import IngestCounters
 from consumers.in_doubt import InDoubt
@@ -22,15 +18,6 @@ from demo.traffic import TrafficShape, generate
 from domain.application import BillingApplication
 from store.reader import LedgerReadError
 from store.writer import WriterUnavailable
-
-
-@pytest.fixture
-def application(tmp_path: Path) -> Iterator[BillingApplication]:
-    root = bootstrap(Settings.embedded_in(tmp_path))
-    try:
-        yield root.application()
-    finally:
-        root.close()
 
 
 def record(offset: int, message: dict[str, Any], partition: int = 0) -> SourceRecord:

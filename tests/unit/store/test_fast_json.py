@@ -33,8 +33,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from audit.export import ExportScan
-from bootstrap import bootstrap
-from bootstrap.settings import Settings
 from consumers.batch import apply_batch
 from consumers.triage import SourceRecord
 from demo.traffic import TrafficShape, generate
@@ -63,15 +61,6 @@ def assert_same_bytes(application: BillingApplication, events: Iterator[StoredEv
         assert by_fast.to_stored_event(event).state == by_library.to_stored_event(event).state
         count += 1
     return count
-
-
-@pytest.fixture
-def application(tmp_path: Path) -> Iterator[BillingApplication]:
-    root = bootstrap(Settings.embedded_in(tmp_path))
-    try:
-        yield root.application()
-    finally:
-        root.close()
 
 
 def test_every_golden_event_encodes_to_the_same_bytes(application: BillingApplication) -> None:
