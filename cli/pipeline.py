@@ -164,19 +164,23 @@ def publish(
     file: Annotated[Path, typer.Argument(help="JSON Lines file, one upstream message a line.")],
 ) -> None:
     """Publish upstream messages from a JSON Lines file to the ingest topic."""
-    from consumers.producer import publish_file
+    from consumers.producer import PublishRefused, publish_file
 
     site = kafka_site(current_root(), "publish")
     total = _require_file(file)
     ensure_topics(site, site.ingest_topic)
-    with progress("publishing", total, unit="messages") as bar:
-        report = publish_file(
-            file,
-            site.connection,
-            site.ingest_topic,
-            on_progress=bar.update,
-            shards=site.ledger_shards,
-        )
+    try:
+        with progress("publishing", total, unit="messages") as bar:
+            report = publish_file(
+                file,
+                site.connection,
+                site.ingest_topic,
+                on_progress=bar.update,
+                shards=site.ledger_shards,
+            )
+    except PublishRefused as refused:
+        typer.echo(f"evledger: {refused}", err=True)
+        raise typer.Exit(1) from None
     typer.echo(f"published {report.published} messages to {site.ingest_topic}")
 
 
