@@ -5,8 +5,11 @@ every read model's content for comparison."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -172,3 +175,25 @@ def writer(kafka_settings: Settings) -> Iterator[BillingApplication]:
     app = BillingApplication(env=bootstrap(kafka_settings).ledger.environment())
     yield app
     app.close()
+
+
+@contextmanager
+def waiting_child(code: str, *arguments: str, ready: str) -> Iterator[subprocess.Popen[str]]:
+    """A Python process running ``code`` that has printed ``ready`` and waits on its stdin
+    until the caller lets it go; killed if it is still running when the block ends."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, *arguments],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdin is not None and child.stdout is not None
+    try:
+        assert child.stdout.readline().strip() == ready
+        yield child
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait(timeout=30)
+        child.stdin.close()
+        child.stdout.close()

@@ -16,6 +16,7 @@ import pytest
 from replay.duck_file_swap import SwapUnsupported, replace_database, unopened
 from replay.home_duckdb import DuckHome
 from replay.swap import LiveModelBusy
+from tests.integration.replay.conftest import waiting_child
 
 
 def _file(path: Path, value: int) -> Path:
@@ -35,24 +36,15 @@ def _value(path: Path) -> int:
 @contextmanager
 def _opened_elsewhere(path: Path, *, read_only: bool) -> Iterator[None]:
     """Another process has ``path`` open until the block ends."""
-    child = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import duckdb, sys\n"
-            f"c = duckdb.connect({str(path)!r}, read_only={read_only})\n"
-            "print('open', flush=True)\n"
-            "sys.stdin.read()\n",
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
+    code = (
+        "import duckdb, sys\n"
+        f"c = duckdb.connect({str(path)!r}, read_only={read_only})\n"
+        "print('open', flush=True)\n"
+        "sys.stdin.read()\n"
     )
-    assert child.stdin is not None and child.stdout is not None
-    try:
-        assert child.stdout.readline().strip() == "open"
+    with waiting_child(code, ready="open") as child:
         yield
-    finally:
+        assert child.stdin is not None
         child.stdin.close()
         assert child.wait(timeout=30) == 0
 

@@ -54,16 +54,21 @@ def checksums(report: RebuildReport) -> dict[tuple[str, str], tuple[Any, Any]]:
     }
 
 
+def live_models_behind(settings: Settings, writer: BillingApplication) -> int:
+    """Half the traffic projected, the other half written after: the ledger's head."""
+    commands = traffic_commands()
+    write(writer, commands[: len(commands) // 2])
+    project_all(settings)
+    return write(writer, commands[len(commands) // 2 :])
+
+
 def test_a_one_shard_rebuild_projects_each_group_in_its_own_process(
     kafka_settings: Settings,
     writer: BillingApplication,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    commands = traffic_commands()
-    write(writer, commands[: len(commands) // 2])
-    project_all(kafka_settings)
-    head = write(writer, commands[len(commands) // 2 :])  # the live models are behind
+    head = live_models_behind(kafka_settings, writer)
     # Which process rebuilt which unit: the workers are forked, so they run this wrapper.
     log = tmp_path / "units.log"
     rebuild_unit = shard_processes._rebuild_unit
@@ -105,10 +110,7 @@ def test_a_one_shard_rebuild_projects_each_group_in_its_own_process(
 def test_a_failing_group_worker_swaps_nothing_and_says_which(
     kafka_settings: Settings, writer: BillingApplication, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    commands = traffic_commands()
-    write(writer, commands[: len(commands) // 2])
-    project_all(kafka_settings)
-    write(writer, commands[len(commands) // 2 :])
+    live_models_behind(kafka_settings, writer)
     before = live_contents(kafka_settings)
     oid = table_oid(kafka_settings, "payment_history")
     cores(monkeypatch, 2)

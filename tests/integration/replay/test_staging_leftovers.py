@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +24,7 @@ from tests.integration.replay.conftest import (
     project_all,
     run_replay,
     traffic_commands,
+    waiting_child,
     write,
 )
 
@@ -42,22 +42,8 @@ with staged_snapshot(live, live):
 @contextmanager
 def staging(live: Path) -> Iterator[subprocess.Popen[str]]:
     """A process that has copied ``live`` into its staging file and waits to publish it."""
-    child = subprocess.Popen(
-        [sys.executable, "-c", _STAGING, str(live)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert child.stdin is not None and child.stdout is not None
-    try:
-        assert child.stdout.readline().strip() == "staged"
+    with waiting_child(_STAGING, str(live), ready="staged") as child:
         yield child
-    finally:
-        if child.poll() is None:
-            child.kill()
-        child.wait(timeout=30)
-        child.stdin.close()
-        child.stdout.close()
 
 
 def killed_while_staging(live: Path) -> Path:

@@ -53,6 +53,23 @@ def fails(
     in_doubt.failed(failure.value)
 
 
+def fails_unsent(
+    application: BillingApplication,
+    batch: list[SourceRecord],
+    in_doubt: InDoubt,
+    monkeypatch: pytest.MonkeyPatch,
+    error: Exception,
+) -> None:
+    """The batch's attempt fails with ``error`` as its save is made, nothing sent."""
+
+    def raise_it(processing_event: Any) -> Any:
+        raise error
+
+    with monkeypatch.context() as down:
+        down.setattr(application, "_record", raise_it)
+        fails(application, batch, in_doubt, type(error))
+
+
 def counts(counters: IngestCounters) -> tuple[int, int, int, int]:
     return counters.consumed, counters.applied, counters.rejected, counters.duplicates
 
@@ -161,13 +178,8 @@ def test_a_copy_committed_from_another_partition_first_makes_the_in_doubt_one_a_
     tariff = messages()[0]
     on_1, on_0 = [record(0, tariff, partition=1)], [record(0, tariff, partition=0)]
     in_doubt = InDoubt()
-
-    def lost(processing_event: Any) -> Any:
-        raise OperationalError("commit timed out (it did not land)")
-
-    with monkeypatch.context() as down:
-        down.setattr(application, "_record", lost)
-        fails(application, on_1, in_doubt)
+    lost = OperationalError("commit timed out (it did not land)")
+    fails_unsent(application, on_1, in_doubt, monkeypatch, lost)
 
     assert counts(apply_batch(application, on_0, in_doubt=in_doubt).counters) == (1, 1, 0, 0)
     in_doubt.settled()
@@ -183,13 +195,8 @@ def test_a_copy_counted_applied_through_its_held_judgement_makes_the_other_a_dup
     tariff = messages()[0]
     on_0, on_1 = [record(0, tariff, partition=0)], [record(0, tariff, partition=1)]
     in_doubt = InDoubt()
-
-    def not_sent(processing_event: Any) -> Any:
-        raise WriterUnavailable("writer of 'ledger' is not running")
-
-    with monkeypatch.context() as down:
-        down.setattr(application, "_record", not_sent)
-        fails(application, on_0, in_doubt, WriterUnavailable)
+    down = WriterUnavailable("writer of 'ledger' is not running")
+    fails_unsent(application, on_0, in_doubt, monkeypatch, down)
     lands_then_times_out(application, monkeypatch)
     fails(application, on_1, in_doubt)
 
