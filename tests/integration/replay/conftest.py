@@ -5,10 +5,12 @@ every read model's content for comparison."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -125,6 +127,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
         values["EVLEDGER_PG_DSN"] = settings.pg_dsn
     if settings.duckdb_path:
         values["EVLEDGER_DUCKDB_PATH"] = str(settings.duckdb_path)
+    if settings.ledger_shards > 1:
+        values["EVLEDGER_LEDGER_SHARDS"] = str(settings.ledger_shards)
     return values
 
 
@@ -197,3 +201,35 @@ def waiting_child(code: str, *arguments: str, ready: str) -> Iterator[subprocess
         child.wait(timeout=30)
         child.stdin.close()
         child.stdout.close()
+
+
+def rebuild_killing_a_worker(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, killed: Callable[[Any], bool]
+) -> Result:
+    """`evledger replay rebuild` whose worker SIGKILLs itself (as the kernel's OOM killer
+    would, mid-work) when it starts a unit ``killed`` picks; the workers are forked from
+    this process, so they run the patched function."""
+    from replay import shard_processes
+
+    rebuild_unit = shard_processes._rebuild_unit
+
+    def killing(job: Any, unit: int, counters: Any) -> None:
+        if killed(job.all_units[unit]):
+            os.kill(os.getpid(), signal.SIGKILL)
+        rebuild_unit(job, unit, counters)
+
+    monkeypatch.setattr(shard_processes, "_rebuild_unit", killing)
+    return run_replay(settings, "rebuild")
+
+
+def assert_killed_worker_swapped_nothing(
+    result: Result, settings: Settings, before: dict[str, Any], worker: str
+) -> None:
+    """The rebuild failed in one line naming the killed ``worker``; nothing swapped or left."""
+    assert result.exit_code == 1, result.output
+    assert result.stderr == (
+        f"evledger: rebuilding {worker} failed: its process was killed by SIGKILL; "
+        "nothing was swapped\n"
+    )
+    assert live_contents(settings) == before
+    assert not list(settings.data_dir.glob("*.rebuild-*"))

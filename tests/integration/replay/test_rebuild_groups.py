@@ -23,9 +23,11 @@ from replay.rebuild import RebuildReport, rebuild
 from replay.shard_processes import ShardRebuildFailed
 from replay.targets import REBUILD_SCHEMA_PREFIX
 from tests.integration.replay.conftest import (
+    assert_killed_worker_swapped_nothing,
     live_contents,
     pg_schemas,
     project_all,
+    rebuild_killing_a_worker,
     run_replay,
     traffic_commands,
     write,
@@ -136,24 +138,8 @@ def test_a_killed_group_worker_fails_the_rebuild_naming_its_group(
     project_all(kafka_settings)
     before = live_contents(kafka_settings)
     cores(monkeypatch, 2)
-    rebuild_unit = shard_processes._rebuild_unit
-
-    def killed_in_the_views(job: Any, unit: int, counters: Any) -> None:
-        if job.all_units[unit].group == 0:  # as the kernel's OOM killer would
-            os.kill(os.getpid(), signal.SIGKILL)
-        rebuild_unit(job, unit, counters)
-
-    monkeypatch.setattr(shard_processes, "_rebuild_unit", killed_in_the_views)
-
-    result = run_replay(kafka_settings, "rebuild")
-
-    assert result.exit_code == 1, result.output
-    assert result.stderr == (
-        f"evledger: rebuilding {VIEWS_WORKER} failed: its process was killed by SIGKILL; "
-        "nothing was swapped\n"
-    )
-    assert live_contents(kafka_settings) == before
-    assert not list(kafka_settings.data_dir.glob("*.rebuild-*"))
+    result = rebuild_killing_a_worker(kafka_settings, monkeypatch, lambda unit: unit.group == 0)
+    assert_killed_worker_swapped_nothing(result, kafka_settings, before, VIEWS_WORKER)
 
 
 def test_workers_killed_after_the_views_swapped_say_the_views_were_swapped(

@@ -6,8 +6,6 @@ process swaps nothing; a snapshot cuts the ledger at one offset per shard."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -16,12 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
 from bootstrap import bootstrap
 from bootstrap.read_models import READ_MODEL_NAMES
 from bootstrap.settings import Settings
-from cli import replay as replay_commands
 from demo.traffic import TrafficShape, generate
 from projections.databases.postgres import drop_schema
 from replay import rebuild as rebuild_module
@@ -31,12 +28,14 @@ from replay.shard_processes import part_tag
 from replay.targets import REBUILD_SCHEMA_PREFIX
 from tests.integration.projections.test_sharded_projection import write_routed
 from tests.integration.replay.conftest import (
+    assert_killed_worker_swapped_nothing,
     create_schema,
     dsn_in_schema,
     live_contents,
     pg_schemas,
     project_all,
-    settings_env,
+    rebuild_killing_a_worker,
+    run_replay,
 )
 from tests.integration.replay.test_point_in_time_kafka import snapshot_contents
 from tests.integration.store.conftest import delete_topics
@@ -68,14 +67,6 @@ def sharded(kafka_bootstrap: str, pg_dsn: str, tmp_path: Path) -> Iterator[Setti
 
 def traffic() -> list[dict[str, Any]]:
     return generate(seed=5, shape=TrafficShape(stations=5, customers=60))
-
-
-def run_replay(settings: Settings, command: str, *arguments: str) -> Result:
-    return CliRunner().invoke(
-        replay_commands.app,
-        [command, "--no-progress", "--format", "json", *arguments],
-        env={**settings_env(settings), "EVLEDGER_LEDGER_SHARDS": str(SHARDS)},
-    )
 
 
 def one_process_contents(settings: Settings, pg_dsn: str, tmp_path: Path) -> dict[str, Any]:
@@ -209,26 +200,9 @@ def test_a_killed_shard_process_fails_the_rebuild_naming_its_shard(
     project_all(sharded)
     before = live_contents(sharded)
     one_unit_per_shard(monkeypatch)
-    rebuild_shard = shard_processes._rebuild_unit
-
-    def killed_at_shard_2(job: Any, unit: int, counters: Any) -> None:
-        if job.all_units[unit].shard == 2:  # as the kernel's OOM killer would, mid-work
-            os.kill(os.getpid(), signal.SIGKILL)
-        rebuild_shard(job, unit, counters)
-
-    # The workers are forked from this process: they run the patched function.
-    monkeypatch.setattr(shard_processes, "_rebuild_unit", killed_at_shard_2)
-
-    result = run_replay(sharded, "rebuild")
-
-    assert result.exit_code == 1, result.output
+    result = rebuild_killing_a_worker(sharded, monkeypatch, lambda unit: unit.shard == 2)
     topic = bootstrap(sharded).ledger.kafka("test").shard_topic(2)
-    assert result.stderr == (
-        f"evledger: rebuilding shard 2 ({topic}) failed: its process was killed by SIGKILL; "
-        "nothing was swapped\n"
-    )
-    assert live_contents(sharded) == before
-    assert not list(sharded.data_dir.glob("*.rebuild-*"))
+    assert_killed_worker_swapped_nothing(result, sharded, before, f"shard 2 ({topic})")
 
 
 def test_a_rebuild_over_current_live_models_catches_a_tampered_analytics_table(
