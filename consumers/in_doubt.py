@@ -14,6 +14,12 @@ each message in its own transaction: those saved before a failing save are judge
 whose save failed unanswered was new (a message found recorded is not saved), and the ones
 after it were never sent.
 
+Dead letters ride in the batch's transaction with its offsets: a landed attempt published
+them. Before a batch is read again after an attempt that may have landed, ingest settles that
+attempt (the writer's recovery) and asks the group's committed offset: the records below it
+were committed, dead letters and all, and their dead letters are not published again (they
+are counted, as the attempt judged them).
+
 A batch that commits a message's first record shows that no in-doubt attempt holding a copy
 of it (on another partition feeding the same ledger, read again later) landed: those copies
 are duplicates. One InDoubt serves one ledger: sharded, each shard has its own (a tariff is
@@ -56,6 +62,9 @@ class InDoubt:
         self._commands: Sequence[tuple[SourceRecord, Command]] = ()
         self._results: Sequence[CommandResult | Exception] | None = None
         self._redone = False
+        # An attempt judged its batch, attached its dead letters and offsets, and failed
+        # unanswered: its transaction may have landed, until a commit settles it.
+        self.may_have_landed = False
 
     def attempt(self, commands: Sequence[tuple[SourceRecord, Command]]) -> None:
         """A batch of these (record, command) pairs is about to be applied: nothing of it
@@ -78,6 +87,7 @@ class InDoubt:
         results = self._results
         if results is None:
             return
+        self.may_have_landed = True
         for (record, command), result in zip(self._commands, results, strict=False):
             if not isinstance(result, Exception):
                 duplicate = self.counted(record, result) is Outcome.DUPLICATE
@@ -91,6 +101,7 @@ class InDoubt:
     def settled(self) -> None:
         """The attempt committed: none of its records is in doubt any longer, nor any copy
         of a message it recorded first (the attempt holding that copy did not land)."""
+        self.may_have_landed = False
         if self._first:
             # Counted before this attempt's own positions leave the record: a copy counted
             # as applied through its held judgement makes the other copies duplicates too.

@@ -38,7 +38,7 @@ from consumers.triage import SourceRecord
 from projections.gc_pacing import INGEST_YOUNG_THRESHOLD, fewer_collections
 from store.kafka_clients import KafkaConnection
 from store.recorders import KafkaApplicationRecorder, TransactionExtras
-from store.writer import SideRecord, WriterFenced
+from store.writer import SideRecord, WriterFenced, WriterUnavailable
 
 # What one fetch of the ingest topic brings per partition: a few batches of messages. A
 # message larger than this (up to consumers.producer.MAX_MESSAGE_BYTES) still comes, alone
@@ -47,6 +47,9 @@ from store.writer import SideRecord, WriterFenced
 FETCH_PARTITION_BYTES = 1024 * 1024
 
 log = logging.getLogger(__name__)
+
+# How long ingest waits for its group's committed offset after an in-doubt commit.
+_OFFSET_FETCH_MS = 30_000
 
 
 @dataclass(frozen=True)
@@ -241,10 +244,11 @@ class KafkaIngest:
                 task = self._task(part[0].partition)
                 in_doubt = self._in_doubt[part[0].partition]
                 try:
+                    published_below = self._landed_below(task, part[0], in_doubt)
                     outcome = apply_batch(
                         task.handler,
                         part,
-                        _ShardBatch(self, task),
+                        _ShardBatch(self, task, published_below),
                         self.config.shards,
                         in_doubt=in_doubt,
                     )
@@ -330,6 +334,26 @@ class KafkaIngest:
                 )
         return records
 
+    def _landed_below(self, task: ShardTask, first: SourceRecord, in_doubt: InDoubt) -> int:
+        """The offset below which ``first``'s partition was committed by an attempt that
+        failed unanswered and landed: its dead letters are out already. 0 when no attempt
+        is in doubt (nothing read again). The attempt is settled first, so the offset
+        fetch (read_committed: stable offsets only) sees whether it landed."""
+        if not in_doubt.may_have_landed:
+            return 0
+        from kafka import TopicPartition
+        from kafka.errors import KafkaError
+
+        in_doubt.attempt(())  # nothing of this attempt is judged or sent yet
+        task.writer.settle()
+        try:
+            committed = self.consumer.committed(
+                TopicPartition(first.topic, first.partition), timeout_ms=_OFFSET_FETCH_MS
+            )
+        except KafkaError as error:
+            raise WriterUnavailable(f"cannot read the ingest group's offsets: {error!r}") from error
+        return committed or 0
+
     def _rewind(self, records: list[SourceRecord]) -> None:
         """Seek back to the batch's first record of each partition this member still has
         (a rebalance already reset the others to their committed offsets)."""
@@ -385,6 +409,9 @@ class _ShardBatch:
 
     ingest: KafkaIngest
     task: ShardTask
+    # The batch's records below this offset were committed by an earlier attempt whose
+    # answer was lost (consumers/in_doubt.py): their dead letters are out already.
+    published_below: int = 0
 
     def attach(self, records: Sequence[SourceRecord], dead_letters: Sequence[DeadLetter]) -> None:
         from kafka import TopicPartition
@@ -404,6 +431,7 @@ class _ShardBatch:
                         letter.headers(),
                     )
                     for letter in dead_letters
+                    if letter.source_offset >= self.published_below
                 ),
                 consumer_offsets=next_offsets,
                 group_metadata=self.ingest.consumer.group_metadata(),

@@ -98,6 +98,12 @@ class KafkaApplicationRecorder(KafkaAggregateRecorder, ApplicationRecorder):
                 [], extras.consumer_offsets, extras.group_metadata, extras.side_records
             )
 
+    def settle(self) -> None:
+        """Settle a transaction whose commit failed unanswered, committing nothing: the
+        writer's recovery (a fresh init_transactions) completes or aborts it, so what it
+        committed, consumer offsets included, is what readers see from now on."""
+        self.ledger.commit_batches([])
+
     def _take_attached(self) -> TransactionExtras:
         extras: TransactionExtras = getattr(self._attached, "extras", TransactionExtras())
         self._attached.extras = TransactionExtras()

@@ -22,12 +22,14 @@ from bootstrap.root import Root
 from bootstrap.settings import Settings
 from cli.pipeline import _kafka_ingest
 from consumers.counters import IngestCounters
+from consumers.dead_letter import DeadLetter
 from consumers.ingest import KafkaIngest, StopFlag
 from consumers.producer import publish_file
 from consumers.routing import SessionRouter
 from demo.traffic import TrafficShape, generate
 from domain.application import BillingApplication
 from store.writer import LedgerWriter
+from tests.kafka_topics import read_topic
 from tests.ledger_compare import expected_ledger, kafka_ledger_rows, ledger_rows
 
 pytestmark = pytest.mark.kafka
@@ -190,3 +192,71 @@ def test_a_tariff_committed_on_one_shard_leaves_another_shard_s_landed_copy_appl
         assert shard_rows(kafka_bootstrap, prefix, tmp_path / "reader", shard) == expected_ledger(
             [tariff]
         ), f"shard {shard}"
+
+
+def dead_letters(kafka_bootstrap: str, prefix: str) -> list[tuple[int, str]]:
+    """The dead-letter topic's records as (source offset, field), in order."""
+    return [
+        (letter.source_offset, letter.field)
+        for letter in (
+            DeadLetter.from_headers(r.key, r.value, list(r.headers))
+            for r in read_topic(kafka_bootstrap, f"{prefix}.ingest.dlq")
+        )
+    ]
+
+
+def a_batch_with_dead_letters() -> list[bytes]:
+    """A line that is not JSON, a tariff, and a message of no known type: two dead letters
+    around one applied message."""
+    first, _, _ = tariffs_and_a_session()
+    return [b"not json", json.dumps(first).encode(), b'{"type": "no.such.type"}']
+
+
+def publish_lines(root: Root, path: Path, lines: list[bytes]) -> None:
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    site = root.ledger.kafka("test")
+    publish_file(path, site.connection, site.ingest_topic)
+
+
+def test_a_landed_commit_whose_answer_was_lost_publishes_its_dead_letters_once(
+    root: Root, tmp_path: Path, kafka_bootstrap: str, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dead letters rode in the landed transaction: the batch read again counts them
+    (consumed = applied + duplicates + dead-lettered) and publishes none of them again."""
+    lost: list[str] = []
+    answers_lost(monkeypatch, once(lost))
+    ingest = _kafka_ingest(root, 100)
+    try:
+        publish_lines(root, tmp_path / "batch.jsonl", a_batch_with_dead_letters())
+        counters = run(ingest)
+    finally:
+        ingest.close()
+    assert lost == [f"{prefix}.ledger"]
+    assert counts(counters) == (3, 1, 0, 0) and counters.dead_lettered == 2
+    assert dead_letters(kafka_bootstrap, prefix) == [(0, ""), (2, "type")]
+
+
+def test_a_commit_that_failed_unanswered_and_did_not_land_publishes_its_dead_letters(
+    root: Root, tmp_path: Path, kafka_bootstrap: str, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same lost answer for a commit that never reached the broker (the writer's
+    recovery aborts the open transaction): the batch read again publishes its dead letters."""
+    lost: list[str] = []
+    real = LedgerWriter._await
+
+    def time_out_unsent(self: LedgerWriter, result: Any, what: str) -> None:
+        if what == "commit" and not lost:
+            lost.append(self.topic)
+            raise KafkaTimeoutError(f"commit of {self.topic!r} took over {self.timeout_s}s")
+        real(self, result, what)
+
+    monkeypatch.setattr(LedgerWriter, "_await", time_out_unsent)
+    ingest = _kafka_ingest(root, 100)
+    try:
+        publish_lines(root, tmp_path / "batch.jsonl", a_batch_with_dead_letters())
+        counters = run(ingest)
+    finally:
+        ingest.close()
+    assert lost == [f"{prefix}.ledger"]
+    assert counts(counters) == (3, 1, 0, 0) and counters.dead_lettered == 2
+    assert dead_letters(kafka_bootstrap, prefix) == [(0, ""), (2, "type")]
