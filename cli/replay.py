@@ -126,6 +126,24 @@ def _reporting_errors() -> Iterator[None]:
         raise _fail(text) from None
 
 
+@app.callback()
+def remove_leftovers() -> None:
+    """Before any replay command: remove what killed rebuilds left behind (full-size files
+    and schemas that nothing else removes), saying so in one line."""
+    from bootstrap.read_models import READ_MODEL_NAMES
+    from replay.leftovers import remove_leftovers
+
+    root = current_root()
+    with _reporting_errors():
+        removed = remove_leftovers([group.home for group in root.groups(READ_MODEL_NAMES)])
+    if removed is not None:
+        _notice(removed)
+
+
+def _notice(line: str) -> None:
+    typer.echo(f"evledger: {line}", err=True)
+
+
 @app.command("rebuild")
 def rebuild_command(
     *,
@@ -217,7 +235,12 @@ def _rebuild(
 
     with _progress_bar("rebuilding", show_progress) as hook:
         report = rebuild(
-            root, names, force=force, batch_size=_batch_size(batch_size), progress=hook
+            root,
+            names,
+            force=force,
+            batch_size=_batch_size(batch_size),
+            progress=hook,
+            notice=_notice,
         )
     rows = [
         {

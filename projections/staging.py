@@ -1,7 +1,8 @@
 """Staging files that their process owns while it lives: a copy written beside its final name
 and renamed into place. A process killed in the middle (SIGKILL, power loss) leaves its
 staging file behind; the next one staging beside it removes it, and never one whose owner is
-still writing it.
+still writing it. A lock file owns other files the same way (a rebuild's places:
+replay/file_leftovers.py).
 
 Ownership is a ``flock`` held on the file from its creation to its rename: the kernel drops
 it with the process however it ends, and it belongs to the open file description (closing
@@ -17,7 +18,7 @@ import glob
 import logging
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -37,12 +38,21 @@ def staging_file(target: Path) -> Iterator[Path]:
     ``target`` are removed first."""
     remove_abandoned(target)
     path = target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}{_SUFFIX}")
+    with owned(path):
+        yield path
+
+
+@contextmanager
+def owned(path: Path) -> Iterator[None]:
+    """Create ``path`` and hold its lock until the block ends, then remove it (gone already
+    if the block renamed it away). Other files may go with it: their owner's lock file,
+    removed last, says whose they are (``remove_if_abandoned``)."""
     fd = _create_locked(path)
     try:
-        yield path
+        yield
     finally:
         try:
-            path.unlink(missing_ok=True)  # gone already once renamed into place
+            path.unlink(missing_ok=True)
         finally:
             os.close(fd)  # which releases the lock, once the name is gone
 
@@ -54,14 +64,16 @@ def remove_abandoned(target: Path) -> list[Path]:
     removed = []
     for path in sorted(target.parent.glob(_pattern(target))):
         try:
-            if _remove_if_abandoned(path):
+            if remove_if_abandoned(path, lambda: None):
                 removed.append(path)
         except OSError as error:
             log.warning("cannot remove the abandoned staging file %s: %s", path, error)
     return removed
 
 
-def _remove_if_abandoned(path: Path) -> bool:
+def remove_if_abandoned(path: Path, also: Callable[[], None]) -> bool:
+    """If the process that made ``path`` (``owned``) is gone: run ``also`` (remove what
+    else it owned) holding its lock, then remove ``path``; whether it did."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
@@ -70,9 +82,10 @@ def _remove_if_abandoned(path: Path) -> bool:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            return False  # its owner is writing it
+            return False  # its owner is alive
         if not _names(fd, path):
             return False
+        also()
         path.unlink()
         return True
     finally:

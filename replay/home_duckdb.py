@@ -12,7 +12,7 @@ where the projector publishes it and readers look.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from projections.analytics_snapshot import snapshot_path, staged_snapshot
@@ -22,8 +22,9 @@ from projections.read_model import ReadModel
 from projections.staging import remove_abandoned
 from replay.checksum import TableChecksum
 from replay.duck_file_swap import check_supported, replace_database
+from replay.file_leftovers import RebuildFiles
 from replay.swap import LiveModelBusy, LiveSide
-from replay.targets import ModelGroup, Place, ReadModelHome, remove_database_file
+from replay.targets import Leftover, ModelGroup, Place, ReadModelHome, remove_database_file
 
 
 class DuckHome(ReadModelHome):
@@ -65,7 +66,18 @@ class DuckHome(ReadModelHome):
         check_supported()  # before the rebuild rather than at its swap
         # A copy a killed rebuild or projector was staging: its disk space, before this one.
         remove_abandoned(snapshot_path(self.path))
-        return self._file_place(self.file.with_name(f"{self.file.stem}.rebuild-{tag}.duckdb"))
+        return self._file_place(self._rebuilds.place(tag))
+
+    @property
+    def _rebuilds(self) -> RebuildFiles:
+        """Beside the file itself, like the rebuild's places."""
+        return RebuildFiles(self.file, ".duckdb")
+
+    def rebuild_owner(self, tag: str) -> AbstractContextManager[None]:
+        return self._rebuilds.owner(tag)
+
+    def remove_abandoned_rebuilds(self) -> list[Leftover]:
+        return self._rebuilds.remove_abandoned()
 
     exclusive = True
 

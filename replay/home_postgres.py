@@ -4,16 +4,18 @@ moved in by ALTER TABLE ... SET SCHEMA, snapshots in a schema named after them."
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from projections.databases.port import AsyncDatabaseLender, DatabaseLender
 from projections.databases.postgres import PostgresDatabase, PostgresPool, drop_schema
 from projections.read_model import ReadModel
+from replay.postgres_leftovers import rebuild_owner, remove_abandoned
 from replay.swap import LiveSide
 from replay.targets import (
     REBUILD_SCHEMA_PREFIX,
     SNAPSHOT_SCHEMA_PREFIX,
+    Leftover,
     ModelGroup,
     Place,
     ViewsHome,
@@ -53,6 +55,12 @@ class PostgresHome(ViewsHome):
 
     def rebuild_place(self, tag: str) -> Place:
         return self._schema_place(f"{REBUILD_SCHEMA_PREFIX}{tag}")
+
+    def rebuild_owner(self, tag: str) -> AbstractContextManager[None]:
+        return rebuild_owner(self.dsn, f"{REBUILD_SCHEMA_PREFIX}{tag}")
+
+    def remove_abandoned_rebuilds(self) -> list[Leftover]:
+        return remove_abandoned(self.dsn)
 
     def reader(self, place: Place) -> PostgresDatabase:
         return PostgresDatabase(self.dsn, schema=place.where.removeprefix("schema "))

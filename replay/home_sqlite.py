@@ -4,14 +4,15 @@ copied in within one transaction, snapshots in the snapshot's own directory."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from projections.databases.port import AsyncDatabaseLender, Database, DatabaseLender
 from projections.databases.sqlite import SqliteDatabase, SqliteLender
 from projections.read_model import ReadModel
+from replay.file_leftovers import RebuildFiles
 from replay.swap import LiveSide
-from replay.targets import ModelGroup, Place, ViewsHome, remove_database_file
+from replay.targets import Leftover, ModelGroup, Place, ViewsHome, remove_database_file
 
 
 class SqliteHome(ViewsHome):
@@ -38,8 +39,18 @@ class SqliteHome(ViewsHome):
     def _file_place(path: Path) -> Place:
         return Place(SqliteDatabase(path), str(path), lambda: remove_database_file(path))
 
+    @property
+    def _rebuilds(self) -> RebuildFiles:
+        return RebuildFiles(self.path, ".sqlite3")
+
     def rebuild_place(self, tag: str) -> Place:
-        return self._file_place(self.path.with_name(f"{self.path.stem}.rebuild-{tag}.sqlite3"))
+        return self._file_place(self._rebuilds.place(tag))
+
+    def rebuild_owner(self, tag: str) -> AbstractContextManager[None]:
+        return self._rebuilds.owner(tag)
+
+    def remove_abandoned_rebuilds(self) -> list[Leftover]:
+        return self._rebuilds.remove_abandoned()
 
     def reader(self, place: Place) -> SqliteDatabase:
         return SqliteDatabase(Path(place.where))

@@ -12,8 +12,9 @@ keeps the live models (unless forced, when the live model is known to be bad).
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -24,12 +25,15 @@ from projections.runner import LedgerSource
 from projections.tracking import TRACKING_TABLE
 from replay.checksum import TableChecksum, model_checksums
 from replay.ledger_prefix import REBUILD_BATCH_SIZE, ProgressHook, project_shards, project_to
+from replay.leftovers import remove_leftovers
 from replay.shard_processes import ShardRebuildFailed, ShardWorkers, part_tag, work_units
 from replay.swap import LiveModelBusy, LiveSide
 from replay.targets import ModelGroup, Place, new_tag
 
 if TYPE_CHECKING:
     from replay.targets import ReplaySite
+
+log = logging.getLogger("evledger.replay")
 
 
 @dataclass
@@ -148,10 +152,15 @@ def rebuild(
     force: bool = False,
     batch_size: int = REBUILD_BATCH_SIZE,
     progress: ProgressHook | None = None,
+    notice: Callable[[str], None] = log.warning,
 ) -> RebuildReport:
     """Rebuild the named read models from the whole ledger and swap each group in when its
-    checksums equal the live model's (or ``force``)."""
+    checksums equal the live model's (or ``force``). What killed rebuilds left behind goes
+    first, said in one line to ``notice``."""
     groups = root.groups(names)
+    removed = remove_leftovers([group.home for group in groups])
+    if removed is not None:
+        notice(removed)
     tag = new_tag()
     shards = len(root.shard_names())
     units = work_units(shards, len(groups))
@@ -164,6 +173,10 @@ def rebuild(
     places: list[Place] = []
     started = time.perf_counter()
     with ExitStack() as stack:
+        # Owned before any place is made, by locks the workers inherit: a killed rebuild's
+        # places are removed by the next one, a running one's never (replay/leftovers.py).
+        for group in groups:
+            stack.enter_context(group.home.rebuild_owner(tag))
         stack.callback(_discard, places, parts)  # once the workers have stopped
         # Forked first, before this process opens anything.
         workers = (
@@ -266,7 +279,8 @@ def _merge_and_checksum(
 
 
 def _discard(places: list[Place], parts: list[list[Place]]) -> None:
-    for place in [*places, *(place for shard_places in parts for place in shard_places)]:
+    # The shards' places first: the rebuild's own tells whose they are should this stop.
+    for place in [*(place for shard_places in parts for place in shard_places), *places]:
         place.discard()
 
 

@@ -49,6 +49,14 @@ class Place:
         self.remove()
 
 
+@dataclass(frozen=True)
+class Leftover:
+    """A rebuild's place that its rebuild, killed, left behind, and its size."""
+
+    where: str
+    size_bytes: int
+
+
 class ReadModelHome(ABC):
     """One read-model database as replay sees it: the live models, a place beside them for
     a rebuild, a named place for a snapshot, and the swap of rebuilt tables into the live
@@ -65,6 +73,17 @@ class ReadModelHome(ABC):
     @abstractmethod
     def rebuild_place(self, tag: str) -> Place:
         """A new, empty schema or file beside the live one (same server, same directory)."""
+
+    @abstractmethod
+    def rebuild_owner(self, tag: str) -> AbstractContextManager[None]:
+        """Own the places of rebuild ``tag`` (every ``shard_processes.part_tag`` of it) for
+        the block, by a lock the operating system or the server drops with the process
+        however it ends; they are removed before the block ends."""
+
+    @abstractmethod
+    def remove_abandoned_rebuilds(self) -> list[Leftover]:
+        """Remove the places of rebuilds whose owner is gone (killed, or its machine
+        crashed), never one still owned; what was removed."""
 
     # The live database admits one process at a time (DuckDB): only the one holding it
     # can checksum it, so a sharded rebuild's workers checksum it before it is held.
@@ -142,6 +161,12 @@ def check_label(label: str) -> str:
 # DuckDB's write-ahead log beside its file, and the sidecars DuckDB 2.0 keeps beside it
 # while checkpointing and recovering: each holds changes for the file named before it.
 DUCKDB_WALS = (".wal", ".wal.checkpoint", ".wal.recovery")
+
+
+def database_files(path: Path) -> list[Path]:
+    """A database file and the journals beside it (DuckDB's and SQLite's), those there."""
+    named = (Path(f"{path}{suffix}") for suffix in ("", *DUCKDB_WALS, "-wal", "-shm", "-journal"))
+    return [file for file in named if file.exists()]
 
 
 def remove_database_file(path: Path) -> None:
