@@ -13,8 +13,11 @@ place: shard 0 is rebuilt into the rebuild place itself, every other shard into 
 (``ReadModelHome.merge``); each group has places of its own, so two units never write one.
 The workers are forked before the parent opens any database or ledger, so they start with
 nothing open and share the modules the parent has imported; a worker with several units
-rebuilds them in turn. A worker that fails fails the whole rebuild with one line naming its
-unit, before anything is swapped. A worker whose rebuild process is gone (killed, or ended by
+rebuilds them in turn. A worker that fails before its units are done fails the whole
+rebuild with one line naming its unit, before anything is swapped; one that dies after them
+(killed while it checksums) leaves its checksum tasks to the parent, which takes every task
+no live worker has announced taking (a worker announces each before working on it) and every
+later one, and the rebuild goes on. A worker whose rebuild process is gone (killed, or ended by
 SIGTERM) ends too: at its next batch, or when it waits for a checksum task.
 
 The workers also take the compare's checksums, from one queue of tasks they share: the
@@ -27,10 +30,11 @@ process may open it): then by the parent.
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing
 import os
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
@@ -41,7 +45,9 @@ from replay.checksum import TableChecksum, table_checksum
 from replay.ledger_prefix import ProgressHook, project_to
 
 if TYPE_CHECKING:
-    from replay.targets import ReplaySite
+    from replay.targets import ReadModelHome, ReplaySite
+
+log = logging.getLogger("evledger.replay")
 
 # How often the parent reports the shards' progress while it waits for them.
 _PROGRESS_EVERY_S = 0.2
@@ -117,13 +123,15 @@ class _Tasks:
     def put(self, task: tuple[Any, ...]) -> None:
         self._writer.send(task)
 
-    def get(self) -> tuple[Any, ...] | None:
-        """The next task, or None once the parent is gone."""
+    def get(self, announce: Callable[[tuple[Any, ...]], None]) -> tuple[Any, ...] | None:
+        """The next task, announced (``announce``) before the next worker can take one, or
+        None once the parent is gone."""
         with self._lock:
             try:
                 task: tuple[Any, ...] = self._reader.recv()
             except (EOFError, OSError):
                 return None
+            announce(task)
         return task
 
     def in_worker(self) -> None:
@@ -171,6 +179,13 @@ class ShardWorkers:
         self._answers: dict[int, dict[str, tuple[TableChecksum, dict[str, int] | None] | str]]
         self._answers = {}
         self._tickets = 0
+        # What a worker that dies after its units leaves undone, this process checksums
+        # itself: each ticket's group and side, each live worker's tasks taken and not
+        # answered yet (announced before it works on them), the workers gone.
+        self._site, self._names, self._tag = site, list(names), tag
+        self._asked: dict[int, tuple[int, bool]] = {}
+        self._taken: dict[int, set[tuple[int, str]]] = {}
+        self._gone: set[int] = set()
         child_site = site.for_another_process()
         try:
             for worker in range(count):
@@ -251,6 +266,12 @@ class ShardWorkers:
         self._tickets += 1
         self._pending[ticket] = set(tables)
         self._answers[ticket] = {}
+        self._asked[ticket] = (group, live)
+        if self._gone:
+            # A worker died: it may have held the task pipe's lock, so no other worker
+            # would take the task.
+            self._checksum_here(ticket, tables)
+            return ticket
         count = len(self._workers)
         for share in (list(tables)[worker::count] for worker in range(count)):
             if share:
@@ -265,7 +286,7 @@ class ShardWorkers:
         read at different positions)."""
         while self._pending[ticket]:
             self._read(None)
-        del self._pending[ticket]
+        del self._pending[ticket], self._asked[ticket]
         answers = self._answers.pop(ticket)
         found: dict[str, TableChecksum] = {}
         seen: list[dict[str, int] | None] = []
@@ -302,17 +323,21 @@ class ShardWorkers:
 
     def _read(self, timeout: float | None) -> None:
         """Read what the workers sent, waiting up to ``timeout`` for something; raise
-        ShardRebuildFailed if one reported a failure or ended (a worker only ends when
-        told to)."""
-        wait(
-            [
-                end
-                for process, connection in self._workers
-                for end in (connection, process.sentinel)
-            ],
-            timeout,
-        )
+        ShardRebuildFailed if one reported a failure or ended before its units were done
+        (a worker only ends when told to). One that ended after them leaves its checksum
+        tasks to this process."""
+        ends = [
+            end
+            for worker, (process, connection) in enumerate(self._workers)
+            if worker not in self._gone
+            for end in (connection, process.sentinel)
+        ]
+        if not ends:
+            return  # every worker gone: this process took their tasks
+        wait(ends, timeout)
         for worker, (process, connection) in enumerate(self._workers):
+            if worker in self._gone:
+                continue
             while connection.poll():
                 try:
                     message = connection.recv()
@@ -320,21 +345,56 @@ class ShardWorkers:
                     process.join(1)
                     break
                 if message[0] == "failed":
-                    self._fail(message[1], message[2])
-                kind, ticket, tables, answer = message
-                for table in tables:
-                    self._answers[ticket][table] = (
-                        (tables[table], answer) if kind == "checksums" else answer
-                    )
-                    self._pending[ticket].discard(table)
+                    if message[1] >= 0:
+                        self._fail(message[1], message[2])
+                    # Its units were done: its tasks are taken over once it has ended.
+                    log.warning("a rebuild worker failed while checksumming: %s", message[2])
+                    continue
+                self._take(worker, message)
             if process.exitcode is not None:
-                self._fail(self._current[worker], _ended(process))
+                if self._current[worker] >= 0:
+                    self._fail(self._current[worker], _ended(process))
+                self._take_over(worker, process)
+
+    def _take(self, worker: int | None, message: tuple[Any, ...]) -> None:
+        """A worker's message (None: this process's own answer): a task taken, or its
+        answer. An answer to what this process answered meanwhile is dropped."""
+        kind, ticket, tables, answer = message
+        if kind == "took":
+            assert worker is not None  # only workers take tasks from the pipe
+            self._taken.setdefault(worker, set()).update((ticket, t) for t in tables)
+            return
+        if worker is not None:
+            self._taken.get(worker, set()).difference_update((ticket, t) for t in tables)
+        for table in tables:
+            if table in self._pending.get(ticket, ()):
+                self._answers[ticket][table] = (
+                    (tables[table], answer) if kind == "checksums" else answer
+                )
+                self._pending[ticket].discard(table)
+
+    def _take_over(self, worker: int, process: BaseProcess) -> None:
+        """Worker ``worker`` ended after its units: checksum here every table asked for
+        that no live worker has taken (those it had taken, and those still queued, which
+        the dead worker may have left the task pipe's lock on)."""
+        self._gone.add(worker)
+        self._taken.pop(worker, None)
+        log.warning(
+            "a rebuild worker ended after its units (%s); the rebuild checksums its tasks itself",
+            _ended(process),
+        )
+        busy = set().union(*self._taken.values()) if self._taken else set()
+        for ticket, tables in list(self._pending.items()):
+            left = [table for table in sorted(tables) if (ticket, table) not in busy]
+            if left:
+                self._checksum_here(ticket, left)
+
+    def _checksum_here(self, ticket: int, tables: Sequence[str]) -> None:
+        group, live = self._asked[ticket]
+        home = self._site.groups(self._names)[group].home
+        self._take(None, _answer(home, self._tag, ticket, tables, live=live))
 
     def _fail(self, unit: int, why: str) -> None:
-        if unit < 0:
-            raise ShardRebuildFailed(
-                f"a rebuild worker process ended ({why}) while checksumming read models"
-            )
         raise ShardRebuildFailed(f"rebuilding {self._name(unit)} failed: {why}")
 
     def _name(self, index: int) -> str:
@@ -426,23 +486,35 @@ def _serve_checksums(job: _Job, connection: Connection) -> None:
     """Checksum each task's tables until told to stop: a task that fails is answered
     with its error, and the worker carries on."""
     groups = job.site.groups(job.names)
+
+    def announce(task: tuple[Any, ...]) -> None:
+        # Before working on it: should this worker die, the parent knows what it took.
+        if task[0] == "checksums":
+            connection.send(("took", task[1], dict.fromkeys(task[3]), None))
+
     while True:
-        task = job.tasks.get()
+        task = job.tasks.get(announce)
         if task is None or task[0] != "checksums":
             return
         _, ticket, group, tables, live = task
-        home = groups[group].home
+        connection.send(_answer(groups[group].home, job.tag, ticket, tables, live=live))
+
+
+def _answer(
+    home: ReadModelHome, tag: str, ticket: int, tables: Sequence[str], *, live: bool
+) -> tuple[Any, ...]:
+    """Checksum ``tables`` of ``home``'s live models, or of rebuild ``tag``'s place: the
+    answer to task ``ticket``, or why it could not be taken."""
+    try:
+        db = home.live_reader() if live else home.reader(home.rebuild_place(tag))
         try:
-            db = home.live_reader() if live else home.reader(home.rebuild_place(job.tag))
-            try:
-                before = tracked_positions(db)
-                sums = {table: table_checksum(db, table) for table in tables}
-                # A model moves its rows and its position in one transaction: unmoved
-                # positions mean every table was read at them.
-                after = tracked_positions(db)
-            finally:
-                db.close()  # before answering: the parent may open it next
-        except Exception as error:
-            connection.send(("unchecked", ticket, dict.fromkeys(tables), _one_line(error)))
-            continue
-        connection.send(("checksums", ticket, sums, after if after == before else None))
+            before = tracked_positions(db)
+            sums = {table: table_checksum(db, table) for table in tables}
+            # A model moves its rows and its position in one transaction: unmoved
+            # positions mean every table was read at them.
+            after = tracked_positions(db)
+        finally:
+            db.close()  # before answering: the parent may open it next
+    except Exception as error:
+        return ("unchecked", ticket, dict.fromkeys(tables), _one_line(error))
+    return ("checksums", ticket, sums, after if after == before else None)
