@@ -194,28 +194,37 @@ def test_a_tariff_committed_on_one_shard_leaves_another_shard_s_landed_copy_appl
         ), f"shard {shard}"
 
 
-def dead_letters(kafka_bootstrap: str, prefix: str) -> list[tuple[int, str]]:
-    """The dead-letter topic's records as (source offset, field), in order."""
+def dead_letters(kafka_bootstrap: str, prefix: str, isolation: str) -> list[tuple[int, str]]:
+    """The dead-letter topic's records as (source offset, field), in order: committed ones,
+    or with "read_uncommitted" those of aborted transactions too."""
     return [
         (letter.source_offset, letter.field)
         for letter in (
             DeadLetter.from_headers(r.key, r.value, list(r.headers))
-            for r in read_topic(kafka_bootstrap, f"{prefix}.ingest.dlq")
+            for r in read_topic(kafka_bootstrap, f"{prefix}.ingest.dlq", isolation)
         )
     ]
 
 
-def a_batch_with_dead_letters() -> list[bytes]:
-    """A line that is not JSON, a tariff, and a message of no known type: two dead letters
-    around one applied message."""
+def ingest_two_dead_letters(root: Root, tmp_path: Path) -> IngestCounters:
+    """Ingest a line that is not JSON, a tariff, and a message of no known type: two dead
+    letters around one applied message."""
     first, _, _ = tariffs_and_a_session()
-    return [b"not json", json.dumps(first).encode(), b'{"type": "no.such.type"}']
+    lines = [b"not json", json.dumps(first).encode(), b'{"type": "no.such.type"}']
+    ingest = _kafka_ingest(root, 100)
+    try:
+        path = tmp_path / "batch.jsonl"
+        path.write_bytes(b"".join(line + b"\n" for line in lines))
+        site = root.ledger.kafka("test")
+        publish_file(path, site.connection, site.ingest_topic)
+        counters = run(ingest)
+    finally:
+        ingest.close()
+    assert counts(counters) == (3, 1, 0, 0) and counters.dead_lettered == 2
+    return counters
 
 
-def publish_lines(root: Root, path: Path, lines: list[bytes]) -> None:
-    path.write_bytes(b"".join(line + b"\n" for line in lines))
-    site = root.ledger.kafka("test")
-    publish_file(path, site.connection, site.ingest_topic)
+LETTERS = [(0, ""), (2, "type")]
 
 
 def test_a_landed_commit_whose_answer_was_lost_publishes_its_dead_letters_once(
@@ -225,38 +234,29 @@ def test_a_landed_commit_whose_answer_was_lost_publishes_its_dead_letters_once(
     (consumed = applied + duplicates + dead-lettered) and publishes none of them again."""
     lost: list[str] = []
     answers_lost(monkeypatch, once(lost))
-    ingest = _kafka_ingest(root, 100)
-    try:
-        publish_lines(root, tmp_path / "batch.jsonl", a_batch_with_dead_letters())
-        counters = run(ingest)
-    finally:
-        ingest.close()
+    ingest_two_dead_letters(root, tmp_path)
     assert lost == [f"{prefix}.ledger"]
-    assert counts(counters) == (3, 1, 0, 0) and counters.dead_lettered == 2
-    assert dead_letters(kafka_bootstrap, prefix) == [(0, ""), (2, "type")]
+    assert dead_letters(kafka_bootstrap, prefix, "read_committed") == LETTERS
+    assert dead_letters(kafka_bootstrap, prefix, "read_uncommitted") == LETTERS
 
 
 def test_a_commit_that_failed_unanswered_and_did_not_land_publishes_its_dead_letters(
     root: Root, tmp_path: Path, kafka_bootstrap: str, prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The same lost answer for a commit that never reached the broker (the writer's
-    recovery aborts the open transaction): the batch read again publishes its dead letters."""
+    """An attempt that times out before its commit is sent (its consumer offsets unanswered)
+    is aborted by the writer's recovery: the batch read again publishes its dead letters."""
     lost: list[str] = []
     real = LedgerWriter._await
 
-    def time_out_unsent(self: LedgerWriter, result: Any, what: str) -> None:
-        if what == "commit" and not lost:
+    def time_out_uncommitted(self: LedgerWriter, result: Any, what: str) -> None:
+        if what == "send_offsets_to_transaction" and not lost:
             lost.append(self.topic)
-            raise KafkaTimeoutError(f"commit of {self.topic!r} took over {self.timeout_s}s")
+            raise KafkaTimeoutError(f"{what} of {self.topic!r} took over {self.timeout_s}s")
         real(self, result, what)
 
-    monkeypatch.setattr(LedgerWriter, "_await", time_out_unsent)
-    ingest = _kafka_ingest(root, 100)
-    try:
-        publish_lines(root, tmp_path / "batch.jsonl", a_batch_with_dead_letters())
-        counters = run(ingest)
-    finally:
-        ingest.close()
+    monkeypatch.setattr(LedgerWriter, "_await", time_out_uncommitted)
+    ingest_two_dead_letters(root, tmp_path)
     assert lost == [f"{prefix}.ledger"]
-    assert counts(counters) == (3, 1, 0, 0) and counters.dead_lettered == 2
-    assert dead_letters(kafka_bootstrap, prefix) == [(0, ""), (2, "type")]
+    assert dead_letters(kafka_bootstrap, prefix, "read_committed") == LETTERS
+    # The aborted attempt's copies, which no read_committed reader sees.
+    assert dead_letters(kafka_bootstrap, prefix, "read_uncommitted") == LETTERS + LETTERS
