@@ -11,15 +11,17 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
 
 from bootstrap.settings import Settings
 from domain.application import BillingApplication
+from projections.databases.postgres import drop_schema
 from tests.integration.replay.conftest import (
+    create_schema,
     live_contents,
     pg_schemas,
     project_all,
@@ -191,19 +193,35 @@ def test_a_running_rebuild_s_places_are_left_alone(
     assert live_contents(ledger) == before
 
 
-def test_places_without_their_lock_file_are_an_earlier_version_s_and_stay(
-    tmp_path: Path,
+def test_a_rebuild_schema_goes_with_its_shards_and_retired_ones_and_an_unmarked_one_stays(
+    pg_dsn: str,
 ) -> None:
-    """A rebuild of a version before the lock files may still be running: its file has no
-    lock file, and nothing says it is abandoned."""
-    from replay.file_leftovers import RebuildFiles
+    """The owner's session ends with its block (as a killed process's does): its schema,
+    its shard's and the swap's retired one go, the marked one last; a rebuild schema made
+    by an earlier version has no mark and stays, as its rebuild may be running."""
+    from replay.postgres_leftovers import rebuild_owner, remove_abandoned
 
-    live = tmp_path / "analytics.duckdb"
-    files = RebuildFiles(live, ".duckdb")
-    earlier = files.place("0123456789")
-    earlier.write_bytes(b"x" * 10)
-    with files.owner("abcdefabcd"):
-        files.place("abcdefabcd").write_bytes(b"y" * 20)
-        assert files.remove_abandoned() == []  # its owner is alive
-    assert files.remove_abandoned() == []  # its owner removed its lock file: not a leftover
-    assert earlier.exists()
+    schema = f"evledger_rebuild_{uuid.uuid4().hex[:10]}"
+    earlier = f"evledger_rebuild_{uuid.uuid4().hex[:10]}"
+    create_schema(pg_dsn, earlier)
+    try:
+        with rebuild_owner(pg_dsn, schema):
+            for name in (f"{schema}_1", f"{schema}_retired"):
+                create_schema(pg_dsn, name)
+            with psycopg.connect(pg_dsn, autocommit=True) as connection:
+                connection.execute(
+                    f'CREATE TABLE "{schema}_1".part AS SELECT generate_series(1, 10000) AS n'
+                )
+            assert [gone for gone in remove_abandoned(pg_dsn) if schema in gone.where] == []
+        removed = [gone for gone in remove_abandoned(pg_dsn) if schema in gone.where]
+        assert [gone.where for gone in removed] == [
+            f"schema {schema}_1",
+            f"schema {schema}_retired",
+            f"schema {schema}",
+        ]
+        assert removed[0].size_bytes > 100_000 and removed[2].size_bytes == 0
+        assert pg_schemas(pg_dsn, schema) == []
+        assert pg_schemas(pg_dsn, earlier) == [earlier]
+    finally:
+        for name in (earlier, schema, f"{schema}_1", f"{schema}_retired"):
+            drop_schema(pg_dsn, name)

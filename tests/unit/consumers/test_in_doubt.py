@@ -206,3 +206,27 @@ def test_a_copy_counted_applied_through_its_held_judgement_makes_the_other_a_dup
         in_doubt.settled()
         total = tuple(a + b for a, b in zip(total, counted, strict=True))  # type: ignore[assignment]
     assert total == (2, 1, 0, 1)
+
+
+def test_an_attempt_that_judged_its_batch_and_failed_may_have_landed_until_one_commits(
+    application: BillingApplication, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ingest settles such an attempt and asks its group's committed offset before the
+    batch's dead letters are attached again (consumers/ingest.py); one that failed before
+    judging sent nothing, and leaves the flag as the attempt before it left it."""
+    batch = the_batch(application)
+    in_doubt = InDoubt()
+    with monkeypatch.context() as down:
+        down.setattr(application, "_repeated", unreadable)
+        fails(application, batch, in_doubt, LedgerReadError)
+    assert not in_doubt.may_have_landed
+    lands_then_times_out(application, monkeypatch)
+    fails(application, batch, in_doubt)
+    assert in_doubt.may_have_landed
+    with monkeypatch.context() as down:
+        down.setattr(application, "_repeated", unreadable)
+        fails(application, batch, in_doubt, LedgerReadError)
+    assert in_doubt.may_have_landed
+    apply_batch(application, batch, in_doubt=in_doubt)
+    in_doubt.settled()
+    assert not in_doubt.may_have_landed
