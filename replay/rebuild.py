@@ -178,7 +178,8 @@ def rebuild(
         for group in groups:
             stack.enter_context(group.home.rebuild_owner(tag))
         stack.callback(_discard, places, parts)  # once the workers have stopped
-        # Forked first, before this process opens anything.
+        # Forked first, before this process opens any database or ledger (only the owners'
+        # locks are open, which the workers keep for as long as they live).
         workers = (
             stack.enter_context(ShardWorkers(root, names, tag, batch_size, units))
             if len(units) > 1
