@@ -11,7 +11,9 @@ events per message, in its own fenced transaction), then dead letters + offsets.
 
 Needs `scripts/services up`. Prints each repeat, then the medians and their ratio, per wall
 second and per CPU second (this process, all threads: far less swayed than wall time by
-other work on a shared machine).
+other work on a shared machine), and ingest's CPU per message by thread (main: contract,
+domain, events; writer: chain, records; writer network: the producer's sends; consumer:
+fetches).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -113,7 +116,32 @@ class _OneShard:
         self.root.close_shard(shard)
 
 
-def ingest(prefix: str, source: str, expected: int, data_dir: Path) -> tuple[Rate, int]:
+THREAD_ROLES = (
+    ("writer network", "writer-network-thread"),
+    ("writer", "ledger-writer-"),
+    ("consumer", "ingest-consumer"),
+    ("main", "MainThread"),
+)
+
+
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds of this process's threads so far, summed by role (THREAD_ROLES)."""
+    seconds: dict[str, float] = {}
+    for thread in threading.enumerate():
+        role = next((r for r, part in THREAD_ROLES if part in thread.name), "other")
+        if thread.ident is None:
+            continue
+        try:
+            clock = time.pthread_getcpuclockid(thread.ident)
+            seconds[role] = seconds.get(role, 0.0) + time.clock_gettime(clock)
+        except OSError:  # the thread ended meanwhile
+            continue
+    return seconds
+
+
+def ingest(
+    prefix: str, source: str, expected: int, data_dir: Path
+) -> tuple[Rate, int, dict[str, float]]:
     settings = Settings(kafka_bootstrap=BOOTSTRAP, topic_prefix=prefix, data_dir=data_dir)
     ensure_topic(KAFKA, TopicSpec(settings.dead_letter_topic))
     root = bootstrap(settings)
@@ -127,14 +155,20 @@ def ingest(prefix: str, source: str, expected: int, data_dir: Path) -> tuple[Rat
         batch_size=BATCH,
     )
     consumer = KafkaIngest(_OneShard(root), config)
+    threads_before = thread_cpu()
     started, cpu_started = time.perf_counter(), time.process_time()
     counters = consumer.run(StopFlag(), until_idle=True)
     rate = Rate(counters.consumed, time.perf_counter() - started, time.process_time() - cpu_started)
+    threads = thread_cpu()
+    per_message = {
+        role: (seconds - threads_before.get(role, 0.0)) / counters.consumed * 1e6
+        for role, seconds in threads.items()
+    }
     consumer.close()
     events = application.recorder.max_notification_id() or 0
     root.close()
     assert counters.consumed == expected, counters
-    return rate, events
+    return rate, events, per_message
 
 
 def main() -> None:
@@ -154,15 +188,18 @@ def main() -> None:
         print(f"{len(messages)} upstream messages on {source}, batches of {BATCH}")
         bare_rates: list[Rate] = []
         ingest_rates: list[Rate] = []
+        thread_us: dict[str, list[float]] = {}
         for repeat in range(args.repeats):
             target = f"bench-{run}.copy{repeat}"
             ensure_topic(KAFKA, TopicSpec(target))
             bare = bare_pass_through(source, target, len(messages))
-            rate, events = ingest(
+            rate, events, per_message = ingest(
                 f"bench-{run}-{repeat}", source, len(messages), Path(scratch) / f"data{repeat}"
             )
             bare_rates.append(bare)
             ingest_rates.append(rate)
+            for role, us in per_message.items():
+                thread_us.setdefault(role, []).append(us)
             print(
                 f"repeat {repeat + 1}: bare pass-through {bare.wall:,.0f} msg/s "
                 f"({bare.cpu:,.0f} /cpu-s), ingest {rate.wall:,.0f} msg/s "
@@ -176,6 +213,11 @@ def main() -> None:
             f"median: bare {bare_median:,.0f} {unit}, ingest {ingest_median:,.0f} {unit}, "
             f"ingest/bare = {ingest_median / bare_median:.2f}"
         )
+    roles = sorted(thread_us, key=lambda role: -statistics.median(thread_us[role]))
+    print(
+        "median ingest CPU per message: "
+        + ", ".join(f"{role} {statistics.median(thread_us[role]):.0f} us" for role in roles)
+    )
 
 
 if __name__ == "__main__":
