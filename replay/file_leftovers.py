@@ -4,7 +4,8 @@ the live one per rebuild and shard, owned by the rebuild through a lock file bes
 The rebuild creates ``.<place>.lock`` and holds a ``flock`` on it (projections/staging.py)
 before it makes any place, for its whole life, and removes it after its places. A rebuild
 killed (SIGKILL, power loss) leaves its full-size places behind with their lock file, which
-nothing holds any more: the next rebuild, and `evledger replay` as it starts, remove them.
+nothing holds any more: the next rebuild, as it starts, removes them. The owner removes
+its places as it ends, and keeps its lock file (unlocked) while any of them remains.
 Places without a lock file (made by an earlier version, which had none) are left alone: a
 rebuild of that version may still be running.
 """

@@ -1,7 +1,8 @@
 """What killed rebuilds left behind: full-size places (files, schemas) that nothing removes
-otherwise, so that repeated failures would fill the disk silently. The next rebuild, and
-`evledger replay` as it starts, remove those whose rebuild is gone (each home knows how it
-tells: replay/file_leftovers.py, replay/postgres_leftovers.py) and say so in one line."""
+otherwise, so that repeated failures would fill the disk silently. The next rebuild (only
+it: not every replay command, ``--help`` needs no database) removes those of its groups
+whose rebuild is gone (each home knows how it tells: replay/file_leftovers.py,
+replay/postgres_leftovers.py) and says so in one line."""
 
 from __future__ import annotations
 
