@@ -6,9 +6,10 @@ The rebuild takes the lock on a connection of its own, then creates its schema m
 comment, before it makes any place, and holds the lock (the connection) for its whole life:
 the server drops it when the session ends, however the process ended (a SIGKILL, a machine
 that crashed: once the server sees the connection gone). The next rebuild drops the marked
-schemas (and their shards' and retired ones) whose lock it can take. Unmarked schemas (made by an earlier version, which had no lock) are left
-alone: a rebuild of that version, from this host or another, may still be running; so are
-schemas of another role (not ours to drop), and one that cannot be dropped is said in a
+schemas (and their shards' and retired ones) whose lock it can take. Unmarked schemas (made
+by an earlier version, which had no lock) are left alone: a rebuild of that version, from
+this host or another, may still be running; so are schemas of another role (not ours to
+drop), and one that cannot be dropped is said in a
 warning, the others go.
 
 The lock session is idle for most of the rebuild: TCP keepalives keep it (and tell a dead
