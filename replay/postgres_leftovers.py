@@ -9,8 +9,7 @@ that crashed: once the server sees the connection gone). The next rebuild drops 
 schemas (and their shards' and retired ones) whose lock it can take. Unmarked schemas (made
 by an earlier version, which had no lock) are left alone: a rebuild of that version, from
 this host or another, may still be running; so are schemas of another role (not ours to
-drop), and one that cannot be dropped is said in a
-warning, the others go.
+drop), and one that cannot be dropped is said in a warning, the others go.
 
 The lock session is idle for most of the rebuild: TCP keepalives keep it (and tell a dead
 peer), and the rebuild checks it still holds the lock (``pg_locks``) before it merges or
