@@ -71,7 +71,7 @@ def _errors() -> tuple[type[Exception], ...]:
     from replay.rebuild import LiveModelBehind
     from replay.shard_processes import ShardRebuildFailed
     from replay.swap import LiveModelBusy
-    from replay.targets import BadSnapshotName
+    from replay.targets import BadSnapshotName, RebuildOwnershipLost
 
     return (
         WholeLedgerOnly,
@@ -82,6 +82,7 @@ def _errors() -> tuple[type[Exception], ...]:
         CutNeedsEveryShard,
         LiveModelBehind,
         ShardRebuildFailed,
+        RebuildOwnershipLost,
         LiveModelBusy,
         SwapUnsupported,
         SnapshotError,
@@ -124,20 +125,6 @@ def _reporting_errors() -> Iterator[None]:
     except _errors() as error:
         text = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
         raise _fail(text) from None
-
-
-@app.callback()
-def remove_leftovers() -> None:
-    """Before any replay command: remove what killed rebuilds left behind (full-size files
-    and schemas that nothing else removes), saying so in one line."""
-    from bootstrap.read_models import READ_MODEL_NAMES
-    from replay.leftovers import remove_leftovers
-
-    root = current_root()
-    with _reporting_errors():
-        removed = remove_leftovers([group.home for group in root.groups(READ_MODEL_NAMES)])
-    if removed is not None:
-        _notice(removed)
 
 
 def _notice(line: str) -> None:

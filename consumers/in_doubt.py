@@ -18,7 +18,9 @@ Dead letters ride in the batch's transaction with its offsets: a landed attempt 
 them. Before a batch is read again after an attempt that may have landed, ingest settles that
 attempt (the writer's recovery) and asks the group's committed offset: the records below it
 were committed, dead letters and all, and their dead letters are not published again (they
-are counted, as the attempt judged them).
+are counted, as the attempt judged them). That offset is kept (``landed_below``) until a
+committed batch reaches it: the re-read may come in several polls, and no batch commits an
+offset below it (which would let a restart publish those dead letters again).
 
 A batch that commits a message's first record shows that no in-doubt attempt holding a copy
 of it (on another partition feeding the same ledger, read again later) landed: those copies
@@ -65,6 +67,18 @@ class InDoubt:
         # An attempt judged its batch, attached its dead letters and offsets, and failed
         # unanswered: its transaction may have landed, until a commit settles it.
         self.may_have_landed = False
+        # The offset below which a landed attempt committed the records (0: none).
+        self.landed_below = 0
+
+    def landed(self, committed: int) -> None:
+        """The group's committed offset once the attempt that may have landed is settled."""
+        self.landed_below = max(self.landed_below, committed)
+
+    def committed_to(self, next_offset: int) -> None:
+        """A batch committed the partition's offset ``next_offset``: the re-read of what
+        landed is over once that reaches ``landed_below``."""
+        if next_offset >= self.landed_below:
+            self.landed_below = 0
 
     def attempt(self, commands: Sequence[tuple[SourceRecord, Command]]) -> None:
         """A batch of these (record, command) pairs is about to be applied: nothing of it

@@ -244,11 +244,11 @@ class KafkaIngest:
                 task = self._task(part[0].partition)
                 in_doubt = self._in_doubt[part[0].partition]
                 try:
-                    published_below = self._landed_below(task, part[0], in_doubt)
+                    self._landed_below(task, part[0], in_doubt)
                     outcome = apply_batch(
                         task.handler,
                         part,
-                        _ShardBatch(self, task, published_below),
+                        _ShardBatch(self, task, in_doubt.landed_below),
                         self.config.shards,
                         in_doubt=in_doubt,
                     )
@@ -289,6 +289,7 @@ class KafkaIngest:
                     log.warning("ledger available again after %d failed tries", backoff.failures)
                 backoff.reset()
                 in_doubt.settled()
+                in_doubt.committed_to(part[-1].offset + 1)
                 self.counters.add(outcome.counters)
                 self.counters.check()
                 log.info("ingest batch of %d: %s", len(part), self.counters.summary())
@@ -334,13 +335,13 @@ class KafkaIngest:
                 )
         return records
 
-    def _landed_below(self, task: ShardTask, first: SourceRecord, in_doubt: InDoubt) -> int:
-        """The offset below which ``first``'s partition was committed by an attempt that
-        failed unanswered and landed: its dead letters are out already. 0 when no attempt
-        is in doubt (nothing read again). The attempt is settled first, so the offset
+    def _landed_below(self, task: ShardTask, first: SourceRecord, in_doubt: InDoubt) -> None:
+        """Once an attempt failed unanswered: the offset below which ``first``'s partition
+        was committed by it if it landed (its dead letters are out already), kept in
+        ``in_doubt`` until a commit reaches it. The attempt is settled first, so the offset
         fetch (read_committed: stable offsets only) sees whether it landed."""
         if not in_doubt.may_have_landed:
-            return 0
+            return
         from kafka import TopicPartition
         from kafka.errors import KafkaError
 
@@ -352,7 +353,7 @@ class KafkaIngest:
             )
         except KafkaError as error:
             raise WriterUnavailable(f"cannot read the ingest group's offsets: {error!r}") from error
-        return committed or 0
+        in_doubt.landed(committed or 0)
 
     def _rewind(self, records: list[SourceRecord]) -> None:
         """Seek back to the batch's first record of each partition this member still has
@@ -420,7 +421,9 @@ class _ShardBatch:
         next_offsets: dict[Any, Any] = {}
         for record in records:
             partition = TopicPartition(record.topic, record.partition)
-            next_offsets[partition] = OffsetAndMetadata(record.offset + 1, "", -1)
+            # Never below what a landed attempt committed: those records are recorded.
+            next_offset = max(record.offset + 1, self.published_below)
+            next_offsets[partition] = OffsetAndMetadata(next_offset, "", -1)
         self.task.writer.attach(
             TransactionExtras(
                 side_records=tuple(

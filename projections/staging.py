@@ -43,16 +43,19 @@ def staging_file(target: Path) -> Iterator[Path]:
 
 
 @contextmanager
-def owned(path: Path) -> Iterator[None]:
+def owned(path: Path, gone: Callable[[], bool] = lambda: True) -> Iterator[None]:
     """Create ``path`` and hold its lock until the block ends, then remove it (gone already
     if the block renamed it away). Other files may go with it: their owner's lock file,
-    removed last, says whose they are (``remove_if_abandoned``)."""
+    removed last, says whose they are (``remove_if_abandoned``); ``gone`` removes them as the
+    block ends, and says whether they are all gone: if not, ``path`` stays, unlocked, for
+    the next owner beside it to remove them."""
     fd = _create_locked(path)
     try:
         yield
     finally:
         try:
-            path.unlink(missing_ok=True)
+            if gone():
+                path.unlink(missing_ok=True)
         finally:
             os.close(fd)  # which releases the lock, once the name is gone
 

@@ -24,7 +24,14 @@ from replay.checksum import TableChecksum
 from replay.duck_file_swap import check_supported, replace_database
 from replay.file_leftovers import RebuildFiles
 from replay.swap import LiveModelBusy, LiveSide
-from replay.targets import Leftover, ModelGroup, Place, ReadModelHome, remove_database_file
+from replay.targets import (
+    Leftover,
+    ModelGroup,
+    Place,
+    ReadModelHome,
+    StillOwned,
+    remove_database_file,
+)
 
 
 class DuckHome(ReadModelHome):
@@ -73,7 +80,7 @@ class DuckHome(ReadModelHome):
         """Beside the file itself, like the rebuild's places."""
         return RebuildFiles(self.file, ".duckdb")
 
-    def rebuild_owner(self, tag: str) -> AbstractContextManager[None]:
+    def rebuild_owner(self, tag: str) -> AbstractContextManager[StillOwned]:
         return self._rebuilds.owner(tag)
 
     def remove_abandoned_rebuilds(self) -> list[Leftover]:

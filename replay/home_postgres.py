@@ -18,6 +18,7 @@ from replay.targets import (
     Leftover,
     ModelGroup,
     Place,
+    StillOwned,
     ViewsHome,
 )
 
@@ -56,7 +57,7 @@ class PostgresHome(ViewsHome):
     def rebuild_place(self, tag: str) -> Place:
         return self._schema_place(f"{REBUILD_SCHEMA_PREFIX}{tag}")
 
-    def rebuild_owner(self, tag: str) -> AbstractContextManager[None]:
+    def rebuild_owner(self, tag: str) -> AbstractContextManager[StillOwned]:
         return rebuild_owner(self.dsn, f"{REBUILD_SCHEMA_PREFIX}{tag}")
 
     def remove_abandoned_rebuilds(self) -> list[Leftover]:

@@ -12,7 +12,14 @@ from projections.databases.sqlite import SqliteDatabase, SqliteLender
 from projections.read_model import ReadModel
 from replay.file_leftovers import RebuildFiles
 from replay.swap import LiveSide
-from replay.targets import Leftover, ModelGroup, Place, ViewsHome, remove_database_file
+from replay.targets import (
+    Leftover,
+    ModelGroup,
+    Place,
+    StillOwned,
+    ViewsHome,
+    remove_database_file,
+)
 
 
 class SqliteHome(ViewsHome):
@@ -46,7 +53,7 @@ class SqliteHome(ViewsHome):
     def rebuild_place(self, tag: str) -> Place:
         return self._file_place(self._rebuilds.place(tag))
 
-    def rebuild_owner(self, tag: str) -> AbstractContextManager[None]:
+    def rebuild_owner(self, tag: str) -> AbstractContextManager[StillOwned]:
         return self._rebuilds.owner(tag)
 
     def remove_abandoned_rebuilds(self) -> list[Leftover]:

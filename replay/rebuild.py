@@ -28,7 +28,7 @@ from replay.ledger_prefix import REBUILD_BATCH_SIZE, ProgressHook, project_shard
 from replay.leftovers import remove_leftovers
 from replay.shard_processes import ShardRebuildFailed, ShardWorkers, part_tag, work_units
 from replay.swap import LiveModelBusy, LiveSide
-from replay.targets import ModelGroup, Place, new_tag
+from replay.targets import ModelGroup, Place, RebuildOwnershipLost, StillOwned, new_tag
 
 if TYPE_CHECKING:
     from replay.targets import ReplaySite
@@ -158,9 +158,7 @@ def rebuild(
     checksums equal the live model's (or ``force``). What killed rebuilds left behind goes
     first, said in one line to ``notice``."""
     groups = root.groups(names)
-    removed = remove_leftovers([group.home for group in groups])
-    if removed is not None:
-        notice(removed)
+    remove_leftovers([group.home for group in groups], notice)
     tag = new_tag()
     shards = len(root.shard_names())
     units = work_units(shards, len(groups))
@@ -175,8 +173,12 @@ def rebuild(
     with ExitStack() as stack:
         # Owned before any place is made, by locks the workers inherit: a killed rebuild's
         # places are removed by the next one, a running one's never (replay/leftovers.py).
-        for group in groups:
-            stack.enter_context(group.home.rebuild_owner(tag))
+        checks = [stack.enter_context(group.home.rebuild_owner(tag)) for group in groups]
+
+        def still_owned() -> None:
+            for check in checks:
+                check()
+
         stack.callback(_discard, places, parts)  # once the workers have stopped
         # Forked first, before this process opens any database or ledger (only the owners'
         # locks are open, which the workers keep for as long as they live).
@@ -221,9 +223,11 @@ def rebuild(
                     sources=sources,
                     remotes=remotes,
                     batch_size=batch_size,
+                    still_owned=still_owned,
                 )
             seconds = time.perf_counter() - started
             for group, place, asked in zip(groups, places, remotes, strict=True):
+                still_owned()  # its places may be another rebuild's leftovers otherwise
                 outcomes.append(
                     _swap_group(
                         group=group,
@@ -235,8 +239,8 @@ def rebuild(
                         remote=asked,
                     )
                 )
-        except ShardRebuildFailed as failed:
-            raise ShardRebuildFailed(f"{failed}; {_swapped_so_far(outcomes)}") from None
+        except (ShardRebuildFailed, RebuildOwnershipLost) as failed:
+            raise type(failed)(f"{failed}; {_swapped_so_far(outcomes)}") from None
     return RebuildReport(outcomes, reached, seconds)
 
 
@@ -259,6 +263,7 @@ def _merge_and_checksum(
     sources: Sequence[LedgerSource],
     remotes: Sequence[Remote | None],
     batch_size: int,
+    still_owned: StillOwned,
 ) -> int:
     """Group by group as the workers finish rebuilding them: merge the shards' rows into
     its rebuild place, feed it what the shards recorded since, and have the workers
@@ -271,6 +276,7 @@ def _merge_and_checksum(
         waiting.remove(index)
         group, place, remote = groups[index], places[index], remotes[index]
         if parts:
+            still_owned()
             _merge(group, place, [shard_places[index] for shard_places in parts])
         reached.append(project_shards(sources, rebuilt[group], batch_size=batch_size))
         place.db.close()  # the workers open it (DuckDB: one process per file)

@@ -14,11 +14,14 @@ place: shard 0 is rebuilt into the rebuild place itself, every other shard into 
 The workers are forked before the parent opens any database or ledger, so they start with
 nothing open and share the modules the parent has imported; a worker with several units
 rebuilds them in turn. A worker that fails before its units are done fails the whole
-rebuild with one line naming its unit, before anything is swapped; one that dies after them
-(killed while it checksums) leaves its checksum tasks to the parent, which takes every task
-no live worker has announced taking (a worker announces each before working on it) and every
-later one, and the rebuild goes on. A worker whose rebuild process is gone (killed, or ended by
-SIGTERM) ends too: at its next batch, or when it waits for a checksum task.
+rebuild with one line naming its unit, before anything is swapped (one that dies before its
+first unit too); one that dies after them (killed while it checksums) leaves its checksum
+tasks to the parent, which takes every task no live worker has announced taking (a worker
+announces each before working on it) and every later one, and the rebuild goes on. From then
+on the live workers take no task (they drop those still queued, saying so): only the parent
+opens the places, whose live side it may hold next. A worker whose rebuild process is gone
+(killed, or ended by SIGTERM) ends too: at its next batch, or when it waits for a checksum
+task.
 
 The workers also take the compare's checksums, from one queue of tasks they share: the
 live models' (read-only) as soon as one is done with its units, while the others still
@@ -119,6 +122,16 @@ class _Tasks:
     def __init__(self, context: Any) -> None:
         self._reader, self._writer = context.Pipe(duplex=False)
         self._lock = context.Lock()
+        # Set by the parent once it took a dead worker's tasks over: a worker drops every
+        # task it takes from then on (it checks after announcing the task, the parent sets
+        # it before reading the announcements, so each task is either seen taken or dropped).
+        self._taken_over = context.Value("b", 0, lock=False)
+
+    def take_over(self) -> None:
+        self._taken_over.value = 1
+
+    def taken_over(self) -> bool:
+        return bool(self._taken_over.value)
 
     def put(self, task: tuple[Any, ...]) -> None:
         self._writer.send(task)
@@ -186,11 +199,14 @@ class ShardWorkers:
         self._asked: dict[int, tuple[int, bool]] = {}
         self._taken: dict[int, set[tuple[int, str]]] = {}
         self._gone: set[int] = set()
+        # Per worker: its units (a worker that ends before they are all done fails the rebuild).
+        self._shares: list[list[int]] = []
         child_site = site.for_another_process()
         try:
             for worker in range(count):
                 parent_end, child_end = context.Pipe()
                 shares = list(range(len(self.units)))[worker::count]
+                self._shares.append(shares)
                 job = _Job(
                     child_site,
                     list(names),
@@ -325,7 +341,8 @@ class ShardWorkers:
         """Read what the workers sent, waiting up to ``timeout`` for something; raise
         ShardRebuildFailed if one reported a failure or ended before its units were done
         (a worker only ends when told to). One that ended after them leaves its checksum
-        tasks to this process."""
+        tasks to this process. Every worker's messages are read before any exit is handled:
+        what the live ones announced taking decides what this process takes over."""
         ends = [
             end
             for worker, (process, connection) in enumerate(self._workers)
@@ -335,6 +352,22 @@ class ShardWorkers:
         if not ends:
             return  # every worker gone: this process took their tasks
         wait(ends, timeout)
+        ended = [
+            worker
+            for worker, (process, _) in enumerate(self._workers)
+            if worker not in self._gone and process.exitcode is not None
+        ]
+        self._drain()
+        for worker in ended:
+            process = self._workers[worker][0]
+            undone = [unit for unit in self._shares[worker] if not self._done(unit)]
+            if undone:
+                current = self._current[worker]
+                self._fail(current if current >= 0 else undone[0], _ended(process))
+            self._take_over(worker, process)
+
+    def _drain(self) -> None:
+        """Read every message the workers not gone have sent so far, without waiting."""
         for worker, (process, connection) in enumerate(self._workers):
             if worker in self._gone:
                 continue
@@ -351,10 +384,6 @@ class ShardWorkers:
                     log.warning("a rebuild worker failed while checksumming: %s", message[2])
                     continue
                 self._take(worker, message)
-            if process.exitcode is not None:
-                if self._current[worker] >= 0:
-                    self._fail(self._current[worker], _ended(process))
-                self._take_over(worker, process)
 
     def _take(self, worker: int | None, message: tuple[Any, ...]) -> None:
         """A worker's message (None: this process's own answer): a task taken, or its
@@ -366,6 +395,11 @@ class ShardWorkers:
             return
         if worker is not None:
             self._taken.get(worker, set()).difference_update((ticket, t) for t in tables)
+        if kind == "dropped":  # taken after a take-over: what is still asked is done here
+            left = [table for table in tables if table in self._pending.get(ticket, ())]
+            if left:
+                self._checksum_here(ticket, left)
+            return
         for table in tables:
             if table in self._pending.get(ticket, ()):
                 self._answers[ticket][table] = (
@@ -379,6 +413,10 @@ class ShardWorkers:
         the dead worker may have left the task pipe's lock on)."""
         self._gone.add(worker)
         self._taken.pop(worker, None)
+        # The live workers drop every task they take from now on; what they announced
+        # before stays theirs (its answer comes).
+        self._tasks.take_over()
+        self._drain()
         log.warning(
             "a rebuild worker ended after its units (%s); the rebuild checksums its tasks itself",
             _ended(process),
@@ -497,6 +535,9 @@ def _serve_checksums(job: _Job, connection: Connection) -> None:
         if task is None or task[0] != "checksums":
             return
         _, ticket, group, tables, live = task
+        if job.tasks.taken_over():  # the parent does it, and may hold the live side next
+            connection.send(("dropped", ticket, dict.fromkeys(tables), None))
+            continue
         connection.send(_answer(groups[group].home, job.tag, ticket, tables, live=live))
 
 

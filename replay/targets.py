@@ -13,7 +13,7 @@ import re
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Protocol
@@ -49,6 +49,15 @@ class Place:
         self.remove()
 
 
+class RebuildOwnershipLost(RuntimeError):
+    """A rebuild no longer owns its places (its PostgreSQL session ended): the next rebuild
+    may remove them, so it swaps nothing more."""
+
+
+# A rebuild's check that it still owns its places: raises RebuildOwnershipLost if not.
+StillOwned = Callable[[], None]
+
+
 @dataclass(frozen=True)
 class Leftover:
     """A rebuild's place that its rebuild, killed, left behind, and its size."""
@@ -75,10 +84,11 @@ class ReadModelHome(ABC):
         """A new, empty schema or file beside the live one (same server, same directory)."""
 
     @abstractmethod
-    def rebuild_owner(self, tag: str) -> AbstractContextManager[None]:
+    def rebuild_owner(self, tag: str) -> AbstractContextManager[StillOwned]:
         """Own the places of rebuild ``tag`` (every ``shard_processes.part_tag`` of it) for
         the block, by a lock the operating system or the server drops with the process
-        however it ends; they are removed before the block ends."""
+        however it ends; the block gets a check that it still owns them. Those left are
+        removed as the block ends (a leftover for the next rebuild if that fails)."""
 
     @abstractmethod
     def remove_abandoned_rebuilds(self) -> list[Leftover]:
@@ -163,10 +173,14 @@ def check_label(label: str) -> str:
 DUCKDB_WALS = (".wal", ".wal.checkpoint", ".wal.recovery")
 
 
-def database_files(path: Path) -> list[Path]:
-    """A database file and the journals beside it (DuckDB's and SQLite's), those there."""
-    named = (Path(f"{path}{suffix}") for suffix in ("", *DUCKDB_WALS, "-wal", "-shm", "-journal"))
-    return [file for file in named if file.exists()]
+def database_size(path: Path) -> int | None:
+    """The bytes of a database file and the journals beside it (DuckDB's and SQLite's), None
+    if none is there; a journal that goes meanwhile (a checkpoint) counts as not there."""
+    sizes = []
+    for suffix in ("", *DUCKDB_WALS, "-wal", "-shm", "-journal"):
+        with suppress(FileNotFoundError):
+            sizes.append(Path(f"{path}{suffix}").stat().st_size)
+    return sum(sizes) if sizes else None
 
 
 def remove_database_file(path: Path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -206,9 +207,11 @@ def dead_letters(kafka_bootstrap: str, prefix: str, isolation: str) -> list[tupl
     ]
 
 
-def ingest_two_dead_letters(root: Root, tmp_path: Path) -> IngestCounters:
+def ingest_two_dead_letters(
+    root: Root, tmp_path: Path, on_batch: Callable[[KafkaIngest], None] = lambda ingest: None
+) -> IngestCounters:
     """Ingest a line that is not JSON, a tariff, and a message of no known type: two dead
-    letters around one applied message."""
+    letters around one applied message; ``on_batch`` after each committed batch."""
     first, _, _ = tariffs_and_a_session()
     lines = [b"not json", json.dumps(first).encode(), b'{"type": "no.such.type"}']
     ingest = _kafka_ingest(root, 100)
@@ -217,7 +220,7 @@ def ingest_two_dead_letters(root: Root, tmp_path: Path) -> IngestCounters:
         path.write_bytes(b"".join(line + b"\n" for line in lines))
         site = root.ledger.kafka("test")
         publish_file(path, site.connection, site.ingest_topic)
-        counters = run(ingest)
+        counters = ingest.run(StopFlag(), until_idle=True, on_batch=lambda _: on_batch(ingest))
     finally:
         ingest.close()
     assert counts(counters) == (3, 1, 0, 0) and counters.dead_lettered == 2
@@ -238,6 +241,45 @@ def test_a_landed_commit_whose_answer_was_lost_publishes_its_dead_letters_once(
     assert lost == [f"{prefix}.ledger"]
     assert dead_letters(kafka_bootstrap, prefix, "read_committed") == LETTERS
     assert dead_letters(kafka_bootstrap, prefix, "read_uncommitted") == LETTERS
+
+
+def test_a_landed_commit_read_again_over_several_polls_publishes_its_dead_letters_once(
+    root: Root, tmp_path: Path, kafka_bootstrap: str, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch read again one record per poll (as a smaller max_records, or another
+    partition's records in the same poll, would split it): no part of it publishes a dead
+    letter again, and no part moves the group's committed offset back below what landed."""
+    lost: list[str] = []
+    lose_once = once(lost)
+    ingests: list[KafkaIngest] = []
+    committed: list[int] = []
+
+    def lose_then_read_one_at_a_time(writer: LedgerWriter) -> bool:
+        if not lose_once(writer):
+            return False
+        ingest = ingests[0]
+        monkeypatch.setattr(ingest, "config", replace(ingest.config, batch_size=1))
+        return True
+
+    def offsets(ingest: KafkaIngest) -> None:
+        from kafka import TopicPartition
+
+        ingests[:] = [ingest]
+        partition = TopicPartition(f"{prefix}.ingest", 0)
+        committed.append(ingest.consumer.committed(partition, timeout_ms=10_000) or 0)
+
+    real_landed_below = KafkaIngest._landed_below
+
+    def known(ingest: KafkaIngest, *arguments: Any) -> Any:
+        ingests[:] = [ingest]
+        return real_landed_below(ingest, *arguments)
+
+    monkeypatch.setattr(KafkaIngest, "_landed_below", known)
+    answers_lost(monkeypatch, lose_then_read_one_at_a_time)
+    ingest_two_dead_letters(root, tmp_path, offsets)
+    assert lost == [f"{prefix}.ledger"]
+    assert dead_letters(kafka_bootstrap, prefix, "read_uncommitted") == LETTERS
+    assert committed == [3, 3, 3]  # each record of the re-read alone, none committed below
 
 
 def test_a_commit_that_failed_unanswered_and_did_not_land_publishes_its_dead_letters(

@@ -137,6 +137,20 @@ def wait_for_sessions_to_end(pg_dsn: str, schema: str) -> None:
     raise AssertionError(f"the killed rebuild's session on {schema} did not end")
 
 
+def end_owner_session(pg_dsn: str, schema: str) -> None:
+    """End the session holding rebuild ``schema``'s lock, as the server does for a killed
+    process, an idle timeout or a restart, and wait until it is gone."""
+    with psycopg.connect(pg_dsn, autocommit=True) as connection:
+        ended = connection.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"
+            " AND granted AND ((classid::bigint << 32) | objid::bigint)"
+            " = hashtextextended(%s, 0)",
+            [schema],
+        ).fetchone()
+    assert ended is not None and ended[0]
+    wait_for_sessions_to_end(pg_dsn, schema)
+
+
 def test_a_killed_rebuild_s_places_go_with_the_next_replay(
     ledger: Settings, pg_dsn: str, rebuilding: Callable[[], tuple[subprocess.Popen[str], list[int]]]
 ) -> None:
@@ -196,8 +210,8 @@ def test_a_running_rebuild_s_places_are_left_alone(
 def test_a_rebuild_schema_goes_with_its_shards_and_retired_ones_and_an_unmarked_one_stays(
     pg_dsn: str,
 ) -> None:
-    """The owner's session ends with its block (as a killed process's does): its schema,
-    its shard's and the swap's retired one go, the marked one last; a rebuild schema made
+    """The owner's session ends (as a killed process's does): its schema, its shard's and
+    the swap's retired one go, the marked one last; a rebuild schema made
     by an earlier version has no mark and stays, as its rebuild may be running."""
     from replay.postgres_leftovers import rebuild_owner, remove_abandoned
 
@@ -213,6 +227,7 @@ def test_a_rebuild_schema_goes_with_its_shards_and_retired_ones_and_an_unmarked_
                     f'CREATE TABLE "{schema}_1".part AS SELECT generate_series(1, 10000) AS n'
                 )
             assert [gone for gone in remove_abandoned(pg_dsn) if schema in gone.where] == []
+            end_owner_session(pg_dsn, schema)  # as a killed process's ends
         removed = [gone for gone in remove_abandoned(pg_dsn) if schema in gone.where]
         assert [gone.where for gone in removed] == [
             f"schema {schema}_1",
@@ -225,3 +240,43 @@ def test_a_rebuild_schema_goes_with_its_shards_and_retired_ones_and_an_unmarked_
     finally:
         for name in (earlier, schema, f"{schema}_1", f"{schema}_retired"):
             drop_schema(pg_dsn, name)
+
+
+def test_a_rebuild_owner_drops_its_schemas_as_it_ends(pg_dsn: str) -> None:
+    """A rebuild that fails before it made (and registered) its places leaves nothing: the
+    owner drops its marked schema, and its shards', itself."""
+    from replay.postgres_leftovers import rebuild_owner
+
+    schema = f"evledger_rebuild_{uuid.uuid4().hex[:10]}"
+    try:
+        with pytest.raises(RuntimeError, match="failed early"), rebuild_owner(pg_dsn, schema):
+            create_schema(pg_dsn, f"{schema}_1")
+            raise RuntimeError("the rebuild failed early")
+        assert pg_schemas(pg_dsn, schema) == []
+    finally:
+        for name in (schema, f"{schema}_1"):
+            drop_schema(pg_dsn, name)
+
+
+def test_a_rebuild_whose_lock_session_ended_knows_it_no_longer_owns_its_places(
+    pg_dsn: str,
+) -> None:
+    """The server ended the owner's idle session (an idle timeout, a restart, a pooler's
+    reconnect): the check before a merge or swap fails in one line, and the schema is
+    left to the next sweep rather than dropped by a process that no longer owns it."""
+    from replay.postgres_leftovers import rebuild_owner, remove_abandoned
+    from replay.targets import RebuildOwnershipLost
+
+    schema = f"evledger_rebuild_{uuid.uuid4().hex[:10]}"
+    try:
+        with rebuild_owner(pg_dsn, schema) as still_owned:
+            still_owned()
+            end_owner_session(pg_dsn, schema)
+            with pytest.raises(RebuildOwnershipLost, match=schema):
+                still_owned()
+        assert pg_schemas(pg_dsn, schema) == [schema]
+        assert [gone.where for gone in remove_abandoned(pg_dsn) if schema in gone.where] == [
+            f"schema {schema}"
+        ]
+    finally:
+        drop_schema(pg_dsn, schema)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import typer
 
@@ -59,3 +61,25 @@ def test_a_command_line_naming_a_command_imports_no_other_command_module() -> No
     others = {"cli.audit", "cli.ocpi", "cli.pipeline", "cli.replay", "cli.serve", "cli.demo"}
     assert others & set(done.stdout.split()) == set()
     assert "cli.queries" in done.stdout.split()
+
+
+def test_replay_s_help_needs_no_read_model_database(tmp_path: Path) -> None:
+    """`--help` works with PostgreSQL and Kafka unreachable: nothing is swept or opened
+    before a replay command runs (a rebuild sweeps its own groups' leftovers)."""
+    unreachable = {
+        "EVLEDGER_PG_DSN": "postgresql://nobody:none@127.0.0.1:9/nothing?connect_timeout=2",
+        "EVLEDGER_KAFKA_BOOTSTRAP": "127.0.0.1:9",
+        "EVLEDGER_DATA_DIR": str(tmp_path),
+    }
+    for command in (["replay", "--help"], ["replay", "rebuild", "--help"]):
+        done = subprocess.run(
+            [str(Path(sys.executable).with_name("evledger")), *command],
+            check=False,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **unreachable},
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith(f"Usage: evledger {' '.join(command[:-1])} ")
+        assert done.stderr == ""
