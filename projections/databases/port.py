@@ -113,11 +113,13 @@ class Database(ABC):
         self,
         table: str,
         columns: Sequence[str],
-        records: Sequence[Sequence[Any]],
+        values: Sequence[Sequence[Any]],
         on_conflict: str,
     ) -> None:
-        """Insert ``records`` (already converted by ``param``) with one ``ON CONFLICT``
-        clause, in multi-row INSERTs of at most ``MAX_PARAMS`` parameters."""
+        """Insert rows given column by column (``values[i]`` holds ``columns[i]`` of every
+        row, already converted by ``param``) with one ``ON CONFLICT`` clause, in multi-row
+        INSERTs of at most ``MAX_PARAMS`` parameters."""
+        records = list(zip(*values, strict=True))
         row_placeholder = "(" + ", ".join("?" for _ in columns) + ")"
         per_statement = max(1, MAX_PARAMS // len(columns))
         for start in range(0, len(records), per_statement):
@@ -148,7 +150,7 @@ def upsert(
 
     Keys must be unique within ``rows`` (fold first): one statement may not touch a row twice.
     """
-    for columns, records in _records_by_columns(db, rows).items():
+    for columns, values in _columns_by_group(db, rows).items():
         if columns:
             assignments = ", ".join(
                 f"{column} = COALESCE(excluded.{column}, {table}.{column})" for column in columns
@@ -159,7 +161,7 @@ def upsert(
         db.insert_rows(
             table,
             [*key_columns, *columns],
-            records,
+            values,
             f"ON CONFLICT ({', '.join(key_columns)}) {conflict}",
         )
 
@@ -172,29 +174,40 @@ def append(
 ) -> None:
     """Insert rows whose keys the table cannot hold yet (new by construction): no
     conflict check, so the table needs no primary key."""
-    for columns, records in _records_by_columns(db, rows).items():
-        db.insert_rows(table, [*key_columns, *columns], records, "")
+    for columns, values in _columns_by_group(db, rows).items():
+        db.insert_rows(table, [*key_columns, *columns], values, "")
 
 
-def _records_by_columns(
+def _columns_by_group(
     db: Database, rows: Mapping[tuple[Any, ...], Mapping[str, Any]]
 ) -> dict[tuple[str, ...], list[list[Any]]]:
-    """Each row as its key and values (``db.param``), grouped by the columns it has: one
-    statement per group."""
-    by_columns: dict[tuple[str, ...], list[list[Any]]] = {}
-    param = db.param
+    """The rows grouped by the columns they have (one statement per group), each group
+    column by column: the key's columns, then each value column (``db.param``). Every
+    backend takes a batch by columns (arrays, Arrow), so rows are never built as records."""
+    groups: dict[tuple[str, ...], list[tuple[tuple[Any, ...], Mapping[str, Any]]]] = {}
     columns: tuple[str, ...] = ()
     for key, values in rows.items():
         # Rows widened to a table's columns (read_model.pick, analytics.widened) come with
         # them in sorted order already, which spares sorting each row's columns again.
         if tuple(values) != columns:
             columns = tuple(sorted(values))
-        record = [*key]
+        groups.setdefault(columns, []).append((key, values))
+    by_group = {}
+    for columns, members in groups.items():
+        group = [list(column) for column in zip(*(key for key, _ in members), strict=True)]
         for column in columns:
-            value = values[column]
-            record.append(value if type(value) in _BOUND_AS_IS else param(value))
-        by_columns.setdefault(columns, []).append(record)
-    return by_columns
+            group.append(_bound(db, [values[column] for _, values in members]))
+        by_group[columns] = group
+    return by_group
+
+
+def _bound(db: Database, values: list[Any]) -> list[Any]:
+    """One column's values as ``db`` binds them; a column of types bound as they are (most
+    of them) is not walked value by value in Python."""
+    if _BOUND_AS_IS.issuperset(map(type, values)):
+        return values
+    param = db.param
+    return [value if type(value) in _BOUND_AS_IS else param(value) for value in values]
 
 
 def for_keys(db: Database, statement: str, keys: Sequence[str]) -> None:
