@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -142,25 +142,28 @@ def upsert(
     table: str,
     key_columns: Sequence[str],
     rows: Mapping[tuple[Any, ...], Mapping[str, Any]],
+    columns: Collection[str] | None = None,
 ) -> None:
     """Insert or fill rows: a non-null value wins, a null never clears a stored value.
+    With ``columns``, every row is written with exactly those (None where it has no
+    value: the same rows, since a None never clears one), in one statement.
 
     Fact columns cannot be NOT NULL: PostgreSQL checks the proposed row (only the columns
     one batch knows) before it finds the conflict that turns the insert into an update.
 
     Keys must be unique within ``rows`` (fold first): one statement may not touch a row twice.
     """
-    for columns, values in _columns_by_group(db, rows).items():
-        if columns:
+    for group, values in _columns_by_group(db, rows, columns).items():
+        if group:
             assignments = ", ".join(
-                f"{column} = COALESCE(excluded.{column}, {table}.{column})" for column in columns
+                f"{column} = COALESCE(excluded.{column}, {table}.{column})" for column in group
             )
             conflict = f"DO UPDATE SET {assignments}"
         else:
             conflict = "DO NOTHING"
         db.insert_rows(
             table,
-            [*key_columns, *columns],
+            [*key_columns, *group],
             values,
             f"ON CONFLICT ({', '.join(key_columns)}) {conflict}",
         )
@@ -171,34 +174,42 @@ def append(
     table: str,
     key_columns: Sequence[str],
     rows: Mapping[tuple[Any, ...], Mapping[str, Any]],
+    columns: Collection[str] | None = None,
 ) -> None:
     """Insert rows whose keys the table cannot hold yet (new by construction): no
-    conflict check, so the table needs no primary key."""
-    for columns, values in _columns_by_group(db, rows).items():
-        db.insert_rows(table, [*key_columns, *columns], values, "")
+    conflict check, so the table needs no primary key. ``columns`` as in ``upsert``."""
+    for group, values in _columns_by_group(db, rows, columns).items():
+        db.insert_rows(table, [*key_columns, *group], values, "")
 
 
 def _columns_by_group(
-    db: Database, rows: Mapping[tuple[Any, ...], Mapping[str, Any]]
+    db: Database,
+    rows: Mapping[tuple[Any, ...], Mapping[str, Any]],
+    columns: Collection[str] | None = None,
 ) -> dict[tuple[str, ...], list[list[Any]]]:
-    """The rows grouped by the columns they have (one statement per group), each group
-    column by column: the key's columns, then each value column (``db.param``). Every
-    backend takes a batch by columns (arrays, Arrow), so rows are never built as records."""
-    groups: dict[tuple[str, ...], list[tuple[tuple[Any, ...], Mapping[str, Any]]]] = {}
-    columns: tuple[str, ...] = ()
+    """The rows grouped by the columns they have (one statement per group; all of them in
+    one group of ``columns`` if given), each group column by column: the key's columns,
+    then each value column (``db.param``). Every backend takes a batch by columns (arrays,
+    Arrow), so rows are never built as records."""
+    if columns is not None:
+        names = tuple(sorted(columns))
+        return {names: _columns(db, rows, names)} if rows else {}
+    groups: dict[tuple[str, ...], dict[tuple[Any, ...], Mapping[str, Any]]] = {}
+    names = ()
     for key, values in rows.items():
-        # Rows widened to a table's columns (read_model.pick, analytics.widened) come with
-        # them in sorted order already, which spares sorting each row's columns again.
-        if tuple(values) != columns:
-            columns = tuple(sorted(values))
-        groups.setdefault(columns, []).append((key, values))
-    by_group = {}
-    for columns, members in groups.items():
-        group = [list(column) for column in zip(*(key for key, _ in members), strict=True)]
-        for column in columns:
-            group.append(_bound(db, [values[column] for _, values in members]))
-        by_group[columns] = group
-    return by_group
+        if tuple(values) != names:
+            names = tuple(sorted(values))
+        groups.setdefault(names, {})[key] = values
+    return {names: _columns(db, members, names) for names, members in groups.items()}
+
+
+def _columns(
+    db: Database, rows: Mapping[tuple[Any, ...], Mapping[str, Any]], names: Sequence[str]
+) -> list[list[Any]]:
+    """The rows' keys and ``names``, column by column (None where a row has no value)."""
+    group = [list(column) for column in zip(*rows, strict=True)]
+    group += (_bound(db, [values.get(name) for values in rows.values()]) for name in names)
+    return group
 
 
 def _bound(db: Database, values: list[Any]) -> list[Any]:

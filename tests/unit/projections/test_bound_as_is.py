@@ -58,3 +58,22 @@ def test_columns_are_what_param_makes_of_each_value(tmp_path: Path) -> None:
             for columns, group in records.items()
         }
         assert comparable(_columns_by_group(db, rows)) == comparable(expected), db
+
+
+def test_rows_written_with_given_columns_are_one_group_with_none_where_they_have_none(
+    tmp_path: Path,
+) -> None:
+    from decimal import Decimal
+
+    rows = {("k1",): {"b": 1, "a": "x"}, ("k2",): {"c": Decimal("2.5")}, ("k3",): {}}
+    for db in backends(tmp_path):
+        expected = {
+            ("a", "b", "c"): [
+                ["k1", "k2", "k3"],
+                ["x", None, None],
+                [1, None, None],
+                [None, db.param(Decimal("2.5")), None],
+            ]
+        }
+        assert _columns_by_group(db, rows, {"c", "b", "a"}) == expected, db
+        assert _columns_by_group(db, {}, {"a"}) == {}

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Iterator
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -21,7 +20,6 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import TopicError
 
-from audit.export import ExportScan
 from consumers.batch import apply_batch
 from consumers.triage import SourceRecord
 from demo.traffic import TrafficShape, generate
@@ -30,20 +28,8 @@ from domain.idempotency import ProcessedMessage
 from projections.event_decoder import EventDecoder
 from projections.facts import HANDLED, IGNORED
 from projections.runner import LedgerSource
-from tests.golden.golden import EXPORT_DIR
 from tests.unit.projections.scenario import build_ledger
-from tests.unit.store.test_fast_json import ocpi_messages
-
-
-def golden() -> Iterator[StoredEvent]:
-    for record in ExportScan(EXPORT_DIR).records():
-        assert record.topic is not None
-        yield StoredEvent(
-            originator_id=UUID(record.originator_id),
-            originator_version=record.originator_version,
-            topic=record.topic,
-            state=record.state,
-        )
+from tests.unit.store.test_fast_json import golden, ocpi_messages
 
 
 def traffic(application: BillingApplication) -> list[StoredEvent]:

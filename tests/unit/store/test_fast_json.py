@@ -63,17 +63,19 @@ def assert_same_bytes(application: BillingApplication, events: Iterator[StoredEv
     return count
 
 
-def test_every_golden_event_encodes_to_the_same_bytes(application: BillingApplication) -> None:
-    def golden() -> Iterator[StoredEvent]:
-        for record in ExportScan(EXPORT_DIR).records():
-            assert record.topic is not None
-            yield StoredEvent(
-                originator_id=UUID(record.originator_id),
-                originator_version=record.originator_version,
-                topic=record.topic,
-                state=record.state,
-            )
+def golden() -> Iterator[StoredEvent]:
+    """The golden ledger's events as stored."""
+    for record in ExportScan(EXPORT_DIR).records():
+        assert record.topic is not None
+        yield StoredEvent(
+            originator_id=UUID(record.originator_id),
+            originator_version=record.originator_version,
+            topic=record.topic,
+            state=record.state,
+        )
 
+
+def test_every_golden_event_encodes_to_the_same_bytes(application: BillingApplication) -> None:
     assert assert_same_bytes(application, golden()) == 361
 
 
