@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
+from itertools import repeat
 from typing import Any, ClassVar
 
 Row = dict[str, Any]
@@ -203,12 +204,22 @@ def _columns_by_group(
     return {names: _columns(db, members, names) for names, members in groups.items()}
 
 
+_DICT_GET: Callable[[Any, str], Any] = dict.get
+
+
 def _columns(
     db: Database, rows: Mapping[tuple[Any, ...], Mapping[str, Any]], names: Sequence[str]
 ) -> list[list[Any]]:
     """The rows' keys and ``names``, column by column (None where a row has no value)."""
     group = [list(column) for column in zip(*rows, strict=True)]
-    group += (_bound(db, [values.get(name) for values in rows.values()]) for name in names)
+    for name in names:
+        try:
+            # dict.get mapped in C: half the time of a comprehension (the rows are folded
+            # dicts; another mapping takes the comprehension).
+            column = list(map(_DICT_GET, rows.values(), repeat(name)))
+        except TypeError:
+            column = [values.get(name) for values in rows.values()]
+        group.append(_bound(db, column))
     return group
 
 

@@ -64,6 +64,7 @@ def test_rows_written_with_given_columns_are_one_group_with_none_where_they_have
     tmp_path: Path,
 ) -> None:
     from decimal import Decimal
+    from types import MappingProxyType
 
     rows = {("k1",): {"b": 1, "a": "x"}, ("k2",): {"c": Decimal("2.5")}, ("k3",): {}}
     for db in backends(tmp_path):
@@ -76,4 +77,6 @@ def test_rows_written_with_given_columns_are_one_group_with_none_where_they_have
             ]
         }
         assert _columns_by_group(db, rows, {"c", "b", "a"}) == expected, db
+        read_only = {key: MappingProxyType(values) for key, values in rows.items()}
+        assert _columns_by_group(db, read_only, {"c", "b", "a"}) == expected, db
         assert _columns_by_group(db, {}, {"a"}) == {}
