@@ -139,7 +139,7 @@ class ProcessReadAhead(ReadAhead):
         self._inner = inner
         self._environment = environment
         self._uuid_ids = uuid_ids
-        # Spawned at the first read ahead: a ledger shorter than two batches (and a live
+        # Spawned at the first read ahead: a ledger shorter than a batch (and a live
         # projector that has caught up) never pays for starting an interpreter.
         self._process: BaseProcess | None = None
         self._connection: Connection | None = None

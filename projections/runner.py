@@ -93,6 +93,11 @@ class LedgerSource:
     def last_position(self) -> int:
         return self.recorder.max_notification_id() or 0
 
+    def reading_from(self, position: int, limit: int) -> None:
+        """Told that batches of ``limit`` will be read one after another from ``position``
+        on (a projector's steps); nothing here, a source that reads ahead starts with the
+        first batch instead of the second."""
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -130,6 +135,7 @@ class Projector:
     # Read models stopped at an event they cannot write; the others go on without them.
     stopped: dict[str, ProjectionStopped] = field(default_factory=dict)
     _positions: dict[str, int] = field(default_factory=dict)
+    _told_source: bool = False
 
     def __post_init__(self) -> None:
         for model in self.read_models:
@@ -160,6 +166,9 @@ class Projector:
         if not active:
             return 0
         low = min(positions[model.name] for model in active)
+        if not self._told_source:
+            self.source.reading_from(low, self.batch_size)
+            self._told_source = True
         batch = self._with_retries("ledger", f"read after {low}", self._read, low)
         facts = BatchFacts(batch)
         for model in active:
