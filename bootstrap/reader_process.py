@@ -6,10 +6,10 @@ The child is spawned (a clean interpreter: nothing the parent has open is inheri
 its end of one pipe) and opens the shard's ledger itself. Asked for the batch after a
 position, it answers with the batch's records packed into one bytes blob: a table of
 integers (id, version and three lengths per record) and the records' texts and states
-one after the other. The parent unpacks them into notifications and decodes events as its
-own reads do. The child reads only when asked, so at most one batch is ahead; it stops when
-its pipe closes (the parent closed the source, or died). It is spawned at the first read
-ahead, which only a ledger longer than a batch gets.
+one after the other. The parent decodes events straight from the unpacked fields
+(``LedgerSource.events_from``). The child reads only when asked, so at most one batch is
+ahead; it stops when its pipe closes (the parent closed the source, or died). It is spawned
+at the first read ahead, which only a ledger longer than a batch gets.
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ import pickle
 import signal
 import struct
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
+from uuid import UUID
 
-from eventsourcing.persistence import Notification, OperationalError
+from eventsourcing.persistence import OperationalError
 
 from projections.entities import LedgerEvent
 from projections.prefetch import ReadAhead
@@ -61,15 +62,16 @@ def pack(records: list[LedgerRecord]) -> bytes:
     return b"".join((_BATCH, _COUNT.pack(len(records)), table.tobytes(), *texts))
 
 
-def unpack(blob: bytes, uuid_ids: bool) -> list[Notification]:
-    """The notifications of a blob that ``pack`` made."""
+def unpack(blob: bytes, uuid_ids: bool) -> Iterator[tuple[int, UUID | str, int, str, bytes]]:
+    """The records of a blob that ``pack`` made: notification id, originator id (as the
+    library's mappers expect it), version, topic and state, as ``LedgerSource.events_from``
+    takes them (no ``Notification`` objects: a projector decodes straight from these)."""
     (count,) = _COUNT.unpack_from(blob, 1)
     start = 1 + _COUNT.size
     table = array("q")
     table.frombytes(blob[start : start + count * _FIELDS * table.itemsize])
     at = start + count * _FIELDS * table.itemsize
     topics: dict[bytes, str] = {}
-    notifications = []
     for row in range(0, count * _FIELDS, _FIELDS):
         notification_id, version, originator_size, topic_size, state_size = table[row : row + 5]
         originator = blob[at : at + originator_size].decode()
@@ -77,17 +79,9 @@ def unpack(blob: bytes, uuid_ids: bool) -> list[Notification]:
         topic_bytes = blob[at : at + topic_size]
         at += topic_size
         topic = topics.get(topic_bytes) or topics.setdefault(topic_bytes, topic_bytes.decode())
-        notifications.append(
-            Notification(
-                id=notification_id,
-                originator_id=originator_id_value(originator, uuid_ids),
-                originator_version=version,
-                topic=topic,
-                state=blob[at : at + state_size],
-            )
-        )
+        state = blob[at : at + state_size]
         at += state_size
-    return notifications
+        yield notification_id, originator_id_value(originator, uuid_ids), version, topic, state
 
 
 def _serve(environment: dict[str, str], connection: Connection) -> None:
@@ -145,7 +139,7 @@ class ProcessReadAhead(ReadAhead):
         self._inner = inner
         self._environment = environment
         self._uuid_ids = uuid_ids
-        # Spawned at the first read ahead: a ledger shorter than two batches (and a live
+        # Spawned at the first read ahead: a ledger shorter than a batch (and a live
         # projector that has caught up) never pays for starting an interpreter.
         self._process: BaseProcess | None = None
         self._connection: Connection | None = None
@@ -185,7 +179,7 @@ class ProcessReadAhead(ReadAhead):
             error: BaseException = pickle.loads(blob[1:])  # our own child's
             error.add_note("(raised reading the ledger ahead, in the ledger reader process)")
             raise error
-        return self._inner.events_of(position, unpack(blob, self._uuid_ids))
+        return self._inner.events_from(position, unpack(blob, self._uuid_ids))
 
     def drop(self, done: Callable[[], None]) -> None:
         if self._asked is not None:

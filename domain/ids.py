@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import lru_cache
-from uuid import UUID, uuid5
+from hashlib import sha1
+from uuid import UUID
 
 from domain.errors import InvalidValueError
 
@@ -24,7 +25,10 @@ def _derive(kind: str, upstream_id: str) -> UUID:
 # Bounded: a few MiB at most.
 @lru_cache(maxsize=16_384)
 def _uuid5(name: str) -> UUID:
-    return uuid5(EVLEDGER_NAMESPACE, name)
+    # uuid.uuid5's own steps, without the import statement it runs on every call (a
+    # projector derives an id for every payment and refund).
+    digest = sha1(EVLEDGER_NAMESPACE.bytes + name.encode()).digest()
+    return UUID(bytes=digest[:16], version=5)
 
 
 def tariff_aggregate_id(tariff_id: str) -> UUID:

@@ -452,20 +452,14 @@ class Analytics(ReadModel):
 
     def write(self, rows: dict[Entity, Rows]) -> None:
         for table in FACT_TABLES:
-            picked = widened(rows[table.entity], table.value_columns)
-            (append if table.append_only else upsert)(self.db, table.name, table.key, picked)
+            # Every row with all the table's columns, None where its batch's facts said
+            # nothing, so a table takes one statement per batch instead of one per set of
+            # columns (DuckDB spends most of a small upsert preparing it).
+            write = append if table.append_only else upsert
+            write(self.db, table.name, table.key, rows[table.entity], table.value_columns)
 
     def drop_statements(self) -> Sequence[str]:
         return [
             *(f"DROP VIEW IF EXISTS {view}" for view in reversed(_VIEWS)),
             *(f"DROP TABLE IF EXISTS {table}" for table in self.tables),
         ]
-
-
-def widened(rows: Rows, columns: frozenset[str]) -> Rows:
-    """Every row with all of ``columns``, None where its batch's facts said nothing, so a
-    table takes one statement per batch instead of one per set of columns (DuckDB spends
-    most of a small upsert preparing it). The rows written are the same: a None never
-    clears a stored value, and a new row's unknown columns are NULL either way."""
-    ordered = sorted(columns)
-    return {key: {column: values.get(column) for column in ordered} for key, values in rows.items()}

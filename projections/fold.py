@@ -28,3 +28,21 @@ def fold(facts: Iterable[Fact], entities: Iterable[Entity]) -> dict[Entity, Rows
             if value is not None or column not in row:
                 row[column] = value
     return folded
+
+
+class FoldedOnce(list[Fact]):
+    """A run of facts whose rows are folded once per entity and shared by every read model
+    that applies the run (the projector's: they fold the same batch), instead of each model
+    walking all the facts again and copying their values into rows of its own. The read
+    models only read the rows they are given."""
+
+    def __init__(self, facts: Iterable[Fact]) -> None:
+        super().__init__(facts)
+        self._rows: dict[Entity, Rows] = {}
+
+    def fold(self, entities: Iterable[Entity]) -> dict[Entity, Rows]:
+        wanted = list(entities)
+        missing = [entity for entity in wanted if entity not in self._rows]
+        if missing:
+            self._rows.update(fold(self, missing))
+        return {entity: self._rows[entity] for entity in wanted}

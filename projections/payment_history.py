@@ -18,7 +18,7 @@ from typing import Any
 from projections.databases.port import Database, JsonFormat, JsonQuery, Row, for_keys, upsert
 from projections.entities import Entity
 from projections.fold import Rows
-from projections.read_model import ReadModel, pick
+from projections.read_model import ReadModel, upsert_having
 from projections.roaming_cdrs import ROAMING_CDRS, cdr_rows
 
 _SESSION_COLUMNS = frozenset(
@@ -204,6 +204,14 @@ HISTORY_COLUMNS = (
 )
 
 
+# The helper tables a batch upserts: entity, table, key column, value columns.
+_WRITTEN = (
+    (Entity.SESSION, "history_sessions", "session_key", _SESSION_COLUMNS),
+    (Entity.PAYMENT, "payment_history", "payment_key", _PAYMENT_COLUMNS),
+    (Entity.REFUND, "history_refunds", "refund_key", _REFUND_COLUMNS),
+)
+
+
 class PaymentHistory(ReadModel):
     """One row per payment with its session, refunds and reconciliation; and one per
     roaming CDR (OCPI) with its re-priced total and reconciliation."""
@@ -219,19 +227,16 @@ class PaymentHistory(ReadModel):
     }
 
     def write(self, rows: dict[Entity, Rows]) -> None:
-        sessions = pick(rows[Entity.SESSION], _SESSION_COLUMNS)
-        payments = pick(rows[Entity.PAYMENT], _PAYMENT_COLUMNS)
-        refunds = pick(rows[Entity.REFUND], _REFUND_COLUMNS)
-        upsert(self.db, "history_sessions", ["session_key"], sessions)
-        upsert(self.db, "payment_history", ["payment_key"], payments)
-        upsert(self.db, "history_refunds", ["refund_key"], refunds)
+        sessions, payments, refunds = (
+            upsert_having(self.db, table, key, rows[entity], columns)
+            for entity, table, key, columns in _WRITTEN
+        )
         upsert(self.db, ROAMING_CDRS.name, ROAMING_CDRS.key, cdr_rows(rows[Entity.ROAMING_CDR]))
         # Derived columns, recomputed from the helper tables for every row the batch touched.
-        payment_keys = [key[0] for key in payments]
-        for_keys(self.db, _COPY_SESSION.replace("{where}", "session_key"), [k[0] for k in sessions])
-        for_keys(self.db, _COPY_SESSION.replace("{where}", "payment_key"), payment_keys)
-        for_keys(self.db, _SUM_REFUNDS, payment_keys)
-        for_keys(self.db, _SUM_REFUNDS_OF_REFUNDS, [key[0] for key in refunds])
+        for_keys(self.db, _COPY_SESSION.replace("{where}", "session_key"), sessions)
+        for_keys(self.db, _COPY_SESSION.replace("{where}", "payment_key"), payments)
+        for_keys(self.db, _SUM_REFUNDS, payments)
+        for_keys(self.db, _SUM_REFUNDS_OF_REFUNDS, refunds)
 
     def rejoin(self) -> None:
         self.db.execute(_COPY_SESSION_ALL)

@@ -86,11 +86,12 @@ class ThreadReadAhead(ReadAhead):
 
 
 class PrefetchingSource(LedgerSource):
-    """``LedgerSource`` whose ``read_after``, once called for consecutive full batches,
-    reads the next one ahead and returns it when it is the one asked for. Any other
-    position (a retry, a position moved by another projector) is read as usual and the
-    batch read ahead is dropped. An error of the read ahead is raised by the call that
-    asks for its batch, as the read itself would have."""
+    """``LedgerSource`` whose ``read_after``, once called for consecutive full batches (or
+    for a first full batch where ``reading_from`` said it would be), reads the next one
+    ahead and returns it when it is the one asked for. Any other position (a retry, a
+    position moved by another projector) is read as usual and the batch read ahead is
+    dropped. An error of the read ahead is raised by the call that asks for its batch, as
+    the read itself would have."""
 
     def __init__(
         self,
@@ -138,6 +139,10 @@ class PrefetchingSource(LedgerSource):
                 raise
             self._ahead = (after, limit)
         return events
+
+    def reading_from(self, position: int, limit: int) -> None:
+        if self._next is None:
+            self._next = (position, limit)
 
     @property
     def read_ahead(self) -> ReadAhead:

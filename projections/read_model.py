@@ -8,9 +8,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from projections.databases.port import Database, Row
+from projections.databases.port import Database, Row, upsert
 from projections.entities import Entity, Fact, LedgerEvent
-from projections.fold import Rows, fold
+from projections.fold import FoldedOnce, Rows, fold
 from projections.tracking import (
     advance_tracking,
     create_tracking,
@@ -68,7 +68,10 @@ class ReadModel(ABC):
             return
         from projections.facts import facts_of_batch  # the domain's classes: not for queries
 
-        rows = fold(facts_of_batch(batch) if facts is None else facts, self.entities)
+        if isinstance(facts, FoldedOnce):
+            rows = facts.fold(self.entities)
+        else:
+            rows = fold(facts_of_batch(batch) if facts is None else facts, self.entities)
         with self.db.transaction():
             # Position first: it locks the tracking row, so racing projectors queue here.
             advance_tracking(
@@ -113,14 +116,13 @@ class ReadModel(ABC):
         }
 
 
-def pick(rows: Rows, columns: frozenset[str]) -> dict[tuple[Any, ...], dict[str, Any]]:
-    """Each row with every one of the given columns, None where it has no value; rows with
-    none of them are left out. A None never clears a stored value (``upsert``), so the rows
-    written are the same, and a table takes one statement per batch instead of one per set
-    of columns its rows happen to have."""
-    ordered = sorted(columns)
-    return {
-        key: {column: values.get(column) for column in ordered}
-        for key, values in rows.items()
-        if not columns.isdisjoint(values)
-    }
+def upsert_having(
+    db: Database, table: str, key_column: str, rows: Rows, columns: frozenset[str]
+) -> list[Any]:
+    """Upsert into ``table`` the rows with a value for at least one of its ``columns``, each
+    with all of them (``upsert``'s ``columns``: a None never clears a stored value, and the
+    table takes one statement per batch instead of one per set of columns its rows happen
+    to have); the keys written."""
+    having = {key: values for key, values in rows.items() if not columns.isdisjoint(values)}
+    upsert(db, table, [key_column], having, columns)
+    return [key[0] for key in having]

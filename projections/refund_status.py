@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from domain.vocabulary import RefundStatus
-from projections.databases.port import Database, Row, for_keys, upsert
+from projections.databases.port import Database, Row, for_keys
 from projections.entities import Entity
 from projections.fold import Rows
-from projections.read_model import ReadModel, pick
+from projections.read_model import ReadModel, upsert_having
 
 REFUND_STATUSES = tuple(status.value for status in RefundStatus)
 _OPEN_STATUSES = frozenset(status.value for status in RefundStatus if status.is_open)
@@ -137,6 +137,14 @@ REFUND_COLUMNS = (
 REFUND_DETAIL_COLUMNS = (*REFUND_COLUMNS[:-1], "session_id", "note", "decision_note", "age")
 
 
+# The helper tables a batch upserts: entity, table, key column, value columns.
+_WRITTEN = (
+    (Entity.SESSION, "refund_status_sessions", "session_key", _SESSION_COLUMNS),
+    (Entity.PAYMENT, "refund_status_payments", "payment_key", _PAYMENT_COLUMNS),
+    (Entity.REFUND, "refund_status", "refund_key", _REFUND_COLUMNS),
+)
+
+
 class RefundStatusView(ReadModel):
     """One row per refund: where it stands and who it concerns."""
 
@@ -150,21 +158,16 @@ class RefundStatusView(ReadModel):
     }
 
     def write(self, rows: dict[Entity, Rows]) -> None:
-        sessions = pick(rows[Entity.SESSION], _SESSION_COLUMNS)
-        payments = pick(rows[Entity.PAYMENT], _PAYMENT_COLUMNS)
-        refunds = pick(rows[Entity.REFUND], _REFUND_COLUMNS)
-        upsert(self.db, "refund_status_sessions", ["session_key"], sessions)
-        upsert(self.db, "refund_status_payments", ["payment_key"], payments)
-        upsert(self.db, "refund_status", ["refund_key"], refunds)
-        refund_keys = [key[0] for key in refunds]
-        payment_keys = [key[0] for key in payments]
-        for where, keys in (("refund_key", refund_keys), ("payment_key", payment_keys)):
+        sessions, payments, refunds = (
+            upsert_having(self.db, table, key, rows[entity], columns)
+            for entity, table, key, columns in _WRITTEN
+        )
+        for where, keys in (("refund_key", refunds), ("payment_key", payments)):
             for_keys(self.db, _SESSION_FROM_PAYMENT.replace("{where}", where), keys)
-        session_keys = [key[0] for key in sessions]
         for where, keys in (
-            ("refund_key", refund_keys),
-            ("payment_key", payment_keys),
-            ("session_key", session_keys),
+            ("refund_key", refunds),
+            ("payment_key", payments),
+            ("session_key", sessions),
         ):
             for_keys(self.db, _PARTIES_FROM_SESSION.replace("{where}", where), keys)
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.application import Application
 from eventsourcing.persistence import ApplicationRecorder, Mapper, Notification
@@ -23,6 +24,7 @@ from eventsourcing.persistence import ApplicationRecorder, Mapper, Notification
 from projections.batch_facts import BatchFacts
 from projections.batch_size import DEFAULT_BATCH_SIZE
 from projections.entities import LedgerEvent
+from projections.event_decoder import EventDecoder
 from projections.faults import ProjectionStopped, is_transient
 from projections.read_model import ReadModel
 from projections.tracking import ProjectionPositionConflict
@@ -46,6 +48,7 @@ class LedgerSource:
         self.mapper = mapper
         # The ledger shard this reads (its events' positions say so: facts.LedgerEvent).
         self.shard = shard
+        self.decoder = EventDecoder(mapper)
 
     @classmethod
     def of(cls, application: Application[Any], shard: int = 0) -> LedgerSource:
@@ -59,21 +62,41 @@ class LedgerSource:
 
     def events_of(self, position: int, notifications: Sequence[Notification]) -> list[LedgerEvent]:
         """The notifications read after ``position`` as events, checked contiguous."""
+        return self.events_from(
+            position,
+            (
+                (n.id, n.originator_id, n.originator_version, n.topic, n.state)
+                for n in notifications
+            ),
+        )
+
+    def events_from(
+        self, position: int, records: Iterable[tuple[int, UUID | str, int, str, bytes]]
+    ) -> list[LedgerEvent]:
+        """Records read after ``position`` (notification id, originator id, version, topic,
+        state) as events, checked contiguous."""
         events = []
         expected = position + 1
-        for notification in notifications:
-            if notification.id != expected:
+        decode = self.decoder.event
+        shard = self.shard
+        for notification_id, originator_id, version, topic, state in records:
+            if notification_id != expected:
                 raise LedgerGapError(
-                    f"ledger notification {expected} is missing (next is {notification.id}): "
+                    f"ledger notification {expected} is missing (next is {notification_id}): "
                     "ids must be contiguous; stopping rather than skipping events"
                 )
-            event = self.mapper.to_domain_event(notification)
-            events.append(LedgerEvent(notification.id, event, self.shard))
+            event = decode(originator_id, version, topic, state)
+            events.append(LedgerEvent(notification_id, event, shard))
             expected += 1
         return events
 
     def last_position(self) -> int:
         return self.recorder.max_notification_id() or 0
+
+    def reading_from(self, position: int, limit: int) -> None:
+        """Told that batches of ``limit`` will be read one after another from ``position``
+        on (a projector's steps); nothing here, a source that reads ahead starts with the
+        first batch instead of the second."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +135,7 @@ class Projector:
     # Read models stopped at an event they cannot write; the others go on without them.
     stopped: dict[str, ProjectionStopped] = field(default_factory=dict)
     _positions: dict[str, int] = field(default_factory=dict)
+    _told_source: bool = False
 
     def __post_init__(self) -> None:
         for model in self.read_models:
@@ -142,6 +166,9 @@ class Projector:
         if not active:
             return 0
         low = min(positions[model.name] for model in active)
+        if not self._told_source:
+            self.source.reading_from(low, self.batch_size)
+            self._told_source = True
         batch = self._with_retries("ledger", f"read after {low}", self._read, low)
         facts = BatchFacts(batch)
         for model in active:

@@ -177,20 +177,20 @@ class DuckDatabase(Database):
         self,
         table: str,
         columns: Sequence[str],
-        records: Sequence[Sequence[Any]],
+        values: Sequence[Sequence[Any]],
         on_conflict: str,
     ) -> None:
-        """The records as one Arrow table, scanned by the INSERT: DuckDB reads Arrow's
+        """The rows as one Arrow table, scanned by the INSERT: DuckDB reads Arrow's
         columns directly, where list parameters are converted value by value (half the
         projector's DuckDB time). Values Arrow does not take as the column's type (a bad
         event's) go the slow way, whose error is DuckDB's own, as before."""
-        if not records:
+        if not values or not values[0]:
             return
         types = self.column_types(table)
         try:
-            batch = arrow_table(columns, [types[column] for column in columns], records)
+            batch = arrow_table(columns, [types[column] for column in columns], values)
         except (TypeError, ValueError, OverflowError):  # pyarrow's errors derive from these
-            self._insert_unnested(table, columns, types, records, on_conflict)
+            self._insert_unnested(table, columns, types, values, on_conflict)
             return
         # A cast per column: the rows stored are those the typed list parameters gave.
         selected = ", ".join(f"CAST({column} AS {types[column]})" for column in columns)
@@ -210,7 +210,7 @@ class DuckDatabase(Database):
         table: str,
         columns: Sequence[str],
         types: dict[str, str],
-        records: Sequence[Sequence[Any]],
+        values: Sequence[Sequence[Any]],
         on_conflict: str,
     ) -> None:
         """One list parameter per column, unnested (a multi-row VALUES binds ten times
@@ -218,7 +218,7 @@ class DuckDatabase(Database):
         selected = ", ".join(f"UNNEST(?::{types[column]}[])" for column in columns)
         self.execute(
             f"INSERT INTO {table} ({', '.join(columns)}) SELECT {selected} {on_conflict}",
-            [list(values) for values in zip(*records, strict=True)],
+            [list(column) for column in values],
         )
 
     @contextmanager
@@ -250,11 +250,12 @@ _ARROW_ROWS = "evledger_insert_rows"
 
 
 def arrow_table(
-    columns: Sequence[str], types: Sequence[str], records: Sequence[Sequence[Any]]
+    columns: Sequence[str], types: Sequence[str], values: Sequence[Sequence[Any]]
 ) -> Any:
-    """``records`` as an Arrow table with one column per name, typed after the DuckDB
-    column it fills. Decimals go as text, which DuckDB's cast rounds to the column's scale
-    as it rounds a bound Decimal (Arrow refuses a value with more digits than the type)."""
+    """Rows given column by column (``values[i]`` holds ``columns[i]``) as an Arrow table,
+    each column typed after the DuckDB column it fills. Decimals go as text, which DuckDB's
+    cast rounds to the column's scale as it rounds a bound Decimal (Arrow refuses a value
+    with more digits than the type)."""
     import pyarrow as pa
 
     by_type = {
@@ -266,11 +267,11 @@ def arrow_table(
         "TIMESTAMP": pa.timestamp("us"),
     }
     arrays = []
-    for values, column_type in zip(zip(*records, strict=True), types, strict=True):
+    for column, column_type in zip(values, types, strict=True):
         if column_type.startswith("DECIMAL"):
-            arrays.append(pa.array([None if v is None else str(v) for v in values], pa.string()))
+            arrays.append(pa.array([None if v is None else str(v) for v in column], pa.string()))
         elif column_type in by_type:
-            arrays.append(pa.array(values, by_type[column_type]))
+            arrays.append(pa.array(column, by_type[column_type]))
         else:
             raise ValueError(f"no Arrow type for DuckDB {column_type}")
     return pa.Table.from_arrays(arrays, names=list(columns))

@@ -116,7 +116,7 @@ class PostgresDatabase(Database):
         self,
         table: str,
         columns: Sequence[str],
-        records: Sequence[Sequence[Any]],
+        values: Sequence[Sequence[Any]],
         on_conflict: str,
     ) -> None:
         """One array parameter per column, unnested: a batch's rows in one short statement.
@@ -128,7 +128,7 @@ class PostgresDatabase(Database):
         self.execute(
             f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({arrays}) "
             + on_conflict,
-            [list(values) for values in zip(*records, strict=True)],
+            [list(column) for column in values],
         )
 
     def param(self, value: Any) -> Any:

@@ -14,6 +14,7 @@ from projections.batch_facts import BatchFacts
 from projections.databases.duckdb import DuckDatabase
 from projections.databases.sqlite import SqliteDatabase
 from projections.facts import LedgerEvent, facts_of, facts_of_batch
+from projections.fold import fold
 from projections.payment_history import PaymentHistory
 from projections.refund_status import RefundStatusView
 from projections.runner import LedgerSource, Projector
@@ -65,3 +66,21 @@ def test_events_outside_the_batch_are_refused(events: list[LedgerEvent]) -> None
         shared.of(events[8:12])
     with pytest.raises(ValueError, match="not a run of this batch"):
         shared.of(events[:3])
+
+
+def test_read_models_at_one_position_share_the_runs_folded_rows(
+    events: list[LedgerEvent],
+) -> None:
+    shared = BatchFacts(events)
+    run = shared.of(events)
+    assert shared.of(events) is run  # a second read model at the same position
+    history = run.fold(PaymentHistory.entities)
+    everything = run.fold(Analytics.entities)
+    for entity, rows in everything.items():
+        assert rows == fold(facts_of_batch(events), [entity])[entity]
+    for entity, rows in history.items():
+        assert everything.get(entity, rows) is rows  # folded once, not again per model
+    assert shared.of(events[3:]) is not run
+    assert shared.of(events[3:]).fold(Analytics.entities) == fold(
+        facts_of_batch(events[3:]), Analytics.entities
+    )

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from projections.databases.duckdb import DuckDatabase
-from projections.databases.port import _BOUND_AS_IS, Database, _records_by_columns
+from projections.databases.port import _BOUND_AS_IS, Database, _columns_by_group
 from projections.databases.postgres import PostgresDatabase
 from projections.databases.sqlite import SqliteDatabase
 
@@ -30,26 +30,53 @@ def test_every_backend_binds_these_types_as_they_are(tmp_path: Path, value: Any)
         assert db.param(value) is value, type(db).__name__
 
 
-def comparable(records: dict[tuple[str, ...], list[list[Any]]]) -> Any:
-    """Records with PostgreSQL's JSON wrappers (equal only to themselves) unwrapped."""
+def comparable(groups: dict[tuple[str, ...], list[list[Any]]]) -> Any:
+    """Columns with PostgreSQL's JSON wrappers (equal only to themselves) unwrapped."""
     return {
-        columns: [[getattr(value, "obj", value) for value in record] for record in group]
-        for columns, group in records.items()
+        columns: [[getattr(value, "obj", value) for value in column] for column in group]
+        for columns, group in groups.items()
     }
 
 
-def test_records_are_what_param_makes_of_each_value(tmp_path: Path) -> None:
+def test_columns_are_what_param_makes_of_each_value(tmp_path: Path) -> None:
     from datetime import UTC, datetime
     from decimal import Decimal
 
     rows = {
         ("k1",): {"b": 1, "a": "x", "c": None, "d": Decimal("1.50"), "e": {"j": [1]}},
         ("k2",): {"a": "y", "t": datetime(2024, 5, 1, 12, tzinfo=UTC)},
+        ("k3",): {"d": Decimal("2"), "e": None, "c": 5, "b": 2, "a": "z"},
     }
     for db in backends(tmp_path):
-        expected: dict[tuple[str, ...], list[list[Any]]] = {}
+        records: dict[tuple[str, ...], list[list[Any]]] = {}
         for key, values in rows.items():
             columns = tuple(sorted(values))
             record = [*key, *(db.param(values[column]) for column in columns)]
-            expected.setdefault(columns, []).append(record)
-        assert comparable(_records_by_columns(db, rows)) == comparable(expected), db
+            records.setdefault(columns, []).append(record)
+        expected = {
+            columns: [list(column) for column in zip(*group, strict=True)]
+            for columns, group in records.items()
+        }
+        assert comparable(_columns_by_group(db, rows)) == comparable(expected), db
+
+
+def test_rows_written_with_given_columns_are_one_group_with_none_where_they_have_none(
+    tmp_path: Path,
+) -> None:
+    from decimal import Decimal
+    from types import MappingProxyType
+
+    rows = {("k1",): {"b": 1, "a": "x"}, ("k2",): {"c": Decimal("2.5")}, ("k3",): {}}
+    for db in backends(tmp_path):
+        expected = {
+            ("a", "b", "c"): [
+                ["k1", "k2", "k3"],
+                ["x", None, None],
+                [1, None, None],
+                [None, db.param(Decimal("2.5")), None],
+            ]
+        }
+        assert _columns_by_group(db, rows, {"c", "b", "a"}) == expected, db
+        read_only = {key: MappingProxyType(values) for key, values in rows.items()}
+        assert _columns_by_group(db, read_only, {"c", "b", "a"}) == expected, db
+        assert _columns_by_group(db, {}, {"a"}) == {}

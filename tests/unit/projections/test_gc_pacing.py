@@ -6,10 +6,17 @@ import gc
 
 import pytest
 
-from projections.gc_pacing import INGEST_YOUNG_THRESHOLD, YOUNG_THRESHOLD, fewer_collections
+from projections.gc_pacing import (
+    INGEST_YOUNG_THRESHOLD,
+    PROJECTOR_YOUNG_THRESHOLD,
+    YOUNG_THRESHOLD,
+    fewer_collections,
+)
 
-# The projector's pace and ingest's rarer one.
-PACES = pytest.mark.parametrize("young", [YOUNG_THRESHOLD, INGEST_YOUNG_THRESHOLD])
+# The API's and a rebuild's pace, ingest's rarer one and the projector's rarest.
+PACES = pytest.mark.parametrize(
+    "young", [YOUNG_THRESHOLD, INGEST_YOUNG_THRESHOLD, PROJECTOR_YOUNG_THRESHOLD]
+)
 
 
 @PACES

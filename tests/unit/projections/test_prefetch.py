@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from domain.application import BillingApplication
+from projections.databases.sqlite import SqliteDatabase
 from projections.facts import LedgerEvent
+from projections.payment_history import PaymentHistory
 from projections.prefetch import PrefetchingSource, ReadAheadPermit
-from projections.runner import LedgerSource
+from projections.runner import LedgerSource, Projector
 from tests.unit.projections.scenario import build_ledger
 
 
@@ -94,3 +98,23 @@ def test_shards_sharing_a_permit_hold_one_batch_ahead_between_them(shared: bool)
         for source in shards:
             source.close()
     assert permit.take() and not permit.take()  # every batch read ahead gave it back, once
+
+
+def test_a_projector_gets_its_second_batch_read_ahead_while_it_applies_the_first(
+    app: BillingApplication, tmp_path: Path
+) -> None:
+    untold, told = PrefetchingSource.of(app), PrefetchingSource.of(app)
+    views = SqliteDatabase(tmp_path / "views.sqlite3")
+    try:
+        untold.read_after(0, 7)
+        assert untold._ahead is None  # a one-off read: nothing read ahead for nobody
+        projector = Projector(told, [PaymentHistory(views)], batch_size=7)
+        projector.create()
+        assert projector.step() == 7
+        assert told._ahead == (7, 7)
+        projector.run_until_idle()
+        assert projector.positions() == {"payment_history": app.recorder.max_notification_id()}
+    finally:
+        untold.close()
+        told.close()
+        views.close()

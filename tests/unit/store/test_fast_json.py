@@ -63,17 +63,19 @@ def assert_same_bytes(application: BillingApplication, events: Iterator[StoredEv
     return count
 
 
-def test_every_golden_event_encodes_to_the_same_bytes(application: BillingApplication) -> None:
-    def golden() -> Iterator[StoredEvent]:
-        for record in ExportScan(EXPORT_DIR).records():
-            assert record.topic is not None
-            yield StoredEvent(
-                originator_id=UUID(record.originator_id),
-                originator_version=record.originator_version,
-                topic=record.topic,
-                state=record.state,
-            )
+def golden() -> Iterator[StoredEvent]:
+    """The golden ledger's events as stored."""
+    for record in ExportScan(EXPORT_DIR).records():
+        assert record.topic is not None
+        yield StoredEvent(
+            originator_id=UUID(record.originator_id),
+            originator_version=record.originator_version,
+            topic=record.topic,
+            state=record.state,
+        )
 
+
+def test_every_golden_event_encodes_to_the_same_bytes(application: BillingApplication) -> None:
     assert assert_same_bytes(application, golden()) == 361
 
 
@@ -285,3 +287,25 @@ def test_known_difference_an_earlier_value_of_a_repeated_key_is_not_revived() ->
     assert outcome(library.decode, data)[:2] == ("error", "TranscodingNotRegisteredError")
     harmless = b'{"a":{"_type_":"decimal_str","_data_":"1"},"b":2,"a":3}'
     assert outcome(fast.decode, harmless) == outcome(library.decode, harmless)
+
+
+def test_a_transcoding_of_its_own_under_a_library_name_decodes_its_values() -> None:
+    class NaiveAsUTC(Transcoding):
+        type = datetime
+        name = "datetime_iso"
+
+        def encode(self, obj: datetime) -> str:
+            return obj.astimezone(UTC).replace(tzinfo=None).isoformat()
+
+        def decode(self, data: str) -> datetime:
+            return datetime.fromisoformat(data).replace(tzinfo=UTC)
+
+    library, fast = transcoders(BillingApplication())
+    for transcoder in (library, fast):
+        transcoder.register(NaiveAsUTC())
+    data = b'{"at":{"_type_":"datetime_iso","_data_":"2026-01-02T03:04:05"}}'
+    assert (
+        fast.decode(data)
+        == library.decode(data)
+        == {"at": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)}
+    )

@@ -1,0 +1,37 @@
+"""Aggregate ids are uuid5 of the evledger namespace and the kind-prefixed upstream id:
+fixed forever, since every ledger already holds them."""
+
+from __future__ import annotations
+
+from uuid import UUID, uuid5
+
+import pytest
+
+from domain.errors import InvalidValueError
+from domain.ids import (
+    EVLEDGER_NAMESPACE,
+    payment_aggregate_id,
+    refund_aggregate_id,
+    session_aggregate_id,
+    tariff_aggregate_id,
+)
+
+
+@pytest.mark.parametrize("upstream_id", ["S1", "sess-0001", "é€😀", "x" * 300])
+def test_ids_are_the_standard_uuid5_of_the_kind_and_the_upstream_id(upstream_id: str) -> None:
+    for kind, derive in (
+        ("session", session_aggregate_id),
+        ("tariff", tariff_aggregate_id),
+        ("payment", payment_aggregate_id),
+        ("refund", refund_aggregate_id),
+    ):
+        assert derive(upstream_id) == uuid5(EVLEDGER_NAMESPACE, f"{kind}:{upstream_id}")
+
+
+def test_a_known_id_never_changes() -> None:
+    assert session_aggregate_id("S1") == UUID("0fee002b-5ce2-53ef-972f-b80b9415583e")
+
+
+def test_an_empty_upstream_id_is_refused() -> None:
+    with pytest.raises(InvalidValueError):
+        session_aggregate_id("")
