@@ -5,20 +5,26 @@ Each row becomes one canonical text (columns by name, values in one spelling wha
 database returned: a Decimal without trailing zeros, a timestamp in UTC, JSON with sorted
 keys), hashed with BLAKE2b; the table's checksum is the row count and the sum of the row
 hashes modulo 2**128. A sum, unlike an XOR, does not cancel a row that appears twice.
+
+``canonical_row`` and ``checksum_rows`` say it row by row; ``checksum_chunks`` (what a
+table's checksum is taken with) computes the same a column of a chunk of rows at a time,
+with the same spellings, so that most of the per-value work runs in C (``map``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from json.encoder import encode_basestring_ascii
+from operator import attrgetter, methodcaller
 from typing import Any
 
-from projections.databases.port import Database, to_json
+from projections.databases.port import Chunk, Database, to_json
 from projections.read_model import ReadModel
 
 _MODULUS = 2**128
@@ -122,9 +128,48 @@ def checksum_rows(table: str, rows: Iterable[Mapping[str, Any]]) -> TableChecksu
     return TableChecksum(table, count, total)
 
 
+_naive_isoformat = methodcaller("isoformat", timespec="microseconds")
+_tzinfo = attrgetter("tzinfo")
+_digest = methodcaller("digest")
+_hasher = partial(hashlib.blake2b, digest_size=16)
+
+
+def _spelled(column: Sequence[Any]) -> Iterable[str]:
+    """canonical_value of each value of one column: one spelling for the whole column when
+    its values are all of one type (as a column mostly is), by value otherwise."""
+    kinds = set(map(type, column))
+    if len(kinds) != 1:
+        return map(canonical_value, column)
+    kind = kinds.pop()
+    if kind is datetime and set(map(_tzinfo, column)) == {None}:
+        # _timestamp of a naive timestamp, without a Python call per value.
+        return map("{}+00:00".format, map(_naive_isoformat, column))
+    return map(_SPELLING.get(kind, canonical_value), column)
+
+
+def checksum_chunks(table: str, chunks: Iterable[Chunk]) -> TableChecksum:
+    """checksum_rows of the rows of ``chunks`` (column names and records), a chunk at a
+    time: each column spelled at once, each row's text made by one ``str.format``."""
+    count = 0
+    total = 0
+    for names, records in chunks:
+        if not records:
+            continue
+        order = sorted(range(len(names)), key=names.__getitem__)
+        # "name={}" per column, sorted by name: canonical_row's text (braces escaped).
+        template = "\x1f".join(
+            names[index].replace("{", "{{").replace("}", "}}") + "={}" for index in order
+        )
+        columns = list(zip(*records, strict=True))
+        texts = map(template.format, *(_spelled(columns[index]) for index in order))
+        total += sum(map(int.from_bytes, map(_digest, map(_hasher, map(str.encode, texts)))))
+        count += len(records)
+    return TableChecksum(table, count, total % _MODULUS)
+
+
 def table_checksum(db: Database, table: str) -> TableChecksum:
     """The checksum of every row of ``table`` as ``db`` returns it."""
-    return checksum_rows(table, db.stream(f"SELECT * FROM {table}"))
+    return checksum_chunks(table, db.stream_chunks(f"SELECT * FROM {table}"))
 
 
 def model_checksums(model: ReadModel) -> dict[str, TableChecksum]:
