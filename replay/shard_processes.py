@@ -5,7 +5,8 @@ the comparison with the live models.
 The work is split into units: one per shard, each rebuilding every read-model group of its
 shard, or, when there are cores for every shard and group, one per shard and group
 (``ModelGroup``: the views' database, analytics), so that a one-shard ledger's groups are
-rebuilt side by side, each reading the ledger for itself.
+rebuilt side by side. A shard's group units share one read of it: the rebuild process reads
+each batch once and hands it to each of them (replay/ledger_feed.py), which decode it.
 
 A SQLite or DuckDB file takes one writing process, so shards cannot share the rebuild
 place: shard 0 is rebuilt into the rebuild place itself, every other shard into its own
@@ -38,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from projections.tracking import tracked_positions
 from replay.checksum import TableChecksum, table_checksum
+from replay.ledger_feed import FeedSource, LedgerFeed
 from replay.ledger_prefix import ProgressHook, project_to
 
 if TYPE_CHECKING:
@@ -102,6 +104,13 @@ class _Job:
     tasks: _Tasks
     # The rebuild's process: a worker whose parent has changed stops rebuilding.
     parent: int
+    # By shard, where its units are several (one per group): the one read of it they share.
+    feeds: dict[int, LedgerFeed]
+
+    def feed_slot(self, unit: int) -> int:
+        """Which of its shard's feed ends is unit ``unit``'s."""
+        shard = self.all_units[unit].shard
+        return [i for i, u in enumerate(self.all_units) if u.shard == shard].index(unit)
 
 
 class _Tasks:
@@ -164,6 +173,11 @@ class ShardWorkers:
         # Per worker: the unit it is rebuilding (-1: none), to name it if the worker dies.
         self._current = context.Array("q", [-1] * count, lock=False)
         self._tasks = _Tasks(context)
+        self._feeds = {
+            shard: LedgerFeed(context, shard, len(ours))
+            for shard in range(len(self.shard_names))
+            if len(ours := [unit for unit in self.units if unit.shard == shard]) > 1
+        }
         self._workers: list[tuple[BaseProcess, Connection]] = []
         # Per ticket: the tables not answered yet, and the answers read so far (a
         # checksum and the positions it was taken at, or why it could not be taken).
@@ -185,6 +199,7 @@ class ShardWorkers:
                     batch_size,
                     self._tasks,
                     os.getpid(),
+                    self._feeds,
                 )
                 process = context.Process(  # type: ignore[attr-defined]
                     target=_work,
@@ -194,6 +209,8 @@ class ShardWorkers:
                 process.start()
                 child_end.close()  # the child's: the parent keeps only its own end
                 self._workers.append((process, parent_end))
+            for feed in self._feeds.values():
+                feed.serve(site)
         except BaseException:
             self.close()
             raise
@@ -299,6 +316,8 @@ class ShardWorkers:
             connection.close()
         self._workers = []
         self._tasks.close()
+        for feed in self._feeds.values():
+            feed.close()
 
     def _read(self, timeout: float | None) -> None:
         """Read what the workers sent, waiting up to ``timeout`` for something; raise
@@ -374,6 +393,8 @@ def _work(job: _Job, worker: int, counters: Any, current: Any, connection: Conne
     # Ctrl-C reaches the whole process group: the parent stops the workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     job.tasks.in_worker()
+    for shard, feed in job.feeds.items():
+        feed.in_worker([job.feed_slot(u) for u in job.units if job.all_units[u].shard == shard])
     unit = -1
     try:
         for unit in job.units:
@@ -403,8 +424,10 @@ def _rebuild_unit(job: _Job, unit: int, counters: Any) -> None:
     if group_index is not None:
         groups = [groups[group_index]]
     places = [group.home.rebuild_place(part_tag(job.tag, shard)) for group in groups]
+    feed = job.feeds.get(shard)
     try:
-        with job.site.ledger_source(shard) as source:
+        with job.site.ledger_source(shard) as own:
+            source = own if feed is None else FeedSource(own, feed.end(job.feed_slot(unit)))
             models = [
                 model_class(place.db).for_shard(shard)
                 for group, place in zip(groups, places, strict=True)
@@ -417,6 +440,8 @@ def _rebuild_unit(job: _Job, unit: int, counters: Any) -> None:
                 counters[3 * unit], counters[3 * unit + 1] = reached, target
 
             project_to(source, models, batch_size=job.batch_size, progress=report)
+            if isinstance(source, FeedSource):
+                source.close()  # read: the shard's other units need not wait for this one
     finally:
         for place in places:
             place.db.close()
