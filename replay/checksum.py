@@ -136,11 +136,19 @@ _hasher = partial(hashlib.blake2b, digest_size=16)
 
 def _spelled(column: Sequence[Any]) -> Iterable[str]:
     """canonical_value of each value of one column: one spelling for the whole column when
-    its values are all of one type (as a column mostly is), by value otherwise."""
+    its values are all of one type (as a column mostly is), or of one type and NULL."""
     kinds = set(map(type, column))
+    if len(kinds) == 2 and type(None) in kinds:
+        values = [value for value in column if value is not None]
+        spelled = iter(_spelled_alike(values, (kinds - {type(None)}).pop()))
+        return ["null" if value is None else next(spelled) for value in column]
     if len(kinds) != 1:
         return map(canonical_value, column)
-    kind = kinds.pop()
+    return _spelled_alike(column, kinds.pop())
+
+
+def _spelled_alike(column: Sequence[Any], kind: type) -> Iterable[str]:
+    """canonical_value of each value of a column whose values are all of type ``kind``."""
     if kind is datetime and set(map(_tzinfo, column)) == {None}:
         # _timestamp of a naive timestamp, without a Python call per value.
         return map("{}+00:00".format, map(_naive_isoformat, column))
