@@ -90,6 +90,7 @@ class LedgerFeed:
         self._stop_reader, self._stop_writer = context.Pipe(duplex=False)
         self._thread: threading.Thread | None = None
         self._opened = contextlib.ExitStack()
+        self.server: _FeedServer | None = None
 
     def end(self, slot: int) -> Connection:
         """A worker's end of the feed."""
@@ -109,8 +110,9 @@ class LedgerFeed:
             connection.close()
         # Opened here, not in the thread: the site is this process's, used by this thread.
         source = self._opened.enter_context(site.ledger_source(self.shard))
+        self.server = _FeedServer(source, self._ours, self._stop_reader)
         self._thread = threading.Thread(
-            target=_FeedServer(source, self._ours, self._stop_reader).run,
+            target=self.server.run,
             name=f"ledger-feed-{self.shard}",
             daemon=True,
         )
@@ -137,6 +139,9 @@ class _FeedServer:
         # Full batches read, by (position, limit): the blob and the workers that took it.
         self._kept: dict[tuple[int, int], tuple[bytes, set[Connection]]] = {}
         self._waiting: list[tuple[Connection, tuple[int, int]]] = []
+        # Batches read from the ledger, and the most kept at once (the tests look).
+        self.reads = 0
+        self.most_kept = 0
 
     def run(self) -> None:
         while self._clients:
@@ -170,10 +175,12 @@ class _FeedServer:
             blob, full = self._read(*asked)
             if full and room and len(self._clients) > 1:
                 self._kept[asked] = (blob, {client})
+                self.most_kept = max(self.most_kept, len(self._kept))
         self._send(client, blob)
         self._forget()
 
     def _read(self, position: int, limit: int) -> tuple[bytes, bool]:
+        self.reads += 1
         try:
             notifications = self._source.recorder.select_notifications(
                 start=position, limit=limit, inclusive_of_start=False
