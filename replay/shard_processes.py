@@ -31,7 +31,7 @@ import contextlib
 import multiprocessing
 import os
 import signal
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
@@ -258,12 +258,20 @@ class ShardWorkers:
             aimed += head
         return reached, max(aimed, 1)
 
-    def ask_checksums(self, group: int, tables: Sequence[str], *, live: bool = False) -> int:
+    def ask_checksums(
+        self,
+        group: int,
+        tables: Sequence[str],
+        *,
+        live: bool = False,
+        like: Mapping[str, TableChecksum] | None = None,
+    ) -> int:
         """Have the workers checksum ``tables`` of group ``group`` (``site.groups(names)``),
         in one task per worker: of its rebuilt models (their place must be closed in this
         process: DuckDB opens a file in one process), or with ``live`` of its live ones
-        (read-only), with the positions the models stood at throughout (None if they
-        moved meanwhile). The ticket that ``collect_checksums`` takes."""
+        (read-only; a table's checksum is ``like``'s where their fingerprints are equal),
+        with the positions the models stood at throughout (None if they moved meanwhile).
+        The ticket that ``collect_checksums`` takes."""
         ticket = self._tickets
         self._tickets += 1
         self._pending[ticket] = set(tables)
@@ -271,7 +279,8 @@ class ShardWorkers:
         count = len(self._workers)
         for share in (list(tables)[worker::count] for worker in range(count)):
             if share:
-                self._tasks.put(("checksums", ticket, group, share, live))
+                ours = {table: like[table] for table in share if table in like} if like else {}
+                self._tasks.put(("checksums", ticket, group, share, live, ours))
         return ticket
 
     def collect_checksums(
@@ -455,13 +464,16 @@ def _serve_checksums(job: _Job, connection: Connection) -> None:
         task = job.tasks.get()
         if task is None or task[0] != "checksums":
             return
-        _, ticket, group, tables, live = task
+        _, ticket, group, tables, live, like = task
         home = groups[group].home
         try:
             db = home.live_reader() if live else home.reader(home.rebuild_place(job.tag))
             try:
                 before = tracked_positions(db)
-                sums = {table: table_checksum(db, table) for table in tables}
+                sums = {
+                    table: table_checksum(db, table, home.fingerprint, like.get(table))
+                    for table in tables
+                }
                 # A model moves its rows and its position in one transaction: unmoved
                 # positions mean every table was read at them.
                 after = tracked_positions(db)
