@@ -394,7 +394,8 @@ def _compare(
     took before count where the models have not moved since (the same positions: a model
     moves its rows and position in one transaction); otherwise the workers take them now:
     the rebuilt ones, and the live ones where other processes may read the held live
-    models (this process checksums the others)."""
+    models (this process checksums the others). The rebuilt ones first: a live table whose
+    fingerprint is its rebuilt twin's has its checksum (replay/checksum.py)."""
     tables = [table for model in rebuilt for table in model.tables]
     held = {name: at for name, at in live_positions.items() if at is not None}
     live_sums: dict[str, TableChecksum] | None = None

@@ -18,11 +18,12 @@ rebuilds them in turn. A worker that fails fails the whole rebuild with one line
 unit, before anything is swapped. A worker whose rebuild process is gone (killed, or ended by
 SIGTERM) ends too: at its next batch, or when it waits for a checksum task.
 
-The workers also take the compare's checksums, from one queue of tasks they share: the
-live models' (read-only) as soon as one is done with its units, while the others still
-rebuild, and each group's rebuilt tables once the parent has caught it up. A live model
-the parent holds still is checksummed by the workers unless it is a DuckDB file (one
-process may open it): then by the parent.
+The workers also take the compare's checksums, from one queue of tasks they share: each
+group's rebuilt tables once the parent has caught it up (while the others still rebuild),
+then its live models' (read-only), given the rebuilt checksums: a live table whose
+fingerprint is its rebuilt twin's has its checksum (replay/checksum.py), so only a table
+that differs is checksummed row by row. A live model the parent holds still is checksummed
+by the workers unless it is a DuckDB file (one process may open it): then by the parent.
 """
 
 from __future__ import annotations
