@@ -144,6 +144,14 @@ class _FeedServer:
         self.most_kept = 0
 
     def run(self) -> None:
+        try:
+            self._serve()
+        except Exception as error:  # a bug here: each worker fails saying so, none waits
+            for client in list(self._clients):
+                self._send(client, _ERROR + f"{type(error).__name__}: {error}".encode())
+                client.close()  # its next request finds the pipe's end
+
+    def _serve(self) -> None:
         while self._clients:
             ready = wait([*self._clients, self._stop])
             if self._stop in ready:
@@ -230,6 +238,10 @@ class FeedSource(LedgerSource):
         try:
             self._feed.send_bytes(_REQUEST.pack(position, limit))
         except OSError:
+            # Closed after it said why (the reading failed): that is what to raise.
+            with contextlib.suppress(EOFError, OSError):
+                if self._feed.poll():
+                    _unpacked(self._feed.recv_bytes())
             raise LedgerFeedGone("the rebuild process reading the ledger is gone") from None
         self._asked = (position, limit)
 

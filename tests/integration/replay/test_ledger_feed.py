@@ -19,6 +19,7 @@ from bootstrap.root import Root
 from bootstrap.settings import Settings
 from domain.application import BillingApplication
 from projections.entities import LedgerEvent
+from replay import ledger_feed
 from replay.ledger_feed import AHEAD, FeedSource, LedgerFeed
 from tests.integration.replay.conftest import traffic_commands, write
 
@@ -49,10 +50,13 @@ def _events(site: Root, feed: LedgerFeed, slot: int, pause: float, die_at: int) 
 def _reader(
     site: Root, feed: LedgerFeed, slot: int, timing: tuple[float, int], out: Connection
 ) -> None:
-    """A forked reader: sends what it read (``timing``: its pause per batch, and the event
-    count at which it kills itself)."""
+    """A forked reader: sends what it read, or why it failed (``timing``: its pause per
+    batch, and the event count at which it kills itself)."""
     feed.in_worker([slot])
-    out.send(_events(site, feed, slot, *timing))
+    try:
+        out.send(_events(site, feed, slot, *timing))
+    except Exception as error:
+        out.send(f"{type(error).__name__}: {error}")
 
 
 def _read_through_one_feed(
@@ -109,3 +113,21 @@ def test_a_reader_that_dies_does_not_stop_the_other(
     results, _ = _read_through_one_feed(kafka_settings, [0.01, 0.0], [head + 1, 3 * BATCH])
     assert results[1] is None
     assert [event[0] for event in results[0]] == list(range(1, head + 1))
+
+
+def test_a_failure_of_the_reading_thread_fails_every_reader(
+    kafka_settings: Settings, writer: BillingApplication, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in the rebuild process's reading (here, raised where it answers the fourth
+    batch) reaches each reader as an error, and none of them waits for ever."""
+    head = write(writer, traffic_commands())
+    answer = ledger_feed._FeedServer._answer
+
+    def failing(server: Any, client: Connection, asked: tuple[int, int]) -> None:
+        if asked[0] >= 3 * BATCH:
+            raise RuntimeError("boom")
+        answer(server, client, asked)
+
+    monkeypatch.setattr(ledger_feed._FeedServer, "_answer", failing)
+    results, _ = _read_through_one_feed(kafka_settings, [0.0, 0.0], [head + 1, head + 1])
+    assert results == ["LedgerFeedFailed: reading the ledger failed: RuntimeError: boom"] * 2
