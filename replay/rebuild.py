@@ -44,13 +44,15 @@ class Remote:
     group: int
     tables: list[str]
     tickets: dict[bool, int] = field(default_factory=dict)
+    # Each table's rows in the rebuild, once known (the workers' shares are even by them).
+    rows: dict[str, int] = field(default_factory=dict)
     early: dict[bool, tuple[dict[str, TableChecksum], dict[str, int] | None] | None] = field(
         default_factory=dict
     )
 
     def ask(self, *, live: bool, like: dict[str, TableChecksum] | None = None) -> None:
         self.tickets[live] = self.workers.ask_checksums(
-            self.group, self.tables, live=live, like=like
+            self.group, self.tables, live=live, like=like, rows=self.rows
         )
 
     def collect(self) -> None:
@@ -266,6 +268,13 @@ def _merge_and_checksum(
         if parts:
             _merge(group, place, [shard_places[index] for shard_places in parts])
         reached.append(project_shards(sources, rebuilt[group], batch_size=batch_size))
+        if remote is not None:
+            # The workers' shares of the checksums, even by rows: one big table is most of
+            # a group's (analytics' postings).
+            remote.rows = {
+                table: int(place.db.execute(f"SELECT count(*) AS n FROM {table}")[0]["n"])
+                for table in remote.tables
+            }
         place.db.close()  # the workers open it (DuckDB: one process per file)
         if remote is not None:
             remote.ask(live=False)

@@ -266,19 +266,20 @@ class ShardWorkers:
         *,
         live: bool = False,
         like: Mapping[str, TableChecksum] | None = None,
+        rows: Mapping[str, int] | None = None,
     ) -> int:
         """Have the workers checksum ``tables`` of group ``group`` (``site.groups(names)``),
         in one task per worker: of its rebuilt models (their place must be closed in this
         process: DuckDB opens a file in one process), or with ``live`` of its live ones
         (read-only; a table's checksum is ``like``'s where their fingerprints are equal),
         with the positions the models stood at throughout (None if they moved meanwhile).
-        The ticket that ``collect_checksums`` takes."""
+        Given the tables' ``rows``, the shares are even by rows. The ticket that
+        ``collect_checksums`` takes."""
         ticket = self._tickets
         self._tickets += 1
         self._pending[ticket] = set(tables)
         self._answers[ticket] = {}
-        count = len(self._workers)
-        for share in (list(tables)[worker::count] for worker in range(count)):
+        for share in _shares(tables, len(self._workers), rows or {}):
             if share:
                 ours = {table: like[table] for table in share if table in like} if like else {}
                 self._tasks.put(("checksums", ticket, group, share, live, ours))
@@ -375,6 +376,18 @@ class ShardWorkers:
         if unit.group is None:
             return where
         return f"{self.group_names[unit.group]} from {where}"
+
+
+def _shares(tables: Sequence[str], count: int, rows: Mapping[str, int]) -> list[list[str]]:
+    """``tables`` in ``count`` shares: the largest first, each to the share with the fewest
+    rows so far (tables of unknown size count as one row)."""
+    shares: list[list[str]] = [[] for _ in range(count)]
+    loads = [0] * count
+    for table in sorted(tables, key=lambda name: -rows.get(name, 1)):
+        least = loads.index(min(loads))
+        shares[least].append(table)
+        loads[least] += rows.get(table, 1)
+    return shares
 
 
 def _ended(process: BaseProcess) -> str:
