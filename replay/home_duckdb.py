@@ -11,7 +11,7 @@ where the projector publishes it and readers look.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
@@ -96,6 +96,15 @@ class DuckHome(ReadModelHome):
             Path(place.where), read_only=True, memory_limit_mib=self.memory_limit_mib
         )
 
+    def fingerprint(self, table: str) -> str | None:
+        # The row as a JSON object (its columns in order) hashed by MD5, summed as two
+        # 64-bit halves.
+        return (
+            "SELECT count(*) AS n, coalesce(sum(md5_number_upper(h)), 0) AS hi,"
+            " coalesce(sum(md5_number_lower(h)), 0) AS lo"
+            f" FROM (SELECT to_json(t)::VARCHAR AS h FROM {table} AS t)"
+        )
+
     def merge(self, into: Place, parts: Sequence[Place], tables: Sequence[str]) -> None:
         """ATTACH each part and copy its tables in one transaction (a table without a key
         holds rows keyed by ledger position, unique across shards: no conflict check)."""
@@ -170,12 +179,14 @@ class DuckLive(LiveSide):
             )
         )
 
-    def checksums(self, model: ReadModel) -> dict[str, TableChecksum]:
+    def checksums(
+        self, model: ReadModel, like: Mapping[str, TableChecksum] | None = None
+    ) -> dict[str, TableChecksum]:
         """The live tables' checksums with one file's buffer full at a time: the rebuilt
         file's is freed before (it is opened again for its own checksums), the live file's
         after (its connection stays open: it holds the lock)."""
         self.rebuilt.db.close()
-        sums = super().checksums(model)
+        sums = super().checksums(model, like)
         self.db.release_buffer()
         return sums
 

@@ -66,6 +66,15 @@ class PostgresHome(ViewsHome):
     def reader(self, place: Place) -> PostgresDatabase:
         return PostgresDatabase(self.dsn, schema=place.where.removeprefix("schema "))
 
+    def fingerprint(self, table: str) -> str | None:
+        # The row's text (its columns in order) hashed by MD5, summed as two 64-bit halves.
+        half = "('x' || substr(h, {}, 16))::bit(64)::bigint::numeric"
+        return (
+            f"SELECT count(*) AS n, coalesce(sum({half.format(1)}), 0) AS hi,"
+            f" coalesce(sum({half.format(17)}), 0) AS lo"
+            f" FROM (SELECT md5(t::text) AS h FROM {table} AS t) AS hashed"
+        )
+
     def merge(self, into: Place, parts: Sequence[Place], tables: Sequence[str]) -> None:
         """Copy each part schema's rows into the rebuild schema in one transaction
         (generated columns are computed again)."""

@@ -39,30 +39,43 @@ log = logging.getLogger("evledger.replay")
 @dataclass
 class Remote:
     """The worker processes of a rebuild, as one group's compare uses them: the
-    group's index, and the checksums of its live and rebuilt models the workers were asked
-    for early (tickets), then collected with the positions they were taken at."""
+    group's index, and the checksums of its rebuilt models the workers were asked for early
+    (a ticket), then collected with the positions they were taken at, and those of its live
+    models, asked for with the rebuilt ones (a live table whose fingerprint is its rebuilt
+    table's has its checksum)."""
 
     workers: ShardWorkers
     group: int
     tables: list[str]
     tickets: dict[bool, int] = field(default_factory=dict)
+    # Each table's rows in the rebuild, once known (the workers' shares are even by them).
+    rows: dict[str, int] = field(default_factory=dict)
     early: dict[bool, tuple[dict[str, TableChecksum], dict[str, int] | None] | None] = field(
         default_factory=dict
     )
 
-    def ask(self, *, live: bool) -> None:
-        self.tickets[live] = self.workers.ask_checksums(self.group, self.tables, live=live)
+    def ask(self, *, live: bool, like: dict[str, TableChecksum] | None = None) -> None:
+        self.tickets[live] = self.workers.ask_checksums(
+            self.group, self.tables, live=live, like=like, rows=self.rows
+        )
 
     def collect(self) -> None:
-        """The early checksums' answers (None where the workers could not take them: the
-        models are checksummed when compared, as always, and a live model that is missing
-        or busy says so then)."""
-        for live, ticket in self.tickets.items():
-            try:
-                self.early[live] = self.workers.collect_checksums(ticket)
-            except ShardRebuildFailed:
-                self.early[live] = None
-        self.tickets = {}
+        """The rebuilt checksums' answer, then the live ones' (None where the workers could
+        not take them: the models are checksummed when compared, as always, and a live model
+        that is missing or busy says so then)."""
+        self.early[False] = self._answer(False)
+        rebuilt = self.early[False]
+        self.ask(live=True, like=rebuilt[0] if rebuilt is not None else None)
+        self.early[True] = self._answer(True)
+
+    def _answer(self, live: bool) -> tuple[dict[str, TableChecksum], dict[str, int] | None] | None:
+        ticket = self.tickets.pop(live, None)
+        if ticket is None:
+            return None
+        try:
+            return self.workers.collect_checksums(ticket)
+        except ShardRebuildFailed:
+            return None
 
     def live_at(
         self, positions: dict[str, int], group: ModelGroup
@@ -199,13 +212,9 @@ def rebuild(
         if workers is not None:
             remotes = []
             for index, models in enumerate(rebuilt.values()):
-                remote = Remote(
-                    workers, index, [table for model in models for table in model.tables]
+                remotes.append(
+                    Remote(workers, index, [table for model in models for table in model.tables])
                 )
-                # A worker done with its shards checksums the live models while the others
-                # still rebuild.
-                remote.ask(live=True)
-                remotes.append(remote)
         outcomes: list[GroupOutcome] = []
         try:
             if workers is None:
@@ -279,6 +288,13 @@ def _merge_and_checksum(
             still_owned()
             _merge(group, place, [shard_places[index] for shard_places in parts])
         reached.append(project_shards(sources, rebuilt[group], batch_size=batch_size))
+        if remote is not None:
+            # The workers' shares of the checksums, even by rows: one big table is most of
+            # a group's (analytics' postings).
+            remote.rows = {
+                table: int(place.db.execute(f"SELECT count(*) AS n FROM {table}")[0]["n"])
+                for table in remote.tables
+            }
         place.db.close()  # the workers open it (DuckDB: one process per file)
         if remote is not None:
             remote.ask(live=False)
@@ -408,7 +424,8 @@ def _compare(
     took before count where the models have not moved since (the same positions: a model
     moves its rows and position in one transaction); otherwise the workers take them now:
     the rebuilt ones, and the live ones where other processes may read the held live
-    models (this process checksums the others)."""
+    models (this process checksums the others). The rebuilt ones first: a live table whose
+    fingerprint is its rebuilt twin's has its checksum (replay/checksum.py)."""
     tables = [table for model in rebuilt for table in model.tables]
     held = {name: at for name, at in live_positions.items() if at is not None}
     live_sums: dict[str, TableChecksum] | None = None
@@ -417,25 +434,24 @@ def _compare(
         live_sums = remote.live_at(held, live.group)
         rebuilt_sums = remote.rebuilt_at(rebuilt_positions, live.group)
         workers, group = remote.workers, remote.group
-        shared = live_sums is None and not live.group.home.exclusive and bool(held)
-        live_ticket = workers.ask_checksums(group, tables, live=True) if shared else None
         if rebuilt_sums is None:
             rebuilt[0].db.close()  # the group's one rebuild place: the workers open it
             rebuilt_sums = workers.collect_checksums(workers.ask_checksums(group, tables))[0]
-        if live_ticket is not None:
-            live_sums = workers.collect_checksums(live_ticket)[0]
+        if live_sums is None and not live.group.home.exclusive and held:
+            asked = workers.ask_checksums(group, tables, live=True, like=rebuilt_sums)
+            live_sums = workers.collect_checksums(asked)[0]
+    if rebuilt_sums is None:
+        rebuilt_sums = {
+            table: checksum
+            for model in rebuilt
+            for table, checksum in model_checksums(model, live.group.home.fingerprint).items()
+        }
     if live_sums is None:
         live_sums = {
             table: checksum
             for model, live_model in zip(rebuilt, live.models, strict=True)
             if live_positions[model.name] is not None
-            for table, checksum in live.checksums(live_model).items()
-        }
-    if rebuilt_sums is None:
-        rebuilt_sums = {
-            table: checksum
-            for model in rebuilt
-            for table, checksum in model_checksums(model).items()
+            for table, checksum in live.checksums(live_model, rebuilt_sums).items()
         }
     return [
         TableComparison(

@@ -5,7 +5,8 @@ the comparison with the live models.
 The work is split into units: one per shard, each rebuilding every read-model group of its
 shard, or, when there are cores for every shard and group, one per shard and group
 (``ModelGroup``: the views' database, analytics), so that a one-shard ledger's groups are
-rebuilt side by side, each reading the ledger for itself.
+rebuilt side by side. A shard's group units share one read of it: the rebuild process reads
+each batch once and hands it to each of them (replay/ledger_feed.py), which decode it.
 
 A SQLite or DuckDB file takes one writing process, so shards cannot share the rebuild
 place: shard 0 is rebuilt into the rebuild place itself, every other shard into its own
@@ -23,11 +24,12 @@ opens the places, whose live side it may hold next. A worker whose rebuild proce
 (killed, or ended by SIGTERM) ends too: at its next batch, or when it waits for a checksum
 task.
 
-The workers also take the compare's checksums, from one queue of tasks they share: the
-live models' (read-only) as soon as one is done with its units, while the others still
-rebuild, and each group's rebuilt tables once the parent has caught it up. A live model
-the parent holds still is checksummed by the workers unless it is a DuckDB file (one
-process may open it): then by the parent.
+The workers also take the compare's checksums, from one queue of tasks they share: each
+group's rebuilt tables once the parent has caught it up (while the others still rebuild),
+then its live models' (read-only), given the rebuilt checksums: a live table whose
+fingerprint is its rebuilt twin's has its checksum (replay/checksum.py), so only a table
+that differs is checksummed row by row. A live model the parent holds still is checksummed
+by the workers unless it is a DuckDB file (one process may open it): then by the parent.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ import logging
 import multiprocessing
 import os
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
@@ -45,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 from projections.tracking import tracked_positions
 from replay.checksum import TableChecksum, table_checksum
+from replay.ledger_feed import FeedSource, LedgerFeed
 from replay.ledger_prefix import ProgressHook, project_to
 
 if TYPE_CHECKING:
@@ -111,6 +114,13 @@ class _Job:
     tasks: _Tasks
     # The rebuild's process: a worker whose parent has changed stops rebuilding.
     parent: int
+    # By shard, where its units are several (one per group): the one read of it they share.
+    feeds: dict[int, LedgerFeed]
+
+    def feed_slot(self, unit: int) -> int:
+        """Which of its shard's feed ends is unit ``unit``'s."""
+        shard = self.all_units[unit].shard
+        return [i for i, u in enumerate(self.all_units) if u.shard == shard].index(unit)
 
 
 class _Tasks:
@@ -185,6 +195,11 @@ class ShardWorkers:
         # Per worker: the unit it is rebuilding (-1: none), to name it if the worker dies.
         self._current = context.Array("q", [-1] * count, lock=False)
         self._tasks = _Tasks(context)
+        self._feeds = {
+            shard: LedgerFeed(context, shard, len(ours))
+            for shard in range(len(self.shard_names))
+            if len(ours := [unit for unit in self.units if unit.shard == shard]) > 1
+        }
         self._workers: list[tuple[BaseProcess, Connection]] = []
         # Per ticket: the tables not answered yet, and the answers read so far (a
         # checksum and the positions it was taken at, or why it could not be taken).
@@ -196,7 +211,7 @@ class ShardWorkers:
         # itself: each ticket's group and side, each live worker's tasks taken and not
         # answered yet (announced before it works on them), the workers gone.
         self._site, self._names, self._tag = site, list(names), tag
-        self._asked: dict[int, tuple[int, bool]] = {}
+        self._asked: dict[int, tuple[int, bool, dict[str, TableChecksum]]] = {}
         self._taken: dict[int, set[tuple[int, str]]] = {}
         self._gone: set[int] = set()
         # Per worker: its units (a worker that ends before they are all done fails the rebuild).
@@ -216,6 +231,7 @@ class ShardWorkers:
                     batch_size,
                     self._tasks,
                     os.getpid(),
+                    self._feeds,
                 )
                 process = context.Process(  # type: ignore[attr-defined]
                     target=_work,
@@ -225,6 +241,8 @@ class ShardWorkers:
                 process.start()
                 child_end.close()  # the child's: the parent keeps only its own end
                 self._workers.append((process, parent_end))
+            for feed in self._feeds.values():
+                feed.serve(site)
         except BaseException:
             self.close()
             raise
@@ -272,26 +290,36 @@ class ShardWorkers:
             aimed += head
         return reached, max(aimed, 1)
 
-    def ask_checksums(self, group: int, tables: Sequence[str], *, live: bool = False) -> int:
+    def ask_checksums(
+        self,
+        group: int,
+        tables: Sequence[str],
+        *,
+        live: bool = False,
+        like: Mapping[str, TableChecksum] | None = None,
+        rows: Mapping[str, int] | None = None,
+    ) -> int:
         """Have the workers checksum ``tables`` of group ``group`` (``site.groups(names)``),
         in one task per worker: of its rebuilt models (their place must be closed in this
         process: DuckDB opens a file in one process), or with ``live`` of its live ones
-        (read-only), with the positions the models stood at throughout (None if they
-        moved meanwhile). The ticket that ``collect_checksums`` takes."""
+        (read-only; a table's checksum is ``like``'s where their fingerprints are equal),
+        with the positions the models stood at throughout (None if they moved meanwhile).
+        Given the tables' ``rows``, the shares are even by rows. The ticket that
+        ``collect_checksums`` takes."""
         ticket = self._tickets
         self._tickets += 1
         self._pending[ticket] = set(tables)
         self._answers[ticket] = {}
-        self._asked[ticket] = (group, live)
+        self._asked[ticket] = (group, live, dict(like or {}))
         if self._gone:
             # A worker died: it may have held the task pipe's lock, so no other worker
             # would take the task.
             self._checksum_here(ticket, tables)
             return ticket
-        count = len(self._workers)
-        for share in (list(tables)[worker::count] for worker in range(count)):
+        for share in _shares(tables, len(self._workers), rows or {}):
             if share:
-                self._tasks.put(("checksums", ticket, group, share, live))
+                ours = {table: like[table] for table in share if table in like} if like else {}
+                self._tasks.put(("checksums", ticket, group, share, live, ours))
         return ticket
 
     def collect_checksums(
@@ -336,6 +364,8 @@ class ShardWorkers:
             connection.close()
         self._workers = []
         self._tasks.close()
+        for feed in self._feeds.values():
+            feed.close()
 
     def _read(self, timeout: float | None) -> None:
         """Read what the workers sent, waiting up to ``timeout`` for something; raise
@@ -428,9 +458,9 @@ class ShardWorkers:
                 self._checksum_here(ticket, left)
 
     def _checksum_here(self, ticket: int, tables: Sequence[str]) -> None:
-        group, live = self._asked[ticket]
+        group, live, like = self._asked[ticket]
         home = self._site.groups(self._names)[group].home
-        self._take(None, _answer(home, self._tag, ticket, tables, live=live))
+        self._take(None, _answer(home, self._tag, ticket, tables, live=live, like=like))
 
     def _fail(self, unit: int, why: str) -> None:
         raise ShardRebuildFailed(f"rebuilding {self._name(unit)} failed: {why}")
@@ -444,6 +474,18 @@ class ShardWorkers:
         if unit.group is None:
             return where
         return f"{self.group_names[unit.group]} from {where}"
+
+
+def _shares(tables: Sequence[str], count: int, rows: Mapping[str, int]) -> list[list[str]]:
+    """``tables`` in ``count`` shares: the largest first, each to the share with the fewest
+    rows so far (tables of unknown size count as one row)."""
+    shares: list[list[str]] = [[] for _ in range(count)]
+    loads = [0] * count
+    for table in sorted(tables, key=lambda name: -rows.get(name, 1)):
+        least = loads.index(min(loads))
+        shares[least].append(table)
+        loads[least] += rows.get(table, 1)
+    return shares
 
 
 def _ended(process: BaseProcess) -> str:
@@ -472,6 +514,8 @@ def _work(job: _Job, worker: int, counters: Any, current: Any, connection: Conne
     # Ctrl-C reaches the whole process group: the parent stops the workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     job.tasks.in_worker()
+    for shard, feed in job.feeds.items():
+        feed.in_worker([job.feed_slot(u) for u in job.units if job.all_units[u].shard == shard])
     unit = -1
     try:
         for unit in job.units:
@@ -501,8 +545,10 @@ def _rebuild_unit(job: _Job, unit: int, counters: Any) -> None:
     if group_index is not None:
         groups = [groups[group_index]]
     places = [group.home.rebuild_place(part_tag(job.tag, shard)) for group in groups]
+    feed = job.feeds.get(shard)
     try:
-        with job.site.ledger_source(shard) as source:
+        with job.site.ledger_source(shard) as own:
+            source = own if feed is None else FeedSource(own, feed.end(job.feed_slot(unit)))
             models = [
                 model_class(place.db).for_shard(shard)
                 for group, place in zip(groups, places, strict=True)
@@ -515,6 +561,8 @@ def _rebuild_unit(job: _Job, unit: int, counters: Any) -> None:
                 counters[3 * unit], counters[3 * unit + 1] = reached, target
 
             project_to(source, models, batch_size=job.batch_size, progress=report)
+            if isinstance(source, FeedSource):
+                source.close()  # read: the shard's other units need not wait for this one
     finally:
         for place in places:
             place.db.close()
@@ -534,23 +582,33 @@ def _serve_checksums(job: _Job, connection: Connection) -> None:
         task = job.tasks.get(announce)
         if task is None or task[0] != "checksums":
             return
-        _, ticket, group, tables, live = task
+        _, ticket, group, tables, live, like = task
         if job.tasks.taken_over():  # the parent does it, and may hold the live side next
             connection.send(("dropped", ticket, dict.fromkeys(tables), None))
             continue
-        connection.send(_answer(groups[group].home, job.tag, ticket, tables, live=live))
+        connection.send(_answer(groups[group].home, job.tag, ticket, tables, live=live, like=like))
 
 
 def _answer(
-    home: ReadModelHome, tag: str, ticket: int, tables: Sequence[str], *, live: bool
+    home: ReadModelHome,
+    tag: str,
+    ticket: int,
+    tables: Sequence[str],
+    *,
+    live: bool,
+    like: Mapping[str, TableChecksum],
 ) -> tuple[Any, ...]:
     """Checksum ``tables`` of ``home``'s live models, or of rebuild ``tag``'s place: the
-    answer to task ``ticket``, or why it could not be taken."""
+    answer to task ``ticket``, or why it could not be taken (a table's checksum is
+    ``like``'s where their fingerprints are equal)."""
     try:
         db = home.live_reader() if live else home.reader(home.rebuild_place(tag))
         try:
             before = tracked_positions(db)
-            sums = {table: table_checksum(db, table) for table in tables}
+            sums = {
+                table: table_checksum(db, table, home.fingerprint, like.get(table))
+                for table in tables
+            }
             # A model moves its rows and its position in one transaction: unmoved
             # positions mean every table was read at them.
             after = tracked_positions(db)

@@ -14,7 +14,7 @@ file over the live one while no process has either open (replay/duck_file_swap.p
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from projections.databases.port import Database
@@ -75,8 +75,12 @@ class LiveSide(ABC):
         present = [model for model in self.models if self.present(model)]
         project_shards(sources, present, until)
 
-    def checksums(self, model: ReadModel) -> dict[str, TableChecksum]:
-        return model_checksums(model)
+    def checksums(
+        self, model: ReadModel, like: Mapping[str, TableChecksum] | None = None
+    ) -> dict[str, TableChecksum]:
+        """The live model's checksums; a table's is ``like``'s (the rebuilt one's) where
+        their fingerprints are equal (replay/checksum.py)."""
+        return model_checksums(model, self.group.home.fingerprint, like)
 
     @abstractmethod
     def held(self) -> Any:

@@ -104,6 +104,11 @@ class ReadModelHome(ABC):
         several processes read at once)."""
         return self.live()
 
+    def fingerprint(self, table: str) -> str | None:
+        """The statement that fingerprints ``table`` (replay/checksum.py: columns ``n``,
+        ``hi`` and ``lo``), or None where this database cannot hash its rows itself."""
+        return None
+
     @abstractmethod
     def reader(self, place: Place) -> Database:
         """A connection of its own that only reads ``place``; several processes may hold

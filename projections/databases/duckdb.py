@@ -22,6 +22,7 @@ from projections.databases.errors import (
 from projections.databases.port import (
     COMMON_TYPES,
     STREAM_ROWS,
+    Chunk,
     Database,
     Dialect,
     Row,
@@ -116,7 +117,7 @@ class DuckDatabase(Database):
                 connection.description, connection.fetchall() if connection.description else []
             )
 
-    def stream(self, statement: str, size: int = STREAM_ROWS) -> Iterator[Row]:
+    def stream_chunks(self, statement: str, size: int = STREAM_ROWS) -> Iterator[Chunk]:
         # On the connection itself, inside whatever transaction it has open; the caller
         # runs nothing else on it until the rows are read.
         with self._translated():
@@ -128,8 +129,7 @@ class DuckDatabase(Database):
                 chunk = connection.fetchmany(size)
             if not chunk:
                 return
-            for record in chunk:
-                yield dict(zip(names, record, strict=True))
+            yield names, chunk
 
     def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
         with self._translated():

@@ -20,6 +20,8 @@ from itertools import repeat
 from typing import Any, ClassVar
 
 Row = dict[str, Any]
+# A piece of a query's result: the column names, and records holding values in that order.
+Chunk = tuple[list[str], list[tuple[Any, ...]]]
 
 # Bound parameters per multi-row INSERT: well under every database's limit.
 MAX_PARAMS = 20_000
@@ -98,11 +100,20 @@ class Database(ABC):
     def close(self) -> None:
         """Close the connection (the next call opens a new one)."""
 
+    def stream_chunks(self, statement: str, size: int = STREAM_ROWS) -> Iterator[Chunk]:
+        """The rows of one query, fetched ``size`` at a time as records (no dict per row: a
+        checksum reads every row of a table), so that reading a whole table (millions of
+        rows) holds one chunk in memory, not the table. Run nothing else on this database
+        until the rows are read: they share its connection."""
+        rows = self.execute(statement)
+        if rows:
+            yield list(rows[0]), [tuple(row.values()) for row in rows]
+
     def stream(self, statement: str, size: int = STREAM_ROWS) -> Iterator[Row]:
-        """The rows of one query, fetched ``size`` at a time, so that reading a whole table
-        (a checksum of millions of rows) holds one chunk in memory, not the table. Run
-        nothing else on this database until the rows are read: they share its connection."""
-        yield from self.execute(statement)
+        """The rows of ``stream_chunks``, one dict each."""
+        for names, records in self.stream_chunks(statement, size):
+            for record in records:
+                yield dict(zip(names, record, strict=True))
 
     def param(self, value: Any) -> Any:
         """``value`` as this database binds it: lists and dicts as JSON text by default."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from projections.databases.errors import (
@@ -20,6 +21,7 @@ from projections.databases.errors import (
 from projections.databases.port import (
     COMMON_TYPES,
     STREAM_ROWS,
+    Chunk,
     Database,
     DatabaseLender,
     Dialect,
@@ -87,13 +89,11 @@ class PostgresDatabase(Database):
         with self._translated(), self._connect().cursor() as cursor:
             cursor.executemany(self.dialect.sql(statement), rows)
 
-    def stream(self, statement: str, size: int = STREAM_ROWS) -> Iterator[Row]:
+    def stream_chunks(self, statement: str, size: int = STREAM_ROWS) -> Iterator[Chunk]:
         with self._translated(), self._connect().cursor() as cursor:
-            names: list[str] | None = None
-            for record in cursor.stream(self.dialect.sql(statement), size=size):
-                if names is None:
-                    names = [column.name for column in cursor.description or ()]
-                yield dict(zip(names, record, strict=True))
+            records = cursor.stream(self.dialect.sql(statement), size=size)
+            while chunk := list(islice(records, size)):
+                yield [column.name for column in cursor.description or ()], chunk
 
     def close(self) -> None:
         if self._connection is not None:

@@ -30,6 +30,7 @@ from projections.databases.errors import (
 from projections.databases.port import (
     COMMON_TYPES,
     STREAM_ROWS,
+    Chunk,
     Database,
     DatabaseLender,
     Dialect,
@@ -111,7 +112,7 @@ class SqliteDatabase(Database):
             cursor = self._connect().execute(self.dialect.sql(statement), params)
             return rows_of(cursor.description, cursor.fetchall())
 
-    def stream(self, statement: str, size: int = STREAM_ROWS) -> Iterator[Row]:
+    def stream_chunks(self, statement: str, size: int = STREAM_ROWS) -> Iterator[Chunk]:
         with self._translated():
             cursor = self._connect().execute(self.dialect.sql(statement))
             names = [column[0] for column in cursor.description or ()]
@@ -120,8 +121,7 @@ class SqliteDatabase(Database):
                 chunk = cursor.fetchmany(size)
             if not chunk:
                 return
-            for record in chunk:
-                yield dict(zip(names, record, strict=True))
+            yield names, chunk
 
     def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
         with self._translated():

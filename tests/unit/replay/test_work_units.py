@@ -1,9 +1,9 @@
-"""How a rebuild's work is split into worker units: a shard's database groups apart only
-when every shard and group has a core of its own."""
+"""How a rebuild's work is split into worker units (a shard's database groups apart only
+when every shard and group has a core of its own), and the checksums into worker shares."""
 
 from __future__ import annotations
 
-from replay.shard_processes import Unit, work_units
+from replay.shard_processes import Unit, _shares, work_units
 
 
 def test_one_shard_on_two_cores_is_a_unit_per_group() -> None:
@@ -31,3 +31,11 @@ def test_fewer_cores_than_shards_and_groups_is_a_unit_per_shard() -> None:
 def test_a_core_for_every_shard_and_group_is_a_unit_each() -> None:
     assert work_units(3, 2, cores=6) == [Unit(s, g) for s in range(3) for g in range(2)]
     assert work_units(2, 2, cores=4) == [Unit(s, g) for s in range(2) for g in range(2)]
+
+
+def test_checksum_shares_are_even_by_rows() -> None:
+    # Analytics' postings are most of its rows: one worker takes them, the other the rest.
+    rows = {"postings": 130, "line_items": 60, "sessions": 50, "tariffs": 3}
+    assert _shares(list(rows), 2, rows) == [["postings"], ["line_items", "sessions", "tariffs"]]
+    assert _shares(["a", "b", "c"], 2, {}) == [["a", "c"], ["b"]]
+    assert _shares(["a"], 3, {"a": 5}) == [["a"], [], []]

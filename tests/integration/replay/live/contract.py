@@ -70,6 +70,61 @@ class LiveSwapTestCase:
         finally:
             again.close()
 
+    def test_a_live_table_equal_to_its_rebuilt_twin_has_its_checksum(
+        self, home: ReadModelHome, ledger: LedgerSource
+    ) -> None:
+        """The compare's live checksums: a table's fingerprint equal to the rebuilt one's
+        (where the database has fingerprints) gives it the rebuilt checksum; a changed row
+        is checksummed, and caught, all the same."""
+        head = ledger.last_position()
+        group = ModelGroup(home, self.model_classes)
+        live_db = home.live()
+        live = [model_class(live_db) for model_class in self.model_classes]
+        place = home.rebuild_place("twin")
+        try:
+            rebuilt = [model_class(place.db) for model_class in self.model_classes]
+            for models in (live, rebuilt):
+                for model in models:
+                    model.create()
+                project_to(ledger, models, head)
+            twins = {
+                table: checksum
+                for model in rebuilt
+                for table, checksum in model_checksums(model, home.fingerprint).items()
+            }
+            fingerprinted = home.fingerprint(next(iter(live[0].tables))) is not None
+            assert all((c.fingerprint is not None) == fingerprinted for c in twins.values())
+            if home.exclusive:
+                live_db.close()
+            side = home.live_side(group, place)
+            try:
+                sums = {
+                    table: checksum
+                    for model in side.models
+                    for table, checksum in side.checksums(model, twins).items()
+                }
+                assert sums == twins
+                if fingerprinted:
+                    assert all(sums[table] is twins[table] for table in twins)
+                model = side.models[0]
+                table = next(t for t in model.tables if twins[t].rows)
+                # One text changed: the same number of rows.
+                row = side.db.execute(f"SELECT * FROM {table}")[0]
+                column = next(name for name, value in row.items() if isinstance(value, str))
+                side.db.execute(
+                    f"UPDATE {table} SET {column} = ? WHERE {column} = ?",
+                    [row[column] + "!", row[column]],
+                )
+                changed = side.checksums(model, twins)
+                assert changed[table].rows == twins[table].rows
+                assert not changed[table].matches(twins[table])
+                assert all(changed[t] == twins[t] for t in model.tables if t != table)
+            finally:
+                side.close()
+        finally:
+            place.discard()
+        live_db.close()
+
     def test_a_home_without_live_models_reports_none(
         self, home: ReadModelHome, ledger: LedgerSource
     ) -> None:

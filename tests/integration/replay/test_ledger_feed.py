@@ -1,0 +1,133 @@
+"""The rebuild workers of one shard share one read of it (replay/ledger_feed.py): on a real
+Kafka ledger, two forked readers, one slower than the other, each get every event as a
+direct read gives it, while the rebuild process reads each full batch once and keeps at
+most AHEAD of them; a reader that dies does not stop the other."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+from multiprocessing.connection import Connection
+from typing import Any
+
+import pytest
+
+from bootstrap import bootstrap
+from bootstrap.root import Root
+from bootstrap.settings import Settings
+from domain.application import BillingApplication
+from projections.entities import LedgerEvent
+from replay import ledger_feed
+from replay.ledger_feed import AHEAD, FeedSource, LedgerFeed
+from tests.integration.replay.conftest import traffic_commands, write
+
+pytestmark = [pytest.mark.kafka]
+
+BATCH = 97
+
+
+def _seen(batch: list[LedgerEvent]) -> list[Any]:
+    return [(e.notification_id, e.event.originator_id, e.event) for e in batch]
+
+
+def _events(site: Root, feed: LedgerFeed, slot: int, pause: float, die_at: int) -> list[Any]:
+    """What one reader reads through the feed, batch after batch, to the ledger's end."""
+    seen: list[Any] = []
+    with site.ledger_source(0) as own:
+        source = FeedSource(own, feed.end(slot))
+        head = source.last_position()
+        while len(seen) < head:
+            if len(seen) >= die_at:
+                os.kill(os.getpid(), signal.SIGKILL)
+            seen += _seen(source.read_after(len(seen), BATCH))
+            time.sleep(pause)
+        source.close()
+    return seen
+
+
+def _reader(
+    site: Root, feed: LedgerFeed, slot: int, timing: tuple[float, int], out: Connection
+) -> None:
+    """A forked reader: sends what it read, or why it failed (``timing``: its pause per
+    batch, and the event count at which it kills itself)."""
+    feed.in_worker([slot])
+    try:
+        out.send(_events(site, feed, slot, *timing))
+    except Exception as error:
+        out.send(f"{type(error).__name__}: {error}")
+
+
+def _read_through_one_feed(
+    settings: Settings, pauses: list[float], die_at: list[int]
+) -> tuple[list[Any], LedgerFeed]:
+    site = bootstrap(settings)
+    context = multiprocessing.get_context("fork")
+    feed = LedgerFeed(context, 0, len(pauses))
+    results: list[Any] = []
+    pipes = [context.Pipe(duplex=False) for _ in pauses]
+    children = [
+        context.Process(target=_reader, args=(site, feed, slot, (pause, die_at[slot]), pipe[1]))
+        for slot, (pause, pipe) in enumerate(zip(pauses, pipes, strict=True))
+    ]
+    for child in children:
+        child.start()
+    for _, sent in pipes:
+        sent.close()
+    feed.serve(site)
+    try:
+        for received, _ in pipes:
+            try:
+                results.append(received.recv())
+            except EOFError:  # died without a word
+                results.append(None)
+    finally:
+        for child in children:
+            child.join(30)
+        feed.close()
+    return results, feed
+
+
+def test_readers_share_one_read_and_the_one_ahead_waits(
+    kafka_settings: Settings, writer: BillingApplication
+) -> None:
+    head = write(writer, traffic_commands())
+    assert head > 10 * BATCH and head % BATCH
+    with bootstrap(kafka_settings).ledger_source(0) as direct:
+        expected = _seen(direct.read_after(0, head))
+
+    results, feed = _read_through_one_feed(kafka_settings, [0.0, 0.05], [head + 1, head + 1])
+
+    assert results == [expected, expected]
+    assert feed.server is not None
+    # Each full batch once; the short last batch for each reader, not kept.
+    assert feed.server.reads == head // BATCH + 2
+    assert feed.server.most_kept == AHEAD
+
+
+def test_a_reader_that_dies_does_not_stop_the_other(
+    kafka_settings: Settings, writer: BillingApplication
+) -> None:
+    head = write(writer, traffic_commands())
+    results, _ = _read_through_one_feed(kafka_settings, [0.01, 0.0], [head + 1, 3 * BATCH])
+    assert results[1] is None
+    assert [event[0] for event in results[0]] == list(range(1, head + 1))
+
+
+def test_a_failure_of_the_reading_thread_fails_every_reader(
+    kafka_settings: Settings, writer: BillingApplication, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in the rebuild process's reading (here, raised where it answers the fourth
+    batch) reaches each reader as an error, and none of them waits for ever."""
+    head = write(writer, traffic_commands())
+    answer = ledger_feed._FeedServer._answer
+
+    def failing(server: Any, client: Connection, asked: tuple[int, int]) -> None:
+        if asked[0] >= 3 * BATCH:
+            raise RuntimeError("boom")
+        answer(server, client, asked)
+
+    monkeypatch.setattr(ledger_feed._FeedServer, "_answer", failing)
+    results, _ = _read_through_one_feed(kafka_settings, [0.0, 0.0], [head + 1, head + 1])
+    assert results == ["LedgerFeedFailed: reading the ledger failed: RuntimeError: boom"] * 2
