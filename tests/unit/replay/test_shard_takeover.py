@@ -7,6 +7,7 @@ real databases in tests/integration/replay/test_rebuild_groups.py."""
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -46,6 +47,9 @@ class _Home:
     def reader(self, place: Any) -> _Opened:
         return self._opens("rebuilt")
 
+    def fingerprint(self, table: str) -> None:
+        return None
+
 
 class _Group:
     def __init__(self, names: list[str], log: Path) -> None:
@@ -65,6 +69,10 @@ class _Site:
 
     def for_another_process(self) -> _Site:
         return self
+
+    def ledger_source(self, shard: str) -> contextlib.nullcontext[None]:
+        # The units under test are stand-ins that never ask the shared read for a batch.
+        return contextlib.nullcontext()
 
 
 def _first_worker() -> bool:
@@ -123,7 +131,7 @@ def test_no_worker_opens_a_place_once_the_parent_took_a_dead_worker_s_tasks_over
     every checksum itself and went on to hold the live side."""
     log = tmp_path / "opened"
 
-    def killed_checksumming(db: Any, table: str) -> str:
+    def killed_checksumming(db: Any, table: str, *fingerprints: Any) -> str:
         if _first_worker():
             os.kill(os.getpid(), signal.SIGKILL)
         return f"sum of {table}"
