@@ -17,6 +17,7 @@ from api import routes_analytics, routes_audit, routes_ops, routes_read, routes_
 from api.auth import KeyCache
 from api.history_fast import HistoryFastPath
 from api.observe import ApiMetrics, ObserveMiddleware, configure_logging
+from api.page_batches import PageBatches
 from api.params import no_unknown_query
 from api.problems import ProblemDocument, problem_response
 from api.refund_requests import RefundPublisher
@@ -126,18 +127,19 @@ ASYNC_POOL_SIZE = 4
 def create_app(root: Root | None = None, pool_size: int = 20) -> HistoryFastPath:
     """The API: FastAPI's application behind the history pages' fast path."""
     root = root or bootstrap(load_settings())
+    async_size = min(pool_size, ASYNC_POOL_SIZE)
+    views = ViewsDatabase(
+        root.views.lender(pool_size), root.views.async_lender(async_size), root.views.describe()
+    )
+    metrics = ApiMetrics()
     state = ApiState(
         root=root,
-        views=ViewsDatabase(
-            root.views.lender(pool_size),
-            root.views.async_lender(min(pool_size, ASYNC_POOL_SIZE)),
-            root.views.describe(),
-        ),
+        views=views,
+        pages=PageBatches(views, async_size, metrics.pages_per_statement.observe),
         key_cache=KeyCache(),
         ledger_heads=[root.ledger.shard(shard).head() for shard in range(root.ledger.shards)],
         publisher=_refund_publisher(root),
     )
-    metrics = ApiMetrics()
     state.extras["metrics"] = metrics
 
     @asynccontextmanager

@@ -51,6 +51,12 @@ class ApiMetrics:
             buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
             registry=self.registry,
         )
+        self.pages_per_statement = Histogram(
+            "evledger_api_history_pages_per_statement",
+            "History pages asked for with one statement (api/page_batches.py)",
+            buckets=(1, 2, 4, 8, 16, 32),
+            registry=self.registry,
+        )
         # Each label set's children, looked up once: labels() costs a lock and a key each time.
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 

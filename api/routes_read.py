@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 from urllib.parse import quote, quote_plus
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -33,10 +34,11 @@ from api.schemas import (
     refund_document,
 )
 from api.state import ApiState, api_state
-from projections.databases.port import COLUMNS
+from projections.databases.port import COLUMNS, JsonQuery
 from projections.payment_history import (
     BadCursor,
     HistoryFilter,
+    HistoryQuery,
     history_query,
     payment,
 )
@@ -74,18 +76,23 @@ def history_filter(
 async def history_page(state: ApiState, path: str, wanted: HistoryFilter) -> bytes:
     """A history page's document; ``path`` is the request's, for the `next` link. Shared
     by the routes and their fast path (api/history_fast.py), so both answer the same bytes."""
-    # On the event loop: a page costs no thread hop; its rows come as JSON, passed along.
-    async with state.views.async_connection() as db:
-        try:
-            query = history_query(db.param, wanted, columns=(COLUMNS,))
-        except BadCursor:
-            raise Problem(
-                400, "`after` is not a cursor this API handed out (use `next_cursor`)"
-            ) from None
-        rows = await db.json_rows(query.as_json(SUMMARY_FORMATS))
-    cursor = query.next_cursor(len(rows), rows[-1][1] if rows else None)
+    queries: list[HistoryQuery] = []
+
+    def build(param: Callable[[Any], Any]) -> JsonQuery:
+        queries.append(history_query(param, wanted, columns=(COLUMNS,)))
+        return queries[-1].as_json(SUMMARY_FORMATS)
+
+    try:
+        # On the event loop, with the other pages asked for meanwhile (api/page_batches.py).
+        page = await state.pages.page(build)
+    except BadCursor:
+        raise Problem(
+            400, "`after` is not a cursor this API handed out (use `next_cursor`)"
+        ) from None
+    query = queries[-1]
+    cursor = query.next_cursor(page.count, page.last)
     link = None if cursor is None else next_link(path, wanted, cursor)
-    return page_json([document for document, _ in rows], cursor, link)
+    return page_json([page.items] if page.count else [], cursor, link)
 
 
 def next_link(path: str, wanted: HistoryFilter, cursor: str) -> str:

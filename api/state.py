@@ -1,6 +1,6 @@
 """What the application holds for its lifetime: the composition root, the database pool,
-key cache, refund-request publisher and ledger heads (one per shard), shared by every
-request."""
+history pages' batches, key cache, refund-request publisher and ledger heads (one per
+shard), shared by every request."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from fastapi import Request
 
 if TYPE_CHECKING:
     from api.auth import KeyCache
+    from api.page_batches import PageBatches
     from api.refund_requests import RefundPublisher
     from api.views import ViewsDatabase
     from audit.ledger_head import LedgerHead
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 class ApiState:
     root: Root
     views: ViewsDatabase
+    pages: PageBatches
     key_cache: KeyCache
     ledger_heads: list[LedgerHead]
     publisher: RefundPublisher | None

@@ -293,6 +293,21 @@ class JsonQuery:
     keys: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class JsonPage:
+    """A `JsonQuery`'s rows in one piece: their JSON objects joined by commas (the inside
+    of a JSON array), how many there are and the last row's ``keys`` (None when none)."""
+
+    items: bytes
+    count: int
+    last: tuple[Any, ...] | None
+
+    @classmethod
+    def of(cls, rows: Sequence[tuple[bytes, tuple[Any, ...]]]) -> JsonPage:
+        """The page of `AsyncDatabase.json_rows`' rows."""
+        return cls(b",".join(row for row, _ in rows), len(rows), rows[-1][1] if rows else None)
+
+
 class AsyncDatabase(ABC):
     """A read-model database lent to one request of a server's event loop: queries only,
     awaited, so that a request never leaves the loop for a thread."""
@@ -318,6 +333,11 @@ class AsyncDatabase(ABC):
             )
             for row in rows
         ]
+
+    async def json_pages(self, queries: Sequence[JsonQuery]) -> list[JsonPage]:
+        """Each of ``queries`` as one page, in their order. Here one query after the other;
+        a backend may answer them all with one statement."""
+        return [JsonPage.of(await self.json_rows(query)) for query in queries]
 
     @abstractmethod
     def param(self, value: Any) -> Any:

@@ -10,10 +10,9 @@ from typing import Any
 
 from projections.databases.errors import DatabaseBusy
 from projections.databases.port import (
-    COLUMNS,
     AsyncDatabase,
     AsyncDatabaseLender,
-    JsonFormat,
+    JsonPage,
     JsonQuery,
     Row,
 )
@@ -23,6 +22,8 @@ from projections.databases.postgres import (
     pool_arguments,
     translate,
 )
+from projections.databases.postgres_json import json_select
+from projections.databases.postgres_pages import NotBatched, batch, pages, pages_statement
 
 
 class AsyncPostgresDatabase(AsyncDatabase):
@@ -52,23 +53,21 @@ class AsyncPostgresDatabase(AsyncDatabase):
         cursor = await self._connection.execute(statement, query.params)
         return [(record[0].encode(), record[1:]) for record in await cursor.fetchall()]
 
+    async def json_pages(self, queries: Sequence[JsonQuery]) -> list[JsonPage]:
+        """One statement for them all (postgres_pages.py); one query alone as `json_rows`
+        (its own statement costs PostgreSQL less than a batch of one)."""
+        if len(queries) < 2:
+            return await super().json_pages(queries)
+        try:
+            shapes, params = batch(queries)
+            statement = pages_statement(shapes)
+        except NotBatched:
+            return await super().json_pages(queries)
+        cursor = await self._connection.execute(statement, params)
+        return pages(await cursor.fetchall(), len(queries))
+
     def param(self, value: Any) -> Any:
         return _BINDER.param(value)
-
-
-# Each format's select-list entry for column {c}, written as pydantic writes the value
-# psycopg loads: a time in the session's zone as RFC 3339, `Z` for UTC, the microseconds
-# only when there are some (one to_char and two replaces: five to_char calls per time cost
-# PostgreSQL about 8% more per page); a decimal as its exact text.
-_TIME = (
-    "replace(replace(to_char({c}, 'YYYY-MM-DD\"T\"HH24:MI:SS.USTZH:TZM'),"
-    " '.000000', ''), '+00:00', 'Z')"
-)
-_JSON_COLUMN = {
-    JsonFormat.PLAIN: "{c}",
-    JsonFormat.TIME: _TIME + " AS {c}",
-    JsonFormat.DECIMAL: "{c}::text AS {c}",
-}
 
 
 @functools.lru_cache(maxsize=256)
@@ -80,19 +79,9 @@ def _json_statement(
     keys: tuple[str, ...],
 ) -> str:
     """``query``'s rows as JSON text with their keys, in psycopg's placeholders; a page's
-    filters make a few shapes of query, each written once. The query selects the columns
-    as they are (its ORDER BY and index see the columns, not their text); a select around
-    it writes each row as text and orders them again (a subquery's order is not kept)."""
-    written = ", ".join(
-        _JSON_COLUMN[JsonFormat(kind)].format(c=name)
-        for name, kind in zip(columns, formats, strict=True)
-    )
-    selected = ", ".join([*columns, *(key for key in keys if key not in columns)])
-    rows = query.replace(COLUMNS, selected)
-    return POSTGRES.sql(
-        f"SELECT (SELECT row_to_json(j) FROM (SELECT {written}) j)::text, {', '.join(keys)}"
-        f" FROM ({rows}) r ORDER BY {order}"
-    )
+    filters make a few shapes of query, each written once. The rows are ordered again
+    around the query (a subquery's order is not kept)."""
+    return POSTGRES.sql(f"{json_select(query, columns, formats, keys)} ORDER BY {order}")
 
 
 # Binds values as the blocking adapter does (it holds no connection for that).
