@@ -234,7 +234,7 @@ class Root:
         """A projector over the configured ledger (every shard) and read models, tables
         created."""
         from projections.batch_size import DEFAULT_BATCH_SIZE
-        from projections.gc_pacing import PROJECTOR_YOUNG_THRESHOLD, fewer_collections
+        from projections.gc_pacing import fewer_collections
         from projections.runner import Projector, RetryPolicy
         from projections.sharded import ShardedProjector
 
@@ -261,7 +261,7 @@ class Root:
                 else ShardedProjector(projectors[0].source, models, shards=projectors)
             )
             runner.create()
-            stack.enter_context(fewer_collections(PROJECTOR_YOUNG_THRESHOLD))
+            stack.enter_context(fewer_collections())
             yield runner
 
 

@@ -266,6 +266,7 @@ def project(
     import threading
 
     from bootstrap.read_models import READ_MODEL_NAMES, UnknownProjection
+    from projections.gc_pacing import PROJECTOR_YOUNG_THRESHOLD, fewer_collections
     from projections.runner import LedgerGapError, ProjectionStalled, RetryPolicy
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -274,7 +275,13 @@ def project(
     # A one-shot catch-up gives up after a few retries; a long-running projector never does.
     retry = RetryPolicy() if until_idle else RetryPolicy(attempts=None)
     try:
-        with _reporting_database_errors(root), root.projector(names, batch_size, retry) as runner:
+        with (
+            _reporting_database_errors(root),
+            root.projector(names, batch_size, retry) as runner,
+            # The projector alone in its process: its pace (`evledger run` keeps the
+            # projector's default, which ingest's own block beside it raises to its own).
+            fewer_collections(PROJECTOR_YOUNG_THRESHOLD),
+        ):
             if until_idle:
                 runner.run_until_idle()
             else:

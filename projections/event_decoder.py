@@ -5,11 +5,12 @@ the ``Notification``) first, and with each topic's class looked up once.
 A projector decodes every event of the ledger, so the mapper's per-event overhead around
 the state's JSON (a dataclass per record, the topic and id-type look-ups, the cipher and
 compressor checks, the upcast loop) was a share of its CPU of its own. The fast path is
-taken only where it is the mapper's path: no cipher, no compressor, an event class at
-version 1 and a state that names no class version (no upcast). Anything else, and any
-state the transcoder cannot decode, goes through the mapper itself, whose values and
-errors are the reference (tests/unit/projections/test_event_decoder.py holds the two
-equal over every event type of real traffic).
+taken only where it is the mapper's path: the library's own ``to_domain_event`` (not a
+subclass's), no cipher, no compressor, and a state at its class's version (named in the
+state or, for version 1, not; no upcast). Anything else, and any state the transcoder
+cannot decode, goes through the mapper itself, whose values and errors are the reference
+(tests/unit/projections/test_event_decoder.py holds the two equal over every event type of
+real traffic).
 """
 
 from __future__ import annotations
@@ -21,16 +22,23 @@ from uuid import UUID
 from eventsourcing.persistence import Mapper, StoredEvent, find_id_convertor
 from eventsourcing.utils import resolve_topic
 
+_Known = tuple[type, int, dict[type, Callable[[Any], Any]]]
+
 
 class EventDecoder:
     """Decodes stored events as ``mapper`` does."""
 
     def __init__(self, mapper: Mapper[Any]) -> None:
         self._mapper = mapper
-        self._fast = mapper.cipher is None and mapper.compressor is None
+        self._fast = (
+            type(mapper).to_domain_event is Mapper.to_domain_event
+            and mapper.cipher is None
+            and mapper.compressor is None
+        )
         self._decode = mapper.transcoder.decode
-        # Per topic: the class, and its id convertor per id type; None: the mapper's path.
-        self._classes: dict[str, tuple[type, dict[type, Callable[[Any], Any]]] | None] = {}
+        # Per topic: the class, its version, and its id convertor per id type; None: the
+        # mapper's path.
+        self._classes: dict[str, _Known | None] = {}
 
     def event(self, originator_id: UUID | str, version: int, topic: str, state: bytes) -> Any:
         """The domain event of one stored record."""
@@ -43,8 +51,9 @@ class EventDecoder:
                 event_state = self._decode(state)
             except Exception:
                 event_state = None  # the mapper decodes it again and raises its own error
-            if type(event_state) is dict and "class_version" not in event_state:
-                cls, convertors = known
+            cls, class_version, convertors = known
+            # Popped as the mapper pops it; a state it does not match is decoded again there.
+            if type(event_state) is dict and event_state.pop("class_version", 1) == class_version:
                 id_type: Any = type(originator_id)
                 convertor = convertors.get(id_type) or convertors.setdefault(
                     id_type, find_id_convertor(cls, id_type)
@@ -63,9 +72,8 @@ class EventDecoder:
             )
         )
 
-    def _learn(self, topic: str) -> tuple[type, dict[type, Callable[[Any], Any]]] | None:
+    def _learn(self, topic: str) -> _Known | None:
         cls = resolve_topic(topic)  # an unknown topic raises here, as in the mapper
-        fast = self._fast and getattr(cls, "class_version", 1) == 1
-        known: tuple[type, dict[type, Callable[[Any], Any]]] | None = (cls, {}) if fast else None
+        known: _Known | None = (cls, getattr(cls, "class_version", 1), {}) if self._fast else None
         self._classes[topic] = known
         return known

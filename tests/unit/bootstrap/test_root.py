@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,12 @@ import pytest
 from bootstrap import Settings, bootstrap
 from bootstrap.ledgers import EmbeddedLedger, KafkaLedger, NeedsKafka, NotEmbedded
 from projections.databases.port import Database
+from projections.gc_pacing import (
+    INGEST_YOUNG_THRESHOLD,
+    PROJECTOR_YOUNG_THRESHOLD,
+    YOUNG_THRESHOLD,
+    fewer_collections,
+)
 from replay.home_duckdb import DuckHome
 from replay.home_postgres import PostgresHome
 from replay.home_sqlite import SqliteHome
@@ -122,3 +129,18 @@ def test_a_rebuild_s_other_processes_use_the_analytics_file_its_own_resolved(
     assert other.analytics.file == first
     assert other.analytics.path == link  # the readers' copy stays beside the link
     assert bootstrap(root.settings).analytics.file == second
+
+
+def test_a_projector_keeps_the_default_collection_pace_for_ingest_beside_it(
+    tmp_path: Path,
+) -> None:
+    # `evledger run`: ingest's batches inside the projector's block collect at ingest's
+    # pace, not at the one `evledger project` takes for a projector alone in its process.
+    root = bootstrap(Settings.embedded_in(tmp_path))
+    try:
+        with root.projector():
+            assert gc.get_threshold()[0] == YOUNG_THRESHOLD < PROJECTOR_YOUNG_THRESHOLD
+            with fewer_collections(INGEST_YOUNG_THRESHOLD):
+                assert gc.get_threshold()[0] == INGEST_YOUNG_THRESHOLD
+    finally:
+        root.close()

@@ -120,3 +120,58 @@ def test_a_bad_state_or_topic_raises_the_mappers_error(application: BillingAppli
     assert str(by_decoder.value) == str(by_mapper.value)
     with pytest.raises(TopicError):
         decoder.event(uuid4(), 1, "domain.idempotency:NoSuchEvent", b"{}")
+
+
+PRICED = "domain.session:ChargingSession.Priced"
+
+
+def counting(mapper: Mapper[Any]) -> list[StoredEvent]:
+    """The stored events ``mapper.to_domain_event`` is called with from now on."""
+    calls: list[StoredEvent] = []
+    library = mapper.to_domain_event
+
+    def to_domain_event(stored: StoredEvent) -> Any:
+        calls.append(stored)
+        return library(stored)
+
+    mapper.to_domain_event = to_domain_event  # type: ignore[method-assign,assignment]
+    return calls
+
+
+def test_a_price_at_its_class_version_decodes_without_the_mapper_and_an_older_one_upcasts(
+    application: BillingApplication,
+) -> None:
+    current = [e for e in traffic(application) if e.topic == PRICED]
+    assert current and all(json.loads(e.state)["class_version"] == 2 for e in current)
+    older = []
+    for event in current[:3]:
+        state = json.loads(event.state)
+        del state["class_version"], state["rounding"]  # as written before version 2
+        older.append(StoredEvent(*fields(event)[:3], json.dumps(state).encode()))
+        named = {**state, "class_version": 1}
+        older.append(StoredEvent(*fields(event)[:3], json.dumps(named).encode()))
+    mapper = application.mapper
+    expected = [mapper.to_domain_event(e) for e in [*current, *older]]
+    calls = counting(mapper)
+    decoder = EventDecoder(mapper)
+    decoded = [decoder.event(*fields(e)) for e in [*current, *older]]
+    assert [type(e) for e in decoded] == [type(e) for e in expected]
+    assert [repr(vars(e)) for e in decoded] == [repr(vars(e)) for e in expected]
+    assert {e.rounding for e in decoded[len(current) :]} == {"half-up"}
+    assert calls == older  # only the states that need the upcast took the mapper's path
+
+
+class MarkingMapper(Mapper[UUID]):
+    """A mapper of its own making: its events say they came through it."""
+
+    def to_domain_event(self, stored_event: StoredEvent) -> Any:
+        event = super().to_domain_event(stored_event)
+        object.__setattr__(event, "marked", True)
+        return event
+
+
+def test_a_mapper_class_of_its_own_decodes_every_event(application: BillingApplication) -> None:
+    mapper = MarkingMapper(transcoder=application.mapper.transcoder)
+    decoder = EventDecoder(mapper)
+    for event in traffic(application)[:50]:
+        assert vars(decoder.event(*fields(event)))["marked"] is True
