@@ -12,10 +12,11 @@ with the same spellings, so that most of the per-value work runs in C (``map``).
 
 A table is also fingerprinted where its database can hash its rows itself (replay's homes
 give the statement: PostgreSQL, DuckDB): the row count and the sum of an MD5 per row, of the
-row as the database spells it. Two tables of one database with equal fingerprints hold the
-same rows, so they have the same checksum: the rebuild's compare checksums the rebuilt
-tables and takes a live table's checksum as the rebuilt one's when their fingerprints are
-equal (and checksums it itself otherwise: the spelling above is the definition).
+row as the database spells it, and the table's column names and types (a spelling may not
+show the type). Two tables of one database with equal fingerprints hold the same rows, so
+they have the same checksum: the rebuild's compare checksums the rebuilt tables and takes a
+live table's checksum as the rebuilt one's when their fingerprints are equal (and checksums
+it itself otherwise, or when a fingerprint fails: the spelling above is the definition).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -31,6 +33,7 @@ from json.encoder import encode_basestring_ascii
 from operator import attrgetter, methodcaller
 from typing import Any
 
+from projections.databases.errors import ReadModelDatabaseError
 from projections.databases.port import Chunk, Database, to_json
 from projections.read_model import ReadModel
 
@@ -184,8 +187,8 @@ def checksum_chunks(table: str, chunks: Iterable[Chunk]) -> TableChecksum:
     return TableChecksum(table, count, total % _MODULUS)
 
 
-# The statement that fingerprints a table in one database (None: it cannot), by table name.
-Fingerprinting = Callable[[str], str | None]
+# The fingerprint of a table (by name) in a database; None where it has none.
+Fingerprinting = Callable[[Database, str], str | None]
 
 
 def table_checksum(
@@ -197,15 +200,28 @@ def table_checksum(
     """The checksum of every row of ``table`` as ``db`` returns it, with its fingerprint
     (``fingerprinting``); ``like``'s checksum if ``like`` is the same table of the same
     database elsewhere and the fingerprints are equal."""
-    statement = fingerprinting(table) if fingerprinting is not None else None
-    fingerprint = None
-    if statement is not None:
-        row = db.execute(statement)[0]
-        fingerprint = f"{row['n']}:{row['hi']}:{row['lo']}"
-        if like is not None and like.fingerprint == fingerprint and like.table == table:
-            return like
+    fingerprint = fingerprinting(db, table) if fingerprinting is not None else None
+    same = like is not None and like.table == table and like.fingerprint == fingerprint
+    if fingerprint is not None and like is not None and same:
+        return like
     checksum = checksum_chunks(table, db.stream_chunks(f"SELECT * FROM {table}"))
     return TableChecksum(table, checksum.rows, checksum.digest, fingerprint)
+
+
+def fingerprint_of(
+    db: Database,
+    statement: str,
+    guarded: Callable[[], AbstractContextManager[None]] = nullcontext,
+) -> str | None:
+    """The fingerprint ``statement`` (columns ``n``, ``hi``, ``lo`` and ``columns``, the
+    table's column names and types) gives, run inside ``guarded()``; None if it fails: the
+    table is then checksummed row by row."""
+    try:
+        with guarded():
+            row = db.execute(statement)[0]
+    except ReadModelDatabaseError:
+        return None
+    return f"{row['n']}:{row['hi']}:{row['lo']}:{row['columns']}"
 
 
 def model_checksums(

@@ -18,9 +18,10 @@ from pathlib import Path
 from projections.analytics_snapshot import snapshot_path, staged_snapshot
 from projections.databases.duckdb import DuckDatabase
 from projections.databases.errors import DatabaseBusy
+from projections.databases.port import Database
 from projections.read_model import ReadModel
 from projections.staging import remove_abandoned
-from replay.checksum import TableChecksum
+from replay.checksum import TableChecksum, fingerprint_of
 from replay.duck_file_swap import check_supported, replace_database
 from replay.file_leftovers import RebuildFiles
 from replay.swap import LiveModelBusy, LiveSide
@@ -96,12 +97,23 @@ class DuckHome(ReadModelHome):
             Path(place.where), read_only=True, memory_limit_mib=self.memory_limit_mib
         )
 
-    def fingerprint(self, table: str) -> str | None:
+    def fingerprint(self, db: Database, table: str) -> str | None:
+        # Not in a transaction of its own: DuckDB nests none. Its checksums are taken
+        # outside one, where a failing statement aborts nothing.
+        return fingerprint_of(db, self.fingerprint_statement(table))
+
+    def fingerprint_statement(self, table: str) -> str:
         # The row as a JSON object (its columns in order) hashed by MD5, summed as two
-        # 64-bit halves.
+        # 64-bit halves; with the columns' types, which the JSON does not show (a TIMESTAMP
+        # and the VARCHAR of its text are spelled alike, and differ in the checksum).
+        columns = (
+            "SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY column_index)"
+            " FROM duckdb_columns() WHERE database_name = current_database()"
+            f" AND schema_name = current_schema() AND table_name = '{table}'"
+        )
         return (
             "SELECT count(*) AS n, coalesce(sum(md5_number_upper(h)), 0) AS hi,"
-            " coalesce(sum(md5_number_lower(h)), 0) AS lo"
+            f" coalesce(sum(md5_number_lower(h)), 0) AS lo, ({columns}) AS columns"
             f" FROM (SELECT to_json(t)::VARCHAR AS h FROM {table} AS t)"
         )
 

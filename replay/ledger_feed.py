@@ -205,10 +205,11 @@ class _FeedServer:
 
     def _forget(self) -> None:
         """Drop the batches every worker still reading has taken, then answer the waiting
-        worker whose batch now fits."""
+        workers whose batches now fit."""
         for key in [k for k, (_, takers) in self._kept.items() if self._clients <= takers]:
             del self._kept[key]
-        if len(self._kept) < AHEAD and self._waiting:
+        # A loop, not one waiter: a waiter that is gone since it asked takes no room.
+        while len(self._kept) < AHEAD and self._waiting:
             client, asked = self._waiting.pop(0)
             if client in self._clients:
                 self._answer(client, asked)
@@ -224,12 +225,14 @@ class FeedSource(LedgerSource):
         self._asked: tuple[int, int] | None = None
 
     def read_after(self, position: int, limit: int) -> list[LedgerEvent]:
-        if self._asked != (position, limit):
-            if self._asked is not None:
-                self._receive()  # asked ahead for a batch nobody wants now
+        # The request is answered once whatever comes of it (an error, as the caller's retry
+        # asks again): cleared before the reply is taken, not after.
+        asked, self._asked = self._asked, None
+        if asked != (position, limit):
+            if asked is not None:
+                self._reply()  # asked ahead for a batch nobody wants now (or an error)
             self._ask(position, limit)
-        notifications = self._receive()
-        self._asked = None
+        notifications = _unpacked(self._reply())
         if len(notifications) == limit:
             self._ask(notifications[-1].id, limit)
         return self.events_of(position, notifications)
@@ -245,12 +248,11 @@ class FeedSource(LedgerSource):
             raise LedgerFeedGone("the rebuild process reading the ledger is gone") from None
         self._asked = (position, limit)
 
-    def _receive(self) -> list[Notification]:
+    def _reply(self) -> bytes:
         try:
-            blob = self._feed.recv_bytes()
+            return self._feed.recv_bytes()
         except (EOFError, OSError):
             raise LedgerFeedGone("the rebuild process reading the ledger is gone") from None
-        return _unpacked(blob)
 
     def last_position(self) -> int:
         return self._own.last_position()

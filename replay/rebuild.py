@@ -65,7 +65,10 @@ class Remote:
         that is missing or busy says so then)."""
         self.early[False] = self._answer(False)
         rebuilt = self.early[False]
-        self.ask(live=True, like=rebuilt[0] if rebuilt is not None else None)
+        # Only checksums taken at known positions stand for the rebuilt tables (a table that
+        # moved while its fingerprint and checksum were taken may have two contents).
+        trusted = rebuilt[0] if rebuilt is not None and rebuilt[1] is not None else None
+        self.ask(live=True, like=trusted)
         self.early[True] = self._answer(True)
 
     def _answer(self, live: bool) -> tuple[dict[str, TableChecksum], dict[str, int] | None] | None:

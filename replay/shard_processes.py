@@ -99,6 +99,18 @@ def worker_count(units: int) -> int:
     return min(units, usable_cores())
 
 
+def worker_units(units: Sequence[Unit], count: int) -> list[list[int]]:
+    """Each of ``count`` workers' units (indices into ``units``), every ``count``-th. Two
+    units of one shard in one worker would wait for each other for ever (the shard's feed
+    keeps its units in step, and a worker does its units in turn): refused."""
+    shares = [list(range(len(units)))[worker::count] for worker in range(count)]
+    for share in shares:
+        shards = [units[unit].shard for unit in share]
+        if len(set(shards)) != len(shards):
+            raise ValueError(f"a worker would have two units of one shard: {shares}")
+    return shares
+
+
 @dataclass(frozen=True)
 class _Job:
     """What one worker rebuilds: each of ``units`` (indices into ``all_units``) into the
@@ -190,6 +202,7 @@ class ShardWorkers:
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
         context = multiprocessing.get_context(method)
         count = worker_count(len(self.units))
+        shares_of = worker_units(self.units, count)  # before any pipe or process is made
         # Per unit: events reached, events aimed at, and 1 once rebuilt.
         self._counters = context.Array("q", 3 * len(self.units), lock=False)
         # Per worker: the unit it is rebuilding (-1: none), to name it if the worker dies.
@@ -218,9 +231,8 @@ class ShardWorkers:
         self._shares: list[list[int]] = []
         child_site = site.for_another_process()
         try:
-            for worker in range(count):
+            for worker, shares in enumerate(shares_of):
                 parent_end, child_end = context.Pipe()
-                shares = list(range(len(self.units)))[worker::count]
                 self._shares.append(shares)
                 job = _Job(
                     child_site,

@@ -104,9 +104,9 @@ class ReadModelHome(ABC):
         several processes read at once)."""
         return self.live()
 
-    def fingerprint(self, table: str) -> str | None:
-        """The statement that fingerprints ``table`` (replay/checksum.py: columns ``n``,
-        ``hi`` and ``lo``), or None where this database cannot hash its rows itself."""
+    def fingerprint(self, db: Database, table: str) -> str | None:
+        """``table``'s fingerprint in ``db`` (replay/checksum.py), or None where this
+        database cannot hash its rows itself (or the hashing failed)."""
         return None
 
     @abstractmethod

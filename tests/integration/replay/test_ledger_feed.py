@@ -1,10 +1,12 @@
 """The rebuild workers of one shard share one read of it (replay/ledger_feed.py): on a real
 Kafka ledger, two forked readers, one slower than the other, each get every event as a
 direct read gives it, while the rebuild process reads each full batch once and keeps at
-most AHEAD of them; a reader that dies does not stop the other."""
+most AHEAD of them; a reader that dies does not stop the other; a read that fails once is
+read again when the reader tries again."""
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 import signal
@@ -20,7 +22,7 @@ from bootstrap.settings import Settings
 from domain.application import BillingApplication
 from projections.entities import LedgerEvent
 from replay import ledger_feed
-from replay.ledger_feed import AHEAD, FeedSource, LedgerFeed
+from replay.ledger_feed import AHEAD, FeedSource, LedgerFeed, LedgerFeedFailed
 from tests.integration.replay.conftest import traffic_commands, write
 
 pytestmark = [pytest.mark.kafka]
@@ -32,8 +34,11 @@ def _seen(batch: list[LedgerEvent]) -> list[Any]:
     return [(e.notification_id, e.event.originator_id, e.event) for e in batch]
 
 
-def _events(site: Root, feed: LedgerFeed, slot: int, pause: float, die_at: int) -> list[Any]:
-    """What one reader reads through the feed, batch after batch, to the ledger's end."""
+def _events(
+    site: Root, feed: LedgerFeed, slot: int, pause: float, die_at: int, *, tries: int
+) -> list[Any]:
+    """What one reader reads through the feed, batch after batch, to the ledger's end
+    (a failed read tried again up to ``tries`` times in all, as the projector does)."""
     seen: list[Any] = []
     with site.ledger_source(0) as own:
         source = FeedSource(own, feed.end(slot))
@@ -41,26 +46,34 @@ def _events(site: Root, feed: LedgerFeed, slot: int, pause: float, die_at: int) 
         while len(seen) < head:
             if len(seen) >= die_at:
                 os.kill(os.getpid(), signal.SIGKILL)
-            seen += _seen(source.read_after(len(seen), BATCH))
+            for attempt in range(tries):
+                try:
+                    batch = source.read_after(len(seen), BATCH)
+                    break
+                except LedgerFeedFailed:
+                    if attempt == tries - 1:
+                        raise
+            seen += _seen(batch)
             time.sleep(pause)
         source.close()
     return seen
 
 
 def _reader(
-    site: Root, feed: LedgerFeed, slot: int, timing: tuple[float, int], out: Connection
+    site: Root, feed: LedgerFeed, slot: int, timing: tuple[float, int, int], out: Connection
 ) -> None:
     """A forked reader: sends what it read, or why it failed (``timing``: its pause per
-    batch, and the event count at which it kills itself)."""
+    batch, the event count at which it kills itself, and its tries per read)."""
     feed.in_worker([slot])
     try:
-        out.send(_events(site, feed, slot, *timing))
+        pause, die_at, tries = timing
+        out.send(_events(site, feed, slot, pause, die_at, tries=tries))
     except Exception as error:
         out.send(f"{type(error).__name__}: {error}")
 
 
 def _read_through_one_feed(
-    settings: Settings, pauses: list[float], die_at: list[int]
+    settings: Settings, pauses: list[float], die_at: list[int], tries: int = 1
 ) -> tuple[list[Any], LedgerFeed]:
     site = bootstrap(settings)
     context = multiprocessing.get_context("fork")
@@ -68,7 +81,9 @@ def _read_through_one_feed(
     results: list[Any] = []
     pipes = [context.Pipe(duplex=False) for _ in pauses]
     children = [
-        context.Process(target=_reader, args=(site, feed, slot, (pause, die_at[slot]), pipe[1]))
+        context.Process(
+            target=_reader, args=(site, feed, slot, (pause, die_at[slot], tries), pipe[1])
+        )
         for slot, (pause, pipe) in enumerate(zip(pauses, pipes, strict=True))
     ]
     for child in children:
@@ -78,6 +93,9 @@ def _read_through_one_feed(
     feed.serve(site)
     try:
         for received, _ in pipes:
+            if not received.poll(60):  # a reader waiting for ever fails the test
+                results.append("no answer")
+                continue
             try:
                 results.append(received.recv())
             except EOFError:  # died without a word
@@ -85,6 +103,8 @@ def _read_through_one_feed(
     finally:
         for child in children:
             child.join(30)
+            if child.is_alive():
+                child.kill()
         feed.close()
     return results, feed
 
@@ -131,3 +151,53 @@ def test_a_failure_of_the_reading_thread_fails_every_reader(
     monkeypatch.setattr(ledger_feed._FeedServer, "_answer", failing)
     results, _ = _read_through_one_feed(kafka_settings, [0.0, 0.0], [head + 1, head + 1])
     assert results == ["LedgerFeedFailed: reading the ledger failed: RuntimeError: boom"] * 2
+
+
+def test_a_read_that_fails_once_is_read_again_when_the_readers_retry(
+    kafka_settings: Settings, writer: BillingApplication, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rebuild process's fourth read of the ledger fails: the reader it answers gets
+    the error, tries again (as the projector does), and both readers read to the end."""
+    head = write(writer, traffic_commands())
+    with bootstrap(kafka_settings).ledger_source(0) as direct:
+        expected = _seen(direct.read_after(0, head))
+        recorder = type(direct.recorder)
+    reads = itertools.count(1)
+    select = recorder.select_notifications
+
+    def flaky(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if next(reads) == 4:
+            raise ConnectionError("a broker went away")
+        return select(self, *args, **kwargs)
+
+    monkeypatch.setattr(recorder, "select_notifications", flaky)
+    results, _ = _read_through_one_feed(kafka_settings, [0.0, 0.01], [head + 1] * 2, tries=3)
+    assert results == [expected, expected]
+
+
+def test_every_waiting_reader_that_fits_is_answered_when_batches_are_dropped(
+    kafka_settings: Settings, writer: BillingApplication
+) -> None:
+    """Two readers ahead wait for a third; the first waiter goes, then the third: the
+    batches kept for the third are dropped and the remaining waiter is answered (a waiter
+    that is gone takes no room). The server's steps, in order, on a real ledger."""
+    write(writer, traffic_commands())
+    limit = 5
+    ours, theirs = zip(*(multiprocessing.Pipe() for _ in range(3)), strict=True)
+    stop, _ = multiprocessing.Pipe(duplex=False)
+    first, second, third = ours
+    with bootstrap(kafka_settings).ledger_source(0) as source:
+        server = ledger_feed._FeedServer(source, list(ours), stop)
+        for batch in range(AHEAD + 1):
+            for client in (first, second):
+                server._answer(client, (batch * limit, limit))
+        assert len(server._waiting) == 2
+        for gone in (first, third):
+            server._clients.discard(gone)
+            server._forget()
+    received = []
+    while theirs[1].poll(5):
+        received.append(ledger_feed._unpacked(theirs[1].recv_bytes()))
+    assert [batch[-1].id for batch in received] == [limit * n for n in range(1, AHEAD + 2)]
+    for connection in [*ours, *theirs, stop]:
+        connection.close()

@@ -1,10 +1,12 @@
 """Checksums a sharded rebuild's workers took early count only where the models stand
-exactly where they stood then, on every shard; anything else is checksummed again."""
+exactly where they stood then, on every shard; anything else is checksummed again. Rebuilt
+checksums taken while the rebuild moved are not offered for the live tables either."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from projections.payment_history import PaymentHistory
 from projections.refund_status import RefundStatusView
@@ -56,3 +58,31 @@ def test_no_early_checksums_means_checksumming_when_compared() -> None:
     assert empty.live_at({}, GROUP) is None
     empty.early = {True: None}  # the workers could not take them (no live model yet)
     assert empty.live_at({}, GROUP) is None
+
+
+class _Answering:
+    """The workers as Remote sees them: the rebuilt checksums answered at ``positions``;
+    what the live checksums were asked with is kept."""
+
+    def __init__(self, positions: dict[str, int] | None) -> None:
+        self.positions = positions
+        self.asked_like: list[Mapping[str, TableChecksum] | None] = []
+
+    def ask_checksums(
+        self, group: int, tables: Sequence[str], *, live: bool = False, **more: Any
+    ) -> int:
+        if live:
+            self.asked_like.append(more.get("like"))
+        return int(live)
+
+    def collect_checksums(self, ticket: int) -> tuple[dict[str, TableChecksum], Any]:
+        return SUMS, self.positions
+
+
+def test_only_rebuilt_checksums_taken_at_known_positions_stand_for_the_live_ones() -> None:
+    for positions, like in [(TAKEN_AT, SUMS), (None, None)]:
+        workers = _Answering(positions)
+        early = Remote(cast(ShardWorkers, workers), 0, ["payment_history"])
+        early.ask(live=False)
+        early.collect()
+        assert workers.asked_like == [like]

@@ -47,7 +47,7 @@ class _Home:
     def reader(self, place: Any) -> _Opened:
         return self._opens("rebuilt")
 
-    def fingerprint(self, table: str) -> None:
+    def fingerprint(self, db: Any, table: str) -> None:
         return None
 
 

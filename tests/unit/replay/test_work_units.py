@@ -3,7 +3,9 @@ when every shard and group has a core of its own), and the checksums into worker
 
 from __future__ import annotations
 
-from replay.shard_processes import Unit, _shares, work_units
+import pytest
+
+from replay.shard_processes import Unit, _shares, work_units, worker_units
 
 
 def test_one_shard_on_two_cores_is_a_unit_per_group() -> None:
@@ -39,3 +41,14 @@ def test_checksum_shares_are_even_by_rows() -> None:
     assert _shares(list(rows), 2, rows) == [["postings"], ["line_items", "sessions", "tariffs"]]
     assert _shares(["a", "b", "c"], 2, {}) == [["a", "c"], ["b"]]
     assert _shares(["a"], 3, {"a": 5}) == [["a"], [], []]
+
+
+def test_no_worker_has_two_units_of_one_shard() -> None:
+    # Shard-major units, every count-th to a worker: a shard's units are in different ones.
+    for shards, groups, cores in [(1, 2, 2), (2, 2, 4), (3, 2, 6), (2, 3, 6)]:
+        units = work_units(shards, groups, cores=cores)
+        for count in range(groups, len(units) + 1):
+            shares = worker_units(units, count)
+            assert sorted(unit for share in shares for unit in share) == list(range(len(units)))
+    with pytest.raises(ValueError, match="two units of one shard"):
+        worker_units([Unit(0, 0), Unit(0, 1)], 1)

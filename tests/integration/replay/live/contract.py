@@ -4,6 +4,7 @@ test cases are: a subclass says only how to make its home."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,8 @@ import pytest
 
 from projections.read_model import ReadModel
 from projections.runner import LedgerSource
-from replay.checksum import model_checksums
+from replay.checksum import model_checksums, table_checksum
+from replay.home_postgres import PostgresHome
 from replay.ledger_prefix import project_to
 from replay.targets import ModelGroup, ReadModelHome
 
@@ -92,7 +94,7 @@ class LiveSwapTestCase:
                 for model in rebuilt
                 for table, checksum in model_checksums(model, home.fingerprint).items()
             }
-            fingerprinted = home.fingerprint(next(iter(live[0].tables))) is not None
+            fingerprinted = home.fingerprint(live_db, next(iter(live[0].tables))) is not None
             assert all((c.fingerprint is not None) == fingerprinted for c in twins.values())
             if home.exclusive:
                 live_db.close()
@@ -124,6 +126,67 @@ class LiveSwapTestCase:
         finally:
             place.discard()
         live_db.close()
+
+    # A rebuilt column and a live one (another type, or another name) holding values the
+    # database spells alike in a row's text: the checksum tells them apart, so must the
+    # fingerprint.
+    _TWINS = (
+        ("taken TIMESTAMP", "taken TEXT", "'2024-01-02 03:04:05'"),
+        ("amount BIGINT", "total BIGINT", "20"),
+    )
+
+    def test_a_live_table_of_other_column_types_or_names_is_checksummed_itself(
+        self, home: ReadModelHome, ledger: LedgerSource
+    ) -> None:
+        live_db = home.live()
+        place = home.rebuild_place("columns")
+        try:
+            for rebuilt_column, live_column, value in self._TWINS:
+                place.db.execute(f"CREATE TABLE probe (id BIGINT, {rebuilt_column})")
+                place.db.execute(f"INSERT INTO probe VALUES (1, {value})")
+                name = rebuilt_column.split()[0]
+                text = place.db.execute(f"SELECT CAST({name} AS TEXT) AS t FROM probe")[0]["t"]
+                live_db.execute(f"CREATE TABLE probe (id BIGINT, {live_column})")
+                live_db.execute("INSERT INTO probe VALUES (1, ?)", [text])
+                if live_column.endswith("BIGINT"):
+                    live_db.execute("UPDATE probe SET total = 20")
+                rebuilt = table_checksum(place.db, "probe", home.fingerprint)
+                live = table_checksum(live_db, "probe", home.fingerprint, like=rebuilt)
+                assert live is not rebuilt
+                assert live == table_checksum(live_db, "probe")  # its own rows' checksum
+                for db in (place.db, live_db):
+                    db.execute("DROP TABLE probe")
+        finally:
+            with contextlib.suppress(Exception):
+                live_db.execute("DROP TABLE probe")
+            live_db.close()
+            place.discard()
+
+    def test_a_fingerprint_that_fails_leaves_the_checksum_and_the_transaction(
+        self, home: ReadModelHome, ledger: LedgerSource
+    ) -> None:
+        """A failing fingerprint statement: the table is checksummed row by row, and on
+        PostgreSQL the caller's transaction (the live models held) goes on."""
+        live_db = home.live()
+        model = self.model_classes[0](live_db)
+        model.create()
+        project_to(ledger, [model], ledger.last_position())
+        table = next(iter(model.tables))
+        expected = table_checksum(live_db, table)
+        home.fingerprint_statement = lambda table: "SELECT * FROM no_such_table"  # type: ignore[method-assign]
+        # DuckDB nests no transactions (a failure aborts the one open): its checksums are
+        # taken outside one.
+        held = live_db.transaction() if isinstance(home, PostgresHome) else contextlib.nullcontext()
+        try:
+            with held:
+                failing = table_checksum(live_db, table, home.fingerprint)
+                assert failing == expected
+                assert failing.fingerprint is None
+                assert (
+                    live_db.execute(f"SELECT count(*) AS n FROM {table}")[0]["n"] == expected.rows
+                )
+        finally:
+            live_db.close()
 
     def test_a_home_without_live_models_reports_none(
         self, home: ReadModelHome, ledger: LedgerSource
