@@ -266,3 +266,19 @@ def test_the_database_gone_mid_batch_answers_each_page_503(api: Api) -> None:
         assert answer.headers["x-request-id"] == _request_id(number)
         assert answer.json()["request_id"] == _request_id(number)
         assert "database" in answer.json()["detail"]
+
+
+def test_pages_the_database_does_not_answer_get_503_within_the_wait(api: Api) -> None:
+    paths = [path for path in _paths(api) if "after=bm90" not in path][:10]
+    connection = _lock(api)  # held past the wait: a database that hangs
+    started = time.monotonic()
+    try:
+        answers = asyncio.run(_all_at_once(api, paths, lambda: None))
+    finally:
+        connection.close()
+    waited = time.monotonic() - started
+    assert 5 <= waited < 15, waited  # each page's 5 s, not the statements' (held for ever)
+    for number, answer in enumerate(answers):
+        assert answer.status_code == 503, (paths[number], answer.text)
+        assert answer.json()["request_id"] == _request_id(number)
+        assert "unreachable or busy" in answer.json()["detail"]
