@@ -84,7 +84,7 @@ async def history_page(state: ApiState, path: str, wanted: HistoryFilter) -> byt
 
     try:
         # On the event loop, with the other pages asked for meanwhile (api/page_batches.py).
-        page = await state.pages.page(build)
+        page = await state.pages.page(build, wanted.limit, _shape(wanted))
     except BadCursor:
         raise Problem(
             400, "`after` is not a cursor this API handed out (use `next_cursor`)"
@@ -93,6 +93,18 @@ async def history_page(state: ApiState, path: str, wanted: HistoryFilter) -> byt
     cursor = query.next_cursor(page.count, page.last)
     link = None if cursor is None else next_link(path, wanted, cursor)
     return page_json([page.items] if page.count else [], cursor, link)
+
+
+def _shape(wanted: HistoryFilter) -> tuple[bool, ...]:
+    """What the page's statement text depends on (which filters it has), so a batch of
+    pages of one shape is one statement text that psycopg keeps prepared."""
+    return (
+        wanted.customer_id is None,
+        wanted.station_id is None,
+        wanted.period_from is None,
+        wanted.period_to is None,
+        wanted.after is None,
+    )
 
 
 def next_link(path: str, wanted: HistoryFilter, cursor: str) -> str:

@@ -18,13 +18,23 @@ from projections.databases.port import AsyncDatabase, AsyncDatabaseLender, Datab
 _NOT_BUILT = "the read models are not built yet (run `evledger project`)"
 
 
+def busy() -> Problem:
+    """No connection had in time: the database is unreachable, or busy."""
+    return Problem(503, "the read-model database is unreachable or busy; try again shortly")
+
+
+def unavailable(error: Exception) -> Problem:
+    """The database cannot be used (``error`` says why)."""
+    # The adapters name the server but never carry the password.
+    return Problem(503, f"the read-model database is unavailable: {error}")
+
+
 def _problem(error: Exception) -> Problem:
     if isinstance(error, MissingTable):
         return Problem(503, _NOT_BUILT)
     if isinstance(error, DatabaseBusy):
-        return Problem(503, "the read-model database is unreachable or busy; try again shortly")
-    # The adapters name the server but never carry the password.
-    return Problem(503, f"the read-model database is unavailable: {error}")
+        return busy()
+    return unavailable(error)
 
 
 class ViewsDatabase:

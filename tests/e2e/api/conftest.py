@@ -1,5 +1,6 @@
 """A real `evledger serve` process over a projected scenario in a fresh PostgreSQL schema,
-with API keys of every role; and a second one on Kafka for refund requests."""
+with API keys of every role; and a second one on Kafka for refund requests; and a real
+uvicorn in a thread of the test, for tests that look inside the application."""
 
 from __future__ import annotations
 
@@ -7,14 +8,18 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 
 from api.keys import Role, create_key
 from bootstrap import Settings, bootstrap
@@ -25,6 +30,26 @@ from tests.unit.projections.scenario import build_ledger
 
 EVLEDGER = str(Path(sys.executable).with_name("evledger"))
 REPO = Path(__file__).resolve().parents[3]
+
+
+@contextmanager
+def served(application: Any) -> Iterator[str]:
+    """``application`` served by uvicorn in a thread until the block ends; its base URL."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=60)
 
 
 def free_port() -> int:

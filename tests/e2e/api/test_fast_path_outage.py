@@ -6,7 +6,6 @@ request id, one access-log line, and the request never reaches the FastAPI appli
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,13 +16,12 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from api.app import create_app
 from api.history_fast import HistoryFastPath
 from api.keys import ApiKey, Role
 from bootstrap import Settings, bootstrap
-from tests.e2e.api.conftest import free_port
+from tests.e2e.api.conftest import free_port, served
 
 
 @dataclass
@@ -47,21 +45,8 @@ def down_api(tmp_path: Path) -> Iterator[DownApi]:
         await application(scope, receive, send)
 
     fast.app = watched
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(fast, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 60
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.1)
-        yield DownApi(f"http://127.0.0.1:{port}", fast, passed_on)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=60)
+    with served(fast) as url:
+        yield DownApi(url, fast, passed_on)
 
 
 def test_a_cached_key_s_page_without_the_database_is_one_503(

@@ -21,7 +21,6 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-import uvicorn
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from api.app import create_app
@@ -30,7 +29,7 @@ from api.keys import Role, create_key
 from bench.fill import fill_postgres
 from bootstrap import Settings, bootstrap
 from projections.databases.postgres import PostgresDatabase, drop_schema
-from tests.e2e.api.conftest import free_port
+from tests.e2e.api.conftest import served
 
 pytestmark = pytest.mark.postgres
 
@@ -110,21 +109,10 @@ def api(pg_dsn: str, tmp_path: Path) -> Iterator[Api]:
     name = f"batches-{uuid.uuid4().hex[:8]}"
     relayed = make_conninfo(direct, host="127.0.0.1", port=relay.port, application_name=name)
     fast = create_app(bootstrap(Settings(data_dir=tmp_path / "data", pg_dsn=relayed)))
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(fast, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run)
-    thread.start()
     try:
-        deadline = time.monotonic() + 60
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.1)
-        yield Api(f"http://127.0.0.1:{port}", key, direct, relay, name, fast)
+        with served(fast) as url:
+            yield Api(url, key, direct, relay, name, fast)
     finally:
-        server.should_exit = True
-        thread.join(timeout=60)
         relay.cut()
         drop_schema(pg_dsn, schema)
 
@@ -266,3 +254,19 @@ def test_the_database_gone_mid_batch_answers_each_page_503(api: Api) -> None:
         assert answer.headers["x-request-id"] == _request_id(number)
         assert answer.json()["request_id"] == _request_id(number)
         assert "database" in answer.json()["detail"]
+
+
+def test_pages_the_database_does_not_answer_get_503_within_the_wait(api: Api) -> None:
+    paths = [path for path in _paths(api) if "after=bm90" not in path][:10]
+    connection = _lock(api)  # held past the wait: a database that hangs
+    started = time.monotonic()
+    try:
+        answers = asyncio.run(_all_at_once(api, paths, lambda: None))
+    finally:
+        connection.close()
+    waited = time.monotonic() - started
+    assert 5 <= waited < 15, waited  # each page's 5 s, not the statements' (held for ever)
+    for number, answer in enumerate(answers):
+        assert answer.status_code == 503, (paths[number], answer.text)
+        assert answer.json()["request_id"] == _request_id(number)
+        assert "unreachable or busy" in answer.json()["detail"]
