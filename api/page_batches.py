@@ -5,7 +5,8 @@ cost per statement is shared by the batch instead of paid per page.
 
 A batch holds pages of one kind (the caller's key for its statement's shape), so the batch
 statement's text depends on the kind and the page count only and psycopg keeps it prepared;
-at most `MOST` pages and `ROWS` rows, and a burst is split across the idle runners.
+at most `MOST` pages and `ROWS` rows, and a burst is split across the idle runners (shares
+of at least `SHARE`).
 
 Each page is answered as it would be alone: it waits at most ``wait_s`` (then a 503, as
 waiting for a pool connection would give), a queue longer than `MOST_WAITING` answers 503 at
@@ -30,6 +31,7 @@ LOG = logging.getLogger(__name__)
 
 # Pages per statement at most: enough for every request a worker holds under 50 clients.
 MOST = 32
+SHARE = 8  # the fewest pages a runner takes when that many wait
 # Rows per statement at most, so a short page is not held behind many long ones.
 ROWS = 1000
 # Pages waiting at most; more are answered 503 at once rather than queued without end.
@@ -107,13 +109,15 @@ class PageBatches:
 
     def _take(self) -> list[_Waiting]:
         """The next batch: the first live page and the live pages of its kind after it,
-        about this runner's share of those waiting, within `MOST` and `ROWS`."""
+        about this runner's share of those waiting (at least `SHARE`), within `MOST` and
+        `ROWS`."""
         while self._waiting and self._waiting[0].answer.done():
             self._waiting.popleft()
         if not self._waiting:
             return []
         free = max(1, self._runners - self._busy)
-        most = min(MOST, math.ceil(len(self._waiting) / free))
+        # At least SHARE: while the CPU is the limit, more statements per page cost pages/s.
+        most = min(MOST, max(SHARE, math.ceil(len(self._waiting) / free)))
         first = self._waiting.popleft()
         batch, rows, kept = [first], first.rows, deque[_Waiting]()
         for waiting in self._waiting:
