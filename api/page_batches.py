@@ -172,11 +172,12 @@ class PageBatches:
 
     def _unexpected(self, error: Exception) -> Problem:
         """A loan's error that is no database outage: logged (once while it repeats), and
-        a 503 for the pages, as an outage."""
+        a 503 for the pages, as an outage; its text stays in the log (unlike the adapters'
+        errors, an unexpected one may carry anything)."""
         if repr(error) != self._logged:
             self._logged = repr(error)
             LOG.error("history pages: lending a connection failed", exc_info=error)
-        return unavailable(error)
+        return unavailable(RuntimeError("an unexpected error (logged by the server)"))
 
 
 def _written(

@@ -12,7 +12,7 @@ import base64
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from projections.databases.port import Database, JsonFormat, JsonQuery, Row, for_keys, upsert
@@ -271,7 +271,11 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         moment = datetime.fromisoformat(created_at)
         if moment.tzinfo is None or not 1970 <= moment.year < 3000:
             raise ValueError(f"time out of range: {created_at!r}")
-        return moment, str(payment_id)
+        if not isinstance(payment_id, str) or "\x00" in payment_id:
+            raise ValueError("no payment id has that")  # nor can a database text hold NUL
+        # In UTC: an offset with seconds (which Python reads) is refused by PostgreSQL as
+        # text, as a batch of pages binds its times (api/page_batches.py).
+        return moment.astimezone(UTC), payment_id
     except (ValueError, TypeError, RecursionError) as error:
         raise BadCursor(f"not a history cursor: {cursor!r}") from error
 
