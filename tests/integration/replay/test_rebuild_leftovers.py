@@ -13,6 +13,8 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 import pytest
@@ -107,6 +109,28 @@ def rebuilding() -> Iterator[Callable[[], tuple[subprocess.Popen[str], list[int]
                 stream.close()
 
 
+@dataclass(frozen=True)
+class MidRebuild:
+    """A rebuild waiting before its swap: the live models before it, its process and its
+    processes' ids, its files and its tag."""
+
+    before: dict[str, Any]
+    child: subprocess.Popen[str]
+    pids: list[int]
+    files: set[str]
+    tag: str
+
+
+@pytest.fixture
+def mid_rebuild(
+    ledger: Settings, rebuilding: Callable[[], tuple[subprocess.Popen[str], list[int]]]
+) -> MidRebuild:
+    before = live_contents(ledger)
+    child, pids = rebuilding()
+    files = rebuild_files(ledger)
+    return MidRebuild(before, child, pids, files, tag_of(files))
+
+
 def rebuild_files(settings: Settings) -> set[str]:
     """The rebuild files beside the live analytics file (their lock files included)."""
     return {path.name for path in settings.data_dir.iterdir() if ".rebuild-" in path.name}
@@ -152,12 +176,14 @@ def end_owner_session(pg_dsn: str, schema: str) -> None:
 
 
 def test_a_killed_rebuild_s_places_go_with_the_next_replay(
-    ledger: Settings, pg_dsn: str, rebuilding: Callable[[], tuple[subprocess.Popen[str], list[int]]]
+    ledger: Settings, pg_dsn: str, mid_rebuild: MidRebuild
 ) -> None:
-    before = live_contents(ledger)
-    _, pids = rebuilding()
-    files = rebuild_files(ledger)
-    tag = tag_of(files)
+    before, pids, files, tag = (
+        mid_rebuild.before,
+        mid_rebuild.pids,
+        mid_rebuild.files,
+        mid_rebuild.tag,
+    )
     schema = f"evledger_rebuild_{tag}"
     assert rebuild_schemas(pg_dsn, tag) == {schema}
     place = ledger.data_dir / f"analytics.rebuild-{tag}.duckdb"
@@ -184,12 +210,14 @@ def test_a_killed_rebuild_s_places_go_with_the_next_replay(
 
 
 def test_a_running_rebuild_s_places_are_left_alone(
-    ledger: Settings, pg_dsn: str, rebuilding: Callable[[], tuple[subprocess.Popen[str], list[int]]]
+    ledger: Settings, pg_dsn: str, mid_rebuild: MidRebuild
 ) -> None:
-    before = live_contents(ledger)
-    child, _ = rebuilding()
-    files = rebuild_files(ledger)
-    tag = tag_of(files)
+    before, child, files, tag = (
+        mid_rebuild.before,
+        mid_rebuild.child,
+        mid_rebuild.files,
+        mid_rebuild.tag,
+    )
 
     second = run_replay(ledger, "rebuild")  # starts, rebuilds and swaps meanwhile
 
