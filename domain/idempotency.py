@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from eventsourcing.domain import Aggregate
 
+from domain.creation import create
 from domain.ids import processed_message_id
 
 
@@ -46,7 +47,8 @@ class ProcessedMessage(Aggregate):
         outcome: str,
         rejection_reason: str | None,
     ) -> ProcessedMessage:
-        return cls._create(
+        return create(
+            cls,
             cls.Recorded,
             id=processed_message_id(event_id),
             event_id=event_id,

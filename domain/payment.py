@@ -13,6 +13,7 @@ from typing import Any
 from eventsourcing.domain import Aggregate
 
 from domain import postings
+from domain.creation import create
 from domain.errors import PaymentRuleViolation, RefundRuleViolation
 from domain.ids import payment_aggregate_id
 from domain.vocabulary import PaymentStatus
@@ -185,7 +186,8 @@ class Payment(Aggregate):
         hold_minor: int,
         occurred_at: datetime,
     ) -> Payment:
-        return cls._create(
+        return create(
+            cls,
             cls.Authorised,
             id=payment_aggregate_id(payment_id),
             payment_id=payment_id,
@@ -201,7 +203,8 @@ class Payment(Aggregate):
     def decline(
         cls, *, payment_id: str, session_id: str | None, reason: str, occurred_at: datetime
     ) -> Payment:
-        return cls._create(
+        return create(
+            cls,
             cls.Declined,
             id=payment_aggregate_id(payment_id),
             payment_id=payment_id,

@@ -8,6 +8,7 @@ from typing import Any
 from eventsourcing.domain import Aggregate
 
 from domain import postings
+from domain.creation import create
 from domain.errors import RefundRuleViolation
 from domain.ids import refund_aggregate_id
 from domain.vocabulary import RefundStatus
@@ -122,7 +123,8 @@ class Refund(Aggregate):
         note: str | None,
         occurred_at: datetime,
     ) -> Refund:
-        return cls._create(
+        return create(
+            cls,
             cls.Requested,
             id=refund_aggregate_id(refund_id),
             refund_id=refund_id,

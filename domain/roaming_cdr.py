@@ -16,6 +16,7 @@ from eventsourcing.domain import Aggregate
 
 from domain import postings
 from domain.cdr_reconciliation import Reconciliation, priced_dimensions
+from domain.creation import create
 from domain.ids import roaming_cdr_aggregate_id
 from domain.ocpi import model as ocpi
 from domain.ocpi.engine import CdrPricing
@@ -146,7 +147,8 @@ class RoamingCdr(Aggregate):
         document: str,
         occurred_at: datetime,
     ) -> RoamingCdr:
-        return cls._create(
+        return create(
+            cls,
             cls.Received,
             id=roaming_cdr_aggregate_id(cdr.country_code, cdr.party_id, cdr.id),
             country_code=cdr.country_code,

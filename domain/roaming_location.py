@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from eventsourcing.domain import Aggregate
 
+from domain.creation import create
 from domain.ids import roaming_location_aggregate_id
 
 
@@ -56,7 +57,8 @@ class RoamingLocation(Aggregate):
         time_zone: str,
         last_updated: datetime,
     ) -> RoamingLocation:
-        return cls._create(
+        return create(
+            cls,
             cls.Recorded,
             id=roaming_location_aggregate_id(country_code, party_id, location_id),
             country_code=country_code,

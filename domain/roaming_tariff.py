@@ -10,6 +10,7 @@ from datetime import datetime
 
 from eventsourcing.domain import Aggregate
 
+from domain.creation import create
 from domain.ids import roaming_tariff_aggregate_id
 
 
@@ -59,7 +60,8 @@ class RoamingTariff(Aggregate):
         currency: str,
         document: str,
     ) -> RoamingTariff:
-        return cls._create(
+        return create(
+            cls,
             cls.Recorded,
             id=roaming_tariff_aggregate_id(country_code, party_id, tariff_id),
             country_code=country_code,

@@ -9,6 +9,7 @@ from typing import Any
 from eventsourcing.domain import Aggregate
 
 from domain import postings
+from domain.creation import create
 from domain.errors import MeterReadingError, SessionAlreadyStoppedError, SessionTimelineError
 from domain.ids import session_aggregate_id
 from domain.pricing import ROUNDING, LineItem, PricedSession, price_session
@@ -141,7 +142,8 @@ class ChargingSession(Aggregate):
         meter_start_wh: int,
         started_at: datetime,
     ) -> ChargingSession:
-        return cls._create(
+        return create(
+            cls,
             cls.Started,
             id=session_aggregate_id(session_id),
             session_id=session_id,

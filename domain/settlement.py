@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from eventsourcing.domain import Aggregate
 
+from domain.creation import create
 from domain.ids import settlement_aggregate_id
 
 
@@ -46,8 +47,8 @@ class SessionSettlement(Aggregate):
 
     @classmethod
     def open(cls, session_id: str) -> SessionSettlement:
-        return cls._create(
-            cls.Opened, id=settlement_aggregate_id(session_id), session_id=session_id
+        return create(
+            cls, cls.Opened, id=settlement_aggregate_id(session_id), session_id=session_id
         )
 
     @property

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from eventsourcing.domain import Aggregate
 
+from domain.creation import create
 from domain.errors import InvalidValueError
 from domain.ids import tariff_aggregate_id
 from domain.money import (
@@ -271,7 +272,8 @@ class Tariff(Aggregate):
 
     @classmethod
     def publish(cls, tariff_id: str, terms: TariffTerms, occurred_at: datetime) -> Tariff:
-        return cls._create(
+        return create(
+            cls,
             cls.Published,
             id=tariff_aggregate_id(tariff_id),
             tariff_id=tariff_id,

@@ -1,0 +1,126 @@
+"""`domain.creation.create` makes the event and aggregate the library's `_create` makes.
+
+Every created event of the golden ledger and of a generated day of traffic (all upstream
+message types, OCPI included) is created again both ways from its own fields; the two
+events must be equal but for their timestamps (each path reads the clock), and the two
+aggregates must hold the same attributes, each stamped with its own event's time.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+from eventsourcing.domain import Aggregate, CanInitAggregate
+from eventsourcing.persistence import Mapper
+
+from consumers.batch import apply_batch
+from consumers.triage import SourceRecord
+from demo.traffic import TrafficShape, generate
+from domain.application import BillingApplication
+from domain.creation import create
+from domain.settlement import SessionSettlement
+from tests.unit.store.test_fast_json import golden, ocpi_messages, transcoders
+
+_BASE_FIELDS = ("originator_id", "originator_version", "originator_topic", "timestamp")
+_STAMPS = ("_created_on", "_modified_on")
+
+
+def created_events(application: BillingApplication) -> list[Any]:
+    """The created events of the golden ledger and of generated traffic, decoded."""
+    shape = TrafficShape(days=1, customers=40, stations=3, service_refund_rate=0.2)
+    values = [json.dumps(m).encode() for m in generate(7, shape)] + ocpi_messages()
+    records = [
+        SourceRecord(topic="ingest", partition=0, offset=offset, key=None, value=value)
+        for offset, value in enumerate(values)
+    ]
+    apply_batch(application, records)
+    stored = list(golden()) + list(
+        application.recorder.select_notifications(start=1, limit=1_000_000)
+    )
+    library, _ = transcoders(application)
+    mapper = Mapper[UUID](library)
+    events = (mapper.to_domain_event(event) for event in stored)
+    return [event for event in events if isinstance(event, CanInitAggregate)]
+
+
+def both_ways(event: Any) -> tuple[Aggregate, Aggregate]:
+    cls = type(event).__qualname__.rsplit(".", 1)[0]
+    aggregate_class = next(klass for klass in _aggregate_classes() if klass.__qualname__ == cls)
+    fields = {k: v for k, v in vars(event).items() if k not in _BASE_FIELDS}
+    by_library = aggregate_class._create(type(event), id=event.originator_id, **fields)
+    by_create = create(aggregate_class, type(event), id=event.originator_id, **fields)
+    return by_library, by_create
+
+
+def _aggregate_classes() -> list[type[Aggregate]]:
+    from domain.idempotency import ProcessedMessage
+    from domain.payment import Payment
+    from domain.refund import Refund
+    from domain.roaming_cdr import RoamingCdr
+    from domain.roaming_location import RoamingLocation
+    from domain.roaming_tariff import RoamingTariff
+    from domain.session import ChargingSession
+    from domain.tariff import Tariff
+
+    return [
+        ProcessedMessage,
+        Payment,
+        Refund,
+        RoamingCdr,
+        RoamingLocation,
+        RoamingTariff,
+        ChargingSession,
+        SessionSettlement,
+        Tariff,
+    ]
+
+
+def assert_same(by_library: Aggregate, by_create: Aggregate) -> None:
+    assert type(by_create) is type(by_library)
+    (library_event,) = by_library.collect_events()
+    (created_event,) = by_create.collect_events()
+    assert type(created_event) is type(library_event)
+    unstamped = {k: v for k, v in vars(library_event).items() if k != "timestamp"}
+    assert {k: v for k, v in vars(created_event).items() if k != "timestamp"} == unstamped
+    assert list(vars(by_create)) == list(vars(by_library))
+    for name, value in vars(by_library).items():
+        if name not in _STAMPS:
+            assert repr(getattr(by_create, name)) == repr(value), name
+    for aggregate, event in ((by_library, library_event), (by_create, created_event)):
+        assert aggregate.created_on == aggregate.modified_on == event.timestamp
+
+
+def test_every_created_event_is_made_as_the_library_makes_it(
+    application: BillingApplication,
+) -> None:
+    events = created_events(application)
+    kinds = {type(event).__qualname__ for event in events}
+    assert {"ProcessedMessage.Recorded", "ChargingSession.Started", "Tariff.Published"} <= kinds
+    assert any(kind.startswith("Roaming") for kind in kinds), kinds
+    for event in events:
+        assert_same(*both_ways(event))
+
+
+def test_bad_fields_get_the_library_s_error() -> None:
+    with pytest.raises(TypeError) as by_library:
+        SessionSettlement._create(SessionSettlement.Opened, id=uuid4(), session="s")
+    with pytest.raises(TypeError) as by_create:
+        create(SessionSettlement, SessionSettlement.Opened, id=uuid4(), session="s")
+    assert str(by_create.value) == str(by_library.value)
+
+
+def test_a_class_unlike_the_plain_case_takes_the_library_s_path() -> None:
+    class Named(Aggregate):
+        class Made(Aggregate.Created):
+            name: str
+
+        def __init__(self, name: str) -> None:
+            self.given = name
+
+    made = create(Named, Named.Made, id=uuid4(), name="n")
+    assert made.given == "n"
+    with pytest.raises(TypeError, match="non-UUID originator_id"):
+        create(SessionSettlement, SessionSettlement.Opened, id="text", session_id="s")  # type: ignore[arg-type]
