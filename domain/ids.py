@@ -26,9 +26,17 @@ def _derive(kind: str, upstream_id: str) -> UUID:
 @lru_cache(maxsize=16_384)
 def _uuid5(name: str) -> UUID:
     # uuid.uuid5's own steps, without the import statement it runs on every call (a
-    # projector derives an id for every payment and refund).
-    digest = sha1(EVLEDGER_NAMESPACE.bytes + name.encode()).digest()
-    return UUID(bytes=digest[:16], version=5)
+    # projector derives an id for every payment and refund), and with the version and
+    # variant bits set here in the integer rather than by UUID(bytes=..., version=5)'s
+    # conversions and checks (every message's id is new to the cache).
+    digest = int.from_bytes(sha1(_NAMESPACE_BYTES + name.encode()).digest()[:16])
+    return UUID(int=(digest & _VERSION_MASK) | _VERSION_5)
+
+
+_NAMESPACE_BYTES = EVLEDGER_NAMESPACE.bytes
+# RFC 4122: the version nibble (bits 76-79) is 5, the variant bits (62-63) are 10.
+_VERSION_MASK = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
+_VERSION_5 = (5 << 76) | (0x8000 << 48)
 
 
 def tariff_aggregate_id(tariff_id: str) -> UUID:

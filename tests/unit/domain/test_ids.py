@@ -6,11 +6,14 @@ from __future__ import annotations
 from uuid import UUID, uuid5
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from domain.errors import InvalidValueError
 from domain.ids import (
     EVLEDGER_NAMESPACE,
     payment_aggregate_id,
+    processed_message_id,
     refund_aggregate_id,
     session_aggregate_id,
     tariff_aggregate_id,
@@ -35,3 +38,16 @@ def test_a_known_id_never_changes() -> None:
 def test_an_empty_upstream_id_is_refused() -> None:
     with pytest.raises(InvalidValueError):
         session_aggregate_id("")
+
+
+@given(st.text(min_size=1))
+def test_any_id_is_the_library_s_uuid5_in_every_respect(upstream_id: str) -> None:
+    derived = processed_message_id(upstream_id)
+    standard = uuid5(EVLEDGER_NAMESPACE, f"message:{upstream_id}")
+    assert (derived.int, str(derived), derived.version, derived.variant) == (
+        standard.int,
+        str(standard),
+        standard.version,
+        standard.variant,
+    )
+    assert derived.is_safe == standard.is_safe
