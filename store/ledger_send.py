@@ -6,15 +6,18 @@ adds partition 0 to the transaction. The others go straight to the producer's re
 accumulator, where `send()` would put them too: same partition and transaction, bytes keys
 and values, (str, bytes) headers built here, so `send()`'s per-record checks, serialiser
 calls, partition look-up and size estimate would only repeat what is known (they were a
-third of the writer thread's CPU). This is the one module that knows the producer's private
-parts; the pinned kafka-python minor version (pyproject.toml) and
-tests/unit/store/test_ledger_send.py keep them what this module expects.
+third of the writer thread's CPU). Each batch the ledger's records open is then handed to
+``store/ledger_batch.py``'s builder, which writes the same record bytes for a third of the
+library builder's cost. This is the one module that knows the producer's private parts; the
+pinned kafka-python minor version (pyproject.toml) and tests/unit/store/test_ledger_send.py
+keep them what this module expects.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from store.ledger_batch import LedgerBatchBuilder
 from store.records import LedgerRecord
 
 # A value this large takes `send()`, whose size checks may refuse it: far below the
@@ -37,6 +40,7 @@ def queue_ledger_records(
     futures: list[Any] = []
     last = len(records) - 1
     partition = TopicPartition(topic, 0)
+    accumulator = producer._accumulator
     for number, record in enumerate(records):
         headers = record.headers()
         if number == last:
@@ -54,14 +58,34 @@ def queue_ledger_records(
                 # without adding the partition to the transaction: stop here, so the
                 # transaction is aborted rather than left waiting on records it never sends.
                 raise future.exception
+            _quicken(accumulator, partition)
         else:
-            future, full, new_batch, _aborted = producer._accumulator.append(
+            future, full, new_batch, _aborted = accumulator.append(
                 partition, None, record.key(), record.state, headers
             )
             if full or new_batch:
                 producer._sender.wakeup()  # as send() does: the sender takes full batches
+            if new_batch:
+                _quicken(accumulator, partition)
         futures.append(future)
     return futures
+
+
+def _quicken(accumulator: Any, partition: Any) -> None:
+    """Give the partition's open batch, if still open, the ledger's record builder.
+
+    Under the partition's lock, where the sender closes and drains batches: a batch it took
+    meanwhile is left alone."""
+    from kafka.record.default_records import DefaultRecordBatchBuilder
+
+    with accumulator._tp_lock(partition):
+        batches = accumulator._batches.get(partition)
+        if not batches:
+            return
+        records = batches[-1].records
+        builder = records._builder
+        if not records._closed and type(builder) is DefaultRecordBatchBuilder:
+            records._builder = LedgerBatchBuilder.taking_over(builder)
 
 
 def _joined(producer: Any, partition: Any) -> bool:

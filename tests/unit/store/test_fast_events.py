@@ -14,7 +14,7 @@ from uuid import UUID
 
 import pytest
 from eventsourcing.compressor import ZlibCompressor
-from eventsourcing.persistence import EventStore, Mapper
+from eventsourcing.persistence import EventStore, Mapper, Notification, StoredEvent
 from eventsourcing.popo import POPOApplicationRecorder
 
 from consumers.batch import apply_batch
@@ -25,9 +25,8 @@ from store.fast_events import FastEventStore, FastMapper
 from tests.unit.store.test_fast_json import golden, ocpi_messages, transcoders
 
 
-@pytest.fixture
-def events(application: BillingApplication) -> list[list[Any]]:
-    """The golden ledger's events and a generated day's, decoded: two ledgers."""
+def generated_ledger(application: BillingApplication) -> list[Notification]:
+    """A generated day of traffic (every upstream message type, OCPI included), stored."""
     shape = TrafficShape(days=1, customers=40, stations=3, service_refund_rate=0.2)
     values = [json.dumps(m).encode() for m in generate(9, shape)] + ocpi_messages()
     records = [
@@ -35,9 +34,15 @@ def events(application: BillingApplication) -> list[list[Any]]:
         for offset, value in enumerate(values)
     ]
     apply_batch(application, records)
-    generated = application.recorder.select_notifications(start=1, limit=1_000_000)
+    return application.recorder.select_notifications(start=1, limit=1_000_000)
+
+
+@pytest.fixture
+def events(application: BillingApplication) -> list[list[Any]]:
+    """The golden ledger's events and a generated day's, decoded: two ledgers."""
     mapper = Mapper[UUID](transcoders(application)[0])
-    return [[mapper.to_domain_event(event) for event in ledger] for ledger in (golden(), generated)]
+    ledgers: list[list[StoredEvent]] = [list(golden()), list(generated_ledger(application))]
+    return [[mapper.to_domain_event(event) for event in ledger] for ledger in ledgers]
 
 
 def assert_alike(made: Any, expected: Any) -> None:

@@ -22,3 +22,49 @@ def test_the_transaction_and_sender_parts_exist() -> None:
     assert callable(TransactionManager.is_partition_added)
     assert callable(TransactionManager.is_partition_pending_add)
     assert callable(Sender.wakeup)
+
+
+def test_the_open_batch_takes_the_ledger_s_builder_and_writes_the_same_bytes() -> None:
+    from kafka import TopicPartition
+    from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
+
+    from store.ledger_batch import LedgerBatchBuilder
+    from store.ledger_send import _quicken
+
+    partition = TopicPartition("ledger", 0)
+    values = [b"v%05d" % n + bytes(n * 37 % 900) for n in range(200)]
+    headers = [("evledger.format", b"1"), ("evledger.hash", b"ab" * 32)]
+    built = []
+    for quickened in (False, True):
+        accumulator = RecordAccumulator(batch_size=8 * 1024)
+        for number, value in enumerate(values):
+            _future, _full, new_batch, _ = accumulator.append(
+                partition, 1_767_323_045_000 + number, b"key", value, headers
+            )
+            if new_batch and quickened:
+                _quicken(accumulator, partition)
+        batches = list(accumulator._batches[partition])
+        assert len(batches) > 5
+        kinds = {type(batch.records._builder) for batch in batches}
+        assert kinds == ({LedgerBatchBuilder} if quickened else {DefaultRecordBatchBuilder})
+        for batch in batches:
+            batch.records.close()
+        built.append([bytes(batch.records.buffer()) for batch in batches])
+    assert built[0] == built[1]
+    read = [record.value for batch in built[1] for record in DefaultRecordBatch(batch)]
+    assert read == values
+
+
+def test_a_closed_batch_keeps_its_builder() -> None:
+    from kafka import TopicPartition
+
+    from store.ledger_send import _quicken
+
+    partition = TopicPartition("ledger", 0)
+    accumulator = RecordAccumulator(batch_size=8 * 1024)
+    _quicken(accumulator, partition)  # no batch yet: nothing to do
+    accumulator.append(partition, None, b"key", b"value", [])
+    (batch,) = accumulator._batches[partition]
+    batch.records.close()
+    _quicken(accumulator, partition)
+    assert batch.records._builder is None
