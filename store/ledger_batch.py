@@ -42,6 +42,11 @@ def varint(value: int) -> bytes:
     return bytes(out)
 
 
+# The varints of 0 .. _SMALL_LIMIT - 1 (about 150 KiB).
+_SMALL_LIMIT = 4096
+_SMALL = tuple(varint(value) for value in range(_SMALL_LIMIT))
+
+
 def _header_key(key: str) -> bytes:
     known = _HEADER_KEYS.get(key)
     if known is None:
@@ -90,26 +95,35 @@ class LedgerBatchBuilder(DefaultRecordBatchBuilder):  # type: ignore[misc]
             return super().append(offset, timestamp, key, value, headers)
         if timestamp is None:
             timestamp = int(time.time() * 1000)
+        # Lengths, offsets and time deltas are small non-negative numbers: their varints
+        # are looked up (a call per varint was most of the cost); others are computed.
+        small = _SMALL
+        delta = timestamp - first_timestamp
+        key_length = len(key)
+        value_length = len(value)
         parts = [
             b"\x00",  # attributes
-            varint(timestamp - first_timestamp),
-            varint(offset),
-            varint(len(key)),
+            small[delta] if 0 <= delta < _SMALL_LIMIT else varint(delta),
+            small[offset] if 0 <= offset < _SMALL_LIMIT else varint(offset),
+            small[key_length] if key_length < _SMALL_LIMIT else varint(key_length),
             key,
-            varint(len(value)),
+            small[value_length] if value_length < _SMALL_LIMIT else varint(value_length),
             value,
-            varint(len(headers)),
+            small[len(headers)] if len(headers) < _SMALL_LIMIT else varint(len(headers)),
         ]
+        append = parts.append
         for header_key, header_value in headers:
-            parts.append(_header_key(header_key))
+            append(_HEADER_KEYS.get(header_key) or _header_key(header_key))
             if header_value is None:
-                parts.append(b"\x01")  # varint(-1): a null header value
+                append(b"\x01")  # varint(-1): a null header value
             else:
-                parts.append(varint(len(header_value)))
-                parts.append(header_value)
+                size = len(header_value)
+                append(small[size] if size < _SMALL_LIMIT else varint(size))
+                append(header_value)
         message = b"".join(parts)
-        length = varint(len(message))
-        required_size = len(message) + len(length)
+        message_length = len(message)
+        length = _SMALL[message_length] if message_length < _SMALL_LIMIT else varint(message_length)
+        required_size = message_length + len(length)
         buffer = self._buffer
         # Never the batch's first record here, which the library's append always takes.
         if required_size + len(buffer) > self._batch_size:

@@ -128,3 +128,16 @@ def test_the_clock_is_read_for_a_record_without_a_timestamp() -> None:
     fast = LedgerBatchBuilder.taking_over(builder)
     metadata = fast.append(1, None, b"k", b"v", [])
     assert abs(metadata.timestamp - builder._first_timestamp) < 60_000
+
+
+def test_offsets_past_the_table_of_small_varints_are_written_alike() -> None:
+    batches = []
+    for handed_over in (False, True):
+        builder: Any = DefaultRecordBatchBuilder(2, 0, True, 7, 1, 0, 1024 * 1024)
+        builder.append(0, FIRST_TIMESTAMP, b"k", b"v", [])
+        if handed_over:
+            builder = LedgerBatchBuilder.taking_over(builder)
+        for offset in (1, 4095, 4096, 16_383, 16_384, 2**31):
+            builder.append(offset, FIRST_TIMESTAMP + offset, b"k", b"v", [("h", b"x")])
+        batches.append(bytes(builder.build()))
+    assert batches[0] == batches[1]
