@@ -41,15 +41,15 @@ def queue_ledger_records(
     last = len(records) - 1
     partition = TopicPartition(topic, 0)
     accumulator = producer._accumulator
+    # Whether the partition is in the transaction (or being added to it), asked after each
+    # send() and each new batch rather than before every record: once in, a partition
+    # stays in until the transaction ends, after these records are queued.
+    joined = False
     for number, record in enumerate(records):
         headers = record.headers()
         if number == last:
             headers += signature
-        if (
-            number == 0
-            or len(record.state) > CHECKED_VALUE_BYTES
-            or not _joined(producer, partition)
-        ):
+        if number == 0 or not joined or len(record.state) > CHECKED_VALUE_BYTES:
             future = producer.send(
                 topic, key=record.key(), value=record.state, headers=headers, partition=0
             )
@@ -58,6 +58,7 @@ def queue_ledger_records(
                 # without adding the partition to the transaction: stop here, so the
                 # transaction is aborted rather than left waiting on records it never sends.
                 raise future.exception
+            joined = _joined(producer, partition)
             _quicken(accumulator, partition)
         else:
             future, full, new_batch, _aborted = accumulator.append(
@@ -66,6 +67,7 @@ def queue_ledger_records(
             if full or new_batch:
                 producer._sender.wakeup()  # as send() does: the sender takes full batches
             if new_batch:
+                joined = _joined(producer, partition)
                 _quicken(accumulator, partition)
         futures.append(future)
     return futures
