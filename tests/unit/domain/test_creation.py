@@ -85,6 +85,8 @@ def assert_same(by_library: Aggregate, by_create: Aggregate) -> None:
     assert type(created_event) is type(library_event)
     unstamped = {k: v for k, v in vars(library_event).items() if k != "timestamp"}
     assert {k: v for k, v in vars(created_event).items() if k != "timestamp"} == unstamped
+    # The state's order is the stored JSON's key order: the same bytes need the same order.
+    assert list(vars(created_event)) == list(vars(library_event))
     assert list(vars(by_create)) == list(vars(by_library))
     for name, value in vars(by_library).items():
         if name not in _STAMPS:
