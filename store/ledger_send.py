@@ -41,15 +41,11 @@ def queue_ledger_records(
     last = len(records) - 1
     partition = TopicPartition(topic, 0)
     accumulator = producer._accumulator
-    # Whether the partition is in the transaction (or being added to it), asked after each
-    # send() and each new batch rather than before every record: once in, a partition
-    # stays in until the transaction ends, after these records are queued.
-    joined = False
     for number, record in enumerate(records):
         headers = record.headers()
         if number == last:
             headers += signature
-        if number == 0 or not joined or len(record.state) > CHECKED_VALUE_BYTES:
+        if number == 0 or len(record.state) > CHECKED_VALUE_BYTES:
             future = producer.send(
                 topic, key=record.key(), value=record.state, headers=headers, partition=0
             )
@@ -58,7 +54,6 @@ def queue_ledger_records(
                 # without adding the partition to the transaction: stop here, so the
                 # transaction is aborted rather than left waiting on records it never sends.
                 raise future.exception
-            joined = _joined(producer, partition)
             _quicken(accumulator, partition)
         else:
             future, full, new_batch, _aborted = accumulator.append(
@@ -67,17 +62,23 @@ def queue_ledger_records(
             if full or new_batch:
                 producer._sender.wakeup()  # as send() does: the sender takes full batches
             if new_batch:
-                joined = _joined(producer, partition)
                 _quicken(accumulator, partition)
         futures.append(future)
+    # The partition can leave the transaction while its records are queued: an epoch bump
+    # (an OutOfOrderSequence or UnknownProducerId answer, KIP-360) empties the transaction
+    # and ends it. Asked once here rather than before every record, it raises what send()
+    # would have (IllegalStateError, or the manager's error) at once, not as a flush that
+    # waits out its timeout on records the sender will never drain.
+    producer._transaction_manager.maybe_add_partition_to_transaction(partition)
     return futures
 
 
 def _quicken(accumulator: Any, partition: Any) -> None:
-    """Give the partition's open batch, if still open, the ledger's record builder.
+    """Give the partition's last batch, if still open, the ledger's record builder.
 
     Under the partition's lock, where the sender closes and drains batches: a batch it took
-    meanwhile is left alone."""
+    meanwhile is left alone, and a closed one (a retried batch put back) has no builder
+    left, as closing it drops it, so the builder's type is the only check needed."""
     from kafka.record.default_records import DefaultRecordBatchBuilder
 
     with accumulator._tp_lock(partition):
@@ -86,13 +87,5 @@ def _quicken(accumulator: Any, partition: Any) -> None:
             return
         records = batches[-1].records
         builder = records._builder
-        if not records._closed and type(builder) is DefaultRecordBatchBuilder:
+        if type(builder) is DefaultRecordBatchBuilder:
             records._builder = LedgerBatchBuilder.taking_over(builder)
-
-
-def _joined(producer: Any, partition: Any) -> bool:
-    """Whether ``partition`` is in the producer's transaction (or being added to it)."""
-    manager = producer._transaction_manager
-    return bool(
-        manager.is_partition_added(partition) or manager.is_partition_pending_add(partition)
-    )

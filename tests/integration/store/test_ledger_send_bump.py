@@ -1,0 +1,89 @@
+"""An epoch bump (KIP-360) while store/ledger_send.py queues a transaction's records: the
+sender bumps the epoch on an OutOfOrderSequence or UnknownProducerId answer, which ends the
+transaction and empties its partitions. The queueing must then fail at once, with the error
+`send()` gives, not leave the records waiting for a flush that can only time out."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from typing import Any
+
+import pytest
+from eventsourcing.persistence import StoredEvent
+
+from store.kafka_clients import KafkaConnection
+from store.ledger_send import queue_ledger_records
+from store.records import GENESIS_HASH, LedgerRecord
+
+RECORDS = 300
+BUMP_AT = 100
+
+
+def _records() -> list[LedgerRecord]:
+    records = []
+    prev = GENESIS_HASH
+    for number in range(1, RECORDS + 1):
+        stored = StoredEvent(uuid.uuid4(), 1, "domain:Event.Happened", os.urandom(200))
+        record = LedgerRecord.chained(prev, number, stored)
+        records.append(record)
+        prev = record.hash
+    return records
+
+
+def _bump_the_epoch_midway(producer: Any) -> list[int]:
+    """Bump the epoch, as the sender does, before the BUMP_AT-th record appended straight to
+    the accumulator, and wait until the broker has answered; the appends made, counted."""
+    accumulator = producer._accumulator
+    manager = producer._transaction_manager
+    append = accumulator.append
+    appended = [0]
+
+    def bumping_append(*args: Any, **kwargs: Any) -> Any:
+        appended[0] += 1
+        if appended[0] == BUMP_AT:
+            manager.bump_producer_id_and_epoch()
+            producer._sender.wakeup()
+            deadline = time.monotonic() + 15
+            while manager.is_bumping_epoch():
+                assert time.monotonic() < deadline, "the epoch bump got no answer"
+                time.sleep(0.01)
+        return append(*args, **kwargs)
+
+    accumulator.append = bumping_append
+    return appended
+
+
+def test_a_bump_while_queueing_fails_the_queueing_as_send_would(
+    kafka_bootstrap: str, kafka_topic: str
+) -> None:
+    from kafka.errors import IllegalStateError, KafkaError
+
+    producer = KafkaConnection(kafka_bootstrap).producer(
+        transactional_id=f"{kafka_topic}.writer",
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=0,
+        batch_size=512 * 1024,
+        retry_backoff_ms=5,
+        metrics_enabled=False,
+    )
+    try:
+        producer.init_transactions()
+        records = _records()
+        appended = _bump_the_epoch_midway(producer)
+        producer.begin_transaction()
+        with pytest.raises(IllegalStateError) as raised:
+            queue_ledger_records(producer, kafka_topic, records, [("evledger.sig", b"s")])
+        assert appended[0] >= BUMP_AT  # the bump did happen mid-queue
+        # What main's path, a send() per record once the partition left, raises.
+        with pytest.raises(IllegalStateError) as sent:
+            producer.send(kafka_topic, key=b"k", value=b"v", partition=0)
+        assert str(raised.value) == str(sent.value)
+        assert "Cannot call send in state READY" in str(raised.value)
+    finally:
+        # The records queued after the bump belong to no transaction and would wait out
+        # close()'s flush: end them first (the writer drops such a producer likewise).
+        producer._accumulator.abort_batches(KafkaError("the test is over"))
+        producer.close(timeout=1)
