@@ -72,7 +72,13 @@ class FastEventStore(EventStore[TAggregateID], Generic[TAggregateID]):
                 domain_events, stored_events, notification_ids, strict=True
             ):
                 notification: Notification = _new(Notification)
-                vars(notification).update(vars(stored), id=notification_id)
+                vars(notification).update(
+                    originator_id=stored.originator_id,
+                    originator_version=stored.originator_version,
+                    topic=stored.topic,
+                    state=stored.state,
+                    id=notification_id,
+                )
                 recording: Recording[TAggregateID] = _new(Recording)
                 vars(recording).update(domain_event=domain_event, notification=notification)
                 recordings.append(recording)

@@ -86,3 +86,26 @@ def test_nothing_recorded_gives_no_recordings(application: BillingApplication) -
     library, _ = transcoders(application)
     fast_store = FastEventStore[UUID](FastMapper[UUID](library), POPOApplicationRecorder())
     assert fast_store.put([]) == []
+
+
+class _MarkingMapper(Mapper[UUID]):
+    """A mapper whose stored events carry one attribute more than their four fields."""
+
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        stored = super().to_stored_event(domain_event)
+        object.__setattr__(stored, "marked", True)
+        return stored
+
+
+def test_a_notification_takes_only_the_stored_event_s_four_fields(
+    application: BillingApplication, events: list[list[Any]]
+) -> None:
+    library, _ = transcoders(application)
+    mapper = _MarkingMapper(library)
+    chunk = events[0][:20]
+    expected = EventStore[UUID](mapper, POPOApplicationRecorder()).put(chunk)
+    made = FastEventStore[UUID](mapper, POPOApplicationRecorder()).put(chunk)
+    assert len(made) == len(chunk)
+    for fast_recording, library_recording in zip(made, expected, strict=True):
+        assert not hasattr(fast_recording.notification, "marked")
+        assert_alike(fast_recording.notification, library_recording.notification)
