@@ -65,7 +65,7 @@ def test_no_type_makes_facts_the_table_does_not_name(application: BillingApplica
 
 
 def _made_of(event_type: type, **state: Any) -> set[Entity]:
-    event = object.__new__(event_type)
+    event: Any = object.__new__(event_type)
     object.__setattr__(event, "__dict__", {"originator_id": uuid4(), **state})
     return {fact.entity for fact in facts_of_batch([LedgerEvent(1, event)])}
 
