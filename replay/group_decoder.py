@@ -3,12 +3,17 @@ group's read models takes facts from is not decoded (its state's JSON is most of
 decode) and stands in its batch as a placeholder the facts ignore, so the batch still holds
 every position and moves every model's position as before.
 
-The types are decided by the entities their facts may hold (``FACT_ENTITIES``); a type not
-named there is always decoded. No read model takes facts from the IGNORED types (the
-settlements' bookkeeping, about a fifth of a ledger); the views' (payment history, refund
-status) take none from ProcessedMessage (a third: a rejected message is an analytics row),
-the tariffs or the rejections. tests/unit/replay/test_group_decoder.py holds the table
-against the facts of real traffic.
+The types are decided by the entities their facts may hold, which each handler of
+projections/facts.py declares (``ENTITIES_OF``); a type not named there is always
+decoded. No read model takes facts from the IGNORED types (the settlements' bookkeeping,
+about a fifth of a ledger); the views' (payment history, refund status) take none from
+ProcessedMessage (a third: a rejected message is an analytics row), the tariffs or the
+rejections. tests/unit/projections/test_entities_of.py holds the table against the facts
+of real traffic.
+
+An IGNORED event is decoded by no group, so one whose state would not decode (which stalls
+``evledger project``) does not stop a rebuild; the rows are the same, and ``audit verify``,
+which reads every record's state, is what reports it.
 """
 
 from __future__ import annotations
@@ -20,26 +25,9 @@ from uuid import UUID
 from eventsourcing.persistence import Mapper
 from eventsourcing.utils import resolve_topic
 
-from domain.idempotency import ProcessedMessage
-from domain.payment import Payment
-from domain.refund import Refund
-from domain.session import ChargingSession
-from domain.tariff import Tariff
 from projections.entities import Entity
 from projections.event_decoder import EventDecoder
-from projections.facts import IGNORED
-
-# The entities the facts of an event of each type may hold (projections/facts.py).
-FACT_ENTITIES: dict[type, frozenset[Entity]] = {
-    **{event_type: frozenset() for event_type in IGNORED},
-    ProcessedMessage.Recorded: frozenset({Entity.REJECTED_MESSAGE}),
-    Tariff.Published: frozenset({Entity.TARIFF_VERSION}),
-    Tariff.Revised: frozenset({Entity.TARIFF_VERSION}),
-    ChargingSession.CommandRejected: frozenset({Entity.REJECTION}),
-    Payment.CaptureRejected: frozenset({Entity.REJECTION}),
-    Payment.CommandRejected: frozenset({Entity.REJECTION}),
-    Refund.CommandRejected: frozenset({Entity.REJECTION}),
-}
+from projections.facts import ENTITIES_OF, IGNORED
 
 # What an undecoded event is in its batch: an event of an IGNORED type (which has no facts),
 # without its state; anything that reads a value of it fails.
@@ -48,7 +36,8 @@ PLACEHOLDER: Any = object.__new__(min(IGNORED, key=lambda event_type: event_type
 
 class GroupDecoder(EventDecoder):
     """Decodes stored events as ``EventDecoder`` does, but those of a type from which none of
-    ``entities`` is made, which are the PLACEHOLDER."""
+    ``entities`` is made, which are the PLACEHOLDER: its events are for ``facts_of`` only
+    (no timestamp, no command's end: replay/ledger_prefix.py refuses it for such stops)."""
 
     def __init__(self, mapper: Mapper[Any], entities: Iterable[Entity]) -> None:
         super().__init__(mapper)
@@ -71,5 +60,5 @@ class GroupDecoder(EventDecoder):
             event_type = resolve_topic(topic)
         except Exception:
             return False
-        made = FACT_ENTITIES.get(event_type)
+        made = ENTITIES_OF.get(event_type)
         return made is not None and made.isdisjoint(self._entities)

@@ -224,8 +224,10 @@ class _FeedServer:
 class FeedSource(LedgerSource):
     """A worker's ledger: ``own``'s (its head), with the records of each batch from the
     rebuild process; the next batch is asked for as soon as one arrives. Given ``entities``
-    (its read models'), only the events that give facts of them are decoded
-    (replay/group_decoder.py)."""
+    (its read models'), the events of a type whose facts hold none of them are left
+    undecoded (replay/group_decoder.py; a type projections/facts.py does not name is always
+    decoded): its events are then for ``facts_of`` only, not for reading their values (a
+    ``PrefixSource`` by time or at whole commands refuses such a source)."""
 
     def __init__(
         self, own: LedgerSource, feed: Connection, entities: Iterable[Entity] | None = None
