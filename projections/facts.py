@@ -32,6 +32,22 @@ from projections.entities import Entity, Fact, LedgerEvent
 
 _WH_PER_KWH = Decimal(1000)
 
+_Handler = Callable[[LedgerEvent], list[Fact]]
+# The entities each handler's facts may hold, declared on the handler (``ENTITIES_OF``).
+_MAKES: dict[_Handler, frozenset[Entity]] = {}
+
+
+def _makes(*entities: Entity) -> Callable[[_Handler], _Handler]:
+    """Declares the entities a handler's facts may hold: a rebuild worker does not decode an
+    event whose facts hold none of its read models' (replay/group_decoder.py), so a handler
+    that makes more must say so here."""
+
+    def declared(handler: _Handler) -> _Handler:
+        _MAKES[handler] = frozenset(entities)
+        return handler
+
+    return declared
+
 
 class UnknownLedgerEvent(TypeError):
     """An event type the projections neither show nor knowingly ignore: a new domain event
@@ -105,6 +121,7 @@ def _rejection(ledger_event: LedgerEvent, kind: str) -> list[Fact]:
 # --- tariffs -----------------------------------------------------------------------------
 
 
+@_makes(Entity.TARIFF_VERSION)
 def _tariff_version(ledger_event: LedgerEvent) -> list[Fact]:
     event = ledger_event.event
     terms = event.terms
@@ -126,6 +143,7 @@ def _tariff_version(ledger_event: LedgerEvent) -> list[Fact]:
 # --- sessions ----------------------------------------------------------------------------
 
 
+@_makes(Entity.SESSION)
 def _session_started(ledger_event: LedgerEvent) -> list[Fact]:
     event: ChargingSession.Started = ledger_event.event
     timezone = event.tariff_terms.get("timezone")
@@ -145,6 +163,7 @@ def _session_started(ledger_event: LedgerEvent) -> list[Fact]:
     return [Fact(Entity.SESSION, _key(event), values)]
 
 
+@_makes(Entity.SESSION)
 def _session_stopped(ledger_event: LedgerEvent) -> list[Fact]:
     event: ChargingSession.Stopped = ledger_event.event
     ended = event.charging_ended_at
@@ -157,6 +176,7 @@ def _session_stopped(ledger_event: LedgerEvent) -> list[Fact]:
     return [Fact(Entity.SESSION, _key(event), values)]
 
 
+@_makes(Entity.SESSION, Entity.LINE_ITEM, Entity.POSTING)
 def _session_priced(ledger_event: LedgerEvent) -> list[Fact]:
     event: ChargingSession.Priced = ledger_event.event
     values = {
@@ -205,6 +225,7 @@ def _session_reference(session_id: str | None) -> dict[str, Any]:
     return {"session_id": session_id, "session_key": str(session_aggregate_id(session_id))}
 
 
+@_makes(Entity.PAYMENT, Entity.POSTING)
 def _payment_authorised(ledger_event: LedgerEvent) -> list[Fact]:
     event: Payment.Authorised = ledger_event.event
     values = {
@@ -223,6 +244,7 @@ def _payment_authorised(ledger_event: LedgerEvent) -> list[Fact]:
     ]
 
 
+@_makes(Entity.PAYMENT)
 def _payment_declined(ledger_event: LedgerEvent) -> list[Fact]:
     event: Payment.Declined = ledger_event.event
     values = {
@@ -236,6 +258,7 @@ def _payment_declined(ledger_event: LedgerEvent) -> list[Fact]:
     return [Fact(Entity.PAYMENT, _key(event), values)]
 
 
+@_makes(Entity.PAYMENT, Entity.POSTING)
 def _payment_captured(ledger_event: LedgerEvent) -> list[Fact]:
     event: Payment.Captured = ledger_event.event
     values = {
@@ -250,6 +273,7 @@ def _payment_captured(ledger_event: LedgerEvent) -> list[Fact]:
     ]
 
 
+@_makes(Entity.PAYMENT, Entity.POSTING)
 def _payment_failed(ledger_event: LedgerEvent) -> list[Fact]:
     event: Payment.Failed = ledger_event.event
     values = {
@@ -264,6 +288,7 @@ def _payment_failed(ledger_event: LedgerEvent) -> list[Fact]:
     ]
 
 
+@_makes(Entity.PAYMENT, Entity.POSTING)
 def _payment_voided(ledger_event: LedgerEvent) -> list[Fact]:
     event: Payment.Voided = ledger_event.event
     values = {
@@ -278,6 +303,7 @@ def _payment_voided(ledger_event: LedgerEvent) -> list[Fact]:
     ]
 
 
+@_makes(Entity.PAYMENT)
 def _payment_reconciled(ledger_event: LedgerEvent) -> list[Fact]:
     event: Payment.Reconciled = ledger_event.event
     values = {
@@ -291,6 +317,7 @@ def _payment_reconciled(ledger_event: LedgerEvent) -> list[Fact]:
 # --- refunds -----------------------------------------------------------------------------
 
 
+@_makes(Entity.REFUND)
 def _refund_requested(ledger_event: LedgerEvent) -> list[Fact]:
     event: Refund.Requested = ledger_event.event
     values = {
@@ -308,6 +335,7 @@ def _refund_requested(ledger_event: LedgerEvent) -> list[Fact]:
     return [Fact(Entity.REFUND, _key(event), values)]
 
 
+@_makes(Entity.REFUND)
 def _refund_approved(ledger_event: LedgerEvent) -> list[Fact]:
     event: Refund.Approved = ledger_event.event
     values = {
@@ -320,6 +348,7 @@ def _refund_approved(ledger_event: LedgerEvent) -> list[Fact]:
     return [Fact(Entity.REFUND, _key(event), values)]
 
 
+@_makes(Entity.REFUND)
 def _refund_rejected(ledger_event: LedgerEvent) -> list[Fact]:
     event: Refund.Rejected = ledger_event.event
     values = {
@@ -334,6 +363,7 @@ def _refund_rejected(ledger_event: LedgerEvent) -> list[Fact]:
     return [Fact(Entity.REFUND, _key(event), values)]
 
 
+@_makes(Entity.REFUND, Entity.POSTING)
 def _refund_issued(ledger_event: LedgerEvent) -> list[Fact]:
     event: Refund.Issued = ledger_event.event
     values = {
@@ -350,6 +380,7 @@ def _refund_issued(ledger_event: LedgerEvent) -> list[Fact]:
     ]
 
 
+@_makes(Entity.REFUND)
 def _refund_failed(ledger_event: LedgerEvent) -> list[Fact]:
     event: Refund.Failed = ledger_event.event
     values = {
@@ -361,6 +392,7 @@ def _refund_failed(ledger_event: LedgerEvent) -> list[Fact]:
     return [Fact(Entity.REFUND, _key(event), values)]
 
 
+@_makes(Entity.REJECTED_MESSAGE)
 def _processed(ledger_event: LedgerEvent) -> list[Fact]:
     """Every rejected message, also those that named no aggregate (a stop for an unknown
     session, a capture without an authorisation): its ProcessedMessage is the one record
@@ -387,6 +419,7 @@ def _cdr(ledger_event: LedgerEvent, values: dict[str, Any], kind: str | None = N
     return facts
 
 
+@_makes(Entity.ROAMING_CDR)
 def _cdr_received(ledger_event: LedgerEvent) -> list[Fact]:
     event: RoamingCdr.Received = ledger_event.event
     values = {
@@ -406,6 +439,7 @@ def _cdr_received(ledger_event: LedgerEvent) -> list[Fact]:
     return _cdr(ledger_event, values)
 
 
+@_makes(Entity.ROAMING_CDR, Entity.POSTING)
 def _cdr_priced(ledger_event: LedgerEvent) -> list[Fact]:
     event: RoamingCdr.Priced = ledger_event.event
     energy = next((d for d in event.dimensions if d["dimension"] == ENERGY), None)
@@ -419,6 +453,7 @@ def _cdr_priced(ledger_event: LedgerEvent) -> list[Fact]:
     return _cdr(ledger_event, values, "roaming_cdr")
 
 
+@_makes(Entity.ROAMING_CDR, Entity.POSTING)
 def _cdr_reconciled(ledger_event: LedgerEvent) -> list[Fact]:
     event: RoamingCdr.Reconciled = ledger_event.event
     values = {
@@ -432,6 +467,7 @@ def _cdr_reconciled(ledger_event: LedgerEvent) -> list[Fact]:
     return _cdr(ledger_event, values, "roaming_cdr")
 
 
+@_makes(Entity.ROAMING_CDR)
 def _cdr_rejected(ledger_event: LedgerEvent) -> list[Fact]:
     event: RoamingCdr.Rejected = ledger_event.event
     values = {
@@ -442,6 +478,7 @@ def _cdr_rejected(ledger_event: LedgerEvent) -> list[Fact]:
     return _cdr(ledger_event, values)
 
 
+@_makes(Entity.ROAMING_CDR, Entity.POSTING)
 def _cdr_reversed(ledger_event: LedgerEvent) -> list[Fact]:
     event: RoamingCdr.Reversed = ledger_event.event
     values = {
@@ -452,12 +489,13 @@ def _cdr_reversed(ledger_event: LedgerEvent) -> list[Fact]:
     return _cdr(ledger_event, values, "roaming_cdr")
 
 
+@_makes(Entity.ROAMING_CDR)
 def _credit_applied(ledger_event: LedgerEvent) -> list[Fact]:
     return _cdr(ledger_event, {"status": CdrStatus.CREDIT.value})
 
 
 def _rejected(kind: str) -> Callable[[LedgerEvent], list[Fact]]:
-    return lambda ledger_event: _rejection(ledger_event, kind)
+    return _makes(Entity.REJECTION)(lambda ledger_event: _rejection(ledger_event, kind))
 
 
 _HANDLERS: dict[type, Callable[[LedgerEvent], list[Fact]]] = {
@@ -508,6 +546,11 @@ IGNORED: frozenset[type] = frozenset(
     }
 )
 HANDLED: frozenset[type] = frozenset(_HANDLERS)
+# The entities the facts of an event of each known type may hold (none for IGNORED types).
+ENTITIES_OF: dict[type, frozenset[Entity]] = {
+    **{event_type: frozenset() for event_type in IGNORED},
+    **{event_type: _MAKES[handler] for event_type, handler in _HANDLERS.items()},
+}
 
 
 def facts_of(ledger_event: LedgerEvent) -> list[Fact]:

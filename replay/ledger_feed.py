@@ -20,15 +20,16 @@ import contextlib
 import pickle
 import struct
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from eventsourcing.persistence import Notification
 
-from projections.entities import LedgerEvent
+from projections.entities import Entity, LedgerEvent
 from projections.runner import LedgerSource
+from replay.group_decoder import GroupDecoder
 
 if TYPE_CHECKING:
     from replay.targets import ReplaySite
@@ -63,17 +64,22 @@ def _packed(notifications: Sequence[Notification]) -> bytes:
     return _RECORDS + pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def _unpacked(blob: bytes) -> list[Notification]:
+# One record as the workers decode it: notification id, originator id, version, topic, state.
+Record = tuple[int, UUID | str, int, str, bytes]
+
+
+def _unpacked(blob: bytes) -> list[Record]:
+    """A batch's records (no ``Notification`` each: the worker decodes the fields)."""
     if blob[:1] == _ERROR:
         raise LedgerFeedFailed(f"reading the ledger failed: {blob[1:].decode()}")
     rows: list[tuple[Any, ...]] = pickle.loads(blob[1:])
     return [
-        Notification(
-            id=id_,
-            originator_id=UUID(bytes=originator) if isinstance(originator, bytes) else originator,
-            originator_version=version,
-            topic=topic,
-            state=state,
+        (
+            id_,
+            UUID(bytes=originator) if isinstance(originator, bytes) else originator,
+            version,
+            topic,
+            state,
         )
         for id_, originator, version, topic, state in rows
     ]
@@ -216,11 +222,19 @@ class _FeedServer:
 
 
 class FeedSource(LedgerSource):
-    """A worker's ledger: ``own``'s (its decoding, its head), with the records of each
-    batch from the rebuild process; the next batch is asked for as soon as one arrives."""
+    """A worker's ledger: ``own``'s (its head), with the records of each batch from the
+    rebuild process; the next batch is asked for as soon as one arrives. Given ``entities``
+    (its read models'), the events of a type whose facts hold none of them are left
+    undecoded (replay/group_decoder.py; a type projections/facts.py does not name is always
+    decoded): its events are then for ``facts_of`` only, not for reading their values (a
+    ``PrefixSource`` by time or at whole commands refuses such a source)."""
 
-    def __init__(self, own: LedgerSource, feed: Connection) -> None:
+    def __init__(
+        self, own: LedgerSource, feed: Connection, entities: Iterable[Entity] | None = None
+    ) -> None:
         super().__init__(own.recorder, own.mapper, own.shard)
+        if entities is not None:
+            self.decoder = GroupDecoder(own.mapper, entities)
         self._own, self._feed = own, feed
         self._asked: tuple[int, int] | None = None
 
@@ -232,10 +246,10 @@ class FeedSource(LedgerSource):
             if asked is not None:
                 self._reply()  # asked ahead for a batch nobody wants now (or an error)
             self._ask(position, limit)
-        notifications = _unpacked(self._reply())
-        if len(notifications) == limit:
-            self._ask(notifications[-1].id, limit)
-        return self.events_of(position, notifications)
+        records = _unpacked(self._reply())
+        if len(records) == limit:
+            self._ask(records[-1][0], limit)
+        return self.events_from(position, records)
 
     def _ask(self, position: int, limit: int) -> None:
         try:

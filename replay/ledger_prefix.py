@@ -15,6 +15,7 @@ from projections.gc_pacing import fewer_collections
 from projections.read_model import ReadModel
 from projections.runner import LedgerSource, Projector, RetryPolicy
 from projections.sharded import ShardedProjector
+from replay.group_decoder import GroupDecoder
 
 REBUILD_BATCH_SIZE = DEFAULT_BATCH_SIZE
 
@@ -52,9 +53,21 @@ def _through_last_command(events: list[LedgerEvent]) -> list[LedgerEvent]:
 
 
 class PrefixSource(LedgerSource):
-    """A ledger source that ends at a stop, as if the ledger held nothing after it."""
+    """A ledger source that ends at a stop, as if the ledger held nothing after it.
+
+    A stop by time or at whole commands reads the events themselves, so ``inner`` must
+    decode every event: over a group's decoder (replay/group_decoder.py), whose undecoded
+    events hold no timestamp and end no command, it is refused (an id stop reads only
+    positions and is taken)."""
 
     def __init__(self, inner: LedgerSource, stop: LedgerStop) -> None:
+        if isinstance(inner.decoder, GroupDecoder) and (
+            stop.whole_commands or stop.recorded_until is not None
+        ):
+            raise ValueError(
+                "a ledger prefix by time or at whole commands needs every event decoded; "
+                "this source decodes only its group's"
+            )
         super().__init__(inner.recorder, inner.mapper)
         self.inner = inner
         self.stop = stop

@@ -59,16 +59,24 @@ class Remote:
             self.group, self.tables, live=live, like=like, rows=self.rows
         )
 
-    def collect(self) -> None:
-        """The rebuilt checksums' answer, then the live ones' (None where the workers could
-        not take them: the models are checksummed when compared, as always, and a live model
-        that is missing or busy says so then)."""
+    def ask_live(self) -> None:
+        """The rebuilt checksums' answer, then the live ones asked for (once): a group's
+        live checksums are asked as soon as its rebuilt ones are in, not after the groups
+        before it are swapped."""
+        if False in self.early:
+            return
         self.early[False] = self._answer(False)
         rebuilt = self.early[False]
         # Only checksums taken at known positions stand for the rebuilt tables (a table that
         # moved while its fingerprint and checksum were taken may have two contents).
         trusted = rebuilt[0] if rebuilt is not None and rebuilt[1] is not None else None
         self.ask(live=True, like=trusted)
+
+    def collect(self) -> None:
+        """The rebuilt checksums' answer, then the live ones' (None where the workers could
+        not take them: the models are checksummed when compared, as always, and a live model
+        that is missing or busy says so then)."""
+        self.ask_live()
         self.early[True] = self._answer(True)
 
     def _answer(self, live: bool) -> tuple[dict[str, TableChecksum], dict[str, int] | None] | None:
@@ -238,6 +246,9 @@ def rebuild(
                     still_owned=still_owned,
                 )
             seconds = time.perf_counter() - started
+            for remote in remotes:
+                if remote is not None:
+                    remote.ask_live()
             for group, place, asked in zip(groups, places, remotes, strict=True):
                 still_owned()  # its places may be another rebuild's leftovers otherwise
                 outcomes.append(

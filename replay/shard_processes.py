@@ -560,12 +560,15 @@ def _rebuild_unit(job: _Job, unit: int, counters: Any) -> None:
     feed = job.feeds.get(shard)
     try:
         with job.site.ledger_source(shard) as own:
-            source = own if feed is None else FeedSource(own, feed.end(job.feed_slot(unit)))
             models = [
                 model_class(place.db).for_shard(shard)
                 for group, place in zip(groups, places, strict=True)
                 for model_class in group.classes
             ]
+            entities = {entity for model in models for entity in model.entities}
+            source = (
+                own if feed is None else FeedSource(own, feed.end(job.feed_slot(unit)), entities)
+            )
 
             def report(reached: int, target: int) -> None:
                 if os.getppid() != job.parent:  # the rebuild is gone: nobody will merge this

@@ -198,6 +198,6 @@ def test_every_waiting_reader_that_fits_is_answered_when_batches_are_dropped(
     received = []
     while theirs[1].poll(5):
         received.append(ledger_feed._unpacked(theirs[1].recv_bytes()))
-    assert [batch[-1].id for batch in received] == [limit * n for n in range(1, AHEAD + 2)]
+    assert [batch[-1][0] for batch in received] == [limit * n for n in range(1, AHEAD + 2)]
     for connection in [*ours, *theirs, stop]:
         connection.close()

@@ -6,10 +6,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from replay.checksum import canonical_value, checksum_chunks, checksum_rows, differing_tables
+
+# Tests assert no time: on a machine shared with other work one example can take 400 ms.
+NO_DEADLINE = settings(deadline=None)
 
 MOMENT = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
 
@@ -44,6 +47,7 @@ rows = st.lists(
 )
 
 
+@NO_DEADLINE
 @given(rows, st.randoms())
 def test_order_of_rows_and_columns_does_not_matter(table: list[dict[str, object]], rng) -> None:  # type: ignore[no-untyped-def]
     shuffled = [dict(reversed(list(row.items()))) for row in table]
@@ -51,6 +55,7 @@ def test_order_of_rows_and_columns_does_not_matter(table: list[dict[str, object]
     assert checksum_rows("t", table) == checksum_rows("t", shuffled)
 
 
+@NO_DEADLINE
 @given(rows.filter(bool))
 def test_a_changed_missing_or_repeated_row_changes_the_checksum(
     table: list[dict[str, object]],
@@ -92,6 +97,7 @@ columns = {
 }
 
 
+@NO_DEADLINE
 @given(st.lists(st.fixed_dictionaries(columns), max_size=30), st.integers(1, 7))
 def test_chunks_give_the_rows_checksum(table: list[dict[str, object]], size: int) -> None:
     names = list(columns)

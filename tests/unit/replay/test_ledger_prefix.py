@@ -13,7 +13,9 @@ import pytest
 from domain.application import BillingApplication
 from projections.analytics import Analytics
 from projections.databases.duckdb import DuckDatabase
+from projections.payment_history import PaymentHistory
 from projections.runner import LedgerSource
+from replay.group_decoder import GroupDecoder
 from replay.ledger_prefix import LedgerStop, PrefixSource, ends_a_command, project_to
 from tests.unit.projections.scenario import commands
 
@@ -92,3 +94,26 @@ def test_whole_commands_reads_past_a_small_batch_and_holds_back_a_partial_one(
         seen.extend(e.notification_id for e in batch)
         position = batch[-1].notification_id
     assert seen == [e.notification_id for e in every]
+
+
+def test_a_group_decoded_source_is_refused_where_the_events_are_read(
+    ledger: BillingApplication,
+) -> None:
+    """A rebuild worker's source decodes only its group's events (replay/group_decoder.py):
+    the views' leave every ProcessedMessage undecoded, so no command would seem to end."""
+    ledger.handle_batch(commands())
+    head = ledger.recorder.max_notification_id() or 0
+    source = LedgerSource.of(ledger)
+    source.decoder = GroupDecoder(ledger.mapper, [*PaymentHistory.entities])
+    for stop in [
+        LedgerStop(until_id=head, whole_commands=True),
+        LedgerStop(recorded_until=datetime.now(UTC)),
+    ]:
+        with pytest.raises(ValueError, match="needs every event decoded"):
+            PrefixSource(source, stop)
+    # A stop by id reads only positions: taken, and it gives every event up to it.
+    by_id = PrefixSource(source, LedgerStop(until_id=head - 1))
+    assert [e.notification_id for e in by_id.read_after(0, 10_000)] == list(range(1, head))
+    # With every event decoded, the same whole-command stop gives the whole ledger.
+    whole = PrefixSource(LedgerSource.of(ledger), LedgerStop(until_id=head, whole_commands=True))
+    assert len(whole.read_after(0, 10_000)) == head

@@ -1,0 +1,64 @@
+"""A rebuild worker's event decoder for one database group: an event of a type none of the
+group's read models takes facts from is not decoded (its state's JSON is most of a record's
+decode) and stands in its batch as a placeholder the facts ignore, so the batch still holds
+every position and moves every model's position as before.
+
+The types are decided by the entities their facts may hold, which each handler of
+projections/facts.py declares (``ENTITIES_OF``); a type not named there is always
+decoded. No read model takes facts from the IGNORED types (the settlements' bookkeeping,
+about a fifth of a ledger); the views' (payment history, refund status) take none from
+ProcessedMessage (a third: a rejected message is an analytics row), the tariffs or the
+rejections. tests/unit/projections/test_entities_of.py holds the table against the facts
+of real traffic.
+
+An IGNORED event is decoded by no group, so one whose state would not decode (which stalls
+``evledger project``) does not stop a rebuild; the rows are the same, and ``audit verify``,
+which reads every record's state, is what reports it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import Mapper
+from eventsourcing.utils import resolve_topic
+
+from projections.entities import Entity
+from projections.event_decoder import EventDecoder
+from projections.facts import ENTITIES_OF, IGNORED
+
+# What an undecoded event is in its batch: an event of an IGNORED type (which has no facts),
+# without its state; anything that reads a value of it fails.
+PLACEHOLDER: Any = object.__new__(min(IGNORED, key=lambda event_type: event_type.__qualname__))
+
+
+class GroupDecoder(EventDecoder):
+    """Decodes stored events as ``EventDecoder`` does, but those of a type from which none of
+    ``entities`` is made, which are the PLACEHOLDER: its events are for ``facts_of`` only
+    (no timestamp, no command's end: replay/ledger_prefix.py refuses it for such stops)."""
+
+    def __init__(self, mapper: Mapper[Any], entities: Iterable[Entity]) -> None:
+        super().__init__(mapper)
+        self._entities = frozenset(entities)
+        # Per topic: whether its events are left undecoded.
+        self._unread: dict[str, bool] = {}
+
+    def event(self, originator_id: UUID | str, version: int, topic: str, state: bytes) -> Any:
+        unread = self._unread.get(topic)
+        if unread is None:
+            unread = self._unread[topic] = self.unread(topic)
+        if unread:
+            return PLACEHOLDER
+        return super().event(originator_id, version, topic, state)
+
+    def unread(self, topic: str) -> bool:
+        """Whether events of ``topic`` give the group nothing (an unknown topic is decoded,
+        and fails there as it always did)."""
+        try:
+            event_type = resolve_topic(topic)
+        except Exception:
+            return False
+        made = ENTITIES_OF.get(event_type)
+        return made is not None and made.isdisjoint(self._entities)
