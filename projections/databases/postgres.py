@@ -29,6 +29,7 @@ from projections.databases.port import (
     rows_of,
     to_json,
 )
+from projections.databases.postgres_json import json_text
 
 if TYPE_CHECKING:  # psycopg is imported when first used: commands without PostgreSQL start faster
     import psycopg
@@ -44,6 +45,7 @@ POSTGRES = Dialect(
     },
     in_keys="IN (SELECT jsonb_array_elements_text(CAST(? AS JSONB)))",
     placeholder="%s",
+    json_text=json_text,
 )
 
 

@@ -48,7 +48,12 @@ class AsyncPostgresDatabase(AsyncDatabase):
         # Keyed by text (hashes kept by each string), not by enum members (hashed in Python).
         formats = tuple(kind.value for kind in query.columns.values())
         statement = _json_statement(
-            query.statement, tuple(query.columns), formats, query.order, query.keys
+            query.statement,
+            tuple(query.columns),
+            formats,
+            query.order,
+            query.keys,
+            stored=query.stored,
         )
         cursor = await self._connection.execute(statement, query.params)
         return [(record[0].encode(), record[1:]) for record in await cursor.fetchall()]
@@ -77,11 +82,13 @@ def _json_statement(
     formats: tuple[str, ...],
     order: str,
     keys: tuple[str, ...],
+    *,
+    stored: str | None,
 ) -> str:
     """``query``'s rows as JSON text with their keys, in psycopg's placeholders; a page's
     filters make a few shapes of query, each written once. The rows are ordered again
     around the query (a subquery's order is not kept)."""
-    return POSTGRES.sql(f"{json_select(query, columns, formats, keys)} ORDER BY {order}")
+    return POSTGRES.sql(f"{json_select(query, columns, formats, keys, stored)} ORDER BY {order}")
 
 
 # Binds values as the blocking adapter does (it holds no connection for that).
