@@ -20,7 +20,6 @@ from projections.databases.port import (
     JsonFormat,
     JsonQuery,
     Row,
-    for_keys,
     to_json,
     upsert,
 )
@@ -165,26 +164,6 @@ _DDL = (
     ROAMING_CDRS.ddl(),
 )
 
-# The derived columns of every row; with a WHERE, of the rows a batch touched.
-_COPY_SESSION_ALL = (
-    "UPDATE payment_history SET ("
-    + ", ".join(_COPIED_FROM_SESSION)
-    + ") = (SELECT "
-    + ", ".join(f"s.{column}" for column in _COPIED_FROM_SESSION.values())
-    + " FROM history_sessions s WHERE s.session_key = payment_history.session_key)"
-)
-_COPY_SESSION = _COPY_SESSION_ALL + " WHERE {where} {in_keys}"
-_SUM_REFUNDS_ALL = (
-    "UPDATE payment_history SET refunded_minor = ("
-    "SELECT COALESCE(SUM(r.issued_minor), 0) FROM history_refunds r"
-    " WHERE r.payment_key = payment_history.payment_key AND r.status = 'issued')"
-)
-_SUM_REFUNDS = _SUM_REFUNDS_ALL + " WHERE payment_key {in_keys}"
-_SUM_REFUNDS_OF_REFUNDS = (
-    _SUM_REFUNDS_ALL
-    + " WHERE payment_key IN (SELECT payment_key FROM history_refunds WHERE refund_key {in_keys})"
-)
-
 HISTORY_COLUMNS = (
     "payment_id",
     "created_at",
@@ -231,20 +210,58 @@ _HAS_SUMMARY_TEXT = (
     f" AND table_name = 'payment_history' AND column_name = '{SUMMARY_TEXT}'"
 )
 _ADD_SUMMARY_TEXT = f"ALTER TABLE payment_history ADD COLUMN IF NOT EXISTS {SUMMARY_TEXT} TEXT"
+
+# The derived columns' new values (a payment's session columns, its issued refunds' sum),
+# with the row's own summary columns beside them, by payment key: `{where}` picks the rows.
+_DERIVED_VALUES = (
+    "SELECT t.payment_key, "
+    + ", ".join(f"s.{source} AS {column}" for column, source in _COPIED_FROM_SESSION.items())
+    + ", (SELECT COALESCE(SUM(r.issued_minor), 0) FROM history_refunds r"
+    " WHERE r.payment_key = t.payment_key AND r.status = 'issued') AS refunded_minor, "
+    + ", ".join(
+        f"t.{column}"
+        for column in SUMMARY_FORMATS
+        if column not in _COPIED_FROM_SESSION and column not in ("refunded_minor", "net_minor")
+    )
+    + " FROM payment_history t LEFT JOIN history_sessions s ON s.session_key = t.session_key"
+    " {where}"
+)
 # The rows a batch touched: its payments, its sessions' payments, its refunds' payments.
 _TOUCHED = (
-    " WHERE payment_key IN (SELECT payment_key FROM payment_history WHERE payment_key {in_keys}"
+    " WHERE t.payment_key IN (SELECT payment_key FROM payment_history WHERE payment_key {in_keys}"
     " UNION SELECT payment_key FROM payment_history WHERE session_key {in_keys}"
     " UNION SELECT payment_key FROM history_refunds WHERE refund_key {in_keys})"
 )
 
 
-def _write_summaries(db: Database, where: str = "", params: Sequence[Any] = ()) -> None:
+def _derive(db: Database, where: str = "", params: Sequence[Any] = ()) -> None:
+    """Recompute the derived columns of the rows ``where`` picks, and their summary text
+    where the database writes one, in one statement: one new version of each row."""
+    values = _DERIVED_VALUES.replace("{where}", where)
+    assigned = [*_COPIED_FROM_SESSION, "refunded_minor"]
+    written = db.dialect.json_text
+    if written is not None:
+        # The text of the row as it will be: its new values, its net amount from them.
+        net = "COALESCE(d.captured_minor, 0) - d.refunded_minor AS net_minor"
+        values = (
+            f"SELECT m.*, {written(SUMMARY_FORMATS)} AS {SUMMARY_TEXT}"
+            f" FROM (SELECT d.*, {net} FROM ({values}) d) m"
+        )
+        assigned.append(SUMMARY_TEXT)
+    db.execute(
+        "UPDATE payment_history SET "
+        + ", ".join(f"{column} = n.{column}" for column in assigned)
+        + f" FROM ({values}) n WHERE payment_history.payment_key = n.payment_key",
+        params,
+    )
+
+
+def _write_summaries(db: Database, where: str) -> None:
     """Write the summary text of the rows ``where`` selects, where the database has one."""
     written = db.dialect.json_text
     if written is not None:
         expression = written(SUMMARY_FORMATS)
-        db.execute(f"UPDATE payment_history SET {SUMMARY_TEXT} = {expression}{where}", params)
+        db.execute(f"UPDATE payment_history SET {SUMMARY_TEXT} = {expression}{where}")
 
 
 def add_summary_texts(db: Database) -> None:
@@ -293,23 +310,15 @@ class PaymentHistory(ReadModel):
         )
         upsert(self.db, ROAMING_CDRS.name, ROAMING_CDRS.key, cdr_rows(rows[Entity.ROAMING_CDR]))
         # Derived columns, recomputed from the helper tables for every row the batch touched.
-        for_keys(self.db, _COPY_SESSION.replace("{where}", "session_key"), sessions)
-        for_keys(self.db, _COPY_SESSION.replace("{where}", "payment_key"), payments)
-        for_keys(self.db, _SUM_REFUNDS, payments)
-        for_keys(self.db, _SUM_REFUNDS_OF_REFUNDS, refunds)
         if payments or sessions or refunds:
-            # Last: the text shows the row's derived columns too.
-            keys = [to_json(payments), to_json(sessions), to_json(refunds)]
-            _write_summaries(self.db, _TOUCHED, keys)
+            _derive(self.db, _TOUCHED, [to_json(payments), to_json(sessions), to_json(refunds)])
 
     def create(self) -> None:
         super().create()
         add_summary_texts(self.db)
 
     def rejoin(self) -> None:
-        self.db.execute(_COPY_SESSION_ALL)
-        self.db.execute(_SUM_REFUNDS_ALL)
-        _write_summaries(self.db)
+        _derive(self.db)
 
     def drop_statements(self) -> Sequence[str]:
         return [f"DROP TABLE IF EXISTS {table}" for table in self.tables]

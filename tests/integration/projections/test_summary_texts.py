@@ -24,8 +24,9 @@ from api.schemas import PaymentSummary
 from domain.application import BillingApplication
 from domain.commands import ApproveRefund, IssueRefund, RequestRefund
 from projections.databases.port import COLUMNS, JsonPage, JsonQuery
-from projections.databases.postgres import POSTGRES, PostgresDatabase
+from projections.databases.postgres import PostgresDatabase
 from projections.databases.postgres_async import AsyncPostgresPool
+from projections.databases.postgres_json import json_text
 from projections.payment_history import (
     SUMMARY_FORMATS,
     SUMMARY_TEXT,
@@ -42,7 +43,7 @@ pytestmark = pytest.mark.postgres
 # Rows whose stored text is not the text written from their columns now (or is missing).
 _STALE = (
     f"SELECT payment_id FROM payment_history WHERE {SUMMARY_TEXT} IS NULL"
-    f" OR {SUMMARY_TEXT} <> {POSTGRES.json_text(SUMMARY_FORMATS)}"  # type: ignore[misc]
+    f" OR {SUMMARY_TEXT} <> {json_text(SUMMARY_FORMATS)}"
 )
 _TEXT = st.one_of(
     st.none(), st.text(alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="\x00"))
