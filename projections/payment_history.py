@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from projections.databases.errors import DatabaseBusy
 from projections.databases.port import (
     Database,
     JsonFormat,
@@ -27,6 +30,8 @@ from projections.entities import Entity
 from projections.fold import Rows
 from projections.read_model import ReadModel, upsert_having
 from projections.roaming_cdrs import ROAMING_CDRS, cdr_rows
+
+log = logging.getLogger("evledger.projector")
 
 _SESSION_COLUMNS = frozenset(
     {
@@ -205,11 +210,27 @@ SUMMARY_FORMATS: dict[str, JsonFormat] = {
     if name != "line_items"
 }
 SUMMARY_TEXT = "summary_json"
+# The order matters as well as the formats: the text is an object of the columns in order.
+_SUMMARY_ITEMS = tuple(SUMMARY_FORMATS.items())
 _HAS_SUMMARY_TEXT = (
     "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()"
     f" AND table_name = 'payment_history' AND column_name = '{SUMMARY_TEXT}'"
 )
 _ADD_SUMMARY_TEXT = f"ALTER TABLE payment_history ADD COLUMN IF NOT EXISTS {SUMMARY_TEXT} TEXT"
+_ADD_TRIES, _ADD_WAIT_MS = 10, 500
+_WITHOUT_TEXT = f"SELECT 1 FROM payment_history WHERE {SUMMARY_TEXT} IS NULL LIMIT 1"
+# One chunk of a fill: the next rows by key after `{after}`'s, their texts written where
+# missing (`{text}`: the expression); the chunk's last key, its rows, the texts written.
+_FILL_CHUNK, _PROGRESS_S = 10_000, 3.0
+_FILL_CHUNK_SQL = (
+    "WITH chunk AS (SELECT payment_key FROM payment_history {after}"
+    " ORDER BY payment_key LIMIT ?),"
+    f" filled AS (UPDATE payment_history SET {SUMMARY_TEXT} = {{text}} FROM chunk"
+    " WHERE payment_history.payment_key = chunk.payment_key"
+    f" AND payment_history.{SUMMARY_TEXT} IS NULL RETURNING 1)"
+    " SELECT (SELECT max(payment_key) FROM chunk) AS last,"
+    " (SELECT count(*) FROM chunk) AS seen, (SELECT count(*) FROM filled) AS filled"
+)
 
 # The derived columns' new values (a payment's session columns, its issued refunds' sum),
 # with the row's own summary columns beside them, by payment key: `{where}` picks the rows.
@@ -243,9 +264,11 @@ def _derive(db: Database, where: str = "", params: Sequence[Any] = ()) -> None:
     if written is not None:
         # The text of the row as it will be: its new values, its net amount from them.
         net = "COALESCE(d.captured_minor, 0) - d.refunded_minor AS net_minor"
+        # OFFSET 0 keeps the values a subquery of their own: pulled up, the refunded sum's
+        # subquery would be run for each of its three uses (refunded, net, the text).
         values = (
             f"SELECT m.*, {written(SUMMARY_FORMATS)} AS {SUMMARY_TEXT}"
-            f" FROM (SELECT d.*, {net} FROM ({values}) d) m"
+            f" FROM (SELECT d.*, {net} FROM ({values} OFFSET 0) d) m"
         )
         assigned.append(SUMMARY_TEXT)
     db.execute(
@@ -266,19 +289,60 @@ def _write_summaries(db: Database, where: str) -> None:
 
 def add_summary_texts(db: Database) -> None:
     """Give payment_history its summary text column, with every row's text, where the
-    database writes JSON: a table made before the column was is migrated in place, once
-    (about 30 s per million rows), by the first projector (or `bench/fill.py`) to start."""
-    if db.dialect.json_text is None or db.execute(_HAS_SUMMARY_TEXT):
+    database writes JSON: a table made before the column was is migrated in place by the
+    first projector (or `bench/fill.py`) to start, pages answering meanwhile (a row without
+    its text yet is written by the page's query). Safe while another projector does it."""
+    if db.dialect.json_text is None:
         return
-    with db.transaction():
-        db.execute(_ADD_SUMMARY_TEXT)
+    if not db.execute(_HAS_SUMMARY_TEXT):
+        _add_summary_column(db)
+    if db.execute(_WITHOUT_TEXT):
         fill_summary_texts(db)
 
 
-def fill_summary_texts(db: Database) -> None:
+def _add_summary_column(db: Database) -> None:
+    """The column alone, in a transaction of its own: adding a column with no default
+    changes the catalogue only, but waits for the table's readers and blocks new ones while
+    it waits, so it gives up waiting soon and tries again a little later."""
+    for attempt in range(1, _ADD_TRIES + 1):
+        try:
+            with db.transaction():
+                db.execute(f"SET LOCAL lock_timeout = '{_ADD_WAIT_MS}ms'")
+                db.execute(_ADD_SUMMARY_TEXT)
+            return
+        except DatabaseBusy as error:
+            if attempt == _ADD_TRIES:
+                raise DatabaseBusy(
+                    f"payment_history stayed busy through {_ADD_TRIES} tries to add its"
+                    f" {SUMMARY_TEXT} column ({error}); start the projector again when the"
+                    " long reads of that table have ended"
+                ) from error
+            log.warning("payment_history is busy (%s); adding %s again", error, SUMMARY_TEXT)
+            time.sleep(attempt * 0.5)
+
+
+def fill_summary_texts(db: Database, chunk: int = _FILL_CHUNK) -> None:
     """Write the summary text of every row that has none (rows inserted by other means than
-    the projector: a migration, a benchmark's fill)."""
-    _write_summaries(db, f" WHERE {SUMMARY_TEXT} IS NULL")
+    the projector: a migration, a benchmark's fill), ``chunk`` rows by key per transaction
+    (row locks only, held briefly), with a progress line every few seconds."""
+    written = db.dialect.json_text
+    if written is None:
+        return
+    statement = _FILL_CHUNK_SQL.replace("{text}", written(SUMMARY_FORMATS))
+    last: str | None = None
+    seen = filled = 0
+    shown = time.monotonic()
+    while True:
+        after = "" if last is None else "WHERE payment_key > ?"
+        params: list[Any] = [chunk] if last is None else [last, chunk]
+        (done,) = db.execute(statement.replace("{after}", after), params)
+        if done["last"] is None:
+            break
+        last, seen, filled = done["last"], seen + done["seen"], filled + done["filled"]
+        if time.monotonic() - shown >= _PROGRESS_S:
+            shown = time.monotonic()
+            log.info("payment_history: %s summary texts written, %s rows read", filled, seen)
+    log.info("payment_history: %s summary texts written (%s rows read)", filled, seen)
 
 
 # The helper tables a batch upserts: entity, table, key column, value columns.
@@ -386,7 +450,7 @@ class HistoryQuery:
         """This page (its statement selecting ``COLUMNS``) as JSON objects of ``columns``
         with their cursor's columns, for `AsyncDatabase.json_rows`."""
         # The stored text where the columns are the summary's (a few dozen ns to compare).
-        stored = SUMMARY_TEXT if columns == SUMMARY_FORMATS else None
+        stored = SUMMARY_TEXT if tuple(columns.items()) == _SUMMARY_ITEMS else None
         return JsonQuery(
             self.statement, self.params, columns, HISTORY_ORDER, CURSOR_COLUMNS, stored
         )

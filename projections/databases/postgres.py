@@ -204,11 +204,20 @@ class _PooledPostgres(PostgresDatabase):
         """The pool takes the connection back when the loan ends."""
 
 
+def in_utc(dsn: str) -> str:
+    """``dsn`` with its sessions in UTC (its other options kept): the API's pools, so that
+    every time an answer spells, loaded or written by PostgreSQL, is in UTC with `Z`."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    options = conninfo_to_dict(dsn).get("options") or ""
+    return make_conninfo(dsn, options=f"{options} -c TimeZone=UTC".strip())
+
+
 def pool_arguments(dsn: str, size: int, name: str) -> dict[str, Any]:
     """How both psycopg pools (blocking here, asyncio in postgres_async.py) are built:
-    autocommit connections, one kept and up to ``size``, opened by ``open()`` later."""
+    autocommit connections in UTC, one kept and up to ``size``, opened by ``open()`` later."""
     return {
-        "conninfo": dsn,
+        "conninfo": in_utc(dsn),
         "min_size": 1,
         "max_size": size,
         "kwargs": {"autocommit": True, "connect_timeout": 5},

@@ -1,19 +1,23 @@
 """The summary text payment_history stores with each row on PostgreSQL (`SUMMARY_TEXT`),
 which the API's history pages join instead of writing each row's JSON: byte for byte the
-JSON the page wrote before (and pydantic's `PaymentSummary`) over varied rows and session
-zones; rewritten by every write of a row (payments, sessions priced later, captures,
-refunds, reconciliation, a sharded rebuild's rejoin); and added to a table made before it
-was, with every row's text, by the next projector to start."""
+JSON the page writes (and pydantic's `PaymentSummary` in a UTC session) over varied rows,
+whatever the zones of the projector's and the API's sessions; rewritten by every write of
+a row (payments, sessions priced later, captures, refunds, reconciliation, a sharded
+rebuild's rejoin); added to a table made before it was, with every row's text, by the next
+projector to start, pages answering meanwhile; pages of a table without it written."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -89,7 +93,7 @@ _ROW = st.fixed_dictionaries(
 @pytest.fixture(params=["UTC", "Asia/Kolkata"])
 def dsn(request: pytest.FixtureRequest, pg_dsn: str, pg_schema: str) -> Iterator[str]:
     """The schema's DSN (its payment history created), the session in one time zone: the
-    projector and the API share the DSN, so the text is written in the readers' zone."""
+    text is the same in every zone (times in UTC), as the API's pages are."""
     options = f"-csearch_path={pg_schema} -cTimeZone={request.param}"
     db = PostgresDatabase(pg_dsn, schema=pg_schema)
     PaymentHistory(db).create()
@@ -104,9 +108,11 @@ def _page(customer: str, limit: int) -> JsonQuery:
     )
 
 
-async def _pages(dsn: str) -> tuple[list[JsonPage], list[JsonPage], list[JsonPage]]:
+async def _pages(
+    dsn: str, customer: str = "C"
+) -> tuple[list[JsonPage], list[JsonPage], list[JsonPage]]:
     """The same pages from stored texts (alone and batched) and written by the query."""
-    queries = [_page("C", 500), _page("C", 2), _page("nobody", 5)]
+    queries = [_page(customer, 500), _page(customer, 2), _page("nobody", 5)]
     pool = AsyncPostgresPool(dsn, size=1)
     await pool.open()
     try:
@@ -144,7 +150,13 @@ def _insert(dsn: str, rows: list[dict[str, Any]]) -> list[bytes]:
         )
     finally:
         db.close()
-    return [PaymentSummary.model_validate(row).model_dump_json().encode() for row in loaded]
+    # As the API's sessions (in UTC) load them, whatever the zone of the writer's session.
+    in_utc = [{name: _utc(value) for name, value in row.items()} for row in loaded]
+    return [PaymentSummary.model_validate(row).model_dump_json().encode() for row in in_utc]
+
+
+def _utc(value: Any) -> Any:
+    return value.astimezone(UTC) if isinstance(value, datetime) else value
 
 
 def test_the_projection_s_summary_columns_are_the_api_s() -> None:
@@ -240,3 +252,150 @@ def test_a_table_made_before_the_text_gets_it_with_every_row_s(pg: PostgresDatab
     assert pg.execute(f"SELECT payment_id, {SUMMARY_TEXT} FROM payment_history ORDER BY 1") == (
         before
     )
+
+
+def test_the_text_only_for_the_summary_s_columns_in_their_order() -> None:
+    reordered = dict(reversed(list(API_SUMMARY_FORMATS.items())))
+    wanted = HistoryFilter(customer_id="C", limit=1)
+    query = history_query(lambda value: value, wanted, columns=(COLUMNS,))
+    assert query.as_json(reordered).stored is None
+
+
+def _project_in(dsn: str) -> None:
+    """The known scenario projected through ``dsn`` (its schema's tables made already)."""
+    db = PostgresDatabase(dsn)
+    try:
+        _project_scenario(db, 37)
+    finally:
+        db.close()
+
+
+def _made(pg_dsn: str, pg_schema: str) -> str:
+    """The schema's DSN, its payment history made."""
+    db = PostgresDatabase(pg_dsn, schema=pg_schema)
+    PaymentHistory(db).create()
+    db.close()
+    return _zoned(pg_dsn, pg_schema, "UTC")
+
+
+def _zoned(pg_dsn: str, pg_schema: str, zone: str) -> str:
+    return make_conninfo(pg_dsn, options=f"-csearch_path={pg_schema} -cTimeZone={zone}")
+
+
+def test_projector_and_api_in_different_zones(pg_dsn: str, pg_schema: str) -> None:
+    """Texts stored by a projector in one zone, pages read by a server whose DSN says
+    another: every time of every page (stored, batched, written) in UTC with `Z`."""
+    _made(pg_dsn, pg_schema)
+    _project_in(_zoned(pg_dsn, pg_schema, "Asia/Kolkata"))
+    stored, batched, written = asyncio.run(
+        _pages(_zoned(pg_dsn, pg_schema, "America/New_York"), "C1")
+    )
+    assert stored == batched == written
+    items = stored[0].items
+    assert stored[0].count >= 2 and b'Z"' in items and b"+05:30" not in items
+    assert b"-05:00" not in items and b"-04:00" not in items
+
+
+async def _session_zone(dsn: str) -> list[dict[str, Any]]:
+    pool = AsyncPostgresPool(dsn, size=1)
+    await pool.open()
+    try:
+        async with pool.lend() as db:
+            return await db.execute("SELECT current_setting('TimeZone') AS zone")
+    finally:
+        await pool.close()
+
+
+def test_the_api_s_sessions_are_in_utc(pg_dsn: str, pg_schema: str) -> None:
+    """So that every answer (a payment's detail too, loaded by the driver) spells UTC."""
+    assert asyncio.run(_session_zone(_zoned(pg_dsn, pg_schema, "Asia/Kolkata"))) == [
+        {"zone": "UTC"}
+    ]
+
+
+def test_pages_of_a_table_without_the_column_are_written(pg: PostgresDatabase) -> None:
+    """A server over a database an older version made (or a snapshot of one): its pages
+    are written by the query, the same bytes, found missing once and remembered."""
+    _project_scenario(pg, 4)
+    assert pg.dsn is not None and pg.schema is not None
+    dsn = make_conninfo(pg.dsn, options=f"-csearch_path={pg.schema}")
+    before = asyncio.run(_pages(dsn, "C1"))
+    pg.execute(f"ALTER TABLE payment_history DROP COLUMN {SUMMARY_TEXT}")
+    stored, batched, written = asyncio.run(_pages(dsn, "C1"))
+    assert stored == batched == written == before[0] and stored[0].count >= 2
+
+
+def _fill_later(dsn: str, rows: int) -> None:
+    """``rows`` payments in a table made before the column was (no texts)."""
+    db = PostgresDatabase(dsn)
+    try:
+        db.execute(f"ALTER TABLE payment_history DROP COLUMN {SUMMARY_TEXT}")
+        db.execute(
+            "INSERT INTO payment_history (payment_key, payment_id, customer_id, created_at)"
+            " SELECT 'k' || i, 'P' || i, 'C' || mod(i, 100), now()"
+            " FROM generate_series(1, ?) i",
+            [rows],
+        )
+    finally:
+        db.close()
+
+
+def _without_text(dsn: str) -> int | None:
+    """How many rows have no text yet; None before the column is there."""
+    with psycopg.connect(dsn) as connection:
+        try:
+            found = connection.execute(
+                f"SELECT count(*) FROM payment_history WHERE {SUMMARY_TEXT} IS NULL"
+            ).fetchone()
+        except psycopg.errors.UndefinedColumn:
+            return None
+    assert found is not None
+    return int(found[0])
+
+
+def test_pages_answer_while_a_migration_fills_the_texts(pg_dsn: str, pg_schema: str) -> None:
+    dsn = _made(pg_dsn, pg_schema)
+    _fill_later(dsn, 200_000)
+    migrating = PostgresDatabase(dsn)
+    migration = threading.Thread(target=lambda: PaymentHistory(migrating).create())
+    migration.start()
+    try:
+        # Some chunks committed, others to come: the fill is under way.
+        while migration.is_alive() and not 0 < (_without_text(dsn) or 0) < 200_000:
+            time.sleep(0.02)
+        assert migration.is_alive(), "the fill ended before a page could be asked for"
+        with psycopg.connect(dsn) as connection:
+            # A page blocked by the fill fails here instead of waiting for its end.
+            connection.execute("SET statement_timeout = '5s'")
+            page = connection.execute(
+                "SELECT payment_id FROM payment_history WHERE customer_id = 'C1' LIMIT 5"
+            ).fetchall()
+        assert len(page) == 5
+        assert (_without_text(dsn) or 0) > 0, "the page answered only once the fill ended"
+    finally:
+        migration.join()
+        migrating.close()
+    assert _without_text(dsn) == 0
+
+
+def test_projectors_starting_together_migrate_once(pg_dsn: str, pg_schema: str) -> None:
+    dsn = _made(pg_dsn, pg_schema)
+    _fill_later(dsn, 30_000)
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        each = PostgresDatabase(dsn)
+        try:
+            PaymentHistory(each).create()
+        except BaseException as error:  # reported by the assertion below
+            errors.append(error)
+        finally:
+            each.close()
+
+    threads = [threading.Thread(target=start) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert _without_text(dsn) == 0
