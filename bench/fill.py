@@ -18,7 +18,7 @@ from domain.vocabulary import RefundStatus
 from projections.analytics import Analytics
 from projections.databases.duckdb import DuckDatabase
 from projections.databases.postgres import PostgresDatabase
-from projections.payment_history import PaymentHistory
+from projections.payment_history import PaymentHistory, fill_summary_texts
 from projections.refund_status import RefundStatusView
 
 CHUNK = 100_000
@@ -69,7 +69,6 @@ def fill_postgres(dsn: str, schema: str, rows: int, customers: int, stations: in
     db = PostgresDatabase(dsn, schema=schema)
     PaymentHistory(db).create()
     RefundStatusView(db).create()
-    db.close()
     with psycopg.connect(dsn, autocommit=True) as connection:
         connection.execute(f'SET search_path TO "{schema}"')
         for start in range(1, rows + 1, CHUNK):
@@ -80,8 +79,13 @@ def fill_postgres(dsn: str, schema: str, rows: int, customers: int, stations: in
                 _REFUNDS, {**bounds, "statuses": REFUND_STATUSES, "every": REFUND_EVERY}
             )
             print(f"  filled {stop:,} payments", file=sys.stderr, flush=True)
+        print("  writing the payments' summary texts", file=sys.stderr, flush=True)
+        fill_summary_texts(db)
+        # The texts' update left a dead row each: compacted, as a projected table would be.
+        connection.execute("VACUUM FULL payment_history")
         connection.execute("ANALYZE payment_history")
         connection.execute("ANALYZE refund_status")
+    db.close()
 
 
 # DuckDB: the same shape of traffic, one session a row of range(); a session's wall clock

@@ -10,16 +10,28 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from projections.databases.port import Database, JsonFormat, JsonQuery, Row, for_keys, upsert
+from projections.databases.errors import DatabaseBusy
+from projections.databases.port import (
+    Database,
+    JsonFormat,
+    JsonQuery,
+    Row,
+    to_json,
+    upsert,
+)
 from projections.entities import Entity
 from projections.fold import Rows
 from projections.read_model import ReadModel, upsert_having
 from projections.roaming_cdrs import ROAMING_CDRS, cdr_rows
+
+log = logging.getLogger("evledger.projector")
 
 _SESSION_COLUMNS = frozenset(
     {
@@ -157,26 +169,6 @@ _DDL = (
     ROAMING_CDRS.ddl(),
 )
 
-# The derived columns of every row; with a WHERE, of the rows a batch touched.
-_COPY_SESSION_ALL = (
-    "UPDATE payment_history SET ("
-    + ", ".join(_COPIED_FROM_SESSION)
-    + ") = (SELECT "
-    + ", ".join(f"s.{column}" for column in _COPIED_FROM_SESSION.values())
-    + " FROM history_sessions s WHERE s.session_key = payment_history.session_key)"
-)
-_COPY_SESSION = _COPY_SESSION_ALL + " WHERE {where} {in_keys}"
-_SUM_REFUNDS_ALL = (
-    "UPDATE payment_history SET refunded_minor = ("
-    "SELECT COALESCE(SUM(r.issued_minor), 0) FROM history_refunds r"
-    " WHERE r.payment_key = payment_history.payment_key AND r.status = 'issued')"
-)
-_SUM_REFUNDS = _SUM_REFUNDS_ALL + " WHERE payment_key {in_keys}"
-_SUM_REFUNDS_OF_REFUNDS = (
-    _SUM_REFUNDS_ALL
-    + " WHERE payment_key IN (SELECT payment_key FROM history_refunds WHERE refund_key {in_keys})"
-)
-
 HISTORY_COLUMNS = (
     "payment_id",
     "created_at",
@@ -202,6 +194,155 @@ HISTORY_COLUMNS = (
     "failure_reason",
     "line_items",
 )
+
+# A history page's item: every history column but the line items, each written as the
+# API's summary writes it. Where the database writes JSON (`Dialect.json_text`), each row
+# keeps that object's text in SUMMARY_TEXT, rewritten whenever the row is, so that a page
+# joins stored texts instead of writing each row's (most of a page's database CPU).
+_SUMMARY_TIMES = ("created_at", "session_started_at", "session_ended_at")
+SUMMARY_FORMATS: dict[str, JsonFormat] = {
+    name: JsonFormat.TIME
+    if name in _SUMMARY_TIMES
+    else JsonFormat.DECIMAL
+    if name == "energy_kwh"
+    else JsonFormat.PLAIN
+    for name in HISTORY_COLUMNS
+    if name != "line_items"
+}
+SUMMARY_TEXT = "summary_json"
+# The order matters as well as the formats: the text is an object of the columns in order.
+_SUMMARY_ITEMS = tuple(SUMMARY_FORMATS.items())
+_HAS_SUMMARY_TEXT = (
+    "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()"
+    f" AND table_name = 'payment_history' AND column_name = '{SUMMARY_TEXT}'"
+)
+_ADD_SUMMARY_TEXT = f"ALTER TABLE payment_history ADD COLUMN IF NOT EXISTS {SUMMARY_TEXT} TEXT"
+_ADD_TRIES, _ADD_WAIT_MS = 10, 500
+_WITHOUT_TEXT = f"SELECT 1 FROM payment_history WHERE {SUMMARY_TEXT} IS NULL LIMIT 1"
+# One chunk of a fill: the next rows by key after `{after}`'s, their texts written where
+# missing (`{text}`: the expression); the chunk's last key, its rows, the texts written.
+_FILL_CHUNK, _PROGRESS_S = 10_000, 3.0
+_FILL_CHUNK_SQL = (
+    "WITH chunk AS (SELECT payment_key FROM payment_history {after}"
+    " ORDER BY payment_key LIMIT ?),"
+    f" filled AS (UPDATE payment_history SET {SUMMARY_TEXT} = {{text}} FROM chunk"
+    " WHERE payment_history.payment_key = chunk.payment_key"
+    f" AND payment_history.{SUMMARY_TEXT} IS NULL RETURNING 1)"
+    " SELECT (SELECT max(payment_key) FROM chunk) AS last,"
+    " (SELECT count(*) FROM chunk) AS seen, (SELECT count(*) FROM filled) AS filled"
+)
+
+# The derived columns' new values (a payment's session columns, its issued refunds' sum),
+# with the row's own summary columns beside them, by payment key: `{where}` picks the rows.
+_DERIVED_VALUES = (
+    "SELECT t.payment_key, "
+    + ", ".join(f"s.{source} AS {column}" for column, source in _COPIED_FROM_SESSION.items())
+    + ", (SELECT COALESCE(SUM(r.issued_minor), 0) FROM history_refunds r"
+    " WHERE r.payment_key = t.payment_key AND r.status = 'issued') AS refunded_minor, "
+    + ", ".join(
+        f"t.{column}"
+        for column in SUMMARY_FORMATS
+        if column not in _COPIED_FROM_SESSION and column not in ("refunded_minor", "net_minor")
+    )
+    + " FROM payment_history t LEFT JOIN history_sessions s ON s.session_key = t.session_key"
+    " {where}"
+)
+# The rows a batch touched: its payments, its sessions' payments, its refunds' payments.
+_TOUCHED = (
+    " WHERE t.payment_key IN (SELECT payment_key FROM payment_history WHERE payment_key {in_keys}"
+    " UNION SELECT payment_key FROM payment_history WHERE session_key {in_keys}"
+    " UNION SELECT payment_key FROM history_refunds WHERE refund_key {in_keys})"
+)
+
+
+def _derive(db: Database, where: str = "", params: Sequence[Any] = ()) -> None:
+    """Recompute the derived columns of the rows ``where`` picks, and their summary text
+    where the database writes one, in one statement: one new version of each row."""
+    values = _DERIVED_VALUES.replace("{where}", where)
+    assigned = [*_COPIED_FROM_SESSION, "refunded_minor"]
+    written = db.dialect.json_text
+    if written is not None:
+        # The text of the row as it will be: its new values, its net amount from them.
+        net = "COALESCE(d.captured_minor, 0) - d.refunded_minor AS net_minor"
+        # OFFSET 0 keeps the values a subquery of their own: pulled up, the refunded sum's
+        # subquery would be run for each of its three uses (refunded, net, the text).
+        values = (
+            f"SELECT m.*, {written(SUMMARY_FORMATS)} AS {SUMMARY_TEXT}"
+            f" FROM (SELECT d.*, {net} FROM ({values} OFFSET 0) d) m"
+        )
+        assigned.append(SUMMARY_TEXT)
+    db.execute(
+        "UPDATE payment_history SET "
+        + ", ".join(f"{column} = n.{column}" for column in assigned)
+        + f" FROM ({values}) n WHERE payment_history.payment_key = n.payment_key",
+        params,
+    )
+
+
+def _write_summaries(db: Database, where: str) -> None:
+    """Write the summary text of the rows ``where`` selects, where the database has one."""
+    written = db.dialect.json_text
+    if written is not None:
+        expression = written(SUMMARY_FORMATS)
+        db.execute(f"UPDATE payment_history SET {SUMMARY_TEXT} = {expression}{where}")
+
+
+def add_summary_texts(db: Database) -> None:
+    """Give payment_history its summary text column, with every row's text, where the
+    database writes JSON: a table made before the column was is migrated in place by the
+    first projector (or `bench/fill.py`) to start, pages answering meanwhile (a row without
+    its text yet is written by the page's query). Safe while another projector does it."""
+    if db.dialect.json_text is None:
+        return
+    if not db.execute(_HAS_SUMMARY_TEXT):
+        _add_summary_column(db)
+    if db.execute(_WITHOUT_TEXT):
+        fill_summary_texts(db)
+
+
+def _add_summary_column(db: Database) -> None:
+    """The column alone, in a transaction of its own: adding a column with no default
+    changes the catalogue only, but waits for the table's readers and blocks new ones while
+    it waits, so it gives up waiting soon and tries again a little later."""
+    for attempt in range(1, _ADD_TRIES + 1):
+        try:
+            with db.transaction():
+                db.execute(f"SET LOCAL lock_timeout = '{_ADD_WAIT_MS}ms'")
+                db.execute(_ADD_SUMMARY_TEXT)
+            return
+        except DatabaseBusy as error:
+            if attempt == _ADD_TRIES:
+                raise DatabaseBusy(
+                    f"payment_history stayed busy through {_ADD_TRIES} tries to add its"
+                    f" {SUMMARY_TEXT} column ({error}); start the projector again when the"
+                    " long reads of that table have ended"
+                ) from error
+            log.warning("payment_history is busy (%s); adding %s again", error, SUMMARY_TEXT)
+            time.sleep(attempt * 0.5)
+
+
+def fill_summary_texts(db: Database, chunk: int = _FILL_CHUNK) -> None:
+    """Write the summary text of every row that has none (rows inserted by other means than
+    the projector: a migration, a benchmark's fill), ``chunk`` rows by key per transaction
+    (row locks only, held briefly), with a progress line every few seconds."""
+    written = db.dialect.json_text
+    if written is None:
+        return
+    statement = _FILL_CHUNK_SQL.replace("{text}", written(SUMMARY_FORMATS))
+    last: str | None = None
+    seen = filled = 0
+    shown = time.monotonic()
+    while True:
+        after = "" if last is None else "WHERE payment_key > ?"
+        params: list[Any] = [chunk] if last is None else [last, chunk]
+        (done,) = db.execute(statement.replace("{after}", after), params)
+        if done["last"] is None:
+            break
+        last, seen, filled = done["last"], seen + done["seen"], filled + done["filled"]
+        if time.monotonic() - shown >= _PROGRESS_S:
+            shown = time.monotonic()
+            log.info("payment_history: %s summary texts written, %s rows read", filled, seen)
+    log.info("payment_history: %s summary texts written (%s rows read)", filled, seen)
 
 
 # The helper tables a batch upserts: entity, table, key column, value columns.
@@ -233,14 +374,15 @@ class PaymentHistory(ReadModel):
         )
         upsert(self.db, ROAMING_CDRS.name, ROAMING_CDRS.key, cdr_rows(rows[Entity.ROAMING_CDR]))
         # Derived columns, recomputed from the helper tables for every row the batch touched.
-        for_keys(self.db, _COPY_SESSION.replace("{where}", "session_key"), sessions)
-        for_keys(self.db, _COPY_SESSION.replace("{where}", "payment_key"), payments)
-        for_keys(self.db, _SUM_REFUNDS, payments)
-        for_keys(self.db, _SUM_REFUNDS_OF_REFUNDS, refunds)
+        if payments or sessions or refunds:
+            _derive(self.db, _TOUCHED, [to_json(payments), to_json(sessions), to_json(refunds)])
+
+    def create(self) -> None:
+        super().create()
+        add_summary_texts(self.db)
 
     def rejoin(self) -> None:
-        self.db.execute(_COPY_SESSION_ALL)
-        self.db.execute(_SUM_REFUNDS_ALL)
+        _derive(self.db)
 
     def drop_statements(self) -> Sequence[str]:
         return [f"DROP TABLE IF EXISTS {table}" for table in self.tables]
@@ -307,7 +449,11 @@ class HistoryQuery:
     def as_json(self, columns: Mapping[str, JsonFormat]) -> JsonQuery:
         """This page (its statement selecting ``COLUMNS``) as JSON objects of ``columns``
         with their cursor's columns, for `AsyncDatabase.json_rows`."""
-        return JsonQuery(self.statement, self.params, columns, HISTORY_ORDER, CURSOR_COLUMNS)
+        # The stored text where the columns are the summary's (a few dozen ns to compare).
+        stored = SUMMARY_TEXT if tuple(columns.items()) == _SUMMARY_ITEMS else None
+        return JsonQuery(
+            self.statement, self.params, columns, HISTORY_ORDER, CURSOR_COLUMNS, stored
+        )
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,10 @@ class Dialect:
     # ``IN`` the strings of a JSON array bound as one ``?`` (the ``{in_keys}`` field).
     in_keys: str
     placeholder: str = "?"
+    # An SQL expression writing a row's columns as the JSON text `AsyncDatabase.json_rows`
+    # gives for them, for a read model that stores that text beside the row (a history
+    # page then joins stored texts); None where pages are written by the server instead.
+    json_text: Callable[[Mapping[str, JsonFormat]], str] | None = None
     _fields: Mapping[str, str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -284,13 +288,16 @@ class JsonQuery:
     """A query for `AsyncDatabase.json_rows`: a SELECT whose select list is written
     ``COLUMNS``, ordered by ``order`` (its ORDER BY clause, without the words), each row
     written as one JSON object of ``columns`` in their order; ``keys`` are columns also
-    given as loaded values (a page's cursor)."""
+    given as loaded values (a page's cursor). ``stored`` names a column holding each row's
+    JSON object of ``columns`` already (`Dialect.json_text`, written with the row), which a
+    backend writing JSON itself selects instead of writing it; None where there is none."""
 
     statement: str
     params: Sequence[Any]
     columns: Mapping[str, JsonFormat]
     order: str
     keys: tuple[str, ...]
+    stored: str | None = None
 
 
 @dataclass(frozen=True)

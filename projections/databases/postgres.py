@@ -29,6 +29,7 @@ from projections.databases.port import (
     rows_of,
     to_json,
 )
+from projections.databases.postgres_json import json_text
 
 if TYPE_CHECKING:  # psycopg is imported when first used: commands without PostgreSQL start faster
     import psycopg
@@ -44,6 +45,7 @@ POSTGRES = Dialect(
     },
     in_keys="IN (SELECT jsonb_array_elements_text(CAST(? AS JSONB)))",
     placeholder="%s",
+    json_text=json_text,
 )
 
 
@@ -202,11 +204,20 @@ class _PooledPostgres(PostgresDatabase):
         """The pool takes the connection back when the loan ends."""
 
 
+def in_utc(dsn: str) -> str:
+    """``dsn`` with its sessions in UTC (its other options kept): the API's pools, so that
+    every time an answer spells, loaded or written by PostgreSQL, is in UTC with `Z`."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    options = conninfo_to_dict(dsn).get("options") or ""
+    return make_conninfo(dsn, options=f"{options} -c TimeZone=UTC".strip())
+
+
 def pool_arguments(dsn: str, size: int, name: str) -> dict[str, Any]:
     """How both psycopg pools (blocking here, asyncio in postgres_async.py) are built:
-    autocommit connections, one kept and up to ``size``, opened by ``open()`` later."""
+    autocommit connections in UTC, one kept and up to ``size``, opened by ``open()`` later."""
     return {
-        "conninfo": dsn,
+        "conninfo": in_utc(dsn),
         "min_size": 1,
         "max_size": size,
         "kwargs": {"autocommit": True, "connect_timeout": 5},

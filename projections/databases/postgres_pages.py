@@ -29,7 +29,7 @@ _ARRAY_TYPES: dict[type, str] = {
     Decimal: "numeric",
 }
 
-Shape = tuple[str, tuple[tuple[str, str], ...], str, tuple[str, ...], tuple[str, ...]]
+Shape = tuple[str, tuple[tuple[str, str], ...], str, tuple[str, ...], tuple[str, ...], str | None]
 
 
 class NotBatched(TypeError):
@@ -49,7 +49,7 @@ def shape(query: JsonQuery) -> Shape:
     """What queries must share to run as one LATERAL."""
     formats = tuple((name, kind.value) for name, kind in query.columns.items())
     types = tuple(_array_type(value) for value in query.params)
-    return (query.statement, formats, query.order, query.keys, types)
+    return (query.statement, formats, query.order, query.keys, types, query.stored)
 
 
 @functools.lru_cache(maxsize=64)
@@ -58,7 +58,7 @@ def pages_statement(shapes: tuple[Shape, ...]) -> str:
     parameters are each shape's query indexes, then each of its parameters' values, shape
     after shape. The order's columns must be among the keys."""
     parts = []
-    for statement, formats, order, keys, types in shapes:
+    for statement, formats, order, keys, types, stored in shapes:
         pieces = statement.split("?")
         if len(pieces) != len(types) + 1:
             raise NotBatched("a query whose placeholders are not its parameters")
@@ -71,6 +71,7 @@ def pages_statement(shapes: tuple[Shape, ...]) -> str:
             tuple(name for name, _ in formats),
             tuple(kind for _, kind in formats),
             keys,
+            stored,
         )
         # Ordered aggregates, so the page keeps the query's order (a subquery's is not kept).
         lasts = "".join(
@@ -92,7 +93,7 @@ def batch(queries: Sequence[JsonQuery]) -> tuple[tuple[Shape, ...], list[Any]]:
     groups: dict[Shape, list[int]] = {}
     for index, query in enumerate(queries):
         groups.setdefault(shape(query), []).append(index)
-    shapes = tuple(sorted(groups))
+    shapes = tuple(sorted(groups, key=lambda each: (*each[:5], each[5] or "")))
     params: list[Any] = []
     for each in shapes:
         indexes = groups[each]

@@ -1,8 +1,9 @@
 """Rows as JSON (`AsyncDatabase.json_rows`, what the API's history pages pass along):
 PostgreSQL's own rendering is byte for byte what pydantic's serialiser writes for the rows
-the driver loads, whatever the values (times with and without microseconds, in the
-session's zone whatever it is, exact decimals, nulls, any text), in the query's order (by
-the values, not by their text), each with its keys as the driver loads them."""
+the driver loads in a UTC session (the API's), whatever the values (times with and without
+microseconds, in UTC whatever the zone the DSN asks for, exact decimals, nulls, any text),
+in the query's order (by the values, not by their text), each with its keys as the driver
+loads them."""
 
 from __future__ import annotations
 
@@ -101,7 +102,12 @@ async def _both(dsn: str, rows: list[tuple[Any, ...]]) -> tuple[Rendered, Render
             rendered = await lent.json_rows(JsonQuery(QUERY, [1], FORMATS, ORDER, KEYS))
     finally:
         await pool.close()
-    return rendered, [(to_json(row), tuple(row[key] for key in KEYS)) for row in loaded]
+    in_utc = [{name: _utc(value) for name, value in row.items()} for row in loaded]
+    return rendered, [(to_json(row), tuple(row[key] for key in KEYS)) for row in in_utc]
+
+
+def _utc(value: Any) -> Any:
+    return value.astimezone(UTC) if isinstance(value, datetime) else value
 
 
 @settings(
