@@ -25,8 +25,8 @@ figures as JSON.
 To measure the rebuild again and again without ingesting anew: `--keep FILE` stops after
 the projection and keeps the three, described in FILE; `--rebuild-only FILE` then runs the
 bare consume and the rebuild against them (as often as wanted), `--project-only FILE` the bare
-consume and the projection into a fresh database and data directory (removed after), and
-`--remove FILE` removes them.
+consume and the projection into a fresh database and data directory (removed after; the
+ledger's aggregate index copied in, as ingest left it), and `--remove FILE` removes them.
 """
 
 from __future__ import annotations
@@ -437,6 +437,11 @@ def project_only(path: Path) -> list[Stage]:
     report = Reporter()
     ledger = kept_bare_consume(kept, report)
     with fresh_database() as dsn, tempfile.TemporaryDirectory(prefix="evledger-scale-") as data:
+        # The ledger's aggregate index as ingest left it, as in the whole run: a projector
+        # that found none would first index the whole ledger, which is not projecting.
+        index = Path(kept.scratch) / "data" / "index"
+        if index.is_dir():
+            shutil.copytree(index, Path(data) / "index")
         env = {**kept.env(), "EVLEDGER_PG_DSN": dsn, "EVLEDGER_DATA_DIR": data}
         run = run_measured([EVLEDGER, "project", "--until-idle"], env, "project")
         report(stage_of("project", ledger, run, "bare-consume"))
