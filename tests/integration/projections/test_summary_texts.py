@@ -40,6 +40,7 @@ from projections.payment_history import (
     history_query,
 )
 from projections.runner import LedgerSource, Projector
+from tests.integration.projections.databases.test_json_rows import TIMES
 from tests.unit.projections.scenario import at, commands
 
 pytestmark = pytest.mark.postgres
@@ -52,26 +53,17 @@ _STALE = (
 _TEXT = st.one_of(
     st.none(), st.text(alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="\x00"))
 )
-_TIME = st.one_of(
-    st.none(),
-    st.datetimes(
-        min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
-    ),
-    st.datetimes(
-        min_value=datetime(1970, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
-    ).map(lambda moment: moment.replace(microsecond=0)),
-)
 _MINOR = st.one_of(st.none(), st.integers(min_value=-(2**62), max_value=2**62))
 # A payment_history row of one customer: column -> value.
 _ROW = st.fixed_dictionaries(
     {
-        "created_at": _TIME,
+        "created_at": TIMES,
         "status": _TEXT,
         "station_id": _TEXT,
         "connector_id": _TEXT,
         "session_id": _TEXT,
-        "session_started_at": _TIME,
-        "session_ended_at": _TIME,
+        "session_started_at": TIMES,
+        "session_ended_at": TIMES,
         "energy_kwh": st.one_of(
             st.none(), st.decimals(min_value=0, max_value=10**11 - 1, places=3, allow_nan=False)
         ),

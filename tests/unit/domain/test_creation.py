@@ -8,7 +8,6 @@ aggregates must hold the same attributes, each stamped with its own event's time
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -16,13 +15,10 @@ import pytest
 from eventsourcing.domain import Aggregate, CanInitAggregate
 from eventsourcing.persistence import Mapper
 
-from consumers.batch import apply_batch
-from consumers.triage import SourceRecord
-from demo.traffic import TrafficShape, generate
 from domain.application import BillingApplication
 from domain.creation import create
 from domain.settlement import SessionSettlement
-from tests.unit.store.test_fast_json import golden, ocpi_messages, transcoders
+from tests.unit.store.test_fast_json import apply_traffic, golden, transcoders
 
 _BASE_FIELDS = ("originator_id", "originator_version", "originator_topic", "timestamp")
 _STAMPS = ("_created_on", "_modified_on")
@@ -30,13 +26,7 @@ _STAMPS = ("_created_on", "_modified_on")
 
 def created_events(application: BillingApplication) -> list[Any]:
     """The created events of the golden ledger and of generated traffic, decoded."""
-    shape = TrafficShape(days=1, customers=40, stations=3, service_refund_rate=0.2)
-    values = [json.dumps(m).encode() for m in generate(7, shape)] + ocpi_messages()
-    records = [
-        SourceRecord(topic="ingest", partition=0, offset=offset, key=None, value=value)
-        for offset, value in enumerate(values)
-    ]
-    apply_batch(application, records)
+    apply_traffic(application, 7)
     stored = list(golden()) + list(
         application.recorder.select_notifications(start=1, limit=1_000_000)
     )

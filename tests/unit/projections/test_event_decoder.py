@@ -20,26 +20,17 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import TopicError
 
-from consumers.batch import apply_batch
-from consumers.triage import SourceRecord
-from demo.traffic import TrafficShape, generate
 from domain.application import BillingApplication
 from domain.idempotency import ProcessedMessage
 from projections.event_decoder import EventDecoder
 from projections.facts import HANDLED, IGNORED
 from projections.runner import LedgerSource
 from tests.unit.projections.scenario import build_ledger
-from tests.unit.store.test_fast_json import golden, ocpi_messages
+from tests.unit.store.test_fast_json import apply_traffic, golden
 
 
 def traffic(application: BillingApplication) -> list[StoredEvent]:
-    shape = TrafficShape(days=1, customers=40, stations=3, service_refund_rate=0.2)
-    values = [json.dumps(m).encode() for m in generate(5, shape)] + ocpi_messages()
-    records = [
-        SourceRecord(topic="ingest", partition=0, offset=offset, key=None, value=value)
-        for offset, value in enumerate(values)
-    ]
-    apply_batch(application, records)
+    apply_traffic(application, 5)
     build_ledger(application)
     return list(application.recorder.select_notifications(start=1, limit=1_000_000))
 

@@ -8,7 +8,6 @@ recordings must be equal, hash alike and print alike, with and without a compres
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from uuid import UUID
 
@@ -17,23 +16,14 @@ from eventsourcing.compressor import ZlibCompressor
 from eventsourcing.persistence import EventStore, Mapper, Notification, StoredEvent
 from eventsourcing.popo import POPOApplicationRecorder
 
-from consumers.batch import apply_batch
-from consumers.triage import SourceRecord
-from demo.traffic import TrafficShape, generate
 from domain.application import BillingApplication
 from store.fast_events import FastEventStore, FastMapper
-from tests.unit.store.test_fast_json import golden, ocpi_messages, transcoders
+from tests.unit.store.test_fast_json import apply_traffic, golden, transcoders
 
 
 def generated_ledger(application: BillingApplication) -> list[Notification]:
     """A generated day of traffic (every upstream message type, OCPI included), stored."""
-    shape = TrafficShape(days=1, customers=40, stations=3, service_refund_rate=0.2)
-    values = [json.dumps(m).encode() for m in generate(9, shape)] + ocpi_messages()
-    records = [
-        SourceRecord(topic="ingest", partition=0, offset=offset, key=None, value=value)
-        for offset, value in enumerate(values)
-    ]
-    apply_batch(application, records)
+    apply_traffic(application, 9)
     return application.recorder.select_notifications(start=1, limit=1_000_000)
 
 

@@ -33,7 +33,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from audit.export import ExportScan
-from consumers.batch import apply_batch
+from consumers.batch import BatchOutcome, apply_batch
 from consumers.triage import SourceRecord
 from demo.traffic import TrafficShape, generate
 from domain.application import BillingApplication
@@ -96,15 +96,21 @@ def ocpi_messages() -> list[bytes]:
     ]
 
 
-def test_every_generated_event_encodes_to_the_same_bytes(application: BillingApplication) -> None:
+def apply_traffic(application: BillingApplication, seed: int) -> BatchOutcome:
+    """A generated day of traffic (every upstream message type, OCPI included) applied to
+    ``application`` in one batch."""
     shape = TrafficShape(days=1, customers=40, stations=3, service_refund_rate=0.2)
-    values = [json.dumps(m).encode() for m in generate(5, shape)] + ocpi_messages()
+    values = [json.dumps(m).encode() for m in generate(seed, shape)] + ocpi_messages()
     records = [
         SourceRecord(topic="ingest", partition=0, offset=offset, key=None, value=value)
         for offset, value in enumerate(values)
     ]
-    outcome = apply_batch(application, records)
-    assert outcome.counters.applied > len(values) // 2
+    return apply_batch(application, records)
+
+
+def test_every_generated_event_encodes_to_the_same_bytes(application: BillingApplication) -> None:
+    outcome = apply_traffic(application, 5)
+    assert outcome.counters.applied > outcome.counters.consumed // 2
     stored = application.recorder.select_notifications(start=1, limit=1_000_000)
     topics = {notification.topic for notification in stored}
     assert any("RoamingCdr" in topic for topic in topics), topics

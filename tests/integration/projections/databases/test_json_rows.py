@@ -44,7 +44,8 @@ ORDER = "created_at DESC NULLS LAST, item DESC"
 QUERY = f"SELECT {COLUMNS} FROM json_items WHERE item >= ? ORDER BY {ORDER}"
 KEYS = ("created_at", "item")
 
-_TIMES = st.one_of(
+# Times as read models hold them (also the summary texts' tests' times).
+TIMES = st.one_of(
     st.none(),
     st.datetimes(
         min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
@@ -60,7 +61,7 @@ _ROW = st.tuples(
         st.text(alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="\x00")),
     ),
     st.one_of(st.none(), st.integers(min_value=-(2**63), max_value=2**63 - 1)),
-    _TIMES,
+    TIMES,
     st.one_of(
         st.none(),
         st.decimals(min_value=0, max_value=10**11 - 1, places=3, allow_nan=False),
