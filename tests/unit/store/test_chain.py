@@ -37,25 +37,22 @@ def reference_hash(  # noqa: PLR0917 - the canonical content, field by field
     return digest.digest()
 
 
-@given(
-    prev_hash=st.binary(min_size=32, max_size=32),
-    notification_id=st.integers(0, 2**64 - 1),
-    originator_id=st.text(),
-    version=st.integers(-(2**63), 2**63 - 1),
-    topic=st.text(),
-    state=st.binary(max_size=4096),
+# A record's parts (Parts) in chain_hash's order: previous hash, number, originator, version,
+# topic, state.
+Parts = tuple[bytes, int, str, int, str, bytes]
+_PARTS = st.tuples(
+    st.binary(min_size=32, max_size=32),
+    st.integers(0, 2**64 - 1),
+    st.text(),
+    st.integers(-(2**63), 2**63 - 1),
+    st.text(),
+    st.binary(max_size=4096),
 )
-def test_the_hash_is_the_canonical_content_s(  # noqa: PLR0917 - one value per part
-    prev_hash: bytes,
-    notification_id: int,
-    originator_id: str,
-    version: int,
-    topic: str,
-    state: bytes,
-) -> None:
-    assert chain_hash(prev_hash, notification_id, originator_id, version, topic, state) == (
-        reference_hash(prev_hash, notification_id, originator_id, version, topic, state)
-    )
+
+
+@given(parts=_PARTS)
+def test_the_hash_is_the_canonical_content_s(parts: Parts) -> None:
+    assert chain_hash(*parts) == reference_hash(*parts)
 
 
 @given(
