@@ -20,7 +20,7 @@ from eventsourcing.domain import DomainEventProtocol, TAggregateID
 from eventsourcing.persistence import EventStore, Mapper, Notification, Recording, StoredEvent
 from eventsourcing.utils import get_topic
 
-_new = object.__new__
+from store.frozen import made
 
 
 class FastMapper(Mapper[TAggregateID], Generic[TAggregateID]):
@@ -47,14 +47,13 @@ class FastMapper(Mapper[TAggregateID], Generic[TAggregateID]):
             stored_state = self.compressor.compress(stored_state)
         if self.cipher:
             stored_state = self.cipher.encrypt(stored_state)
-        stored: StoredEvent = _new(StoredEvent)
-        vars(stored).update(
+        return made(
+            StoredEvent,
             originator_id=originator_id,
             originator_version=originator_version,
             topic=topic,
             state=stored_state,
         )
-        return stored
 
 
 class FastEventStore(EventStore[TAggregateID], Generic[TAggregateID]):
@@ -71,15 +70,16 @@ class FastEventStore(EventStore[TAggregateID], Generic[TAggregateID]):
             for domain_event, stored, notification_id in zip(
                 domain_events, stored_events, notification_ids, strict=True
             ):
-                notification: Notification = _new(Notification)
-                vars(notification).update(
+                notification = made(
+                    Notification,
                     originator_id=stored.originator_id,
                     originator_version=stored.originator_version,
                     topic=stored.topic,
                     state=stored.state,
                     id=notification_id,
                 )
-                recording: Recording[TAggregateID] = _new(Recording)
-                vars(recording).update(domain_event=domain_event, notification=notification)
+                recording: Recording[TAggregateID] = made(
+                    Recording, domain_event=domain_event, notification=notification
+                )
                 recordings.append(recording)
         return recordings

@@ -10,6 +10,8 @@ from uuid import UUID
 
 from eventsourcing.persistence import Notification, StoredEvent
 
+from store.frozen import made
+
 # Bump when the meaning of a header or of the hashed content changes; readers refuse
 # formats they do not know instead of misreading them.
 FORMAT_VERSION = "1"
@@ -75,7 +77,6 @@ _sha256 = hashlib.sha256
 _ID_AND_LENGTH = struct.Struct(">QI")
 _VERSION_AND_LENGTH = struct.Struct(">qI")
 _LENGTH = struct.Struct(">Q")
-_new = object.__new__
 
 
 @dataclass(frozen=True)
@@ -106,10 +107,8 @@ class LedgerRecord:
             stored_event.topic,
             stored_event.state,
         )
-        # The fields the generated __init__ would set, set without its object.__setattr__
-        # per field (a frozen dataclass without slots or __post_init__: the same object).
-        record: LedgerRecord = _new(cls)
-        vars(record).update(
+        return made(
+            cls,
             notification_id=notification_id,
             originator_id=originator_id,
             originator_version=version,
@@ -118,7 +117,6 @@ class LedgerRecord:
             prev_hash=prev_hash,
             hash=chain_hash(prev_hash, notification_id, originator_id, version, topic, state),
         )
-        return record
 
     def key(self) -> bytes:
         return self.originator_id.encode()
