@@ -140,7 +140,12 @@ class AsyncPostgresPool(AsyncDatabaseLender):
 
         self.wait_s = wait_s
         self._where = PostgresDatabase(dsn).where()  # for messages, parsed once
-        self._pool = AsyncConnectionPool(**pool_arguments(dsn, size, "evledger-read-models-async"))
+        from projections.databases.postgres_reading import ReadingConnection
+
+        self._pool = AsyncConnectionPool(
+            connection_class=ReadingConnection,
+            **pool_arguments(dsn, size, "evledger-read-models-async"),
+        )
         self._missing: set[str] = set()  # stored-text columns the database lacks
 
     async def open(self) -> None:
