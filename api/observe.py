@@ -7,8 +7,8 @@ import logging
 import re
 import time
 import traceback
-import uuid
 from collections.abc import MutableMapping
+from random import getrandbits
 from typing import Any
 
 from fastapi.responses import JSONResponse
@@ -28,11 +28,29 @@ def configure_logging() -> None:
     """The server's log: time, logger and message on stderr, one line per request. What the
     format does not print is not gathered either (the logging HOWTO's optimisations): the
     caller's file and line, thread and process names cost more than the line itself."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(_LogFormatter("%(asctime)s %(name)s %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     logging._srcfile = None  # documented in the HOWTO: no findCaller() per line
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
+
+
+class _LogFormatter(logging.Formatter):
+    """The standard format, with each second's date and time written once, not per line."""
+
+    _second: tuple[int, str] = (-1, "")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        if datefmt is not None:
+            return super().formatTime(record, datefmt)
+        second, text = self._second
+        if int(record.created) != second:
+            second = int(record.created)
+            text = time.strftime(self.default_time_format, self.converter(record.created))
+            self._second = (second, text)  # one assignment: threads see a whole pair
+        return self.default_msec_format % (text, record.msecs)
 
 
 class ApiMetrics:
@@ -76,7 +94,11 @@ class ApiMetrics:
 def request_id_of(incoming: bytes) -> str:
     """The request's id: the client's ``X-Request-ID`` if it is a plain one, else a new one."""
     value = incoming.decode("latin-1")
-    return value if _INCOMING_ID.match(value) else uuid.uuid4().hex
+    if value and _INCOMING_ID.match(value):
+        return value
+    # 128 random bits in 32 hex digits, as a uuid4's hex, from the random module (seeded by
+    # the system once per process, again in a forked child), not a system call per request.
+    return f"{getrandbits(128):032x}"
 
 
 def answered(

@@ -10,12 +10,12 @@ LATERAL; a batch of several shapes is their UNION ALL, written once per set of s
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from projections.databases.port import JsonPage, JsonQuery
+from projections.databases.port import JsonFormat, JsonPage, JsonQuery
 from projections.databases.postgres import POSTGRES
 from projections.databases.postgres_json import json_select
 
@@ -45,9 +45,25 @@ def _array_type(value: Any) -> str:
     return found
 
 
+# Each columns mapping's formats, by identity: a page's mapping is one of a few constants
+# (the page model's), and writing its two dozen pairs again was a tenth of a batch's Python.
+_FORMATS: dict[int, tuple[Mapping[str, JsonFormat], tuple[tuple[str, str], ...]]] = {}
+
+
+def _formats(columns: Mapping[str, JsonFormat]) -> tuple[tuple[str, str], ...]:
+    known = _FORMATS.get(id(columns))
+    if known is not None and known[0] is columns:  # held, so its id is not another's
+        return known[1]
+    formats = tuple((name, kind.value) for name, kind in columns.items())
+    if len(_FORMATS) >= 64:
+        _FORMATS.clear()
+    _FORMATS[id(columns)] = (columns, formats)
+    return formats
+
+
 def shape(query: JsonQuery) -> Shape:
     """What queries must share to run as one LATERAL."""
-    formats = tuple((name, kind.value) for name, kind in query.columns.items())
+    formats = _formats(query.columns)
     types = tuple(_array_type(value) for value in query.params)
     return (query.statement, formats, query.order, query.keys, types, query.stored)
 
