@@ -42,7 +42,9 @@ class _LogFormatter(logging.Formatter):
 
     _second: tuple[int, str] = (-1, "")
 
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+    def formatTime(  # noqa: N802 (logging's name)
+        self, record: logging.LogRecord, datefmt: str | None = None
+    ) -> str:
         if datefmt is not None:
             return super().formatTime(record, datefmt)
         second, text = self._second
@@ -50,7 +52,7 @@ class _LogFormatter(logging.Formatter):
             second = int(record.created)
             text = time.strftime(self.default_time_format, self.converter(record.created))
             self._second = (second, text)  # one assignment: threads see a whole pair
-        return self.default_msec_format % (text, record.msecs)
+        return f"{text},{int(record.msecs):03d}"  # as logging.Formatter.default_msec_format
 
 
 class ApiMetrics:

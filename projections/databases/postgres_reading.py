@@ -27,9 +27,7 @@ RV = TypeVar("RV")
 class ReadingConnection(AsyncConnection[Any]):
     """psycopg's asyncio connection, waiting for results with the socket watched once."""
 
-    async def wait(
-        self, gen: PQGen[RV], interval: float = 0.1, timeout: float | None = None
-    ) -> RV:
+    async def wait(self, gen: PQGen[RV], interval: float = 0.1, timeout: float | None = None) -> RV:
         if timeout is not None:
             return await super().wait(gen, interval, timeout)
         try:

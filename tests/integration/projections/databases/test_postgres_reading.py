@@ -48,9 +48,7 @@ async def rows_of(
 
 def test_a_result_of_many_pieces_is_read_with_the_socket_registered_once(pg_dsn: str) -> None:
     mine, mine_readers = counted(lambda: rows_of(ReadingConnection, pg_dsn, MANY_PIECES))
-    theirs, their_readers = counted(
-        lambda: rows_of(psycopg.AsyncConnection, pg_dsn, MANY_PIECES)
-    )
+    theirs, their_readers = counted(lambda: rows_of(psycopg.AsyncConnection, pg_dsn, MANY_PIECES))
     _, connecting = counted(lambda: rows_of(ReadingConnection, pg_dsn, "SELECT 1"))
     assert mine == theirs
     assert len(mine) == 2000
