@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import os
 import random
+import resource
 import socket
 import statistics
 import subprocess
@@ -224,6 +225,13 @@ def cpu_seconds(root: int) -> float:
     return total
 
 
+def children_cpu() -> float:
+    """User + system CPU of this process's children that have ended (each wrk run: the
+    load generator's own share of the cores the server and PostgreSQL run on)."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
 def median_of(runs: list[Figures]) -> Figures:
     return Figures(
         requests=int(statistics.median(run.requests for run in runs)),
@@ -257,14 +265,16 @@ def closed_loop(server: Server, key: str, args: argparse.Namespace, work: Path) 
     for repeat in range(1, args.repeats + 1):
         for name, kind in kinds.items():
             cpu_before = cpu_seconds(server.process.pid)
+            wrk_before = children_cpu()
             watch = Watch(server.process.pid, server.port, args.pg_port)
             figures = run_wrk(url, key, kind=kind, seconds=args.duration, seed=repeat, **common)
             cpu_per_request.append(
                 (cpu_seconds(server.process.pid) - cpu_before) / figures.requests
             )
+            wrk_ms = (children_cpu() - wrk_before) / figures.requests * 1000
             runs[name].append(figures)
             print(f"  repeat {repeat}: {figures_row(name, figures)}  failed {figures.failed}")
-            print(f"    {watch.report(figures.seconds, figures.requests)}")
+            print(f"    {watch.report(figures.seconds, figures.requests)}; wrk {wrk_ms:.2f} ms")
     print(f"medians of {args.repeats} repeats:")
     print(HEADER)
     for name in kinds:

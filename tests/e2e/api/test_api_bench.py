@@ -31,3 +31,6 @@ def test_api_bench_runs_both_load_models_on_a_few_thousand_payments(pg_dsn: str)
     watched = [line for line in out.splitlines() if "connections per worker 4;" in line]
     assert len(watched) == 3, out
     assert all("workers x1:" in line and "waiting for one per request" in line for line in watched)
+    # The load generator's own CPU per request (it shares the cores): some, for every run.
+    wrk_ms = [float(re.findall(r"; wrk ([0-9.]+) ms$", line)[0]) for line in watched]
+    assert all(ms > 0 for ms in wrk_ms), watched
