@@ -6,10 +6,10 @@ page) arrives in ten pieces or more, and psycopg's own wait registers the socket
 event loop, arms a timer (its Ctrl-C check, which an event loop does not need) and
 unregisters both again for every piece: two or three epoll_ctl calls and a timer per 8 kB.
 Here the socket stays registered until the result is complete and there is no timer; a
-wait that must write (a large statement) or has a timeout is left to
-psycopg's own wait, from where this one stopped. A wait cancelled midway (the server
-stopping) leaves its statement running, and the pool closes that connection when it is
-given back, as it closes any connection returned busy."""
+wait that must write (a large statement) or has a timeout is left to psycopg's own wait,
+from where this one stopped. A wait cancelled midway (the server stopping) leaves its
+statement running, and the pool closes that connection when it is given back, as it
+closes any connection returned busy."""
 
 from __future__ import annotations
 
@@ -42,19 +42,20 @@ class ReadingConnection(AsyncConnection[Any]):
             if readable is not None and not readable.done():
                 readable.set_result(None)
 
-        loop.add_reader(socket, woken)
         try:
-            while state == Wait.R:
-                readable = loop.create_future()
-                await readable
-                readable = None
-                state = gen.send(Ready.R)
+            loop.add_reader(socket, woken)
+            try:
+                while state == Wait.R:
+                    readable = loop.create_future()
+                    await readable
+                    readable = None
+                    state = gen.send(Ready.R)
+            finally:
+                loop.remove_reader(socket)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
-        except OSError as error:
+        except OSError as error:  # as psycopg's own wait: the socket is gone
             raise e.OperationalError("connection socket closed") from error
-        finally:
-            loop.remove_reader(socket)
         return await super().wait(_resumed(state, gen), interval)
 
 
