@@ -3,17 +3,27 @@ once for the whole wait (`ReadingConnection`), for the API's event-loop pool.
 
 PostgreSQL sends a result in pieces of 8 kB, so a batch of history pages (about 10 kB a
 page) arrives in ten pieces or more, and psycopg's own wait registers the socket with the
-event loop, arms a timer (its Ctrl-C check, which an event loop does not need) and
-unregisters both again for every piece: two or three epoll_ctl calls and a timer per 8 kB.
-Here the socket stays registered until the result is complete and there is no timer; a
-wait that must write (a large statement) or has a timeout is left to psycopg's own wait,
-from where this one stopped. A wait cancelled midway (the server stopping) leaves its
-statement running, and the pool closes that connection when it is given back, as it
-closes any connection returned busy."""
+event loop, arms a timer and unregisters both again for every piece: two or three
+epoll_ctl calls and a timer per 8 kB. Here the socket stays registered until the result is
+complete, with one timer per statement.
+
+What psycopg's wait gets from registering afresh is kept: the watch is asked for again
+before every sleep (no system call while it is alive, on asyncio's loop and on uvloop's;
+uvloop closes a watch whose socket had an error, and then it is made anew), and the timer
+wakes the wait every ``interval`` to read whatever came, so that no wait sleeps forever
+whatever the loop does, and a connection closed by another task raises within it. A wait
+that must write (a large statement) or has a timeout is left to psycopg's own wait from
+where this one stopped, and so is a cancelled one: psycopg cancels the statement on the
+server and drains its result, so the connection goes back to the pool usable.
+
+It overrides psycopg's `AsyncConnection.wait`, not a public API: pyproject pins psycopg's
+minor version, and `_check_psycopg` stops the import if the method's signature changes."""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
+from collections.abc import Generator
 from typing import Any, TypeVar
 
 from psycopg import AsyncConnection
@@ -22,6 +32,22 @@ from psycopg.abc import PQGen
 from psycopg.waiting import Ready, Wait
 
 RV = TypeVar("RV")
+
+_WAIT_SIGNATURE = (
+    "(self, gen: 'PQGen[RV]', interval: 'float' = 0.1, timeout: 'float | None' = None) -> 'RV'"
+)
+
+
+def _check_psycopg() -> None:
+    found = str(inspect.signature(AsyncConnection.wait))
+    if found != _WAIT_SIGNATURE:
+        raise ImportError(
+            f"psycopg's AsyncConnection.wait is now {found}, ReadingConnection overrides "
+            f"{_WAIT_SIGNATURE}: check postgres_reading.py against this psycopg version"
+        )
+
+
+_check_psycopg()
 
 
 class ReadingConnection(AsyncConnection[Any]):
@@ -37,26 +63,52 @@ class ReadingConnection(AsyncConnection[Any]):
         loop = asyncio.get_running_loop()
         socket = self.pgconn.socket
         readable: asyncio.Future[None] | None = None
+        timer: asyncio.TimerHandle
 
         def woken() -> None:
             if readable is not None and not readable.done():
                 readable.set_result(None)
 
+        def tick() -> None:
+            nonlocal timer
+            woken()
+            timer = loop.call_later(interval, tick)
+
+        timer = loop.call_later(interval, tick)
         try:
-            loop.add_reader(socket, woken)
             try:
                 while state == Wait.R:
+                    _watch(loop, socket, woken)
                     readable = loop.create_future()
-                    await readable
-                    readable = None
+                    try:
+                        await readable
+                    finally:
+                        readable = None
+                    # Woken by the socket or by the timer: reading finds nothing or what
+                    # came, or that the connection was closed meanwhile.
                     state = gen.send(Ready.R)
             finally:
+                timer.cancel()
                 loop.remove_reader(socket)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
         except OSError as error:  # as psycopg's own wait: the socket is gone
             raise e.OperationalError("connection socket closed") from error
+        except (asyncio.CancelledError, KeyboardInterrupt, SystemExit) as interruption:
+            # psycopg's wait handles the interruption: it cancels the statement on the
+            # server and reads its result, then raises this.
+            return await super().wait(_Interrupted(interruption, state, gen), interval)
         return await super().wait(_resumed(state, gen), interval)
+
+
+def _watch(loop: asyncio.AbstractEventLoop, socket: int, woken: Any) -> None:
+    """Watch ``socket`` for reading: nothing to do if it is watched already, a new watch if
+    the loop closed the one it had (uvloop does after a socket error)."""
+    try:
+        loop.add_reader(socket, woken)
+    except RuntimeError:  # uvloop: "the handler is closed"
+        loop.remove_reader(socket)
+        loop.add_reader(socket, woken)
 
 
 def _resumed(state: Wait, gen: PQGen[RV]) -> PQGen[RV]:
@@ -67,3 +119,27 @@ def _resumed(state: Wait, gen: PQGen[RV]) -> PQGen[RV]:
             ready = yield gen.send(ready)
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]
+
+
+class _Interrupted(Generator[Wait, Ready | int, RV]):
+    """``gen`` as it stood, waiting for ``state``, after ``interruption``: raises it when
+    psycopg's wait first steps it (so that psycopg sees its wait interrupted), then, when
+    psycopg steps it again to read what the cancelled statement leaves, goes on with
+    ``gen``."""
+
+    def __init__(self, interruption: BaseException, state: Wait, gen: PQGen[RV]) -> None:
+        self._interruption: BaseException | None = interruption
+        self._state: Wait | None = state
+        self._gen = gen
+
+    def send(self, ready: Ready | int | None) -> Wait:
+        if self._interruption is not None:
+            interruption, self._interruption = self._interruption, None
+            raise interruption
+        if self._state is not None:
+            state, self._state = self._state, None
+            return state
+        return self._gen.send(ready)  # type: ignore[arg-type]
+
+    def throw(self, *args: Any) -> Wait:
+        return self._gen.throw(*args)
