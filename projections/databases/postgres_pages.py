@@ -47,6 +47,8 @@ def _array_type(value: Any) -> str:
 
 # Each columns mapping's formats, by identity: a page's mapping is one of a few constants
 # (the page model's), and writing its two dozen pairs again was a tenth of a batch's Python.
+# A mapping must therefore not change once used in a query (none does: they are module
+# constants); one changed in place would keep its old formats here.
 _FORMATS: dict[int, tuple[Mapping[str, JsonFormat], tuple[tuple[str, str], ...]]] = {}
 
 
