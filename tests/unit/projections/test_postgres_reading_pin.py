@@ -21,5 +21,5 @@ def test_another_wait_signature_stops_the_import(monkeypatch: pytest.MonkeyPatch
         return None
 
     monkeypatch.setattr(psycopg.AsyncConnection, "wait", wait)
-    with pytest.raises(ImportError, match="postgres_reading.py"):
+    with pytest.raises(ImportError, match=r"postgres_reading\.py"):
         postgres_reading._check_psycopg()
