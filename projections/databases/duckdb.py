@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +20,7 @@ from projections.databases.errors import (
     first_line,
 )
 from projections.databases.port import (
+    BATCH_ROWS,
     COMMON_TYPES,
     STREAM_ROWS,
     Chunk,
@@ -130,6 +131,25 @@ class DuckDatabase(Database):
             if not chunk:
                 return
             yield names, chunk
+
+    def stream_batches(
+        self, statement: str, size: int = BATCH_ROWS
+    ) -> Generator[Any, None, None] | None:
+        return self._batches(statement, size)
+
+    def _batches(self, statement: str, size: int) -> Generator[Any, None, None]:
+        with self._translated():
+            reader = self._connect().sql(self.dialect.sql(statement)).to_arrow_reader(size)
+        try:
+            while True:
+                with self._translated():
+                    try:
+                        batch = reader.read_next_batch()
+                    except StopIteration:
+                        return
+                yield batch
+        finally:
+            reader.close()  # the connection runs nothing else while its result is open
 
     def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
         with self._translated():

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Generator, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,6 +28,9 @@ MAX_PARAMS = 20_000
 
 # Rows per fetch when a whole table is read (Database.stream).
 STREAM_ROWS = 5_000
+# Rows per Arrow record batch (Database.stream_batches): a column at a time, not an object
+# per value, so larger batches cost little memory.
+BATCH_ROWS = 50_000
 
 
 def _json_default(value: object) -> str:
@@ -112,6 +115,14 @@ class Database(ABC):
         rows = self.execute(statement)
         if rows:
             yield list(rows[0]), [tuple(row.values()) for row in rows]
+
+    def stream_batches(
+        self, statement: str, size: int = BATCH_ROWS
+    ) -> Generator[Any, None, None] | None:
+        """The rows of one query as Arrow record batches of ``size`` rows where the driver
+        makes them in C (DuckDB), else None (read ``stream_chunks``). As ``stream_chunks``:
+        run nothing else on this database until they are read or the generator closed."""
+        return None
 
     def stream(self, statement: str, size: int = STREAM_ROWS) -> Iterator[Row]:
         """The rows of ``stream_chunks``, one dict each."""
