@@ -55,9 +55,7 @@ def by_chunks(db: DuckDatabase) -> Any:
     return checksum_chunks("t", db.stream_chunks("SELECT * FROM t"))
 
 
-rows = st.lists(
-    st.tuples(*(values | st.none() for _, values in COLUMNS.values())), max_size=25
-)
+rows = st.lists(st.tuples(*(values | st.none() for _, values in COLUMNS.values())), max_size=25)
 
 
 @NO_DEADLINE
