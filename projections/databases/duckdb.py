@@ -185,6 +185,11 @@ class DuckDatabase(Database):
             self._connection.close()
             self._connection = None
 
+    # Timestamps only reach insert_rows' Arrow table as they are, which converts aware ones
+    # to UTC as param does (its fallback binds them through param): a call per value
+    # was a tenth of analytics' rebuild.
+    bound_as_is = Database.bound_as_is | {datetime}
+
     def param(self, value: Any) -> Any:
         """Aware timestamps as the naive UTC ones the TIMESTAMP columns hold."""
         if type(value) is datetime and value.tzinfo is UTC:  # the facts' timestamps
@@ -236,9 +241,10 @@ class DuckDatabase(Database):
         """One list parameter per column, unnested (a multi-row VALUES binds ten times
         slower)."""
         selected = ", ".join(f"UNNEST(?::{types[column]}[])" for column in columns)
+        param = self.param
         self.execute(
             f"INSERT INTO {table} ({', '.join(columns)}) SELECT {selected} {on_conflict}",
-            [list(column) for column in values],
+            [list(map(param, column)) for column in values],
         )
 
     @contextmanager

@@ -131,6 +131,10 @@ class Database(ABC):
             for record in records:
                 yield dict(zip(names, record, strict=True))
 
+    # The types of values ``param`` gives back as they are, whose columns ``upsert`` and
+    # ``append`` bind without a call per value.
+    bound_as_is: ClassVar[frozenset[type]] = frozenset({str, int, bool, type(None)})
+
     def param(self, value: Any) -> Any:
         """``value`` as this database binds it: lists and dicts as JSON text by default."""
         if isinstance(value, dict | list):
@@ -162,9 +166,6 @@ class Database(ABC):
 
 # Types every backend's ``param`` returns unchanged (exact types: an enum member is not one),
 # so the per-value call is skipped for most of a batch's values.
-_BOUND_AS_IS = frozenset({str, int, bool, type(None)})
-
-
 def upsert(
     db: Database,
     table: str,
@@ -253,10 +254,11 @@ def _columns(
 def _bound(db: Database, values: list[Any]) -> list[Any]:
     """One column's values as ``db`` binds them; a column of types bound as they are (most
     of them) is not walked value by value in Python."""
-    if _BOUND_AS_IS.issuperset(map(type, values)):
+    as_is = db.bound_as_is
+    if as_is.issuperset(map(type, values)):
         return values
     param = db.param
-    return [value if type(value) in _BOUND_AS_IS else param(value) for value in values]
+    return [value if type(value) in as_is else param(value) for value in values]
 
 
 def for_keys(db: Database, statement: str, keys: Sequence[str]) -> None:
