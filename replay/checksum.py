@@ -8,7 +8,9 @@ hashes modulo 2**128. A sum, unlike an XOR, does not cancel a row that appears t
 
 ``canonical_row`` and ``checksum_rows`` say it row by row; ``checksum_chunks`` (what a
 table's checksum is taken with) computes the same a column of a chunk of rows at a time,
-with the same spellings, so that most of the per-value work runs in C (``map``).
+with the same spellings, so that most of the per-value work runs in C (``map``);
+``replay/checksum_arrow.py`` computes it from Arrow record batches where the database gives
+them (DuckDB), a column spelled by Arrow.
 
 A table is also fingerprinted where its database can hash its rows itself (replay's homes
 give the statement: PostgreSQL, DuckDB): the row count and the sum of an MD5 per row, of the
@@ -202,9 +204,10 @@ def table_checksum(
     fingerprinting: Fingerprinting | None = None,
     like: TableChecksum | None = None,
 ) -> TableChecksum:
-    """The checksum of every row of ``table`` as ``db`` returns it, with its fingerprint
-    (``fingerprinting``); ``like``'s checksum if ``like`` is the same table of the same
-    database elsewhere and the fingerprints are equal."""
+    """The checksum of every row of ``table`` as ``db`` returns it (from Arrow record
+    batches where it gives them), with its fingerprint (``fingerprinting``); ``like``'s
+    checksum if ``like`` is the same table of the same database elsewhere and the
+    fingerprints are equal."""
     fingerprint = fingerprinting(db, table) if fingerprinting is not None else None
     same = like is not None and like.table == table and like.fingerprint == fingerprint
     if fingerprint is not None and like is not None and same:
