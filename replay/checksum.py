@@ -8,7 +8,9 @@ hashes modulo 2**128. A sum, unlike an XOR, does not cancel a row that appears t
 
 ``canonical_row`` and ``checksum_rows`` say it row by row; ``checksum_chunks`` (what a
 table's checksum is taken with) computes the same a column of a chunk of rows at a time,
-with the same spellings, so that most of the per-value work runs in C (``map``).
+with the same spellings, so that most of the per-value work runs in C (``map``);
+``replay/checksum_arrow.py`` computes it from Arrow record batches where the database gives
+them (DuckDB), a column spelled by Arrow.
 
 A table is also fingerprinted where its database can hash its rows itself (replay's homes
 give the statement: PostgreSQL, DuckDB): the row count and the sum of an MD5 per row, of the
@@ -24,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, closing, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -37,7 +39,7 @@ from projections.databases.errors import ReadModelDatabaseError
 from projections.databases.port import Chunk, Database, to_json
 from projections.read_model import ReadModel
 
-_MODULUS = 2**128
+MODULUS = 2**128
 
 
 def _decimal(value: Decimal) -> str:
@@ -136,7 +138,7 @@ def checksum_rows(table: str, rows: Iterable[Mapping[str, Any]]) -> TableChecksu
         text = "\x1f".join(f"{column}={spell(row[column])}" for column in columns)
         digest = blake2b(text.encode(), digest_size=16).digest()
         count += 1
-        total = (total + int.from_bytes(digest, "big")) % _MODULUS
+        total = (total + int.from_bytes(digest, "big")) % MODULUS
     return TableChecksum(table, count, total)
 
 
@@ -146,7 +148,7 @@ _digest = methodcaller("digest")
 _hasher = partial(hashlib.blake2b, digest_size=16)
 
 
-def _spelled(column: Sequence[Any]) -> Iterable[str]:
+def spelled(column: Sequence[Any]) -> Iterable[str]:
     """canonical_value of each value of one column: one spelling for the whole column when
     its values are all of one type (as a column mostly is), or of one type and NULL."""
     kinds = set(map(type, column))
@@ -167,6 +169,11 @@ def _spelled_alike(column: Sequence[Any], kind: type) -> Iterable[str]:
     return map(_SPELLING.get(kind, canonical_value), column)
 
 
+def row_digests(texts: Iterable[bytes]) -> Iterable[int]:
+    """Each row text's BLAKE2b digest as a number (row_hash), made in C."""
+    return map(int.from_bytes, map(_digest, map(_hasher, texts)))
+
+
 def checksum_chunks(table: str, chunks: Iterable[Chunk]) -> TableChecksum:
     """checksum_rows of the rows of ``chunks`` (column names and records), a chunk at a
     time: each column spelled at once, each row's text made by one ``str.format``."""
@@ -181,10 +188,10 @@ def checksum_chunks(table: str, chunks: Iterable[Chunk]) -> TableChecksum:
             names[index].replace("{", "{{").replace("}", "}}") + "={}" for index in order
         )
         columns = list(zip(*records, strict=True))
-        texts = map(template.format, *(_spelled(columns[index]) for index in order))
-        total += sum(map(int.from_bytes, map(_digest, map(_hasher, map(str.encode, texts)))))
+        texts = map(template.format, *(spelled(columns[index]) for index in order))
+        total += sum(row_digests(map(str.encode, texts)))
         count += len(records)
-    return TableChecksum(table, count, total % _MODULUS)
+    return TableChecksum(table, count, total % MODULUS)
 
 
 # The fingerprint of a table (by name) in a database; None where it has none.
@@ -197,14 +204,24 @@ def table_checksum(
     fingerprinting: Fingerprinting | None = None,
     like: TableChecksum | None = None,
 ) -> TableChecksum:
-    """The checksum of every row of ``table`` as ``db`` returns it, with its fingerprint
-    (``fingerprinting``); ``like``'s checksum if ``like`` is the same table of the same
-    database elsewhere and the fingerprints are equal."""
+    """The checksum of every row of ``table`` as ``db`` returns it (from Arrow record
+    batches where it gives them), with its fingerprint (``fingerprinting``); ``like``'s
+    checksum if ``like`` is the same table of the same database elsewhere and the
+    fingerprints are equal."""
     fingerprint = fingerprinting(db, table) if fingerprinting is not None else None
     same = like is not None and like.table == table and like.fingerprint == fingerprint
     if fingerprint is not None and like is not None and same:
         return like
-    checksum = checksum_chunks(table, db.stream_chunks(f"SELECT * FROM {table}"))
+    statement = f"SELECT * FROM {table}"
+    checksum = None
+    batches = db.stream_batches(statement)
+    if batches is not None:
+        from replay.checksum_arrow import checksum_batches  # pyarrow only where it is used
+
+        with closing(batches):  # its result read or dropped before the next statement
+            checksum = checksum_batches(table, batches)
+    if checksum is None:
+        checksum = checksum_chunks(table, db.stream_chunks(statement))
     return TableChecksum(table, checksum.rows, checksum.digest, fingerprint)
 
 

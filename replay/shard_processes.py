@@ -309,14 +309,15 @@ class ShardWorkers:
         *,
         live: bool = False,
         like: Mapping[str, TableChecksum] | None = None,
-        rows: Mapping[str, int] | None = None,
+        values: Mapping[str, int] | None = None,
     ) -> int:
         """Have the workers checksum ``tables`` of group ``group`` (``site.groups(names)``),
         in one task per worker: of its rebuilt models (their place must be closed in this
         process: DuckDB opens a file in one process), or with ``live`` of its live ones
         (read-only; a table's checksum is ``like``'s where their fingerprints are equal),
         with the positions the models stood at throughout (None if they moved meanwhile).
-        Given the tables' ``rows``, the shares are even by rows. The ticket that
+        Given the tables' ``values`` (rows times columns), the shares are even by them. The
+        ticket that
         ``collect_checksums`` takes."""
         ticket = self._tickets
         self._tickets += 1
@@ -328,7 +329,7 @@ class ShardWorkers:
             # would take the task.
             self._checksum_here(ticket, tables)
             return ticket
-        for share in _shares(tables, len(self._workers), rows or {}):
+        for share in _shares(tables, len(self._workers), values or {}):
             if share:
                 ours = {table: like[table] for table in share if table in like} if like else {}
                 self._tasks.put(("checksums", ticket, group, share, live, ours))
@@ -488,15 +489,15 @@ class ShardWorkers:
         return f"{self.group_names[unit.group]} from {where}"
 
 
-def _shares(tables: Sequence[str], count: int, rows: Mapping[str, int]) -> list[list[str]]:
+def _shares(tables: Sequence[str], count: int, values: Mapping[str, int]) -> list[list[str]]:
     """``tables`` in ``count`` shares: the largest first, each to the share with the fewest
-    rows so far (tables of unknown size count as one row)."""
+    values so far (tables of unknown size count as one value)."""
     shares: list[list[str]] = [[] for _ in range(count)]
     loads = [0] * count
-    for table in sorted(tables, key=lambda name: -rows.get(name, 1)):
+    for table in sorted(tables, key=lambda name: -values.get(name, 1)):
         least = loads.index(min(loads))
         shares[least].append(table)
-        loads[least] += rows.get(table, 1)
+        loads[least] += values.get(table, 1)
     return shares
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +20,7 @@ from projections.databases.errors import (
     first_line,
 )
 from projections.databases.port import (
+    BATCH_ROWS,
     COMMON_TYPES,
     STREAM_ROWS,
     Chunk,
@@ -131,6 +132,25 @@ class DuckDatabase(Database):
                 return
             yield names, chunk
 
+    def stream_batches(
+        self, statement: str, size: int = BATCH_ROWS
+    ) -> Generator[Any, None, None] | None:
+        return self._batches(statement, size)
+
+    def _batches(self, statement: str, size: int) -> Generator[Any, None, None]:
+        with self._translated():
+            reader = self._connect().sql(self.dialect.sql(statement)).to_arrow_reader(size)
+        try:
+            while True:
+                with self._translated():
+                    try:
+                        batch = reader.read_next_batch()
+                    except StopIteration:
+                        return
+                yield batch
+        finally:
+            reader.close()  # the connection runs nothing else while its result is open
+
     def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
         with self._translated():
             self._connect().executemany(self.dialect.sql(statement), [list(row) for row in rows])
@@ -164,6 +184,11 @@ class DuckDatabase(Database):
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+
+    # Timestamps only reach insert_rows' Arrow table as they are, which converts aware ones
+    # to UTC as param does (its fallback binds them through param): a call per value
+    # was a tenth of analytics' rebuild.
+    bound_as_is = Database.bound_as_is | {datetime}
 
     def param(self, value: Any) -> Any:
         """Aware timestamps as the naive UTC ones the TIMESTAMP columns hold."""
@@ -216,9 +241,10 @@ class DuckDatabase(Database):
         """One list parameter per column, unnested (a multi-row VALUES binds ten times
         slower)."""
         selected = ", ".join(f"UNNEST(?::{types[column]}[])" for column in columns)
+        param = self.param
         self.execute(
             f"INSERT INTO {table} ({', '.join(columns)}) SELECT {selected} {on_conflict}",
-            [list(column) for column in values],
+            [list(map(param, column)) for column in values],
         )
 
     @contextmanager

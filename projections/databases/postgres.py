@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
 from itertools import islice
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -132,6 +134,9 @@ class PostgresDatabase(Database):
             + on_conflict,
             [list(column) for column in values],
         )
+
+    # psycopg binds timestamps and Decimals itself (param gives them back).
+    bound_as_is = Database.bound_as_is | {datetime, Decimal}
 
     def param(self, value: Any) -> Any:
         """Lists and dicts as JSONB (Decimals kept exact)."""

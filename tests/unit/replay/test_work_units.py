@@ -35,10 +35,16 @@ def test_a_core_for_every_shard_and_group_is_a_unit_each() -> None:
     assert work_units(2, 2, cores=4) == [Unit(s, g) for s in range(2) for g in range(2)]
 
 
-def test_checksum_shares_are_even_by_rows() -> None:
-    # Analytics' postings are most of its rows: one worker takes them, the other the rest.
-    rows = {"postings": 130, "line_items": 60, "sessions": 50, "tariffs": 3}
-    assert _shares(list(rows), 2, rows) == [["postings"], ["line_items", "sessions", "tariffs"]]
+def test_checksum_shares_are_even_by_values() -> None:
+    # Analytics' postings are most of its values: one worker takes them, the other the rest.
+    values = {"postings": 130, "line_items": 60, "sessions": 50, "tariffs": 3}
+    assert _shares(list(values), 2, values) == [
+        ["postings"],
+        ["line_items", "sessions", "tariffs"],
+    ]
+    # As many rows, but payment_history's 35 columns against three each.
+    values = {"payment_history": 35 * 10, "sessions": 16 * 10, "a": 3 * 10, "b": 3 * 10}
+    assert _shares(list(values), 2, values) == [["payment_history"], ["sessions", "a", "b"]]
     assert _shares(["a", "b", "c"], 2, {}) == [["a", "c"], ["b"]]
     assert _shares(["a"], 3, {"a": 5}) == [["a"], [], []]
 
