@@ -2,14 +2,14 @@
 spelled by Arrow's compute functions, in C, without a Python object per value.
 
 A rebuild checksums every rebuilt table; fetching DuckDB's rows as Python objects (a
-``datetime`` and a ``Decimal`` per value) and spelling them took most of that. Here a
-column is spelled by Arrow only where Arrow's text is ``canonical_value``'s (integers,
-booleans, decimals without their trailing zeros, naive timestamps of years 1-9999 with
-their six fraction digits, text of printable ASCII without quote or backslash, quoted);
-any other column of a batch is made Python values and spelled as ``checksum_chunks``
-spells them, and a table with a column of a type not named here is read as chunks. The
-checksum is the same either way (a property test says so; the golden checksums are
-unchanged).
+``datetime`` and a ``Decimal`` per value) and spelling them took most of that. Here a column
+is spelled by Arrow only where Arrow's text is ``canonical_value``'s (integers, booleans,
+decimals of scale up to 6 and up to 28 digits without their trailing zeros, naive timestamps
+of years 1-9999 with their six fraction digits, text of printable ASCII without quote or
+backslash, quoted); any other column of a batch is made Python values and spelled as
+``checksum_chunks`` spells them, and a table with a column of a type not named here is read
+as chunks. The checksum is the same either way (a property test says so; the golden
+checksums are unchanged).
 """
 
 from __future__ import annotations
@@ -35,7 +35,9 @@ def spelled_by_arrow(schema: Any) -> bool:
             pa.types.is_string(kind)
             or pa.types.is_integer(kind)
             or pa.types.is_boolean(kind)
-            or pa.types.is_decimal(kind)
+            # canonical_value's Decimal works to 28 digits and Arrow spells a scale over 6
+            # in exponent form: other decimals are spelled row by row.
+            or (pa.types.is_decimal(kind) and kind.scale <= 6 and kind.precision <= 28)
         )
 
     return all(known(kind) for kind in schema.types)

@@ -317,8 +317,7 @@ class ShardWorkers:
         (read-only; a table's checksum is ``like``'s where their fingerprints are equal),
         with the positions the models stood at throughout (None if they moved meanwhile).
         Given the tables' ``values`` (rows times columns), the shares are even by them. The
-        ticket that
-        ``collect_checksums`` takes."""
+        ticket that ``collect_checksums`` takes."""
         ticket = self._tickets
         self._tickets += 1
         self._pending[ticket] = set(tables)

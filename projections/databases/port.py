@@ -131,8 +131,9 @@ class Database(ABC):
             for record in records:
                 yield dict(zip(names, record, strict=True))
 
-    # The types of values ``param`` gives back as they are, whose columns ``upsert`` and
-    # ``append`` bind without a call per value.
+    # The types whose values ``upsert`` and ``append`` pass to ``insert_rows`` without a call
+    # of ``param`` per value: ones ``param`` gives back as they are, or (DuckDB's aware
+    # timestamps) ones its ``insert_rows`` converts as ``param`` would.
     bound_as_is: ClassVar[frozenset[type]] = frozenset({str, int, bool, type(None)})
 
     def param(self, value: Any) -> Any:
@@ -149,8 +150,8 @@ class Database(ABC):
         on_conflict: str,
     ) -> None:
         """Insert rows given column by column (``values[i]`` holds ``columns[i]`` of every
-        row, already converted by ``param``) with one ``ON CONFLICT`` clause, in multi-row
-        INSERTs of at most ``MAX_PARAMS`` parameters."""
+        row, converted by ``param`` unless its type is in ``bound_as_is``) with one ``ON
+        CONFLICT`` clause, in multi-row INSERTs of at most ``MAX_PARAMS`` parameters."""
         records = list(zip(*values, strict=True))
         row_placeholder = "(" + ", ".join("?" for _ in columns) + ")"
         per_statement = max(1, MAX_PARAMS // len(columns))
@@ -164,8 +165,6 @@ class Database(ABC):
             self.execute(statement, [value for record in chunk for value in record])
 
 
-# Types every backend's ``param`` returns unchanged (exact types: an enum member is not one),
-# so the per-value call is skipped for most of a batch's values.
 def upsert(
     db: Database,
     table: str,
