@@ -23,9 +23,6 @@ import threading
 from collections.abc import Iterable, Sequence
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any
-from uuid import UUID
-
-from eventsourcing.persistence import Notification
 
 from projections.entities import Entity, LedgerEvent
 from projections.runner import LedgerSource
@@ -49,40 +46,44 @@ class LedgerFeedFailed(RuntimeError):
     """The rebuild process could not read a batch (its error, as text)."""
 
 
-def _packed(notifications: Sequence[Notification]) -> bytes:
-    """A batch as one pickle of plain tuples (an id as its 16 bytes when it is a UUID)."""
-    rows = [
-        (
-            n.id,
-            n.originator_id.bytes if isinstance(n.originator_id, UUID) else n.originator_id,
-            n.originator_version,
-            n.topic,
-            n.state,
-        )
-        for n in notifications
+# One record as the workers decode it: notification id, originator id (as the ledger stores
+# it, text: the decoder makes it the event's id only for the events it decodes), version,
+# topic, state.
+Record = tuple[int, str, int, str, bytes]
+
+
+def _records_after(recorder: Any, position: int, limit: int) -> list[Record]:
+    """The records after ``position``, at most ``limit``: a Kafka ledger's as it stores them
+    (no ``Notification`` and no UUID each, which the worker would take apart again), any
+    other recorder's from its notifications."""
+    # Here, not at the top: the Kafka client is imported only where a ledger is on Kafka.
+    from store.recorders import KafkaApplicationRecorder
+
+    if isinstance(recorder, KafkaApplicationRecorder):
+        return [
+            (r.notification_id, r.originator_id, r.originator_version, r.topic, r.state)
+            for r in recorder.ledger.notifications(position + 1, limit)
+        ]
+    notifications = recorder.select_notifications(
+        start=position, limit=limit, inclusive_of_start=False
+    )
+    return [
+        (n.id, str(n.originator_id), n.originator_version, n.topic, n.state) for n in notifications
     ]
-    return _RECORDS + pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-# One record as the workers decode it: notification id, originator id, version, topic, state.
-Record = tuple[int, UUID | str, int, str, bytes]
+def _packed(records: list[Record]) -> bytes:
+    """A batch as one pickle of its records (plain tuples: the worker takes them as they
+    are)."""
+    return _RECORDS + pickle.dumps(records, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _unpacked(blob: bytes) -> list[Record]:
-    """A batch's records (no ``Notification`` each: the worker decodes the fields)."""
+    """A batch's records."""
     if blob[:1] == _ERROR:
         raise LedgerFeedFailed(f"reading the ledger failed: {blob[1:].decode()}")
-    rows: list[tuple[Any, ...]] = pickle.loads(blob[1:])
-    return [
-        (
-            id_,
-            UUID(bytes=originator) if isinstance(originator, bytes) else originator,
-            version,
-            topic,
-            state,
-        )
-        for id_, originator, version, topic, state in rows
-    ]
+    records: list[Record] = pickle.loads(blob[1:])
+    return records
 
 
 class LedgerFeed:
@@ -196,12 +197,10 @@ class _FeedServer:
     def _read(self, position: int, limit: int) -> tuple[bytes, bool]:
         self.reads += 1
         try:
-            notifications = self._source.recorder.select_notifications(
-                start=position, limit=limit, inclusive_of_start=False
-            )
+            records = _records_after(self._source.recorder, position, limit)
         except Exception as error:
             return _ERROR + f"{type(error).__name__}: {error}".encode(), False
-        return _packed(notifications), len(notifications) == limit
+        return _packed(records), len(records) == limit
 
     def _send(self, client: Connection, blob: bytes) -> None:
         try:
