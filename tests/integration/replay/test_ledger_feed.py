@@ -23,6 +23,7 @@ from domain.application import BillingApplication
 from projections.entities import LedgerEvent
 from replay import ledger_feed
 from replay.ledger_feed import AHEAD, FeedSource, LedgerFeed, LedgerFeedFailed
+from store.ledger import Ledger
 from tests.integration.replay.conftest import traffic_commands, write
 
 pytestmark = [pytest.mark.kafka]
@@ -161,18 +162,41 @@ def test_a_read_that_fails_once_is_read_again_when_the_readers_retry(
     head = write(writer, traffic_commands())
     with bootstrap(kafka_settings).ledger_source(0) as direct:
         expected = _seen(direct.read_after(0, head))
-        recorder = type(direct.recorder)
     reads = itertools.count(1)
-    select = recorder.select_notifications
+    notifications = Ledger.notifications  # what the rebuild process reads a batch with
 
     def flaky(self: Any, *args: Any, **kwargs: Any) -> Any:
         if next(reads) == 4:
             raise ConnectionError("a broker went away")
-        return select(self, *args, **kwargs)
+        return notifications(self, *args, **kwargs)
 
-    monkeypatch.setattr(recorder, "select_notifications", flaky)
+    monkeypatch.setattr(Ledger, "notifications", flaky)
     results, _ = _read_through_one_feed(kafka_settings, [0.0, 0.01], [head + 1] * 2, tries=3)
     assert results == [expected, expected]
+    assert next(reads) > 4  # the failing read happened
+
+
+def test_the_records_handed_on_are_the_ledgers_notifications_with_text_ids(
+    kafka_settings: Settings, writer: BillingApplication
+) -> None:
+    """The rebuild process hands a Kafka ledger's records on as stored, without making a
+    Notification each: the same records as the recorder's notifications, the originator id
+    as its text (the worker's decoder makes it the event's UUID, as the mapper does)."""
+    head = write(writer, traffic_commands())
+    with bootstrap(kafka_settings).ledger_source(0) as direct:
+        recorder = direct.recorder
+        for position, limit in [(0, BATCH), (BATCH, head)]:
+            notifications = recorder.select_notifications(
+                start=position, limit=limit, inclusive_of_start=False
+            )
+            records = ledger_feed._unpacked(
+                ledger_feed._packed(ledger_feed._records_after(recorder, position, limit))
+            )
+            assert records == [
+                (n.id, str(n.originator_id), n.originator_version, n.topic, n.state)
+                for n in notifications
+            ]
+            assert all(type(record[1]) is str for record in records)
 
 
 def test_every_waiting_reader_that_fits_is_answered_when_batches_are_dropped(
