@@ -19,7 +19,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from projections.gc_pacing import PROJECTOR_YOUNG_THRESHOLD, fewer_collections
+from projections.gc_pacing import fewer_collections
 from projections.read_model import ReadModel
 from projections.runner import LedgerSource
 from projections.tracking import TRACKING_TABLE
@@ -206,11 +206,6 @@ def rebuild(
                 check()
 
         stack.callback(_discard, places, parts)  # once the workers have stopped
-        # A rebuild allocates per event and per row (batches, catch-ups, checksums) and
-        # frees nearly all of it by reference counting: the projector's rare collections,
-        # entered before the fork, so that the workers inherit them and what start-up
-        # built stays frozen (projections/gc_pacing.py).
-        stack.enter_context(fewer_collections(PROJECTOR_YOUNG_THRESHOLD))
         # Forked first, before this process opens any database or ledger (only the owners'
         # locks are open, which the workers keep for as long as they live).
         workers = (
@@ -220,6 +215,8 @@ def rebuild(
         )
         places.extend(group.home.rebuild_place(tag) for group in groups)
         sources = stack.enter_context(root.ledger_sources())  # while the workers work
+        # The catch-ups and checksums of the swap allocate per row as much as the batches.
+        stack.enter_context(fewer_collections())
         rebuilt = {
             group: [model_class(place.db) for model_class in group.classes]
             for group, place in zip(groups, places, strict=True)
