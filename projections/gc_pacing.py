@@ -21,11 +21,12 @@ until its last read model commits, so at the projector's old pace every collecti
 the batch in progress, about 0.45 s of collection per 64k events. ``PROJECTOR_YOUNG_THRESHOLD``
 lets a collection come every few batches instead and walk what one holds at the most (0.05
 s; bench/scale.py --project-only). ``evledger project``, where the projector runs alone,
-takes it, and so does a rebuild (``replay rebuild``: its process and its workers, which
-inherit it at the fork; at ``YOUNG_THRESHOLD`` the workers' collections took an eighth of
-their CPU time at 200,000 events); ``evledger run`` keeps ``YOUNG_THRESHOLD`` for its
-projector (ingest beside it raises it to ``INGEST_YOUNG_THRESHOLD`` for a batch), and the
-API keeps ``YOUNG_THRESHOLD``, whose pauses are shorter.
+takes it, and so do a rebuild's worker processes (replay/shard_processes.py; at
+``YOUNG_THRESHOLD`` their collections took an eighth of their CPU time at 200,000 events);
+``evledger run`` keeps ``YOUNG_THRESHOLD`` for its projector (ingest beside it raises it to
+``INGEST_YOUNG_THRESHOLD`` for a batch), and the API and the rebuild process (whose peak
+RSS at 2 million events grew by a fifth at the projector's pace) keep ``YOUNG_THRESHOLD``,
+whose pauses are shorter.
 """
 
 from __future__ import annotations
