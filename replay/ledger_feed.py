@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from projections.entities import Entity, LedgerEvent
 from projections.runner import LedgerSource
 from replay.group_decoder import GroupDecoder
+from store.recorders import KafkaApplicationRecorder
 
 if TYPE_CHECKING:
     from replay.targets import ReplaySite
@@ -56,9 +57,6 @@ def _records_after(recorder: Any, position: int, limit: int) -> list[Record]:
     """The records after ``position``, at most ``limit``: a Kafka ledger's as it stores them
     (no ``Notification`` and no UUID each, which the worker would take apart again), any
     other recorder's from its notifications."""
-    # Here, not at the top: the Kafka client is imported only where a ledger is on Kafka.
-    from store.recorders import KafkaApplicationRecorder
-
     if isinstance(recorder, KafkaApplicationRecorder):
         return [
             (r.notification_id, r.originator_id, r.originator_version, r.topic, r.state)

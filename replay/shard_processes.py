@@ -535,7 +535,7 @@ def _work(job: _Job, worker: int, counters: Any, current: Any, connection: Conne
         # all of it by reference counting: the projector's rare collections (at 20,000 for
         # the batches and Python's 700 for the checksums they took an eighth of a worker's
         # CPU). Not the rebuild process's: at that pace its peak RSS at 2 million events was
-        # 296 MiB, not 261 (garbage in cycles piling up between collections, presumably).
+        # 296 MiB, not 261, in one run (why was not found).
         with fewer_collections(PROJECTOR_YOUNG_THRESHOLD):
             for unit in job.units:
                 current[worker] = unit
