@@ -30,6 +30,9 @@ from tests.unit.projections.scenario import build_ledger
 
 EVLEDGER = str(Path(sys.executable).with_name("evledger"))
 REPO = Path(__file__).resolve().parents[3]
+# ["2024-05-06T12:00:00+00:00", "\ud800"]: a cursor whose payment id (a lone surrogate) no
+# database driver can send, and so no cursor the API hands out.
+FORGED_CURSOR = "WyIyMDI0LTA1LTA2VDEyOjAwOjAwKzAwOjAwIiwgIlx1ZDgwMCJd"
 
 
 @contextmanager

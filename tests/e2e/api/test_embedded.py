@@ -9,7 +9,7 @@ import httpx
 
 from bootstrap import Settings, bootstrap
 from domain.application import BillingApplication
-from tests.e2e.api.conftest import Server, start_server, stop_server
+from tests.e2e.api.conftest import FORGED_CURSOR, Server, start_server, stop_server
 from tests.unit.projections.scenario import build_ledger
 
 
@@ -31,6 +31,10 @@ def test_embedded_default(tmp_path: Path) -> None:
             page = client.get("/v1/stations/ST-A/payments", params={"limit": 1}).json()
             assert [item["payment_id"] for item in page["items"]] == ["P3"]
             assert [i["payment_id"] for i in client.get(page["next"]).json()["items"]] == ["P1"]
+            for _ in ("the routes", "the fast path, the key now cached"):
+                forged = client.get("/v1/stations/ST-A/payments", params={"after": FORGED_CURSOR})
+                assert forged.status_code == 400, forged.text
+                assert "not a cursor" in forged.json()["detail"]
             assert client.get("/v1/refunds/R1").json()["status"] == "issued"
             trail = client.get("/v1/audit/trail/S1").json()
             assert trail["kinds"] == ["session"]
