@@ -2,10 +2,12 @@
 validated by the same contract as any upstream, published once per Idempotency-Key.
 
 The key is remembered durably with a fingerprint of the request and the exact message
-bytes before anything is sent. A repeated request with the same key and body re-sends
-those same bytes if the first attempt may not have completed (ingest takes a repeated
-event_id with equal content as a duplicate), so the ledger sees one refund request; the
-same key with a different body is refused.
+bytes before anything is sent. Requests with one key take turns (the stored row locked
+while one of them publishes), so a key publishes one message however many repeats arrive
+at once. A repeated request with the same key and body re-sends those same bytes if the
+first attempt may not have completed (ingest takes a repeated event_id with equal content
+as a duplicate), so the ledger sees one refund request; the same key with a different body
+is refused.
 
 On a sharded ledger the message goes to the shard of the payment's charging session (the
 routing rule of consumers/routing.py), looked up in the payment history: a payment not
@@ -122,23 +124,34 @@ def build_message(body: RefundRequestBody, idempotency_key: str, now: datetime) 
     return raw
 
 
-def claim(db: Database, idempotency_key: str, body: RefundRequestBody) -> Claim:
-    """This key's claim: the stored one (same body only) or a new one, stored first."""
-    print_ = fingerprint(body)
+def remember(db: Database, idempotency_key: str, body: RefundRequestBody) -> None:
+    """Stores this key's request and exact message unless the key is known: a statement of
+    its own, so it is kept whatever happens next (a repeat re-sends those same bytes)."""
     message = build_message(body, idempotency_key, datetime.now(UTC))
-    refund_id = json.loads(message)["refund_id"]
     db.execute(
         f"INSERT INTO {IDEMPOTENCY_TABLE}"
         " (idempotency_key, fingerprint, refund_id, message, created_at)"
         " VALUES (?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING",
-        [idempotency_key, print_, refund_id, message.decode(), db.param(datetime.now(UTC))],
+        [
+            idempotency_key,
+            fingerprint(body),
+            json.loads(message)["refund_id"],
+            message.decode(),
+            db.param(datetime.now(UTC)),
+        ],
     )
+
+
+def claim(db: Database, idempotency_key: str, body: RefundRequestBody) -> Claim:
+    """This key's stored claim (same body only), its row locked until the caller's
+    transaction ends: requests repeating one key take turns from here, so only the first
+    publishes and the others find it published."""
     row = db.execute(
         f"SELECT fingerprint, refund_id, message, published_at FROM {IDEMPOTENCY_TABLE}"
-        " WHERE idempotency_key = ?",
+        " WHERE idempotency_key = ?{row_lock}",
         [idempotency_key],
     )[0]
-    if row["fingerprint"] != print_:
+    if row["fingerprint"] != fingerprint(body):
         raise Problem(
             422,
             "this Idempotency-Key was already used for a different refund request; "

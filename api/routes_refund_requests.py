@@ -19,6 +19,7 @@ from api.refund_requests import (
     claim,
     destination,
     mark_published,
+    remember,
 )
 from api.state import api_state
 
@@ -97,11 +98,14 @@ async def request_refund(
     def publish_once() -> str:
         with state.views.connection() as db:
             state.ensure_tables(db)
-            claimed = claim(db, idempotency_key, body)
-            if not claimed.published:
-                to = destination(db, claimed.message, body.payment_id, publisher.shards)
-                publisher.publish(claimed.message, to)
-                mark_published(db, idempotency_key)
+            remember(db, idempotency_key, body)
+            # Repeats of this key in flight together wait here for the one publishing.
+            with db.transaction():
+                claimed = claim(db, idempotency_key, body)
+                if not claimed.published:
+                    to = destination(db, claimed.message, body.payment_id, publisher.shards)
+                    publisher.publish(claimed.message, to)
+                    mark_published(db, idempotency_key)
         return claimed.refund_id
 
     refund_id = await run_in_threadpool(publish_once)

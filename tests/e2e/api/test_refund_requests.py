@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -77,3 +78,23 @@ def test_only_support_may_request_refunds(kafka_server: Server) -> None:
             assert client.post("/v1/refunds", json=body).status_code == 403
     with kafka_server.client(**{"Idempotency-Key": f"k-{uuid.uuid4().hex}"}) as client:
         assert client.post("/v1/refunds", json=body).status_code == 401
+
+
+def test_concurrent_repeats_of_one_key_publish_one_message(kafka_server: Server) -> None:
+    # Repeats of one key in flight together take turns: the first publishes, the others
+    # find it published (before, 30 at once published up to 4 copies).
+    keys = [f"burst-{uuid.uuid4().hex}" for _ in range(5)]
+    body = {"payment_id": "P1", "amount_minor": 7, "reason": "other"}
+
+    def post(key: str) -> tuple[int, str]:
+        with kafka_server.client(Role.support, **{"Idempotency-Key": key}) as client:
+            response = client.post("/v1/refunds", json=body)
+            return response.status_code, response.text
+
+    with ThreadPoolExecutor(max_workers=30) as pool:
+        for key in keys:
+            answers = list(pool.map(post, [key] * 30))
+            assert {status for status, _ in answers} == {202}, answers[:3]
+            assert len({json.loads(text)["refund_id"] for _, text in answers}) == 1
+    events = [json.loads(r["value"])["event_id"] for r in _ingest(kafka_server)]
+    assert [events.count(key) for key in keys] == [1] * len(keys)
