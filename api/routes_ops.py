@@ -67,10 +67,11 @@ def _lags(lags: list[ShardLag], names: list[str]) -> dict[str, ProjectionLag]:
     responses={503: {"description": "Not ready", "model": Readiness}},
 )
 def readyz(request: Request) -> JSONResponse:
-    """Ready when the payment history / refund status database answers. Reports each
-    projection's position and lag (ledger events not yet applied) and the analytics
-    database, which serves only the analytics report. On a sharded ledger the figures are
-    the shards' sums, and `shards` gives each shard's head, positions and lags."""
+    """Ready when the payment history / refund status database answers and no read model
+    is past the ledger's head (then `ledger` says which). Reports each projection's position
+    and lag (ledger events not yet applied) and the analytics database, which serves only
+    the analytics report. On a sharded ledger the figures are the shards' sums, and
+    `shards` gives each shard's head, positions and lags."""
     state = api_state(request)
     shards = len(state.ledger_heads)
     views, positions = _views_positions(state, shards)
@@ -79,11 +80,13 @@ def readyz(request: Request) -> JSONResponse:
         positions[shard]["analytics"] = position
     lags = shard_lags(state.ledger_heads, positions)
     names = [*VIEW_PROJECTIONS, "analytics"]
+    # Read models past the ledger's head are another ledger's: answering from them is wrong.
+    ahead = [reason for lag in lags if (reason := lag.ahead()) is not None]
     readiness = Readiness(
-        ready=views == "ok",
+        ready=views == "ok" and not ahead,
         views_database=views,
         analytics_database=analytics,
-        ledger=next((lag.ledger for lag in lags if lag.ledger != "ok"), "ok"),
+        ledger=(ahead or [lag.ledger for lag in lags if lag.ledger != "ok"] or ["ok"])[0],
         ledger_position=total(lag.head for lag in lags),
         projections=_lags(lags, names),
         shards=None
@@ -91,7 +94,7 @@ def readyz(request: Request) -> JSONResponse:
         else [
             ShardReadiness(
                 shard=lag.shard,
-                ledger=lag.ledger,
+                ledger=lag.ahead() or lag.ledger,
                 ledger_position=lag.head,
                 projections=_lags([lag], names),
             )

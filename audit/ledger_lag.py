@@ -32,8 +32,27 @@ class ShardLag:
     positions: Mapping[str, int | None]
 
     def lag(self, name: str) -> int | None:
+        """Events on the shard ``name`` has not applied (0 past the head: see `ahead`)."""
         position = self.positions.get(name)
         return None if position is None or self.head is None else max(0, self.head - position)
+
+    def ahead(self) -> str | None:
+        """Why these read models cannot be of this ledger, or None: a projection past the
+        shard's head applied events the ledger does not hold (a wrong topic prefix, a
+        ledger recreated under read models it did not build)."""
+        if self.head is None:
+            return None
+        past = [
+            f"{name} at {position}"
+            for name, position in self.positions.items()
+            if position is not None and position > self.head
+        ]
+        if not past:
+            return None
+        return (
+            f"read models past the ledger's head {self.head}: {', '.join(past)} (a wrong "
+            "topic prefix, or a ledger recreated under them: rebuild them from this ledger)"
+        )
 
 
 def total(values: Iterable[int | None]) -> int | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from api.keys import Role
+from projections.databases.postgres import PostgresDatabase
 from tests.e2e.api.conftest import Server
 
 pytestmark = pytest.mark.postgres
@@ -149,3 +150,28 @@ def test_operations_endpoints(server: Server) -> None:
         spec = client.get("/openapi.json").json()
         assert "/v1/customers/{customer_id}/payments" in spec["paths"]
         assert client.get("/docs").status_code == 200
+
+
+def test_not_ready_when_a_read_model_is_past_the_ledger(server: Server) -> None:
+    # A read model past the ledger's head applied events this ledger does not hold: the
+    # server reads another ledger's views (a wrong topic prefix, a recreated ledger).
+    db = PostgresDatabase(server.dsn)
+    moved = "UPDATE projection_tracking SET notification_id = ? WHERE projection_name = ?"
+    try:
+        db.execute(moved, [100, "payment_history"])
+        with server.client() as client:
+            ready = client.get("/readyz")
+        assert ready.status_code == 503, ready.text
+        body = ready.json()
+        assert body["ready"] is False
+        assert body["views_database"] == "ok"
+        assert body["ledger_position"] == 64
+        assert "payment_history at 100" in body["ledger"], body["ledger"]
+        assert "past the ledger's head 64" in body["ledger"], body["ledger"]
+        assert body["projections"]["payment_history"]["position"] == 100
+        assert body["projections"]["refund_status"] == {"position": 64, "lag": 0}
+    finally:
+        db.execute(moved, [64, "payment_history"])
+        db.close()
+    with server.client() as client:
+        assert client.get("/readyz").json()["ready"] is True
