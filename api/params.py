@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Path, Query, Request
 
@@ -87,24 +88,59 @@ def parse_time(value: str | None, name: str) -> datetime | None:
     return moment
 
 
-_DECLARED: dict[int, frozenset[str]] = {}
+# Each route's query parameters, and whether a key check refuses its unknown ones.
+_DECLARED: dict[int, tuple[frozenset[str], bool]] = {}
+# Dependencies that check the request's key and then its query (`api/auth.py:require`).
+_KEY_CHECKS: set[Callable[..., Any]] = set()
+
+_Dependency = TypeVar("_Dependency", bound=Callable[..., Any])
+
+
+def checks_query_after_key(dependency: _Dependency) -> _Dependency:
+    """Marks a key-checking dependency that calls `refuse_unknown_query` once the key is
+    good: the application-wide check then leaves its endpoints to it, so a request without
+    a key is a 401 whatever its query (FastAPI solves the application's dependencies
+    before an endpoint's)."""
+    _KEY_CHECKS.add(dependency)
+    return dependency
 
 
 async def no_unknown_query(request: Request) -> None:
     """Refuse query parameters the endpoint does not take: a misspelt filter (`?stauts=`)
-    would otherwise be ignored and answer with everything."""
+    would otherwise be ignored and answer with everything. Endpoints that need a key are
+    checked after it (`checks_query_after_key`)."""
+    declared = _declared(request)
+    if declared is not None and not declared[1]:
+        refuse_unknown_query(request)
+
+
+def refuse_unknown_query(request: Request) -> None:
+    """A 422 problem naming the first query parameter the request's endpoint does not take."""
+    declared = _declared(request)
+    if declared is None:
+        return
+    unknown = sorted(set(request.query_params) - declared[0])
+    if unknown:
+        takes = ", ".join(sorted(declared[0])) or "none"
+        raise Problem(422, f"unknown query parameter {unknown[0]!r}; this endpoint takes: {takes}")
+
+
+def _declared(request: Request) -> tuple[frozenset[str], bool] | None:
+    """The route's query parameters and whether a key check refuses the others; None
+    outside a route."""
     route = request.scope.get("route")
     dependant = getattr(route, "dependant", None)
     if dependant is None:
-        return
+        return None
     declared = _DECLARED.get(id(route))
     if declared is None:
-        declared = frozenset(_query_names(dependant))
+        declared = (frozenset(_query_names(dependant)), _key_checked(dependant))
         _DECLARED[id(route)] = declared
-    unknown = sorted(set(request.query_params) - declared)
-    if unknown:
-        takes = ", ".join(sorted(declared)) or "none"
-        raise Problem(422, f"unknown query parameter {unknown[0]!r}; this endpoint takes: {takes}")
+    return declared
+
+
+def _key_checked(dependant: Any) -> bool:
+    return dependant.call in _KEY_CHECKS or any(_key_checked(sub) for sub in dependant.dependencies)
 
 
 def _query_names(dependant: Any) -> set[str]:

@@ -65,6 +65,25 @@ def test_bad_parameters(server: Server) -> None:
         _problem(client.get("/v1/refunds", params={"status": "lost"}), 422, "status")
 
 
+def test_unknown_query_parameters_after_the_key(server: Server) -> None:
+    # The key first: without one a 401 whatever the query (it was a 422), with one of
+    # another role a 403; then a misspelt filter is refused, not ignored.
+    with server.client() as client:
+        _problem(client.get("/v1/refunds", params={"stauts": "issued"}), 401, "needs an API key")
+        _problem(client.get("/v1/customers/C1/payments?x=1"), 401, "needs an API key")
+        _problem(client.get("/healthz", params={"x": "1"}), 422, "unknown query parameter 'x'")
+    with server.client(Role.analyst) as client:
+        _problem(client.get("/v1/refunds", params={"stauts": "issued"}), 403, "needs: support")
+    with server.client(Role.support) as client:
+        _problem(
+            client.get("/v1/refunds", params={"stauts": "issued"}),
+            422,
+            "unknown query parameter 'stauts'; this endpoint takes: customer, limit, station, "
+            "status",
+        )
+        _problem(client.get("/v1/payments/P1?limit=1"), 422, "this endpoint takes: none")
+
+
 def test_unknown_ids_and_routes(server: Server) -> None:
     with server.client(Role.auditor) as client:
         _problem(client.get("/v1/payments/P-404"), 404, "no payment 'P-404'")
