@@ -13,7 +13,10 @@ from audit.ledger_lag import VIEW_PROJECTIONS, ShardLag, shard_lags, shard_posit
 router = APIRouter(tags=["operations"])
 
 
+# HEAD as well, for monitors that ask for the status only (uvicorn sends no body to a
+# HEAD); out of the OpenAPI description, where it would repeat GET's operation.
 @router.get("/healthz", response_model=Health)
+@router.head("/healthz", include_in_schema=False)
 def healthz() -> Health:
     """The process is up (it checks nothing else)."""
     return Health()
@@ -61,6 +64,7 @@ def _lags(lags: list[ShardLag], names: list[str]) -> dict[str, ProjectionLag]:
     }
 
 
+@router.head("/readyz", include_in_schema=False)
 @router.get(
     "/readyz",
     response_model=Readiness,

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from api.auth import require
 from api.keys import ApiKey, Role
+from api.observe import MAX_BODY_BYTES
 from api.problems import Problem, problem_responses
 from api.refund_requests import (
     IDEMPOTENCY_KEY_PATTERN,
@@ -24,8 +25,6 @@ from api.refund_requests import (
 from api.state import api_state
 
 router = APIRouter(prefix="/v1", tags=["refund requests"])
-# A refund request is a few hundred bytes; anything much larger is not one.
-MAX_BODY_BYTES = 16 * 1024
 
 
 async def _read_body(request: Request) -> bytes:
@@ -42,8 +41,12 @@ def _parse(raw: bytes, content_type: str) -> RefundRequestBody:
         raise Problem(415, "send the refund request as JSON (Content-Type: application/json)")
     try:
         document = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as error:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:  # ValueErrors: first
         raise Problem(400, f"the body is not valid JSON ({error})") from None
+    except ValueError:  # Python's own limit on an integer's digits (sys.int_info)
+        raise Problem(400, "the body has a number of more digits than any field takes") from None
+    except RecursionError:
+        raise Problem(400, "the body is nested deeper than any refund request") from None
     try:
         return RefundRequestBody.model_validate(document)
     except ValidationError as error:

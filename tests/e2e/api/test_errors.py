@@ -109,6 +109,11 @@ def test_bad_refund_requests(server: Server) -> None:
         _problem(_post(client, b"x" * 100_000), 413, "larger than")
         _problem(_post(client, b"payment_id=P1", **{"Content-Type": "text/plain"}), 415, "JSON")
         _problem(_post(client, b"{not json"), 400, "not valid JSON")
+        # Our own words, not Python's hint (sys.set_int_max_str_digits) nor a 500.
+        digits = _post(client, b'{"amount_minor": ' + b"9" * 5000 + b"}")
+        _problem(digits, 400, "a number of more digits than any field takes")
+        assert "sys." not in digits.text
+        _problem(_post(client, b"[" * 10_000), 400, "nested deeper")
         _problem(_post(client, b"[]"), 422, "")
         _problem(
             _post(client, b'{"payment_id": "P1", "amount_minor": 1.5, "reason": "other"}'),
@@ -141,6 +146,18 @@ def test_bad_refund_requests(server: Server) -> None:
             403,
             "needs: support",
         )
+
+
+def test_head_on_the_operations_endpoints(server: Server) -> None:
+    with server.client() as client:
+        for path in ("/healthz", "/readyz"):
+            head, get = client.head(path), client.get(path)
+            assert head.status_code == get.status_code == 200, path
+            assert head.content == b""
+            assert head.headers["content-type"] == get.headers["content-type"]
+            assert head.headers["x-request-id"]
+        paths = client.get("/openapi.json").json()["paths"]
+        assert list(paths["/healthz"]) == ["get"]  # HEAD is not a second operation
 
 
 def test_request_ids(server: Server) -> None:
