@@ -50,7 +50,7 @@ def _templates(routes: list[Any]) -> dict[str, str]:
     """The history routes' templates by the collection they page (for log and metrics)."""
     endpoints: dict[Any, str] = {customer_payments: "customers", station_payments: "stations"}
     return {
-        endpoints[route.endpoint]: route.path
+        endpoints[route.endpoint]: route.path_format
         for route in routes
         if isinstance(route, APIRoute) and route.endpoint in endpoints
     }

@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
+from urllib.parse import quote
 
 from fastapi import Path, Query, Request
 
@@ -14,27 +15,23 @@ from api.problems import Problem
 MAX_PAGE = 500
 # No control characters: PostgreSQL text cannot hold NUL, and no id upstream has them.
 ID_PATTERN = r"^[^\x00-\x1f\x7f]{1,200}$"
+# How a path reaches any id the upstream contract accepts (the routes take a `/` in an id).
+_IN_A_PATH = (
+    " Escape it as a URL path's segment: `/` may be sent as is or as `%2F`, and an id that "
+    "is `.` or `..` (or has such a part between slashes) needs its dots as `%2E`, as "
+    "clients remove those segments otherwise."
+)
 
-CustomerId = Annotated[
-    str, Path(description="The customer's upstream id.", pattern=ID_PATTERN, max_length=200)
-]
-StationId = Annotated[
-    str, Path(description="The station's upstream id.", pattern=ID_PATTERN, max_length=200)
-]
-PaymentId = Annotated[
-    str, Path(description="The payment's upstream id.", pattern=ID_PATTERN, max_length=200)
-]
-RefundId = Annotated[
-    str, Path(description="The refund's upstream id.", pattern=ID_PATTERN, max_length=200)
-]
-TrailId = Annotated[
-    str,
-    Path(
-        description="A session, payment or refund id (S-..., P-..., R-...).",
-        pattern=ID_PATTERN,
-        max_length=200,
-    ),
-]
+
+def _id(description: str) -> Any:
+    return Path(description=description + _IN_A_PATH, pattern=ID_PATTERN, max_length=200)
+
+
+CustomerId = Annotated[str, _id("The customer's upstream id.")]
+StationId = Annotated[str, _id("The station's upstream id.")]
+PaymentId = Annotated[str, _id("The payment's upstream id.")]
+RefundId = Annotated[str, _id("The refund's upstream id.")]
+TrailId = Annotated[str, _id("A session, payment or refund id (S-..., P-..., R-...).")]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"Rows per page, 1 to {MAX_PAGE}.")]
 After = Annotated[
     str | None,
@@ -64,6 +61,23 @@ FilterId = Annotated[str | None, Query(pattern=ID_PATTERN, max_length=200)]
 _RFC3339 = re.compile(
     r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?$"
 )
+
+
+# A URL path's characters besides letters, digits and `-._~`: RFC 3986's sub-delims, `:`
+# and `@` (a segment's own), and `/`.
+PATH_SAFE = "!$&'()*+,;=:@/"
+
+
+def link_path(path: str, safe: str = "/") -> str:
+    """``path`` (decoded, as a request's) written for a link to it: escaped, but for
+    ``safe``, and a segment that is `.` or `..` (an id) with its dots escaped, which a
+    client would otherwise remove with the segment before it."""
+    link = quote(path, safe=safe)
+    if "/." not in link:
+        return link
+    return "/".join(
+        part.replace(".", "%2E") if part in (".", "..") else part for part in link.split("/")
+    )
 
 
 def parse_time(value: str | None, name: str) -> datetime | None:

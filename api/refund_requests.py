@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.problems import Problem
-from consumers.contract import ContractViolation, parse_message
+from consumers.contract import ContractViolation, Identifier, Text, parse_message
 from consumers.producer import routing_key
 from consumers.routing import shard_of
 from domain.vocabulary import MessageType, RefundReason
@@ -51,22 +51,19 @@ _DDL = (
 IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9._:\-]{8,200}$"
 _PUBLISH_TIMEOUT_S = 15.0
 
-ApiIdentifier = Annotated[
-    str, StringConstraints(strict=True, min_length=1, max_length=200, pattern=r"^[!-~]+$")
-]
-
 
 class RefundRequestBody(BaseModel):
-    """A support agent's refund request; refund_id is derived from the key when omitted."""
+    """A support agent's refund request; refund_id is derived from the key when omitted.
+    Its ids and note are the upstream contract's (any payment id upstream sends)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    payment_id: ApiIdentifier
+    payment_id: Identifier
     amount_minor: Annotated[int, Field(strict=True, ge=1, le=10**12)]
     # Lax for this one field: a JSON string becomes the enum (strict would want an instance).
     reason: Annotated[RefundReason, Field(strict=False)]
-    note: Annotated[str, StringConstraints(strict=True, max_length=2000)] | None = None
-    refund_id: ApiIdentifier | None = None
+    note: Text | None = None
+    refund_id: Identifier | None = None
 
 
 class RefundAccepted(BaseModel):
