@@ -84,6 +84,28 @@ def test_unknown_query_parameters_after_the_key(server: Server) -> None:
         _problem(client.get("/v1/payments/P1?limit=1"), 422, "this endpoint takes: none")
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        # An encoded surrogate (ED A0 80) and bytes that are no UTF-8, in each kind of
+        # request text that reaches a query.
+        "/v1/customers/%ED%A0%80/payments",
+        "/v1/stations/%FF%FE/payments?limit=1",
+        "/v1/payments/%ED%A0%80",
+        "/v1/refunds/%C3",
+        "/v1/refunds?customer=%ED%A0%80&station=%FF",
+        "/v1/customers/C1/payments?after=%ED%A0%80",
+        "/v1/customers/C1/payments?from=%ED%A0%80",
+        "/v1/audit/trail/%ED%A0%80",
+    ],
+)
+def test_text_that_is_no_utf8_is_never_a_500(server: Server, path: str) -> None:
+    with server.client(Role.auditor) as client:
+        for _ in ("the routes", "the fast path, the key cached"):
+            answer = client.get(path)
+            assert answer.status_code in (200, 400, 404, 422), answer.text
+
+
 def test_unknown_ids_and_routes(server: Server) -> None:
     with server.client(Role.auditor) as client:
         _problem(client.get("/v1/payments/P-404"), 404, "no payment 'P-404'")
