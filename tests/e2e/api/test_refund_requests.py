@@ -4,14 +4,17 @@ Idempotency-Key, the same answer on a repeat, a different body with the key refu
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
 from api.keys import Role
 from consumers.contract import RefundRequested, parse_message
-from tests.e2e.api.conftest import Server
+from store.kafka_clients import KafkaConnection
+from tests.e2e.api.conftest import Server, start_server, stop_server
 from tests.kafka_topics import read_topic
 
 pytestmark = [pytest.mark.postgres, pytest.mark.kafka]
@@ -147,3 +150,43 @@ def test_what_the_contract_refuses_is_a_422(kafka_server: Server, field: str, ra
         answer = client.post("/v1/refunds", content=body + b"}")
     assert answer.status_code == 422, answer.text
     assert answer.json()["errors"][0]["field"] == field
+
+
+def test_concurrent_repeats_on_sqlite_views_publish_one_message(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    # The same turns where the views are SQLite's file (its transaction locks the file).
+    from kafka.admin import NewTopic
+
+    prefix = f"test.api.{uuid.uuid4().hex[:8]}"
+    admin = KafkaConnection(kafka_bootstrap).admin()
+    admin.create_topics([NewTopic(f"{prefix}.ingest", num_partitions=1, replication_factor=1)])
+    env = {key: value for key, value in os.environ.items() if not key.startswith("EVLEDGER_")}
+    env.update(
+        {
+            "EVLEDGER_DATA_DIR": str(tmp_path / "data"),
+            "EVLEDGER_KAFKA_BOOTSTRAP": kafka_bootstrap,
+            "EVLEDGER_TOPIC_PREFIX": prefix,
+        }
+    )
+    server = Server("", env, tmp_path / "serve.log", "")
+    key = server.cli("apikey", "create", "--role", "support", "--name", "desk").stdout.strip()
+    process, server.url = start_server(env, server.log)
+    try:
+        server.keys[Role.support] = key
+        idempotency_key = f"sqlite-{uuid.uuid4().hex}"
+        body = {"payment_id": "P1", "amount_minor": 3, "reason": "other"}
+
+        def post(_: int) -> int:
+            headers = {"Idempotency-Key": idempotency_key}
+            with server.client(Role.support, **headers) as client:
+                return client.post("/v1/refunds", json=body).status_code
+
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            assert set(pool.map(post, range(20))) == {202}
+        events = [json.loads(r["value"])["event_id"] for r in _ingest(server)]
+        assert events == [idempotency_key]
+    finally:
+        stop_server(process)
+        admin.delete_topics([f"{prefix}.ingest"])
+        admin.close()
