@@ -130,7 +130,7 @@ def unhandled(error: Exception, request_id: str) -> JSONResponse:
 
 def _route_template(scope: dict[str, Any]) -> str:
     route = scope.get("route")
-    # Without convertors: `{payment_id}` for `{payment_id:path}`, as OpenAPI names it.
+    # Without convertors: `{payment_id}` for `{payment_id:id}`, as OpenAPI names it.
     path = getattr(route, "path_format", None)
     return str(path) if path else "(unmatched)"
 

@@ -9,12 +9,31 @@ from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
 from fastapi import Path, Query, Request
+from starlette.convertors import Convertor, register_url_convertor
 
 from api.problems import Problem
 
 MAX_PAGE = 500
 # No control characters: PostgreSQL text cannot hold NUL, and no id upstream has them.
 ID_PATTERN = r"^[^\x00-\x1f\x7f]{1,200}$"
+
+
+class _IdConvertor(Convertor[str]):
+    """A path's id (`{payment_id:id}`): one character or more, `/` and line breaks
+    included, so every id reaches its route and its checks (a 422 for a control
+    character); Starlette's `path` convertor stops at a line break (then a 404)."""
+
+    regex = r"[\s\S]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("id", _IdConvertor())
+
 # How a path reaches any id the upstream contract accepts (the routes take a `/` in an id).
 _IN_A_PATH = (
     " Escape it as a URL path's segment: `/` may be sent as is or as `%2F`, and an id that "

@@ -127,7 +127,7 @@ async def _page(request: Request, wanted: HistoryFilter) -> Response:
     return Response(document, media_type=JSON)
 
 
-@router.get("/customers/{customer_id:path}/payments", response_model=PaymentPage, responses=_ERRORS)
+@router.get("/customers/{customer_id:id}/payments", response_model=PaymentPage, responses=_ERRORS)
 async def customer_payments(
     request: Request,
     *,
@@ -150,7 +150,7 @@ async def customer_payments(
     return await _page(request, wanted)
 
 
-@router.get("/stations/{station_id:path}/payments", response_model=PaymentPage, responses=_ERRORS)
+@router.get("/stations/{station_id:id}/payments", response_model=PaymentPage, responses=_ERRORS)
 async def station_payments(
     request: Request,
     *,
@@ -174,7 +174,7 @@ async def station_payments(
 
 
 @router.get(
-    "/payments/{payment_id:path}",
+    "/payments/{payment_id:id}",
     response_model=PaymentDetail,
     responses=problem_responses(400, 401, 403, 404, 422, 503),
 )
@@ -215,7 +215,7 @@ def refunds(
 
 
 @router.get(
-    "/refunds/{refund_id:path}",
+    "/refunds/{refund_id:id}",
     response_model=Refund,
     responses=problem_responses(400, 401, 403, 404, 422, 503),
 )

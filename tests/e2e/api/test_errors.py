@@ -62,6 +62,10 @@ def test_bad_parameters(server: Server) -> None:
         _problem(client.get(path, params={"from": "1714557600"}), 422, "RFC 3339")
         _problem(client.get(path, params={"from": "2024-13-01T10:00:00Z"}), 422, "not a valid")
         _problem(client.get("/v1/customers/C%001/payments"), 422, "customer_id")
+        # A line break in an id reaches its route (a 422), never "no such endpoint".
+        _problem(client.get("/v1/stations/a%0Ab/payments"), 422, "station_id")
+        _problem(client.get("/v1/payments/P%0D%0A1"), 422, "payment_id")
+        _problem(client.get("/v1/refunds/%0A"), 422, "refund_id")
         _problem(client.get("/v1/refunds", params={"status": "lost"}), 422, "status")
 
 
