@@ -21,7 +21,9 @@ from api.refund_requests import (
     claim,
     destination,
     mark_published,
+    release,
     remember,
+    stored,
 )
 from api.state import api_state
 
@@ -64,7 +66,7 @@ def _parse(raw: bytes, content_type: str) -> RefundRequestBody:
     "/refunds",
     status_code=202,
     response_model=RefundAccepted,
-    responses=problem_responses(400, 401, 403, 413, 415, 422, 503),
+    responses=problem_responses(400, 401, 403, 409, 413, 415, 422, 503),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -103,13 +105,19 @@ async def request_refund(
         with state.views.connection() as db:
             state.ensure_tables(db)
             remember(db, idempotency_key, body)
-            # Repeats of this key in flight together wait here for the one publishing.
-            with db.transaction():
-                claimed = claim(db, idempotency_key, body)
+            known = stored(db, idempotency_key, body)
+            if known.published:
+                return known.refund_id
+            claim(db, idempotency_key)  # or a 409 while another request publishes it
+            try:
+                # Read again under the claim: one that published before we claimed is done.
+                claimed = stored(db, idempotency_key, body)
                 if not claimed.published:
                     to = destination(db, claimed.message, body.payment_id, publisher.shards)
                     publisher.publish(claimed.message, to)
                     mark_published(db, idempotency_key)
+            finally:
+                release(db, idempotency_key)
         return claimed.refund_id
 
     refund_id = await run_in_threadpool(publish_once)

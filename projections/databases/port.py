@@ -57,19 +57,13 @@ class Dialect:
     # gives for them, for a read model that stores that text beside the row (a history
     # page then joins stored texts); None where pages are written by the server instead.
     json_text: Callable[[Mapping[str, JsonFormat]], str] | None = None
-    # What a SELECT in a transaction ends with (the ``{row_lock}`` field) to lock the rows it
-    # reads until the transaction ends; "" where the transaction's lock covers the whole
-    # database (SQLite's BEGIN IMMEDIATE).
-    row_lock: str = ""
     _fields: Mapping[str, str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        fields = {**self.types, "in_keys": self.in_keys, "row_lock": self.row_lock}
-        object.__setattr__(self, "_fields", fields)
+        object.__setattr__(self, "_fields", {**self.types, "in_keys": self.in_keys})
 
     def sql(self, statement: str) -> str:
-        """Fill in the column types, ``{in_keys}``, ``{row_lock}`` and this database's
-        placeholder."""
+        """Fill in the column types, ``{in_keys}`` and this database's placeholder."""
         filled = statement.format_map(self._fields)
         return filled.replace("?", self.placeholder) if self.placeholder != "?" else filled
 

@@ -48,7 +48,6 @@ POSTGRES = Dialect(
     in_keys="IN (SELECT jsonb_array_elements_text(CAST(? AS JSONB)))",
     placeholder="%s",
     json_text=json_text,
-    row_lock=" FOR UPDATE",
 )
 
 
