@@ -59,6 +59,7 @@ def _lags(lags: list[ShardLag], names: list[str]) -> dict[str, ProjectionLag]:
         name: ProjectionLag(
             position=total(lag.positions[name] for lag in lags),
             lag=total(lag.lag(name) for lag in lags),
+            ahead=any(lag.is_ahead(name) for lag in lags),
         )
         for name in names
     }
@@ -71,11 +72,12 @@ def _lags(lags: list[ShardLag], names: list[str]) -> dict[str, ProjectionLag]:
     responses={503: {"description": "Not ready", "model": Readiness}},
 )
 def readyz(request: Request) -> JSONResponse:
-    """Ready when the payment history / refund status database answers and no read model
-    is past the ledger's head (then `ledger` says which). Reports each projection's position
-    and lag (ledger events not yet applied) and the analytics database, which serves only
-    the analytics report. On a sharded ledger the figures are the shards' sums, and
-    `shards` gives each shard's head, positions and lags."""
+    """Ready when the payment history / refund status database answers and neither of its
+    read models is past the ledger's head (`ahead`: another ledger's). Reports each
+    projection's position, lag (ledger events not yet applied) and `ahead`, and the
+    analytics database, which serves only the analytics report (ahead or not, it does not
+    change `ready`). On a sharded ledger the figures are the shards' sums, and `shards`
+    gives each shard's head, positions and lags."""
     state = api_state(request)
     shards = len(state.ledger_heads)
     views, positions = _views_positions(state, shards)
@@ -84,13 +86,13 @@ def readyz(request: Request) -> JSONResponse:
         positions[shard]["analytics"] = position
     lags = shard_lags(state.ledger_heads, positions)
     names = [*VIEW_PROJECTIONS, "analytics"]
-    # Read models past the ledger's head are another ledger's: answering from them is wrong.
-    ahead = [reason for lag in lags if (reason := lag.ahead()) is not None]
+    # Views past the ledger's head are another ledger's: answering from them is wrong.
+    views_ahead = any(lag.is_ahead(name) for lag in lags for name in VIEW_PROJECTIONS)
     readiness = Readiness(
-        ready=views == "ok" and not ahead,
+        ready=views == "ok" and not views_ahead,
         views_database=views,
         analytics_database=analytics,
-        ledger=(ahead or [lag.ledger for lag in lags if lag.ledger != "ok"] or ["ok"])[0],
+        ledger=next((lag.ledger for lag in lags if lag.ledger != "ok"), "ok"),
         ledger_position=total(lag.head for lag in lags),
         projections=_lags(lags, names),
         shards=None
@@ -98,7 +100,7 @@ def readyz(request: Request) -> JSONResponse:
         else [
             ShardReadiness(
                 shard=lag.shard,
-                ledger=lag.ahead() or lag.ledger,
+                ledger=lag.ledger,
                 ledger_position=lag.head,
                 projections=_lags([lag], names),
             )

@@ -36,16 +36,18 @@ class ShardLag:
         position = self.positions.get(name)
         return None if position is None or self.head is None else max(0, self.head - position)
 
+    def is_ahead(self, name: str) -> bool:
+        """``name`` is past the shard's head: it applied events the ledger does not hold,
+        so it is another ledger's (a wrong topic prefix, a ledger recreated under it)."""
+        position = self.positions.get(name)
+        return position is not None and self.head is not None and position > self.head
+
     def ahead(self) -> str | None:
-        """Why these read models cannot be of this ledger, or None: a projection past the
-        shard's head applied events the ledger does not hold (a wrong topic prefix, a
-        ledger recreated under read models it did not build)."""
-        if self.head is None:
-            return None
+        """Why these read models cannot be of this ledger (see `is_ahead`), or None."""
         past = [
             f"{name} at {position}"
             for name, position in self.positions.items()
-            if position is not None and position > self.head
+            if self.is_ahead(name)
         ]
         if not past:
             return None
@@ -77,6 +79,10 @@ def shard_lags(
     for shard, (head, known) in enumerate(zip(heads, positions, strict=True)):
         try:
             last: int | None = head.last_notification_id()
+            if any(p is not None and last is not None and p > last for p in known.values()):
+                # Confirmed before saying "ahead": a read of the head can fall short (a
+                # poll that comes back empty on a loaded broker ends it early).
+                last = max(last or 0, head.last_notification_id())
             ledger = "ok"
         except LedgerUnreachable as error:
             last, ledger = None, f"unavailable: {error}"

@@ -40,6 +40,10 @@ def test_embedded_default(tmp_path: Path) -> None:
             assert trail["kinds"] == ["session"]
             ready = client.get("/readyz").json()
             assert ready["ledger_position"] == 64
-            assert ready["projections"]["refund_status"] == {"position": 64, "lag": 0}
+            assert ready["projections"]["refund_status"] == {
+                "position": 64,
+                "lag": 0,
+                "ahead": False,
+            }
     finally:
         stop_server(process)
