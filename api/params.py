@@ -12,6 +12,7 @@ from fastapi import Path, Query, Request
 from starlette.convertors import Convertor, register_url_convertor
 
 from api.problems import Problem
+from api.raw_ids import segment_id
 
 MAX_PAGE = 500
 # No control characters: PostgreSQL text cannot hold NUL, and no id upstream has them.
@@ -19,26 +20,25 @@ ID_PATTERN = r"^[^\x00-\x1f\x7f]{1,200}$"
 
 
 class _IdConvertor(Convertor[str]):
-    """A path's id (`{payment_id:id}`): one character or more, `/` and line breaks
-    included, so every id reaches its route and its checks (a 422 for a control
-    character); Starlette's `path` convertor stops at a line break (then a 404)."""
+    """A path's id (`{payment_id:id}`): one segment of the path as api/raw_ids.py gives it
+    (line breaks included, so such an id reaches its route and its 422), decoded."""
 
-    regex = r"[\s\S]+"
+    regex = r"[^/]+"
 
     def convert(self, value: str) -> str:
-        return value
+        return segment_id(value)
 
     def to_string(self, value: str) -> str:
-        return value
+        return value.replace("%", "%25").replace("/", "%2F")
 
 
 register_url_convertor("id", _IdConvertor())
 
-# How a path reaches any id the upstream contract accepts (the routes take a `/` in an id).
+# How a path reaches any id the upstream contract accepts.
 _IN_A_PATH = (
-    " Escape it as a URL path's segment: `/` may be sent as is or as `%2F`, and an id that "
-    "is `.` or `..` (or has such a part between slashes) needs its dots as `%2E`, as "
-    "clients remove those segments otherwise."
+    " Escape it as a URL path's segment: a `/` in it as `%2F` (as is, it separates "
+    "segments), and an id that is `.` or `..` needs its dots as `%2E`, as clients remove "
+    "those segments otherwise."
 )
 
 
@@ -82,21 +82,23 @@ _RFC3339 = re.compile(
 )
 
 
-# A URL path's characters besides letters, digits and `-._~`: RFC 3986's sub-delims, `:`
-# and `@` (a segment's own), and `/`.
-PATH_SAFE = "!$&'()*+,;=:@/"
+# A URL path segment's characters besides letters, digits and `-._~`: RFC 3986's
+# sub-delims, `:` and `@`.
+SEGMENT_SAFE = "!$&'()*+,;=:@"
 
 
-def link_path(path: str, safe: str = "/") -> str:
-    """``path`` (decoded, as a request's) written for a link to it: escaped, but for
-    ``safe``, and a segment that is `.` or `..` (an id) with its dots escaped, which a
-    client would otherwise remove with the segment before it."""
-    link = quote(path, safe=safe)
-    if "/." not in link:
-        return link
-    return "/".join(
-        part.replace(".", "%2E") if part in (".", "..") else part for part in link.split("/")
-    )
+def link_segment(value: str, safe: str = SEGMENT_SAFE) -> str:
+    """``value`` written as one segment of a link: escaped but for ``safe``, and its dots
+    escaped if it is `.` or `..`, which a client would otherwise remove with the segment
+    before it."""
+    escaped = quote(value, safe=safe)
+    return escaped.replace(".", "%2E") if escaped in (".", "..") else escaped
+
+
+def link_path(path: str) -> str:
+    """A request's path as the routes see it (api/raw_ids.py: a `%` only where an escape
+    starts) written for a link to it."""
+    return "/".join(link_segment(part, "%") for part in path.split("/"))
 
 
 def parse_time(value: str | None, name: str) -> datetime | None:

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from api.auth import require
 from api.keys import ApiKey, Role
 from api.observe import MAX_BODY_BYTES
-from api.params import PATH_SAFE, link_path
+from api.params import link_segment
 from api.problems import Problem, problem_responses
 from api.refund_requests import (
     IDEMPOTENCY_KEY_PATTERN,
@@ -121,6 +121,6 @@ async def request_refund(
         return claimed.refund_id
 
     refund_id = await run_in_threadpool(publish_once)
-    url = link_path(f"/v1/refunds/{refund_id}", PATH_SAFE)
+    url = f"/v1/refunds/{link_segment(refund_id)}"
     accepted = RefundAccepted(refund_id=refund_id, event_id=idempotency_key, url=url)
     return JSONResponse(accepted.model_dump(), status_code=202, headers={"Location": url})

@@ -1,6 +1,8 @@
-"""Ids the upstream contract accepts in the API's paths: one with `/` (escaped as %2F or
-not), one that is a dot segment (`..`, escaped as %2E%2E, which clients do not remove), and
-spaces and letters outside ASCII; a page's `next` link reaches the same owner again."""
+"""Ids the upstream contract accepts in the API's paths: one with `/` (escaped as %2F: an
+id is one segment, told apart on the raw path), one that is a dot segment (`..`, escaped as
+%2E%2E, which clients do not remove), `%` and escapes, spaces and letters outside ASCII; a
+page's `next` link reaches the same owner again. A path with more segments than a route's
+is no id: the trailing-slash redirect and 404s are Starlette's."""
 
 from __future__ import annotations
 
@@ -17,7 +19,19 @@ from tests.e2e.api.conftest import Server
 pytestmark = pytest.mark.postgres
 
 # Each a valid id of the contract (printable, not blank).
-ODD_IDS = ["INV/2024/07", "..", ".", "a/../b", "Zahlung 1 für Ü", "/lead", "x%2Fy"]
+ODD_IDS = [
+    "INV/2024/07",
+    "..",
+    ".",
+    "a/../b",
+    "Zahlung 1 für Ü",
+    "/lead",
+    "x%2Fy",
+    "50%",
+    "%41",
+    "x/",
+    "a/payments",
+]
 
 
 def _escaped(value: str) -> str:
@@ -93,3 +107,37 @@ def test_the_openapi_description_says_which_ids_a_path_reaches(server: Server) -
     parameter = spec["paths"]["/v1/payments/{payment_id}"]["get"]["parameters"][0]
     assert "%2F" in parameter["description"]
     assert "%2E" in parameter["description"]
+
+
+@pytest.mark.parametrize(
+    ("path", "redirected_to"),
+    [
+        ("/v1/payments/P2/", "/v1/payments/P2"),
+        ("/v1/audit/trail/P2/", "/v1/audit/trail/P2"),
+        ("/v1/payments/INV%2F2024%2F07/", "/v1/payments/INV%2F2024%2F07"),
+        ("/v1/payments/50%25/", "/v1/payments/50%25"),
+    ],
+)
+def test_a_trailing_slash_redirects(server: Server, path: str, redirected_to: str) -> None:
+    with server.client(Role.auditor) as client:
+        answer = client.get(path)
+        assert answer.status_code == 307, answer.text
+        assert answer.headers["location"].endswith(redirected_to)
+        assert client.get(path, follow_redirects=True).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/customers/C1/payments/x/payments",  # not customer 'C1/payments/x'
+        "/v1/payments/INV/2024/07",  # a `/` as is separates segments
+        "/v1/stations/a/payments/payments",
+    ],
+)
+def test_more_segments_than_a_route_has_is_no_route(
+    server: Server, odd_rows: None, path: str
+) -> None:
+    with server.client(Role.support) as client:
+        answer = client.get(path)
+    assert answer.status_code == 404, answer.text
+    assert answer.json()["detail"] == "no such endpoint; see /docs"
