@@ -15,16 +15,8 @@ import pytest
 
 from api.keys import Role
 from consumers.contract import RefundRequested, parse_message
-from projections.databases.postgres import drop_schema
 from store.kafka_clients import KafkaConnection
-from tests.e2e.api.conftest import (
-    Server,
-    environment,
-    make_keys,
-    schema_dsn,
-    start_server,
-    stop_server,
-)
+from tests.e2e.api.conftest import Server, create_ingest_topic, kafka_api, start_server, stop_server
 from tests.kafka_topics import read_topic
 
 pytestmark = [pytest.mark.postgres, pytest.mark.kafka]
@@ -145,50 +137,29 @@ def test_a_failed_publish_leaves_the_key_free(
     # No ingest topic (the broker does not create topics): the first request's publish
     # blocks, then fails (503); repeats meanwhile get a 409 at once; after the failure the
     # key is free again, and with the topic there the same request publishes once.
-    from kafka.admin import NewTopic
-
-    schema = f"test_api_{uuid.uuid4().hex[:10]}"
-    dsn = schema_dsn(pg_dsn, schema)
-    prefix = f"test.api.{uuid.uuid4().hex[:8]}"
-    keys = make_keys(dsn)
-    env = environment(
-        tmp_path / "data",
-        dsn,
-        {"EVLEDGER_KAFKA_BOOTSTRAP": kafka_bootstrap, "EVLEDGER_TOPIC_PREFIX": prefix},
-    )
-    process, url = start_server(env, tmp_path / "serve.log")
-    admin = KafkaConnection(kafka_bootstrap).admin()
-    server = Server(url, env, tmp_path / "serve.log", dsn, keys)
-    key, created = f"fail-{uuid.uuid4().hex}", False
+    key = f"fail-{uuid.uuid4().hex}"
     body = {"payment_id": "P1", "amount_minor": 9, "reason": "other"}
+    with kafka_api(pg_dsn, kafka_bootstrap, tmp_path, ingest_topic=False) as server:
 
-    def post() -> httpx.Response:
-        with server.client(Role.support, **{"Idempotency-Key": key}) as client:
-            client.timeout = httpx.Timeout(120)
-            return client.post("/v1/refunds", json=body)
+        def post() -> httpx.Response:
+            with server.client(Role.support, **{"Idempotency-Key": key}) as client:
+                client.timeout = httpx.Timeout(120)
+                return client.post("/v1/refunds", json=body)
 
-    try:
         with ThreadPoolExecutor(max_workers=1) as pool:
             first = pool.submit(post)
-            _wait_for_a_claim(dsn, key)
+            _wait_for_a_claim(server.dsn, key)
             repeats = []
             while not first.done():
                 repeats.append(post())
             assert first.result().status_code == 503, first.result().text
         assert repeats and {r.status_code for r in repeats} <= {409, 503}
         assert 409 in {r.status_code for r in repeats}
-        admin.create_topics([NewTopic(f"{prefix}.ingest", num_partitions=1, replication_factor=1)])
-        created = True
+        create_ingest_topic(kafka_bootstrap, server.env["EVLEDGER_TOPIC_PREFIX"])
         retried = post()
         assert retried.status_code == 202, retried.text
         events = [json.loads(r["value"])["event_id"] for r in _ingest(server)]
         assert events == [key]
-    finally:
-        stop_server(process)
-        if created:
-            admin.delete_topics([f"{prefix}.ingest"])
-        admin.close()
-        drop_schema(pg_dsn, schema)
 
 
 def test_any_id_of_the_contract_and_a_url_that_reaches_it(
