@@ -4,15 +4,10 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
 
-COPY pyproject.toml README.md ./
-COPY domain domain
-COPY store store
-COPY consumers consumers
-COPY projections projections
-COPY replay replay
-COPY cli cli
-COPY api api
-COPY schemas schemas
+# The whole build context: .dockerignore keeps out what the image does not need (tests,
+# benchmarks, caches, local data), so every package pyproject.toml lists is copied, new
+# ones too (tests/unit/test_docker_image.py checks it on the files).
+COPY . .
 RUN pip install . && useradd --create-home evledger && mkdir /data && chown evledger /data
 
 USER evledger

@@ -14,6 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from api.keys import ApiKey, Role, verify_key
+from api.params import checks_query_after_key, refuse_unknown_query
 from api.problems import Problem
 from api.state import ApiState, api_state
 
@@ -156,10 +157,12 @@ def _lookup(state: ApiState, presented: str) -> ApiKey | None:
 
 
 def require(*roles: Role) -> Callable[..., Awaitable[ApiKey]]:
-    """A dependency that admits keys of these roles only."""
+    """A dependency that admits keys of these roles only, and then refuses query
+    parameters the endpoint does not take (a 422 after the 401 or 403)."""
     allowed = ", ".join(role.value for role in roles)
 
     # Async: a cached key costs no thread hop; a lookup goes to the thread pool.
+    @checks_query_after_key
     async def dependency(
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
@@ -170,6 +173,7 @@ def require(*roles: Role) -> Callable[..., Awaitable[ApiKey]]:
                 403, f"a key with role {key.role.value!r} may not do this; it needs: {allowed}"
             )
         request.state.api_key_id = key.key_id
+        refuse_unknown_query(request)
         return key
 
     return dependency

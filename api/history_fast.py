@@ -25,6 +25,7 @@ from api.auth import key_lookup
 from api.observe import ID_HEADER, ApiMetrics, answered, request_id_of, unhandled
 from api.params import ID_PATTERN, MAX_PAGE
 from api.problems import Problem, problem_response
+from api.raw_ids import segment_id, with_segmented_path
 from api.routes_read import (
     READER_ROLES,
     customer_payments,
@@ -50,7 +51,7 @@ def _templates(routes: list[Any]) -> dict[str, str]:
     """The history routes' templates by the collection they page (for log and metrics)."""
     endpoints: dict[Any, str] = {customer_payments: "customers", station_payments: "stations"}
     return {
-        endpoints[route.endpoint]: route.path
+        endpoints[route.endpoint]: route.path_format
         for route in routes
         if isinstance(route, APIRoute) and route.endpoint in endpoints
     }
@@ -66,9 +67,13 @@ class HistoryFastPath:
         self.metrics = metrics
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["method"] == "GET":
-            found = _PAGE_PATH.match(scope["path"])
-            if found is not None and await self._answered(scope, receive, send, found[1], found[2]):
+        if scope["type"] == "http":
+            # The outermost layer: ids are told apart on the raw path from here on.
+            scope = with_segmented_path(scope)
+            found = _PAGE_PATH.match(scope["path"]) if scope["method"] == "GET" else None
+            if found is not None and await self._answered(
+                scope, receive, send, found[1], segment_id(found[2])
+            ):
                 return
         await self.app(scope, receive, send)
 

@@ -20,7 +20,8 @@ log = logging.getLogger("evledger.api")
 REQUEST_ID_HEADER = "X-Request-ID"
 ID_HEADER = REQUEST_ID_HEADER.lower().encode()
 _INCOMING_ID = re.compile(r"^[A-Za-z0-9._\-]{8,64}$")
-# Any body larger than this is refused before it is read (a refund request is ~300 bytes).
+# Any body larger than this is refused: before it is read when its Content-Length says so,
+# else as it is read (api/routes_refund_requests.py). A refund request is ~300 bytes.
 MAX_BODY_BYTES = 16 * 1024
 
 
@@ -129,7 +130,8 @@ def unhandled(error: Exception, request_id: str) -> JSONResponse:
 
 def _route_template(scope: dict[str, Any]) -> str:
     route = scope.get("route")
-    path = getattr(route, "path", None)
+    # Without convertors: `{payment_id}` for `{payment_id:id}`, as OpenAPI names it.
+    path = getattr(route, "path_format", None)
     return str(path) if path else "(unmatched)"
 
 

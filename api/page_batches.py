@@ -171,12 +171,12 @@ class PageBatches:
         self._start()  # pages that came while this connection was given back
 
     def _unexpected(self, error: Exception) -> Problem:
-        """A loan's error that is no database outage: logged (once while it repeats), and
-        a 503 for the pages, as an outage; its text stays in the log (unlike the adapters'
-        errors, an unexpected one may carry anything)."""
+        """A loan's error that is no database outage: its type logged (once while it
+        repeats; not its text, which may carry anything, customer data included), and a
+        503 for the pages, as an outage."""
         if repr(error) != self._logged:
             self._logged = repr(error)
-            LOG.error("history pages: lending a connection failed", exc_info=error)
+            LOG.error("history pages: lending a connection failed: %s", type(error).__name__)
         return unavailable(RuntimeError("an unexpected error (logged by the server)"))
 
 

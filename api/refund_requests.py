@@ -2,10 +2,14 @@
 validated by the same contract as any upstream, published once per Idempotency-Key.
 
 The key is remembered durably with a fingerprint of the request and the exact message
-bytes before anything is sent. A repeated request with the same key and body re-sends
-those same bytes if the first attempt may not have completed (ingest takes a repeated
-event_id with equal content as a duplicate), so the ledger sees one refund request; the
-same key with a different body is refused.
+bytes before anything is sent. One request at a time publishes for a key: it claims the key
+with a lease (a row of its own table, written in one short statement; no database lock is
+held while Kafka is asked), and a repeat arriving meanwhile is told to retry (409). The
+lease ends when the publish fails, or by itself after _CLAIM_LEASE_S if the server died, so
+a key is never stuck. A repeated request with the same key and body re-sends those same
+bytes if the first attempt may not have completed (ingest takes a repeated event_id with
+equal content as a duplicate), so the ledger sees one refund request; the same key with a
+different body is refused.
 
 On a sharded ledger the message goes to the shard of the payment's charging session (the
 routing rule of consumers/routing.py), looked up in the payment history: a payment not
@@ -18,14 +22,15 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.problems import Problem
-from consumers.contract import ContractViolation, parse_message
+from consumers.contract import ContractViolation, Identifier, Text, parse_message
 from consumers.producer import routing_key
 from consumers.routing import shard_of
 from domain.vocabulary import MessageType, RefundReason
@@ -45,26 +50,37 @@ _DDL = (
     " published_at {ts}"
     ")"
 )
+# A key being published: until when (epoch milliseconds) one request holds it. A table of
+# its own, so that a views database made before claims existed needs no upgrade.
+CLAIMS_TABLE = "api_idempotency_claims"
+_CLAIMS_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {CLAIMS_TABLE} ("
+    " idempotency_key {text} PRIMARY KEY,"
+    " claimed_until {bigint} NOT NULL"
+    ")"
+)
 # Printable, no spaces at the ends: it becomes the message's event_id.
 IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9._:\-]{8,200}$"
 _PUBLISH_TIMEOUT_S = 15.0
-
-ApiIdentifier = Annotated[
-    str, StringConstraints(strict=True, min_length=1, max_length=200, pattern=r"^[!-~]+$")
-]
+_MAX_BLOCK_MS = 10_000
+# Longer than a publish can take (blocked for metadata, then waiting for the acks), so a
+# live claim never lapses while its request still publishes.
+_CLAIM_LEASE_S = 2 * (_PUBLISH_TIMEOUT_S + _MAX_BLOCK_MS / 1000)
+IN_PROGRESS = "a request with this Idempotency-Key is in progress; retry"
 
 
 class RefundRequestBody(BaseModel):
-    """A support agent's refund request; refund_id is derived from the key when omitted."""
+    """A support agent's refund request; refund_id is derived from the key when omitted.
+    Its ids and note are the upstream contract's (any payment id upstream sends)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    payment_id: ApiIdentifier
+    payment_id: Identifier
     amount_minor: Annotated[int, Field(strict=True, ge=1, le=10**12)]
     # Lax for this one field: a JSON string becomes the enum (strict would want an instance).
     reason: Annotated[RefundReason, Field(strict=False)]
-    note: Annotated[str, StringConstraints(strict=True, max_length=2000)] | None = None
-    refund_id: ApiIdentifier | None = None
+    note: Text | None = None
+    refund_id: Identifier | None = None
 
 
 class RefundAccepted(BaseModel):
@@ -85,6 +101,7 @@ class Claim:
 
 def create_table(db: Database) -> None:
     db.execute(_DDL)
+    db.execute(_CLAIMS_DDL)
 
 
 def fingerprint(body: RefundRequestBody) -> str:
@@ -122,29 +139,62 @@ def build_message(body: RefundRequestBody, idempotency_key: str, now: datetime) 
     return raw
 
 
-def claim(db: Database, idempotency_key: str, body: RefundRequestBody) -> Claim:
-    """This key's claim: the stored one (same body only) or a new one, stored first."""
-    print_ = fingerprint(body)
+def remember(db: Database, idempotency_key: str, body: RefundRequestBody) -> None:
+    """Stores this key's request and exact message unless the key is known: a statement of
+    its own, so it is kept whatever happens next (a repeat re-sends those same bytes)."""
     message = build_message(body, idempotency_key, datetime.now(UTC))
-    refund_id = json.loads(message)["refund_id"]
     db.execute(
         f"INSERT INTO {IDEMPOTENCY_TABLE}"
         " (idempotency_key, fingerprint, refund_id, message, created_at)"
         " VALUES (?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING",
-        [idempotency_key, print_, refund_id, message.decode(), db.param(datetime.now(UTC))],
+        [
+            idempotency_key,
+            fingerprint(body),
+            json.loads(message)["refund_id"],
+            message.decode(),
+            db.param(datetime.now(UTC)),
+        ],
     )
+
+
+def stored(db: Database, idempotency_key: str, body: RefundRequestBody) -> Claim:
+    """This key's stored request (same body only: another body is a 422) and whether it
+    was published."""
     row = db.execute(
         f"SELECT fingerprint, refund_id, message, published_at FROM {IDEMPOTENCY_TABLE}"
         " WHERE idempotency_key = ?",
         [idempotency_key],
     )[0]
-    if row["fingerprint"] != print_:
+    if row["fingerprint"] != fingerprint(body):
         raise Problem(
             422,
             "this Idempotency-Key was already used for a different refund request; "
             "use a new key for a new request",
         )
     return Claim(row["refund_id"], row["message"].encode(), row["published_at"] is not None)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def claim(db: Database, idempotency_key: str) -> None:
+    """Claim the key for this request's publish, in one statement: the key is free, or its
+    claim's lease has ended. Problem 409 (retry) while another request holds it."""
+    now = _now_ms()
+    won = db.execute(
+        f"INSERT INTO {CLAIMS_TABLE} (idempotency_key, claimed_until) VALUES (?, ?)"
+        " ON CONFLICT (idempotency_key) DO UPDATE SET claimed_until = excluded.claimed_until"
+        f" WHERE {CLAIMS_TABLE}.claimed_until < ? RETURNING idempotency_key",
+        [idempotency_key, now + int(_CLAIM_LEASE_S * 1000), now],
+    )
+    if not won:
+        raise Problem(409, IN_PROGRESS, headers={"Retry-After": "1"})
+
+
+def release(db: Database, idempotency_key: str) -> None:
+    """End this request's claim on the key (published, or failed: a repeat may try)."""
+    db.execute(f"DELETE FROM {CLAIMS_TABLE} WHERE idempotency_key = ?", [idempotency_key])
 
 
 @dataclass(frozen=True)
@@ -203,7 +253,7 @@ class RefundPublisher:
                 self._producer = self._connection.producer(
                     acks="all",
                     enable_idempotence=True,
-                    max_block_ms=10_000,
+                    max_block_ms=_MAX_BLOCK_MS,
                     client_id="evledger-api",
                 )
             return self._producer

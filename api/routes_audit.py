@@ -19,7 +19,7 @@ router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
 
 @router.get(
-    "/trail/{trail_id}",
+    "/trail/{trail_id:id}",
     response_model=Trail,
     responses=problem_responses(400, 401, 403, 404, 422, 503),
 )

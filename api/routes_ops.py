@@ -13,7 +13,10 @@ from audit.ledger_lag import VIEW_PROJECTIONS, ShardLag, shard_lags, shard_posit
 router = APIRouter(tags=["operations"])
 
 
+# HEAD as well, for monitors that ask for the status only (uvicorn sends no body to a
+# HEAD); out of the OpenAPI description, where it would repeat GET's operation.
 @router.get("/healthz", response_model=Health)
+@router.head("/healthz", include_in_schema=False)
 def healthz() -> Health:
     """The process is up (it checks nothing else)."""
     return Health()
@@ -56,21 +59,25 @@ def _lags(lags: list[ShardLag], names: list[str]) -> dict[str, ProjectionLag]:
         name: ProjectionLag(
             position=total(lag.positions[name] for lag in lags),
             lag=total(lag.lag(name) for lag in lags),
+            ahead=any(lag.is_ahead(name) for lag in lags),
         )
         for name in names
     }
 
 
+@router.head("/readyz", include_in_schema=False)
 @router.get(
     "/readyz",
     response_model=Readiness,
     responses={503: {"description": "Not ready", "model": Readiness}},
 )
 def readyz(request: Request) -> JSONResponse:
-    """Ready when the payment history / refund status database answers. Reports each
-    projection's position and lag (ledger events not yet applied) and the analytics
-    database, which serves only the analytics report. On a sharded ledger the figures are
-    the shards' sums, and `shards` gives each shard's head, positions and lags."""
+    """Ready when the payment history / refund status database answers and neither of its
+    read models is past the ledger's head (`ahead`: another ledger's). Reports each
+    projection's position, lag (ledger events not yet applied) and `ahead`, and the
+    analytics database, which serves only the analytics report (ahead or not, it does not
+    change `ready`). On a sharded ledger the figures are the shards' sums, and `shards`
+    gives each shard's head, positions and lags."""
     state = api_state(request)
     shards = len(state.ledger_heads)
     views, positions = _views_positions(state, shards)
@@ -79,8 +86,10 @@ def readyz(request: Request) -> JSONResponse:
         positions[shard]["analytics"] = position
     lags = shard_lags(state.ledger_heads, positions)
     names = [*VIEW_PROJECTIONS, "analytics"]
+    # Views past the ledger's head are another ledger's: answering from them is wrong.
+    views_ahead = any(lag.is_ahead(name) for lag in lags for name in VIEW_PROJECTIONS)
     readiness = Readiness(
-        ready=views == "ok",
+        ready=views == "ok" and not views_ahead,
         views_database=views,
         analytics_database=analytics,
         ledger=next((lag.ledger for lag in lags if lag.ledger != "ok"), "ok"),

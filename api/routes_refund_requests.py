@@ -11,6 +11,8 @@ from pydantic import ValidationError
 
 from api.auth import require
 from api.keys import ApiKey, Role
+from api.observe import MAX_BODY_BYTES
+from api.params import link_segment
 from api.problems import Problem, problem_responses
 from api.refund_requests import (
     IDEMPOTENCY_KEY_PATTERN,
@@ -19,12 +21,13 @@ from api.refund_requests import (
     claim,
     destination,
     mark_published,
+    release,
+    remember,
+    stored,
 )
 from api.state import api_state
 
 router = APIRouter(prefix="/v1", tags=["refund requests"])
-# A refund request is a few hundred bytes; anything much larger is not one.
-MAX_BODY_BYTES = 16 * 1024
 
 
 async def _read_body(request: Request) -> bytes:
@@ -41,8 +44,12 @@ def _parse(raw: bytes, content_type: str) -> RefundRequestBody:
         raise Problem(415, "send the refund request as JSON (Content-Type: application/json)")
     try:
         document = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as error:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:  # ValueErrors: first
         raise Problem(400, f"the body is not valid JSON ({error})") from None
+    except ValueError:  # Python's own limit on an integer's digits (sys.int_info)
+        raise Problem(400, "the body has a number of more digits than any field takes") from None
+    except RecursionError:
+        raise Problem(400, "the body is nested deeper than any refund request") from None
     try:
         return RefundRequestBody.model_validate(document)
     except ValidationError as error:
@@ -59,7 +66,7 @@ def _parse(raw: bytes, content_type: str) -> RefundRequestBody:
     "/refunds",
     status_code=202,
     response_model=RefundAccepted,
-    responses=problem_responses(400, 401, 403, 413, 415, 422, 503),
+    responses=problem_responses(400, 401, 403, 409, 413, 415, 422, 503),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -97,14 +104,23 @@ async def request_refund(
     def publish_once() -> str:
         with state.views.connection() as db:
             state.ensure_tables(db)
-            claimed = claim(db, idempotency_key, body)
-            if not claimed.published:
-                to = destination(db, claimed.message, body.payment_id, publisher.shards)
-                publisher.publish(claimed.message, to)
-                mark_published(db, idempotency_key)
+            remember(db, idempotency_key, body)
+            known = stored(db, idempotency_key, body)
+            if known.published:
+                return known.refund_id
+            claim(db, idempotency_key)  # or a 409 while another request publishes it
+            try:
+                # Read again under the claim: one that published before we claimed is done.
+                claimed = stored(db, idempotency_key, body)
+                if not claimed.published:
+                    to = destination(db, claimed.message, body.payment_id, publisher.shards)
+                    publisher.publish(claimed.message, to)
+                    mark_published(db, idempotency_key)
+            finally:
+                release(db, idempotency_key)
         return claimed.refund_id
 
     refund_id = await run_in_threadpool(publish_once)
-    url = f"/v1/refunds/{refund_id}"
+    url = f"/v1/refunds/{link_segment(refund_id)}"
     accepted = RefundAccepted(refund_id=refund_id, event_id=idempotency_key, url=url)
     return JSONResponse(accepted.model_dump(), status_code=202, headers={"Location": url})

@@ -146,6 +146,11 @@ class Trail(BaseModel):
 class ProjectionLag(BaseModel):
     position: int | None
     lag: int | None
+    ahead: bool = Field(
+        default=False,
+        description="Past the ledger's head (on a shard, at least): this read model is "
+        "another ledger's (a wrong topic prefix, a ledger recreated under it); rebuild it.",
+    )
 
 
 class ShardReadiness(BaseModel):

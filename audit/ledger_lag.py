@@ -32,8 +32,29 @@ class ShardLag:
     positions: Mapping[str, int | None]
 
     def lag(self, name: str) -> int | None:
+        """Events on the shard ``name`` has not applied (0 past the head: see `ahead`)."""
         position = self.positions.get(name)
         return None if position is None or self.head is None else max(0, self.head - position)
+
+    def is_ahead(self, name: str) -> bool:
+        """``name`` is past the shard's head: it applied events the ledger does not hold,
+        so it is another ledger's (a wrong topic prefix, a ledger recreated under it)."""
+        position = self.positions.get(name)
+        return position is not None and self.head is not None and position > self.head
+
+    def ahead(self) -> str | None:
+        """Why these read models cannot be of this ledger (see `is_ahead`), or None."""
+        past = [
+            f"{name} at {position}"
+            for name, position in self.positions.items()
+            if self.is_ahead(name)
+        ]
+        if not past:
+            return None
+        return (
+            f"read models past the ledger's head {self.head}: {', '.join(past)} (a wrong "
+            "topic prefix, or a ledger recreated under them: rebuild them from this ledger)"
+        )
 
 
 def total(values: Iterable[int | None]) -> int | None:
@@ -58,6 +79,10 @@ def shard_lags(
     for shard, (head, known) in enumerate(zip(heads, positions, strict=True)):
         try:
             last: int | None = head.last_notification_id()
+            if any(p is not None and last is not None and p > last for p in known.values()):
+                # Confirmed before saying "ahead": a read of the head can fall short (a
+                # poll that comes back empty on a loaded broker ends it early).
+                last = max(last or 0, head.last_notification_id())
             ledger = "ok"
         except LedgerUnreachable as error:
             last, ledger = None, f"unavailable: {error}"

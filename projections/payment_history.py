@@ -415,6 +415,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
             raise ValueError(f"time out of range: {created_at!r}")
         if not isinstance(payment_id, str) or "\x00" in payment_id:
             raise ValueError("no payment id has that")  # nor can a database text hold NUL
+        # A lone surrogate (JSON's "\ud800") is no text a driver can send: it would fail in
+        # the driver's encoding, not here.
+        payment_id.encode()
         # In UTC: an offset with seconds (which Python reads) is refused by PostgreSQL as
         # text, as a batch of pages binds its times (api/page_batches.py).
         return moment.astimezone(UTC), payment_id

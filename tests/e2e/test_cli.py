@@ -5,9 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
+
+from projections.databases.postgres import PostgresDatabase, drop_schema
+from projections.tracking import create_tracking
+from tests.e2e.api.conftest import schema_dsn
 
 EVLEDGER = str(Path(sys.executable).with_name("evledger"))
 
@@ -72,12 +77,18 @@ def test_settings_mask_the_database_password() -> None:
 def test_doctor_reaches_the_real_services(
     kafka_bootstrap: str, pg_dsn: str, tmp_path: Path
 ) -> None:
+    # A schema of its own: read models other tests left in the shared one would be past
+    # this fresh ledger's head, which doctor reports as a failure.
+    schema = f"test_doctor_{uuid.uuid4().hex[:10]}"
     env = {
         "EVLEDGER_KAFKA_BOOTSTRAP": kafka_bootstrap,
-        "EVLEDGER_PG_DSN": pg_dsn,
+        "EVLEDGER_PG_DSN": schema_dsn(pg_dsn, schema),
         "EVLEDGER_DATA_DIR": str(tmp_path),
     }
-    result = run("doctor", "--format", "csv", env=env)
+    try:
+        result = run("doctor", "--format", "csv", env=env)
+    finally:
+        drop_schema(pg_dsn, schema)
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.strip().splitlines()
     assert lines[0] == "service,where,ok,detail"
@@ -94,9 +105,34 @@ def test_doctor_reaches_the_real_services(
         "ledger shard",
     ]
     assert [line.split(",")[2] for line in lines[1:]] == ["yes"] * len(services)
-    # A ledger not written yet; no analytics built (the shared database's views may be).
-    assert lines[-1].startswith('ledger shard,shard 0 of 1,yes,"head 0; lag: payment_history ')
-    assert lines[-1].endswith(', analytics ?"')
+    # A ledger not written yet; no read models built.
+    lag = "payment_history ?, refund_status ?, analytics ?"  # no tracking table yet
+    assert lines[-1] == f'ledger shard,shard 0 of 1,yes,"head 0; lag: {lag}"'
+
+
+def test_doctor_fails_read_models_past_the_ledger(
+    kafka_bootstrap: str, pg_dsn: str, tmp_path: Path
+) -> None:
+    # Read models at 5 over a ledger at 0: another ledger's (a wrong topic prefix, say).
+    schema = f"test_doctor_{uuid.uuid4().hex[:10]}"
+    dsn = schema_dsn(pg_dsn, schema)
+    try:
+        db = PostgresDatabase(dsn)
+        create_tracking(db, "payment_history", "billing")
+        db.execute("UPDATE projection_tracking SET notification_id = 5")
+        db.close()
+        env = {
+            "EVLEDGER_KAFKA_BOOTSTRAP": kafka_bootstrap,
+            "EVLEDGER_PG_DSN": dsn,
+            "EVLEDGER_DATA_DIR": str(tmp_path),
+        }
+        result = run("doctor", "--format", "csv", env=env)
+    finally:
+        drop_schema(pg_dsn, schema)
+    assert result.returncode != 0, result.stdout
+    row = result.stdout.strip().splitlines()[-1]
+    assert row.startswith("ledger shard,shard 0 of 1,NO,"), row
+    assert "past the ledger's head 0: payment_history at 5" in row, row
 
 
 def test_doctor_fails_when_kafka_is_unreachable(tmp_path: Path) -> None:

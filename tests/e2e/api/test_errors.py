@@ -62,7 +62,52 @@ def test_bad_parameters(server: Server) -> None:
         _problem(client.get(path, params={"from": "1714557600"}), 422, "RFC 3339")
         _problem(client.get(path, params={"from": "2024-13-01T10:00:00Z"}), 422, "not a valid")
         _problem(client.get("/v1/customers/C%001/payments"), 422, "customer_id")
+        # A line break in an id reaches its route (a 422), never "no such endpoint".
+        _problem(client.get("/v1/stations/a%0Ab/payments"), 422, "station_id")
+        _problem(client.get("/v1/payments/P%0D%0A1"), 422, "payment_id")
+        _problem(client.get("/v1/refunds/%0A"), 422, "refund_id")
         _problem(client.get("/v1/refunds", params={"status": "lost"}), 422, "status")
+
+
+def test_unknown_query_parameters_after_the_key(server: Server) -> None:
+    # The key first: without one a 401 whatever the query (it was a 422), with one of
+    # another role a 403; then a misspelt filter is refused, not ignored.
+    with server.client() as client:
+        _problem(client.get("/v1/refunds", params={"stauts": "issued"}), 401, "needs an API key")
+        _problem(client.get("/v1/customers/C1/payments?x=1"), 401, "needs an API key")
+        _problem(client.get("/healthz", params={"x": "1"}), 422, "unknown query parameter 'x'")
+    with server.client(Role.analyst) as client:
+        _problem(client.get("/v1/refunds", params={"stauts": "issued"}), 403, "needs: support")
+    with server.client(Role.support) as client:
+        _problem(
+            client.get("/v1/refunds", params={"stauts": "issued"}),
+            422,
+            "unknown query parameter 'stauts'; this endpoint takes: customer, limit, station, "
+            "status",
+        )
+        _problem(client.get("/v1/payments/P1?limit=1"), 422, "this endpoint takes: none")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        # An encoded surrogate (ED A0 80) and bytes that are no UTF-8, in each kind of
+        # request text that reaches a query.
+        "/v1/customers/%ED%A0%80/payments",
+        "/v1/stations/%FF%FE/payments?limit=1",
+        "/v1/payments/%ED%A0%80",
+        "/v1/refunds/%C3",
+        "/v1/refunds?customer=%ED%A0%80&station=%FF",
+        "/v1/customers/C1/payments?after=%ED%A0%80",
+        "/v1/customers/C1/payments?from=%ED%A0%80",
+        "/v1/audit/trail/%ED%A0%80",
+    ],
+)
+def test_text_that_is_no_utf8_is_never_a_500(server: Server, path: str) -> None:
+    with server.client(Role.auditor) as client:
+        for _ in ("the routes", "the fast path, the key cached"):
+            answer = client.get(path)
+            assert answer.status_code in (200, 400, 404, 422), answer.text
 
 
 def test_unknown_ids_and_routes(server: Server) -> None:
@@ -90,6 +135,11 @@ def test_bad_refund_requests(server: Server) -> None:
         _problem(_post(client, b"x" * 100_000), 413, "larger than")
         _problem(_post(client, b"payment_id=P1", **{"Content-Type": "text/plain"}), 415, "JSON")
         _problem(_post(client, b"{not json"), 400, "not valid JSON")
+        # Our own words, not Python's hint (sys.set_int_max_str_digits) nor a 500.
+        digits = _post(client, b'{"amount_minor": ' + b"9" * 5000 + b"}")
+        _problem(digits, 400, "a number of more digits than any field takes")
+        assert "sys." not in digits.text
+        _problem(_post(client, b"[" * 10_000), 400, "nested deeper")
         _problem(_post(client, b"[]"), 422, "")
         _problem(
             _post(client, b'{"payment_id": "P1", "amount_minor": 1.5, "reason": "other"}'),
@@ -122,6 +172,18 @@ def test_bad_refund_requests(server: Server) -> None:
             403,
             "needs: support",
         )
+
+
+def test_head_on_the_operations_endpoints(server: Server) -> None:
+    with server.client() as client:
+        for path in ("/healthz", "/readyz"):
+            head, get = client.head(path), client.get(path)
+            assert head.status_code == get.status_code == 200, path
+            assert head.content == b""
+            assert head.headers["content-type"] == get.headers["content-type"]
+            assert head.headers["x-request-id"]
+        paths = client.get("/openapi.json").json()["paths"]
+        assert list(paths["/healthz"]) == ["get"]  # HEAD is not a second operation
 
 
 def test_request_ids(server: Server) -> None:

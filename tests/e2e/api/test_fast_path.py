@@ -15,7 +15,7 @@ import pytest
 
 from api.keys import Role, create_key
 from projections.databases.postgres import PostgresDatabase
-from tests.e2e.api.conftest import Server
+from tests.e2e.api.conftest import FORGED_CURSOR, Server
 
 pytestmark = pytest.mark.postgres
 
@@ -70,6 +70,9 @@ def test_next_links_by_either_path(server: Server) -> None:
         ("/v1/customers/C1/payments?limt=1", 422),
         ("/v1/customers/C1/payments?after=bogus", 400),
         ("/v1/customers/C1/payments?after=", 400),
+        # A lone surrogate in the payment id: no driver can send it (it was a 500).
+        (f"/v1/customers/C1/payments?after={FORGED_CURSOR}", 400),
+        (f"/v1/stations/ST-A/payments?limit=1&after={FORGED_CURSOR}", 400),
         ("/v1/customers/C1/payments?from=2024-05-01T10:00:00", 422),
         ("/v1/customers/%01/payments", 422),
     ],

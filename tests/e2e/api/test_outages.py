@@ -35,7 +35,11 @@ def test_not_ready_and_503_problems(down_server: Server) -> None:
         body = ready.json()
         assert body["ready"] is False
         assert body["views_database"].startswith("unavailable")
-        assert body["projections"]["payment_history"] == {"position": None, "lag": None}
+        assert body["projections"]["payment_history"] == {
+            "position": None,
+            "lag": None,
+            "ahead": False,
+        }
         answer = client.get("/v1/customers/C1/payments")
         assert answer.status_code == 503
         assert answer.headers["content-type"] == "application/problem+json"

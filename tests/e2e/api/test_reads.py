@@ -3,9 +3,12 @@ and which role may read what."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from api.keys import Role
+from projections.databases.postgres import PostgresDatabase
 from tests.e2e.api.conftest import Server
 
 pytestmark = pytest.mark.postgres
@@ -139,8 +142,8 @@ def test_operations_endpoints(server: Server) -> None:
         body = ready.json()
         assert body["ready"] is True
         assert body["ledger_position"] == 64
-        assert body["projections"]["payment_history"] == {"position": 64, "lag": 0}
-        assert body["projections"]["analytics"] == {"position": 64, "lag": 0}
+        assert body["projections"]["payment_history"] == {"position": 64, "lag": 0, "ahead": False}
+        assert body["projections"]["analytics"] == {"position": 64, "lag": 0, "ahead": False}
         client.get("/v1/refunds")  # a 401, counted like any answer
         metrics = client.get("/metrics").text
         assert 'evledger_api_requests_total{method="GET",route="/v1/refunds",status="401"}' in (
@@ -149,3 +152,59 @@ def test_operations_endpoints(server: Server) -> None:
         spec = client.get("/openapi.json").json()
         assert "/v1/customers/{customer_id}/payments" in spec["paths"]
         assert client.get("/docs").status_code == 200
+
+
+def test_not_ready_when_a_view_is_past_the_ledger(server: Server) -> None:
+    # A read model past the ledger's head applied events this ledger does not hold: the
+    # server reads another ledger's views (a wrong topic prefix, a recreated ledger).
+    db = PostgresDatabase(server.dsn)
+    moved = "UPDATE projection_tracking SET notification_id = ? WHERE projection_name = ?"
+    try:
+        db.execute(moved, [100, "payment_history"])
+        with server.client() as client:
+            ready = client.get("/readyz")
+        assert ready.status_code == 503, ready.text
+        body = ready.json()
+        assert body["ready"] is False
+        assert body["views_database"] == "ok"
+        assert body["ledger"] == "ok"  # the ledger answered: its two forms only
+        assert body["ledger_position"] == 64
+        assert body["projections"]["payment_history"] == {
+            "position": 100,
+            "lag": 0,
+            "ahead": True,
+        }
+        assert body["projections"]["refund_status"] == {"position": 64, "lag": 0, "ahead": False}
+    finally:
+        db.execute(moved, [64, "payment_history"])
+        db.close()
+    with server.client() as client:
+        assert client.get("/readyz").json()["ready"] is True
+
+
+def test_analytics_past_the_ledger_is_reported_and_ready(server: Server) -> None:
+    # The analytics file serves one report: ahead, it is said, but the API stays ready.
+    from projections.analytics_snapshot import reader_path
+    from projections.databases.duckdb import DuckDatabase
+
+    path = reader_path(Path(server.env["EVLEDGER_DATA_DIR"]) / "analytics.duckdb")
+    moved = "UPDATE projection_tracking SET notification_id = ? WHERE projection_name = ?"
+
+    def move(position: int) -> None:
+        db = DuckDatabase(path)
+        try:
+            db.execute(moved, [position, "analytics"])
+        finally:
+            db.close()
+
+    move(100)
+    try:
+        with server.client() as client:
+            ready = client.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        body = ready.json()
+        assert (body["ready"], body["ledger"]) == (True, "ok")
+        assert body["projections"]["analytics"] == {"position": 100, "lag": 0, "ahead": True}
+        assert body["projections"]["payment_history"]["ahead"] is False
+    finally:
+        move(64)

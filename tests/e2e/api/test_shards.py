@@ -110,12 +110,16 @@ def test_readyz_reports_every_shards_head_and_lag(sharded_server: Server) -> Non
     assert all(head > 0 for head in heads)
     body = _readyz(sharded_server)
     assert (body["ready"], body["ledger"], body["ledger_position"]) == (True, "ok", sum(heads))
-    assert body["projections"]["payment_history"] == {"position": sum(heads), "lag": 0}
+    assert body["projections"]["payment_history"] == {
+        "position": sum(heads),
+        "lag": 0,
+        "ahead": False,
+    }
     assert [shard["shard"] for shard in body["shards"]] == [0, 1, 2]
     for shard, head in zip(body["shards"], heads, strict=True):
         assert (shard["ledger"], shard["ledger_position"]) == ("ok", head)
         assert shard["projections"] == {
-            name: {"position": head, "lag": 0}
+            name: {"position": head, "lag": 0, "ahead": False}
             for name in ("payment_history", "refund_status", "analytics")
         }
 

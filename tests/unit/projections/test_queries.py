@@ -29,7 +29,7 @@ def _made(created_at: str, payment_id: object) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-@pytest.mark.parametrize("payment_id", ["P\x001", 5, None])
+@pytest.mark.parametrize("payment_id", ["P\x001", 5, None, "P\ud800"])
 def test_a_cursor_naming_no_possible_payment_is_refused(payment_id: object) -> None:
     with pytest.raises(BadCursor):
         decode_cursor(_made("2024-05-06T10:00:00+00:00", payment_id))
