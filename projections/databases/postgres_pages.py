@@ -84,10 +84,11 @@ def shape(query: JsonQuery) -> Shape:
 
 
 @functools.lru_cache(maxsize=64)
-def pages_statement(shapes: tuple[Shape, ...]) -> str:
-    """The statement for queries of ``shapes`` (sorted, so a set is written one way): its
-    parameters are, shape after shape, the JSON text of that shape's queries (`batch`). The
-    order's columns must be among the keys."""
+def pages_statement(shapes: tuple[Shape, ...]) -> bytes:
+    """The statement for queries of ``shapes`` (sorted, so a set is written one way), in
+    libpq's own placeholders (it runs prepared by name, postgres_prepared.py): ``$1``, ``$2``
+    ... are, shape after shape, the JSON text of that shape's queries (`batch`). The order's
+    columns must be among the keys."""
     parts = []
     for statement, formats, order, keys, types, stored in shapes:
         pieces = statement.split("?")
@@ -117,7 +118,13 @@ def pages_statement(shapes: tuple[Shape, ...]) -> str:
             f" (SELECT string_agg(d.doc, ',' ORDER BY {order}) AS items, count(*) AS n{lasts}"
             f" FROM ({rows}) d) j"
         )
-    return POSTGRES.sql(" UNION ALL ".join(parts))
+    pieces = POSTGRES.sql(" UNION ALL ".join(parts)).split(POSTGRES.placeholder)
+    if len(pieces) != len(shapes) + 1:
+        raise NotBatched("a query with a placeholder of its own in its text")
+    numbered = pieces[0] + "".join(
+        f"${number}{piece}" for number, piece in enumerate(pieces[1:], start=1)
+    )
+    return numbered.encode()
 
 
 def batch(queries: Sequence[JsonQuery]) -> tuple[tuple[Shape, ...], list[Any]]:
@@ -132,8 +139,7 @@ def batch(queries: Sequence[JsonQuery]) -> tuple[tuple[Shape, ...], list[Any]]:
     for each in shapes:
         names = _names(len(each[4]))
         rows = [
-            dict(zip(names, (index, *queries[index].params), strict=True))
-            for index in groups[each]
+            dict(zip(names, (index, *queries[index].params), strict=True)) for index in groups[each]
         ]
         try:
             params.append(orjson.dumps(rows, default=_exact).decode())
