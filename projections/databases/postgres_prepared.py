@@ -5,7 +5,9 @@ whose statements are few texts run over and over with text parameters.
 A cursor's own Python per statement (the query's conversion, psycopg's prepared-statement
 bookkeeping, result checks, a cursor and its loaders made anew) cost the API's worker about
 a hundred microseconds a batch, a sixth of the batch; here the statement is prepared once
-per connection under a name of its own, then each run is one message out and its result
+per connection under a name of its own (kept through errors, closed and prepared anew
+only when the server can no longer run it, so a connection holds at most `MOST_PREPARED`
+names), then each run is one message out and its result
 in, waited for as psycopg waits (`AsyncConnection.wait`, so cancelling still cancels it on
 the server) and loaded by psycopg's loaders.
 
@@ -28,10 +30,13 @@ from psycopg.generators import execute
 # Statements a connection keeps prepared at most; past that, each runs unnamed (parsed and
 # planned each time, as psycopg does for a text it has seen only a few times).
 MOST_PREPARED = 64
-# Names unique in the process, so a name is never prepared twice on a connection (a name
-# forgotten after an error stays taken on the server until the connection closes).
+# Names unique in the process, so a name closed after an error is never confused with its
+# successor on a connection.
 _NUMBERS = itertools.count()
 # Each connection's prepared statements: name by statement text.
+# SQLSTATEs of a prepared statement the server can no longer run: prepared again, after its
+# old name is closed ("cached plan must not change result type"; a name the server lost).
+_INVALID_STATEMENT = frozenset({"0A000", "26000"})
 _PREPARED: weakref.WeakKeyDictionary[AsyncConnection[Any], dict[bytes, bytes]] = (
     weakref.WeakKeyDictionary()
 )
@@ -51,19 +56,29 @@ async def prepared_rows(
         name = names.get(statement)
         if name is None and len(names) < MOST_PREPARED:
             name = b"evledger_pages_%d" % next(_NUMBERS)
-            pgconn.send_prepare(name, statement)
-            _result(await connection.wait(execute(pgconn)), encoding)
+            # Counted before the server answers: a prepare cancelled midway may still have
+            # created the name there (if not, its first run fails as unknown and closes it).
             names[statement] = name
+            pgconn.send_prepare(name, statement)
+            try:
+                _result(await connection.wait(execute(pgconn)), encoding)
+            except e.Error:
+                del names[statement]  # refused: the server created nothing
+                raise
         if name is None:
             pgconn.send_query_params(statement, values)
         else:
             pgconn.send_query_prepared(name, values)
         try:
             result = _result(await connection.wait(execute(pgconn)), encoding)
-        except e.Error:
-            # Prepared again under a new name next time: a plan the server can no longer
-            # use (a table replaced with other columns) must not fail every batch after.
-            names.pop(statement, None)
+        except e.Error as error:
+            if name is not None and error.sqlstate in _INVALID_STATEMENT:
+                # A statement the server can no longer run (a table replaced with other
+                # columns) must not fail every batch after: closed, prepared anew next
+                # time. Any other error (a timeout, bad data) leaves it prepared and kept.
+                del names[statement]
+                pgconn.send_close_prepared(name)
+                _result(await connection.wait(execute(pgconn)), encoding)
             raise
     loader = Transformer(connection)
     loader.set_pgresult(result)

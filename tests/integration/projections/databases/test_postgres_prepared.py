@@ -1,8 +1,9 @@
 """Statements run prepared through the libpq connection (`postgres_prepared.prepared_rows`,
 the history pages' batches) on the real PostgreSQL server: rows loaded as a cursor loads
 them, prepared once per connection, a server error raised as psycopg's and the connection
-usable after it, a plan the server can no longer use prepared again, statements past the
-most kept run unnamed, and a cancelled run cancelled on the server."""
+usable after it, a statement kept prepared through failing runs, a plan the server can no
+longer use closed and prepared again, statements past the most kept run unnamed, and a
+cancelled run cancelled on the server."""
 
 from __future__ import annotations
 
@@ -71,20 +72,60 @@ def test_a_server_error_is_psycopgs_and_the_connection_answers_after_it(pg_dsn: 
 def test_a_plan_the_server_can_no_longer_use_is_prepared_again(pg_dsn: str) -> None:
     statement = b"SELECT * FROM changing WHERE a = $1::int"
 
-    async def changed() -> tuple[list[Any], list[Any]]:
+    async def changed() -> tuple[list[Any], list[Any], list[str], list[str]]:
         async with await ReadingConnection.connect(pg_dsn, autocommit=True) as connection:
             await connection.execute("CREATE TEMP TABLE changing (a int)")
             await connection.execute("INSERT INTO changing VALUES (1)")
             before = await prepared_rows(connection, statement, ["1"])
+            old = await prepared_names(connection)
             await connection.execute("ALTER TABLE changing ADD COLUMN b text DEFAULT 'x'")
             # The prepared plan's result type changed: the server refuses it, once.
             with pytest.raises(psycopg.errors.FeatureNotSupported):
                 await prepared_rows(connection, statement, ["1"])
-            return before, await prepared_rows(connection, statement, ["1"])
+            after = await prepared_rows(connection, statement, ["1"])
+            return before, after, old, await prepared_names(connection)
 
-    before, after = run(changed())
+    before, after, old, new = run(changed())
     assert before == [(1,)]
     assert after == [(1, "x")]
+    assert len(new) == 1 and new != old  # the old name closed, not left on the server
+
+
+def test_a_name_the_server_lost_is_prepared_again(pg_dsn: str) -> None:
+    async def lost() -> tuple[list[Any], list[str]]:
+        async with await ReadingConnection.connect(pg_dsn, autocommit=True) as connection:
+            await prepared_rows(connection, ROWS, ["2025-03-01T10:00:00Z", "1"])
+            await connection.execute("DEALLOCATE ALL")
+            with pytest.raises(psycopg.errors.InvalidSqlStatementName):
+                await prepared_rows(connection, ROWS, ["2025-03-01T10:00:00Z", "1"])
+            rows = await prepared_rows(connection, ROWS, ["2025-03-01T10:00:00Z", "2"])
+            return rows, await prepared_names(connection)
+
+    rows, names = run(lost())
+    assert len(rows) == 2
+    assert len(names) == 1
+
+
+def test_failing_runs_keep_their_statement_prepared_once(pg_dsn: str) -> None:
+    sleeping = b"SELECT pg_sleep($1::float8)"
+
+    async def timing_out() -> tuple[list[str], int]:
+        async with await ReadingConnection.connect(pg_dsn, autocommit=True) as connection:
+            await connection.execute("SET statement_timeout = '10ms'")
+            for _ in range(30):
+                with pytest.raises(psycopg.errors.QueryCanceled):
+                    await prepared_rows(connection, sleeping, ["0.2"])
+            for _ in range(30):
+                with pytest.raises(psycopg.errors.InvalidTextRepresentation):
+                    await prepared_rows(connection, ROWS, ["2025-03-01T10:00:00Z", "x"])
+            await connection.execute("SET statement_timeout = 0")
+            cursor = await connection.execute("SELECT count(*) FROM pg_prepared_statements")
+            (everything,) = await cursor.fetchone() or (None,)
+            return await prepared_names(connection), everything
+
+    names, everything = run(timing_out())
+    assert len(names) == 2  # one per statement, not one per failing run
+    assert everything == 2
 
 
 def test_statements_past_the_most_kept_run_unnamed(
