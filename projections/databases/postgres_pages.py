@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -138,14 +138,31 @@ def batch(queries: Sequence[JsonQuery]) -> tuple[tuple[Shape, ...], list[Any]]:
     params: list[Any] = []
     for each in shapes:
         names = _names(len(each[4]))
-        rows = [
-            dict(zip(names, (index, *queries[index].params), strict=True)) for index in groups[each]
-        ]
+        if "timestamptz" in each[4]:
+            rows = [
+                dict(zip(names, (index, *_utc(queries[index].params)), strict=True))
+                for index in groups[each]
+            ]
+        else:
+            rows = [
+                dict(zip(names, (index, *queries[index].params), strict=True))
+                for index in groups[each]
+            ]
         try:
             params.append(orjson.dumps(rows, default=_exact).decode())
         except orjson.JSONEncodeError as error:  # a text that is no Unicode, an int too large
             raise NotBatched(str(error)) from None
     return shapes, params
+
+
+def _utc(params: Sequence[Any]) -> list[Any]:
+    """``params`` with each aware datetime in UTC: orjson writes an offset to the minute,
+    rounding away its seconds (+00:00:30 as +00:01), which would move the instant; in UTC
+    the offset is zero and the instant exact. Naive datetimes stay as they are."""
+    return [
+        value.astimezone(UTC) if isinstance(value, datetime) and value.tzinfo is not None else value
+        for value in params
+    ]
 
 
 @functools.lru_cache(maxsize=16)
