@@ -7,7 +7,11 @@ client, two wake-ups, where a page's body follows its head within microseconds. 
 whose length is given (``content-length``, the API's every response but a stream's) waits
 for the body's first piece and goes out with it; any other write, closing the connection
 and the end of a `send` that wrote no body (a HEAD request, an error) send it first, so the
-bytes on the wire are uvicorn's own, in its order.
+bytes on the wire are uvicorn's own, in its order, but in one case: a request that cannot
+be parsed arriving (pipelined) while a response's head is held. uvicorn then sends that
+head, whose body never follows, and its 400 response; here the held head is dropped and the
+400 goes out alone (the protocol writes it to the connection's transport, not the cycle's).
+Either way the connection closes after the 400 and the pending response is not delivered.
 
 It relies on uvicorn's internals (`RequestResponseCycle` and its ``transport``), not a
 public API: pyproject pins uvicorn's minor version, and tests/e2e/api/test_http_protocol.py
