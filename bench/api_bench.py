@@ -185,6 +185,7 @@ def server_side(url: str) -> str:
     from prometheus_client.parser import text_string_to_metric_families
 
     buckets: dict[float, float] = defaultdict(float)
+    batched: dict[str, float] = defaultdict(float)  # pages per statement: sum and count
     for family in text_string_to_metric_families(httpx.get(f"{url}/metrics", timeout=30).text):
         for sample in family.samples:
             if (
@@ -192,6 +193,8 @@ def server_side(url: str) -> str:
                 and sample.labels.get("route") in _HISTORY_ROUTES
             ):
                 buckets[float(sample.labels["le"])] += sample.value
+            elif sample.name.startswith("evledger_api_history_pages_per_statement_"):
+                batched[sample.name.rsplit("_", 1)[1]] += sample.value
     total = buckets.get(float("inf"), 0.0)
     if not total:
         return "server side: no samples"
@@ -205,9 +208,11 @@ def server_side(url: str) -> str:
     histogram = ", ".join(
         f"<={le * 1000:g}ms {buckets[le] / total:.0%}" for le in sorted(buckets)[:-1]
     )
+    per_statement = batched["sum"] / batched["count"] if batched["count"] else 0.0
     return (
         f"server side (/metrics of one worker, {total:.0f} history requests): "
-        f"p50 {bound(0.5)}, p99 {bound(0.99)}; cumulative: {histogram}"
+        f"p50 {bound(0.5)}, p99 {bound(0.99)}; cumulative: {histogram}; "
+        f"{per_statement:.1f} pages per statement on average"
     )
 
 

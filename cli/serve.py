@@ -43,8 +43,10 @@ def serve(
         "log_level": "info",
         "server_header": False,
         # Named, not "auto": without them uvicorn would fall back to pure-Python HTTP
-        # parsing and asyncio's own loop in silence, each costlier per request.
-        "http": "httptools",
+        # parsing and asyncio's own loop in silence, each costlier per request. The HTTP
+        # protocol is uvicorn's httptools one, each response sent with one write (named by
+        # its import path, which a worker process imports again).
+        "http": "api.http_protocol:OneWriteProtocol",
         "loop": "asyncio" if sys.platform == "win32" else "uvloop",
     }
     if workers == 1:

@@ -25,6 +25,7 @@ from projections.databases.postgres import (
 )
 from projections.databases.postgres_json import json_select
 from projections.databases.postgres_pages import NotBatched, batch, pages, pages_statement
+from projections.databases.postgres_prepared import prepared_rows
 
 T = TypeVar("T")
 
@@ -100,8 +101,8 @@ class AsyncPostgresDatabase(AsyncDatabase):
             statement = pages_statement(shapes)
         except NotBatched:
             return await super().json_pages(queries)
-        cursor = await self._connection.execute(statement, params)
-        return pages(await cursor.fetchall(), len(queries))
+        records = await prepared_rows(self._connection, statement, params)
+        return pages(records, len(queries))
 
     def param(self, value: Any) -> Any:
         return _BINDER.param(value)

@@ -36,11 +36,19 @@ FORGED_CURSOR = "WyIyMDI0LTA1LTA2VDEyOjAwOjAwKzAwOjAwIiwgIlx1ZDgwMCJd"
 
 
 @contextmanager
-def served(application: Any) -> Iterator[str]:
-    """``application`` served by uvicorn in a thread until the block ends; its base URL."""
+def served(application: Any, **options: Any) -> Iterator[str]:
+    """``application`` served by uvicorn in a thread until the block ends (``options``:
+    more of uvicorn's settings); its base URL."""
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(
+            application,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            **options,
+        )
     )
     thread = threading.Thread(target=server.run)
     thread.start()

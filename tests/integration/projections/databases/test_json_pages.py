@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from psycopg.conninfo import make_conninfo
@@ -121,3 +121,29 @@ def test_pages_with_nothing_in_common_batch_too(dsn: str) -> None:
         assert pages[3].count == 2 and pages[3].last is not None
 
     asyncio.run(run())
+
+
+def test_an_offset_of_seconds_keeps_its_instant(dsn: str) -> None:
+    """A period's bound with an offset of seconds (+00:00:30) is the same instant in the batch:
+    orjson would write the offset rounded to the minute, 30 seconds off."""
+    instant = _BASE + timedelta(minutes=10, seconds=15)  # the minute-10 payments are before it
+    odd = instant.astimezone(timezone(timedelta(seconds=30)))
+
+    async def run() -> tuple[JsonPage, JsonPage]:
+        pool = AsyncPostgresPool(dsn, size=1)
+        await pool.open()
+        try:
+            async with pool.lend() as db:
+                pages = await db.json_pages(
+                    [
+                        _query(HistoryFilter(station_id="ST-1", period_from=odd, limit=500)),
+                        _query(HistoryFilter(station_id="ST-1", period_from=instant, limit=500)),
+                    ]
+                )
+        finally:
+            await pool.close()
+        return pages[0], pages[1]
+
+    odd_page, utc_page = asyncio.run(run())
+    assert odd_page == utc_page
+    assert utc_page.count == sum(1 for g in range(1, 401) if g % 3 == 1 and g % 40 > 10)
