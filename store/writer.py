@@ -127,25 +127,40 @@ class SideRecord:
 
 
 @dataclass
-class _Request:
-    """One caller's unit of work: its batches go into one transaction, all or nothing."""
+class PendingCommit:
+    """One caller's unit of work: its batches go into one transaction, all or nothing.
+    ``result()`` waits for the writer's answer."""
 
     batches: Sequence[Sequence[StoredEvent]]
     offsets: Mapping[Any, Any] | None = None
     group_metadata: Any = None
     side_records: Sequence[SideRecord] = ()
+    # Called (in the writer thread) once the answer is in: the writer process sends it on.
+    on_done: Callable[[PendingCommit], None] | None = None
     done: threading.Event = field(default_factory=threading.Event)
-    result: list[list[int]] | None = None
+    ids: list[list[int]] | None = None
     error: BaseException | None = None
+    # The committed ledger records (offset, record) of this request's batches, in order.
+    committed: list[tuple[int, LedgerRecord]] = field(default_factory=list)
 
     @property
     def event_count(self) -> int:
         return sum(len(batch) for batch in self.batches)
 
-    def finish(self, result: list[list[int]] | None, error: BaseException | None) -> None:
-        self.result = result
+    def finish(self, ids: list[list[int]] | None, error: BaseException | None) -> None:
+        self.ids = ids
         self.error = error
         self.done.set()
+        if self.on_done is not None:
+            self.on_done(self)
+
+    def result(self) -> list[list[int]]:
+        """The notification ids by batch, once committed; raises what the commit raised."""
+        self.done.wait()
+        if self.error is not None:
+            raise self.error
+        assert self.ids is not None
+        return self.ids
 
 
 class LedgerWriter:
@@ -185,8 +200,8 @@ class LedgerWriter:
         self._signer = signer
         # Shared with the Ledger's refresh(): one catch-up at a time in this process.
         self._catch_up_lock = catch_up_lock or threading.Lock()
-        self._requests: queue.Queue[_Request | None] = queue.Queue()
-        self._held_over: _Request | None = None
+        self._requests: queue.Queue[PendingCommit | None] = queue.Queue()
+        self._held_over: PendingCommit | None = None
         self._producer: Any = None
         self._fenced: WriterFenced | None = None
         self._needs_recovery = False
@@ -246,26 +261,20 @@ class LedgerWriter:
         left its group, say), the whole transaction aborts and every request in it gets
         WriterUnavailable: none of them was acknowledged, so each caller retries.
         """
-        if (offsets is None) != (group_metadata is None):
+        return self.submit(PendingCommit(batches, offsets, group_metadata, side_records)).result()
+
+    def submit(self, request: PendingCommit) -> PendingCommit:
+        """Queue a request (see commit_batches) and return at once; its ``result()`` waits."""
+        if (request.offsets is None) != (request.group_metadata is None):
             raise ValueError("offsets and group_metadata go together")
-        if any(record.topic == self.topic for record in side_records):
+        if any(record.topic == self.topic for record in request.side_records):
             raise ValueError(f"side records cannot go to the ledger topic {self.topic!r}")
         if self._fenced is not None:
             raise self._fenced
         if self._thread is None or self._stopping:
             raise WriterUnavailable(f"writer of {self.topic!r} is not running")
-        request = _Request(
-            batches=batches,
-            offsets=offsets,
-            group_metadata=group_metadata,
-            side_records=side_records,
-        )
         self._requests.put(request)
-        request.done.wait()
-        if request.error is not None:
-            raise request.error
-        assert request.result is not None
-        return request.result
+        return request
 
     def close(self) -> None:
         if self._thread is not None and not self._stopping:
@@ -298,7 +307,7 @@ class LedgerWriter:
             if left is not None:
                 left.finish(None, WriterUnavailable(f"writer of {self.topic!r} closed"))
 
-    def _next_group(self) -> list[_Request] | None:
+    def _next_group(self) -> list[PendingCommit] | None:
         """Block for one request, then take whatever else is queued, up to the size cap."""
         first = self._held_over or self._requests.get()
         self._held_over = None
@@ -324,7 +333,7 @@ class LedgerWriter:
             events += request.event_count
         return group
 
-    def _write(self, group: list[_Request]) -> None:
+    def _write(self, group: list[PendingCommit]) -> None:
         if self._fenced is not None:
             for request in group:
                 request.finish(None, self._fenced)
@@ -380,7 +389,13 @@ class LedgerWriter:
         except Exception:
             logger.exception("indexing a committed transaction of %r failed", self.topic)
             self._needs_recovery = True
+        at = 0
         for request, request_ids in zip(accepted, ids_by_request, strict=True):
+            count = sum(len(batch_ids) for batch_ids in request_ids)
+            request.committed = list(
+                zip(offsets[at : at + count], records[at : at + count], strict=True)
+            )
+            at += count
             request.finish(request_ids, None)
         if self._on_commit is not None:
             try:
@@ -389,7 +404,7 @@ class LedgerWriter:
                 logger.exception("a commit listener of %r failed", self.topic)
 
     def _chained(
-        self, accepted: list[_Request], texts: dict[Any, str]
+        self, accepted: list[PendingCommit], texts: dict[Any, str]
     ) -> tuple[list[LedgerRecord], list[list[list[int]]]]:
         """The requests' records, numbered and chained in commit order after the last
         committed one, and each request's ids by batch. Nothing changes in self until the
@@ -414,7 +429,9 @@ class LedgerWriter:
             ids_by_request.append(request_ids)
         return records, ids_by_request
 
-    def _check_versions(self, group: list[_Request], texts: dict[Any, str]) -> list[_Request]:
+    def _check_versions(
+        self, group: list[PendingCommit], texts: dict[Any, str]
+    ) -> list[PendingCommit]:
         """Fail the requests whose versions conflict; return the others, in order. Fills
         ``texts`` with each originator id's text."""
         for request in group:
@@ -455,7 +472,7 @@ class LedgerWriter:
                 f"aggregate {originator_id} is at version {last}; version {version} is not later"
             )
 
-    def _transact(self, records: list[LedgerRecord], requests: list[_Request]) -> list[int]:
+    def _transact(self, records: list[LedgerRecord], requests: list[PendingCommit]) -> list[int]:
         """Produce the records (and the requests' side records and offsets) in one
         transaction; return the ledger records' offsets."""
         from kafka.errors import InvalidProducerEpochError, KafkaTimeoutError, ProducerFencedError

@@ -29,11 +29,19 @@ from consumers.producer import publish_file
 from consumers.routing import SessionRouter
 from demo.traffic import TrafficShape, generate
 from domain.application import BillingApplication
+from store import factory
 from store.writer import LedgerWriter
 from tests.kafka_topics import read_topic
 from tests.ledger_compare import expected_ledger, kafka_ledger_rows, ledger_rows
 
 pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture(autouse=True)
+def writer_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writer's wait is patched in this process: its writers must run here, in threads
+    (tests/integration/store/test_writer_process.py kills a writer process mid-request)."""
+    monkeypatch.setattr(factory, "usable_cores", lambda: 1)
 
 
 @pytest.fixture

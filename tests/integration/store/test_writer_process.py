@@ -1,0 +1,138 @@
+"""The ledger's writer in a child process (store/writer_process.py): what only it can get
+wrong. The writer's other tests run against it too (conftest's ``writer_kind``)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eventsourcing.persistence import IntegrityError
+
+from store import factory
+from store.writer import PendingCommit, WriterUnavailable
+from store.writer_process import ProcessLedgerWriter
+from tests.integration.store.conftest import assert_chain, events_for, read_topic
+
+pytestmark = pytest.mark.kafka
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def child_of(ledger: Any) -> int:
+    writer = ledger.writer
+    assert isinstance(writer, ProcessLedgerWriter)
+    return writer.pid
+
+
+def gone(pid: int, within_s: float) -> bool:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        # A zombie of ours (the test's own child) counts as gone once it has exited.
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return True
+        except ChildProcessError:
+            pass
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("writer_kind", ["process"])
+def test_a_killed_writer_fails_the_request_in_flight_and_the_next_one_replaces_it(
+    make_ledger: Any, kafka_bootstrap: str
+) -> None:
+    ledger = make_ledger()
+    wallet = uuid.uuid4()
+    assert ledger.insert(events_for(wallet, range(1, 3))) == [1, 2]
+    pid = child_of(ledger)
+    # Stopped, the child cannot answer the request sent next before it is killed.
+    os.kill(pid, signal.SIGSTOP)
+    in_flight = ledger.writer.submit(PendingCommit([events_for(wallet, range(3, 4))]))
+    os.kill(pid, signal.SIGKILL)
+    with pytest.raises(WriterUnavailable, match="killed by SIGKILL"):
+        in_flight.result()
+    assert not ledger.writer.healthy
+    assert gone(pid, 5)
+
+    # A new child settles what the dead one left: the request in flight never committed.
+    assert ledger.insert(events_for(wallet, range(3, 4))) == [3]
+    assert child_of(ledger) != pid
+    assert ledger.writer.healthy
+    records = assert_chain(read_topic(kafka_bootstrap, ledger.config.topic, "read_committed"))
+    assert [r.originator_version for r in records] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("writer_kind", ["process"])
+def test_errors_come_back_as_their_own_types(make_ledger: Any) -> None:
+    ledger = make_ledger()
+    wallet = uuid.uuid4()
+    ledger.insert(events_for(wallet, range(1, 2)))
+    with pytest.raises(IntegrityError, match="does not follow"):
+        ledger.insert(events_for(wallet, range(3, 4)))
+    assert ledger.insert(events_for(wallet, range(2, 3))) == [2]
+
+
+@pytest.mark.parametrize("writer_kind", ["process"])
+def test_the_parent_keeps_the_records_its_writer_committed(
+    make_ledger: Any, kafka_bootstrap: str
+) -> None:
+    """Reads of what was just written find it in the parent's cache, as the topic holds it."""
+    ledger = make_ledger()
+    ledger.commit_batches(
+        [events_for(uuid.uuid4(), range(1, 3)), events_for(uuid.uuid4(), range(1, 2))]
+    )
+    ledger.insert(events_for(uuid.uuid4(), range(1, 4)))
+    messages = read_topic(kafka_bootstrap, ledger.config.topic, "read_committed")
+    records = assert_chain(messages)
+    assert len(records) == 6
+    for message, record in zip(messages, records, strict=True):
+        assert ledger.reader.cache.get(message.offset) == record
+
+
+def test_the_writer_process_ends_with_its_parent(kafka_bootstrap: str, ledger_topic: str) -> None:
+    script = f"""
+import sys, time, uuid
+sys.path.insert(0, {str(ROOT)!r})
+from store.kafka_clients import KafkaConnection
+from store.ledger import Ledger, LedgerConfig
+from tests.integration.store.conftest import events_for
+ledger = Ledger(LedgerConfig(KafkaConnection({kafka_bootstrap!r}), {ledger_topic!r},
+                             {ledger_topic + ".writer"!r}, writer_process=True))
+ledger.insert(events_for(uuid.uuid4(), range(1, 2)))
+print(ledger.writer.pid, flush=True)
+time.sleep(60)
+"""
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        pid = int(parent.stdout.readline())
+        os.kill(pid, 0)  # running
+    finally:
+        parent.kill()
+        parent.wait()
+    assert gone(pid, 15), "the writer process outlived its parent"
+
+
+def test_the_factory_runs_the_ledgers_writer_in_a_process_where_a_second_core_is(
+    monkeypatch: pytest.MonkeyPatch, kafka_bootstrap: str, ledger_topic: str
+) -> None:
+    env = {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "KAFKA_LEDGER_TOPIC": ledger_topic}
+    for cores, in_process in ((1, False), (2, True)):
+        monkeypatch.setattr(factory, "usable_cores", lambda cores=cores: cores)
+        made = factory.KafkaFactory(env)
+        ledger = made.application_recorder().ledger  # type: ignore[attr-defined]
+        snapshots = made.aggregate_recorder("snapshots").ledger  # type: ignore[attr-defined]
+        assert ledger.config.writer_process is in_process
+        assert not snapshots.config.writer_process
+        made.close()
