@@ -23,6 +23,7 @@ from store.writer import (
     DEFAULT_MAX_EVENTS_PER_TRANSACTION,
     DEFAULT_TIMEOUT_S,
     LedgerWriter,
+    PendingCommit,
     SideRecord,
     catch_up,
 )
@@ -153,6 +154,16 @@ class Ledger:
         """See LedgerWriter.commit_batches: batches, consumer offsets and records for other
         topics in one transaction."""
         return self.writer.commit_batches(batches, offsets, group_metadata, side_records)
+
+    def submit(
+        self,
+        batches: Sequence[Sequence[StoredEvent]],
+        offsets: Mapping[Any, Any] | None = None,
+        group_metadata: Any = None,
+        side_records: Sequence[SideRecord] = (),
+    ) -> PendingCommit:
+        """As commit_batches, returning at once: the commit's ``result()`` waits for it."""
+        return self.writer.submit(PendingCommit(batches, offsets, group_metadata, side_records))
 
     # --- reading -----------------------------------------------------------------------
 
