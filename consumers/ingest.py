@@ -38,7 +38,7 @@ from consumers.triage import SourceRecord
 from projections.gc_pacing import INGEST_YOUNG_THRESHOLD, fewer_collections
 from store.kafka_clients import KafkaConnection
 from store.recorders import KafkaApplicationRecorder, TransactionExtras, UnsavedCommitFailed
-from store.writer import SideRecord, WriterFenced, WriterUnavailable
+from store.writer import PendingCommit, SideRecord, WriterFenced, WriterUnavailable
 
 # What one fetch of the ingest topic brings per partition: a few batches of messages. A
 # message larger than this (up to consumers.producer.MAX_MESSAGE_BYTES) still comes, alone
@@ -322,8 +322,9 @@ class KafkaIngest:
         if backoff.failures:
             log.warning("ledger available again after %d failed tries", backoff.failures)
         backoff.reset()
-        deferred = _Deferred(task, in_doubt, part, outcome, in_doubt.current, on_batch)
-        if task.writer.unsaved:
+        commit = task.writer.unsaved
+        deferred = _Deferred(task, in_doubt, part, outcome, in_doubt.current, on_batch, commit)
+        if commit is not None:
             self._deferred = deferred
         else:
             deferred.committed(self.counters)
@@ -335,10 +336,12 @@ class KafkaIngest:
         deferred = self._deferred
         if deferred is None:
             return None
-        try:
-            deferred.task.writer.wait_unsaved()
-        except UnsavedCommitFailed as failed:
-            return failed
+        # A later save that waited for it took its answer (and raised, had it failed).
+        if deferred.task.writer.unsaved is deferred.commit:
+            try:
+                deferred.task.writer.wait_unsaved()
+            except UnsavedCommitFailed as failed:
+                return failed
         self._deferred = None
         deferred.committed(self.counters)
         return None
@@ -494,6 +497,7 @@ class _Deferred:
     outcome: BatchOutcome
     attempt: Attempt
     on_batch: Callable[[BatchOutcome], None]
+    commit: PendingCommit | None
 
     def committed(self, counters: IngestCounters) -> None:
         self.in_doubt.settled(self.attempt)

@@ -110,9 +110,9 @@ class KafkaApplicationRecorder(KafkaAggregateRecorder, ApplicationRecorder):
 
     def commit_attached(self) -> None:
         """Commit what is still attached, alone, in one transaction."""
-        self.wait_unsaved()
         extras, _ = self._take_attached()
         if extras:
+            self.wait_unsaved()
             self.ledger.commit_batches(
                 [], extras.consumer_offsets, extras.group_metadata, extras.side_records
             )
@@ -125,9 +125,9 @@ class KafkaApplicationRecorder(KafkaAggregateRecorder, ApplicationRecorder):
         self.ledger.commit_batches([])
 
     @property
-    def unsaved(self) -> bool:
-        """Whether a deferred save's answer is still to be waited for."""
-        return self._unsaved is not None
+    def unsaved(self) -> PendingCommit | None:
+        """The deferred save's commit whose answer is still to be waited for, if any."""
+        return self._unsaved
 
     def wait_unsaved(self) -> None:
         """Wait for the deferred save's commit, if any; raise UnsavedCommitFailed if it
@@ -180,7 +180,9 @@ class KafkaApplicationRecorder(KafkaAggregateRecorder, ApplicationRecorder):
         desc: bool = False,
         limit: int | None = None,
     ) -> Sequence[StoredEvent]:
-        if originator_id in self._unsaved_versions:
+        unsaved_version = self._unsaved_versions.get(originator_id)
+        if unsaved_version is not None and (gt is None or gt < unsaved_version):
+            # It would select events of the deferred save (after ``gt``, none of them).
             self.wait_unsaved()
         return super().select_events(originator_id, gt=gt, lte=lte, desc=desc, limit=limit)
 
