@@ -384,8 +384,7 @@ class LedgerWriter:
         try:
             if records:
                 self.index.apply(list(zip(offsets, records, strict=True)), offsets[-1] + 1)
-            for offset, record in zip(offsets, records, strict=True):
-                self.reader.cache.put(offset, record)
+            self.reader.cache.put_many(zip(offsets, records, strict=True))
         except Exception:
             logger.exception("indexing a committed transaction of %r failed", self.topic)
             self._needs_recovery = True

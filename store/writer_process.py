@@ -410,9 +410,9 @@ class ProcessLedgerWriter:
                         hash=record_hash,
                     )
                     committed.append((offsets[at], record))
-                    self._cache.put(offsets[at], record)
                     prev_hash = record_hash
                     at += 1
+            self._cache.put_many(committed)
             sent.commit.committed = committed
         if self._on_commit is not None:
             try:
