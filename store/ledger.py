@@ -25,6 +25,7 @@ from store.writer import (
     LedgerWriter,
     PendingCommit,
     SideRecord,
+    WriterBase,
     catch_up,
 )
 from store.writer_process import ProcessLedgerWriter, WriterSpec
@@ -90,7 +91,7 @@ class Ledger:
             RecordCache(config.cache_records),
             timeout_s=config.timeout_s,
         )
-        self._writer: LedgerWriter | ProcessLedgerWriter | None = None
+        self._writer: WriterBase | None = None
         self._writer_lock = threading.Lock()
         self._catch_up_lock = threading.Lock()
         self._last_catch_up = -REFRESH_INTERVAL_S
@@ -100,7 +101,7 @@ class Ledger:
     # --- writing -----------------------------------------------------------------------
 
     @property
-    def writer(self) -> LedgerWriter | ProcessLedgerWriter:
+    def writer(self) -> WriterBase:
         with self._writer_lock:
             if self._writer is None:
                 writer = (
@@ -155,15 +156,9 @@ class Ledger:
         topics in one transaction."""
         return self.writer.commit_batches(batches, offsets, group_metadata, side_records)
 
-    def submit(
-        self,
-        batches: Sequence[Sequence[StoredEvent]],
-        offsets: Mapping[Any, Any] | None = None,
-        group_metadata: Any = None,
-        side_records: Sequence[SideRecord] = (),
-    ) -> PendingCommit:
-        """As commit_batches, returning at once: the commit's ``result()`` waits for it."""
-        return self.writer.submit(PendingCommit(batches, offsets, group_metadata, side_records))
+    def submit(self, request: PendingCommit) -> PendingCommit:
+        """As commit_batches, returning at once: the request's ``result()`` waits for it."""
+        return self.writer.submit(request)
 
     # --- reading -----------------------------------------------------------------------
 

@@ -160,7 +160,12 @@ class KafkaApplicationRecorder(KafkaAggregateRecorder, ApplicationRecorder):
         extras, defer = self._take_attached()
         if defer:
             self._unsaved = self.ledger.submit(
-                [stored_events], extras.consumer_offsets, extras.group_metadata, extras.side_records
+                PendingCommit(
+                    [stored_events],
+                    extras.consumer_offsets,
+                    extras.group_metadata,
+                    extras.side_records,
+                )
             )
             self._unsaved_versions = {
                 event.originator_id: event.originator_version for event in stored_events

@@ -6,6 +6,7 @@ import contextlib
 import logging
 import queue
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -163,7 +164,73 @@ class PendingCommit:
         return self.ids
 
 
-class LedgerWriter:
+class WriterBase(ABC):
+    """What a ledger topic's writer offers, wherever it runs: a thread of this process
+    (LedgerWriter) or a child process (store/writer_process.py). ``submit`` queues one
+    request; the rest is built on it."""
+
+    topic: str
+    _fenced: WriterFenced | None
+
+    @abstractmethod
+    def start(self) -> None:
+        """Fence any older writer and index what it committed; then accept requests."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Finish what was queued, then stop."""
+
+    @property
+    @abstractmethod
+    def healthy(self) -> bool:
+        """Whether the index is current without reading the topic: this writer is the
+        only one and its last transaction's outcome is known."""
+
+    @abstractmethod
+    def submit(self, request: PendingCommit) -> PendingCommit:
+        """Queue a request (see commit_batches) and return at once; its ``result()`` waits."""
+
+    @property
+    def fenced(self) -> bool:
+        return self._fenced is not None
+
+    def insert(self, stored_events: Sequence[StoredEvent]) -> list[int]:
+        """Append one batch atomically; return its notification ids."""
+        return self.commit_batches([stored_events])[0]
+
+    def commit_batches(
+        self,
+        batches: Sequence[Sequence[StoredEvent]],
+        offsets: Mapping[Any, Any] | None = None,
+        group_metadata: Any = None,
+        side_records: Sequence[SideRecord] = (),
+    ) -> list[list[int]]:
+        """Append several batches, and optionally commit consumer offsets and records for
+        other topics, in one transaction.
+
+        This is Kafka's consume-transform-produce: pass the ingest consumer's next offsets
+        ({TopicPartition: OffsetAndMetadata}) and `consumer.group_metadata()`, and the
+        offsets (and side records, e.g. dead letters) are committed if and only if the
+        batches are. All or nothing: one conflicting batch raises IntegrityError and nothing
+        is written. No batches at all commits just the offsets and side records.
+
+        Requests are grouped into shared transactions; if one fails at commit (its consumer
+        left its group, say), the whole transaction aborts and every request in it gets
+        WriterUnavailable: none of them was acknowledged, so each caller retries.
+        """
+        return self.submit(PendingCommit(batches, offsets, group_metadata, side_records)).result()
+
+    def _admit(self, request: PendingCommit) -> None:
+        """Refuse a request no writer may take, or any once this one was fenced."""
+        if (request.offsets is None) != (request.group_metadata is None):
+            raise ValueError("offsets and group_metadata go together")
+        if any(record.topic == self.topic for record in request.side_records):
+            raise ValueError(f"side records cannot go to the ledger topic {self.topic!r}")
+        if self._fenced is not None:
+            raise self._fenced
+
+
+class LedgerWriter(WriterBase):
     """Appends stored events to the ledger topic, numbering and chaining them.
 
     One writer per ledger partition, fenced by its Kafka transactional id: starting a
@@ -223,13 +290,7 @@ class LedgerWriter:
         self._thread.start()
 
     @property
-    def fenced(self) -> bool:
-        return self._fenced is not None
-
-    @property
     def healthy(self) -> bool:
-        """Whether the index is current without reading the topic: this writer is the
-        only one and its last transaction's outcome is known."""
         return (
             self._thread is not None
             and self._fenced is None
@@ -237,40 +298,9 @@ class LedgerWriter:
             and not self._stopping
         )
 
-    def insert(self, stored_events: Sequence[StoredEvent]) -> list[int]:
-        """Append one batch atomically; return its notification ids."""
-        return self.commit_batches([stored_events])[0]
-
-    def commit_batches(
-        self,
-        batches: Sequence[Sequence[StoredEvent]],
-        offsets: Mapping[Any, Any] | None = None,
-        group_metadata: Any = None,
-        side_records: Sequence[SideRecord] = (),
-    ) -> list[list[int]]:
-        """Append several batches, and optionally commit consumer offsets and records for
-        other topics, in one transaction.
-
-        This is Kafka's consume-transform-produce: pass the ingest consumer's next offsets
-        ({TopicPartition: OffsetAndMetadata}) and `consumer.group_metadata()`, and the
-        offsets (and side records, e.g. dead letters) are committed if and only if the
-        batches are. All or nothing: one conflicting batch raises IntegrityError and nothing
-        is written. No batches at all commits just the offsets and side records.
-
-        Requests are grouped into shared transactions; if one fails at commit (its consumer
-        left its group, say), the whole transaction aborts and every request in it gets
-        WriterUnavailable: none of them was acknowledged, so each caller retries.
-        """
-        return self.submit(PendingCommit(batches, offsets, group_metadata, side_records)).result()
-
     def submit(self, request: PendingCommit) -> PendingCommit:
         """Queue a request (see commit_batches) and return at once; its ``result()`` waits."""
-        if (request.offsets is None) != (request.group_metadata is None):
-            raise ValueError("offsets and group_metadata go together")
-        if any(record.topic == self.topic for record in request.side_records):
-            raise ValueError(f"side records cannot go to the ledger topic {self.topic!r}")
-        if self._fenced is not None:
-            raise self._fenced
+        self._admit(request)
         if self._thread is None or self._stopping:
             raise WriterUnavailable(f"writer of {self.topic!r} is not running")
         self._requests.put(request)

@@ -31,7 +31,7 @@ import os
 import pickle
 import signal
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from multiprocessing.connection import Connection
@@ -47,7 +47,14 @@ from store.kafka_clients import KafkaConnection
 from store.reader import LedgerReader, RecordCache
 from store.records import LedgerRecord
 from store.signing import LedgerSigner
-from store.writer import LedgerWriter, PendingCommit, SideRecord, WriterFenced, WriterUnavailable
+from store.writer import (
+    LedgerWriter,
+    PendingCommit,
+    SideRecord,
+    WriterBase,
+    WriterFenced,
+    WriterUnavailable,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -194,7 +201,7 @@ class _Sent(NamedTuple):
     events: list[list[tuple[str, int, str, bytes]]]
 
 
-class ProcessLedgerWriter:
+class ProcessLedgerWriter(WriterBase):
     """A LedgerWriter in a child process (see the module docstring), for one ledger topic.
 
     ``cache`` is the parent's record cache, filled with what the child commits;
@@ -224,10 +231,6 @@ class ProcessLedgerWriter:
         self._stopping = False
         self._restart_lock = threading.Lock()
         self.transactions_committed = 0
-
-    @property
-    def fenced(self) -> bool:
-        return self._fenced is not None
 
     @property
     def pid(self) -> int | None:
@@ -264,7 +267,7 @@ class ProcessLedgerWriter:
             process.join(CLOSE_TIMEOUT_S)
             parent_end.close()
             raise WriterUnavailable(
-                f"the ledger writer process of {self.topic!r} ended ({_ended(process)}) "
+                f"the ledger writer process of {self.topic!r} ended ({how_ended(process)}) "
                 "before it started"
             ) from None
         error = started[1]
@@ -285,28 +288,9 @@ class ProcessLedgerWriter:
         )
         self._receiver.start()
 
-    def insert(self, stored_events: Sequence[StoredEvent]) -> list[int]:
-        """Append one batch atomically; return its notification ids."""
-        return self.commit_batches([stored_events])[0]
-
-    def commit_batches(
-        self,
-        batches: Sequence[Sequence[StoredEvent]],
-        offsets: Mapping[Any, Any] | None = None,
-        group_metadata: Any = None,
-        side_records: Sequence[SideRecord] = (),
-    ) -> list[list[int]]:
-        """As LedgerWriter.commit_batches."""
-        return self.submit(PendingCommit(batches, offsets, group_metadata, side_records)).result()
-
     def submit(self, commit: PendingCommit) -> PendingCommit:
         """Send a request to the child and return at once; its ``result()`` waits."""
-        if (commit.offsets is None) != (commit.group_metadata is None):
-            raise ValueError("offsets and group_metadata go together")
-        if any(record.topic == self.topic for record in commit.side_records):
-            raise ValueError(f"side records cannot go to the ledger topic {self.topic!r}")
-        if self._fenced is not None:
-            raise self._fenced
+        self._admit(commit)
         if self._stopping:
             raise WriterUnavailable(f"writer of {self.topic!r} is not running")
         if self._gone is not None:
@@ -382,7 +366,7 @@ class ProcessLedgerWriter:
             if fenced and self._fenced is None:
                 self._fenced = WriterFenced(f"writer of {self.topic!r} was fenced")
         process.join(1)
-        why = "was closed" if self._stopping else f"ended ({_ended(process)})"
+        why = "was closed" if self._stopping else f"ended ({how_ended(process)})"
         with self._in_flight_lock:
             self._gone = why
             left = list(self._in_flight.values())
@@ -461,7 +445,8 @@ def usable_cores() -> int:
     return max(1, cores or 1)
 
 
-def _ended(process: BaseProcess) -> str:
+def how_ended(process: BaseProcess) -> str:
+    """How a child process ended, for an error message (the ledger reader's too)."""
     exitcode = process.exitcode
     if exitcode is None:
         return "still running, its pipe broken"

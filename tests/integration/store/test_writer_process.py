@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from store import factory
 from store.writer import PendingCommit, WriterUnavailable
 from store.writer_process import ProcessLedgerWriter
 from tests.integration.store.conftest import assert_chain, events_for, read_topic
+from tests.processes import gone
 
 pytestmark = pytest.mark.kafka
 
@@ -29,23 +29,6 @@ def child_of(ledger: Any) -> int:
     writer = ledger.writer
     assert isinstance(writer, ProcessLedgerWriter)
     return writer.pid
-
-
-def gone(pid: int, within_s: float) -> bool:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        # A zombie of ours (the test's own child) counts as gone once it has exited.
-        try:
-            if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                return True
-        except ChildProcessError:
-            pass
-        time.sleep(0.05)
-    return False
 
 
 @pytest.mark.parametrize("writer_kind", ["process"])
