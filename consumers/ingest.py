@@ -318,7 +318,11 @@ class KafkaIngest:
             return False
         # Any earlier deferred batch committed before this one was sent.
         earlier = self._confirm()
-        assert earlier is None, f"a batch was sent after a failed one: {earlier!r}"
+        if earlier is not None:  # the recorder's deferred save forbids it: a defect if seen
+            raise RuntimeError(
+                f"a batch was sent after a failed deferred one ({earlier!r}): its outcome "
+                "and this one's are in doubt; not committing the consumer's offsets"
+            )
         if backoff.failures:
             log.warning("ledger available again after %d failed tries", backoff.failures)
         backoff.reset()

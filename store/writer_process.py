@@ -14,7 +14,8 @@ both processes open (``store/index.py`` is safe for that): the child indexes eac
 before it answers, so the parent's next read sees it. An error comes back pickled and is
 raised in the parent as the same type (WriterFenced, WriterUnavailable, IntegrityError).
 
-The child ends when its pipe closes: the parent closed the writer, or died. The parent's
+The child ends when its pipe closes: the parent closed the writer (``close``, also run at
+the interpreter's exit for a writer never closed), or died. The parent's
 receiving thread notices a child that died (EOF): every request waiting fails with
 WriterUnavailable, and the next request spawns a new child, whose ``init_transactions``
 settles whatever the dead one left open (as the thread writer's recovery does).
@@ -22,6 +23,7 @@ settles whatever the dead one left open (as the thread writer's recovery does).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import gc
 import itertools
@@ -30,7 +32,9 @@ import multiprocessing
 import os
 import pickle
 import signal
+import socket
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -61,7 +65,7 @@ logger = logging.getLogger(__name__)
 # Allocations between young collections in the child (see _serve).
 YOUNG_THRESHOLD = 100_000
 
-# How long close() waits for the child to finish what it was given before ending it.
+# How long close() waits for the child to finish what it was given before killing it.
 CLOSE_TIMEOUT_S = 10.0
 
 
@@ -96,12 +100,11 @@ class _Event(NamedTuple):
 _Request = tuple[int, list[list[tuple[str, int, str, bytes]]], Any, Any, Sequence[SideRecord]]
 _Answer = tuple[int, BaseException | None, Any, list[int], list[bytes], bool, bool, int]
 _STARTED = 0
-_CLOSE = b""
 
 
 def _serve(spec: WriterSpec, connection: Connection) -> None:
     """The child: start the writer (answering request 0 with how that went), then hand each
-    request to it and send each answer back, until the pipe closes or says close."""
+    request to it and send each answer back, until the pipe closes."""
     # Ctrl-C, or a SIGTERM to the process group, is the parent's to handle: it finishes its
     # batch and closes the writer, which ends this process (as the parent's death does).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -163,8 +166,6 @@ def _serve(spec: WriterSpec, connection: Connection) -> None:
             try:
                 blob = connection.recv_bytes()
             except (EOFError, OSError):
-                return
-            if blob == _CLOSE:
                 return
             request_id, batches, offsets, group_metadata, side_records = cast(
                 _Request, pickle.loads(blob)
@@ -231,6 +232,7 @@ class ProcessLedgerWriter(WriterBase):
         self._gone: str | None = "not started"
         self._stopping = False
         self._restart_lock = threading.Lock()
+        self._at_exit: Callable[[], None] | None = None
         self.transactions_committed = 0
 
     @property
@@ -288,6 +290,11 @@ class ProcessLedgerWriter(WriterBase):
             daemon=True,
         )
         self._receiver.start()
+        if self._at_exit is None:
+            # Registered after multiprocessing's own exit hook (imported by the start above),
+            # so it runs first: that hook joins this daemon child, which ends only on EOF.
+            self._at_exit = partial(_close_at_exit, weakref.ref(self))
+            atexit.register(self._at_exit)
 
     def submit(self, commit: PendingCommit) -> PendingCommit:
         """Send a request to the child and return at once; its ``result()`` waits."""
@@ -348,26 +355,28 @@ class ProcessLedgerWriter(WriterBase):
                 ) from error
 
     def _receive(self, process: BaseProcess, connection: Connection) -> None:
-        """The answers' thread: finish each request in flight as its answer comes in."""
-        while True:
-            try:
-                answer = cast(_Answer, pickle.loads(connection.recv_bytes()))
-            except (EOFError, OSError):
-                break
-            request_id, error, ids, offsets, hashes, fenced, healthy, transactions = answer
-            with self._in_flight_lock:
-                sent = self._in_flight.pop(request_id)
-            self._child_healthy = healthy
-            self.transactions_committed = transactions
-            if isinstance(error, WriterFenced):
-                self._fenced = self._fenced or error
-            if error is None:
-                self._committed(sent, ids, offsets, hashes)
-            sent.commit.finish(ids, error)
-            if fenced and self._fenced is None:
-                self._fenced = WriterFenced(f"writer of {self.topic!r} was fenced")
+        """The answers' thread: finish each request in flight as its answer comes in. An
+        answer it cannot read or handle fails every request in flight (as the child's end
+        does) rather than leave their callers waiting."""
+        broken: str | None = None
+        try:
+            while True:
+                try:
+                    blob = connection.recv_bytes()
+                except (EOFError, OSError):
+                    break
+                self._answered(cast(_Answer, pickle.loads(blob)))
+        except Exception as error:
+            logger.exception("the answers of the ledger writer process of %r", self.topic)
+            broken = f"sent an answer that could not be handled ({error!r})"
+            _shut(connection)  # the child sees EOF and ends: its later answers are lost anyway
         process.join(1)
-        why = "was closed" if self._stopping else f"ended ({how_ended(process)})"
+        if broken is not None:
+            why = broken
+        elif self._stopping:
+            why = "was closed"
+        else:
+            why = f"ended ({how_ended(process)})"
         with self._in_flight_lock:
             self._gone = why
             left = list(self._in_flight.values())
@@ -380,6 +389,23 @@ class ProcessLedgerWriter(WriterBase):
                     "the transaction may or may not have committed"
                 ),
             )
+
+    def _answered(self, answer: _Answer) -> None:
+        request_id, error, ids, offsets, hashes, fenced, healthy, transactions = answer
+        # It stays in flight until handled: if handling raises, _receive fails it.
+        with self._in_flight_lock:
+            sent = self._in_flight[request_id]
+        self._child_healthy = healthy
+        self.transactions_committed = transactions
+        if isinstance(error, WriterFenced):
+            self._fenced = self._fenced or error
+        if error is None:
+            self._committed(sent, ids, offsets, hashes)
+        with self._in_flight_lock:
+            del self._in_flight[request_id]
+        sent.commit.finish(ids, error)
+        if fenced and self._fenced is None:
+            self._fenced = WriterFenced(f"writer of {self.topic!r} was fenced")
 
     def _committed(
         self, sent: _Sent, ids: list[list[int]], offsets: list[int], hashes: list[bytes]
@@ -417,27 +443,53 @@ class ProcessLedgerWriter(WriterBase):
                 logger.exception("a commit listener of %r failed", self.topic)
 
     def close(self) -> None:
-        """Let the child finish what it was given, then end it."""
+        """Let the child finish what it was given (CLOSE_TIMEOUT_S at most), then end it."""
         if self._stopping:
             return
         self._stopping = True
-        if self._connection is not None:
-            with self._sending, contextlib.suppress(OSError):
-                self._connection.send_bytes(_CLOSE)
+        if self._at_exit is not None:
+            atexit.unregister(self._at_exit)
         self._join()
 
     def _join(self) -> None:
         process, connection, receiver = self._process, self._connection, self._receiver
+        if connection is not None:
+            # The child reads what was sent, then EOF: it finishes and answers that, and ends.
+            _shut(connection)
         if process is not None:
             process.join(CLOSE_TIMEOUT_S)
             if process.exitcode is None:
-                process.terminate()
+                logger.warning(
+                    "the ledger writer process of %r did not end in %.0f s: killing it",
+                    self.topic,
+                    CLOSE_TIMEOUT_S,
+                )
+                process.kill()  # it ignores SIGTERM (see _serve)
                 process.join()
         if receiver is not None:
             receiver.join()
         if connection is not None:
             connection.close()
         self._process = self._connection = self._receiver = None
+
+
+def _shut(connection: Connection) -> None:
+    """Stop writing to the child (a socket pair's end): it reads EOF after what was sent,
+    while this end can still read its answers. Never blocks, unlike sending a message."""
+    with (
+        contextlib.suppress(OSError),
+        socket.fromfd(  # a duplicate: closing it is harmless
+            connection.fileno(), socket.AF_UNIX, socket.SOCK_STREAM
+        ) as end,
+    ):
+        end.shutdown(socket.SHUT_WR)
+
+
+def _close_at_exit(writer: weakref.ref[ProcessLedgerWriter]) -> None:
+    """A writer never closed is closed as the interpreter exits (see start)."""
+    alive = writer()
+    if alive is not None:
+        alive.close()
 
 
 def usable_cores() -> int:

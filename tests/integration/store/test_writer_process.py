@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 from eventsourcing.persistence import IntegrityError
 
-from store import factory
+from store import factory, writer_process
 from store.writer import PendingCommit, WriterUnavailable
 from store.writer_process import ProcessLedgerWriter
 from tests.integration.store.conftest import assert_chain, events_for, read_topic
@@ -105,6 +106,77 @@ time.sleep(60)
         parent.kill()
         parent.wait()
     assert gone(pid, 15), "the writer process outlived its parent"
+
+
+@pytest.mark.parametrize("writer_kind", ["process"])
+def test_close_kills_a_child_that_does_not_end(
+    make_ledger: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A child stuck (here stopped, as in a Kafka call that never returns) does not keep
+    close() waiting: it ignores SIGTERM, so it is killed after CLOSE_TIMEOUT_S."""
+    monkeypatch.setattr(writer_process, "CLOSE_TIMEOUT_S", 1.0)
+    ledger = make_ledger()
+    ledger.insert(events_for(uuid.uuid4(), range(1, 2)))
+    pid = child_of(ledger)
+    os.kill(pid, signal.SIGSTOP)
+    closing = threading.Thread(target=ledger.close, daemon=True)
+    closing.start()
+    closing.join(60)  # a bound for a hang, far above CLOSE_TIMEOUT_S
+    alive = closing.is_alive()
+    if alive:
+        os.kill(pid, signal.SIGKILL)  # let the test's process end
+    assert not alive, "close() waited on a stuck child"
+    assert gone(pid, 5)
+
+
+@pytest.mark.parametrize("writer_kind", ["process"])
+def test_an_answer_that_cannot_be_handled_fails_the_request_and_the_next_one_restarts(
+    make_ledger: Any, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger = make_ledger()
+    wallet = uuid.uuid4()
+    ledger.insert(events_for(wallet, range(1, 2)))
+    pid = child_of(ledger)
+
+    def broken(*args: Any) -> None:
+        raise ValueError("injected")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ledger.writer._cache, "put_many", broken)
+        with pytest.raises(WriterUnavailable, match="could not be handled"):
+            ledger.insert(events_for(wallet, range(2, 3)))
+    assert gone(pid, 15)
+    # The child committed version 2 before its answer broke: the new one knows it.
+    with pytest.raises(IntegrityError):
+        ledger.insert(events_for(wallet, range(2, 3)))
+    assert ledger.insert(events_for(wallet, range(3, 4))) == [3]
+    records = assert_chain(read_topic(kafka_bootstrap, ledger.config.topic, "read_committed"))
+    assert [r.originator_version for r in records] == [1, 2, 3]
+
+
+def test_a_process_that_never_closes_its_ledger_still_exits(
+    kafka_bootstrap: str, ledger_topic: str
+) -> None:
+    script = f"""
+import sys, uuid
+sys.path.insert(0, {str(ROOT)!r})
+from store.kafka_clients import KafkaConnection
+from store.ledger import Ledger, LedgerConfig
+from tests.integration.store.conftest import events_for
+ledger = Ledger(LedgerConfig(KafkaConnection({kafka_bootstrap!r}), {ledger_topic!r},
+                             {ledger_topic + ".writer"!r}, writer_process=True))
+ledger.insert(events_for(uuid.uuid4(), range(1, 2)))
+print(ledger.writer.pid, flush=True)
+"""
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        out, _ = parent.communicate(timeout=90)  # a bound for a hang at exit
+    except subprocess.TimeoutExpired:
+        parent.kill()  # its child then sees EOF and ends
+        parent.communicate()
+        pytest.fail("the process hung at exit")
+    assert parent.returncode == 0
+    assert gone(int(out), 5)
 
 
 def test_the_factory_runs_the_ledgers_writer_in_a_process_where_a_second_core_is(
