@@ -84,7 +84,9 @@ def test_the_parent_keeps_the_records_its_writer_committed(
         assert ledger.reader.cache.get(message.offset) == record
 
 
-def test_the_writer_process_ends_with_its_parent(kafka_bootstrap: str, ledger_topic: str) -> None:
+def writing_parent(kafka_bootstrap: str, ledger_topic: str, then: str) -> subprocess.Popen[str]:
+    """A process that writes one event through a process writer, prints the child's pid,
+    then runs ``then``."""
     script = f"""
 import sys, time, uuid
 sys.path.insert(0, {str(ROOT)!r})
@@ -95,9 +97,13 @@ ledger = Ledger(LedgerConfig(KafkaConnection({kafka_bootstrap!r}), {ledger_topic
                              {ledger_topic + ".writer"!r}, writer_process=True))
 ledger.insert(events_for(uuid.uuid4(), range(1, 2)))
 print(ledger.writer.pid, flush=True)
-time.sleep(60)
+{then}
 """
-    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+
+
+def test_the_writer_process_ends_with_its_parent(kafka_bootstrap: str, ledger_topic: str) -> None:
+    parent = writing_parent(kafka_bootstrap, ledger_topic, "time.sleep(60)")
     try:
         assert parent.stdout is not None
         pid = int(parent.stdout.readline())
@@ -157,18 +163,7 @@ def test_an_answer_that_cannot_be_handled_fails_the_request_and_the_next_one_res
 def test_a_process_that_never_closes_its_ledger_still_exits(
     kafka_bootstrap: str, ledger_topic: str
 ) -> None:
-    script = f"""
-import sys, uuid
-sys.path.insert(0, {str(ROOT)!r})
-from store.kafka_clients import KafkaConnection
-from store.ledger import Ledger, LedgerConfig
-from tests.integration.store.conftest import events_for
-ledger = Ledger(LedgerConfig(KafkaConnection({kafka_bootstrap!r}), {ledger_topic!r},
-                             {ledger_topic + ".writer"!r}, writer_process=True))
-ledger.insert(events_for(uuid.uuid4(), range(1, 2)))
-print(ledger.writer.pid, flush=True)
-"""
-    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    parent = writing_parent(kafka_bootstrap, ledger_topic, "")  # returns without close()
     try:
         out, _ = parent.communicate(timeout=90)  # a bound for a hang at exit
     except subprocess.TimeoutExpired:
