@@ -13,13 +13,15 @@ Needs `scripts/services up`. Prints each repeat, then the medians and their rati
 second and per CPU second (this process, all threads: far less swayed than wall time by
 other work on a shared machine), and ingest's CPU per message by thread (main: contract,
 domain, events; writer: chain, records; writer network: the producer's sends; consumer:
-fetches).
+fetches; with a second core the writer runs in a process of its own, "writer process", whose
+CPU counts in the per-CPU rates, and "writer answers" is this process's share of it).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import statistics
 import sys
@@ -118,6 +120,7 @@ class _OneShard:
 
 THREAD_ROLES = (
     ("writer network", "writer-network-thread"),
+    ("writer answers", "ledger-writer-answers-"),
     ("writer", "ledger-writer-"),
     ("consumer", "ingest-consumer"),
     ("main", "MainThread"),
@@ -125,8 +128,12 @@ THREAD_ROLES = (
 
 
 def thread_cpu() -> dict[str, float]:
-    """CPU seconds of this process's threads so far, summed by role (THREAD_ROLES)."""
+    """CPU seconds of this process's threads so far, summed by role (THREAD_ROLES), and of
+    its ledger writer process (store/writer_process.py), where there is one."""
     seconds: dict[str, float] = {}
+    for child in multiprocessing.active_children():
+        if child.name.startswith("evledger-ledger-writer-") and child.pid is not None:
+            seconds["writer process"] = seconds.get("writer process", 0.0) + process_cpu(child.pid)
     for thread in threading.enumerate():
         role = next((r for r, part in THREAD_ROLES if part in thread.name), "other")
         if thread.ident is None:
@@ -137,6 +144,21 @@ def thread_cpu() -> dict[str, float]:
         except OSError:  # the thread ended meanwhile
             continue
     return seconds
+
+
+def cpu_seconds(threads: dict[str, float]) -> float:
+    """This process's CPU seconds so far and its ledger writer process's."""
+    return time.process_time() + threads.get("writer process", 0.0)
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a running process (Linux's /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:  # it ended meanwhile
+        return 0.0
+    # utime and stime are the 14th and 15th fields; the split starts at the 3rd.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def ingest(
@@ -156,10 +178,12 @@ def ingest(
     )
     consumer = KafkaIngest(_OneShard(root), config)
     threads_before = thread_cpu()
-    started, cpu_started = time.perf_counter(), time.process_time()
+    started, cpu_started = time.perf_counter(), cpu_seconds(threads_before)
     counters = consumer.run(StopFlag(), until_idle=True)
-    rate = Rate(counters.consumed, time.perf_counter() - started, time.process_time() - cpu_started)
     threads = thread_cpu()
+    rate = Rate(
+        counters.consumed, time.perf_counter() - started, cpu_seconds(threads) - cpu_started
+    )
     per_message = {
         role: (seconds - threads_before.get(role, 0.0)) / counters.consumed * 1e6
         for role, seconds in threads.items()

@@ -31,6 +31,7 @@ from projections.entities import LedgerEvent
 from projections.prefetch import ReadAhead
 from projections.runner import LedgerSource
 from store.records import LedgerRecord, originator_id_value
+from store.writer_process import how_ended
 
 _REQUEST = struct.Struct("<qq")
 _COUNT = struct.Struct("<q")
@@ -205,14 +206,5 @@ class ProcessReadAhead(ReadAhead):
             self._process.join(1)
             raise LedgerReaderGone(
                 f"the ledger reader process of shard {self._inner.shard} ended "
-                f"({_ended(self._process)}) without reading the next batch"
+                f"({how_ended(self._process)}) without reading the next batch"
             ) from None
-
-
-def _ended(process: BaseProcess) -> str:
-    exitcode = process.exitcode
-    if exitcode is None:
-        return "still running, its pipe broken"
-    if exitcode < 0:
-        return f"killed by {signal.Signals(-exitcode).name}"
-    return f"exit status {exitcode}"

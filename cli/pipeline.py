@@ -140,18 +140,22 @@ def _kafka_ingest(root: Root, batch_size: int) -> KafkaIngest:
 
 def _start_writing(recorder: KafkaApplicationRecorder, attempts: int = 6) -> None:
     """Start the ledger's writer, waiting out a transaction coordinator that is being
-    elected (a broker just died): init_transactions() then times out, retriably."""
+    elected (a broker just died: init_transactions() then times out, retriably) or a
+    writer process that died while it started (WriterUnavailable; a fenced writer is not
+    retried)."""
     from kafka.errors import KafkaError
 
     from consumers.ledger_backoff import LedgerBackoff
+    from store.writer import WriterUnavailable
 
     backoff = LedgerBackoff()
     for attempt in range(1, attempts + 1):
         try:
             recorder.start_writing()
             return
-        except KafkaError as error:
-            if not getattr(error, "retriable", False) or attempt == attempts:
+        except (KafkaError, WriterUnavailable) as error:
+            retriable = isinstance(error, WriterUnavailable) or getattr(error, "retriable", False)
+            if not retriable or attempt == attempts:
                 raise
             delay = backoff.next()
             logging.getLogger(__name__).warning(

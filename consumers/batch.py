@@ -27,12 +27,16 @@ class CommandHandler(Protocol):
         redoing: FinishBatch | None = None,
     ) -> list[CommandResult | Exception]: ...
 
+    def forget_kept(self) -> None:
+        """Drop the aggregates kept from earlier batches: a deferred commit of theirs failed."""
+
 
 class BatchTransaction(Protocol):
     """How a store commits a batch's dead letters and source offsets with its events."""
 
     def attach(self, records: Sequence[SourceRecord], dead_letters: Sequence[DeadLetter]) -> None:
-        """Commit these with the next save of this thread (the batch's one save)."""
+        """Commit these with the next save of this thread (the batch's one save, which
+        may return before its commit: consumers/ingest.py's _Deferred)."""
 
     def commit_attached(self) -> None:
         """Commit what no save took (after the one-at-a-time fallback), on its own."""

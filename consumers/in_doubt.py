@@ -39,6 +39,7 @@ as they were judged.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from consumers.triage import SourceRecord
 from domain.commands import Command
@@ -53,6 +54,16 @@ def position(record: SourceRecord) -> Position:
     return (record.topic, record.partition, record.offset)
 
 
+@dataclass
+class Attempt:
+    """One attempt at a batch: its (record, command) pairs, and its results once judged
+    (growing one by one while redone a message at a time)."""
+
+    commands: Sequence[tuple[SourceRecord, Command]] = ()
+    results: Sequence[CommandResult | Exception] | None = None
+    redone: bool = False
+
+
 class InDoubt:
     """The positions of records whose commit failed unanswered, each with its message's
     event_id and whether the attempt that sent it counted it a duplicate; and the current
@@ -61,9 +72,9 @@ class InDoubt:
 
     def __init__(self) -> None:
         self._first: dict[Position, tuple[str, bool]] = {}
-        self._commands: Sequence[tuple[SourceRecord, Command]] = ()
-        self._results: Sequence[CommandResult | Exception] | None = None
-        self._redone = False
+        # The batch being applied; a deferred commit's caller keeps its attempt (``current``)
+        # to settle it, or fail it, once the answer comes, after the next one started.
+        self.current = Attempt()
         # An attempt judged its batch, attached its dead letters and offsets, and failed
         # unanswered: its transaction may have landed, until a commit settles it.
         self.may_have_landed = False
@@ -80,55 +91,66 @@ class InDoubt:
         if next_offset >= self.landed_below:
             self.landed_below = 0
 
+    @property
+    def holds_nothing(self) -> bool:
+        """Nothing is in doubt: no attempt may have landed, no judgement is held."""
+        return not self.may_have_landed and not self.landed_below and not self._first
+
     def attempt(self, commands: Sequence[tuple[SourceRecord, Command]]) -> None:
         """A batch of these (record, command) pairs is about to be applied: nothing of it
         is judged yet."""
-        self._commands, self._results, self._redone = commands, None, False
+        self.current = Attempt(commands)
 
     def judged(self, results: Sequence[CommandResult | Exception]) -> None:
         """The attempt's results, one per command, just before its commit."""
-        self._results, self._redone = results, False
+        self.current.results, self.current.redone = results, False
 
     def redoing(self, results: Sequence[CommandResult | Exception]) -> None:
         """The batch is redone one message at a time, each saved alone: ``results`` grows
         as each is saved (the batch's judgement before the redo was never committed)."""
-        self._results, self._redone = results, True
+        self.current.results, self.current.redone = results, True
 
-    def failed(self, error: Exception) -> None:
-        """The attempt's commit failed unanswered with ``error``: its judged records, and a
-        message whose save alone failed, will be read again. One that failed before judging
-        sent nothing; an earlier judgement stays."""
-        results = self._results
+    def failed(self, error: Exception, attempt: Attempt | None = None) -> None:
+        """The attempt's commit (the current one's unless given) failed unanswered with
+        ``error``: its judged records, and a message whose save alone failed, will be read
+        again. One that failed before judging sent nothing; an earlier judgement stays."""
+        attempt = attempt or self.current
+        results = attempt.results
         if results is None:
             return
         self.may_have_landed = True
-        for (record, command), result in zip(self._commands, results, strict=False):
+        for (record, command), result in zip(attempt.commands, results, strict=False):
             if not isinstance(result, Exception):
                 duplicate = self.counted(record, result) is Outcome.DUPLICATE
                 self._first[position(record)] = (command.event_id, duplicate)
         sent = not isinstance(error, (LedgerReadError, IndexUnavailable))
-        if self._redone and len(results) < len(self._commands) and sent:
+        if attempt.redone and len(results) < len(attempt.commands) and sent:
             # Saved only if new; a copy recorded since its earlier attempt stays as judged.
-            record, command = self._commands[len(results)]
+            record, command = attempt.commands[len(results)]
             self._first.setdefault(position(record), (command.event_id, False))
 
-    def settled(self) -> None:
-        """The attempt committed: none of its records is in doubt any longer, nor any copy
-        of a message it recorded first (the attempt holding that copy did not land)."""
+    def settled(self, attempt: Attempt | None = None) -> None:
+        """The attempt (the current one unless given) committed: none of its records is in
+        doubt any longer, nor any copy of a message it recorded first (the attempt holding
+        that copy did not land)."""
+        attempt = attempt or self.current
         self.may_have_landed = False
         if self._first:
             # Counted before this attempt's own positions leave the record: a copy counted
             # as applied through its held judgement makes the other copies duplicates too.
             first = {
                 result.event_id
-                for (record, _), result in zip(self._commands, self._results or (), strict=False)
+                for (record, _), result in zip(
+                    attempt.commands, attempt.results or (), strict=False
+                )
                 if isinstance(result, CommandResult)
                 and self.counted(record, result) is not Outcome.DUPLICATE
             }
-            for record, _ in self._commands:
+            for record, _ in attempt.commands:
                 self._first.pop(position(record), None)
             self._first = {key: held for key, held in self._first.items() if held[0] not in first}
-        self._commands, self._results = (), None
+        if attempt is self.current:
+            self.current = Attempt()
 
     def counted(self, record: SourceRecord, result: CommandResult) -> Outcome:
         """What ``result`` counts as: a duplicate of an in-doubt record is what the attempt

@@ -30,15 +30,15 @@ from eventsourcing.persistence import PersistenceError
 from consumers.batch import BatchOutcome, CommandHandler, apply_batch
 from consumers.counters import IngestCounters
 from consumers.dead_letter import DeadLetter
-from consumers.in_doubt import InDoubt
+from consumers.in_doubt import Attempt, InDoubt
 from consumers.ledger_backoff import LedgerBackoff, retriable
 from consumers.membership import GroupMembership, IngestReplaced
 from consumers.sources import StopSignal
 from consumers.triage import SourceRecord
 from projections.gc_pacing import INGEST_YOUNG_THRESHOLD, fewer_collections
 from store.kafka_clients import KafkaConnection
-from store.recorders import KafkaApplicationRecorder, TransactionExtras
-from store.writer import SideRecord, WriterFenced, WriterUnavailable
+from store.recorders import KafkaApplicationRecorder, TransactionExtras, UnsavedCommitFailed
+from store.writer import PendingCommit, SideRecord, WriterFenced, WriterUnavailable
 
 # What one fetch of the ingest topic brings per partition: a few batches of messages. A
 # message larger than this (up to consumers.producer.MAX_MESSAGE_BYTES) still comes, alone
@@ -152,6 +152,8 @@ class KafkaIngest:
         # each shard is its own ledger (it records each tariff too), so one shard's commit
         # says nothing of another's. A shard that moves away takes its records with it.
         self._in_doubt: dict[int, InDoubt] = {}
+        # The batch whose commit is sent and not yet answered (see _Deferred).
+        self._deferred: _Deferred | None = None
         self._tasks = tasks
         self._open: dict[int, ShardTask] = {}
         sharded = config.shards > 1
@@ -233,6 +235,8 @@ class KafkaIngest:
         while not stop:
             records = self._poll()
             if not records:
+                if not self._confirmed(stop, backoff):
+                    continue
                 # Nothing to commit, so a writer cannot learn it was fenced: ask the group
                 # (with one shard; sharded members are dynamic and moved writers are fenced).
                 self.membership.check()
@@ -240,66 +244,149 @@ class KafkaIngest:
                     break
                 continue
             parts = _by_partition(records)
-            for done, part in enumerate(parts):
-                task = self._task(part[0].partition)
-                in_doubt = self._in_doubt[part[0].partition]
-                try:
-                    self._landed_below(task, part[0], in_doubt)
-                    outcome = apply_batch(
-                        task.handler,
-                        part,
-                        _ShardBatch(self, task, in_doubt.landed_below),
-                        self.config.shards,
-                        in_doubt=in_doubt,
-                    )
-                except WriterFenced as fenced:
-                    if self.config.shards == 1:
-                        raise
-                    # The shard moved to another process, whose writer fenced ours before
-                    # this commit: nothing of it landed. Drop the shard; the records of this
-                    # and later partitions are read again by whoever owns them after the
-                    # rebalance that the next poll takes part in.
-                    log.warning("ingest shard %d taken over: %s", task.shard, fenced)
-                    self._drop(task.shard)
-                    self._rewind([record for later in parts[done:] for record in later])
+            for done in range(len(parts)):
+                if not self._apply(parts, done, stop, backoff, on_batch):
                     break
-                except PersistenceError as error:
-                    if not retriable(error):
-                        raise
-                    # The ledger is down, not the messages wrong: none of this partition's
-                    # batch (nor of those after it) was judged or committed. Read them again
-                    # once the ledger may be back, going on polling meanwhile so that the
-                    # group keeps this member.
-                    left = [record for later in parts[done:] for record in later]
-                    # This partition's commit may have landed unanswered; later ones were
-                    # never sent.
-                    in_doubt.failed(error)
-                    self._rewind(left)
-                    delay = backoff.next()
-                    log.warning(
-                        "ledger unavailable (brokers down, or fewer in-sync replicas than "
-                        "min.insync.replicas); %d messages not judged, read again in %.1fs: %s",
-                        len(left),
-                        delay,
-                        error,
-                    )
-                    stop.wait(delay)
-                    break
-                if backoff.failures:
-                    log.warning("ledger available again after %d failed tries", backoff.failures)
-                backoff.reset()
-                in_doubt.settled()
-                in_doubt.committed_to(part[-1].offset + 1)
-                self.counters.add(outcome.counters)
-                self.counters.check()
-                log.info("ingest batch of %d: %s", len(part), self.counters.summary())
-                on_batch(outcome)
             else:
                 # Caught up after a batch: stop now rather than after an empty poll's
                 # wait (poll_timeout_ms, an eighth of a 10,000-message run's wall time).
-                if until_idle and self._fetched_to_end() and self._caught_up():
+                if (
+                    until_idle
+                    and self._fetched_to_end()
+                    and self._caught_up()
+                    and self._confirmed(stop, backoff)
+                ):
                     break
+        failed = self._confirm()
+        if failed is not None:
+            self._deferred_failed(failed)
+            log.warning("the last batch's commit failed while stopping: %s", failed)
         return self.counters
+
+    def _apply(
+        self,
+        parts: list[list[SourceRecord]],
+        done: int,
+        stop: StopSignal,
+        backoff: LedgerBackoff,
+        on_batch: Callable[[BatchOutcome], None],
+    ) -> bool:
+        """Apply partition ``parts[done]``'s batch; False if the later ones are to be read
+        again (this one failed)."""
+        part = parts[done]
+        task = self._task(part[0].partition)
+        in_doubt = self._in_doubt[part[0].partition]
+        # One shard, nothing in doubt: the batch's commit is deferred (see _Deferred).
+        defer = self.config.shards == 1 and in_doubt.holds_nothing
+        try:
+            self._landed_below(task, part[0], in_doubt)
+            outcome = apply_batch(
+                task.handler,
+                part,
+                _ShardBatch(self, task, in_doubt.landed_below, defer),
+                self.config.shards,
+                in_doubt=in_doubt,
+            )
+        except WriterFenced as fenced:
+            if self.config.shards == 1:
+                raise
+            # The shard moved to another process, whose writer fenced ours before this
+            # commit: nothing of it landed. Drop the shard; the records of this and later
+            # partitions are read again by whoever owns them after the rebalance that the
+            # next poll takes part in.
+            log.warning("ingest shard %d taken over: %s", task.shard, fenced)
+            self._drop(task.shard)
+            self._rewind([record for later in parts[done:] for record in later])
+            return False
+        except PersistenceError as error:
+            left = [record for later in parts[done:] for record in later]
+            failed = error if isinstance(error, UnsavedCommitFailed) else self._confirm()
+            if failed is not None:
+                # The deferred batch before this one failed; this one was not sent.
+                left = self._deferred_failed(failed) + left
+            else:
+                if not retriable(error):
+                    raise
+                # The ledger is down, not the messages wrong: none of this partition's
+                # batch (nor of those after it) was judged or committed. Read them again
+                # once the ledger may be back, going on polling meanwhile so that the group
+                # keeps this member. This partition's commit may have landed unanswered;
+                # later ones were never sent.
+                in_doubt.failed(error)
+                self._rewind(left)
+            self._back_off(stop, backoff, len(left), failed or error)
+            return False
+        # Any earlier deferred batch committed before this one was sent.
+        earlier = self._confirm()
+        if earlier is not None:  # the recorder's deferred save forbids it: a defect if seen
+            raise RuntimeError(
+                f"a batch was sent after a failed deferred one ({earlier!r}): its outcome "
+                "and this one's are in doubt; not committing the consumer's offsets"
+            )
+        if backoff.failures:
+            log.warning("ledger available again after %d failed tries", backoff.failures)
+        backoff.reset()
+        commit = task.writer.unsaved
+        deferred = _Deferred(task, in_doubt, part, outcome, in_doubt.current, on_batch, commit)
+        if commit is not None:
+            self._deferred = deferred
+        else:
+            deferred.committed(self.counters)
+        return True
+
+    def _confirm(self) -> UnsavedCommitFailed | None:
+        """Wait for the deferred batch's commit, if any, and count it; or say why it failed
+        (it stays for ``_deferred_failed``)."""
+        deferred = self._deferred
+        if deferred is None:
+            return None
+        # A later save that waited for it took its answer (and raised, had it failed).
+        if deferred.task.writer.unsaved is deferred.commit:
+            try:
+                deferred.task.writer.wait_unsaved()
+            except UnsavedCommitFailed as failed:
+                return failed
+        self._deferred = None
+        deferred.committed(self.counters)
+        return None
+
+    def _confirmed(self, stop: StopSignal, backoff: LedgerBackoff) -> bool:
+        """Whether the deferred batch, if any, committed (``_confirm``); if it failed, it is
+        read again after a backoff."""
+        failed = self._confirm()
+        if failed is None:
+            return True
+        left = self._deferred_failed(failed)
+        self._back_off(stop, backoff, len(left), failed)
+        return False
+
+    def _deferred_failed(self, failed: UnsavedCommitFailed) -> list[SourceRecord]:
+        """The deferred batch's commit failed: what was decided on it is dropped and its
+        records are read again (returned); it may have landed unanswered (in doubt)."""
+        deferred, self._deferred = self._deferred, None
+        assert deferred is not None
+        cause = failed.__cause__
+        if isinstance(cause, WriterFenced):
+            raise cause
+        deferred.task.handler.forget_kept()
+        deferred.in_doubt.failed(
+            cause if isinstance(cause, Exception) else failed, deferred.attempt
+        )
+        self._rewind(deferred.records)
+        return deferred.records
+
+    def _back_off(
+        self, stop: StopSignal, backoff: LedgerBackoff, left: int, error: Exception
+    ) -> None:
+        delay = backoff.next()
+        log.warning(
+            "ledger unavailable (brokers down, or fewer in-sync replicas than "
+            "min.insync.replicas); %d messages not judged, read again in %.1fs: %s",
+            left,
+            delay,
+            error,
+        )
+        stop.wait(delay)
 
     def close(self) -> None:
         self.membership.close()
@@ -395,6 +482,36 @@ class KafkaIngest:
         return all(self.consumer.position(tp) >= ends[tp] for tp in assigned)
 
 
+@dataclass(frozen=True)
+class _Deferred:
+    """A batch whose commit was sent and not yet answered (one shard, nothing in doubt).
+
+    Its save returned once sent, and ingest reads and decides the next batch meanwhile, on
+    its unsaved state (the application keeps its aggregates, the recorder its versions):
+    the writer, in a process of its own where there is a second core, commits one batch
+    while the domain decides the next. The next batch's save waits for its answer (as does
+    any read of its events), so nothing decided on it is sent unless it committed. It is
+    counted once committed; if it failed, the application drops what it kept and both
+    batches are read again from its first record, as after any failed commit.
+    """
+
+    task: ShardTask
+    in_doubt: InDoubt
+    records: list[SourceRecord]
+    outcome: BatchOutcome
+    attempt: Attempt
+    on_batch: Callable[[BatchOutcome], None]
+    commit: PendingCommit | None
+
+    def committed(self, counters: IngestCounters) -> None:
+        self.in_doubt.settled(self.attempt)
+        self.in_doubt.committed_to(self.records[-1].offset + 1)
+        counters.add(self.outcome.counters)
+        counters.check()
+        log.info("ingest batch of %d: %s", len(self.records), counters.summary())
+        self.on_batch(self.outcome)
+
+
 def _by_partition(records: list[SourceRecord]) -> list[list[SourceRecord]]:
     """The polled records split by partition (each partition feeds its own shard)."""
     parts: dict[int, list[SourceRecord]] = {}
@@ -413,6 +530,8 @@ class _ShardBatch:
     # The batch's records below this offset were committed by an earlier attempt whose
     # answer was lost (consumers/in_doubt.py): their dead letters are out already.
     published_below: int = 0
+    # The save returns once its transaction is sent (store/recorders.py, attach).
+    defer: bool = False
 
     def attach(self, records: Sequence[SourceRecord], dead_letters: Sequence[DeadLetter]) -> None:
         from kafka import TopicPartition
@@ -438,7 +557,8 @@ class _ShardBatch:
                 ),
                 consumer_offsets=next_offsets,
                 group_metadata=self.ingest.consumer.group_metadata(),
-            )
+            ),
+            defer=self.defer,
         )
 
     def commit_attached(self) -> None:

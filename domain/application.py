@@ -228,6 +228,11 @@ class BillingApplication(Application[UUID]):
         finish(results)
         return results
 
+    def forget_kept(self) -> None:
+        """Drop the aggregates kept from earlier batches (a deferred commit of theirs failed,
+        so they hold events the ledger may not have)."""
+        self._recent.clear()
+
     def _handle_alone(self, command: Command) -> CommandResult | Exception:
         try:
             return self.handle(command)

@@ -26,6 +26,7 @@ from store.ledger import Ledger, LedgerConfig, acquire_ledger, release_ledger
 from store.recorders import KafkaAggregateRecorder, KafkaApplicationRecorder
 from store.signing import LedgerSigner, SigningKeyError
 from store.writer import DEFAULT_MAX_EVENTS_PER_TRANSACTION, DEFAULT_TIMEOUT_S
+from store.writer_process import usable_cores
 
 
 class KafkaFactory(InfrastructureFactory[TrackingRecorder]):
@@ -144,6 +145,9 @@ class KafkaFactory(InfrastructureFactory[TrackingRecorder]):
             max_events_per_transaction=self.max_events_per_transaction,
             # Only the ledger's events are signed: snapshots are a cache, not the record.
             signer=self.signer if topic == self.ledger_topic else None,
+            # The ledger's writer on a core of its own where there is a second one (the
+            # rarely written snapshots keep a thread).
+            writer_process=topic == self.ledger_topic and usable_cores() > 1,
         )
         ledger = acquire_ledger(config)
         self._ledgers.append(ledger)

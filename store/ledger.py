@@ -23,9 +23,12 @@ from store.writer import (
     DEFAULT_MAX_EVENTS_PER_TRANSACTION,
     DEFAULT_TIMEOUT_S,
     LedgerWriter,
+    PendingCommit,
     SideRecord,
+    WriterBase,
     catch_up,
 )
+from store.writer_process import ProcessLedgerWriter, WriterSpec
 
 # A process without a healthy writer of its own looks for other processes' commits at most
 # this often: reads in between use the index as it is, so a projector or an ingest process
@@ -53,6 +56,9 @@ class LedgerConfig:
     max_events_per_transaction: int = DEFAULT_MAX_EVENTS_PER_TRANSACTION
     # Signs every record the writer writes (store/signing.py); None writes unsigned records.
     signer: LedgerSigner | None = None
+    # The writer runs in a child process (store/writer_process.py), on another core than
+    # its callers; otherwise in a thread of this process.
+    writer_process: bool = False
 
 
 class Ledger:
@@ -85,7 +91,7 @@ class Ledger:
             RecordCache(config.cache_records),
             timeout_s=config.timeout_s,
         )
-        self._writer: LedgerWriter | None = None
+        self._writer: WriterBase | None = None
         self._writer_lock = threading.Lock()
         self._catch_up_lock = threading.Lock()
         self._last_catch_up = -REFRESH_INTERVAL_S
@@ -95,25 +101,46 @@ class Ledger:
     # --- writing -----------------------------------------------------------------------
 
     @property
-    def writer(self) -> LedgerWriter:
+    def writer(self) -> WriterBase:
         with self._writer_lock:
             if self._writer is None:
-                writer = LedgerWriter(
-                    self.config.connection,
-                    self.config.topic,
-                    self.config.transactional_id,
-                    self.index,
-                    self.reader,
-                    contiguous_versions=self.config.contiguous_versions,
-                    timeout_s=self.config.timeout_s,
-                    max_events_per_transaction=self.config.max_events_per_transaction,
-                    on_commit=self._notify_listeners,
-                    catch_up_lock=self._catch_up_lock,
-                    signer=self.config.signer,
+                writer = (
+                    self._process_writer() if self.config.writer_process else self._thread_writer()
                 )
                 writer.start()
                 self._writer = writer
             return self._writer
+
+    def _thread_writer(self) -> LedgerWriter:
+        config = self.config
+        return LedgerWriter(
+            config.connection,
+            config.topic,
+            config.transactional_id,
+            self.index,
+            self.reader,
+            contiguous_versions=config.contiguous_versions,
+            timeout_s=config.timeout_s,
+            max_events_per_transaction=config.max_events_per_transaction,
+            on_commit=self._notify_listeners,
+            catch_up_lock=self._catch_up_lock,
+            signer=config.signer,
+        )
+
+    def _process_writer(self) -> ProcessLedgerWriter:
+        config = self.config
+        spec = WriterSpec(
+            connection=config.connection,
+            topic=config.topic,
+            transactional_id=config.transactional_id,
+            index_path=Path(self.index.path),
+            index_cache_kib=config.index_cache_kib,
+            contiguous_versions=config.contiguous_versions,
+            timeout_s=config.timeout_s,
+            max_events_per_transaction=config.max_events_per_transaction,
+            signer=config.signer,
+        )
+        return ProcessLedgerWriter(spec, self.reader.cache, on_commit=self._notify_listeners)
 
     def insert(self, stored_events: Sequence[StoredEvent]) -> list[int]:
         return self.writer.insert(stored_events)
@@ -128,6 +155,10 @@ class Ledger:
         """See LedgerWriter.commit_batches: batches, consumer offsets and records for other
         topics in one transaction."""
         return self.writer.commit_batches(batches, offsets, group_metadata, side_records)
+
+    def submit(self, request: PendingCommit) -> PendingCommit:
+        """As commit_batches, returning at once: the request's ``result()`` waits for it."""
+        return self.writer.submit(request)
 
     # --- reading -----------------------------------------------------------------------
 

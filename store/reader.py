@@ -6,7 +6,7 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -51,6 +51,18 @@ class RecordCache:
             self._records.move_to_end(offset)
             while len(self._records) > self._max_records:
                 self._records.popitem(last=False)
+
+    def put_many(self, records: Iterable[tuple[int, LedgerRecord]]) -> None:
+        """``put`` each (offset, record), under one lock (a commit's records at once)."""
+        if self._max_records <= 0:
+            return
+        with self._lock:
+            cached = self._records
+            for offset, record in records:
+                cached[offset] = record
+                cached.move_to_end(offset)
+            while len(cached) > self._max_records:
+                cached.popitem(last=False)
 
     def clear(self) -> None:
         with self._lock:

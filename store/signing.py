@@ -18,6 +18,7 @@ import hashlib
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -55,6 +56,16 @@ class LedgerSigner:
         self.key_id = key_id_of(private_key.public_key())
         self._key_id_bytes = self.key_id.encode()
 
+    def __reduce__(self) -> tuple[Any, tuple[bytes]]:
+        # Pickled only to the ledger's own writer process (store/writer_process.py), over
+        # the pipe from its parent.
+        raw = self._private_key.private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
+        return _signer_from_raw, (raw,)
+
     @classmethod
     def from_file(cls, path: Path) -> LedgerSigner:
         try:
@@ -86,6 +97,10 @@ class LedgerSigner:
 
     def sign_manifest(self, canonical: bytes) -> str:
         return self._private_key.sign(MANIFEST_CONTEXT + canonical).hex()
+
+
+def _signer_from_raw(raw: bytes) -> LedgerSigner:
+    return LedgerSigner(Ed25519PrivateKey.from_private_bytes(raw))
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import contextlib
 import logging
 import queue
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -127,28 +128,109 @@ class SideRecord:
 
 
 @dataclass
-class _Request:
-    """One caller's unit of work: its batches go into one transaction, all or nothing."""
+class PendingCommit:
+    """One caller's unit of work: its batches go into one transaction, all or nothing.
+    ``result()`` waits for the writer's answer."""
 
     batches: Sequence[Sequence[StoredEvent]]
     offsets: Mapping[Any, Any] | None = None
     group_metadata: Any = None
     side_records: Sequence[SideRecord] = ()
+    # Called (in the writer thread) once the answer is in: the writer process sends it on.
+    on_done: Callable[[PendingCommit], None] | None = None
     done: threading.Event = field(default_factory=threading.Event)
-    result: list[list[int]] | None = None
+    ids: list[list[int]] | None = None
     error: BaseException | None = None
+    # The committed ledger records (offset, record) of this request's batches, in order.
+    committed: list[tuple[int, LedgerRecord]] = field(default_factory=list)
 
     @property
     def event_count(self) -> int:
         return sum(len(batch) for batch in self.batches)
 
-    def finish(self, result: list[list[int]] | None, error: BaseException | None) -> None:
-        self.result = result
+    def finish(self, ids: list[list[int]] | None, error: BaseException | None) -> None:
+        self.ids = ids
         self.error = error
         self.done.set()
+        if self.on_done is not None:
+            self.on_done(self)
+
+    def result(self) -> list[list[int]]:
+        """The notification ids by batch, once committed; raises what the commit raised."""
+        self.done.wait()
+        if self.error is not None:
+            raise self.error
+        assert self.ids is not None
+        return self.ids
 
 
-class LedgerWriter:
+class WriterBase(ABC):
+    """What a ledger topic's writer offers, wherever it runs: a thread of this process
+    (LedgerWriter) or a child process (store/writer_process.py). ``submit`` queues one
+    request; the rest is built on it."""
+
+    topic: str
+    _fenced: WriterFenced | None
+
+    @abstractmethod
+    def start(self) -> None:
+        """Fence any older writer and index what it committed; then accept requests."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Finish what was queued, then stop."""
+
+    @property
+    @abstractmethod
+    def healthy(self) -> bool:
+        """Whether the index is current without reading the topic: this writer is the
+        only one and its last transaction's outcome is known."""
+
+    @abstractmethod
+    def submit(self, request: PendingCommit) -> PendingCommit:
+        """Queue a request (see commit_batches) and return at once; its ``result()`` waits."""
+
+    @property
+    def fenced(self) -> bool:
+        return self._fenced is not None
+
+    def insert(self, stored_events: Sequence[StoredEvent]) -> list[int]:
+        """Append one batch atomically; return its notification ids."""
+        return self.commit_batches([stored_events])[0]
+
+    def commit_batches(
+        self,
+        batches: Sequence[Sequence[StoredEvent]],
+        offsets: Mapping[Any, Any] | None = None,
+        group_metadata: Any = None,
+        side_records: Sequence[SideRecord] = (),
+    ) -> list[list[int]]:
+        """Append several batches, and optionally commit consumer offsets and records for
+        other topics, in one transaction.
+
+        This is Kafka's consume-transform-produce: pass the ingest consumer's next offsets
+        ({TopicPartition: OffsetAndMetadata}) and `consumer.group_metadata()`, and the
+        offsets (and side records, e.g. dead letters) are committed if and only if the
+        batches are. All or nothing: one conflicting batch raises IntegrityError and nothing
+        is written. No batches at all commits just the offsets and side records.
+
+        Requests are grouped into shared transactions; if one fails at commit (its consumer
+        left its group, say), the whole transaction aborts and every request in it gets
+        WriterUnavailable: none of them was acknowledged, so each caller retries.
+        """
+        return self.submit(PendingCommit(batches, offsets, group_metadata, side_records)).result()
+
+    def _admit(self, request: PendingCommit) -> None:
+        """Refuse a request no writer may take, or any once this one was fenced."""
+        if (request.offsets is None) != (request.group_metadata is None):
+            raise ValueError("offsets and group_metadata go together")
+        if any(record.topic == self.topic for record in request.side_records):
+            raise ValueError(f"side records cannot go to the ledger topic {self.topic!r}")
+        if self._fenced is not None:
+            raise self._fenced
+
+
+class LedgerWriter(WriterBase):
     """Appends stored events to the ledger topic, numbering and chaining them.
 
     One writer per ledger partition, fenced by its Kafka transactional id: starting a
@@ -185,8 +267,8 @@ class LedgerWriter:
         self._signer = signer
         # Shared with the Ledger's refresh(): one catch-up at a time in this process.
         self._catch_up_lock = catch_up_lock or threading.Lock()
-        self._requests: queue.Queue[_Request | None] = queue.Queue()
-        self._held_over: _Request | None = None
+        self._requests: queue.Queue[PendingCommit | None] = queue.Queue()
+        self._held_over: PendingCommit | None = None
         self._producer: Any = None
         self._fenced: WriterFenced | None = None
         self._needs_recovery = False
@@ -208,13 +290,7 @@ class LedgerWriter:
         self._thread.start()
 
     @property
-    def fenced(self) -> bool:
-        return self._fenced is not None
-
-    @property
     def healthy(self) -> bool:
-        """Whether the index is current without reading the topic: this writer is the
-        only one and its last transaction's outcome is known."""
         return (
             self._thread is not None
             and self._fenced is None
@@ -222,50 +298,13 @@ class LedgerWriter:
             and not self._stopping
         )
 
-    def insert(self, stored_events: Sequence[StoredEvent]) -> list[int]:
-        """Append one batch atomically; return its notification ids."""
-        return self.commit_batches([stored_events])[0]
-
-    def commit_batches(
-        self,
-        batches: Sequence[Sequence[StoredEvent]],
-        offsets: Mapping[Any, Any] | None = None,
-        group_metadata: Any = None,
-        side_records: Sequence[SideRecord] = (),
-    ) -> list[list[int]]:
-        """Append several batches, and optionally commit consumer offsets and records for
-        other topics, in one transaction.
-
-        This is Kafka's consume-transform-produce: pass the ingest consumer's next offsets
-        ({TopicPartition: OffsetAndMetadata}) and `consumer.group_metadata()`, and the
-        offsets (and side records, e.g. dead letters) are committed if and only if the
-        batches are. All or nothing: one conflicting batch raises IntegrityError and nothing
-        is written. No batches at all commits just the offsets and side records.
-
-        Requests are grouped into shared transactions; if one fails at commit (its consumer
-        left its group, say), the whole transaction aborts and every request in it gets
-        WriterUnavailable: none of them was acknowledged, so each caller retries.
-        """
-        if (offsets is None) != (group_metadata is None):
-            raise ValueError("offsets and group_metadata go together")
-        if any(record.topic == self.topic for record in side_records):
-            raise ValueError(f"side records cannot go to the ledger topic {self.topic!r}")
-        if self._fenced is not None:
-            raise self._fenced
+    def submit(self, request: PendingCommit) -> PendingCommit:
+        """Queue a request (see commit_batches) and return at once; its ``result()`` waits."""
+        self._admit(request)
         if self._thread is None or self._stopping:
             raise WriterUnavailable(f"writer of {self.topic!r} is not running")
-        request = _Request(
-            batches=batches,
-            offsets=offsets,
-            group_metadata=group_metadata,
-            side_records=side_records,
-        )
         self._requests.put(request)
-        request.done.wait()
-        if request.error is not None:
-            raise request.error
-        assert request.result is not None
-        return request.result
+        return request
 
     def close(self) -> None:
         if self._thread is not None and not self._stopping:
@@ -298,7 +337,7 @@ class LedgerWriter:
             if left is not None:
                 left.finish(None, WriterUnavailable(f"writer of {self.topic!r} closed"))
 
-    def _next_group(self) -> list[_Request] | None:
+    def _next_group(self) -> list[PendingCommit] | None:
         """Block for one request, then take whatever else is queued, up to the size cap."""
         first = self._held_over or self._requests.get()
         self._held_over = None
@@ -324,7 +363,7 @@ class LedgerWriter:
             events += request.event_count
         return group
 
-    def _write(self, group: list[_Request]) -> None:
+    def _write(self, group: list[PendingCommit]) -> None:
         if self._fenced is not None:
             for request in group:
                 request.finish(None, self._fenced)
@@ -375,12 +414,17 @@ class LedgerWriter:
         try:
             if records:
                 self.index.apply(list(zip(offsets, records, strict=True)), offsets[-1] + 1)
-            for offset, record in zip(offsets, records, strict=True):
-                self.reader.cache.put(offset, record)
+            self.reader.cache.put_many(zip(offsets, records, strict=True))
         except Exception:
             logger.exception("indexing a committed transaction of %r failed", self.topic)
             self._needs_recovery = True
+        at = 0
         for request, request_ids in zip(accepted, ids_by_request, strict=True):
+            count = sum(len(batch_ids) for batch_ids in request_ids)
+            request.committed = list(
+                zip(offsets[at : at + count], records[at : at + count], strict=True)
+            )
+            at += count
             request.finish(request_ids, None)
         if self._on_commit is not None:
             try:
@@ -389,7 +433,7 @@ class LedgerWriter:
                 logger.exception("a commit listener of %r failed", self.topic)
 
     def _chained(
-        self, accepted: list[_Request], texts: dict[Any, str]
+        self, accepted: list[PendingCommit], texts: dict[Any, str]
     ) -> tuple[list[LedgerRecord], list[list[list[int]]]]:
         """The requests' records, numbered and chained in commit order after the last
         committed one, and each request's ids by batch. Nothing changes in self until the
@@ -414,7 +458,9 @@ class LedgerWriter:
             ids_by_request.append(request_ids)
         return records, ids_by_request
 
-    def _check_versions(self, group: list[_Request], texts: dict[Any, str]) -> list[_Request]:
+    def _check_versions(
+        self, group: list[PendingCommit], texts: dict[Any, str]
+    ) -> list[PendingCommit]:
         """Fail the requests whose versions conflict; return the others, in order. Fills
         ``texts`` with each originator id's text."""
         for request in group:
@@ -455,7 +501,7 @@ class LedgerWriter:
                 f"aggregate {originator_id} is at version {last}; version {version} is not later"
             )
 
-    def _transact(self, records: list[LedgerRecord], requests: list[_Request]) -> list[int]:
+    def _transact(self, records: list[LedgerRecord], requests: list[PendingCommit]) -> list[int]:
         """Produce the records (and the requests' side records and offsets) in one
         transaction; return the ledger records' offsets."""
         from kafka.errors import InvalidProducerEpochError, KafkaTimeoutError, ProducerFencedError

@@ -29,11 +29,20 @@ from consumers.producer import publish_file
 from consumers.routing import SessionRouter
 from demo.traffic import TrafficShape, generate
 from domain.application import BillingApplication
+from store import factory
+from store.recorders import KafkaApplicationRecorder
 from store.writer import LedgerWriter
 from tests.kafka_topics import read_topic
 from tests.ledger_compare import expected_ledger, kafka_ledger_rows, ledger_rows
 
 pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture(autouse=True)
+def writer_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writer's wait is patched in this process: its writers must run here, in threads
+    (tests/integration/store/test_writer_process.py kills a writer process mid-request)."""
+    monkeypatch.setattr(factory, "usable_cores", lambda: 1)
 
 
 @pytest.fixture
@@ -302,3 +311,71 @@ def test_a_commit_that_failed_unanswered_and_did_not_land_publishes_its_dead_let
     assert dead_letters(kafka_bootstrap, prefix, "read_committed") == LETTERS
     # The aborted attempt's copies, which no read_committed reader sees.
     assert dead_letters(kafka_bootstrap, prefix, "read_uncommitted") == LETTERS + LETTERS
+
+
+def sessions(count: int) -> list[dict[str, Any]]:
+    """Messages of which later ones need earlier ones (sessions started, then stopped)."""
+    messages = generate(5, TrafficShape(days=1, customers=3, stations=2))[:count]
+    assert len(messages) == count
+    return messages
+
+
+def deferring(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Whether each batch's save was attached deferred (consumers/ingest.py, _Deferred)."""
+    seen: list[bool] = []
+    real = KafkaApplicationRecorder.attach
+
+    def attach(self: KafkaApplicationRecorder, extras: Any, *, defer: bool = False) -> None:
+        seen.append(defer)
+        real(self, extras, defer=defer)
+
+    monkeypatch.setattr(KafkaApplicationRecorder, "attach", attach)
+    return seen
+
+
+@pytest.mark.parametrize("lands", [True, False])
+def test_a_deferred_commit_that_fails_is_read_again_with_the_batches_decided_on_it(
+    root: Root,
+    tmp_path: Path,
+    *,
+    kafka_bootstrap: str,
+    prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+    lands: bool,
+) -> None:
+    """Batches of three: the second batch's commit fails unanswered (landed or not) while
+    the third is decided on its unsaved state. Nothing decided on it is sent until its
+    answer came; then both are read again, and the ledger and the counters are as if
+    nothing had failed."""
+    messages = sessions(12)
+    seen = deferring(monkeypatch)
+    lost: list[str] = []
+    transactions: list[str] = []
+    real = LedgerWriter._await
+
+    def second_commit_fails(self: LedgerWriter, result: Any, what: str) -> None:
+        if what == "send_offsets_to_transaction":
+            transactions.append(self.topic)
+        # Landed: its commit's answer is lost; not landed: its offsets' answer is.
+        failing = "commit" if lands else "send_offsets_to_transaction"
+        if len(transactions) == 2 and not lost and what == failing:
+            lost.append(self.topic)
+            if lands:
+                real(self, result, what)
+            raise KafkaTimeoutError(f"{what} of {self.topic!r} took over {self.timeout_s}s")
+        real(self, result, what)
+
+    monkeypatch.setattr(LedgerWriter, "_await", second_commit_fails)
+    ingest = _kafka_ingest(root, 3)
+    try:
+        publish(root, tmp_path / "batch.jsonl", messages)
+        counters = run(ingest)
+        assert held(ingest) == {0: 0}
+    finally:
+        ingest.close()
+    assert lost == [f"{prefix}.ledger"]
+    assert True in seen  # some batches were deferred
+    assert counters.consumed == 12 and counters.duplicates == 0 and counters.dead_lettered == 0
+    assert counters.applied == 12
+    ledger = kafka_ledger_rows(kafka_bootstrap, prefix, tmp_path / "reader")
+    assert ledger == expected_ledger(messages)

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from projections.entities import LedgerEvent
 from projections.prefetch import PrefetchingSource
 from projections.runner import LedgerSource
 from tests.integration.projections.test_sharded_projection import settings_for, write_routed
+from tests.processes import gone
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -48,17 +48,6 @@ def process_of(source: LedgerSource) -> ProcessReadAhead | None:
     reader = source.read_ahead
     assert isinstance(reader, ProcessReadAhead) == (len(os.sched_getaffinity(0)) > 1)
     return reader if isinstance(reader, ProcessReadAhead) else None
-
-
-def gone(pid: int, within_s: float = 15.0) -> bool:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_the_process_reads_exactly_what_the_thread_reads(settings_for: object) -> None:

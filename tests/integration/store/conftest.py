@@ -51,9 +51,20 @@ def events_for(originator_id: uuid.UUID, versions: range, topic: str = "t") -> l
     return [StoredEvent(originator_id, v, topic, f"state-{v}".encode()) for v in versions]
 
 
+@pytest.fixture(params=["thread", "process"])
+def writer_kind(request: pytest.FixtureRequest) -> str:
+    """Where make_ledger's writers run: a thread of the test's process, or a child process
+    (store/writer_process.py). A test of the thread writer's insides parametrizes it to
+    "thread" alone."""
+    return str(request.param)
+
+
 @pytest.fixture
-def make_ledger(kafka_bootstrap: str, ledger_topic: str, tmp_path: Path) -> Iterator[Any]:
-    """Ledgers on the test's topic, each with its own index unless told to share one."""
+def make_ledger(
+    kafka_bootstrap: str, ledger_topic: str, tmp_path: Path, writer_kind: str
+) -> Iterator[Any]:
+    """Ledgers on the test's topic, each with its own index unless told to share one, their
+    writers of ``writer_kind``."""
     made: list[Ledger] = []
 
     def make(index_dir: Path | None = None, transactional_id: str | None = None) -> Ledger:
@@ -64,6 +75,7 @@ def make_ledger(kafka_bootstrap: str, ledger_topic: str, tmp_path: Path) -> Iter
                 transactional_id=transactional_id or f"{ledger_topic}.writer",
                 index_dir=index_dir or tmp_path / f"index-{len(made)}",
                 timeout_s=15.0,
+                writer_process=writer_kind == "process",
             )
         )
         made.append(ledger)

@@ -159,6 +159,8 @@ def test_aborted_batch_is_invisible_and_its_ids_are_reused(
     assert_chain(committed)
 
 
+# The thread writer's insides are patched: the test's process must hold them.
+@pytest.mark.parametrize("writer_kind", ["thread"])
 def test_failure_after_the_commit_keeps_ids_and_chain(
     make_ledger: Any, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

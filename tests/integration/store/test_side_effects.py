@@ -139,6 +139,8 @@ def test_failed_offsets_commit_takes_events_and_dead_letters_with_it(
     assert recorder.insert_events(events_for(wallet, range(2, 3))) == [2]
 
 
+# The thread writer's insides are patched: the test's process must hold them.
+@pytest.mark.parametrize("writer_kind", ["thread"])
 def test_an_aborted_group_commit_acknowledges_none_of_its_requests(
     make_ledger: Any,
     kafka_bootstrap: str,
