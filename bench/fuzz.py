@@ -1,4 +1,4 @@
-"""The long fuzz run of issue 17: `python bench/fuzz.py [--messages 100000] [--seed N]`.
+"""The long fuzz run: `python bench/fuzz.py [--messages 100000] [--seed N]`.
 
 Feeds generated and mutated upstream messages, a hundred per pipeline (fresh embedded
 ledger, SQLite and DuckDB read models, a rebuild beside them, audit verify), and prints the

@@ -17,7 +17,7 @@ Prints each repeat and the medians; drops the schema and the file at the end.
 
     .venv/bin/python bench/queries_bench.py --rows 1000000 --sessions 1000000
 
-Targets (issue 12): p99 < 10 ms per query at 1M payments, plans on the indexes, each view
+Targets: p99 < 10 ms per query at 1M payments, plans on the indexes, each view
 < 500 ms at 1M sessions (its Arrow read). Run it on a quiet machine: other processes' load
 shows in p99 and in the views' wall time (their CPU time says what they cost).
 """

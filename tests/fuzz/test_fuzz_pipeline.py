@@ -1,4 +1,4 @@
-"""Fuzz (issue 17): generated and mutated upstream messages through the real contract,
+"""Fuzz: generated and mutated upstream messages through the real contract,
 domain, embedded ledger, SQLite and DuckDB projections and audit. Nothing may crash,
 consumed = applied + duplicates + dead-lettered, the read models equal a rebuild and the
 ledger verifies. EVLEDGER_FUZZ_MESSAGES sets the total (default 2,000; bench/fuzz.py runs

@@ -1,4 +1,4 @@
-"""Upstream strings are printed as plain text (issue 17, class 4): no rich markup, escape
+"""Upstream strings are printed as plain text: no rich markup, escape
 sequences shown escaped, CSV cells that a spreadsheet would run neutralised."""
 
 from __future__ import annotations

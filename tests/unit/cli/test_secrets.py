@@ -1,4 +1,4 @@
-"""PostgreSQL passwords are never printed (issue 17, class 6): not in a settings error, not
+"""PostgreSQL passwords are never printed: not in a settings error, not
 in `evledger settings`, not in a connection error, whatever characters they hold."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The contract's bounds (issue 17, classes 1, 2 and 5): what the schema says is what is
+"""The contract's bounds: what the schema says is what is
 accepted, and nothing accepted is beyond what a read model can hold."""
 
 from __future__ import annotations

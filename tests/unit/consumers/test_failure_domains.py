@@ -1,5 +1,4 @@
-"""No exception from one message escapes its batch, and a signal ends a stuck batch
-(issue 17, failure domains)."""
+"""No exception from one message escapes its batch, and a signal ends a stuck batch."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The smaller holes of issue 17 (class 6), one regression test each."""
+"""Smaller holes in what upstream input can do, one regression test each."""
 
 from __future__ import annotations
 

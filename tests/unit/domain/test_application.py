@@ -498,7 +498,7 @@ def test_malformed_values_are_value_errors() -> None:
 def test_a_second_payment_capturing_the_whole_total_again_is_an_overcharge(
     app: BillingApplication, up: Upstream, priced_first: bool
 ) -> None:
-    """Issue 17: each capture is reconciled against what earlier captures left unpaid."""
+    """Each capture is reconciled against what earlier captures left unpaid."""
     session = [up.tariff(), up.start(), up.stop()]
     payments = [
         up.authorise("P1"),

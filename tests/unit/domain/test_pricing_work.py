@@ -1,4 +1,4 @@
-"""Pricing never hangs (issue 17, class 3): the work is linear in the window boundaries a
+"""Pricing never hangs: the work is linear in the window boundaries a
 session crosses, and a session longer than the maximum is rejected, not priced."""
 
 from __future__ import annotations

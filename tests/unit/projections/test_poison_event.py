@@ -1,4 +1,4 @@
-"""A ledger event a read model cannot hold (issue 17, class 1 and failure domains): the
+"""A ledger event a read model cannot hold: the
 projector writes every event before it, names it, and stops that read model only."""
 
 from __future__ import annotations
