@@ -30,7 +30,7 @@ def violation(raw: bytes) -> ContractViolation:
     return caught.value
 
 
-# -- class 1: values the read models cannot hold ---------------------------------------
+# -- values the read models cannot hold ---------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -123,7 +123,7 @@ def test_energy_windows_are_bounded_in_number() -> None:
     assert refused.field == "energy_windows"
 
 
-# -- class 5: the contract is no looser than its schema --------------------------------
+# -- the contract is no looser than its schema --------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -181,7 +181,7 @@ def test_a_huge_integer_literal_is_a_violation_not_a_crash() -> None:
     violation(raw)
 
 
-# -- class 2: deep nesting -------------------------------------------------------------
+# -- deep nesting -------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 1000, 100_000, sys.getrecursionlimit() * 5])
