@@ -69,7 +69,7 @@ logger = logging.getLogger(__name__)
 # The start of the child's command line (then the topic), for ps and the benchmarks.
 CHILD_NAME = "evledger-ledger-writer-"
 
-# Allocations between young collections in the child (see _serve).
+# Allocations between young collections in the child (see run_writer).
 YOUNG_THRESHOLD = 100_000
 
 # How long close() waits for the child to finish what it was given before killing it.
@@ -125,18 +125,18 @@ _CHILD_CODE = (
     "_child_main(connection)\n"
 )
 
-# The child's entry point: it runs the writer, answering on the connection (_serve; a test
-# passes its own to the writer's constructor, to lose an answer, say).
-Serve = Callable[["WriterSpec", Connection], None]
+# The child's entry point: it runs the writer, answering on the connection (run_writer; a
+# test passes its own to the writer's constructor, to lose an answer, say).
+Entry = Callable[["WriterSpec", Connection], None]
 
 
 def _child_main(connection: Connection) -> None:
     """The child, once it can import the product: run the entry point the parent sent."""
-    serve, spec = cast(tuple[Serve, WriterSpec], pickle.loads(connection.recv_bytes()))
-    serve(spec, connection)
+    entry, spec = cast(tuple[Entry, WriterSpec], pickle.loads(connection.recv_bytes()))
+    entry(spec, connection)
 
 
-def _serve(spec: WriterSpec, connection: Connection) -> None:
+def run_writer(spec: WriterSpec, connection: Connection) -> None:
     """The child: start the writer (answering request 0 with how that went), then hand each
     request to it and send each answer back, until the pipe closes."""
     # Ctrl-C, or a SIGTERM to the process group, is the parent's to handle: it finishes its
@@ -261,8 +261,8 @@ class ProcessLedgerWriter(WriterBase):
     """A LedgerWriter in a child process (see the module docstring), for one ledger topic.
 
     ``cache`` is the parent's record cache, filled with what the child commits;
-    ``on_commit`` is called after each committed request. ``serve`` is the child's entry
-    point, pickled to it by reference (so importable by the child): ``_serve`` unless a
+    ``on_commit`` is called after each committed request. ``entry`` is the child's entry
+    point, pickled to it by reference (so importable by the child): ``run_writer`` unless a
     test needs a child that misbehaves.
     """
 
@@ -271,13 +271,13 @@ class ProcessLedgerWriter(WriterBase):
         spec: WriterSpec,
         cache: RecordCache,
         on_commit: Callable[[], None] | None = None,
-        serve: Serve = _serve,
+        entry: Entry = run_writer,
     ) -> None:
         self.spec = spec
         self.topic = spec.topic
         self._cache = cache
         self._on_commit = on_commit
-        self._serve = serve
+        self._entry = entry
         self._process: _Child | None = None
         self._connection: Connection | None = None
         self._receiver: threading.Thread | None = None
@@ -325,7 +325,7 @@ class ProcessLedgerWriter(WriterBase):
         try:
             parent_end.send_bytes(pickle.dumps(sys.path))
             parent_end.send_bytes(
-                pickle.dumps((self._serve, self.spec), protocol=pickle.HIGHEST_PROTOCOL)
+                pickle.dumps((self._entry, self.spec), protocol=pickle.HIGHEST_PROTOCOL)
             )
             started = cast(_Answer, pickle.loads(parent_end.recv_bytes()))
         except (EOFError, OSError):
@@ -528,7 +528,7 @@ class ProcessLedgerWriter(WriterBase):
                     self.topic,
                     wait_s,
                 )
-                process.kill()  # it ignores SIGTERM (see _serve)
+                process.kill()  # it ignores SIGTERM (see run_writer)
                 process.join()
         if receiver is not None:
             receiver.join()

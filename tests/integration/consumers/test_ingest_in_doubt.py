@@ -41,7 +41,7 @@ pytestmark = pytest.mark.kafka
 @pytest.fixture(autouse=True)
 def writer_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     """The writer's wait is patched in this process: its writers must run here, in threads
-    (tests/integration/store/test_writer_process.py kills a writer process mid-request)."""
+    (test_ingest_in_doubt_process.py loses a writer process's answer)."""
     monkeypatch.setattr(factory, "usable_cores", lambda: 1)
 
 
