@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import statistics
 import sys
@@ -39,7 +40,6 @@ from consumers.ingest import IngestConfig, KafkaIngest, ShardTask, StopFlag
 from consumers.producer import publish_file
 from demo.traffic import TrafficShape, generate
 from store.admin import TopicSpec, ensure_topic
-from store.writer_process import CHILD_NAME
 
 BOOTSTRAP = os.environ.get("EVLEDGER_KAFKA_BOOTSTRAP") or "127.0.0.1:9092"
 KAFKA = load_settings().kafka_connection(BOOTSTRAP)
@@ -131,8 +131,9 @@ def thread_cpu() -> dict[str, float]:
     """CPU seconds of this process's threads so far, summed by role (THREAD_ROLES), and of
     its ledger writer process (store/writer_process.py), where there is one."""
     seconds: dict[str, float] = {}
-    for pid in writer_processes():
-        seconds["writer process"] = seconds.get("writer process", 0.0) + process_cpu(pid)
+    for child in multiprocessing.active_children():
+        if child.name.startswith("evledger-ledger-writer-") and child.pid is not None:
+            seconds["writer process"] = seconds.get("writer process", 0.0) + process_cpu(child.pid)
     for thread in threading.enumerate():
         role = next((r for r, part in THREAD_ROLES if part in thread.name), "other")
         if thread.ident is None:
@@ -143,20 +144,6 @@ def thread_cpu() -> dict[str, float]:
         except OSError:  # the thread ended meanwhile
             continue
     return seconds
-
-
-def writer_processes() -> list[int]:
-    """The process ids of this process's ledger writers (their command line names them)."""
-    pids = []
-    for children in Path("/proc/self/task").glob("*/children"):
-        for pid in children.read_text().split():
-            try:
-                command = Path(f"/proc/{pid}/cmdline").read_bytes()
-            except OSError:  # it ended meanwhile
-                continue
-            if CHILD_NAME.encode() in command:
-                pids.append(int(pid))
-    return pids
 
 
 def cpu_seconds(threads: dict[str, float]) -> float:

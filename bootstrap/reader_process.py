@@ -206,5 +206,5 @@ class ProcessReadAhead(ReadAhead):
             self._process.join(1)
             raise LedgerReaderGone(
                 f"the ledger reader process of shard {self._inner.shard} ended "
-                f"({how_ended(self._process.exitcode)}) without reading the next batch"
+                f"({how_ended(self._process)}) without reading the next batch"
             ) from None

@@ -4,24 +4,20 @@ than the domain's, outside the parent's GIL.
 
 ``ProcessLedgerWriter`` offers what ``store/writer.py:LedgerWriter`` offers (``start``,
 ``commit_batches``, ``submit``, ``close``, ``fenced``, ``healthy``) and runs one inside a
-child started as a clean interpreter (nothing the parent has open is inherited but its end of
-one pipe). The child is a plain ``python -c`` of this module's entry, not a multiprocessing
-spawn: a spawned child imports the parent's main module again (``evledger``'s CLI, every
-module of the product: 0.35 s of CPU of the 0.6 s it took to start), where this one imports
-only the writer's modules. A request crosses the pipe as one pickle of plain tuples (a
-stored event is its originator id's text, version, topic and state: pickling
-``StoredEvent`` objects costs four times as much); the child answers with the ids and, per
-record, its offset and hash, from which the parent fills its own record cache (ingest reads
-the aggregates it just wrote from there, not from Kafka) and tells its commit listeners.
-The aggregate index is the one file both processes open (``store/index.py`` is safe for
-that): the child indexes each commit before it answers, so the parent's next read sees it.
-An error comes back pickled and is raised in the parent as the same type (WriterFenced,
-WriterUnavailable, IntegrityError).
+spawned child (a clean interpreter: nothing the parent has open is inherited but its end of
+one pipe). A request crosses the pipe as one pickle of plain tuples (a stored event is its
+originator id's text, version, topic and state: pickling ``StoredEvent`` objects costs four
+times as much); the child answers with the ids and, per record, its offset and hash, from
+which the parent fills its own record cache (ingest reads the aggregates it just wrote from
+there, not from Kafka) and tells its commit listeners. The aggregate index is the one file
+both processes open (``store/index.py`` is safe for that): the child indexes each commit
+before it answers, so the parent's next read sees it. An error comes back pickled and is
+raised in the parent as the same type (WriterFenced, WriterUnavailable, IntegrityError).
 
 The child ends when its pipe closes: the parent closed the writer (``close``, also run at
 the interpreter's exit for a writer never closed), or died. The parent's
 receiving thread notices a child that died (EOF): every request waiting fails with
-WriterUnavailable, and the next request starts a new child, whose ``init_transactions``
+WriterUnavailable, and the next request spawns a new child, whose ``init_transactions``
 settles whatever the dead one left open (as the thread writer's recovery does).
 """
 
@@ -37,14 +33,13 @@ import os
 import pickle
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any, NamedTuple, cast
 
@@ -65,9 +60,6 @@ from store.writer import (
 )
 
 logger = logging.getLogger(__name__)
-
-# The start of the child's command line (then the topic), for ps and the benchmarks.
-CHILD_NAME = "evledger-ledger-writer-"
 
 # Allocations between young collections in the child (see run_writer).
 YOUNG_THRESHOLD = 100_000
@@ -113,27 +105,9 @@ _Request = tuple[int, list[list[tuple[str, int, str, bytes]]], Any, Any, Sequenc
 _Answer = tuple[int, BaseException | None, Any, list[int], list[bytes], bool, bool, int]
 _STARTED = 0
 
-# What the child runs: its end of the pipe is the fd in argv[1] (argv[2] names the process,
-# for ps). The parent's sys.path comes first (plain strings: the child can read them before
-# it can import the product), then the entry point and its spec (see _child_main).
-_CHILD_CODE = (
-    "import pickle, sys\n"
-    "from multiprocessing.connection import Connection\n"
-    "connection = Connection(int(sys.argv[1]))\n"
-    "sys.path[:] = pickle.loads(connection.recv_bytes())\n"
-    "from store.writer_process import _child_main\n"
-    "_child_main(connection)\n"
-)
-
 # The child's entry point: it runs the writer, answering on the connection (run_writer; a
 # test passes its own to the writer's constructor, to lose an answer, say).
 Entry = Callable[["WriterSpec", Connection], None]
-
-
-def _child_main(connection: Connection) -> None:
-    """The child, once it can import the product: run the entry point the parent sent."""
-    entry, spec = cast(tuple[Entry, WriterSpec], pickle.loads(connection.recv_bytes()))
-    entry(spec, connection)
 
 
 def run_writer(spec: WriterSpec, connection: Connection) -> None:
@@ -237,33 +211,13 @@ class _Sent(NamedTuple):
     events: list[list[tuple[str, int, str, bytes]]]
 
 
-class _Child:
-    """The child process, as close and the answers' thread use it (a subprocess.Popen with
-    multiprocessing's names: join with a timeout, exitcode)."""
-
-    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
-        self._popen = popen
-        self.pid = popen.pid
-
-    @property
-    def exitcode(self) -> int | None:
-        return self._popen.poll()
-
-    def join(self, timeout: float | None = None) -> None:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self._popen.wait(timeout)
-
-    def kill(self) -> None:
-        self._popen.kill()
-
-
 class ProcessLedgerWriter(WriterBase):
     """A LedgerWriter in a child process (see the module docstring), for one ledger topic.
 
     ``cache`` is the parent's record cache, filled with what the child commits;
     ``on_commit`` is called after each committed request. ``entry`` is the child's entry
-    point, pickled to it by reference (so importable by the child): ``run_writer`` unless a
-    test needs a child that misbehaves.
+    point, pickled to it by reference (so importable by the spawned child): ``run_writer``
+    unless a test needs a child that misbehaves.
     """
 
     def __init__(
@@ -278,7 +232,7 @@ class ProcessLedgerWriter(WriterBase):
         self._cache = cache
         self._on_commit = on_commit
         self._entry = entry
-        self._process: _Child | None = None
+        self._process: BaseProcess | None = None
         self._connection: Connection | None = None
         self._receiver: threading.Thread | None = None
         self._sending = threading.Lock()
@@ -312,28 +266,24 @@ class ProcessLedgerWriter(WriterBase):
     def start(self) -> None:
         """Spawn the child, which fences any older writer and indexes what it committed;
         raises what its start raised (WriterFenced, say)."""
-        parent_end, child_end = multiprocessing.Pipe()  # a socket pair's ends
-        fd = child_end.fileno()
-        process = _Child(
-            subprocess.Popen(
-                [sys.executable, "-c", _CHILD_CODE, str(fd), f"{CHILD_NAME}{self.topic}"],
-                stdin=subprocess.DEVNULL,
-                pass_fds=(fd,),
-            )
+        context = multiprocessing.get_context("spawn")
+        parent_end, child_end = context.Pipe()
+        process = context.Process(
+            target=self._entry,
+            args=(self.spec, child_end),
+            name=f"evledger-ledger-writer-{self.topic}",
+            daemon=True,  # also ended by multiprocessing when this process exits
         )
+        process.start()
         child_end.close()  # the child's: its pipe closes when this process's end does
         try:
-            parent_end.send_bytes(pickle.dumps(sys.path))
-            parent_end.send_bytes(
-                pickle.dumps((self._entry, self.spec), protocol=pickle.HIGHEST_PROTOCOL)
-            )
             started = cast(_Answer, pickle.loads(parent_end.recv_bytes()))
         except (EOFError, OSError):
             process.join(CLOSE_TIMEOUT_S)
             parent_end.close()
             raise WriterUnavailable(
-                f"the ledger writer process of {self.topic!r} ended "
-                f"({how_ended(process.exitcode)}) before it started"
+                f"the ledger writer process of {self.topic!r} ended ({how_ended(process)}) "
+                "before it started"
             ) from None
         error = started[1]
         if error is not None:
@@ -353,7 +303,8 @@ class ProcessLedgerWriter(WriterBase):
         )
         self._receiver.start()
         if self._at_exit is None:
-            # The child ends only on EOF: closed here, or by this process's end.
+            # Registered after multiprocessing's own exit hook (imported by the start above),
+            # so it runs first: that hook joins this daemon child, which ends only on EOF.
             self._at_exit = partial(_close_at_exit, weakref.ref(self))
             atexit.register(self._at_exit)
 
@@ -415,7 +366,7 @@ class ProcessLedgerWriter(WriterBase):
                     f"cannot restart the ledger writer process of {self.topic!r}: {error!r}"
                 ) from error
 
-    def _receive(self, process: _Child, connection: Connection) -> None:
+    def _receive(self, process: BaseProcess, connection: Connection) -> None:
         """The answers' thread: finish each request in flight as its answer comes in. An
         answer it cannot read or handle fails every request in flight (as the child's end
         does) rather than leave their callers waiting."""
@@ -437,7 +388,7 @@ class ProcessLedgerWriter(WriterBase):
         elif self._stopping:
             why = "was closed"
         else:
-            why = f"ended ({how_ended(process.exitcode)})"
+            why = f"ended ({how_ended(process)})"
         with self._in_flight_lock:
             self._gone = why
             left = list(self._in_flight.values())
@@ -562,9 +513,9 @@ def usable_cores() -> int:
     return max(1, cores or 1)
 
 
-def how_ended(exitcode: int | None) -> str:
-    """How a child process ended, from its exit code, for an error message (the ledger
-    reader's too)."""
+def how_ended(process: BaseProcess) -> str:
+    """How a child process ended, for an error message (the ledger reader's too)."""
+    exitcode = process.exitcode
     if exitcode is None:
         return "still running, its pipe broken"
     if exitcode < 0:
