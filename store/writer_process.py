@@ -429,19 +429,10 @@ class ProcessLedgerWriter(WriterBase):
             prev_hash = hashes[0]
             committed: list[tuple[int, LedgerRecord]] = []
             for batch, batch_ids in zip(sent.events, ids, strict=True):
-                for (originator_id, version, topic, state), notification_id in zip(
-                    batch, batch_ids, strict=True
-                ):
+                for event, notification_id in zip(batch, batch_ids, strict=True):
+                    # event: (originator id, version, topic, state), in linked()'s order.
                     record_hash = hashes[at + 1]
-                    record = LedgerRecord.linked(
-                        prev_hash,
-                        notification_id,
-                        originator_id,
-                        version,
-                        topic,
-                        state,
-                        record_hash,
-                    )
+                    record = LedgerRecord.linked(prev_hash, notification_id, *event, record_hash)
                     committed.append((offsets[at], record))
                     prev_hash = record_hash
                     at += 1

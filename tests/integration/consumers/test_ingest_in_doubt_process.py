@@ -12,32 +12,25 @@ child can drop it, so a loss that happened proves the writer ran in one.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from bootstrap import bootstrap
 from bootstrap.root import Root
-from bootstrap.settings import Settings
 from cli.audit import app as audit_app
-from cli.pipeline import _kafka_ingest
 from store import factory
 from store import ledger as ledger_module
 from store.writer_process import ProcessLedgerWriter
 from tests.integration.consumers.test_ingest_in_doubt import (
     LETTERS,
-    counts,
+    counted_once,
     dead_letters,
-    held,
+    ingest_a_batch_judged_before,
     ingest_two_dead_letters,
-    publish,
-    run,
-    tariffs_and_a_session,
 )
-from tests.ledger_compare import expected_ledger, kafka_ledger_rows
+from tests.ledger_compare import kafka_ledger_rows
 from tests.processes import serve_losing_an_answer
 
 pytestmark = pytest.mark.kafka
@@ -57,9 +50,10 @@ class Loss:
         return self.lost.exists() and not self.armed.exists()
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def loss(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Loss:
-    """The ledger's writers run in processes whose entry point loses an answer once armed."""
+    """The ledger's writers run in processes whose entry point loses an answer once armed
+    (autouse: set before ``root`` bootstraps the ledger)."""
     loss = Loss(tmp_path)
     monkeypatch.setattr(factory, "usable_cores", lambda: 2)
     monkeypatch.setattr(
@@ -68,16 +62,6 @@ def loss(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Loss:
         partial(ProcessLedgerWriter, entry=partial(serve_losing_an_answer, loss.armed, loss.lost)),
     )
     return loss
-
-
-@pytest.fixture
-def root(loss: Loss, kafka_bootstrap: str, prefix: str, tmp_path: Path) -> Iterator[Root]:
-    settings = Settings(kafka_bootstrap=kafka_bootstrap, topic_prefix=prefix, data_dir=tmp_path)
-    root = bootstrap(settings)
-    try:
-        yield root
-    finally:
-        root.close()
 
 
 def verified(kafka_bootstrap: str, prefix: str, records: int) -> None:
@@ -97,24 +81,10 @@ def verified(kafka_bootstrap: str, prefix: str, records: int) -> None:
 def test_a_landed_commit_whose_answer_died_with_the_writer_process_counts_its_batch_once(
     root: Root, loss: Loss, tmp_path: Path, kafka_bootstrap: str, prefix: str
 ) -> None:
-    first, second, unknown_tariff = tariffs_and_a_session()
-    ingest = _kafka_ingest(root, 100)
-    try:
-        publish(root, tmp_path / "earlier.jsonl", [first])
-        assert counts(run(ingest)) == (1, 1, 0, 0)
-        # An upstream duplicate, a new tariff and its second copy, a rejected session.
-        batch = [first, second, second, unknown_tariff]
-        publish(root, tmp_path / "batch.jsonl", batch)
-        loss.arm()
-        counters = run(ingest)
-        assert held(ingest) == {0: 0}
-    finally:
-        ingest.close()
+    counters, messages = ingest_a_batch_judged_before(root, tmp_path, loss.arm)
     assert loss.happened()
-    assert counts(counters) == (5, 3, 1, 2)
-    assert counters.dead_lettered == 0
     ledger = kafka_ledger_rows(kafka_bootstrap, prefix, tmp_path / "reader")
-    assert ledger == expected_ledger([first, second, unknown_tariff])
+    counted_once(counters, messages, ledger)
     verified(kafka_bootstrap, prefix, len(ledger))
 
 

@@ -4,30 +4,14 @@ still reaches the topic in the transaction."""
 
 from __future__ import annotations
 
-import os
-import uuid
 from typing import Any
 
-from eventsourcing.persistence import StoredEvent
-
-from store.kafka_clients import KafkaConnection
 from store.ledger_send import queue_ledger_records
-from store.records import GENESIS_HASH, LedgerRecord
+from tests.integration.store.conftest import chained_records, ledger_producer
 from tests.kafka_topics import read_topic
 
 RECORDS = 600
 BATCH_BYTES = 16 * 1024  # about 30 records of 500 bytes: twenty batches or so
-
-
-def _records() -> list[LedgerRecord]:
-    records = []
-    prev = GENESIS_HASH
-    for number in range(1, RECORDS + 1):
-        stored = StoredEvent(uuid.uuid4(), 1, "domain:Event.Happened", os.urandom(300))
-        record = LedgerRecord.chained(prev, number, stored)
-        records.append(record)
-        prev = record.hash
-    return records
 
 
 def _counting_wakeups(producer: Any) -> list[int]:
@@ -47,17 +31,10 @@ def _counting_wakeups(producer: Any) -> list[int]:
 def test_the_sender_is_woken_once_per_batch_and_every_record_lands(
     kafka_bootstrap: str, kafka_topic: str
 ) -> None:
-    producer = KafkaConnection(kafka_bootstrap).producer(
-        transactional_id=f"{kafka_topic}.writer",
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=0,
-        batch_size=BATCH_BYTES,
-        metrics_enabled=False,
-    )
+    producer = ledger_producer(kafka_bootstrap, kafka_topic, BATCH_BYTES)
     try:
         producer.init_transactions()
-        records = _records()
+        records = chained_records(RECORDS, 300)
         producer.begin_transaction()
         wakeups = _counting_wakeups(producer)
         futures = queue_ledger_records(producer, kafka_topic, records, [])
