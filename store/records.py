@@ -107,15 +107,38 @@ class LedgerRecord:
             stored_event.topic,
             stored_event.state,
         )
+        return cls.linked(
+            prev_hash,
+            notification_id,
+            originator_id,
+            version,
+            topic,
+            state,
+            chain_hash(prev_hash, notification_id, originator_id, version, topic, state),
+        )
+
+    @classmethod
+    def linked(  # noqa: PLR0917 - the record's fields, in chain_hash's order
+        cls,
+        prev_hash: bytes,
+        notification_id: int,
+        originator_id: str,
+        originator_version: int,
+        topic: str,
+        state: bytes,
+        record_hash: bytes,
+    ) -> LedgerRecord:
+        """The record with these fields and a hash already computed (by ``chained`` here, or
+        by the writer's process for the records it committed)."""
         return made(
             cls,
             notification_id=notification_id,
             originator_id=originator_id,
-            originator_version=version,
+            originator_version=originator_version,
             topic=topic,
             state=state,
             prev_hash=prev_hash,
-            hash=chain_hash(prev_hash, notification_id, originator_id, version, topic, state),
+            hash=record_hash,
         )
 
     def key(self) -> bytes:

@@ -45,7 +45,6 @@ from typing import Any, NamedTuple, cast
 
 from eventsourcing.persistence import StoredEvent
 
-from store.frozen import made
 from store.index import AggregateIndex
 from store.kafka_clients import KafkaConnection
 from store.reader import LedgerReader, RecordCache
@@ -62,7 +61,7 @@ from store.writer import (
 
 logger = logging.getLogger(__name__)
 
-# Allocations between young collections in the child (see _serve).
+# Allocations between young collections in the child (see run_writer).
 YOUNG_THRESHOLD = 100_000
 
 # How long close() waits for the child to finish what it was given before killing it.
@@ -106,8 +105,12 @@ _Request = tuple[int, list[list[tuple[str, int, str, bytes]]], Any, Any, Sequenc
 _Answer = tuple[int, BaseException | None, Any, list[int], list[bytes], bool, bool, int]
 _STARTED = 0
 
+# The child's entry point: it runs the writer, answering on the connection (run_writer; a
+# test passes its own to the writer's constructor, to lose an answer, say).
+Entry = Callable[["WriterSpec", Connection], None]
 
-def _serve(spec: WriterSpec, connection: Connection) -> None:
+
+def run_writer(spec: WriterSpec, connection: Connection) -> None:
     """The child: start the writer (answering request 0 with how that went), then hand each
     request to it and send each answer back, until the pipe closes."""
     # Ctrl-C, or a SIGTERM to the process group, is the parent's to handle: it finishes its
@@ -212,7 +215,9 @@ class ProcessLedgerWriter(WriterBase):
     """A LedgerWriter in a child process (see the module docstring), for one ledger topic.
 
     ``cache`` is the parent's record cache, filled with what the child commits;
-    ``on_commit`` is called after each committed request.
+    ``on_commit`` is called after each committed request. ``entry`` is the child's entry
+    point, pickled to it by reference (so importable by the spawned child): ``run_writer``
+    unless a test needs a child that misbehaves.
     """
 
     def __init__(
@@ -220,11 +225,13 @@ class ProcessLedgerWriter(WriterBase):
         spec: WriterSpec,
         cache: RecordCache,
         on_commit: Callable[[], None] | None = None,
+        entry: Entry = run_writer,
     ) -> None:
         self.spec = spec
         self.topic = spec.topic
         self._cache = cache
         self._on_commit = on_commit
+        self._entry = entry
         self._process: BaseProcess | None = None
         self._connection: Connection | None = None
         self._receiver: threading.Thread | None = None
@@ -262,7 +269,7 @@ class ProcessLedgerWriter(WriterBase):
         context = multiprocessing.get_context("spawn")
         parent_end, child_end = context.Pipe()
         process = context.Process(
-            target=_serve,
+            target=self._entry,
             args=(self.spec, child_end),
             name=f"evledger-ledger-writer-{self.topic}",
             daemon=True,  # also ended by multiprocessing when this process exits
@@ -422,20 +429,10 @@ class ProcessLedgerWriter(WriterBase):
             prev_hash = hashes[0]
             committed: list[tuple[int, LedgerRecord]] = []
             for batch, batch_ids in zip(sent.events, ids, strict=True):
-                for (originator_id, version, topic, state), notification_id in zip(
-                    batch, batch_ids, strict=True
-                ):
+                for event, notification_id in zip(batch, batch_ids, strict=True):
+                    # event: (originator id, version, topic, state), in linked()'s order.
                     record_hash = hashes[at + 1]
-                    record = made(
-                        LedgerRecord,
-                        notification_id=notification_id,
-                        originator_id=originator_id,
-                        originator_version=version,
-                        topic=topic,
-                        state=state,
-                        prev_hash=prev_hash,
-                        hash=record_hash,
-                    )
+                    record = LedgerRecord.linked(prev_hash, notification_id, *event, record_hash)
                     committed.append((offsets[at], record))
                     prev_hash = record_hash
                     at += 1
@@ -473,7 +470,7 @@ class ProcessLedgerWriter(WriterBase):
                     self.topic,
                     wait_s,
                 )
-                process.kill()  # it ignores SIGTERM (see _serve)
+                process.kill()  # it ignores SIGTERM (see run_writer)
                 process.join()
         if receiver is not None:
             receiver.join()

@@ -10,7 +10,7 @@ raises the KafkaTimeoutError its own wait raises when a commit takes too long.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -41,18 +41,8 @@ pytestmark = pytest.mark.kafka
 @pytest.fixture(autouse=True)
 def writer_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     """The writer's wait is patched in this process: its writers must run here, in threads
-    (tests/integration/store/test_writer_process.py kills a writer process mid-request)."""
+    (test_ingest_in_doubt_process.py loses a writer process's answer)."""
     monkeypatch.setattr(factory, "usable_cores", lambda: 1)
-
-
-@pytest.fixture
-def root(kafka_bootstrap: str, prefix: str, tmp_path: Path) -> Iterator[Root]:
-    settings = Settings(kafka_bootstrap=kafka_bootstrap, topic_prefix=prefix, data_dir=tmp_path)
-    root = bootstrap(settings)
-    try:
-        yield root
-    finally:
-        root.close()
 
 
 def publish(root: Root, path: Path, messages: list[dict[str, Any]]) -> None:
@@ -107,29 +97,47 @@ def held(ingest: KafkaIngest) -> dict[int, int]:
     return {shard: len(in_doubt._first) for shard, in_doubt in ingest._in_doubt.items()}
 
 
-def test_a_landed_commit_whose_answer_was_lost_counts_its_batch_as_first_judged(
-    root: Root, tmp_path: Path, kafka_bootstrap: str, prefix: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def ingest_a_batch_judged_before(
+    root: Root, tmp_path: Path, lose_an_answer: Callable[[], None]
+) -> tuple[IngestCounters, list[dict[str, Any]]]:
+    """Ingest a tariff, then (after ``lose_an_answer``) a batch of an upstream duplicate of
+    it, a new tariff and its second copy, and a rejected session: the batch's counters, and
+    every message ingested."""
     first, second, unknown_tariff = tariffs_and_a_session()
     ingest = _kafka_ingest(root, 100)
     try:
         publish(root, tmp_path / "earlier.jsonl", [first])
         assert counts(run(ingest)) == (1, 1, 0, 0)
-        # An upstream duplicate, a new tariff and its second copy, a rejected session.
         batch = [first, second, second, unknown_tariff]
         publish(root, tmp_path / "batch.jsonl", batch)
-        lost: list[str] = []
-        answers_lost(monkeypatch, once(lost))
+        lose_an_answer()
         counters = run(ingest)
         assert held(ingest) == {0: 0}
     finally:
         ingest.close()
-    assert lost == [f"{prefix}.ledger"]
+    return counters, [first, *batch]
+
+
+def counted_once(counters: IngestCounters, messages: list[dict[str, Any]], ledger: Any) -> None:
+    """What ingest_a_batch_judged_before's batch comes to, its answer lost or not: counted
+    as first judged (the duplicate and the second copy as duplicates), each message once in
+    the ledger."""
     assert counts(counters) == (5, 3, 1, 2)
     assert counters.dead_lettered == 0
-    ledger = kafka_ledger_rows(kafka_bootstrap, prefix, tmp_path / "reader")
-    assert ledger == expected_ledger([first, *batch])
+    assert ledger == expected_ledger(messages)
+    first, _, second, _, unknown_tariff = messages
     assert ledger == expected_ledger([first, second, unknown_tariff])
+
+
+def test_a_landed_commit_whose_answer_was_lost_counts_its_batch_as_first_judged(
+    root: Root, tmp_path: Path, kafka_bootstrap: str, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lost: list[str] = []
+    counters, messages = ingest_a_batch_judged_before(
+        root, tmp_path, lambda: answers_lost(monkeypatch, once(lost))
+    )
+    assert lost == [f"{prefix}.ledger"]
+    counted_once(counters, messages, kafka_ledger_rows(kafka_bootstrap, prefix, tmp_path / "r"))
 
 
 def shard_rows(kafka_bootstrap: str, prefix: str, data_dir: Path, shard: int) -> Any:

@@ -3,6 +3,7 @@ ledgers on them, and reading the topic back."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -103,3 +104,30 @@ def assert_chain(messages: list[Any]) -> list[LedgerRecord]:
         )
         prev = record.hash
     return records
+
+
+def chained_records(count: int, state_bytes: int) -> list[LedgerRecord]:
+    """``count`` records of one event each (random states of ``state_bytes``), chained from
+    the genesis hash and numbered from 1."""
+    records = []
+    prev = GENESIS_HASH
+    for number in range(1, count + 1):
+        stored = StoredEvent(uuid.uuid4(), 1, "domain:Event.Happened", os.urandom(state_bytes))
+        record = LedgerRecord.chained(prev, number, stored)
+        records.append(record)
+        prev = record.hash
+    return records
+
+
+def ledger_producer(bootstrap: str, topic: str, batch_size: int, **settings: Any) -> Any:
+    """A transactional producer as the ledger's writer has one (idempotent, acks=all, no
+    linger), for tests of store/ledger_send.py on its own."""
+    return KafkaConnection(bootstrap).producer(
+        transactional_id=f"{topic}.writer",
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=0,
+        batch_size=batch_size,
+        metrics_enabled=False,
+        **settings,
+    )

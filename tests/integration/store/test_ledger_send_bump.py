@@ -5,31 +5,16 @@ transaction and empties its partitions. The queueing must then fail at once, wit
 
 from __future__ import annotations
 
-import os
 import time
-import uuid
 from typing import Any
 
 import pytest
-from eventsourcing.persistence import StoredEvent
 
-from store.kafka_clients import KafkaConnection
 from store.ledger_send import queue_ledger_records
-from store.records import GENESIS_HASH, LedgerRecord
+from tests.integration.store.conftest import chained_records, ledger_producer
 
 RECORDS = 300
 BUMP_AT = 100
-
-
-def _records() -> list[LedgerRecord]:
-    records = []
-    prev = GENESIS_HASH
-    for number in range(1, RECORDS + 1):
-        stored = StoredEvent(uuid.uuid4(), 1, "domain:Event.Happened", os.urandom(200))
-        record = LedgerRecord.chained(prev, number, stored)
-        records.append(record)
-        prev = record.hash
-    return records
 
 
 def _bump_the_epoch_midway(producer: Any) -> list[int]:
@@ -60,18 +45,10 @@ def test_a_bump_while_queueing_fails_the_queueing_as_send_would(
 ) -> None:
     from kafka.errors import IllegalStateError, KafkaError
 
-    producer = KafkaConnection(kafka_bootstrap).producer(
-        transactional_id=f"{kafka_topic}.writer",
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=0,
-        batch_size=512 * 1024,
-        retry_backoff_ms=5,
-        metrics_enabled=False,
-    )
+    producer = ledger_producer(kafka_bootstrap, kafka_topic, 512 * 1024, retry_backoff_ms=5)
     try:
         producer.init_transactions()
-        records = _records()
+        records = chained_records(RECORDS, 200)
         appended = _bump_the_epoch_midway(producer)
         producer.begin_transaction()
         # The manager's refusal: "Cannot call send in state READY" (IllegalStateError) if
