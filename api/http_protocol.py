@@ -109,13 +109,10 @@ class OneWriteProtocol(HttpToolsProtocol):
         400 problem document with a request id (the client's, if its header was read
         before the error), then the connection closed, as uvicorn does."""
         reason = _reason(sys.exc_info()[1])  # called while uvicorn handles the parser's error
+        # uvicorn's ``headers`` are None until the connection's first request begins.
         the_id = request_id_of(
             next(
-                (
-                    value
-                    for name, value in reversed(getattr(self, "headers", []))
-                    if name == ID_HEADER
-                ),
+                (value for name, value in reversed(self.headers or []) if name == ID_HEADER),
                 b"",
             )
         )
