@@ -120,8 +120,12 @@ def _refund_publisher(root: Root) -> RefundPublisher | None:
 # Connections of the event loop's pool (history pages), per worker. More do not answer
 # sooner: past a few queries at once, PostgreSQL's backends only take turns on the same
 # cores. On two cores with 50 clients, 4 gave 35-50% more pages/s than 20 (less CPU in
-# PostgreSQL and the server); requests beyond them wait in the pool's queue.
-ASYNC_POOL_SIZE = 4
+# PostgreSQL and the server), and 2 less CPU per page again than 4 (batches twice as large,
+# two backends fewer taking turns with the worker): worker 0.18-0.20 ms against 0.21-0.24,
+# PostgreSQL 0.11-0.12 against 0.12-0.15, p99 52-77 ms against 100-108 on a machine loaded
+# by other work (bench/api_bench.py --workers 1, 4 alternated runs; ARCHITECTURE.md).
+# Pages beyond them wait in the page batches' queue (api/page_batches.py).
+ASYNC_POOL_SIZE = 2
 
 
 def create_app(root: Root | None = None, pool_size: int = 20) -> HistoryFastPath:

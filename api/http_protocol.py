@@ -13,6 +13,10 @@ head, whose body never follows, and its 400 response; here the held head is drop
 400 goes out alone (the protocol writes it to the connection's transport, not the cycle's).
 Either way the connection closes after the 400 and the pending response is not delivered.
 
+That 400, which uvicorn writes before any application sees the request (bytes that are no
+HTTP/1.1: a request line too long, ``Content-Length: abc``, garbage), is the API's problem
+document with its ``X-Request-ID`` here, where uvicorn's is a line of plain text.
+
 It relies on uvicorn's internals (`RequestResponseCycle` and its ``transport``), not a
 public API: pyproject pins uvicorn's minor version, and tests/e2e/api/test_http_protocol.py
 counts the segments of a response."""
@@ -20,9 +24,18 @@ counts the segments of a response."""
 from __future__ import annotations
 
 import asyncio
+import sys
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+import httptools
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
+
+from api.observe import ID_HEADER, request_id_of
+from api.problems import problem_response
 
 _LENGTH = b"content-length"
 
@@ -90,3 +103,43 @@ class OneWriteProtocol(HttpToolsProtocol):
         if type(cycle) is RequestResponseCycle:
             cycle.__class__ = _OneWriteCycle
             cycle.transport = _HeadHeld(cycle.transport)  # type: ignore[assignment]
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to bytes it cannot parse (``msg``, its own text), as the API's
+        400 problem document with a request id (the client's, if its header was read
+        before the error), then the connection closed, as uvicorn does."""
+        reason = _reason(sys.exc_info()[1])  # called while uvicorn handles the parser's error
+        # uvicorn's ``headers`` are None until the connection's first request begins.
+        the_id = request_id_of(
+            next(
+                (value for name, value in reversed(self.headers or []) if name == ID_HEADER),
+                b"",
+            )
+        )
+        said = f" ({reason})" if reason else ""
+        detail = f"not a valid HTTP/1.1 request{said}; the connection is closed"
+        response = problem_response(400, detail, the_id)
+        content = [STATUS_LINE[400]]
+        headers = [
+            *self.server_state.default_headers,
+            *response.raw_headers,
+            (ID_HEADER, the_id.encode()),
+            (b"connection", b"close"),
+        ]
+        for name, value in headers:
+            content.extend([name, b": ", value, b"\r\n"])
+        content.extend([b"\r\n", bytes(response.body)])
+        self.transport.write(b"".join(content))
+        self.transport.close()
+
+
+def _reason(error: BaseException | None) -> str:
+    """Why the parser refused the bytes, for the client: its own words, or those of the
+    parser's URL check under uvicorn's callback (a URL over 64 KiB); nothing for any other
+    error in uvicorn's callbacks (its text is about the server, not the request)."""
+    if error is None:
+        return ""
+    inner = error.__context__
+    if isinstance(inner, httptools.HttpParserError):
+        return str(inner)
+    return "" if inner is not None else str(error)

@@ -2,10 +2,12 @@
 body: a real uvicorn with it and one with uvicorn's own httptools protocol answer the same
 bytes to raw HTTP/1.1 requests, and a response of known length reaches the client in one TCP
 segment (the client's own count of segments with data, Linux's TCP_INFO), where uvicorn's
-own protocol sends two."""
+own protocol sends two. Bytes uvicorn cannot parse are answered with the API's 400 problem
+document and a request id, where uvicorn's own protocol answers plain text."""
 
 from __future__ import annotations
 
+import json
 import socket
 import struct
 import sys
@@ -16,6 +18,7 @@ from typing import Any
 import pytest
 
 from api.http_protocol import OneWriteProtocol
+from api.observe import REQUEST_ID_HEADER
 from tests.e2e.api.conftest import served
 
 BODY = b'{"items":[' + b'{"n":1},' * 1000 + b'{"n":2}]}'
@@ -108,3 +111,42 @@ def test_a_page_in_one_segment(http: Any, segments: int) -> None:
             before = data_segments_in(connection)
             assert exchange(connection, REQUESTS[0]).endswith(BODY)
             assert data_segments_in(connection) - before == segments
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "reason"),
+    [
+        (b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\nhost: test\r\n\r\n", "url is too long"),
+        (
+            b"GET /page HTTP/1.1\r\nhost: test\r\ncontent-length: abc\r\n\r\n",
+            "Invalid character in Content-Length",
+        ),
+        (b"\x00\x01\x02 garbage\r\n\r\n", "Invalid method"),
+    ],
+)
+def test_bytes_that_are_no_http_get_a_problem_document_with_a_request_id(
+    request_bytes: bytes, reason: str
+) -> None:
+    with connected(OneWriteProtocol) as connection:
+        answer = exchange(connection, request_bytes)
+        assert connection.recv(1) == b""  # closed after it, as uvicorn does
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status, *lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in lines)
+    document = json.loads(body)
+    assert status == "HTTP/1.1 400 Bad Request"
+    assert headers["content-type"] == "application/problem+json"
+    assert int(headers["content-length"]) == len(body)
+    assert headers["connection"] == "close"
+    assert document["status"] == 400 and document["title"] == "Bad Request"
+    assert reason in document["detail"]
+    assert len(headers[REQUEST_ID_HEADER.lower()]) == 32
+    assert document["request_id"] == headers[REQUEST_ID_HEADER.lower()]
+
+
+def test_a_bad_request_keeps_the_request_id_its_client_sent() -> None:
+    sent = b"GET /page HTTP/1.1\r\nX-Request-ID: client-42-abc\r\ncontent-length: x\r\n\r\n"
+    with connected(OneWriteProtocol) as connection:
+        answer = exchange(connection, sent)
+    assert b"\r\nx-request-id: client-42-abc\r\n" in answer
+    assert json.loads(answer.partition(b"\r\n\r\n")[2])["request_id"] == "client-42-abc"
