@@ -144,12 +144,8 @@ def create_app(root: Root | None = None, pool_size: int = 20) -> HistoryFastPath
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await state.views.open()
-        try:
-            with state.views.connection() as db:
-                state.ensure_tables(db)
-        except Exception as error:  # the server still starts; /readyz tells what is wrong
-            log.warning("could not prepare the API tables now: %s", type(error).__name__)
+        # Not waited for: the port opens (and /healthz answers) whatever the database does.
+        await state.views.open(state.ensure_tables)
         log.info(
             "serving the read side: views in %s, ledger in %s",
             state.views.kind,
