@@ -13,7 +13,14 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from api import routes_analytics, routes_audit, routes_ops, routes_read, routes_refund_requests
+from api import (
+    docs_page,
+    routes_analytics,
+    routes_audit,
+    routes_ops,
+    routes_read,
+    routes_refund_requests,
+)
 from api.auth import KeyCache
 from api.history_fast import HistoryFastPath
 from api.observe import ApiMetrics, ObserveMiddleware, configure_logging
@@ -171,9 +178,13 @@ def create_app(root: Root | None = None, pool_size: int = 20) -> HistoryFastPath
         # configured (3% of a history page's CPU); /metrics and the access log are ours, and
         # its logs would carry exception messages, which may hold customer data.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        # One docs page, served without a CDN (api/docs_page.py); no ReDoc.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.api = state
     _install_handlers(app)
+    docs_page.install(app)
     for module in (
         routes_read,
         routes_refund_requests,

@@ -46,9 +46,7 @@ def busy() -> Problem:
 def unavailable(error: Exception | str) -> Problem:
     """The database cannot be used (``error`` says why)."""
     # The adapters name the server but never carry the password.
-    return Problem(
-        503, f"the read-model database is unavailable: {error}", headers=RETRY_AFTER
-    )
+    return Problem(503, f"the read-model database is unavailable: {error}", headers=RETRY_AFTER)
 
 
 def _problem(error: Exception) -> Problem:
