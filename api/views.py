@@ -89,16 +89,18 @@ class ViewsDatabase:
             await asyncio.sleep(RETRY_S)
         self._lender.open()
         await self._async_lender.open()
-        self.outage = None
-        self._first_try.set()
         log.info("the read-model database answers: %s", self.kind)
         try:
+            # Before the first request is lent one, which would otherwise make the same
+            # tables at the same moment (PostgreSQL refuses one of two such CREATEs).
             await asyncio.to_thread(self._prepare, prepare)
         except Exception as error:  # /readyz and the requests say what is wrong
             log.warning("could not prepare the API tables now: %s", type(error).__name__)
+        self.outage = None
+        self._first_try.set()
 
     def _prepare(self, prepare: Callable[[Database], None]) -> None:
-        with self.connection() as db:
+        with self._lender.lend() as db:
             prepare(db)
 
     async def close(self) -> None:

@@ -284,6 +284,7 @@ class DatabaseLender(ABC):
         """Return if the database can be connected to now, else raise DatabaseUnavailable
         saying why, with a connection of its own (a pool's retries wait and back off).
         An embedded file is opened at each loan: nothing to try before."""
+        return
 
     @abstractmethod
     def close(self) -> None: ...
