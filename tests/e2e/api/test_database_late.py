@@ -2,13 +2,16 @@
 that does not exist yet, `evledger serve` answers /healthz as soon as its port is open,
 /readyz says which database and what is wrong (never the password), history pages are 503
 problems with Retry-After at once, and everything answers once the database does (one
-worker or several)."""
+worker or several), or once PostgreSQL's port, closed at start, opens."""
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
 
 import httpx
@@ -16,11 +19,13 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from api.keys import Role
-from projections.databases.postgres import drop_database
+from projections.databases.postgres import drop_database, drop_schema
 from tests.e2e.api.conftest import (
     environment,
+    free_port,
     make_keys,
     project_scenario,
+    schema_dsn,
     start_server,
     stop_server,
 )
@@ -111,20 +116,81 @@ def test_database_that_appears_later(
     try:
         _assert_outage_answers(url, key, f'database "{name}" does not exist', password or "\0")
         _rename(pg_dsn, hidden, str(name))
-        # Every worker notices on its own: ask until a run of answers is all ready.
-        ready_in_a_row = 0
-        deadline = time.monotonic() + 60
-        with httpx.Client(base_url=url, timeout=30) as client:
-            while ready_in_a_row < 10:
-                assert time.monotonic() < deadline, client.get("/readyz").text
-                # A new connection each time, so that the kernel spreads them over workers.
-                answer = httpx.get(f"{url}/readyz", timeout=30)
-                ready_in_a_row = ready_in_a_row + 1 if answer.status_code == 200 else 0
-                time.sleep(0.1)
-            for _ in range(10):
-                page = httpx.get(f"{url}{PAGE}", headers={"Authorization": f"Bearer {key}"})
-                assert page.status_code == 200, page.text
-                assert page.json()["items"]
-            assert client.get("/healthz").status_code == 200
+        _wait_ready(url)
+        for _ in range(10):
+            # A new connection each time, so that the kernel spreads them over workers.
+            page = httpx.get(f"{url}{PAGE}", headers={"Authorization": f"Bearer {key}"})
+            assert page.status_code == 200, page.text
+            assert page.json()["items"]
     finally:
         stop_server(process)
+
+
+def _wait_ready(url: str) -> None:
+    """Until ten /readyz in a row are 200: every worker notices on its own, and a new
+    connection each time lets the kernel spread them over the workers."""
+    ready_in_a_row = 0
+    deadline = time.monotonic() + 60
+    while ready_in_a_row < 10:
+        answer = httpx.get(f"{url}/readyz", timeout=30)
+        assert time.monotonic() < deadline, answer.text
+        ready_in_a_row = ready_in_a_row + 1 if answer.status_code == 200 else 0
+        time.sleep(0.1)
+
+
+class _Relay:
+    """A TCP relay from a loopback port to PostgreSQL, listening only once started: until
+    then the port is closed, as a PostgreSQL that is not up yet."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.port = free_port()
+        self._listener: socket.socket | None = None
+
+    def start(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        assert self._listener is not None
+        with suppress(OSError):
+            while True:
+                client, _ = self._listener.accept()
+                upstream = socket.create_connection(self.target)
+                for source, sink in ((client, upstream), (upstream, client)):
+                    threading.Thread(target=_pipe, args=(source, sink), daemon=True).start()
+
+    def close(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+
+
+def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    with suppress(OSError):
+        while data := source.recv(65536):
+            sink.sendall(data)
+    with suppress(OSError):
+        sink.shutdown(socket.SHUT_WR)
+
+
+def test_postgresql_that_starts_listening_later(pg_dsn: str, tmp_path: Path) -> None:
+    schema = f"test_api_{uuid.uuid4().hex[:10]}"
+    dsn = schema_dsn(pg_dsn, schema)
+    try:
+        project_scenario(tmp_path / "data", dsn)
+        key = make_keys(dsn)[Role.support]
+        info = conninfo_to_dict(dsn)
+        relay = _Relay((str(info.get("host", "127.0.0.1")), int(info.get("port", 5432))))
+        env = environment(tmp_path / "data", _with(dsn, port=str(relay.port)))
+        process, url = start_server(env, tmp_path / "serve.log")
+        try:
+            _assert_outage_answers(url, key, "Connection refused", "\0")
+            relay.start()
+            _wait_ready(url)
+            page = httpx.get(f"{url}{PAGE}", headers={"Authorization": f"Bearer {key}"})
+            assert page.status_code == 200, page.text
+        finally:
+            stop_server(process)
+            relay.close()
+    finally:
+        drop_schema(pg_dsn, schema)
