@@ -71,12 +71,13 @@ class ViewsDatabase:
         self._first_try = threading.Event()
         self._connecting: asyncio.Task[None] | None = None
 
-    async def open(self, prepare: Callable[[Database], None]) -> None:
+    async def open(self, prepare: Callable[[Database], None] | None = None) -> None:
         """Start trying to reach the database in the background, and return: lending
-        starts when it answers, after ``prepare`` (the API's own tables) had a loan."""
+        starts when it answers, after ``prepare`` (the API's own tables) had a loan.
+        Until the first try has answered, a request waits for it."""
         self._connecting = asyncio.create_task(self._connect(prepare))
 
-    async def _connect(self, prepare: Callable[[Database], None]) -> None:
+    async def _connect(self, prepare: Callable[[Database], None] | None) -> None:
         while True:
             try:
                 await asyncio.to_thread(self._lender.reachable)
@@ -99,9 +100,10 @@ class ViewsDatabase:
         self.outage = None
         self._first_try.set()
 
-    def _prepare(self, prepare: Callable[[Database], None]) -> None:
-        with self._lender.lend() as db:
-            prepare(db)
+    def _prepare(self, prepare: Callable[[Database], None] | None) -> None:
+        if prepare is not None:
+            with self._lender.lend() as db:
+                prepare(db)
 
     async def close(self) -> None:
         if self._connecting is not None:
