@@ -13,7 +13,14 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from api import routes_analytics, routes_audit, routes_ops, routes_read, routes_refund_requests
+from api import (
+    docs_page,
+    routes_analytics,
+    routes_audit,
+    routes_ops,
+    routes_read,
+    routes_refund_requests,
+)
 from api.auth import KeyCache
 from api.history_fast import HistoryFastPath
 from api.observe import ApiMetrics, ObserveMiddleware, configure_logging
@@ -148,12 +155,8 @@ def create_app(root: Root | None = None, pool_size: int = 20) -> HistoryFastPath
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await state.views.open()
-        try:
-            with state.views.connection() as db:
-                state.ensure_tables(db)
-        except Exception as error:  # the server still starts; /readyz tells what is wrong
-            log.warning("could not prepare the API tables now: %s", type(error).__name__)
+        # Not waited for: the port opens (and /healthz answers) whatever the database does.
+        await state.views.open(state.ensure_tables)
         log.info(
             "serving the read side: views in %s, ledger in %s",
             state.views.kind,
@@ -179,9 +182,13 @@ def create_app(root: Root | None = None, pool_size: int = 20) -> HistoryFastPath
         # configured (3% of a history page's CPU); /metrics and the access log are ours, and
         # its logs would carry exception messages, which may hold customer data.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        # One docs page, served without a CDN (api/docs_page.py); no ReDoc.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.api = state
     _install_handlers(app)
+    docs_page.install(app)
     for module in (
         routes_read,
         routes_refund_requests,

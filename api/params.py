@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
@@ -154,9 +154,14 @@ def refuse_unknown_query(request: Request) -> None:
     declared = _declared(request)
     if declared is None:
         return
-    unknown = sorted(set(request.query_params) - declared[0])
+    refuse_query_outside(request.query_params, declared[0])
+
+
+def refuse_query_outside(given: Iterable[str], declared: frozenset[str]) -> None:
+    """A 422 problem naming the first of ``given`` that is not ``declared``."""
+    unknown = sorted(set(given) - declared)
     if unknown:
-        takes = ", ".join(sorted(declared[0])) or "none"
+        takes = ", ".join(sorted(declared)) or "none"
         raise Problem(422, f"unknown query parameter {unknown[0]!r}; this endpoint takes: {takes}")
 
 

@@ -280,6 +280,12 @@ class DatabaseLender(ABC):
     def lend(self) -> AbstractContextManager[Database]:
         """A database for the length of one request, given back on leaving."""
 
+    def reachable(self) -> None:
+        """Return if the database can be connected to now, else raise DatabaseUnavailable
+        saying why, with a connection of its own (a pool's retries wait and back off).
+        An embedded file is opened at each loan: nothing to try before."""
+        return
+
     @abstractmethod
     def close(self) -> None: ...
 

@@ -231,6 +231,10 @@ def pool_arguments(dsn: str, size: int, name: str) -> dict[str, Any]:
     }
 
 
+# How long `reachable` waits for the server (a host that drops packets, say) before it says so.
+REACHABLE_TIMEOUT_S = 3
+
+
 class PostgresPool(DatabaseLender):
     """A psycopg connection pool over the DSN's database (autocommit connections)."""
 
@@ -263,6 +267,15 @@ class PostgresPool(DatabaseLender):
             if isinstance(error, psycopg.Error):
                 raise translate(error, where) from error
             raise
+
+    def reachable(self) -> None:
+        import psycopg
+
+        try:
+            psycopg.connect(self.dsn, connect_timeout=REACHABLE_TIMEOUT_S).close()
+        except psycopg.Error as error:
+            # libpq's message names host, port, user and the reason, never the password.
+            raise DatabaseUnavailable(f"{self._where}: {first_line(error)}") from error
 
     def close(self) -> None:
         self._pool.close()

@@ -35,6 +35,9 @@ def test_not_ready_and_503_problems(down_server: Server) -> None:
         body = ready.json()
         assert body["ready"] is False
         assert body["views_database"].startswith("unavailable")
+        # Which database, and what is wrong with it.
+        assert "PostgreSQL evledger at 127.0.0.1" in body["views_database"]
+        assert "Connection refused" in body["views_database"]
         assert body["projections"]["payment_history"] == {
             "position": None,
             "lag": None,
@@ -44,6 +47,7 @@ def test_not_ready_and_503_problems(down_server: Server) -> None:
         assert answer.status_code == 503
         assert answer.headers["content-type"] == "application/problem+json"
         assert "database" in answer.json()["detail"]
+        assert int(answer.headers["retry-after"]) > 0
         assert PASSWORD not in answer.text
     log = down_server.log.read_text()
     assert PASSWORD not in log

@@ -138,11 +138,15 @@ def test_a_lender_that_raises_answers_503_once_logged(
 
     async def run() -> list[object]:
         views = ViewsDatabase(PostgresPool(dsn, 1), lender, "broken")
-        batches = PageBatches(views, 4, [].append)
-        pages = [batches.page(_build(f"C-{number}"), 5, "c") for number in range(20)]
-        answers = await asyncio.wait_for(asyncio.gather(*pages, return_exceptions=True), 2)
-        await asyncio.sleep(0.2)  # no runner goes on asking for loans
-        return answers
+        await views.open()
+        try:
+            batches = PageBatches(views, 4, [].append)
+            pages = [batches.page(_build(f"C-{number}"), 5, "c") for number in range(20)]
+            answers = await asyncio.wait_for(asyncio.gather(*pages, return_exceptions=True), 2)
+            await asyncio.sleep(0.2)  # no runner goes on asking for loans
+            return answers
+        finally:
+            await views.close()
 
     with caplog.at_level(logging.ERROR, logger="api.page_batches"):
         answers = asyncio.run(run())

@@ -4,7 +4,6 @@ A full-page screenshot is kept in .artifacts/ for people to look at."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import pytest
 
 from projections.report import SECTION_NAMES
+from tests.browser import chromium
 
 REPO = Path(__file__).resolve().parents[4]
 ARTIFACTS = REPO / ".artifacts"
@@ -22,17 +22,6 @@ CHARTED = [s for s in SECTION_NAMES if s not in ("revenue_by_station_day", "tria
 _MARKS = ".barlayer .point path, .scatterlayer .js-line, .scatterlayer .point, .hm image"
 
 
-def _chromium() -> str:
-    # Debian's /usr/bin/chromium is a shell wrapper; Playwright starts the binary itself.
-    for candidate in ("/usr/lib/chromium/chromium", shutil.which("chromium")):
-        if candidate and Path(candidate).is_file():
-            return candidate
-    pytest.fail(
-        "no chromium: install Debian's chromium package (`scripts/browser`; make test does)",
-        pytrace=False,
-    )
-
-
 @pytest.fixture(scope="module")
 def page(demo_dir: Path) -> Iterator[tuple[Any, list[str]]]:
     from playwright.sync_api import sync_playwright
@@ -40,7 +29,7 @@ def page(demo_dir: Path) -> Iterator[tuple[Any, list[str]]]:
     report = demo_dir / "report.html"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=_chromium(), args=["--no-sandbox", "--disable-gpu"]
+            executable_path=chromium(), args=["--no-sandbox", "--disable-gpu"]
         )
         # Offline: anything the page tried to fetch would fail and show up as an error.
         context = browser.new_context(viewport={"width": 1200, "height": 900}, offline=True)
