@@ -24,6 +24,7 @@ counts the segments of a response."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from typing import Any
 
@@ -36,6 +37,10 @@ from uvicorn.protocols.http.httptools_impl import (
 
 from api.observe import ID_HEADER, request_id_of
 from api.problems import problem_response
+
+log = logging.getLogger("evledger.api")
+# The parser's words about the bytes, at most this long: they never need to be longer.
+REASON_CHARACTERS = 120
 
 _LENGTH = b"content-length"
 
@@ -118,6 +123,8 @@ class OneWriteProtocol(HttpToolsProtocol):
         )
         said = f" ({reason})" if reason else ""
         detail = f"not a valid HTTP/1.1 request{said}; the connection is closed"
+        # uvicorn's own line for it names no request: this one is what a quoted id finds.
+        log.warning("refused bytes that are no HTTP/1.1%s request_id=%s", said, the_id)
         response = problem_response(400, detail, the_id)
         content = [STATUS_LINE[400]]
         headers = [
@@ -140,6 +147,10 @@ def _reason(error: BaseException | None) -> str:
     if error is None:
         return ""
     inner = error.__context__
-    if isinstance(inner, httptools.HttpParserError):
-        return str(inner)
-    return "" if inner is not None else str(error)
+    refused = inner if inner is not None else error
+    if not isinstance(refused, httptools.HttpParserError):
+        return ""
+    if isinstance(refused, httptools.HttpParserInvalidURLError) and "too long" not in str(refused):
+        # Its text repeats the URL, whose query may hold what belongs in no answer or log.
+        return "invalid URL"
+    return str(refused)[:REASON_CHARACTERS]

@@ -41,7 +41,7 @@ def queue_ledger_records(
     last = len(records) - 1
     partition = TopicPartition(topic, 0)
     accumulator = producer._accumulator
-    # Whether the sender was woken since the open batch was made, or became full: see below.
+    # Whether this call has woken the sender yet (below: once per batch, not per record).
     woken = False
     for number, record in enumerate(records):
         headers = record.headers()

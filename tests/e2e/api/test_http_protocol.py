@@ -8,6 +8,7 @@ document and a request id, where uvicorn's own protocol answers plain text."""
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import struct
 import sys
@@ -150,3 +151,19 @@ def test_a_bad_request_keeps_the_request_id_its_client_sent() -> None:
         answer = exchange(connection, sent)
     assert b"\r\nx-request-id: client-42-abc\r\n" in answer
     assert json.loads(answer.partition(b"\r\n\r\n")[2])["request_id"] == "client-42-abc"
+
+
+def test_a_refused_url_is_not_repeated_back_and_the_refusal_is_logged_with_its_id(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sent = b"GET http://x:99999999/?key=SECRET HTTP/1.1\r\nhost: test\r\n\r\n"
+    with (
+        caplog.at_level(logging.WARNING, logger="evledger.api"),
+        connected(OneWriteProtocol) as connection,
+    ):
+        answer = exchange(connection, sent)
+    document = json.loads(answer.partition(b"\r\n\r\n")[2])
+    assert "invalid URL" in document["detail"] and b"SECRET" not in answer
+    lines = [record.getMessage() for record in caplog.records if record.name == "evledger.api"]
+    assert [line for line in lines if f"request_id={document['request_id']}" in line]
+    assert not [line for line in lines if "SECRET" in line]
