@@ -5,9 +5,12 @@ tests/unit/projections/test_entities_of.py)."""
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
+from uuid import UUID
 
 import pytest
+from eventsourcing.persistence import JSONTranscoder, Mapper
 
 from domain.application import BillingApplication
 from projections.analytics import Analytics
@@ -19,7 +22,7 @@ from projections.refund_status import RefundStatusView
 from projections.runner import LedgerSource
 from replay.group_decoder import PLACEHOLDER, GroupDecoder
 from tests.unit.projections.test_entities_of import decoded
-from tests.unit.projections.test_event_decoder import traffic
+from tests.unit.projections.test_event_decoder import recorded, traffic
 from tests.unit.store.test_fast_json import golden
 
 VIEWS = {*PaymentHistory.entities, *RefundStatusView.entities}
@@ -54,3 +57,46 @@ def test_the_views_leave_processed_messages_and_analytics_decodes_them(
     assert not GroupDecoder(application.mapper, Analytics.entities).unread(topic)
     # An unknown topic is decoded, and fails there as it always did.
     assert not GroupDecoder(application.mapper, VIEWS).unread("domain.nowhere:Gone")
+
+
+def test_analytics_leaves_applied_messages_undecoded_and_decodes_the_rejected(
+    application: BillingApplication,
+) -> None:
+    stored = [*golden(), *traffic(application)]
+    ours = _events(application, stored, GroupDecoder(application.mapper, Analytics.entities))
+    processed = [
+        (record, ledger_event)
+        for record, ledger_event in zip(stored, ours, strict=True)
+        if record.topic == "domain.idempotency:ProcessedMessage.Recorded"
+    ]
+    left = [record for record, e in processed if e.event is PLACEHOLDER]
+    read = [e.event for _, e in processed if e.event is not PLACEHOLDER]
+    assert left and read
+    assert all(b'"applied"' in record.state or b'"duplicate"' in record.state for record in left)
+    assert all(event.outcome == "rejected" for event in read)
+
+
+def test_a_state_that_is_not_its_json_is_decoded_whatever_its_bytes(
+    application: BillingApplication,
+) -> None:
+    """With a compressor (or a cipher) a state's bytes are not its JSON: no text test."""
+    library = JSONTranscoder()
+    application.register_transcodings(library)
+    state = {
+        "timestamp": {"_type_": "datetime_iso", "_data_": "2026-01-02T03:04:05+00:00"},
+        "event_id": "e-1",
+        "message_type": "session.started",
+        "outcome": "rejected",
+        "rejection_reason": "unknown session",
+    }
+    event = recorded(**state)
+    squeezed = zlib.compress(event.state)
+    assert b'"rejected"' not in squeezed
+    compressed = Mapper[UUID](transcoder=library, compressor=zlib)  # type: ignore[arg-type]
+    decoder = GroupDecoder(compressed, Analytics.entities)
+    decoded = decoder.event(event.originator_id, 1, event.topic, squeezed)
+    assert decoded is not PLACEHOLDER
+    assert decoded.outcome == "rejected"
+    # The same state as its JSON: its text is there, it is decoded.
+    plain = GroupDecoder(Mapper[UUID](transcoder=library), Analytics.entities)
+    assert plain.event(event.originator_id, 1, event.topic, event.state) is not PLACEHOLDER
