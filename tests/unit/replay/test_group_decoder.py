@@ -10,7 +10,7 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from eventsourcing.persistence import JSONTranscoder, Mapper
+from eventsourcing.persistence import Mapper
 
 from domain.application import BillingApplication
 from projections.analytics import Analytics
@@ -22,9 +22,10 @@ from projections.refund_status import RefundStatusView
 from projections.runner import LedgerSource
 from replay.group_decoder import PLACEHOLDER, GroupDecoder
 from tests.unit.projections.test_entities_of import decoded
-from tests.unit.projections.test_event_decoder import recorded, traffic
+from tests.unit.projections.test_event_decoder import traffic
 from tests.unit.store.test_fast_json import golden
 
+PROCESSED = "domain.idempotency:ProcessedMessage.Recorded"
 VIEWS = {*PaymentHistory.entities, *RefundStatusView.entities}
 
 
@@ -67,7 +68,7 @@ def test_analytics_leaves_applied_messages_undecoded_and_decodes_the_rejected(
     processed = [
         (record, ledger_event)
         for record, ledger_event in zip(stored, ours, strict=True)
-        if record.topic == "domain.idempotency:ProcessedMessage.Recorded"
+        if record.topic == PROCESSED
     ]
     left = [record for record, e in processed if e.event is PLACEHOLDER]
     read = [e.event for _, e in processed if e.event is not PLACEHOLDER]
@@ -80,23 +81,17 @@ def test_a_state_that_is_not_its_json_is_decoded_whatever_its_bytes(
     application: BillingApplication,
 ) -> None:
     """With a compressor (or a cipher) a state's bytes are not its JSON: no text test."""
-    library = JSONTranscoder()
-    application.register_transcodings(library)
-    state = {
-        "timestamp": {"_type_": "datetime_iso", "_data_": "2026-01-02T03:04:05+00:00"},
-        "event_id": "e-1",
-        "message_type": "session.started",
-        "outcome": "rejected",
-        "rejection_reason": "unknown session",
-    }
-    event = recorded(**state)
-    squeezed = zlib.compress(event.state)
+    rejected = next(
+        record
+        for record in [*golden(), *traffic(application)]
+        if record.topic == PROCESSED and b'"rejected"' in record.state
+    )
+    squeezed = zlib.compress(rejected.state)
     assert b'"rejected"' not in squeezed
-    compressed = Mapper[UUID](transcoder=library, compressor=zlib)  # type: ignore[arg-type]
+    compressed = Mapper[UUID](transcoder=application.mapper.transcoder, compressor=zlib)  # type: ignore[arg-type]
     decoder = GroupDecoder(compressed, Analytics.entities)
-    decoded = decoder.event(event.originator_id, 1, event.topic, squeezed)
+    decoded = decoder.event(
+        rejected.originator_id, rejected.originator_version, rejected.topic, squeezed
+    )
     assert decoded is not PLACEHOLDER
     assert decoded.outcome == "rejected"
-    # The same state as its JSON: its text is there, it is decoded.
-    plain = GroupDecoder(Mapper[UUID](transcoder=library), Analytics.entities)
-    assert plain.event(event.originator_id, 1, event.topic, event.state) is not PLACEHOLDER
