@@ -49,12 +49,9 @@ class GroupDecoder(EventDecoder):
     def __init__(self, mapper: Mapper[Any], entities: Iterable[Entity]) -> None:
         super().__init__(mapper)
         self._entities = frozenset(entities)
-        # Whether a stored state is the JSON itself, which STATE_HOLDS is text of.
-        self._plain = (
-            mapper.cipher is None
-            and mapper.compressor is None
-            and isinstance(mapper.transcoder, JSONTranscoder)
-        )
+        # Whether a stored state is the JSON itself, which STATE_HOLDS is text of, decoded
+        # by the library's own mapping (the decoder's fast path: no cipher, no compressor).
+        self._plain = self._fast and isinstance(mapper.transcoder, JSONTranscoder)
         # Per topic: the text a state must hold to be decoded (b"": any), or None: none is.
         self._holds: dict[str, bytes | None] = {}
 
