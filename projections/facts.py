@@ -50,9 +50,10 @@ def _makes(*entities: Entity) -> Callable[[_Handler], _Handler]:
 
 
 # For a type whose events mostly make no facts: text that the JSON state of every event of it
-# that makes a fact holds (in every version stored of the type), so a rebuild worker leaves
-# a state without it undecoded (replay/group_decoder.py). A JSON string value, quoted, as any
-# JSON encoder writes it whatever its spacing; a state holding it elsewhere is decoded.
+# that makes a fact holds, so a rebuild worker leaves a state without it undecoded
+# (replay/group_decoder.py). A JSON string value, quoted, as any JSON encoder writes it
+# whatever its spacing; a state holding it elsewhere is decoded. It is the spelling of the
+# type's one version: once the type has an upcaster the worker decodes every state of it.
 STATE_HOLDS: dict[type, bytes] = {
     # Most messages are applied: only a rejected one is a row (``_processed``).
     ProcessedMessage.Recorded: f'"{Outcome.REJECTED.value}"'.encode(),

@@ -72,7 +72,9 @@ class GroupDecoder(EventDecoder):
             event_type = resolve_topic(topic)
         except Exception:  # decoded, and fails there
             return b""
-        return STATE_HOLDS.get(event_type, b"") if self._plain else b""
+        if not self._plain or not _one_version(event_type):
+            return b""
+        return STATE_HOLDS.get(event_type, b"")
 
     def unread(self, topic: str) -> bool:
         """Whether events of ``topic`` give the group nothing (an unknown topic is decoded,
@@ -83,3 +85,11 @@ class GroupDecoder(EventDecoder):
             return False
         made = ENTITIES_OF.get(event_type)
         return made is not None and made.isdisjoint(self._entities)
+
+
+def _one_version(event_type: type) -> bool:
+    """Whether every stored event of the type is in the spelling it has now: no later class
+    version and no upcasting (eventsourcing's ``class_version`` and ``upcast_v*``), which
+    could turn a state without the text into one that makes a fact."""
+    versioned = getattr(event_type, "class_version", 1) != 1
+    return not versioned and not any(name.startswith("upcast_") for name in dir(event_type))
