@@ -15,15 +15,22 @@ def fold(facts: Iterable[Fact], entities: Iterable[Entity]) -> dict[Entity, Rows
     (the same rule the upserts apply against the stored row)."""
     wanted = set(entities)
     folded: dict[Entity, Rows] = {entity: {} for entity in wanted}
+    # The keys whose row is a copy of its own: most keys have one fact in a batch (every
+    # posting and line item), whose values are the row as they are, copied only when a
+    # second fact of the key is folded in (a fact's values are never changed).
+    copied: set[tuple[Entity, tuple[Any, ...]]] = set()
     for fact in facts:
         if fact.entity not in wanted:
             continue
         rows = folded[fact.entity]
-        row = rows.get(fact.key)
+        key = fact.key
+        row = rows.get(key)
         if row is None:
-            # Most keys have one fact in a batch (every posting and line item): copied whole.
-            rows[fact.key] = dict(fact.values)
+            rows[key] = fact.values  # type: ignore[assignment]  # read only until copied
             continue
+        if (fact.entity, key) not in copied:
+            row = rows[key] = dict(row)
+            copied.add((fact.entity, key))
         for column, value in fact.values.items():
             if value is not None or column not in row:
                 row[column] = value

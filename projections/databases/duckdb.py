@@ -6,6 +6,7 @@ from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -187,8 +188,9 @@ class DuckDatabase(Database):
 
     # Timestamps only reach insert_rows' Arrow table as they are, which converts aware ones
     # to UTC as param does (its fallback binds them through param): a call per value
-    # was a tenth of analytics' rebuild.
-    bound_as_is = Database.bound_as_is | {datetime}
+    # was a tenth of analytics' rebuild. Decimals, which param gives back as they are,
+    # likewise (the Arrow table spells them as text; 150,000 calls at 200,000 events).
+    bound_as_is = Database.bound_as_is | {datetime, Decimal}
 
     def param(self, value: Any) -> Any:
         """Aware timestamps as the naive UTC ones the TIMESTAMP columns hold."""

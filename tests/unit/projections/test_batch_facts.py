@@ -3,7 +3,10 @@ each read model still gets exactly the facts of the events it lacks."""
 
 from __future__ import annotations
 
+import copy
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,6 +16,7 @@ from projections.analytics import Analytics
 from projections.batch_facts import BatchFacts
 from projections.databases.duckdb import DuckDatabase
 from projections.databases.sqlite import SqliteDatabase
+from projections.entities import Entity, Fact
 from projections.facts import LedgerEvent, facts_of, facts_of_batch
 from projections.fold import fold
 from projections.payment_history import PaymentHistory
@@ -84,3 +88,49 @@ def test_read_models_at_one_position_share_the_runs_folded_rows(
     assert shared.of(events[3:]).fold(Analytics.entities) == fold(
         facts_of_batch(events[3:]), Analytics.entities
     )
+
+
+def _copying_fold(facts: list[Fact], entities: list[Entity]) -> dict[Entity, Any]:
+    """The definition of a fold: every row a copy, later values win, None never clears."""
+    folded: dict[Entity, Any] = {entity: {} for entity in entities}
+    for fact in facts:
+        if fact.entity in folded:
+            row = folded[fact.entity].setdefault(fact.key, {})
+            for column, value in fact.values.items():
+                if value is not None or column not in row:
+                    row[column] = value
+    return folded
+
+
+def test_folding_a_batch_gives_the_copied_rows_and_leaves_its_facts_as_they_were(
+    events: list[LedgerEvent],
+) -> None:
+    facts = facts_of_batch(events)
+    before = copy.deepcopy(facts)
+    entities = list(Entity)
+    folded = fold(facts, entities)
+    assert folded == _copying_fold(before, entities)
+    assert facts == before
+    # Not vacuous: keys with one fact and keys with several are in the batch.
+    keys = Counter((fact.entity, fact.key) for fact in facts)
+    assert 1 in keys.values() and max(keys.values()) > 1
+
+
+def test_read_models_writing_a_batch_leave_its_facts_as_they_were(
+    events: list[LedgerEvent], tmp_path: Path
+) -> None:
+    """A row folded from one fact is that fact's own values: a write that changed a row in
+    place would change the facts that later runs of the batch fold again."""
+    shared = BatchFacts(events)
+    run = shared.of(events)
+    before = copy.deepcopy(list(run))
+    views, duck = SqliteDatabase(tmp_path / "views.sqlite3"), DuckDatabase(tmp_path / "a.duckdb")
+    try:
+        for model in (PaymentHistory(views), RefundStatusView(views), Analytics(duck)):
+            model.create()
+            model.apply(events, run)
+    finally:
+        views.close()
+        duck.close()
+    assert list(run) == before
+    assert list(shared.of(events)) == before

@@ -18,7 +18,7 @@ from domain.refund import Refund
 from domain.session import ChargingSession
 from domain.tariff import Tariff
 from projections.entities import Entity, LedgerEvent
-from projections.facts import ENTITIES_OF, HANDLED, IGNORED, facts_of_batch
+from projections.facts import ENTITIES_OF, HANDLED, IGNORED, STATE_HOLDS, facts_of_batch
 from projections.runner import LedgerSource
 from tests.unit.projections.test_event_decoder import traffic
 from tests.unit.store.test_fast_json import golden
@@ -88,3 +88,23 @@ def test_the_types_these_ledgers_lack_make_what_they_declare() -> None:
     }
     made = _made_of(Tariff.Revised, terms=terms, tariff_version=2, occurred_at=now)
     assert made == ENTITIES_OF[Tariff.Revised]
+
+
+def test_no_event_of_real_ledgers_makes_a_fact_without_its_types_state_text(
+    application: BillingApplication,
+) -> None:
+    """``STATE_HOLDS``: a rebuild worker leaves a state without its type's text undecoded."""
+    stored: list[StoredEvent] = [*golden(), *traffic(application)]
+    events = decoded(LedgerSource.of(application), stored)
+    lacking = with_facts = 0
+    for record, ledger_event in zip(stored, events, strict=True):
+        holds = STATE_HOLDS.get(type(ledger_event.event))
+        if holds is None:
+            continue
+        made = facts_of_batch([ledger_event])
+        if holds not in record.state:
+            lacking += 1
+            assert made == [], record.state
+        with_facts += bool(made)
+    # Not vacuous: both kinds are in these ledgers.
+    assert lacking and with_facts
