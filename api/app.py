@@ -130,9 +130,13 @@ def _refund_publisher(root: Root) -> RefundPublisher | None:
 # PostgreSQL and the server), and 2 less CPU per page again than 4 (batches twice as large,
 # two backends fewer taking turns with the worker): worker 0.18-0.20 ms against 0.21-0.24,
 # PostgreSQL 0.11-0.12 against 0.12-0.15, p99 52-77 ms against 100-108 on a machine loaded
-# by other work (bench/api_bench.py --workers 1, 4 alternated runs; ARCHITECTURE.md).
-# Pages beyond them wait in the page batches' queue (api/page_batches.py).
-ASYNC_POOL_SIZE = 2
+# by other work (bench/api_bench.py --workers 1, 4 alternated runs; ARCHITECTURE.md). On
+# the quiet machine 1 against 2 (four alternated pairs): the same pages/s or more, p99 16-22
+# ms against 20-32. One worker's Python cannot keep a second backend busy: with batches of
+# ten pages a statement's share is ~0.1 ms a page against the worker's ~0.15, so the
+# second connection only split the batches and added a backend taking turns on the cores.
+# Pages beyond it wait in the page batches' queue (api/page_batches.py).
+ASYNC_POOL_SIZE = 1
 
 
 def create_app(root: Root | None = None, pool_size: int = 20) -> HistoryFastPath:
