@@ -4,6 +4,7 @@ shard), shared by every request."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -30,15 +31,21 @@ class ApiState:
     # The API's own tables exist (made at start-up, or at first use if the database was
     # unreachable then).
     tables_ready: bool = False
+    # Requests run in a thread pool: two first requests would make the same tables at once,
+    # and PostgreSQL refuses one of two such CREATEs.
+    _making_tables: threading.Lock = field(default_factory=threading.Lock)
 
     def ensure_tables(self, db: Any) -> None:
-        if not self.tables_ready:
-            from api.keys import create_table as create_keys_table
-            from api.refund_requests import create_table as create_idempotency_table
+        if self.tables_ready:
+            return
+        with self._making_tables:
+            if not self.tables_ready:
+                from api.keys import create_table as create_keys_table
+                from api.refund_requests import create_table as create_idempotency_table
 
-            create_keys_table(db)
-            create_idempotency_table(db)
-            self.tables_ready = True
+                create_keys_table(db)
+                create_idempotency_table(db)
+                self.tables_ready = True
 
     async def close(self) -> None:
         await self.views.close()

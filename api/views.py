@@ -67,7 +67,7 @@ class ViewsDatabase:
         self._async_lender = async_lender
         self.kind = kind
         # Why the database cannot be lent now; None once lending started.
-        self.outage: str | None = "not tried yet"
+        self.outage: str | None = "waiting for the database's first answer"
         self._first_try = threading.Event()
         self._connecting: asyncio.Task[None] | None = None
 
@@ -78,6 +78,17 @@ class ViewsDatabase:
         self._connecting = asyncio.create_task(self._connect(prepare))
 
     async def _connect(self, prepare: Callable[[Database], None] | None) -> None:
+        try:
+            await self._reach_and_open(prepare)
+        except Exception as error:  # asyncio.CancelledError (close()) is no Exception
+            # Not one of the adapters' errors: a defect, or a pool that cannot start. Said
+            # once, as the outage every request and /readyz give, rather than a task that
+            # ends silently with requests waiting on a first try that never answers.
+            log.error("the read-model database's pools could not start: %s", type(error).__name__)
+            self.outage = f"its connection pools could not start ({type(error).__name__})"
+            self._first_try.set()
+
+    async def _reach_and_open(self, prepare: Callable[[Database], None] | None) -> None:
         while True:
             try:
                 await asyncio.to_thread(self._lender.reachable)
@@ -106,13 +117,15 @@ class ViewsDatabase:
                 prepare(db)
 
     async def close(self) -> None:
-        if self._connecting is not None:
-            self._connecting.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._connecting
-        # A lender never opened closes as a no-op.
-        self._lender.close()
-        await self._async_lender.close()
+        try:
+            if self._connecting is not None:
+                self._connecting.cancel()
+                with suppress(asyncio.CancelledError):
+                    await self._connecting
+        finally:
+            # A lender never opened closes as a no-op.
+            self._lender.close()
+            await self._async_lender.close()
 
     def _refuse_while_out(self) -> None:
         """A 503 at once while lending has not started (after the first try's answer)."""

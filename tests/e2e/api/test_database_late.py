@@ -6,6 +6,7 @@ worker or several), or once PostgreSQL's port, closed at start, opens."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -19,6 +20,8 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from api.keys import Role
+from api.problems import Problem
+from api.views import ViewsDatabase
 from projections.databases.postgres import drop_database, drop_schema
 from tests.e2e.api.conftest import (
     environment,
@@ -194,3 +197,32 @@ def test_postgresql_that_starts_listening_later(pg_dsn: str, tmp_path: Path) -> 
             relay.close()
     finally:
         drop_schema(pg_dsn, schema)
+
+
+def test_pools_that_cannot_start_are_one_clear_503_and_close_still_closes(pg_dsn: str) -> None:
+    """An error no adapter names (here the history pages' pool refusing to open) is not a
+    background task ending in silence, with requests waiting for a first answer that never
+    comes and shutdown raising before it closed the other pool."""
+    from projections.databases.postgres import PostgresPool
+    from projections.databases.postgres_async import AsyncPostgresPool
+
+    class Refusing(AsyncPostgresPool):
+        async def open(self) -> None:
+            raise RuntimeError("the pool refuses to start")
+
+    lender = PostgresPool(pg_dsn, 1)
+    views = ViewsDatabase(lender, Refusing(pg_dsn, 1), "PostgreSQL")
+
+    async def run() -> str:
+        await views.open()
+        try:
+            with pytest.raises(Problem) as refused:
+                async with views.async_connection():
+                    pass
+        finally:
+            await views.close()
+        return refused.value.detail
+
+    # Before, the detail was the first try's "not tried yet", given once the wait ran out.
+    assert "connection pools could not start (RuntimeError)" in asyncio.run(run())
+    assert lender._pool.closed  # opened before the other refused, closed by close()
