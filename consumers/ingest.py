@@ -177,6 +177,11 @@ class KafkaIngest:
             fetch_max_bytes=4 * FETCH_PARTITION_BYTES,
             # The client's own sensors (rates per fetch and record) are read by nobody here.
             metrics_enabled=False,
+            # A group led by a member whose metadata lacked the ingest topic at that moment
+            # (just created, a busy broker) gets no partitions: kafka-python warns "No
+            # partition metadata" and rejoins only when its metadata is next refreshed,
+            # after 5 minutes by default, all that time `--until-idle` polling nothing.
+            metadata_max_age_ms=10_000,
         )
         if sharded:
             self.consumer.subscribe([config.ingest_topic], listener=_shard_rebalance(self))
