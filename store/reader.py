@@ -13,6 +13,7 @@ from typing import Any
 from eventsourcing.persistence import OperationalError
 
 from store.kafka_clients import KafkaConnection
+from store.ledger_fetch import Fetched, use_ledger_records
 from store.records import LedgerRecord
 
 DEFAULT_CACHE_RECORDS = 20_000
@@ -104,6 +105,8 @@ class LedgerReader:
             fetch_max_wait_ms=20,
             client_id="evledger-reader",
         )
+        # Its polls return (offset, LedgerRecord) pairs parsed from the fetched bytes.
+        use_ledger_records(consumer)
         consumer.assign([TopicPartition(self.topic, 0)])
         return consumer
 
@@ -203,18 +206,16 @@ class LedgerReader:
                 # would be parsed, dropped here, and fetched and parsed again by the next read.
                 wanted_now = max(1, min(POLL_RECORDS, end - position))
                 batches = consumer.poll(timeout_ms=200, max_records=wanted_now)
-                for message in batches.get(partition, ()):
-                    if message.offset >= end:
+                fetched: list[Fetched] = batches.get(partition, [])
+                for offset, record in fetched:
+                    if offset >= end:
                         return
                     if remaining is not None:
-                        if message.offset not in remaining:
+                        if offset not in remaining:
                             continue
-                        remaining.discard(message.offset)
+                        remaining.discard(offset)
                     # Any progress pushes the deadline: a long catch-up is not a timeout.
                     deadline = time.monotonic() + self.timeout_s
-                    yield (
-                        message.offset,
-                        LedgerRecord.decode(message.key, message.value, message.headers),
-                    )
+                    yield offset, record
             # Every record polled was yielded or passed over: the next read may go on here.
             self._resume[consumer] = consumer.position(partition)
