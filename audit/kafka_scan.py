@@ -22,6 +22,7 @@ from store.records import (
     HEADER_ORIGINATOR_VERSION,
     HEADER_PREV_HASH,
     HEADER_TOPIC,
+    RECORD_HEADERS,
 )
 from store.signing import HEADER_KEY_ID, HEADER_SIGNATURE, HEADER_SIGNED_FROM
 
@@ -121,18 +122,7 @@ def scanned_from_kafka(position: int, message: Any) -> ScannedRecord:
         for name, count in Counter(name for name, _ in headers).items()
         if count > 1
     ]
-    missing = [
-        name
-        for name in (
-            HEADER_FORMAT,
-            HEADER_TOPIC,
-            HEADER_ORIGINATOR_VERSION,
-            HEADER_NOTIFICATION_ID,
-            HEADER_PREV_HASH,
-            HEADER_HASH,
-        )
-        if name not in found
-    ]
+    missing = [name for name in RECORD_HEADERS if name not in found]
     if missing:
         defects.append(f"lacks header {', '.join(repr(name) for name in missing)}")
     record_format = _text(found.get(HEADER_FORMAT))

@@ -22,6 +22,16 @@ HEADER_ORIGINATOR_VERSION = "evledger.originator_version"
 HEADER_NOTIFICATION_ID = "evledger.notification_id"
 HEADER_PREV_HASH = "evledger.prev_hash"
 HEADER_HASH = "evledger.hash"
+# The headers every ledger record carries, in the order the writer writes them (the
+# signature's are on some records only).
+RECORD_HEADERS = (
+    HEADER_FORMAT,
+    HEADER_TOPIC,
+    HEADER_ORIGINATOR_VERSION,
+    HEADER_NOTIFICATION_ID,
+    HEADER_PREV_HASH,
+    HEADER_HASH,
+)
 
 _FORMAT_HEADER = (HEADER_FORMAT, FORMAT_VERSION.encode())
 
