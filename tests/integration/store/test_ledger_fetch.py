@@ -14,7 +14,7 @@ from kafka.serializer import Deserializer
 
 from store.admin import TopicSpec, ensure_topic
 from store.kafka_clients import KafkaConnection
-from store.ledger_fetch import use_ledger_records
+from store.ledger_fetch import LedgerPartitionRecords, use_ledger_records
 from store.reader import LedgerReader, RecordCache
 from store.records import GENESIS_HASH, LedgerRecord
 from tests.integration.store.conftest import read_topic
@@ -76,6 +76,10 @@ def test_the_reader_reads_the_committed_records_as_the_consumer_does(
     everything = read_topic(kafka_bootstrap, ledger_topic, "read_uncommitted")
     assert b"aborted" in {m.value for m in everything}, "the aborted records reached the log"
     reader = LedgerReader(KafkaConnection(kafka_bootstrap), ledger_topic, RecordCache(0))
+    parsed, by_library = (
+        LedgerPartitionRecords.parsed_batches,
+        LedgerPartitionRecords.library_batches,
+    )
     try:
         end = reader.end_offset()
         assert list(reader.scan(0, end)) == expected
@@ -83,6 +87,9 @@ def test_the_reader_reads_the_committed_records_as_the_consumer_does(
         assert list(reader.scan(expected[55][0], end)) == expected[55:]
         wanted = dict(expected[3::37])
         assert reader.read(list(wanted)) == wanted
+        # The broker's plain batches went through the parser, the gzip ones the library's path.
+        assert LedgerPartitionRecords.parsed_batches > parsed
+        assert LedgerPartitionRecords.library_batches > by_library
     finally:
         reader.close()
 
