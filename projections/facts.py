@@ -83,7 +83,11 @@ def _key(event: Any) -> tuple[str]:
     return (str(event.originator_id),)
 
 
-def _postings(ledger_event: LedgerEvent, kind: str, occurred_at: datetime | None) -> list[Fact]:
+def _postings(
+    ledger_event: LedgerEvent, kind: str, occurred_at: datetime | None, key: tuple[str]
+) -> list[Fact]:
+    """The postings of an event of the aggregate ``key`` (its ``_key``, which the caller
+    has made already: a UUID's text is spelt in Python, once an event is enough)."""
     event = ledger_event.event
     # What every posting of the event shares, computed once (postings are the most
     # numerous facts of a batch).
@@ -92,7 +96,7 @@ def _postings(ledger_event: LedgerEvent, kind: str, occurred_at: datetime | None
         "occurred_at": utc(occurred_at) if occurred_at else None,
         "event_type": type(event).__qualname__,
         "aggregate_kind": kind,
-        "aggregate_key": str(event.originator_id),
+        "aggregate_key": key[0],
     }
     position = ledger_event.ledger_position
     return [
@@ -190,8 +194,11 @@ def _session_stopped(ledger_event: LedgerEvent) -> list[Fact]:
 @_makes(Entity.SESSION, Entity.LINE_ITEM, Entity.POSTING)
 def _session_priced(ledger_event: LedgerEvent) -> list[Fact]:
     event: ChargingSession.Priced = ledger_event.event
+    key = _key(event)
+    session_key = key[0]
+    currency = event.currency
     values = {
-        "currency": event.currency,
+        "currency": currency,
         "line_items": [dict(item) for item in event.line_items],
         "subtotal_minor": event.subtotal_minor,
         "vat_rate": Decimal(event.vat_rate),
@@ -207,7 +214,7 @@ def _session_priced(ledger_event: LedgerEvent) -> list[Fact]:
     line_items = [
         Fact(
             Entity.LINE_ITEM,
-            (str(event.originator_id), line_no),
+            (session_key, line_no),
             {
                 "component": item["component"],
                 "window_name": item["window"],
@@ -215,15 +222,15 @@ def _session_priced(ledger_event: LedgerEvent) -> list[Fact]:
                 "unit": item["unit"],
                 "unit_price": Decimal(item["unit_price"]),
                 "amount_minor": int(item["amount_minor"]),
-                "currency": event.currency,
+                "currency": currency,
             },
         )
         for line_no, item in enumerate(event.line_items, start=1)
     ]
     return [
-        Fact(Entity.SESSION, _key(event), values),
+        Fact(Entity.SESSION, key, values),
         *line_items,
-        *_postings(ledger_event, "session", None),
+        *_postings(ledger_event, "session", None, key),
     ]
 
 
@@ -249,9 +256,10 @@ def _payment_authorised(ledger_event: LedgerEvent) -> list[Fact]:
         "created_at": utc(event.occurred_at),
         "authorised_at": utc(event.occurred_at),
     }
+    key = _key(event)
     return [
-        Fact(Entity.PAYMENT, _key(event), values),
-        *_postings(ledger_event, "payment", event.occurred_at),
+        Fact(Entity.PAYMENT, key, values),
+        *_postings(ledger_event, "payment", event.occurred_at, key),
     ]
 
 
@@ -278,9 +286,10 @@ def _payment_captured(ledger_event: LedgerEvent) -> list[Fact]:
         "released_minor": event.released_minor,
         "captured_at": utc(event.occurred_at),
     }
+    key = _key(event)
     return [
-        Fact(Entity.PAYMENT, _key(event), values),
-        *_postings(ledger_event, "payment", event.occurred_at),
+        Fact(Entity.PAYMENT, key, values),
+        *_postings(ledger_event, "payment", event.occurred_at, key),
     ]
 
 
@@ -293,9 +302,10 @@ def _payment_failed(ledger_event: LedgerEvent) -> list[Fact]:
         "released_minor": event.released_minor,
         "failed_at": utc(event.occurred_at),
     }
+    key = _key(event)
     return [
-        Fact(Entity.PAYMENT, _key(event), values),
-        *_postings(ledger_event, "payment", event.occurred_at),
+        Fact(Entity.PAYMENT, key, values),
+        *_postings(ledger_event, "payment", event.occurred_at, key),
     ]
 
 
@@ -308,9 +318,10 @@ def _payment_voided(ledger_event: LedgerEvent) -> list[Fact]:
         "released_minor": event.released_minor,
         "voided_at": utc(event.occurred_at),
     }
+    key = _key(event)
     return [
-        Fact(Entity.PAYMENT, _key(event), values),
-        *_postings(ledger_event, "payment", event.occurred_at),
+        Fact(Entity.PAYMENT, key, values),
+        *_postings(ledger_event, "payment", event.occurred_at, key),
     ]
 
 
@@ -385,9 +396,10 @@ def _refund_issued(ledger_event: LedgerEvent) -> list[Fact]:
         "currency": event.currency,
         "closed_at": utc(event.occurred_at),
     }
+    key = _key(event)
     return [
-        Fact(Entity.REFUND, _key(event), values),
-        *_postings(ledger_event, "refund", event.occurred_at),
+        Fact(Entity.REFUND, key, values),
+        *_postings(ledger_event, "refund", event.occurred_at, key),
     ]
 
 
@@ -425,9 +437,10 @@ def _processed(ledger_event: LedgerEvent) -> list[Fact]:
 
 def _cdr(ledger_event: LedgerEvent, values: dict[str, Any], kind: str | None = None) -> list[Fact]:
     event = ledger_event.event
-    facts = [Fact(Entity.ROAMING_CDR, _key(event), values)]
+    key = _key(event)
+    facts = [Fact(Entity.ROAMING_CDR, key, values)]
     if kind is not None:
-        facts.extend(_postings(ledger_event, kind, getattr(event, "occurred_at", None)))
+        facts.extend(_postings(ledger_event, kind, getattr(event, "occurred_at", None), key))
     return facts
 
 

@@ -17,6 +17,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import Enum
 from itertools import repeat
+from operator import itemgetter
 from typing import Any, ClassVar
 
 Row = dict[str, Any]
@@ -238,7 +239,10 @@ def _columns(
     db: Database, rows: Mapping[tuple[Any, ...], Mapping[str, Any]], names: Sequence[str]
 ) -> list[list[Any]]:
     """The rows' keys and ``names``, column by column (None where a row has no value)."""
-    group = [list(column) for column in zip(*rows, strict=True)]
+    # A key column by itemgetter mapped in C: ``zip(*rows)`` passes every key as an
+    # argument of one call (a tenth of the time at 100,000 rows).
+    width = len(next(iter(rows)))
+    group = [list(map(itemgetter(index), rows)) for index in range(width)]
     for name in names:
         try:
             # dict.get mapped in C: half the time of a comprehension (the rows are folded
