@@ -221,6 +221,10 @@ def table_checksum(
         with closing(batches):  # its result read or dropped before the next statement
             checksum = checksum_batches(table, batches)
     if checksum is None:
+        from replay.checksum_postgres import checksum_spelled  # orjson only where it is used
+
+        checksum = checksum_spelled(db, table)
+    if checksum is None:
         checksum = checksum_chunks(table, db.stream_chunks(statement))
     return TableChecksum(table, checksum.rows, checksum.digest, fingerprint)
 
