@@ -10,7 +10,8 @@ hashes modulo 2**128. A sum, unlike an XOR, does not cancel a row that appears t
 table's checksum is taken with) computes the same a column of a chunk of rows at a time,
 with the same spellings, so that most of the per-value work runs in C (``map``);
 ``replay/checksum_arrow.py`` computes it from Arrow record batches where the database gives
-them (DuckDB), a column spelled by Arrow.
+them (DuckDB), a column spelled by Arrow, and ``replay/checksum_postgres.py`` from row texts
+PostgreSQL spells itself.
 
 A table is also fingerprinted where its database can hash its rows itself (replay's homes
 give the statement: PostgreSQL, DuckDB): the row count and the sum of an MD5 per row, of the

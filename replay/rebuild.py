@@ -24,7 +24,7 @@ from projections.gc_pacing import fewer_collections
 from projections.read_model import ReadModel
 from projections.runner import LedgerSource
 from projections.tracking import TRACKING_TABLE, tracked_positions
-from replay.checksum import TableChecksum, model_checksums
+from replay.checksum import TableChecksum, model_checksums, table_checksum
 from replay.ledger_prefix import REBUILD_BATCH_SIZE, ProgressHook, project_shards, project_to
 from replay.leftovers import remove_leftovers
 from replay.shard_processes import ShardRebuildFailed, ShardWorkers, part_tag, work_units
@@ -44,7 +44,7 @@ class Remote:
     group's index, and the checksums of its rebuilt models the workers were asked for early
     (a ticket), then collected with the positions they were taken at, and those of its live
     models, asked for with the rebuilt ones (a live table whose fingerprint is its rebuilt
-    table's has its checksum)."""
+    table's has its checksum) or taken by this process (``checksum_live``)."""
 
     workers: ShardWorkers
     group: int
@@ -56,26 +56,25 @@ class Remote:
     early: dict[bool, tuple[dict[str, TableChecksum], dict[str, int] | None] | None] = field(
         default_factory=dict
     )
-    # The live tables' fingerprints, taken by this process while the workers checksum the
-    # rebuilt tables, and the positions they were taken at (None if the models moved).
-    live_prints: tuple[dict[str, str | None], dict[str, int] | None] | None = None
 
-    def fingerprint_live(self, home: ReadModelHome) -> None:
-        """Fingerprint the live tables here, now: on a database in a server of its own
-        (PostgreSQL) the statement's work is the server's, and this process would only
-        wait for the workers; once the rebuilt checksums are in, a live table whose
-        fingerprint is its rebuilt twin's needs no task (``ask_live``)."""
+    def checksum_live(self, home: ReadModelHome) -> None:
+        """Checksum the live tables here, now, while the workers checksum the rebuilt ones
+        (a home several processes may read: PostgreSQL, whose statements' work is the
+        server's, and this process would only wait), with the positions they stood at
+        throughout; no live task is asked then (``ask_live``). If the models moved
+        meanwhile, or cannot be read, the workers are asked as before."""
         try:
             db = home.live_reader()
             try:
                 before = tracked_positions(db)
-                prints = {table: home.fingerprint(db, table) for table in self.tables}
+                sums = {table: table_checksum(db, table, home.fingerprint) for table in self.tables}
                 after = tracked_positions(db)
             finally:
                 db.close()
         except ReadModelDatabaseError:  # no live model, or it is busy: the workers see
             return
-        self.live_prints = (prints, after if after == before else None)
+        if after == before:
+            self.early[True] = (sums, after)
 
     def ask(self, *, live: bool, like: dict[str, TableChecksum] | None = None) -> None:
         self.tickets[live] = self.workers.ask_checksums(
@@ -93,23 +92,8 @@ class Remote:
         # Only checksums taken at known positions stand for the rebuilt tables (a table that
         # moved while its fingerprint and checksum were taken may have two contents).
         trusted = rebuilt[0] if rebuilt is not None and rebuilt[1] is not None else None
-        if trusted is not None and self._live_printed(trusted):
-            return
-        self.ask(live=True, like=trusted)
-
-    def _live_printed(self, rebuilt: dict[str, TableChecksum]) -> bool:
-        """Whether the live fingerprints this process took give every live table its
-        rebuilt twin's checksum (each equal to its twin's, the models unmoved throughout):
-        then they are the live checksums, as the workers would have answered."""
-        if self.live_prints is None or self.live_prints[1] is None:
-            return False
-        prints, positions = self.live_prints
-        for table in self.tables:
-            twin = rebuilt.get(table)
-            if twin is None or prints[table] is None or prints[table] != twin.fingerprint:
-                return False
-        self.early[True] = ({table: rebuilt[table] for table in self.tables}, positions)
-        return True
+        if True not in self.early:  # taken here (checksum_live)
+            self.ask(live=True, like=trusted)
 
     def collect(self) -> None:
         """The rebuilt checksums' answer, then the live ones' (None where the workers could
@@ -288,7 +272,7 @@ def rebuild(
             seconds = time.perf_counter() - started
             for group, remote in zip(groups, remotes, strict=True):
                 if remote is not None and not group.home.exclusive:
-                    remote.fingerprint_live(group.home)
+                    remote.checksum_live(group.home)
             for remote in remotes:
                 if remote is not None:
                     remote.ask_live()
