@@ -71,7 +71,10 @@ def json_spelled(text: bytes | None) -> bytes:
     if text is None:
         return b"null"
     if text[:1] in (b"{", b"[") and _FLOAT_OR_WIDE.search(text.replace(b"[", b"[ ")) is None:
-        spelled = orjson.dumps(orjson.loads(text), option=orjson.OPT_SORT_KEYS)
+        try:
+            spelled = orjson.dumps(orjson.loads(text), option=orjson.OPT_SORT_KEYS)
+        except (orjson.JSONDecodeError, orjson.JSONEncodeError):  # nested past its limits
+            spelled = b"\x7f"
         # json.dumps escapes DEL and every non-ASCII character; orjson writes them as they
         # are (it escapes the control characters as json does).
         if spelled.isascii() and b"\x7f" not in spelled:

@@ -138,3 +138,8 @@ def test_a_document_is_written_as_json_writes_what_json_reads_of_it(value: Any) 
     # here is Python's, with its fraction or exponent).
     text = json.dumps(value, ensure_ascii=False).encode()
     assert json_spelled(text) == canonical_value(json.loads(text)).encode()
+
+
+def test_a_document_nested_past_orjson_s_limits_is_written_by_json() -> None:
+    text = ("[" * 300 + "]" * 300).encode()  # orjson writes at most 254 levels
+    assert json_spelled(text) == canonical_value(json.loads(text)).encode()
