@@ -59,9 +59,9 @@ class Remote:
 
     def checksum_live(self, home: ReadModelHome) -> None:
         """Checksum the live tables here, now, while the workers checksum the rebuilt ones
-        (a home several processes may read: PostgreSQL, whose statements' work is the
-        server's, and this process would only wait), with the positions they stood at
-        throughout; no live task is asked then (``ask_live``). If the models moved
+        (a home several processes may read: PostgreSQL, whose server spells the rows, or
+        SQLite; this process would only wait for the workers), with the positions they
+        stood at throughout; no live task is asked then (``ask_live``). If the models moved
         meanwhile, or cannot be read, the workers are asked as before."""
         try:
             db = home.live_reader()
