@@ -10,15 +10,18 @@ hashes modulo 2**128. A sum, unlike an XOR, does not cancel a row that appears t
 table's checksum is taken with) computes the same a column of a chunk of rows at a time,
 with the same spellings, so that most of the per-value work runs in C (``map``);
 ``replay/checksum_arrow.py`` computes it from Arrow record batches where the database gives
-them (DuckDB), a column spelled by Arrow.
+them (DuckDB), a column spelled by Arrow, and ``replay/checksum_postgres.py`` from row texts
+PostgreSQL spells itself.
 
-A table is also fingerprinted where its database can hash its rows itself (replay's homes
-give the statement: PostgreSQL, DuckDB): the row count and the sum of an MD5 per row, of the
-row as the database spells it, and the table's column names and types (a spelling may not
-show the type). Two tables of one database with equal fingerprints hold the same rows, so
-they have the same checksum: the rebuild's compare checksums the rebuilt tables and takes a
-live table's checksum as the rebuilt one's when their fingerprints are equal (and checksums
-it itself otherwise, or when a fingerprint fails: the spelling above is the definition).
+A table is also fingerprinted where its database can hash its rows itself faster than it is
+checksummed (replay's homes give the statement: DuckDB's; PostgreSQL spells its rows for
+the checksum with less work than its MD5 of them took): the row count and the sum of an
+MD5 per row, of the row as the database spells it, and the table's column names and types
+(a spelling may not show the type). Two tables of one database with equal fingerprints
+hold the same rows, so they have the same checksum: the rebuild's compare checksums the
+rebuilt tables and takes a live table's checksum as the rebuilt one's when their
+fingerprints are equal (and checksums it itself otherwise, or when a fingerprint fails: the
+spelling above is the definition).
 """
 
 from __future__ import annotations
@@ -220,6 +223,10 @@ def table_checksum(
 
         with closing(batches):  # its result read or dropped before the next statement
             checksum = checksum_batches(table, batches)
+    if checksum is None:
+        from replay.checksum_postgres import checksum_spelled  # orjson only where it is used
+
+        checksum = checksum_spelled(db, table)
     if checksum is None:
         checksum = checksum_chunks(table, db.stream_chunks(statement))
     return TableChecksum(table, checksum.rows, checksum.digest, fingerprint)

@@ -7,10 +7,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-from projections.databases.port import AsyncDatabaseLender, Database, DatabaseLender
+from projections.databases.port import AsyncDatabaseLender, DatabaseLender
 from projections.databases.postgres import PostgresDatabase, PostgresPool, drop_schema
 from projections.read_model import ReadModel
-from replay.checksum import fingerprint_of
 from replay.postgres_leftovers import rebuild_owner, remove_abandoned
 from replay.swap import LiveSide
 from replay.targets import (
@@ -67,26 +66,9 @@ class PostgresHome(ViewsHome):
     def reader(self, place: Place) -> PostgresDatabase:
         return PostgresDatabase(self.dsn, schema=place.where.removeprefix("schema "))
 
-    def fingerprint(self, db: Database, table: str) -> str | None:
-        # A savepoint in the caller's transaction (the live models held): a failure there
-        # leaves it usable.
-        return fingerprint_of(db, self.fingerprint_statement(table), db.transaction)
-
-    def fingerprint_statement(self, table: str) -> str:
-        # The row's text (its columns in order) hashed by MD5, summed as two 64-bit halves;
-        # with the columns' names and types, which the text does not show (text '20' and
-        # bigint 20 are spelled alike, and differ in the checksum).
-        half = "('x' || substr(h, {}, 16))::bit(64)::bigint::numeric"
-        columns = (
-            "SELECT string_agg(quote_ident(attname) || ' ' || format_type(atttypid, atttypmod),"
-            " ', ' ORDER BY attnum) FROM pg_attribute"
-            f" WHERE attrelid = '{table}'::regclass AND attnum > 0 AND NOT attisdropped"
-        )
-        return (
-            f"SELECT count(*) AS n, coalesce(sum({half.format(1)}), 0) AS hi,"
-            f" coalesce(sum({half.format(17)}), 0) AS lo, ({columns}) AS columns"
-            f" FROM (SELECT md5(t::text) AS h FROM {table} AS t) AS hashed"
-        )
+    # No fingerprint (targets.ReadModelHome.fingerprint): PostgreSQL spells a table's rows
+    # for its checksum (replay/checksum_postgres.py) with less of its CPU than its MD5 of
+    # each row's text took, and Python's part is the hash of one text per row.
 
     def merge(self, into: Place, parts: Sequence[Place], tables: Sequence[str]) -> None:
         """Copy each part schema's rows into the rebuild schema in one transaction

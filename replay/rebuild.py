@@ -19,11 +19,12 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from projections.databases.errors import ReadModelDatabaseError
 from projections.gc_pacing import fewer_collections
 from projections.read_model import ReadModel
 from projections.runner import LedgerSource
-from projections.tracking import TRACKING_TABLE
-from replay.checksum import TableChecksum, model_checksums
+from projections.tracking import TRACKING_TABLE, tracked_positions
+from replay.checksum import TableChecksum, model_checksums, table_checksum
 from replay.ledger_prefix import REBUILD_BATCH_SIZE, ProgressHook, project_shards, project_to
 from replay.leftovers import remove_leftovers
 from replay.shard_processes import ShardRebuildFailed, ShardWorkers, part_tag, work_units
@@ -32,7 +33,7 @@ from replay.targets import ModelGroup, Place, RebuildOwnershipLost, StillOwned, 
 
 if TYPE_CHECKING:
     from projections.databases.port import Database
-    from replay.targets import ReplaySite
+    from replay.targets import ReadModelHome, ReplaySite
 
 log = logging.getLogger("evledger.replay")
 
@@ -43,7 +44,7 @@ class Remote:
     group's index, and the checksums of its rebuilt models the workers were asked for early
     (a ticket), then collected with the positions they were taken at, and those of its live
     models, asked for with the rebuilt ones (a live table whose fingerprint is its rebuilt
-    table's has its checksum)."""
+    table's has its checksum) or taken by this process (``checksum_live``)."""
 
     workers: ShardWorkers
     group: int
@@ -55,6 +56,25 @@ class Remote:
     early: dict[bool, tuple[dict[str, TableChecksum], dict[str, int] | None] | None] = field(
         default_factory=dict
     )
+
+    def checksum_live(self, home: ReadModelHome) -> None:
+        """Checksum the live tables here, now, while the workers checksum the rebuilt ones
+        (a home several processes may read: PostgreSQL, whose server spells the rows, or
+        SQLite; this process would only wait for the workers), with the positions they
+        stood at throughout; no live task is asked then (``ask_live``). If the models moved
+        meanwhile, or cannot be read, the workers are asked as before."""
+        try:
+            db = home.live_reader()
+            try:
+                before = tracked_positions(db)
+                sums = {table: table_checksum(db, table, home.fingerprint) for table in self.tables}
+                after = tracked_positions(db)
+            finally:
+                db.close()
+        except ReadModelDatabaseError:  # no live model, or it is busy: the workers see
+            return
+        if after == before:
+            self.early[True] = (sums, after)
 
     def ask(self, *, live: bool, like: dict[str, TableChecksum] | None = None) -> None:
         self.tickets[live] = self.workers.ask_checksums(
@@ -72,14 +92,16 @@ class Remote:
         # Only checksums taken at known positions stand for the rebuilt tables (a table that
         # moved while its fingerprint and checksum were taken may have two contents).
         trusted = rebuilt[0] if rebuilt is not None and rebuilt[1] is not None else None
-        self.ask(live=True, like=trusted)
+        if True not in self.early:  # taken here (checksum_live)
+            self.ask(live=True, like=trusted)
 
     def collect(self) -> None:
         """The rebuilt checksums' answer, then the live ones' (None where the workers could
         not take them: the models are checksummed when compared, as always, and a live model
         that is missing or busy says so then)."""
         self.ask_live()
-        self.early[True] = self._answer(True)
+        if True in self.tickets:
+            self.early[True] = self._answer(True)
 
     def _answer(self, live: bool) -> tuple[dict[str, TableChecksum], dict[str, int] | None] | None:
         ticket = self.tickets.pop(live, None)
@@ -248,6 +270,9 @@ def rebuild(
                     still_owned=still_owned,
                 )
             seconds = time.perf_counter() - started
+            for group, remote in zip(groups, remotes, strict=True):
+                if remote is not None and not group.home.exclusive:
+                    remote.checksum_live(group.home)
             for remote in remotes:
                 if remote is not None:
                     remote.ask_live()

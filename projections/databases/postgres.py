@@ -99,6 +99,15 @@ class PostgresDatabase(Database):
             while chunk := list(islice(records, size)):
                 yield [column.name for column in cursor.description or ()], chunk
 
+    def stream_binary(self, statement: str, size: int = STREAM_ROWS) -> Iterator[Chunk]:
+        """``stream_chunks`` of ``statement`` sent as it is written (no dialect fields) with
+        its rows in PostgreSQL's binary format: a ``bytea`` column comes as bytes, without
+        the text format's hex to parse."""
+        with self._translated(), self._connect().cursor(binary=True) as cursor:
+            records = cursor.stream(statement, size=size)
+            while chunk := list(islice(records, size)):
+                yield [column.name for column in cursor.description or ()], chunk
+
     def close(self) -> None:
         if self._connection is not None:
             self._connection.close()

@@ -86,3 +86,16 @@ def test_only_rebuilt_checksums_taken_at_known_positions_stand_for_the_live_ones
         early.ask(live=False)
         early.collect()
         assert workers.asked_like == [like]
+
+
+def test_live_checksums_the_rebuild_process_took_ask_no_live_task() -> None:
+    # Taken by the rebuild process while the workers checksummed the rebuilt tables
+    # (Remote.checksum_live): they count where the live models stood then.
+    workers = _Answering(TAKEN_AT)
+    taken = Remote(cast(ShardWorkers, workers), 0, ["payment_history"])
+    taken.early[True] = (SUMS, {"payment_history": 10})
+    taken.ask(live=False)
+    taken.collect()
+    assert workers.asked_like == []
+    assert taken.early[True] == (SUMS, {"payment_history": 10})
+    assert taken.early[False] == (SUMS, TAKEN_AT)
