@@ -29,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager, closing, nullcontext
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -232,17 +232,12 @@ def table_checksum(
     return TableChecksum(table, checksum.rows, checksum.digest, fingerprint)
 
 
-def fingerprint_of(
-    db: Database,
-    statement: str,
-    guarded: Callable[[], AbstractContextManager[None]] = nullcontext,
-) -> str | None:
+def fingerprint_of(db: Database, statement: str) -> str | None:
     """The fingerprint ``statement`` (columns ``n``, ``hi``, ``lo`` and ``columns``, the
-    table's column names and types) gives, run inside ``guarded()``; None if it fails: the
-    table is then checksummed row by row."""
+    table's column names and types) gives; None if it fails: the table is then checksummed
+    row by row."""
     try:
-        with guarded():
-            row = db.execute(statement)[0]
+        row = db.execute(statement)[0]
     except ReadModelDatabaseError:
         return None
     return f"{row['n']}:{row['hi']}:{row['lo']}:{row['columns']}"

@@ -30,7 +30,8 @@ from replay.checksum import MODULUS, TableChecksum, canonical_value, checksum_ch
 
 # canonical_value's timestamp: RFC 3339 in UTC with microseconds, `+00:00`.
 _TIME = '\'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"\''
-# The years Python's datetime holds (psycopg refuses the others, as before).
+# The years Python's datetime holds (psycopg refuses the others; a timestamptz at the year's
+# edge, read in a session time zone other than UTC, is spelled here where psycopg refused it).
 _TIMESTAMPTZ_YEARS = "{c} >= '0001-01-01 00:00:00+00' AND {c} < '10000-01-01 00:00:00+00'"
 _TIMESTAMP_YEARS = "{c} >= '0001-01-01 00:00:00' AND {c} < '10000-01-01 00:00:00'"
 # The most digits canonical_value's Decimal (context precision 28) spells exactly.

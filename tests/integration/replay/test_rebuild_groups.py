@@ -156,8 +156,9 @@ def test_workers_killed_after_the_views_swapped_leave_their_checksums_to_the_reb
     def workers_killed_before_analytics(**arguments: Any) -> Any:
         if arguments["group"].names == ("analytics",):
             # The rebuild's workers only: the ledger writer's process is a child too, and a
-            # write sent before its answers' thread saw it killed is lost (a race of this
-            # test, not of the rebuild).
+            # write sent before its answers' thread saw it killed fails with
+            # WriterUnavailable (a race of this test, about one run in six, not of the
+            # rebuild).
             for worker in multiprocessing.active_children():
                 if worker.name.startswith("evledger-rebuild-"):
                     os.kill(worker.pid or 0, signal.SIGKILL)
