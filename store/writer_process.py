@@ -45,6 +45,7 @@ from typing import Any, NamedTuple, cast
 
 from eventsourcing.persistence import StoredEvent
 
+from store.id_text import id_text
 from store.index import AggregateIndex
 from store.kafka_clients import KafkaConnection
 from store.reader import LedgerReader, RecordCache
@@ -315,12 +316,10 @@ class ProcessLedgerWriter(WriterBase):
             raise WriterUnavailable(f"writer of {self.topic!r} is not running")
         if self._gone is not None:
             self._restart()
-        texts: dict[Any, str] = {}
         events = [
             [
                 (
-                    texts.get(event.originator_id)
-                    or texts.setdefault(event.originator_id, str(event.originator_id)),
+                    id_text(event.originator_id),
                     event.originator_version,
                     event.topic,
                     event.state,
