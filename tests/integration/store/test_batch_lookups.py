@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from domain.application import BillingApplication
+from domain.commands import ApproveRefund
 from domain.ids import processed_message_id
 from domain.results import CommandResult, Outcome
 from tests.integration.store.test_ledger import Wallets, app_env
@@ -88,3 +89,45 @@ def test_a_kept_aggregate_that_another_writer_moved_on_is_brought_up_to_date(
     finally:
         other.close()
         app.close()
+
+
+def test_refunds_reach_the_kept_session_and_payment_without_a_read(
+    kafka_bootstrap: str, ledger_topic: str, tmp_path: Path
+) -> None:
+    up = Upstream()
+    first = [up.tariff(), up.start(), up.stop(), up.authorise(amount=988), up.capture(988)]
+    request = up.refund("R1", 300)
+    elsewhere = up.refund("R3", 100)  # decided by another writer, between the batches
+    approve = ApproveRefund(
+        event_id=up.next_id(), occurred_at=request.occurred_at, refund_id="R1", decided_by="ops"
+    )
+
+    reference = BillingApplication(env=make_env("popo", tmp_path))
+    expected = [reference.handle(command) for command in [*first, request, elsewhere, approve]]
+    del expected[-2]
+
+    app = BillingApplication(env=app_env(kafka_bootstrap, ledger_topic))
+    other = BillingApplication(env=app_env(kafka_bootstrap, ledger_topic))
+    read: list[Any] = []
+    select_events = app.recorder.select_events
+
+    def recording(originator_id: Any, **kwargs: Any) -> Any:
+        read.append(originator_id)
+        return select_events(originator_id, **kwargs)
+
+    app.recorder.select_events = recording  # type: ignore[method-assign]
+    try:
+        results = list(app.handle_batch(first))
+        read.clear()
+        # The request names its payment, kept; its session is reached through it, kept and
+        # current: found by the batch's one look-up, nothing read.
+        results.extend(app.handle_batch([request]))
+        assert read == []
+        # Another writer moves the kept payment on: the approval reaches it through the
+        # kept refund, and its look-up finds it behind, so it is brought up to date.
+        other.handle(elsewhere)
+        results.extend(app.handle_batch([approve]))
+    finally:
+        other.close()
+        app.close()
+    assert summary(results) == summary(expected)
