@@ -23,7 +23,7 @@ in force at the start.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -145,13 +145,17 @@ def window_boundaries(terms: TariffTerms, start: datetime, end: datetime) -> lis
     zone = terms.zone()
     first_day = start.astimezone(zone).date() - timedelta(days=1)
     last_day = end.astimezone(zone).date() + timedelta(days=1)
+    # Compared in UTC: a comparison of datetimes in different zones asks each for its
+    # offset (the zone's transitions, on every comparison), one in the same zone does not.
+    # The same order: Python compares datetimes of different zones as UTC instants.
+    start_utc, end_utc = start.astimezone(UTC), end.astimezone(UTC)
     boundaries: set[datetime] = set()
     day: date = first_day
     while day <= last_day:
         for window in terms.energy_windows:
             for local_time in (window.starts_at, window.ends_at):
                 instant = datetime.combine(day, local_time, tzinfo=zone)
-                if start < instant < end:
+                if start_utc < instant.astimezone(UTC) < end_utc:
                     boundaries.add(instant)
         day += timedelta(days=1)
     return sorted(boundaries)

@@ -1,0 +1,96 @@
+"""window_boundaries compares its candidate instants in UTC: the same boundaries, in the same
+order, as comparing them in their own zone, across DST transitions, gaps and folds."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from domain.errors import InvalidValueError
+from domain.pricing import window_boundaries
+from domain.tariff import EnergyWindow, TariffTerms
+
+
+def in_its_own_zone(terms: TariffTerms, start: datetime, end: datetime) -> list[datetime]:
+    """window_boundaries as it compared before: each candidate in the tariff's zone."""
+    zone = terms.zone()
+    first_day = start.astimezone(zone).date() - timedelta(days=1)
+    last_day = end.astimezone(zone).date() + timedelta(days=1)
+    boundaries: set[datetime] = set()
+    day: date = first_day
+    while day <= last_day:
+        for window in terms.energy_windows:
+            for local_time in (window.starts_at, window.ends_at):
+                instant = datetime.combine(day, local_time, tzinfo=zone)
+                if start < instant < end:
+                    boundaries.add(instant)
+        day += timedelta(days=1)
+    return sorted(boundaries)
+
+
+ZONES = ["Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata", "UTC"]
+# Around the DST changes of 2026 in Berlin and New York (gaps at 02:00-03:00, folds at
+# 01:00-02:00 or 02:00-03:00) and Lord Howe's half-hour ones.
+STARTS = st.sampled_from(
+    [
+        datetime(2026, 3, 8, 0, tzinfo=UTC),
+        datetime(2026, 3, 28, 22, tzinfo=UTC),
+        datetime(2026, 4, 4, 13, tzinfo=UTC),
+        datetime(2026, 10, 3, 14, tzinfo=UTC),
+        datetime(2026, 10, 24, 23, tzinfo=UTC),
+        datetime(2026, 11, 1, 4, tzinfo=UTC),
+        datetime(2026, 6, 1, 12, tzinfo=UTC),
+    ]
+)
+TIMES = st.sampled_from(["00:00", "01:30", "02:00", "02:30", "03:00", "06:00", "17:00", "22:00"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    zone=st.sampled_from(ZONES),
+    start=STARTS,
+    offset_min=st.integers(-720, 720),
+    minutes=st.integers(0, 3 * 24 * 60),
+    windows=st.lists(st.tuples(TIMES, TIMES).filter(lambda w: w[0] != w[1]), max_size=3),
+    start_zone=st.sampled_from([UTC, ZoneInfo("Europe/Berlin"), ZoneInfo("America/New_York")]),
+    on_a_boundary=st.booleans(),
+)
+def test_the_same_boundaries_as_compared_in_the_tariffs_zone(
+    *,
+    zone: str,
+    start: datetime,
+    offset_min: int,
+    minutes: int,
+    windows: list[tuple[str, str]],
+    start_zone: ZoneInfo,
+    on_a_boundary: bool,
+) -> None:
+    try:
+        terms = TariffTerms(
+            currency="EUR",
+            price_per_kwh=Decimal("0.30"),
+            vat_rate=Decimal("0.19"),
+            timezone=zone,
+            energy_windows=tuple(
+                EnergyWindow(f"w{index}", starts, ends, Decimal("0.40"))
+                for index, (starts, ends) in enumerate(windows)
+            ),
+        )
+    except InvalidValueError:  # overlapping windows
+        assume(False)
+    begin = (start + timedelta(minutes=offset_min)).astimezone(start_zone)
+    if on_a_boundary and windows:  # starts and ends exactly on window times
+        local = begin.astimezone(ZoneInfo(zone))
+        begin = datetime.combine(local.date(), terms.energy_windows[0].starts_at, ZoneInfo(zone))
+    end = begin + timedelta(minutes=minutes)
+    if on_a_boundary and windows:
+        local = end.astimezone(ZoneInfo(zone))
+        end = datetime.combine(local.date(), terms.energy_windows[-1].ends_at, ZoneInfo(zone))
+    found = window_boundaries(terms, begin, end)
+    expected = in_its_own_zone(terms, begin, end)
+    assert found == expected
+    assert [(b.tzinfo, b.fold) for b in found] == [(b.tzinfo, b.fold) for b in expected]
