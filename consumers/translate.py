@@ -34,13 +34,18 @@ def to_command(message: contract.UpstreamMessage) -> commands.Command:
             (name, value) for name, value in extra.items() if name in names and value is not None
         )
     if type(message) is contract.TariffPublished:  # not isinstance: an ABC check in pydantic
-        fields["energy_windows"] = tuple(
-            EnergyWindow(
-                name=window.name,
-                starts_at=time.fromisoformat(window.starts_at),
-                ends_at=time.fromisoformat(window.ends_at),
-                price_per_kwh=window.price_per_kwh,
-            )
-            for window in message.energy_windows
-        )
+        fields["energy_windows"] = energy_windows(message)
     return command_class(**fields)
+
+
+def energy_windows(message: contract.TariffPublished) -> tuple[EnergyWindow, ...]:
+    """A tariff message's time-of-day windows as the domain's."""
+    return tuple(
+        EnergyWindow(
+            name=window.name,
+            starts_at=time.fromisoformat(window.starts_at),
+            ends_at=time.fromisoformat(window.ends_at),
+            price_per_kwh=window.price_per_kwh,
+        )
+        for window in message.energy_windows
+    )

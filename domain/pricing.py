@@ -22,6 +22,7 @@ in force at the start.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -142,23 +143,30 @@ def allocate_largest_remainder(total: int, weights: list[int]) -> list[int]:
 
 def window_boundaries(terms: TariffTerms, start: datetime, end: datetime) -> list[datetime]:
     """Instants strictly inside (start, end) where a window starts or ends, sorted."""
-    zone = terms.zone()
-    first_day = start.astimezone(zone).date() - timedelta(days=1)
-    last_day = end.astimezone(zone).date() + timedelta(days=1)
     # Compared in UTC: a comparison of datetimes in different zones asks each for its
     # offset (the zone's transitions, on every comparison), one in the same zone does not.
     # The same order: Python compares datetimes of different zones as UTC instants.
     start_utc, end_utc = start.astimezone(UTC), end.astimezone(UTC)
-    boundaries: set[datetime] = set()
-    day: date = first_day
+    return sorted(
+        {
+            instant
+            for instant in window_instants(terms, start, end)
+            if start_utc < instant.astimezone(UTC) < end_utc
+        }
+    )
+
+
+def window_instants(terms: TariffTerms, start: datetime, end: datetime) -> Iterator[datetime]:
+    """Every window start and end on the local days from the day before ``start``'s to the
+    day after ``end``'s, in the tariff's zone: the candidates for ``window_boundaries``."""
+    zone = terms.zone()
+    day: date = start.astimezone(zone).date() - timedelta(days=1)
+    last_day = end.astimezone(zone).date() + timedelta(days=1)
     while day <= last_day:
         for window in terms.energy_windows:
             for local_time in (window.starts_at, window.ends_at):
-                instant = datetime.combine(day, local_time, tzinfo=zone)
-                if start_utc < instant.astimezone(UTC) < end_utc:
-                    boundaries.add(instant)
+                yield datetime.combine(day, local_time, tzinfo=zone)
         day += timedelta(days=1)
-    return sorted(boundaries)
 
 
 def split_charging_by_window(

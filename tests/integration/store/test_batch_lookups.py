@@ -38,6 +38,19 @@ def test_the_recorder_tells_which_aggregates_have_events(
         wallets.close()
 
 
+def reads_of(app: BillingApplication) -> list[Any]:
+    """The ids whose events ``app`` reads from its recorder from now on, in order."""
+    read: list[Any] = []
+    select_events = app.recorder.select_events
+
+    def recording(originator_id: Any, **kwargs: Any) -> Any:
+        read.append(originator_id)
+        return select_events(originator_id, **kwargs)
+
+    app.recorder.select_events = recording  # type: ignore[method-assign]
+    return read
+
+
 def test_a_batch_reads_only_what_its_one_look_up_cannot_settle(
     kafka_bootstrap: str, ledger_topic: str, tmp_path: Path
 ) -> None:
@@ -49,14 +62,7 @@ def test_a_batch_reads_only_what_its_one_look_up_cannot_settle(
     expected = [reference.handle(command) for batch in batches for command in batch]
 
     app = BillingApplication(env=app_env(kafka_bootstrap, ledger_topic))
-    read: list[Any] = []
-    select_events = app.recorder.select_events
-
-    def recording(originator_id: Any, **kwargs: Any) -> Any:
-        read.append(originator_id)
-        return select_events(originator_id, **kwargs)
-
-    app.recorder.select_events = recording  # type: ignore[method-assign]
+    read = reads_of(app)
     try:
         results = list(app.handle_batch(batches[0]))
         read.clear()
@@ -108,14 +114,7 @@ def test_refunds_reach_the_kept_session_and_payment_without_a_read(
 
     app = BillingApplication(env=app_env(kafka_bootstrap, ledger_topic))
     other = BillingApplication(env=app_env(kafka_bootstrap, ledger_topic))
-    read: list[Any] = []
-    select_events = app.recorder.select_events
-
-    def recording(originator_id: Any, **kwargs: Any) -> Any:
-        read.append(originator_id)
-        return select_events(originator_id, **kwargs)
-
-    app.recorder.select_events = recording  # type: ignore[method-assign]
+    read = reads_of(app)
     try:
         results = list(app.handle_batch(first))
         read.clear()

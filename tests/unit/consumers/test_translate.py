@@ -12,10 +12,9 @@ import pytest
 
 from consumers import contract
 from consumers.contract import parse_message
-from consumers.translate import to_command
+from consumers.translate import energy_windows, to_command
 from demo.traffic import TrafficShape, generate
 from domain import commands
-from domain.tariff import EnergyWindow
 from domain.vocabulary import MessageType
 
 
@@ -28,15 +27,7 @@ def by_iterating_the_model(message: contract.UpstreamMessage) -> commands.Comman
         if name in command_class.__dataclass_fields__ and value is not None
     }
     if isinstance(message, contract.TariffPublished):
-        fields["energy_windows"] = tuple(
-            EnergyWindow(
-                name=window.name,
-                starts_at=time.fromisoformat(window.starts_at),
-                ends_at=time.fromisoformat(window.ends_at),
-                price_per_kwh=window.price_per_kwh,
-            )
-            for window in message.energy_windows
-        )
+        fields["energy_windows"] = energy_windows(message)
     return command_class(**fields)
 
 

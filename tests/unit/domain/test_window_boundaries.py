@@ -3,7 +3,7 @@ order, as comparing them in their own zone, across DST transitions, gaps and fol
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -11,25 +11,13 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from domain.errors import InvalidValueError
-from domain.pricing import window_boundaries
+from domain.pricing import window_boundaries, window_instants
 from domain.tariff import EnergyWindow, TariffTerms
 
 
 def in_its_own_zone(terms: TariffTerms, start: datetime, end: datetime) -> list[datetime]:
     """window_boundaries as it compared before: each candidate in the tariff's zone."""
-    zone = terms.zone()
-    first_day = start.astimezone(zone).date() - timedelta(days=1)
-    last_day = end.astimezone(zone).date() + timedelta(days=1)
-    boundaries: set[datetime] = set()
-    day: date = first_day
-    while day <= last_day:
-        for window in terms.energy_windows:
-            for local_time in (window.starts_at, window.ends_at):
-                instant = datetime.combine(day, local_time, tzinfo=zone)
-                if start < instant < end:
-                    boundaries.add(instant)
-        day += timedelta(days=1)
-    return sorted(boundaries)
+    return sorted({i for i in window_instants(terms, start, end) if start < i < end})
 
 
 ZONES = ["Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata", "UTC"]
