@@ -143,9 +143,14 @@ def allocate_largest_remainder(total: int, weights: list[int]) -> list[int]:
 
 def window_boundaries(terms: TariffTerms, start: datetime, end: datetime) -> list[datetime]:
     """Instants strictly inside (start, end) where a window starts or ends, sorted."""
+    zone = terms.zone()
+    if start.tzinfo is zone or end.tzinfo is zone:
+        # Python compares two datetimes of one tzinfo by their wall clocks, which in a DST
+        # gap or fold is not the order of their instants: compared as written.
+        return sorted({i for i in window_instants(terms, start, end) if start < i < end})
     # Compared in UTC: a comparison of datetimes in different zones asks each for its
-    # offset (the zone's transitions, on every comparison), one in the same zone does not.
-    # The same order: Python compares datetimes of different zones as UTC instants.
+    # offset (the zone's transitions, on every comparison); Python orders such datetimes
+    # as their UTC instants, so the result is the same.
     start_utc, end_utc = start.astimezone(UTC), end.astimezone(UTC)
     return sorted(
         {

@@ -1,5 +1,6 @@
 """window_boundaries compares its candidate instants in UTC: the same boundaries, in the same
-order, as comparing them in their own zone, across DST transitions, gaps and folds."""
+order, as comparing them in their own zone, across DST transitions, gaps and folds, and for
+a session given in the tariff's own zone too (compared by wall clock: Python's rule)."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ STARTS = st.sampled_from(
 TIMES = st.sampled_from(["00:00", "01:30", "02:00", "02:30", "03:00", "06:00", "17:00", "22:00"])
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(
     zone=st.sampled_from(ZONES),
     start=STARTS,
@@ -82,3 +83,22 @@ def test_the_same_boundaries_as_compared_in_the_tariffs_zone(
     expected = in_its_own_zone(terms, begin, end)
     assert found == expected
     assert [(b.tzinfo, b.fold) for b in found] == [(b.tzinfo, b.fold) for b in expected]
+
+
+def test_a_session_in_the_tariffs_own_zone_is_compared_by_wall_clock() -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    terms = TariffTerms(
+        currency="EUR",
+        price_per_kwh=Decimal("0.30"),
+        vat_rate=Decimal("0.19"),
+        timezone="Europe/Berlin",
+        energy_windows=(EnergyWindow("night", "02:00", "06:00", Decimal("0.20")),),
+    )
+    # 02:00 on 29 March 2026 is in Berlin's gap: the same instant as 03:00, which by
+    # instants it does not precede, and by wall clock (two datetimes of one tzinfo) does.
+    start, end = (
+        datetime(2026, 3, 29, 0, 30, tzinfo=berlin),
+        datetime(2026, 3, 29, 3, tzinfo=berlin),
+    )
+    gap = datetime(2026, 3, 29, 2, tzinfo=berlin)
+    assert window_boundaries(terms, start, end) == in_its_own_zone(terms, start, end) == [gap]
