@@ -144,9 +144,10 @@ def allocate_largest_remainder(total: int, weights: list[int]) -> list[int]:
 def window_boundaries(terms: TariffTerms, start: datetime, end: datetime) -> list[datetime]:
     """Instants strictly inside (start, end) where a window starts or ends, sorted."""
     zone = terms.zone()
-    if start.tzinfo is zone or end.tzinfo is zone:
+    if start.tzinfo is zone or end.tzinfo is zone or None in (start.utcoffset(), end.utcoffset()):
         # Python compares two datetimes of one tzinfo by their wall clocks, which in a DST
-        # gap or fold is not the order of their instants: compared as written.
+        # gap or fold is not the order of their instants: compared as written. (A naive
+        # start or end is refused there, by the comparison's TypeError, as always.)
         return sorted({i for i in window_instants(terms, start, end) if start < i < end})
     # Compared in UTC: a comparison of datetimes in different zones asks each for its
     # offset (the zone's transitions, on every comparison); Python orders such datetimes

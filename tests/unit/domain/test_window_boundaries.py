@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -102,3 +103,17 @@ def test_a_session_in_the_tariffs_own_zone_is_compared_by_wall_clock() -> None:
     )
     gap = datetime(2026, 3, 29, 2, tzinfo=berlin)
     assert window_boundaries(terms, start, end) == in_its_own_zone(terms, start, end) == [gap]
+
+
+def test_a_naive_start_or_end_is_refused_as_before() -> None:
+    terms = TariffTerms(
+        currency="EUR",
+        price_per_kwh=Decimal("0.30"),
+        vat_rate=Decimal("0.19"),
+        timezone="Europe/Berlin",
+        energy_windows=(EnergyWindow("night", "02:00", "06:00", Decimal("0.20")),),
+    )
+    aware, naive = datetime(2026, 3, 29, 0, 30, tzinfo=UTC), datetime(2026, 3, 29, 5)
+    for start, end in ((naive, aware + timedelta(hours=9)), (aware, naive)):
+        with pytest.raises(TypeError):
+            window_boundaries(terms, start, end)

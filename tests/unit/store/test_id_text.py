@@ -13,3 +13,4 @@ def test_the_text_is_str_for_uuids_and_text_ids_alike() -> None:
         assert id_text(originator_id) == str(originator_id)
     assert id_text("a-text-id") == "a-text-id"
     assert id_text(UUID(int=1)) == "00000000-0000-0000-0000-000000000001"
+    assert id_text.cache_info().maxsize == ID_TEXTS_KEPT
