@@ -36,6 +36,7 @@ from consumers.membership import GroupMembership, IngestReplaced
 from consumers.sources import StopSignal
 from consumers.triage import SourceRecord
 from projections.gc_pacing import INGEST_YOUNG_THRESHOLD, fewer_collections
+from store.frozen import made
 from store.kafka_clients import KafkaConnection
 from store.recorders import KafkaApplicationRecorder, TransactionExtras, UnsavedCommitFailed
 from store.writer import PendingCommit, SideRecord, WriterFenced, WriterUnavailable
@@ -412,20 +413,20 @@ class KafkaIngest:
             log.warning("cannot reach the ingest topic (%r); polling again", error)
             time.sleep(self.config.poll_timeout_ms / 1000)
             return []
-        records = []
-        for partition_records in polled.values():
-            for record in partition_records:
-                records.append(
-                    SourceRecord(
-                        topic=record.topic,
-                        partition=record.partition,
-                        offset=record.offset,
-                        key=record.key,
-                        value=record.value,
-                        timestamp_ms=record.timestamp,
-                    )
-                )
-        return records
+        # Made without SourceRecord's generated __init__ (store/frozen.py): one per message.
+        return [
+            made(
+                SourceRecord,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                key=record.key,
+                value=record.value,
+                timestamp_ms=record.timestamp,
+            )
+            for partition_records in polled.values()
+            for record in partition_records
+        ]
 
     def _landed_below(self, task: ShardTask, first: SourceRecord, in_doubt: InDoubt) -> None:
         """Once an attempt failed unanswered: the offset below which ``first``'s partition

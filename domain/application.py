@@ -317,8 +317,28 @@ class BillingApplication(Application[UUID]):
         ids = {processed_message_id(command.event_id) for command in commands}
         for command in commands:
             ids.update(named_aggregate_ids(command))
+            reached = self._reached_through_kept(command)
+            if reached is not None:
+                ids.add(reached)
         self._versions = self._recorded_versions(list(ids))
         self._looked_up = frozenset(ids)
+
+    def _reached_through_kept(self, command: Command) -> UUID | None:
+        """An aggregate a command reaches through one it names, when that one is kept from
+        an earlier batch: a refund request's payment's session, a refund decision's
+        payment. Looked up with the rest, a kept one is then used without a read of its own
+        (a fast-forward read per refund was a fiftieth of ingest's CPU). The link is fixed
+        once made (a payment's session, a refund's payment), so a kept aggregate that is
+        behind the store still names the right one; one not kept is read when reached."""
+        if isinstance(command, RequestRefund):
+            payment = self._recent.get(payment_aggregate_id(command.payment_id))
+            if isinstance(payment, Payment) and payment.session_id:
+                return session_aggregate_id(payment.session_id)
+        elif isinstance(command, ApproveRefund | IssueRefund):
+            refund = self._recent.get(refund_aggregate_id(command.refund_id))
+            if isinstance(refund, Refund) and refund.payment_id:
+                return payment_aggregate_id(refund.payment_id)
+        return None
 
     def _repeated(self, command: Command) -> CommandResult | None:
         """The result of a message seen before, or None if its event_id is new."""

@@ -22,8 +22,9 @@ in force at the start.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -143,18 +144,35 @@ def allocate_largest_remainder(total: int, weights: list[int]) -> list[int]:
 def window_boundaries(terms: TariffTerms, start: datetime, end: datetime) -> list[datetime]:
     """Instants strictly inside (start, end) where a window starts or ends, sorted."""
     zone = terms.zone()
-    first_day = start.astimezone(zone).date() - timedelta(days=1)
+    if start.tzinfo is zone or end.tzinfo is zone or None in (start.utcoffset(), end.utcoffset()):
+        # Python compares two datetimes of one tzinfo by their wall clocks, which in a DST
+        # gap or fold is not the order of their instants: compared as written. (A naive
+        # start or end is refused there, by the comparison's TypeError, as always.)
+        return sorted({i for i in window_instants(terms, start, end) if start < i < end})
+    # Compared in UTC: a comparison of datetimes in different zones asks each for its
+    # offset (the zone's transitions, on every comparison); Python orders such datetimes
+    # as their UTC instants, so the result is the same.
+    start_utc, end_utc = start.astimezone(UTC), end.astimezone(UTC)
+    return sorted(
+        {
+            instant
+            for instant in window_instants(terms, start, end)
+            if start_utc < instant.astimezone(UTC) < end_utc
+        }
+    )
+
+
+def window_instants(terms: TariffTerms, start: datetime, end: datetime) -> Iterator[datetime]:
+    """Every window start and end on the local days from the day before ``start``'s to the
+    day after ``end``'s, in the tariff's zone: the candidates for ``window_boundaries``."""
+    zone = terms.zone()
+    day: date = start.astimezone(zone).date() - timedelta(days=1)
     last_day = end.astimezone(zone).date() + timedelta(days=1)
-    boundaries: set[datetime] = set()
-    day: date = first_day
     while day <= last_day:
         for window in terms.energy_windows:
             for local_time in (window.starts_at, window.ends_at):
-                instant = datetime.combine(day, local_time, tzinfo=zone)
-                if start < instant < end:
-                    boundaries.add(instant)
+                yield datetime.combine(day, local_time, tzinfo=zone)
         day += timedelta(days=1)
-    return sorted(boundaries)
 
 
 def split_charging_by_window(

@@ -29,39 +29,45 @@ class LedgerReadError(OperationalError):
     """
 
 
+# A record not built yet: LedgerRecord.linked's arguments, built when first read. The
+# writer's process answers a commit with every record's offset and hash, and ingest reads a
+# few of a batch's thousand records back (the aggregates later batches fast-forward or
+# load): building them all in the answers' thread was CPU that the domain's thread, under
+# the same GIL, then lacked.
+Unbuilt = tuple[bytes, int, str, int, str, bytes, bytes]
+
+
 class RecordCache:
     """The most recently written or read records by offset, bounded in count."""
 
     def __init__(self, max_records: int = DEFAULT_CACHE_RECORDS) -> None:
         self._max_records = max_records
-        self._records: OrderedDict[int, LedgerRecord] = OrderedDict()
+        self._records: OrderedDict[int, LedgerRecord | Unbuilt] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, offset: int) -> LedgerRecord | None:
         with self._lock:
             record = self._records.get(offset)
-            if record is not None:
-                self._records.move_to_end(offset)
-            return record
+            if record is None:
+                return None
+            self._records.move_to_end(offset)
+            if type(record) is tuple:
+                record = self._records[offset] = LedgerRecord.linked(*record)
+            return record  # type: ignore[return-value]
 
     def put(self, offset: int, record: LedgerRecord) -> None:
-        if self._max_records <= 0:
-            return
-        with self._lock:
-            self._records[offset] = record
-            self._records.move_to_end(offset)
-            while len(self._records) > self._max_records:
-                self._records.popitem(last=False)
+        self.put_many(((offset, record),))
 
-    def put_many(self, records: Iterable[tuple[int, LedgerRecord]]) -> None:
-        """``put`` each (offset, record), under one lock (a commit's records at once)."""
+    def put_many(self, records: Iterable[tuple[int, LedgerRecord | Unbuilt]]) -> None:
+        """``put`` each (offset, record or Unbuilt), under one lock (a commit's records)."""
         if self._max_records <= 0:
             return
         with self._lock:
             cached = self._records
             for offset, record in records:
-                cached[offset] = record
-                cached.move_to_end(offset)
+                if offset in cached:
+                    cached.move_to_end(offset)
+                cached[offset] = record  # a new offset goes to the end
             while len(cached) > self._max_records:
                 cached.popitem(last=False)
 

@@ -19,6 +19,7 @@ from eventsourcing.persistence import (
     Subscription,
 )
 
+from store.id_text import id_text
 from store.ledger import Ledger
 from store.writer import PendingCommit, SideRecord
 
@@ -216,7 +217,7 @@ class KafkaApplicationRecorder(KafkaAggregateRecorder, ApplicationRecorder):
         unsaved = self._unsaved
         if unsaved is not None and unsaved.done.is_set() and unsaved.error is not None:
             self.wait_unsaved()  # raises: its versions are not the store's
-        by_text = {str(originator_id): originator_id for originator_id in originator_ids}
+        by_text = {id_text(originator_id): originator_id for originator_id in originator_ids}
         found = self.ledger.last_versions(list(by_text))
         versions = {by_text[text]: version for text, version in found.items()}
         # The deferred save's versions, as its commit will store them.

@@ -141,7 +141,9 @@ class PendingCommit:
     done: threading.Event = field(default_factory=threading.Event)
     ids: list[list[int]] | None = None
     error: BaseException | None = None
-    # The committed ledger records (offset, record) of this request's batches, in order.
+    # The committed ledger records (offset, record) of this request's batches, in order:
+    # filled where the records are made (the thread writer, the writer's process); the
+    # process writer's parent leaves it empty and keeps them unbuilt in its record cache.
     committed: list[tuple[int, LedgerRecord]] = field(default_factory=list)
 
     @property

@@ -45,10 +45,10 @@ from typing import Any, NamedTuple, cast
 
 from eventsourcing.persistence import StoredEvent
 
+from store.id_text import id_text
 from store.index import AggregateIndex
 from store.kafka_clients import KafkaConnection
-from store.reader import LedgerReader, RecordCache
-from store.records import LedgerRecord
+from store.reader import LedgerReader, RecordCache, Unbuilt
 from store.signing import LedgerSigner
 from store.writer import (
     LedgerWriter,
@@ -315,12 +315,10 @@ class ProcessLedgerWriter(WriterBase):
             raise WriterUnavailable(f"writer of {self.topic!r} is not running")
         if self._gone is not None:
             self._restart()
-        texts: dict[Any, str] = {}
         events = [
             [
                 (
-                    texts.get(event.originator_id)
-                    or texts.setdefault(event.originator_id, str(event.originator_id)),
+                    id_text(event.originator_id),
                     event.originator_version,
                     event.topic,
                     event.state,
@@ -427,17 +425,17 @@ class ProcessLedgerWriter(WriterBase):
         if offsets:
             at = 0
             prev_hash = hashes[0]
-            committed: list[tuple[int, LedgerRecord]] = []
+            unbuilt: list[tuple[int, Unbuilt]] = []
             for batch, batch_ids in zip(sent.events, ids, strict=True):
                 for event, notification_id in zip(batch, batch_ids, strict=True):
                     # event: (originator id, version, topic, state), in linked()'s order.
                     record_hash = hashes[at + 1]
-                    record = LedgerRecord.linked(prev_hash, notification_id, *event, record_hash)
-                    committed.append((offsets[at], record))
+                    unbuilt.append((offsets[at], (prev_hash, notification_id, *event, record_hash)))
                     prev_hash = record_hash
                     at += 1
-            self._cache.put_many(committed)
-            sent.commit.committed = committed
+            # Built when read (store/reader.py's Unbuilt); the commit's own list of records
+            # is the child's (its answer is made from it), left empty here.
+            self._cache.put_many(unbuilt)
         if self._on_commit is not None:
             try:
                 self._on_commit()

@@ -51,3 +51,17 @@ def test_any_id_is_the_library_s_uuid5_in_every_respect(upstream_id: str) -> Non
         standard.variant,
     )
     assert derived.is_safe == standard.is_safe
+
+
+@pytest.mark.parametrize("upstream_id", ["", None, 7, ["S1"], {"id": "S1"}])
+def test_what_is_not_a_non_empty_string_is_refused_in_words(upstream_id: object) -> None:
+    # An unhashable value never reaches the cache's key: the same refusal as any other.
+    with pytest.raises(InvalidValueError, match="session id must be a non-empty string"):
+        session_aggregate_id(upstream_id)  # type: ignore[arg-type]
+
+
+def test_kinds_kept_apart_and_found_again() -> None:
+    first = session_aggregate_id("shared-1")
+    assert session_aggregate_id("shared-1") is first  # kept
+    assert tariff_aggregate_id("shared-1") != first
+    assert processed_message_id("shared-1") == uuid5(EVLEDGER_NAMESPACE, "message:shared-1")
