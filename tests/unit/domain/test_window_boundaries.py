@@ -86,15 +86,18 @@ def test_the_same_boundaries_as_compared_in_the_tariffs_zone(
     assert [(b.tzinfo, b.fold) for b in found] == [(b.tzinfo, b.fold) for b in expected]
 
 
+BERLIN_NIGHTS = TariffTerms(
+    currency="EUR",
+    price_per_kwh=Decimal("0.30"),
+    vat_rate=Decimal("0.19"),
+    timezone="Europe/Berlin",
+    energy_windows=(EnergyWindow("night", "02:00", "06:00", Decimal("0.20")),),
+)
+
+
 def test_a_session_in_the_tariffs_own_zone_is_compared_by_wall_clock() -> None:
     berlin = ZoneInfo("Europe/Berlin")
-    terms = TariffTerms(
-        currency="EUR",
-        price_per_kwh=Decimal("0.30"),
-        vat_rate=Decimal("0.19"),
-        timezone="Europe/Berlin",
-        energy_windows=(EnergyWindow("night", "02:00", "06:00", Decimal("0.20")),),
-    )
+    terms = BERLIN_NIGHTS
     # 02:00 on 29 March 2026 is in Berlin's gap: the same instant as 03:00, which by
     # instants it does not precede, and by wall clock (two datetimes of one tzinfo) does.
     start, end = (
@@ -106,13 +109,7 @@ def test_a_session_in_the_tariffs_own_zone_is_compared_by_wall_clock() -> None:
 
 
 def test_a_naive_start_or_end_is_refused_as_before() -> None:
-    terms = TariffTerms(
-        currency="EUR",
-        price_per_kwh=Decimal("0.30"),
-        vat_rate=Decimal("0.19"),
-        timezone="Europe/Berlin",
-        energy_windows=(EnergyWindow("night", "02:00", "06:00", Decimal("0.20")),),
-    )
+    terms = BERLIN_NIGHTS
     aware, naive = datetime(2026, 3, 29, 0, 30, tzinfo=UTC), datetime(2026, 3, 29, 5)
     for start, end in ((naive, aware + timedelta(hours=9)), (aware, naive)):
         with pytest.raises(TypeError):
