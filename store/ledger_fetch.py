@@ -47,8 +47,8 @@ _RECORDS_START = DefaultRecordBatch.HEADER_STRUCT.size
 _FORMAT, _TOPIC, _VERSION, _ID, _PREV_HASH, _HASH = (name.encode() for name in RECORD_HEADERS)
 _KNOWN_KEYS = frozenset((_FORMAT, _TOPIC, _VERSION, _ID, _PREV_HASH, _HASH))
 _FORMAT_VALUE = FORMAT_VERSION.encode()
-# Most varints of a ledger record are one byte (their values by that byte, zigzag undone,
-# here) or two (a value's length, a hash's); longer ones are kafka-python's decode_varint's.
+# Most varints of a ledger record are one byte: their values by that byte, zigzag undone,
+# here; longer ones (a value's length, a hash's) are kafka-python's decode_varint's.
 _ONE_BYTE = tuple((byte >> 1) ^ -(byte & 1) for byte in range(0x80))
 
 _new = object.__new__
@@ -169,8 +169,9 @@ class LedgerPartitionRecords(Fetcher.PartitionRecords):  # type: ignore[misc]
         from its bytes; raises (``_NotParsed`` or whatever a malformed record sets off) if
         one does not parse exactly as kafka-python and ``LedgerRecord.decode`` would.
 
-        Each varint is read where its field is, one- and two-byte ones written out rather
-        than called for: with a call per multi-byte varint a record cost a fifth more."""
+        Each varint is read where its field is, a one-byte one written out rather than
+        called for (a call per varint cost a record about a fifth more; one per multi-byte
+        varint, about a tenth: 4.9 -> 5.5 us on golden records, under 1 % of a rebuild)."""
         data = bytes(batch._buffer)
         end = len(data)
         pos = _RECORDS_START
@@ -184,9 +185,6 @@ class LedgerPartitionRecords(Fetcher.PartitionRecords):  # type: ignore[misc]
             byte = data[pos]
             if byte < 0x80:
                 length, pos = one_byte[byte], pos + 1
-            elif data[pos + 1] < 0x80:
-                length = (byte & 0x7F) | (data[pos + 1] << 7)
-                length, pos = (length >> 1) ^ -(length & 1), pos + 2
             else:
                 length, pos = varint(data, pos)
             start = pos
@@ -196,24 +194,16 @@ class LedgerPartitionRecords(Fetcher.PartitionRecords):  # type: ignore[misc]
                 raise _NotParsed
             if data[pos] < 0x80:  # timestamp delta: not kept
                 pos += 1
-            elif data[pos + 1] < 0x80:
-                pos += 2
             else:
                 _, pos = varint(data, pos)
             byte = data[pos]
             if byte < 0x80:
                 offset_delta, pos = one_byte[byte], pos + 1
-            elif data[pos + 1] < 0x80:
-                offset_delta = (byte & 0x7F) | (data[pos + 1] << 7)
-                offset_delta, pos = (offset_delta >> 1) ^ -(offset_delta & 1), pos + 2
             else:
                 offset_delta, pos = varint(data, pos)
             byte = data[pos]
             if byte < 0x80:
                 size, pos = one_byte[byte], pos + 1
-            elif data[pos + 1] < 0x80:
-                size = (byte & 0x7F) | (data[pos + 1] << 7)
-                size, pos = (size >> 1) ^ -(size & 1), pos + 2
             else:
                 size, pos = varint(data, pos)
             if size >= 0:
@@ -224,9 +214,6 @@ class LedgerPartitionRecords(Fetcher.PartitionRecords):  # type: ignore[misc]
             byte = data[pos]
             if byte < 0x80:
                 size, pos = one_byte[byte], pos + 1
-            elif data[pos + 1] < 0x80:
-                size = (byte & 0x7F) | (data[pos + 1] << 7)
-                size, pos = (size >> 1) ^ -(size & 1), pos + 2
             else:
                 size, pos = varint(data, pos)
             if size >= 0:
@@ -237,9 +224,6 @@ class LedgerPartitionRecords(Fetcher.PartitionRecords):  # type: ignore[misc]
             byte = data[pos]
             if byte < 0x80:
                 count, pos = one_byte[byte], pos + 1
-            elif data[pos + 1] < 0x80:
-                count = (byte & 0x7F) | (data[pos + 1] << 7)
-                count, pos = (count >> 1) ^ -(count & 1), pos + 2
             else:
                 count, pos = varint(data, pos)
             if count < 0:
@@ -249,9 +233,6 @@ class LedgerPartitionRecords(Fetcher.PartitionRecords):  # type: ignore[misc]
                 byte = data[pos]
                 if byte < 0x80:
                     size, pos = one_byte[byte], pos + 1
-                elif data[pos + 1] < 0x80:
-                    size = (byte & 0x7F) | (data[pos + 1] << 7)
-                    size, pos = (size >> 1) ^ -(size & 1), pos + 2
                 else:
                     size, pos = varint(data, pos)
                 if size < 0:
@@ -261,9 +242,6 @@ class LedgerPartitionRecords(Fetcher.PartitionRecords):  # type: ignore[misc]
                 byte = data[pos]
                 if byte < 0x80:
                     size, pos = one_byte[byte], pos + 1
-                elif data[pos + 1] < 0x80:
-                    size = (byte & 0x7F) | (data[pos + 1] << 7)
-                    size, pos = (size >> 1) ^ -(size & 1), pos + 2
                 else:
                     size, pos = varint(data, pos)
                 if size >= 0:
