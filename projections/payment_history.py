@@ -374,7 +374,7 @@ class PaymentHistory(ReadModel):
         )
         upsert(self.db, ROAMING_CDRS.name, ROAMING_CDRS.key, cdr_rows(rows[Entity.ROAMING_CDR]))
         # Derived columns, recomputed from the helper tables for every row the batch touched.
-        if payments or sessions or refunds:
+        if self.rejoins_each_batch and (payments or sessions or refunds):
             _derive(self.db, _TOUCHED, [to_json(payments), to_json(sessions), to_json(refunds)])
 
     def create(self) -> None:

@@ -162,6 +162,8 @@ class RefundStatusView(ReadModel):
             upsert_having(self.db, table, key, rows[entity], columns)
             for entity, table, key, columns in _WRITTEN
         )
+        if not self.rejoins_each_batch:
+            return
         for where, keys in (("refund_key", refunds), ("payment_key", payments)):
             for_keys(self.db, _SESSION_FROM_PAYMENT.replace("{where}", where), keys)
         for where, keys in (

@@ -568,7 +568,7 @@ def _rebuild_unit(job: _Job, unit: int, counters: Any) -> None:
     try:
         with job.site.ledger_source(shard) as own:
             models = [
-                model_class(place.db).for_shard(shard)
+                model_class(place.db).for_shard(shard).rejoined_at_end()
                 for group, place in zip(groups, places, strict=True)
                 for model_class in group.classes
             ]
@@ -583,6 +583,10 @@ def _rebuild_unit(job: _Job, unit: int, counters: Any) -> None:
                 counters[3 * unit], counters[3 * unit + 1] = reached, target
 
             project_to(source, models, batch_size=job.batch_size, progress=report)
+            # What the batches left out (ReadModel.rejoined_at_end), for every row at once.
+            for model in models:
+                with model.db.transaction():
+                    model.rejoin()
             if isinstance(source, FeedSource):
                 source.close()  # read: the shard's other units need not wait for this one
     finally:
