@@ -583,12 +583,14 @@ def _rebuild_unit(job: _Job, unit: int, counters: Any) -> None:
                 counters[3 * unit], counters[3 * unit + 1] = reached, target
 
             project_to(source, models, batch_size=job.batch_size, progress=report)
-            # What the batches left out (ReadModel.rejoined_at_end), for every row at once.
-            for model in models:
-                with model.db.transaction():
-                    model.rejoin()
             if isinstance(source, FeedSource):
                 source.close()  # read: the shard's other units need not wait for this one
+            # What the batches left out (ReadModel.rejoined_at_end), for every row at once;
+            # a sharded rebuild's parent does it after merging the shards' rows (_merge).
+            if len({u.shard for u in job.all_units}) == 1:
+                for model in models:
+                    with model.db.transaction():
+                        model.rejoin()
     finally:
         for place in places:
             place.db.close()
