@@ -82,6 +82,7 @@ from domain.vocabulary import (
     RefundReason,
     RefundStatus,
 )
+from store.frozen import made
 
 log = logging.getLogger(__name__)
 
@@ -958,13 +959,19 @@ def _outcome(decision: _Decision) -> Outcome:
     return Outcome.REJECTED if decision.rejection_reason else Outcome.APPLIED
 
 
+# A result and its events are made once per message and event without their generated
+# frozen __init__ (store/frozen.py); tests/unit/domain/test_application.py compares them.
+
+
 def _result(command: Command, decision: _Decision, events: list[RecordedEvent]) -> CommandResult:
-    return CommandResult(
+    return made(
+        CommandResult,
         event_id=command.event_id,
         message_type=command.MESSAGE_TYPE,
         outcome=_outcome(decision),
         rejection_reason=decision.rejection_reason,
         events=tuple(events),
+        first_outcome=None,
     )
 
 
@@ -973,7 +980,8 @@ def _recorded(recording: Recording[UUID]) -> RecordedEvent:
 
 
 def _named(event: DomainEventProtocol[UUID]) -> RecordedEvent:
-    return RecordedEvent(
+    return made(
+        RecordedEvent,
         name=type(event).__qualname__,
         originator_id=event.originator_id,
         originator_version=event.originator_version,
