@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, time
 from decimal import Context, Decimal
+from operator import attrgetter
 from typing import Any, ClassVar
 
 import orjson
@@ -48,6 +49,9 @@ def _canonical(value: Any) -> Any:
         return [_canonical(item) for item in value]
     return value
 
+
+# What _canonical returns unchanged, by type (bool: no branch of it takes one).
+_AS_THEY_ARE = frozenset({str, int, bool, type(None)})
 
 # Each command class's field names: dataclasses.fields() filters them anew on every call.
 _FIELD_NAMES: dict[type[Command], tuple[str, ...]] = {}
@@ -102,7 +106,13 @@ class Command:
 
     def content_sha256(self) -> str:
         """SHA-256 of the canonical content: same message, same hash, on any machine."""
-        content = {name: _canonical(getattr(self, name)) for name in _field_names(type(self))}
+        names = _field_names(type(self))
+        # Most fields are text or integers, which _canonical returns as they are: asked
+        # only of the others (a call per field was most of building the content).
+        content = {
+            name: value if type(value) in _AS_THEY_ARE else _canonical(value)
+            for name, value in zip(names, attrgetter(*names)(self), strict=True)
+        }
         content["type"] = self.MESSAGE_TYPE.value
         return hashlib.sha256(_canonical_json(content)).hexdigest()
 
