@@ -262,13 +262,15 @@ class BillingApplication(Application[UUID]):
                     results.append(repeated)
                     continue
                 decision, processed = self._decide(command, self._decider(command))
-                changed = (*decision.aggregates, processed)
-                new_events = [
-                    event for aggregate in changed for event in aggregate.collect_events()
-                ]
-                events.extend(new_events)
-                for aggregate in changed:
+                new_events: list[DomainEventProtocol[UUID]] = []
+                for aggregate in (*decision.aggregates, processed):
+                    # collect_events() without its pop(0) and append per event (no
+                    # aggregate here overrides it).
+                    pending = aggregate.pending_events
+                    new_events.extend(pending)
+                    pending.clear()
                     batch[aggregate.id] = aggregate
+                events.extend(new_events)
                 results.append(_result(command, decision, [_named(e) for e in new_events]))
             self._unit_of_work = None
             finish(list(results))

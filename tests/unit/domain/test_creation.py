@@ -15,7 +15,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
-from eventsourcing.domain import Aggregate, CanInitAggregate
+from eventsourcing.domain import Aggregate, BaseAggregate, CanInitAggregate
 from eventsourcing.persistence import Mapper
 
 from domain.application import BillingApplication
@@ -154,3 +154,9 @@ def test_a_class_unlike_the_plain_case_takes_the_library_s_path() -> None:
     assert made.given == "n"
     with pytest.raises(TypeError, match="non-UUID originator_id"):
         create(SessionSettlement, SessionSettlement.Opened, id="text", session_id="s")  # type: ignore[arg-type]
+
+
+def test_no_aggregate_collects_its_events_its_own_way() -> None:
+    # BillingApplication's batch takes each aggregate's pending events itself.
+    for aggregate_class in _aggregate_classes():
+        assert aggregate_class.collect_events is BaseAggregate.collect_events, aggregate_class
