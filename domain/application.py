@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar, cast
@@ -174,7 +175,7 @@ class BillingApplication(Application[UUID]):
         # records, sessions, payments...), asked at the batch's start in one look-up when
         # the recorder can (the Kafka ledger's: `recorded_versions`); an aggregate looked
         # up but absent has no events yet. Otherwise each is looked for on its own.
-        self._looked_up: frozenset[UUID] = frozenset()
+        self._looked_up: AbstractSet[UUID] = frozenset()
         self._versions: dict[UUID, int] = {}
         self._recorded_versions: Callable[[Sequence[UUID]], dict[UUID, int]] | None = getattr(
             self.recorder, "recorded_versions", None
@@ -324,7 +325,9 @@ class BillingApplication(Application[UUID]):
             if reached is not None:
                 ids.add(reached)
         self._versions = self._recorded_versions(list(ids))
-        self._looked_up = frozenset(ids)
+        # The set itself, not a frozenset of it: a copy hashes every id again (a UUID's
+        # hash is Python code), a few per message.
+        self._looked_up = ids
 
     def _reached_through_kept(self, command: Command) -> UUID | None:
         """An aggregate a command reaches through one it names, when that one is kept from
