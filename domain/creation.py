@@ -20,13 +20,16 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+from datetime import datetime
 from functools import cache
 from typing import Any, TypeVar
 from uuid import UUID
 
+from eventsourcing import domain as domain_module
 from eventsourcing.domain import (
     Aggregate,
     BaseAggregate,
+    CanCreateTimestamp,
     CanInitAggregate,
     CanMutateAggregate,
     DomainEvent,
@@ -36,6 +39,9 @@ from eventsourcing.utils import get_topic
 A = TypeVar("A", bound=Aggregate)
 
 _new = object.__new__
+# What the library's create_timestamp() returns, without its two calls: the time now in the
+# library's TZINFO (read at each call, as it does).
+_now = datetime.now
 
 # The fields every aggregate event's ``__init__`` sets before its own, in this order.
 _BASE = ("originator_id", "originator_version", "timestamp")
@@ -48,7 +54,7 @@ def create(cls: type[A], event_class: type[Aggregate.Created], *, id: UUID, **fi
     if topic is None or type(id) is not UUID or fields.keys() != own.keys():
         return cls._create(event_class, id=id, **fields)
     version = cls.INITIAL_VERSION
-    timestamp = event_class.create_timestamp()
+    timestamp = _now(domain_module.TZINFO)
     event = _new(event_class)
     state = vars(event)
     state["originator_id"] = id
@@ -72,7 +78,7 @@ def trigger(aggregate: Aggregate, event_class: type[Aggregate.Event], **fields: 
         aggregate.trigger_event(event_class, **fields)
         return
     version = aggregate.version + 1
-    timestamp = event_class.create_timestamp()
+    timestamp = _now(domain_module.TZINFO)
     event = _new(event_class)
     state = vars(event)
     # The library's mutate checks the event's id and version against the aggregate's,
@@ -122,8 +128,8 @@ def _plain_trigger(cls: type[Aggregate], event_class: type[Aggregate.Event]) -> 
 
 def _plain_event(event_class: type[Any], base: tuple[str, ...]) -> bool:
     """A frozen dataclass without slots whose ``__init__`` sets ``base`` first and then its
-    own fields, and whose ``__post_init__`` is the library's UUID check (true of the id
-    given here) or absent."""
+    own fields, whose ``__post_init__`` is the library's UUID check (true of the id given
+    here) or absent, and whose timestamps are the library's."""
     names = [f.name for f in dataclasses.fields(event_class)]
     return (
         dataclasses.is_dataclass(event_class)
@@ -131,4 +137,5 @@ def _plain_event(event_class: type[Any], base: tuple[str, ...]) -> bool:
         and names[: len(base)] == list(base)
         and all(f.init and not f.kw_only for f in dataclasses.fields(event_class))
         and getattr(event_class, "__post_init__", None) in (None, DomainEvent.__post_init__)
+        and getattr(event_class, "create_timestamp", None) is CanCreateTimestamp.create_timestamp
     )
