@@ -7,8 +7,9 @@ separators, UTF-8 rather than \\u escapes, the same string escapes) for everythi
 domain event's state holds: str, int, bool, None, dicts with str keys, lists and tuples;
 anything else (datetime, Decimal, date, time, dataclasses) goes to the library's
 transcodings, as before, but for a datetime in UTC or naive, whose transcoding's dict is
-written with orjson's text of it (the same as ``isoformat()``'s, in a fraction of its time). What orjson would spell differently never reaches it: integers
-beyond 64 bits and dicts with other keys fall back to the library's encoder whole.
+written with orjson's text of it (the same as ``isoformat()``'s, in a fraction of its
+time). What orjson would spell differently never reaches it: integers beyond 64 bits and
+dicts with other keys fall back to the library's encoder whole.
 Floats, UUIDs and enums, which orjson encodes natively and the library does not, do not
 occur in event states (money is integer minor units, ids are str); the tests re-encode
 every event of the golden ledger and of generated traffic to hold that.
