@@ -67,7 +67,7 @@ def create(cls: type[A], event_class: type[Aggregate.Created], *, id: UUID, **fi
     aggregate.__base_init__(id, version, timestamp)
     aggregate.__init__()  # type: ignore[misc]
     event.apply(aggregate)
-    aggregate.pending_events.append(event)
+    aggregate._pending_events.append(event)  # the property's list
     return aggregate
 
 
@@ -91,7 +91,7 @@ def trigger(aggregate: Aggregate, event_class: type[Aggregate.Event], **fields: 
     event.apply(aggregate)
     aggregate.version = version
     aggregate.modified_on = timestamp
-    aggregate.pending_events.append(event)
+    aggregate._pending_events.append(event)  # the property's list
 
 
 @cache
