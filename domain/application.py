@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
-from eventsourcing.domain import Aggregate, DomainEventProtocol, MutableOrImmutableAggregate
+from eventsourcing.domain import (
+    Aggregate,
+    CanMutateAggregate,
+    DomainEventProtocol,
+    MutableOrImmutableAggregate,
+)
 from eventsourcing.persistence import IntegrityError, PersistenceError, Recording
 from eventsourcing.utils import Environment, EnvType
 
@@ -82,6 +88,7 @@ from domain.vocabulary import (
     RefundReason,
     RefundStatus,
 )
+from store.frozen import made
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +180,7 @@ class BillingApplication(Application[UUID]):
         # records, sessions, payments...), asked at the batch's start in one look-up when
         # the recorder can (the Kafka ledger's: `recorded_versions`); an aggregate looked
         # up but absent has no events yet. Otherwise each is looked for on its own.
-        self._looked_up: frozenset[UUID] = frozenset()
+        self._looked_up: AbstractSet[UUID] = frozenset()
         self._versions: dict[UUID, int] = {}
         self._recorded_versions: Callable[[Sequence[UUID]], dict[UUID, int]] | None = getattr(
             self.recorder, "recorded_versions", None
@@ -261,13 +268,15 @@ class BillingApplication(Application[UUID]):
                     results.append(repeated)
                     continue
                 decision, processed = self._decide(command, self._decider(command))
-                changed = (*decision.aggregates, processed)
-                new_events = [
-                    event for aggregate in changed for event in aggregate.collect_events()
-                ]
-                events.extend(new_events)
-                for aggregate in changed:
+                new_events: list[DomainEventProtocol[UUID]] = []
+                for aggregate in (*decision.aggregates, processed):
+                    # collect_events() without its pop(0) and append per event (no
+                    # aggregate here overrides it).
+                    pending = aggregate.pending_events
+                    new_events.extend(pending)
+                    pending.clear()
                     batch[aggregate.id] = aggregate
+                events.extend(new_events)
                 results.append(_result(command, decision, [_named(e) for e in new_events]))
             self._unit_of_work = None
             finish(list(results))
@@ -297,7 +306,11 @@ class BillingApplication(Application[UUID]):
         is an ``Aggregate``; anything else given is a domain event."""
         processing_event: ProcessingEvent[UUID] = ProcessingEvent()
         for obj in objs:
-            if isinstance(obj, Aggregate):
+            # Events first: a batch saves a thousand or more, and an isinstance against
+            # Aggregate (an ABC) costs six times one against the events' plain base class.
+            if isinstance(obj, CanMutateAggregate):
+                processing_event.events.append(obj)
+            elif isinstance(obj, Aggregate):
                 processing_event.events.extend(obj.collect_events())
                 processing_event.aggregates[obj.id] = obj
             elif obj is not None:
@@ -321,7 +334,9 @@ class BillingApplication(Application[UUID]):
             if reached is not None:
                 ids.add(reached)
         self._versions = self._recorded_versions(list(ids))
-        self._looked_up = frozenset(ids)
+        # The set itself, not a frozenset of it: a copy hashes every id again (a UUID's
+        # hash is Python code), a few per message.
+        self._looked_up = ids
 
     def _reached_through_kept(self, command: Command) -> UUID | None:
         """An aggregate a command reaches through one it names, when that one is kept from
@@ -958,13 +973,19 @@ def _outcome(decision: _Decision) -> Outcome:
     return Outcome.REJECTED if decision.rejection_reason else Outcome.APPLIED
 
 
+# A result and its events are made once per message and event without their generated
+# frozen __init__ (store/frozen.py); tests/unit/domain/test_application.py compares them.
+
+
 def _result(command: Command, decision: _Decision, events: list[RecordedEvent]) -> CommandResult:
-    return CommandResult(
+    return made(
+        CommandResult,
         event_id=command.event_id,
         message_type=command.MESSAGE_TYPE,
         outcome=_outcome(decision),
         rejection_reason=decision.rejection_reason,
         events=tuple(events),
+        first_outcome=None,
     )
 
 
@@ -973,7 +994,8 @@ def _recorded(recording: Recording[UUID]) -> RecordedEvent:
 
 
 def _named(event: DomainEventProtocol[UUID]) -> RecordedEvent:
-    return RecordedEvent(
+    return made(
+        RecordedEvent,
         name=type(event).__qualname__,
         originator_id=event.originator_id,
         originator_version=event.originator_version,

@@ -13,7 +13,7 @@ from typing import Any
 from eventsourcing.domain import Aggregate
 
 from domain import postings
-from domain.creation import create
+from domain.creation import create, trigger
 from domain.errors import PaymentRuleViolation, RefundRuleViolation
 from domain.ids import payment_aggregate_id
 from domain.vocabulary import PaymentStatus
@@ -226,7 +226,8 @@ class Payment(Aggregate):
                 f"{self.currency}; capture at most the hold"
             )
         if reason is not None:
-            self.trigger_event(
+            trigger(
+                self,
                 self.CaptureRejected,
                 event_id=event_id,
                 amount_minor=amount_minor,
@@ -236,7 +237,8 @@ class Payment(Aggregate):
             )
             return reason
         currency = self._currency()
-        self.trigger_event(
+        trigger(
+            self,
             self.Captured,
             captured_minor=amount_minor,
             hold_minor=self.hold_minor,
@@ -253,7 +255,8 @@ class Payment(Aggregate):
                 f"payment {self.payment_id} is {self.status.value}; only an authorised "
                 "payment can fail"
             )
-        self.trigger_event(
+        trigger(
+            self,
             self.Failed,
             reason=reason,
             released_minor=self.hold_minor,
@@ -267,7 +270,8 @@ class Payment(Aggregate):
                 f"payment {self.payment_id} is {self.status.value}; only an authorised "
                 "payment can be voided"
             )
-        self.trigger_event(
+        trigger(
+            self,
             self.Voided,
             reason=reason,
             released_minor=self.hold_minor,
@@ -302,7 +306,8 @@ class Payment(Aggregate):
                 outcome = ReconciliationOutcome.UNDERCHARGE
             else:
                 outcome = ReconciliationOutcome.EXACT
-        self.trigger_event(
+        trigger(
+            self,
             self.Reconciled,
             session_id=session_id,
             session_total_minor=session_total_minor,
@@ -362,7 +367,8 @@ class Payment(Aggregate):
         blocker = self.refund_blocker(amount_minor)
         if blocker is not None:
             raise RefundRuleViolation(blocker)
-        self.trigger_event(
+        trigger(
+            self,
             self.RefundApproved,
             refund_id=refund_id,
             amount_minor=amount_minor,
@@ -375,7 +381,8 @@ class Payment(Aggregate):
         if commitment is None:
             return
         amount = int(commitment["amount_minor"])
-        self.trigger_event(
+        trigger(
+            self,
             self.RefundReleased,
             refund_id=refund_id,
             amount_minor=amount,
@@ -383,7 +390,8 @@ class Payment(Aggregate):
         )
 
     def reject(self, *, message_type: str, event_id: str, reason: str, at: datetime) -> None:
-        self.trigger_event(
+        trigger(
+            self,
             self.CommandRejected,
             message_type=message_type,
             event_id=event_id,

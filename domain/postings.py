@@ -21,7 +21,6 @@ balance from the ledger alone.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -48,44 +47,33 @@ class Direction(StrEnum):
     CREDIT = "credit"
 
 
-@dataclass(frozen=True)
-class Posting:
-    """One side of a journal entry: an amount debited or credited to one account."""
-
-    account: Account
-    direction: Direction
-    amount_minor: int
-    currency: str
-
-    def __post_init__(self) -> None:
-        require_minor_units(self.amount_minor, "posting amount")
-        currency_exponent(self.currency)
-
-    def to_primitive(self) -> dict[str, Any]:
-        return {
-            "account": self.account.value,
-            "direction": self.direction.value,
-            "amount_minor": self.amount_minor,
-            "currency": self.currency,
-        }
-
-    @classmethod
-    def from_primitive(cls, data: dict[str, Any]) -> Posting:
-        return cls(
-            account=Account(data["account"]),
-            direction=Direction(data["direction"]),
-            amount_minor=int(data["amount_minor"]),
-            currency=data["currency"],
-        )
+def posting(
+    account: Account, direction: Direction, amount_minor: int, currency: str
+) -> dict[str, Any]:
+    """One side of a journal entry, as events carry it: an amount debited or credited to
+    one account, checked (whole minor units, a known currency). Made as the primitive dict
+    itself: a frozen dataclass per line, only to be spelled as this dict, was most of a
+    journal's cost (several lines a message)."""
+    require_minor_units(amount_minor, "posting amount")
+    currency_exponent(currency)
+    # ``_value_`` is what ``.value`` returns, without its Python-level descriptor.
+    return {
+        "account": account._value_,
+        "direction": direction._value_,
+        "amount_minor": amount_minor,
+        "currency": currency,
+    }
 
 
-def _transfer(debit: Account, credit: Account, amount_minor: int, currency: str) -> list[Posting]:
+def _transfer(
+    debit: Account, credit: Account, amount_minor: int, currency: str
+) -> list[dict[str, Any]]:
     # A zero transfer adds nothing but noise to every ledger reader.
     if amount_minor == 0:
         return []
     return [
-        Posting(debit, Direction.DEBIT, amount_minor, currency),
-        Posting(credit, Direction.CREDIT, amount_minor, currency),
+        posting(debit, Direction.DEBIT, amount_minor, currency),
+        posting(credit, Direction.CREDIT, amount_minor, currency),
     ]
 
 
@@ -98,11 +86,10 @@ def is_balanced(postings: list[dict[str, Any]]) -> bool:
     return all(value == 0 for value in net.values())
 
 
-def _journal(postings: list[Posting]) -> list[dict[str, Any]]:
-    primitives = [posting.to_primitive() for posting in postings]
-    if not is_balanced(primitives):  # pragma: no cover - every builder below balances
-        raise InvalidValueError(f"unbalanced journal entry: {primitives}")
-    return primitives
+def _journal(postings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if not is_balanced(postings):  # pragma: no cover - every builder below balances
+        raise InvalidValueError(f"unbalanced journal entry: {postings}")
+    return postings
 
 
 def session_priced(
@@ -112,14 +99,14 @@ def session_priced(
     postings = []
     if total_minor:
         postings.append(
-            Posting(Account.CUSTOMER_RECEIVABLE, Direction.DEBIT, total_minor, currency)
+            posting(Account.CUSTOMER_RECEIVABLE, Direction.DEBIT, total_minor, currency)
         )
     if subtotal_minor:
         postings.append(
-            Posting(Account.CHARGING_REVENUE, Direction.CREDIT, subtotal_minor, currency)
+            posting(Account.CHARGING_REVENUE, Direction.CREDIT, subtotal_minor, currency)
         )
     if vat_minor:
-        postings.append(Posting(Account.VAT_PAYABLE, Direction.CREDIT, vat_minor, currency))
+        postings.append(posting(Account.VAT_PAYABLE, Direction.CREDIT, vat_minor, currency))
     return _journal(postings)
 
 
@@ -153,7 +140,7 @@ def _signed(lines: list[tuple[Account, int]], currency: str) -> list[dict[str, A
     """Postings from signed amounts: positive debits the account, negative credits it."""
     return _journal(
         [
-            Posting(
+            posting(
                 account,
                 Direction.DEBIT if amount > 0 else Direction.CREDIT,
                 abs(amount),
@@ -193,7 +180,7 @@ def reversal(postings: list[dict[str, Any]]) -> list[dict[str, Any]]:
     flipped = {Direction.DEBIT.value: Direction.CREDIT, Direction.CREDIT.value: Direction.DEBIT}
     return _journal(
         [
-            Posting(
+            posting(
                 Account(p["account"]),
                 flipped[str(p["direction"])],
                 int(p["amount_minor"]),

@@ -39,13 +39,15 @@ class RecentAggregates:
 
     def keep(self, aggregate: Aggregate) -> None:
         """Keep an aggregate as saved; one with events not yet saved is dropped instead."""
+        # The id read once (a property), for several aggregates a message.
+        aggregate_id, kept = aggregate.id, self._aggregates
         if aggregate.pending_events:
-            self._aggregates.pop(aggregate.id, None)
+            kept.pop(aggregate_id, None)
             return
-        self._aggregates[aggregate.id] = aggregate
-        self._aggregates.move_to_end(aggregate.id)
-        while len(self._aggregates) > self.size:
-            self._aggregates.popitem(last=False)
+        kept[aggregate_id] = aggregate
+        kept.move_to_end(aggregate_id)
+        while len(kept) > self.size:
+            kept.popitem(last=False)
 
     def clear(self) -> None:
         self._aggregates.clear()

@@ -8,7 +8,7 @@ from typing import Any
 from eventsourcing.domain import Aggregate
 
 from domain import postings
-from domain.creation import create
+from domain.creation import create, trigger
 from domain.errors import RefundRuleViolation
 from domain.ids import refund_aggregate_id
 from domain.vocabulary import RefundStatus
@@ -149,7 +149,8 @@ class Refund(Aggregate):
         self, *, decided_by: str, note: str | None, occurred_at: datetime, automatic: bool = False
     ) -> None:
         self._require(RefundStatus.REQUESTED, "approved")
-        self.trigger_event(
+        trigger(
+            self,
             self.Approved,
             decided_by=decided_by,
             automatic=automatic,
@@ -161,7 +162,8 @@ class Refund(Aggregate):
         self, *, decided_by: str, reason: str, note: str | None, occurred_at: datetime
     ) -> None:
         self._require(RefundStatus.REQUESTED, "rejected")
-        self.trigger_event(
+        trigger(
+            self,
             self.Rejected,
             decided_by=decided_by,
             reason=reason,
@@ -172,7 +174,8 @@ class Refund(Aggregate):
     def issue(self, *, processor_ref: str | None, occurred_at: datetime) -> None:
         self._require(RefundStatus.APPROVED, "issued")
         assert self.currency is not None  # approval needs a known, captured payment
-        self.trigger_event(
+        trigger(
+            self,
             self.Issued,
             processor_ref=processor_ref,
             amount_minor=self.amount_minor,
@@ -183,12 +186,13 @@ class Refund(Aggregate):
 
     def fail(self, *, reason: str, occurred_at: datetime) -> None:
         self._require(RefundStatus.APPROVED, "failed")
-        self.trigger_event(self.Failed, reason=reason, occurred_at=occurred_at)
+        trigger(self, self.Failed, reason=reason, occurred_at=occurred_at)
 
     def record_rejected_command(
         self, *, message_type: str, event_id: str, reason: str, at: datetime
     ) -> None:
-        self.trigger_event(
+        trigger(
+            self,
             self.CommandRejected,
             message_type=message_type,
             event_id=event_id,

@@ -16,7 +16,7 @@ from eventsourcing.domain import Aggregate
 
 from domain import postings
 from domain.cdr_reconciliation import Reconciliation, priced_dimensions
-from domain.creation import create
+from domain.creation import create, trigger
 from domain.ids import roaming_cdr_aggregate_id
 from domain.ocpi import model as ocpi
 from domain.ocpi.engine import CdrPricing
@@ -180,7 +180,8 @@ class RoamingCdr(Aggregate):
         time_zone_source: str,
     ) -> None:
         excl, incl = pricing.total_excl_vat.minor, pricing.total_incl_vat.minor
-        self.trigger_event(
+        trigger(
+            self,
             self.Priced,
             tariff_id=tariff_id,
             tariff_source=tariff_source,
@@ -199,7 +200,8 @@ class RoamingCdr(Aggregate):
         )
 
     def reconcile(self, reconciliation: Reconciliation) -> None:
-        self.trigger_event(
+        trigger(
+            self,
             self.Reconciled,
             **reconciliation.to_event(),
             currency=self.currency,
@@ -211,10 +213,11 @@ class RoamingCdr(Aggregate):
         )
 
     def reject(self, code: CdrRejection, reason: str, at: datetime) -> None:
-        self.trigger_event(self.Rejected, reason_code=code.value, reason=reason, occurred_at=at)
+        trigger(self, self.Rejected, reason_code=code.value, reason=reason, occurred_at=at)
 
     def reverse(self, *, credit_cdr_id: str, at: datetime) -> None:
-        self.trigger_event(
+        trigger(
+            self,
             self.Reversed,
             credit_cdr_id=credit_cdr_id,
             occurred_at=at,
@@ -222,4 +225,4 @@ class RoamingCdr(Aggregate):
         )
 
     def apply_credit(self, *, original_cdr_id: str, at: datetime) -> None:
-        self.trigger_event(self.CreditApplied, original_cdr_id=original_cdr_id, occurred_at=at)
+        trigger(self, self.CreditApplied, original_cdr_id=original_cdr_id, occurred_at=at)

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from eventsourcing.domain import Aggregate
 
-from domain.creation import create
+from domain.creation import create, trigger
 from domain.ids import roaming_location_aggregate_id
 
 
@@ -69,4 +69,4 @@ class RoamingLocation(Aggregate):
         )
 
     def update(self, *, time_zone: str, last_updated: datetime) -> None:
-        self.trigger_event(self.Updated, time_zone=time_zone, last_updated=last_updated)
+        trigger(self, self.Updated, time_zone=time_zone, last_updated=last_updated)

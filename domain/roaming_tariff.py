@@ -10,7 +10,7 @@ from datetime import datetime
 
 from eventsourcing.domain import Aggregate
 
-from domain.creation import create
+from domain.creation import create, trigger
 from domain.ids import roaming_tariff_aggregate_id
 
 
@@ -76,9 +76,7 @@ class RoamingTariff(Aggregate):
         return last_updated in self.versions
 
     def update(self, *, last_updated: datetime, currency: str, document: str) -> None:
-        self.trigger_event(
-            self.Updated, last_updated=last_updated, currency=currency, document=document
-        )
+        trigger(self, self.Updated, last_updated=last_updated, currency=currency, document=document)
 
     def version_at(self, moment: datetime) -> tuple[datetime, str] | None:
         """The version in force at ``moment`` (latest last_updated not after it), if any."""

@@ -9,7 +9,7 @@ from typing import Any
 from eventsourcing.domain import Aggregate
 
 from domain import postings
-from domain.creation import create
+from domain.creation import create, trigger
 from domain.errors import MeterReadingError, SessionAlreadyStoppedError, SessionTimelineError
 from domain.ids import session_aggregate_id
 from domain.pricing import ROUNDING, LineItem, PricedSession, price_session
@@ -201,7 +201,8 @@ class ChargingSession(Aggregate):
                 f"charging_ended_at {charging_ended_at} is outside the session "
                 f"{started_at} .. {stopped_at}"
             )
-        self.trigger_event(
+        trigger(
+            self,
             self.Stopped,
             meter_stop_wh=meter_stop_wh,
             stop_reason=stop_reason,
@@ -216,7 +217,8 @@ class ChargingSession(Aggregate):
             meter_start_wh=self.meter_start_wh,
             meter_stop_wh=meter_stop_wh,
         )
-        self.trigger_event(
+        trigger(
+            self,
             self.Priced,
             currency=priced.currency,
             line_items=[item.to_primitive() for item in priced.line_items],
@@ -235,7 +237,8 @@ class ChargingSession(Aggregate):
         )
 
     def reject(self, *, message_type: str, event_id: str, reason: str, at: datetime) -> None:
-        self.trigger_event(
+        trigger(
+            self,
             self.CommandRejected,
             message_type=message_type,
             event_id=event_id,

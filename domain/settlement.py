@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from eventsourcing.domain import Aggregate
 
-from domain.creation import create
+from domain.creation import create, trigger
 from domain.ids import settlement_aggregate_id
 
 
@@ -67,9 +67,7 @@ class SessionSettlement(Aggregate):
         return max(0, self.total_minor - earlier)
 
     def record_priced(self, *, total_minor: int, currency: str) -> None:
-        self.trigger_event(self.SessionPriced, total_minor=total_minor, currency=currency)
+        trigger(self, self.SessionPriced, total_minor=total_minor, currency=currency)
 
     def record_capture(self, *, payment_id: str, captured_minor: int) -> None:
-        self.trigger_event(
-            self.PaymentCaptured, payment_id=payment_id, captured_minor=captured_minor
-        )
+        trigger(self, self.PaymentCaptured, payment_id=payment_id, captured_minor=captured_minor)

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from eventsourcing.domain import Aggregate
 
-from domain.creation import create
+from domain.creation import create, trigger
 from domain.errors import InvalidValueError
 from domain.ids import tariff_aggregate_id
 from domain.money import (
@@ -283,7 +283,8 @@ class Tariff(Aggregate):
         )
 
     def revise(self, terms: TariffTerms, occurred_at: datetime) -> None:
-        self.trigger_event(
+        trigger(
+            self,
             self.Revised,
             tariff_version=self.tariff_version + 1,
             terms=terms.to_primitive(),

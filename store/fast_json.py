@@ -6,8 +6,10 @@ domain itself. orjson writes exactly the bytes of the library's encoder (compact
 separators, UTF-8 rather than \\u escapes, the same string escapes) for everything a
 domain event's state holds: str, int, bool, None, dicts with str keys, lists and tuples;
 anything else (datetime, Decimal, date, time, dataclasses) goes to the library's
-transcodings, as before. What orjson would spell differently never reaches it: integers
-beyond 64 bits and dicts with other keys fall back to the library's encoder whole.
+transcodings, as before, but for a datetime in UTC or naive, whose transcoding's dict is
+written with orjson's text of it (the same as ``isoformat()``'s, in a fraction of its
+time). What orjson would spell differently never reaches it: integers beyond 64 bits and
+dicts with other keys fall back to the library's encoder whole.
 Floats, UUIDs and enums, which orjson encodes natively and the library does not, do not
 occur in event states (money is integer minor units, ids are str); the tests re-encode
 every event of the golden ledger and of generated traffic to hold that.
@@ -26,7 +28,7 @@ would raise on one (an unknown ``_type_``, a bad decimal) is not raised.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -36,6 +38,9 @@ from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr, JSONTranscode
 # Every datetime, date and time goes to the library's transcodings (DatetimeAsISO etc.),
 # and dataclasses too, rather than orjson's own spelling of them.
 _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+# The library's encoder's spelling of DatetimeAsISO's dict, up to its text.
+_DATETIME_ISO_OPEN = b'{"_type_":"' + DatetimeAsISO.name.encode() + b'","_data_":'
 
 
 class FastJSONTranscoder(JSONTranscoder):
@@ -74,11 +79,23 @@ class FastJSONTranscoder(JSONTranscoder):
             return {"_type_": DecimalAsStr.name, "_data_": str(o)}
         return super()._encode_obj(o)
 
+    def _orjson_default(self, o: Any) -> Any:
+        # A datetime in UTC or naive (every event's timestamp, every message time given in
+        # UTC) is its transcoding's dict written whole, its text by orjson, which spells
+        # those exactly as isoformat() does, in a fraction of its time (isoformat() was the
+        # largest part of encoding a state). Other offsets go to isoformat(): orjson drops
+        # an offset's seconds. Not for the library's encoder, which takes no Fragment.
+        if type(o) is datetime and self._datetime_iso and (o.tzinfo is UTC or o.tzinfo is None):
+            return orjson.Fragment(_DATETIME_ISO_OPEN + orjson.dumps(o) + b"}")
+        return self._encode_obj(o)
+
     def encode(self, obj: Any) -> bytes:
         try:
             # Copied to its own size: orjson's bytes keep the 4 KiB buffer they were written
             # in, and the ledger's record cache holds tens of thousands of them (80 MiB).
-            return bytes(memoryview(orjson.dumps(obj, default=self._encode_obj, option=_OPTIONS)))
+            return bytes(
+                memoryview(orjson.dumps(obj, default=self._orjson_default, option=_OPTIONS))
+            )
         except orjson.JSONEncodeError:
             # A value orjson refuses (an integer past 64 bits, a non-str key) or a type no
             # transcoding knows: the library's encoder, which says so in its own words.

@@ -6,10 +6,12 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import fields, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from consumers.contract import parse_message
 from consumers.translate import to_command
@@ -21,11 +23,34 @@ WHEN = datetime(2026, 3, 1, tzinfo=UTC)
 
 
 def json_hash(command: Command) -> str:
-    """The definition: json.dumps of the canonical content, sorted and compact."""
-    content = {f.name: _canonical(getattr(command, f.name)) for f in fields(command)}
+    """The definition: json.dumps of the canonical content, sorted and compact, times as
+    their UTC instant's isoformat()."""
+    content = {f.name: _spelled(getattr(command, f.name)) for f in fields(command)}
     content["type"] = command.MESSAGE_TYPE
     text = json.dumps(content, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _spelled(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    return _canonical(value)
+
+
+@settings(max_examples=300)
+@given(
+    at=st.datetimes(
+        # A day from the calendar's ends, where every instant has a UTC date.
+        min_value=datetime(1, 1, 2),
+        max_value=datetime(9999, 12, 30),
+        timezones=st.sampled_from(
+            [UTC, timezone(timedelta(hours=5, minutes=45)), timezone(timedelta(seconds=-30))]
+        ),
+    )
+)
+def test_any_time_hashes_as_its_utc_isoformat(at: datetime) -> None:
+    command = replace(payment("t"), occurred_at=at)
+    assert command.content_sha256() == json_hash(command)
 
 
 def test_every_command_of_generated_traffic_hashes_as_json_spells_it() -> None:

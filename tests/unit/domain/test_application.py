@@ -29,7 +29,7 @@ from domain.errors import IdempotencyConflictError, InvalidValueError, UnknownAg
 from domain.payment import ReconciliationOutcome
 from domain.policy import RefundPolicy
 from domain.postings import is_balanced
-from domain.results import Outcome
+from domain.results import CommandResult, Outcome, RecordedEvent
 from domain.vocabulary import PaymentStatus, RefundStatus
 
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
@@ -512,3 +512,23 @@ def test_a_second_payment_capturing_the_whole_total_again_is_an_overcharge(
     assert first.reconciliation_outcome is ReconciliationOutcome.EXACT
     assert second.reconciliation_outcome is ReconciliationOutcome.OVERCHARGE
     assert second.discrepancy_minor == SESSION_TOTAL
+
+
+def test_results_are_the_objects_their_constructors_make(
+    app: BillingApplication, up: Upstream
+) -> None:
+    # Results and their events are filled without their generated __init__ (as the batch
+    # path makes them): equal, hashing and printing alike, for applied and rejected ones.
+    commands = [up.tariff(), up.start(), up.stop(), up.stop(), up.authorise(), up.capture(988)]
+    results = [*app.handle_batch(commands), app.handle(up.refund("R1", 5))]
+    assert {result.outcome for result in results} >= {Outcome.APPLIED, Outcome.REJECTED}  # type: ignore[union-attr]
+    for result in results:
+        assert isinstance(result, CommandResult)
+        events = tuple(RecordedEvent(**vars(event)) for event in result.events)
+        rebuilt = CommandResult(**{**vars(result), "events": events})
+        assert list(vars(rebuilt)) == list(vars(result))
+        for event, made_event in zip(events, result.events, strict=True):
+            assert list(vars(event)) == list(vars(made_event))
+        assert rebuilt == result
+        assert hash(rebuilt) == hash(result)
+        assert repr(rebuilt) == repr(result)
