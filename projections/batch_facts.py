@@ -5,20 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from projections.entities import Fact, LedgerEvent
-from projections.facts import ALL_ENTITIES, Wanted, facts_of
+from projections.facts import facts_of
 from projections.fold import FoldedOnce
 
 
 class BatchFacts:
     """Facts of a batch of contiguous ledger events, computed on first use (inside a read
     model's retries, so an unknown event stalls the projection as it always did) and then
-    served to each read model for whichever tail of the batch it still lacks. Given the
-    entities the read models keep (``wanted``), facts only others keep may be left out
-    (``facts_of``): a rebuild's views worker makes no postings."""
+    served to each read model for whichever tail of the batch it still lacks."""
 
-    def __init__(self, batch: Sequence[LedgerEvent], wanted: Wanted = ALL_ENTITIES) -> None:
+    def __init__(self, batch: Sequence[LedgerEvent]) -> None:
         self._batch = batch
-        self._wanted = wanted
         self._per_event: list[list[Fact]] | None = None
         self.computed = 0  # how many times the batch's facts were computed
         # The last run asked for, and its facts: read models at one position ask for the
@@ -37,8 +34,7 @@ class BatchFacts:
                 "a run of this batch"
             )
         if self._per_event is None:
-            wanted = self._wanted
-            self._per_event = [facts_of(ledger_event, wanted) for ledger_event in self._batch]
+            self._per_event = [facts_of(ledger_event) for ledger_event in self._batch]
             self.computed += 1
         if self._run is None or self._run[:2] != (start, stop):
             run = FoldedOnce(fact for facts in self._per_event[start:stop] for fact in facts)

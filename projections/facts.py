@@ -9,7 +9,7 @@ references between aggregates are derived from the upstream ids with ``domain.id
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence, Set
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -32,11 +32,7 @@ from projections.entities import Entity, Fact, LedgerEvent
 
 _WH_PER_KWH = Decimal(1000)
 
-# The entities a caller keeps (see ``facts_of``).
-Wanted = Set[Entity]
-ALL_ENTITIES: Wanted = frozenset(Entity)
-
-_Handler = Callable[[LedgerEvent, Wanted], list[Fact]]
+_Handler = Callable[[LedgerEvent], list[Fact]]
 # The entities each handler's facts may hold, declared on the handler (``ENTITIES_OF``).
 _MAKES: dict[_Handler, frozenset[Entity]] = {}
 
@@ -88,17 +84,10 @@ def _key(event: Any) -> tuple[str]:
 
 
 def _postings(
-    ledger_event: LedgerEvent,
-    kind: str,
-    occurred_at: datetime | None,
-    key: tuple[str],
-    wanted: Wanted,
+    ledger_event: LedgerEvent, kind: str, occurred_at: datetime | None, key: tuple[str]
 ) -> list[Fact]:
     """The postings of an event of the aggregate ``key`` (its ``_key``, which the caller
-    has made already: a UUID's text is spelt in Python, once an event is enough); none
-    where they are not ``wanted``."""
-    if Entity.POSTING not in wanted:
-        return []
+    has made already: a UUID's text is spelt in Python, once an event is enough)."""
     event = ledger_event.event
     # What every posting of the event shares, computed once (postings are the most
     # numerous facts of a batch).
@@ -148,7 +137,7 @@ def _rejection(ledger_event: LedgerEvent, kind: str) -> list[Fact]:
 
 
 @_makes(Entity.TARIFF_VERSION)
-def _tariff_version(ledger_event: LedgerEvent, wanted: Wanted) -> list[Fact]:
+def _tariff_version(ledger_event: LedgerEvent) -> list[Fact]:
     event = ledger_event.event
     terms = event.terms
     values: dict[str, Any] = {
@@ -170,7 +159,7 @@ def _tariff_version(ledger_event: LedgerEvent, wanted: Wanted) -> list[Fact]:
 
 
 @_makes(Entity.SESSION)
-def _session_started(ledger_event: LedgerEvent, wanted: Wanted) -> list[Fact]:
+def _session_started(ledger_event: LedgerEvent) -> list[Fact]:
     event: ChargingSession.Started = ledger_event.event
     timezone = event.tariff_terms.get("timezone")
     values = {
@@ -190,7 +179,7 @@ def _session_started(ledger_event: LedgerEvent, wanted: Wanted) -> list[Fact]:
 
 
 @_makes(Entity.SESSION)
-def _session_stopped(ledger_event: LedgerEvent, wanted: Wanted) -> list[Fact]:
+def _session_stopped(ledger_event: LedgerEvent) -> list[Fact]:
     event: ChargingSession.Stopped = ledger_event.event
     ended = event.charging_ended_at
     values = {
@@ -203,7 +192,7 @@ def _session_stopped(ledger_event: LedgerEvent, wanted: Wanted) -> list[Fact]:
 
 
 @_makes(Entity.SESSION, Entity.LINE_ITEM, Entity.POSTING)
-def _session_priced(ledger_event: LedgerEvent, wanted: Wanted) -> list[Fact]:
+def _session_priced(ledger_event: LedgerEvent) -> list[Fact]:
     event: ChargingSession.Priced = ledger_event.event
     key = _key(event)
     session_key = key[0]
@@ -237,12 +226,11 @@ def _session_priced(ledger_event: LedgerEvent, wanted: Wanted) -> list[Fact]:
             },
         )
         for line_no, item in enumerate(event.line_items, start=1)
-        if Entity.LINE_ITEM in wanted
     ]
     return [
         Fact(Entity.SESSION, key, values),
         *line_items,
-        *_postings(ledger_event, "session", None, key, wanted),
+        *_postings(ledger_event, "session", None, key),
     ]
 
 
@@ -256,7 +244,7 @@ def _session_reference(session_id: str | None) -> dict[str, Any]:
 
 
 @_makes(Entity.PAYMENT, Entity.POSTING)
-def _payment_authorised(ledger_event: LedgerEvent, wanted: Wanted) -> list[Fact]:
+def _payment_authorised(ledger_event: LedgerEvent) -> list[Fact]:
     event: Payment.Authorised = ledger_event.event
     values = {
         "payment_id": event.payment_id,
@@ -271,12 +259,12 @@ def _payment_authorised(ledger_event: LedgerEvent, wanted: Wanted) -> list[Fact]
     key = _key(event)
     return [
         Fact(Entity.PAYMENT, key, values),
-        *_postings(ledger_event, "payment", event.occurred_at, key, wanted),
+        *_postings(ledger_event, "payment", event.occurred_at, key),
     ]
 
 
 @_makes(Entity.PAYMENT)
-def _payment_declined(ledger_event: LedgerEvent, wanted: Wanted) -> list[Fact]:
+def _payment_declined(ledger_event: LedgerEvent) -> list[Fact]:
     event: Payment.Declined = ledger_event.event
     values = {
         "payment_id": event.payment_id,
@@ -290,7 +278,7 @@ def _payment_declined(ledger_event: LedgerEvent, wanted: Wanted) -> list[Fact]:
 
 
 @_makes(Entity.PAYMENT, Entity.POSTING)
-def _payment_captured(ledger_event: LedgerEvent, wanted: Wanted) -> list[Fact]:
+def _payment_captured(ledger_event: LedgerEvent) -> list[Fact]:
     event: Payment.Captured = ledger_event.event
     values = {
         "status": PaymentStatus.CAPTURED.value,
@@ -301,12 +289,12 @@ def _payment_captured(ledger_event: LedgerEvent, wanted: Wanted) -> list[Fact]:
     key = _key(event)
     return [
         Fact(Entity.PAYMENT, key, values),
-        *_postings(ledger_event, "payment", event.occurred_at, key, wanted),
+        *_postings(ledger_event, "payment", event.occurred_at, key),
     ]
 
 
 @_makes(Entity.PAYMENT, Entity.POSTING)
-def _payment_failed(ledger_event: LedgerEvent, wanted: Wanted) -> list[Fact]:
+def _payment_failed(ledger_event: LedgerEvent) -> list[Fact]:
     event: Payment.Failed = ledger_event.event
     values = {
         "status": PaymentStatus.FAILED.value,
@@ -317,12 +305,12 @@ def _payment_failed(ledger_event: LedgerEvent, wanted: Wanted) -> list[Fact]:
     key = _key(event)
     return [
         Fact(Entity.PAYMENT, key, values),
-        *_postings(ledger_event, "payment", event.occurred_at, key, wanted),
+        *_postings(ledger_event, "payment", event.occurred_at, key),
     ]
 
 
 @_makes(Entity.PAYMENT, Entity.POSTING)
-def _payment_voided(ledger_event: LedgerEvent, wanted: Wanted) -> list[Fact]:
+def _payment_voided(ledger_event: LedgerEvent) -> list[Fact]:
     event: Payment.Voided = ledger_event.event
     values = {
         "status": PaymentStatus.VOIDED.value,
@@ -333,12 +321,12 @@ def _payment_voided(ledger_event: LedgerEvent, wanted: Wanted) -> list[Fact]:
     key = _key(event)
     return [
         Fact(Entity.PAYMENT, key, values),
-        *_postings(ledger_event, "payment", event.occurred_at, key, wanted),
+        *_postings(ledger_event, "payment", event.occurred_at, key),
     ]
 
 
 @_makes(Entity.PAYMENT)
-def _payment_reconciled(ledger_event: LedgerEvent, wanted: Wanted) -> list[Fact]:
+def _payment_reconciled(ledger_event: LedgerEvent) -> list[Fact]:
     event: Payment.Reconciled = ledger_event.event
     values = {
         "reconciled_total_minor": event.session_total_minor,
@@ -352,7 +340,7 @@ def _payment_reconciled(ledger_event: LedgerEvent, wanted: Wanted) -> list[Fact]
 
 
 @_makes(Entity.REFUND)
-def _refund_requested(ledger_event: LedgerEvent, wanted: Wanted) -> list[Fact]:
+def _refund_requested(ledger_event: LedgerEvent) -> list[Fact]:
     event: Refund.Requested = ledger_event.event
     values = {
         "refund_id": event.refund_id,
@@ -370,7 +358,7 @@ def _refund_requested(ledger_event: LedgerEvent, wanted: Wanted) -> list[Fact]:
 
 
 @_makes(Entity.REFUND)
-def _refund_approved(ledger_event: LedgerEvent, wanted: Wanted) -> list[Fact]:
+def _refund_approved(ledger_event: LedgerEvent) -> list[Fact]:
     event: Refund.Approved = ledger_event.event
     values = {
         "status": RefundStatus.APPROVED.value,
@@ -383,7 +371,7 @@ def _refund_approved(ledger_event: LedgerEvent, wanted: Wanted) -> list[Fact]:
 
 
 @_makes(Entity.REFUND)
-def _refund_rejected(ledger_event: LedgerEvent, wanted: Wanted) -> list[Fact]:
+def _refund_rejected(ledger_event: LedgerEvent) -> list[Fact]:
     event: Refund.Rejected = ledger_event.event
     values = {
         "status": RefundStatus.REJECTED.value,
@@ -398,7 +386,7 @@ def _refund_rejected(ledger_event: LedgerEvent, wanted: Wanted) -> list[Fact]:
 
 
 @_makes(Entity.REFUND, Entity.POSTING)
-def _refund_issued(ledger_event: LedgerEvent, wanted: Wanted) -> list[Fact]:
+def _refund_issued(ledger_event: LedgerEvent) -> list[Fact]:
     event: Refund.Issued = ledger_event.event
     values = {
         "status": RefundStatus.ISSUED.value,
@@ -411,12 +399,12 @@ def _refund_issued(ledger_event: LedgerEvent, wanted: Wanted) -> list[Fact]:
     key = _key(event)
     return [
         Fact(Entity.REFUND, key, values),
-        *_postings(ledger_event, "refund", event.occurred_at, key, wanted),
+        *_postings(ledger_event, "refund", event.occurred_at, key),
     ]
 
 
 @_makes(Entity.REFUND)
-def _refund_failed(ledger_event: LedgerEvent, wanted: Wanted) -> list[Fact]:
+def _refund_failed(ledger_event: LedgerEvent) -> list[Fact]:
     event: Refund.Failed = ledger_event.event
     values = {
         "status": RefundStatus.FAILED.value,
@@ -428,7 +416,7 @@ def _refund_failed(ledger_event: LedgerEvent, wanted: Wanted) -> list[Fact]:
 
 
 @_makes(Entity.REJECTED_MESSAGE)
-def _processed(ledger_event: LedgerEvent, wanted: Wanted) -> list[Fact]:
+def _processed(ledger_event: LedgerEvent) -> list[Fact]:
     """Every rejected message, also those that named no aggregate (a stop for an unknown
     session, a capture without an authorisation): its ProcessedMessage is the one record
     of the rejection they all have."""
@@ -447,20 +435,17 @@ def _processed(ledger_event: LedgerEvent, wanted: Wanted) -> list[Fact]:
 # --- roaming CDRs (OCPI) -----------------------------------------------------------------
 
 
-def _cdr(
-    ledger_event: LedgerEvent, values: dict[str, Any], wanted: Wanted, kind: str | None = None
-) -> list[Fact]:
+def _cdr(ledger_event: LedgerEvent, values: dict[str, Any], kind: str | None = None) -> list[Fact]:
     event = ledger_event.event
     key = _key(event)
     facts = [Fact(Entity.ROAMING_CDR, key, values)]
     if kind is not None:
-        occurred_at = getattr(event, "occurred_at", None)
-        facts.extend(_postings(ledger_event, kind, occurred_at, key, wanted))
+        facts.extend(_postings(ledger_event, kind, getattr(event, "occurred_at", None), key))
     return facts
 
 
 @_makes(Entity.ROAMING_CDR)
-def _cdr_received(ledger_event: LedgerEvent, wanted: Wanted) -> list[Fact]:
+def _cdr_received(ledger_event: LedgerEvent) -> list[Fact]:
     event: RoamingCdr.Received = ledger_event.event
     values = {
         "country_code": event.country_code,
@@ -476,11 +461,11 @@ def _cdr_received(ledger_event: LedgerEvent, wanted: Wanted) -> list[Fact]:
         "credit_reference_id": event.credit_reference_id,
         "status": CdrStatus.CREDIT.value if event.credit else None,
     }
-    return _cdr(ledger_event, values, wanted)
+    return _cdr(ledger_event, values)
 
 
 @_makes(Entity.ROAMING_CDR, Entity.POSTING)
-def _cdr_priced(ledger_event: LedgerEvent, wanted: Wanted) -> list[Fact]:
+def _cdr_priced(ledger_event: LedgerEvent) -> list[Fact]:
     event: RoamingCdr.Priced = ledger_event.event
     energy = next((d for d in event.dimensions if d["dimension"] == ENERGY), None)
     values = {
@@ -490,11 +475,11 @@ def _cdr_priced(ledger_event: LedgerEvent, wanted: Wanted) -> list[Fact]:
         "repriced_excl_vat_minor": event.total_excl_vat_minor,
         "repriced_incl_vat_minor": event.total_incl_vat_minor,
     }
-    return _cdr(ledger_event, values, wanted, "roaming_cdr")
+    return _cdr(ledger_event, values, "roaming_cdr")
 
 
 @_makes(Entity.ROAMING_CDR, Entity.POSTING)
-def _cdr_reconciled(ledger_event: LedgerEvent, wanted: Wanted) -> list[Fact]:
+def _cdr_reconciled(ledger_event: LedgerEvent) -> list[Fact]:
     event: RoamingCdr.Reconciled = ledger_event.event
     values = {
         "status": CdrStatus.RECONCILED.value,
@@ -504,41 +489,41 @@ def _cdr_reconciled(ledger_event: LedgerEvent, wanted: Wanted) -> list[Fact]:
         "tolerance_minor": event.tolerance_minor,
         "reason": event.reason,
     }
-    return _cdr(ledger_event, values, wanted, "roaming_cdr")
+    return _cdr(ledger_event, values, "roaming_cdr")
 
 
 @_makes(Entity.ROAMING_CDR)
-def _cdr_rejected(ledger_event: LedgerEvent, wanted: Wanted) -> list[Fact]:
+def _cdr_rejected(ledger_event: LedgerEvent) -> list[Fact]:
     event: RoamingCdr.Rejected = ledger_event.event
     values = {
         "status": CdrStatus.REJECTED.value,
         "rejection": event.reason_code,
         "reason": event.reason,
     }
-    return _cdr(ledger_event, values, wanted)
+    return _cdr(ledger_event, values)
 
 
 @_makes(Entity.ROAMING_CDR, Entity.POSTING)
-def _cdr_reversed(ledger_event: LedgerEvent, wanted: Wanted) -> list[Fact]:
+def _cdr_reversed(ledger_event: LedgerEvent) -> list[Fact]:
     event: RoamingCdr.Reversed = ledger_event.event
     values = {
         "status": CdrStatus.REVERSED.value,
         "reversed_by": event.credit_cdr_id,
         "reversed_at": utc(event.occurred_at),
     }
-    return _cdr(ledger_event, values, wanted, "roaming_cdr")
+    return _cdr(ledger_event, values, "roaming_cdr")
 
 
 @_makes(Entity.ROAMING_CDR)
-def _credit_applied(ledger_event: LedgerEvent, wanted: Wanted) -> list[Fact]:
-    return _cdr(ledger_event, {"status": CdrStatus.CREDIT.value}, wanted)
+def _credit_applied(ledger_event: LedgerEvent) -> list[Fact]:
+    return _cdr(ledger_event, {"status": CdrStatus.CREDIT.value})
 
 
-def _rejected(kind: str) -> _Handler:
-    return _makes(Entity.REJECTION)(lambda ledger_event, _wanted: _rejection(ledger_event, kind))
+def _rejected(kind: str) -> Callable[[LedgerEvent], list[Fact]]:
+    return _makes(Entity.REJECTION)(lambda ledger_event: _rejection(ledger_event, kind))
 
 
-_HANDLERS: dict[type, _Handler] = {
+_HANDLERS: dict[type, Callable[[LedgerEvent], list[Fact]]] = {
     Tariff.Published: _tariff_version,
     Tariff.Revised: _tariff_version,
     ChargingSession.Started: _session_started,
@@ -593,15 +578,12 @@ ENTITIES_OF: dict[type, frozenset[Entity]] = {
 }
 
 
-def facts_of(ledger_event: LedgerEvent, wanted: Wanted = ALL_ENTITIES) -> list[Fact]:
-    """The facts one ledger event establishes (none for the IGNORED types), at least those
-    of the entities ``wanted``: the postings and line items (the most numerous facts, only
-    analytics keeps them) are left out where they are not wanted; a fact of another entity
-    may be there (``fold`` takes the entities it is asked for)."""
+def facts_of(ledger_event: LedgerEvent) -> list[Fact]:
+    """The facts one ledger event establishes (none for the IGNORED types)."""
     event_type = type(ledger_event.event)
     handler = _HANDLERS.get(event_type)
     if handler is not None:
-        return handler(ledger_event, wanted)
+        return handler(ledger_event)
     if event_type in IGNORED:
         return []
     raise UnknownLedgerEvent(

@@ -170,7 +170,7 @@ class Projector:
             self.source.reading_from(low, self.batch_size)
             self._told_source = True
         batch = self._with_retries("ledger", f"read after {low}", self._read, low)
-        facts = BatchFacts(batch, frozenset(e for model in active for e in model.entities))
+        facts = BatchFacts(batch)
         for model in active:
             part = [e for e in batch if e.notification_id > positions[model.name]]
             self._apply(model, part, facts)
