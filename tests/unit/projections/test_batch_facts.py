@@ -17,7 +17,7 @@ from projections.batch_facts import BatchFacts
 from projections.databases.duckdb import DuckDatabase
 from projections.databases.sqlite import SqliteDatabase
 from projections.entities import Entity, Fact
-from projections.facts import LedgerEvent, Wanted, facts_of, facts_of_batch
+from projections.facts import LedgerEvent, facts_of, facts_of_batch
 from projections.fold import fold
 from projections.payment_history import PaymentHistory
 from projections.refund_status import RefundStatusView
@@ -39,9 +39,9 @@ def test_three_read_models_compute_each_events_facts_once(
     build_ledger(application)
     calls: list[int] = []
 
-    def counted(ledger_event: LedgerEvent, wanted: Wanted) -> object:
+    def counted(ledger_event: LedgerEvent) -> object:
         calls.append(ledger_event.notification_id)
-        return facts_of(ledger_event, wanted)
+        return facts_of(ledger_event)
 
     monkeypatch.setattr(projections.batch_facts, "facts_of", counted)
     views, duck = SqliteDatabase(tmp_path / "views.sqlite3"), DuckDatabase(tmp_path / "a.duckdb")
@@ -134,19 +134,3 @@ def test_read_models_writing_a_batch_leave_its_facts_as_they_were(
         duck.close()
     assert list(run) == before
     assert list(shared.of(events)) == before
-
-
-def test_facts_for_some_entities_are_theirs_and_leave_out_postings(
-    events: list[LedgerEvent],
-) -> None:
-    """A batch's facts for the views' entities (a rebuild's views worker): their rows are
-    those of every fact, and the postings and line items only analytics keeps are not
-    made."""
-    views = frozenset(PaymentHistory.entities) | frozenset(RefundStatusView.entities)
-    every = facts_of_batch(events)
-    some = [fact for ledger_event in events for fact in facts_of(ledger_event, views)]
-    assert fold(some, views) == fold(every, views)
-    made = {fact.entity for fact in some}
-    assert made.isdisjoint({Entity.POSTING, Entity.LINE_ITEM}), made
-    # Not vacuous: the full facts have postings and line items.
-    assert {Entity.POSTING, Entity.LINE_ITEM} <= {fact.entity for fact in every}
