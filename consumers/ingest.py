@@ -35,8 +35,8 @@ from consumers.ledger_backoff import LedgerBackoff, retriable
 from consumers.membership import GroupMembership, IngestReplaced
 from consumers.sources import StopSignal
 from consumers.triage import SourceRecord
-from domain.frozen import made
 from projections.gc_pacing import INGEST_YOUNG_THRESHOLD, fewer_collections
+from store.frozen import made
 from store.kafka_clients import KafkaConnection
 from store.recorders import KafkaApplicationRecorder, TransactionExtras, UnsavedCommitFailed
 from store.writer import PendingCommit, SideRecord, WriterFenced, WriterUnavailable
@@ -413,7 +413,7 @@ class KafkaIngest:
             log.warning("cannot reach the ingest topic (%r); polling again", error)
             time.sleep(self.config.poll_timeout_ms / 1000)
             return []
-        # Made without SourceRecord's generated __init__ (domain/frozen.py): one per message.
+        # Made without SourceRecord's generated __init__ (store/frozen.py): one per message.
         return [
             made(
                 SourceRecord,

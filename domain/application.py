@@ -52,7 +52,6 @@ from domain.errors import (
     SessionRuleViolation,
     UnknownAggregateError,
 )
-from domain.frozen import made
 from domain.idempotency import ProcessedMessage
 from domain.ids import (
     named_aggregate_ids,
@@ -89,6 +88,7 @@ from domain.vocabulary import (
     RefundReason,
     RefundStatus,
 )
+from store.frozen import made
 
 log = logging.getLogger(__name__)
 
@@ -974,7 +974,7 @@ def _outcome(decision: _Decision) -> Outcome:
 
 
 # A result and its events are made once per message and event without their generated
-# frozen __init__ (domain/frozen.py); tests/unit/domain/test_application.py compares them.
+# frozen __init__ (store/frozen.py); tests/unit/domain/test_application.py compares them.
 
 
 def _result(command: Command, decision: _Decision, events: list[RecordedEvent]) -> CommandResult:

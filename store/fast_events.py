@@ -20,7 +20,7 @@ from eventsourcing.domain import DomainEventProtocol, TAggregateID
 from eventsourcing.persistence import EventStore, Mapper, Notification, Recording, StoredEvent
 from eventsourcing.utils import get_topic
 
-from domain.frozen import made
+from store.frozen import made
 
 _new = object.__new__
 

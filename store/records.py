@@ -10,7 +10,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import Notification, StoredEvent
 
-from domain.frozen import made
+from store.frozen import made
 
 # Bump when the meaning of a header or of the hashed content changes; readers refuse
 # formats they do not know instead of misreading them.

@@ -18,15 +18,6 @@ FORBIDDEN_MODULES = {
     "sqlite3",
     # Validation of wire formats belongs to consumers/; the domain takes checked values.
     "pydantic",
-    # The adapters and entry points depend on the domain, never the other way round.
-    "store",
-    "consumers",
-    "projections",
-    "replay",
-    "audit",
-    "api",
-    "cli",
-    "bootstrap",
 }
 FORBIDDEN_CALLS = {"open", "print", "input"}
 

@@ -1,5 +1,4 @@
-"""Frozen dataclasses made without their generated ``__init__``, for ingest's hot path (the
-domain's batch results, the store's records and stored events).
+"""Frozen dataclasses made without their generated ``__init__``, for the ingest's hot path.
 
 A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``; for one
 without slots or ``__post_init__``, filling its ``__dict__`` at once makes the same object
