@@ -88,7 +88,6 @@ from domain.vocabulary import (
     RefundReason,
     RefundStatus,
 )
-from store.frozen import made
 
 log = logging.getLogger(__name__)
 
@@ -974,12 +973,15 @@ def _outcome(decision: _Decision) -> Outcome:
 
 
 # A result and its events are made once per message and event without their generated
-# frozen __init__ (store/frozen.py); tests/unit/domain/test_application.py compares them.
+# frozen __init__ (each field through object.__setattr__): their __dict__ filled at once, in
+# field order, as store/frozen.py does for the store's records (the domain imports nothing of
+# the project); tests/unit/domain/test_application.py compares them.
+_new = object.__new__
 
 
 def _result(command: Command, decision: _Decision, events: list[RecordedEvent]) -> CommandResult:
-    return made(
-        CommandResult,
+    result: CommandResult = _new(CommandResult)
+    vars(result).update(
         event_id=command.event_id,
         message_type=command.MESSAGE_TYPE,
         outcome=_outcome(decision),
@@ -987,6 +989,7 @@ def _result(command: Command, decision: _Decision, events: list[RecordedEvent]) 
         events=tuple(events),
         first_outcome=None,
     )
+    return result
 
 
 def _recorded(recording: Recording[UUID]) -> RecordedEvent:
@@ -994,9 +997,10 @@ def _recorded(recording: Recording[UUID]) -> RecordedEvent:
 
 
 def _named(event: DomainEventProtocol[UUID]) -> RecordedEvent:
-    return made(
-        RecordedEvent,
+    recorded: RecordedEvent = _new(RecordedEvent)
+    vars(recorded).update(
         name=type(event).__qualname__,
         originator_id=event.originator_id,
         originator_version=event.originator_version,
     )
+    return recorded
