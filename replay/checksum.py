@@ -240,6 +240,11 @@ def fingerprint_of(db: Database, statement: str) -> str | None:
         row = db.execute(statement)[0]
     except ReadModelDatabaseError:
         return None
+    return fingerprint_text(row)
+
+
+def fingerprint_text(row: Mapping[str, Any]) -> str | None:
+    """The fingerprint a fingerprint statement's row says (see fingerprint_of)."""
     if row["h"] is None:
         return None
     return f"{row['n']}:{row['h']}:{row['columns']}"
