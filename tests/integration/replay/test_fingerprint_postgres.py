@@ -74,7 +74,7 @@ def test_changed_moved_nulled_or_respelled_values_change_it(
 ) -> None:
     columns = {"a": "TEXT", "b": "TEXT", "n": "NUMERIC", "doc": "JSONB"}
     base = [("x", "y", Decimal("20"), Jsonb({"q": 1}))]
-    variants = [
+    variants: list[list[tuple[Any, ...]]] = [
         base,
         [("x!", "y", Decimal("20"), Jsonb({"q": 1}))],
         [("y", "x", Decimal("20"), Jsonb({"q": 1}))],
