@@ -233,14 +233,21 @@ def table_checksum(
 
 
 def fingerprint_of(db: Database, statement: str) -> str | None:
-    """The fingerprint ``statement`` (columns ``n``, ``hi``, ``lo`` and ``columns``, the
-    table's column names and types) gives; None if it fails: the table is then checksummed
-    row by row."""
+    """The fingerprint ``statement`` (columns ``n``, the row count, ``h``, the rows' hashes
+    summed, NULL where the table has none, and ``columns``, the table's column names and
+    types) gives; None if it fails or has none: the table is then checksummed row by row."""
     try:
         row = db.execute(statement)[0]
     except ReadModelDatabaseError:
         return None
-    return f"{row['n']}:{row['hi']}:{row['lo']}:{row['columns']}"
+    return fingerprint_text(row)
+
+
+def fingerprint_text(row: Mapping[str, Any]) -> str | None:
+    """The fingerprint a fingerprint statement's row says (see fingerprint_of)."""
+    if row["h"] is None:
+        return None
+    return f"{row['n']}:{row['h']}:{row['columns']}"
 
 
 def model_checksums(

@@ -7,9 +7,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-from projections.databases.port import AsyncDatabaseLender, DatabaseLender
+from projections.databases.errors import ReadModelDatabaseError
+from projections.databases.port import AsyncDatabaseLender, Database, DatabaseLender, Row
 from projections.databases.postgres import PostgresDatabase, PostgresPool, drop_schema
 from projections.read_model import ReadModel
+from replay.checksum import fingerprint_text
 from replay.postgres_leftovers import rebuild_owner, remove_abandoned
 from replay.swap import LiveSide
 from replay.targets import (
@@ -21,6 +23,43 @@ from replay.targets import (
     StillOwned,
     ViewsHome,
 )
+
+# The column types whose equal values (what PostgreSQL's hash functions hash alike)
+# canonical_value spells alike, with their type modifiers (numeric(14,3)); jsonb as text.
+_HASHED_BY_VALUE = frozenset(
+    {
+        "smallint",
+        "integer",
+        "bigint",
+        "boolean",
+        "numeric",
+        "text",
+        "character varying",
+        "timestamp with time zone",
+        "timestamp without time zone",
+        "date",
+        "jsonb",
+    }
+)
+
+
+def _columns(db: Database, table: str) -> list[Row]:
+    """``table``'s columns in order: name, type (and as declared, with its modifier:
+    numeric(14,3)), and whether its
+    collation (if any) is deterministic (equal texts are equal bytes)."""
+    return db.execute(
+        "SELECT a.attname AS name, a.atttypid::regtype::text AS kind,"
+        " format_type(a.atttypid, a.atttypmod) AS declared,"
+        " coalesce(c.collisdeterministic, true) AS deterministic"
+        " FROM pg_attribute a LEFT JOIN pg_collation c ON c.oid = a.attcollation"
+        " WHERE a.attrelid = CAST(? AS regclass) AND a.attnum > 0 AND NOT a.attisdropped"
+        " ORDER BY a.attnum",
+        [table],
+    )
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _quoted(identifier: str) -> str:
@@ -66,9 +105,41 @@ class PostgresHome(ViewsHome):
     def reader(self, place: Place) -> PostgresDatabase:
         return PostgresDatabase(self.dsn, schema=place.where.removeprefix("schema "))
 
-    # No fingerprint (targets.ReadModelHome.fingerprint): PostgreSQL spells a table's rows
-    # for its checksum (replay/checksum_postgres.py) with less of its CPU than its MD5 of
-    # each row's text took, and Python's part is the hash of one text per row.
+    def fingerprint(self, db: Database, table: str) -> str | None:
+        # In a savepoint inside the held live side's transaction: a failure aborts only it.
+        try:
+            with db.transaction():
+                statement = self.fingerprint_statement(table, _columns(db, table))
+                row = db.execute(statement)[0] if statement is not None else None
+        except ReadModelDatabaseError:
+            return None
+        return None if row is None else fingerprint_text(row)
+
+    def fingerprint_statement(self, table: str, columns: Sequence[Row]) -> str | None:
+        """PostgreSQL's own hash of each row (``hash_record_extended`` of its columns in
+        order, with two seeds: 128 bits), summed, and the columns' names and types; None
+        where a column's type is not one whose equal values canonical_value spells alike
+        (jsonb is hashed as its text: 1 and 1.0 are equal numbers, spelled apart), or text
+        has a collation in which other texts are equal. MD5 of each row's text cost the
+        server more than spelling the rows for the checksum (hashing the values costs it
+        less): only the tables whose fingerprint differs from the rebuilt twin's are
+        checksummed on the live side."""
+        parts = []
+        for column in columns:
+            kind = str(column["kind"])
+            if kind not in _HASHED_BY_VALUE or not column["deterministic"]:
+                return None
+            name = _quoted(str(column["name"]))
+            parts.append(f"{name}::text" if kind == "jsonb" else name)
+        if not parts:
+            return None
+        row = f"ROW({', '.join(parts)})"
+        described = ", ".join(f"{column['name']} {column['declared']}" for column in columns)
+        return (
+            f"SELECT count(*) AS n, coalesce(sum(hash_record_extended({row}, 0)), 0)::text"
+            f" || ':' || coalesce(sum(hash_record_extended({row}, 1)), 0)::text AS h,"
+            f" {_literal(described)} AS columns FROM {table}"
+        )
 
     def merge(self, into: Place, parts: Sequence[Place], tables: Sequence[str]) -> None:
         """Copy each part schema's rows into the rebuild schema in one transaction

@@ -56,24 +56,37 @@ class Remote:
     early: dict[bool, tuple[dict[str, TableChecksum], dict[str, int] | None] | None] = field(
         default_factory=dict
     )
+    # The live tables' fingerprints this process took (checksum_live), and the positions
+    # they were taken at.
+    live_prints: tuple[dict[str, str | None], dict[str, int]] | None = None
 
     def checksum_live(self, home: ReadModelHome) -> None:
         """Checksum the live tables here, now, while the workers checksum the rebuilt ones
         (a home several processes may read: PostgreSQL, whose server spells the rows, or
         SQLite; this process would only wait for the workers), with the positions they
-        stood at throughout; no live task is asked then (``ask_live``). If the models moved
-        meanwhile, or cannot be read, the workers are asked as before."""
+        stood at throughout; no live task is asked then (``ask_live``). Where the home
+        fingerprints every table, only the fingerprints are taken: a live table whose
+        fingerprint is its rebuilt twin's has its checksum, known once the workers answer
+        (``ask_live``). If the models moved meanwhile, or cannot be read, the workers are
+        asked as before."""
         try:
             db = home.live_reader()
             try:
                 before = tracked_positions(db)
-                sums = {table: table_checksum(db, table, home.fingerprint) for table in self.tables}
+                prints = {table: home.fingerprint(db, table) for table in self.tables}
+                sums = None
+                if None in prints.values():
+                    sums = {table: table_checksum(db, table) for table in self.tables}
                 after = tracked_positions(db)
             finally:
                 db.close()
         except ReadModelDatabaseError:  # no live model, or it is busy: the workers see
             return
-        if after == before:
+        if after != before:
+            return
+        if sums is None:
+            self.live_prints = (prints, after)
+        else:
             self.early[True] = (sums, after)
 
     def ask(self, *, live: bool, like: dict[str, TableChecksum] | None = None) -> None:
@@ -92,6 +105,13 @@ class Remote:
         # Only checksums taken at known positions stand for the rebuilt tables (a table that
         # moved while its fingerprint and checksum were taken may have two contents).
         trusted = rebuilt[0] if rebuilt is not None and rebuilt[1] is not None else None
+        if self.live_prints is not None and trusted is not None:
+            prints, positions = self.live_prints
+            if all(
+                (twin := trusted.get(table)) is not None and twin.fingerprint == prints[table]
+                for table in self.tables
+            ):
+                self.early[True] = ({table: trusted[table] for table in self.tables}, positions)
         if True not in self.early:  # taken here (checksum_live)
             self.ask(live=True, like=trusted)
 

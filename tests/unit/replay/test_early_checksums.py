@@ -99,3 +99,31 @@ def test_live_checksums_the_rebuild_process_took_ask_no_live_task() -> None:
     assert workers.asked_like == []
     assert taken.early[True] == (SUMS, {"payment_history": 10})
     assert taken.early[False] == (SUMS, TAKEN_AT)
+
+
+def test_live_fingerprints_equal_to_the_rebuilt_ones_give_the_rebuilt_checksums() -> None:
+    # Fingerprinted by the rebuild process (Remote.checksum_live) where the home has
+    # fingerprints: a table whose fingerprint is its rebuilt twin's has its checksum.
+    printed = {"payment_history": TableChecksum("payment_history", 3, 7, fingerprint="3:9:c")}
+    at = {"payment_history": 10}
+    for live_print, asked in [("3:9:c", []), ("3:8:c", [printed]), (None, [printed])]:
+        workers = _Answering(TAKEN_AT)
+        workers.collect_checksums = lambda ticket: (printed, TAKEN_AT)  # type: ignore[method-assign]
+        remote = Remote(cast(ShardWorkers, workers), 0, ["payment_history"])
+        remote.live_prints = ({"payment_history": live_print}, at)
+        remote.ask(live=False)
+        remote.collect()
+        assert workers.asked_like == asked
+        if not asked:
+            taken = remote.early[True]
+            assert taken == (printed, at)
+            assert taken[0]["payment_history"] is printed["payment_history"]
+
+
+def test_live_fingerprints_stand_for_nothing_when_the_rebuilt_checksums_moved() -> None:
+    workers = _Answering(None)  # the rebuilt tables moved while they were checksummed
+    remote = Remote(cast(ShardWorkers, workers), 0, ["payment_history"])
+    remote.live_prints = ({"payment_history": None}, {"payment_history": 10})
+    remote.ask(live=False)
+    remote.collect()
+    assert workers.asked_like == [None]
