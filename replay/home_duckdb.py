@@ -127,7 +127,15 @@ class DuckHome(ReadModelHome):
         listed = "string_agg(column_name || ' ' || data_type, ', ' ORDER BY column_index)"
         columns = f"SELECT {listed} {where}"
         known = f"data_type IN {_HASHED_BY_VALUE} OR data_type LIKE 'DECIMAL(%'"
-        hashed = f"SELECT bool_and({known}) {where}"
+        # A collation makes texts it holds alike hash alike ('Ab' and 'ab' under NOCASE)
+        # while the type still reads VARCHAR: a table declaring one, or a connection with a
+        # default one, has no fingerprint.
+        collated = (
+            "(SELECT bool_or(sql ILIKE '%collate%') FROM duckdb_tables()"
+            " WHERE database_name = current_database() AND schema_name = current_schema()"
+            f" AND table_name = '{table}') OR current_setting('default_collation') <> ''"
+        )
+        hashed = f"SELECT bool_and({known}) AND NOT ({collated}) {where}"
         return (
             f"SELECT count(*) AS n,"
             f" CASE WHEN ({hashed}) THEN coalesce(sum(hash(t)), 0)::VARCHAR END AS h,"

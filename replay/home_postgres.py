@@ -117,8 +117,8 @@ class PostgresHome(ViewsHome):
 
     def fingerprint_statement(self, table: str, columns: Sequence[Row]) -> str | None:
         """PostgreSQL's own hash of each row (``hash_record_extended`` of its columns in
-        order, with two seeds: 128 bits), summed, and the columns' names and types; None
-        where a column's type is not one whose equal values canonical_value spells alike
+        order, hashed again, with two seeds: 128 bits), summed, and the columns' names and
+        types; None where a column's type is not one whose equal values canonical_value spells alike
         (jsonb is hashed as its text: 1 and 1.0 are equal numbers, spelled apart), or text
         has a collation in which other texts are equal. MD5 of each row's text cost the
         server more than spelling the rows for the checksum (hashing the values costs it
@@ -135,9 +135,15 @@ class PostgresHome(ViewsHome):
             return None
         row = f"ROW({', '.join(parts)})"
         described = ", ".join(f"{column['name']} {column['declared']}" for column in columns)
+        # Each row's hash hashed again before the sum: hash_record_extended is 31 times the
+        # hash so far plus each column's, linear, so a sum of it only sums each column's
+        # hashes and values swapped between rows would keep it.
+        sums = [
+            f"coalesce(sum(hashint8extended(hash_record_extended({row}, {seed}), {seed})), 0)"
+            for seed in (0, 1)
+        ]
         return (
-            f"SELECT count(*) AS n, coalesce(sum(hash_record_extended({row}, 0)), 0)::text"
-            f" || ':' || coalesce(sum(hash_record_extended({row}, 1)), 0)::text AS h,"
+            f"SELECT count(*) AS n, {sums[0]}::text || ':' || {sums[1]}::text AS h,"
             f" {_literal(described)} AS columns FROM {table}"
         )
 
