@@ -209,6 +209,11 @@ class AggregateIndex:
                     "it is filled again from the topic",
                     self.path,
                 )
+            if meta and meta.get("layout") != _LAYOUT:
+                logger.warning(
+                    "the ledger index %s has an older layout: it is filled again from the topic",
+                    self.path,
+                )
             if meta.get("layout") != _LAYOUT or restarted:
                 # Topic ids are the same in every layout; the events and the position go.
                 self._db.execute("DROP TABLE IF EXISTS events")
