@@ -20,6 +20,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
+from uuid import UUID
 
 from eventsourcing.persistence import (
     IntegrityError,
@@ -31,6 +33,8 @@ from eventsourcing.persistence import (
 from store.records import GENESIS_HASH, LedgerRecord
 
 logger = logging.getLogger(__name__)
+
+_Id = TypeVar("_Id", str, UUID)
 
 # SQLite's page cache for the index, in KiB (negative means KiB to SQLite): the index's
 # resident memory stays near this however many aggregates the ledger holds. Small: the
@@ -257,9 +261,20 @@ class AggregateIndex:
 
     def last_versions(self, originator_ids: Iterable[str]) -> dict[str, int]:
         """The last recorded version of each given aggregate that has any."""
-        by_key = {_key(originator_id): originator_id for originator_id in originator_ids}
+        return self._last_versions(
+            {_key(originator_id): originator_id for originator_id in originator_ids}
+        )
+
+    def last_uuid_versions(self, originator_ids: Iterable[UUID]) -> dict[UUID, int]:
+        """``last_versions`` of aggregates named by UUID, without spelling their ids: the
+        write application asks for a few a message."""
+        return self._last_versions(
+            {originator_id.bytes: originator_id for originator_id in originator_ids}
+        )
+
+    def _last_versions(self, by_key: dict[bytes | str, _Id]) -> dict[_Id, int]:
         keys = list(by_key)
-        found: dict[str, int] = {}
+        found: dict[_Id, int] = {}
         with self._lock, _translated(self.path):
             for start in range(0, len(keys), _LOOKUP_CHUNK):
                 chunk = keys[start : start + _LOOKUP_CHUNK]

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 
@@ -202,11 +203,11 @@ class Ledger:
         self.refresh()
         return self.index.last_notification_id()
 
-    def last_versions(self, originator_ids: Sequence[str]) -> dict[str, int]:
+    def last_uuid_versions(self, originator_ids: Sequence[UUID]) -> dict[UUID, int]:
         """The last version of each of these aggregates that has events: one index query
         for many ids."""
         self.refresh()
-        return self.index.last_versions(originator_ids)
+        return self.index.last_uuid_versions(originator_ids)
 
     # --- subscriptions -----------------------------------------------------------------
 

@@ -19,7 +19,6 @@ from eventsourcing.persistence import (
     Subscription,
 )
 
-from store.id_text import id_text
 from store.ledger import Ledger
 from store.writer import PendingCommit, SideRecord
 
@@ -217,9 +216,7 @@ class KafkaApplicationRecorder(KafkaAggregateRecorder, ApplicationRecorder):
         unsaved = self._unsaved
         if unsaved is not None and unsaved.done.is_set() and unsaved.error is not None:
             self.wait_unsaved()  # raises: its versions are not the store's
-        by_text = {id_text(originator_id): originator_id for originator_id in originator_ids}
-        found = self.ledger.last_versions(list(by_text))
-        versions = {by_text[text]: version for text, version in found.items()}
+        versions = self.ledger.last_uuid_versions(originator_ids)
         # The deferred save's versions, as its commit will store them.
         unsaved_versions = self._unsaved_versions
         for originator_id in originator_ids if unsaved_versions else ():

@@ -44,6 +44,15 @@ def test_a_uuid_id_is_stored_as_its_bytes_and_found_by_its_text(tmp_path: Path) 
     assert stored_ids(tmp_path / "i.sqlite3") == [("blob", aggregate.bytes)]
 
 
+def test_aggregates_named_by_uuid_are_found_as_by_their_text(tmp_path: Path) -> None:
+    named = [uuid.uuid4() for _ in range(3)]
+    index = AggregateIndex(tmp_path / "i.sqlite3")
+    index.apply(records_of(*map(str, named[:2])), 2)
+    assert index.last_uuid_versions(named) == {named[0]: 1, named[1]: 1}
+    assert index.last_versions(map(str, named)) == {str(named[0]): 1, str(named[1]): 1}
+    index.close()
+
+
 def test_ids_that_are_not_a_uuids_canonical_text_stay_text_and_distinct(
     tmp_path: Path,
 ) -> None:
