@@ -14,6 +14,7 @@ least every event it committed itself.
 from __future__ import annotations
 
 import logging
+import re
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -60,27 +61,27 @@ _CHECKPOINT_PAGES = 10_000
 # Where Linux tells this boot of the machine from every other (a test points it elsewhere).
 BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
 
-# The layout's version, kept in meta: a file of another layout (an older evledger) is emptied
-# and filled again from the topic, as a deleted one is.
-_LAYOUT = "2"
+# The layout's version, in the file's name (see index_file).
+_LAYOUT = "v2"
 
 # Aggregate ids are stored as the 16 bytes of their UUID where the id is a UUID's canonical
 # text (every id the application writes), otherwise as the text (a BLOB column has no
-# affinity: each value is stored as given, and bytes never equal text): a key a third of the size
-# keeps twice as many of the originator index's entries in a page, which is what its cost
-# grows with (one random page per event inserted, read and written).
-_META_TABLE = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS topics (id INTEGER PRIMARY KEY, topic TEXT NOT NULL UNIQUE)",
-    """CREATE TABLE events (
-        notification_id INTEGER PRIMARY KEY,
-        record_offset INTEGER NOT NULL,
-        originator_id BLOB NOT NULL,
-        originator_version INTEGER NOT NULL,
-        topic_id INTEGER NOT NULL
-    )""",
-    "CREATE UNIQUE INDEX events_by_originator ON events (originator_id, originator_version)",
-)
+# affinity: each value is stored as given, and bytes never equal text): a key a third of
+# the size keeps twice as many of the originator index's entries in a page, which is what
+# its cost grows with (one random page per event inserted, read and written).
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS topics (id INTEGER PRIMARY KEY, topic TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS events (
+    notification_id INTEGER PRIMARY KEY,
+    record_offset INTEGER NOT NULL,
+    originator_id BLOB NOT NULL,
+    originator_version INTEGER NOT NULL,
+    topic_id INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS events_by_originator
+    ON events (originator_id, originator_version);
+"""
 
 # One statement is one read snapshot: position, chain head and last id always agree, even
 # while another process applies.
@@ -114,9 +115,56 @@ def _key(originator_id: str) -> bytes | str:
 def _boot_id() -> str | None:
     """This run of the machine's kernel (Linux), or None where it cannot be told."""
     try:
-        return Path(BOOT_ID_PATH).read_text(encoding="ascii").strip() or None
+        boot = Path(BOOT_ID_PATH).read_text(encoding="ascii").strip()
     except (OSError, UnicodeError):
         return None
+    return boot if _BOOT.fullmatch(boot) else None
+
+
+_BOOT = re.compile(r"[0-9a-f-]{36}")
+
+
+@dataclass(frozen=True)
+class IndexFile:
+    """Which file holds a topic's index in a directory, and whether it is synced to disk."""
+
+    path: Path
+    synced: bool
+
+
+def index_file(directory: Path, topic: str) -> IndexFile:
+    """The file of ``topic``'s index in ``directory``, named for its layout and, where the
+    machine can tell one boot from another, for this boot; files of the topic's index that
+    no process can be using any more are removed.
+
+    Where the boot is known the file is never synced (``synchronous=OFF``): the index is
+    derived data, a process that crashes loses nothing SQLite handed to the operating
+    system, and the machine going down takes the file's name with it (the next boot's
+    processes open a new file, caught up from the topic, and remove the old one; its
+    contents may have lost any write, so it is not opened). The syncs of the checkpoints
+    were half of the writer's indexing time at 2M events. Where the boot is unknown the file
+    is synced as before (NORMAL: a lost tail is caught up again, the file itself stays sound).
+    A process of an older evledger (another layout) keeps its own file, which is removed
+    too: unlinked, a file still open stays the open process's own.
+    """
+    boot = _boot_id()
+    name = f"{topic}.{_LAYOUT}" + (f".{boot}" if boot else "") + ".sqlite3"
+    older_layout = re.compile(re.escape(topic) + r"\.sqlite3(-wal|-shm)?")
+    # Where the boot is unknown, a file named for a boot may be another process's, which
+    # could read it: only a process that knows this boot tells an earlier one's file.
+    earlier_boot = re.compile(
+        re.escape(f"{topic}.{_LAYOUT}.") + r"[0-9a-f-]{36}\.sqlite3(-wal|-shm)?"
+    )
+    for found in directory.iterdir() if directory.is_dir() else ():
+        stale = older_layout.fullmatch(found.name) or (
+            boot is not None
+            and earlier_boot.fullmatch(found.name)
+            and not found.name.startswith(name)
+        )
+        if stale:
+            logger.warning("removing %s, the index of an earlier boot or evledger", found)
+            found.unlink(missing_ok=True)
+    return IndexFile(directory / name, synced=boot is None)
 
 
 class AggregateIndexError(PersistenceError):
@@ -173,8 +221,11 @@ class AggregateIndex:
     """Where each stored event sits in the topic; safe to share between threads and
     between processes (each opens its own connection to the same file)."""
 
-    def __init__(self, path: Path | str, cache_kib: int = DEFAULT_CACHE_KIB) -> None:
+    def __init__(
+        self, path: Path | str, cache_kib: int = DEFAULT_CACHE_KIB, *, synced: bool = True
+    ) -> None:
         self.path = str(path)
+        self.synced = synced
         self._lock = threading.RLock()
         # One connection behind a lock: the writer thread and reader threads share it, and
         # SQLite serialises writes anyway (across processes too, waiting up to the timeout).
@@ -183,54 +234,14 @@ class AggregateIndex:
                 self.path, check_same_thread=False, isolation_level=None, timeout=LOCK_TIMEOUT_S
             )
             self._db.execute("PRAGMA journal_mode=WAL")
-            boot = _boot_id()
-            # The index is derived data, so it is never synced to disk where the machine can
-            # tell a restart (see _ensure_layout): a process that crashes loses nothing
-            # SQLite handed to the operating system, and after the machine itself went down
-            # the file is filled again from the topic. The syncs of each checkpoint were
-            # half of the writer's indexing time at 2M events. Elsewhere NORMAL (a lost
-            # tail after a power cut is caught up again; the file itself stays sound).
-            self._db.execute(f"PRAGMA synchronous={'OFF' if boot else 'NORMAL'}")
+            # Unsynced only in a file that no later boot opens (index_file).
+            self._db.execute(f"PRAGMA synchronous={'NORMAL' if synced else 'OFF'}")
             self._db.execute(f"PRAGMA cache_size=-{int(cache_kib)}")
             self._db.execute(f"PRAGMA wal_autocheckpoint={_CHECKPOINT_PAGES}")
-            self._ensure_layout(boot)
+            self._db.executescript(_SCHEMA)
         # Topic ids never change once assigned (reset keeps them), so caching them is safe;
         # a miss asks the file, where another process may have added the topic.
         self._topic_ids: dict[str, int] = {}
-
-    def _ensure_layout(self, boot: str | None) -> None:
-        """Create the tables, or empty a file to be caught up again from the topic: one of
-        another layout, or one written unsynced before the machine last started (writes
-        the operating system held may be lost, and SQLite cannot tell which)."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            self._db.execute(_META_TABLE)
-            meta = dict(self._db.execute("SELECT key, value FROM meta"))
-            restarted = boot is not None and meta.get("boot", boot) != boot
-            if restarted:
-                logger.warning(
-                    "the machine restarted since the ledger index %s was written unsynced: "
-                    "it is filled again from the topic",
-                    self.path,
-                )
-            if meta and meta.get("layout") != _LAYOUT:
-                logger.warning(
-                    "the ledger index %s has an older layout: it is filled again from the topic",
-                    self.path,
-                )
-            if meta.get("layout") != _LAYOUT or restarted:
-                # Topic ids are the same in every layout; the events and the position go.
-                self._db.execute("DROP TABLE IF EXISTS events")
-                self._db.execute("DELETE FROM meta")
-                for statement in _SCHEMA:
-                    self._db.execute(statement)
-                self._set_meta("layout", _LAYOUT)
-            if boot is not None and meta.get("boot") != boot:
-                self._set_meta("boot", boot)
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
 
     def close(self) -> None:
         with self._lock, _translated(self.path):
@@ -360,7 +371,7 @@ class AggregateIndex:
         with self._lock, _translated(self.path):
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute("DELETE FROM events")
-            self._db.execute("DELETE FROM meta WHERE key NOT IN ('layout', 'boot')")
+            self._db.execute("DELETE FROM meta")
             self._db.execute("COMMIT")
 
     def _set_meta(self, key: str, value: str) -> None:

@@ -15,7 +15,7 @@ from uuid import UUID
 from eventsourcing.persistence import StoredEvent
 
 from store.admin import TopicSpec, ensure_topic
-from store.index import DEFAULT_CACHE_KIB, AggregateIndex
+from store.index import DEFAULT_CACHE_KIB, AggregateIndex, index_file
 from store.kafka_clients import KafkaConnection
 from store.reader import DEFAULT_CACHE_RECORDS, LedgerReader, RecordCache
 from store.records import LedgerRecord
@@ -85,7 +85,8 @@ class Ledger:
         else:
             index_dir = config.index_dir
             index_dir.mkdir(parents=True, exist_ok=True)
-        self.index = AggregateIndex(index_dir / f"{config.topic}.sqlite3", config.index_cache_kib)
+        file = index_file(index_dir, config.topic)
+        self.index = AggregateIndex(file.path, config.index_cache_kib, synced=file.synced)
         self.reader = LedgerReader(
             config.connection,
             config.topic,
@@ -135,6 +136,7 @@ class Ledger:
             topic=config.topic,
             transactional_id=config.transactional_id,
             index_path=Path(self.index.path),
+            index_synced=self.index.synced,
             index_cache_kib=config.index_cache_kib,
             contiguous_versions=config.contiguous_versions,
             timeout_s=config.timeout_s,

@@ -81,6 +81,7 @@ class WriterSpec:
     topic: str
     transactional_id: str
     index_path: Path
+    index_synced: bool
     index_cache_kib: int
     contiguous_versions: bool
     timeout_s: float
@@ -117,7 +118,7 @@ def run_writer(spec: WriterSpec, connection: Connection) -> None:
     # batch and closes the writer, which ends this process (as the parent's death does).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    index = AggregateIndex(spec.index_path, spec.index_cache_kib)
+    index = AggregateIndex(spec.index_path, spec.index_cache_kib, synced=spec.index_synced)
     # No record cache: the parent reads, and keeps the records this writer commits.
     reader = LedgerReader(spec.connection, spec.topic, RecordCache(0), timeout_s=spec.timeout_s)
     writer = LedgerWriter(

@@ -8,6 +8,7 @@ import pytest
 
 from bootstrap import bootstrap
 from bootstrap.settings import Settings
+from store.index import index_file
 from tests.integration.store.conftest import delete_topics
 from tests.integration.store.test_ledger import Wallets
 
@@ -48,7 +49,7 @@ def test_kafka_settings_select_the_kafka_store(
         assert app.recorder.max_notification_id() == 5  # snapshots take no ledger ids
         app.close()
         # The index was kept in the data dir and serves a new instance.
-        assert (tmp_path / "index" / f"{settings.ledger_topic}.sqlite3").exists()
+        assert index_file(tmp_path / "index", settings.ledger_topic).path.exists()
         again = Wallets(env=env)
         assert again.repository.get(wallet_id).balance == 10
         again.close()

@@ -14,6 +14,7 @@ from bootstrap import bootstrap
 from bootstrap.ledgers import KafkaSite, LedgerBackend
 from bootstrap.settings import Settings
 from store.admin import TopicMisconfigured
+from store.index import index_file
 from store.kafka_clients import KafkaConnection
 from store.ledger import Ledger, LedgerConfig
 from store.writer import WriterFenced
@@ -62,7 +63,7 @@ def test_each_shard_numbers_and_chains_its_own_events(
     for shard, topic in enumerate(site.ledger_topics):
         records = assert_chain(read_topic(kafka_bootstrap, topic))
         assert len(records) == 2 * (shard + 1)
-        assert (tmp_path / "index" / f"{topic}.sqlite3").is_file()
+        assert index_file(tmp_path / "index", topic).path.is_file()
 
 
 def test_a_shard_writer_fences_only_its_own_shard(

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from eventsourcing.persistence import IntegrityError
 
+from store import index as index_module
 from store.writer import catch_up
 from tests.integration.store.conftest import assert_chain, events_for, read_topic
 
@@ -103,3 +104,28 @@ def test_reader_catching_up_beside_a_committing_writer(
     assert len(projector.notifications(1, 1000, topics=["t3"])) == len(
         [r for r in records if r.topic == "t3"]
     )
+
+
+def test_after_the_machine_restarts_the_index_is_a_new_file_caught_up_from_the_topic(
+    make_ledger: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The index is written unsynced, so a later boot never opens an earlier one's file (it
+    may have lost writes): it opens its own, filled from the topic, and the version check
+    sees every event committed before the restart (Guarantee 2)."""
+    shared = tmp_path / "data" / "index"
+    before = make_ledger(index_dir=shared)
+    wallet = uuid.uuid4()
+    before.insert(events_for(wallet, range(1, 3)))
+    earlier_file = Path(before.index.path)
+    assert not before.index.synced
+    later_boot = tmp_path / "boot_id"
+    later_boot.write_text(f"{uuid.uuid4()}\n")
+    monkeypatch.setattr(index_module, "BOOT_ID_PATH", str(later_boot))
+
+    after = make_ledger(index_dir=shared)
+    assert Path(after.index.path) != earlier_file
+    assert not earlier_file.exists()
+    with pytest.raises(IntegrityError):
+        after.insert(events_for(wallet, range(2, 3)))
+    after.insert(events_for(wallet, range(3, 4)))
+    assert [r.originator_version for r in after.events(str(wallet))] == [1, 2, 3]

@@ -1,5 +1,6 @@
-"""The index's stored layout: UUID ids as their 16 bytes, any other id as its text, and a
-file of an older layout emptied (to be caught up from the topic again)."""
+"""The index's stored layout (UUID ids as their 16 bytes, any other id as its text) and its
+file: named for the layout and the machine's boot, unsynced only where the boot is known,
+and the files no process can use any more removed."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from store import index as index_module
-from store.index import AggregateIndex
+from store.index import AggregateIndex, index_file
 from store.records import GENESIS_HASH, LedgerRecord
 
 
@@ -62,7 +63,7 @@ def test_ids_that_are_not_a_uuids_canonical_text_stay_text_and_distinct(
         canonical.upper(),  # the same UUID spelled otherwise is another aggregate id
         aggregate.hex,
         canonical[:8] + " " + canonical[9:],  # whitespace where a dash goes
-        canonical[:-2] + " 0",  # whitespace that bytes.fromhex would skip
+        canonical[:-2] + "  ",  # whitespace that bytes.fromhex skips: 15 bytes
         "session-42",
     ]
     index = AggregateIndex(tmp_path / "i.sqlite3")
@@ -78,84 +79,72 @@ def test_ids_that_are_not_a_uuids_canonical_text_stay_text_and_distinct(
     ]
 
 
-@pytest.mark.parametrize("layout", [None, "1"])
-def test_a_file_of_another_layout_is_emptied_to_be_caught_up_again(
-    tmp_path: Path, layout: str | None
-) -> None:
-    path = tmp_path / "i.sqlite3"
-    with sqlite3.connect(path) as db:  # as evledger before the layout's version wrote it
-        db.executescript(
-            """
-            CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-            CREATE TABLE topics (id INTEGER PRIMARY KEY, topic TEXT NOT NULL UNIQUE);
-            CREATE TABLE events (notification_id INTEGER PRIMARY KEY,
-                record_offset INTEGER NOT NULL, originator_id TEXT NOT NULL,
-                originator_version INTEGER NOT NULL, topic_id INTEGER NOT NULL);
-            CREATE UNIQUE INDEX events_by_originator ON events (originator_id, originator_version);
-            INSERT INTO topics VALUES (1, 't');
-            INSERT INTO events VALUES (1, 0, '5f0c1c5e-1f4b-4c8e-9a55-6d1d2c3b4a59', 1, 1);
-            INSERT INTO meta VALUES ('position', '1'), ('last_hash', '00');
-            """
-        )
-        if layout is not None:
-            db.execute("INSERT INTO meta VALUES ('layout', ?)", (layout,))
-    index = AggregateIndex(path)
-    assert index.count() == 0
-    assert index.position() == 0
-    assert index.last_versions(["5f0c1c5e-1f4b-4c8e-9a55-6d1d2c3b4a59"]) == {}
-    index.close()
+def boot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, boot_id: str | None) -> None:
+    """Make the machine's boot read as ``boot_id`` (None: a machine that cannot tell)."""
+    path = tmp_path / f"boot_id-{boot_id}"
+    if boot_id is not None:
+        path.write_text(boot_id + "\n")
+    monkeypatch.setattr(index_module, "BOOT_ID_PATH", str(path))
 
 
-def test_the_layout_survives_a_reset_and_reopening(tmp_path: Path) -> None:
-    path = tmp_path / "i.sqlite3"
-    aggregate = str(uuid.uuid4())
-    index = AggregateIndex(path)
-    index.apply(records_of(aggregate), 1)
-    index.close()
-    reopened = AggregateIndex(path)  # the same layout: nothing emptied
-    assert reopened.last_versions([aggregate]) == {aggregate: 1}
-    reopened.reset()
-    with sqlite3.connect(path) as db:  # a reset file is still known as this boot's
-        assert {key for (key,) in db.execute("SELECT key FROM meta")} == {"layout", "boot"}
-    reopened.apply(records_of(aggregate), 1)
-    reopened.close()
-    again = AggregateIndex(path)
-    assert again.count() == 1
-    again.close()
+def touch(directory: Path, *names: str) -> None:
+    for name in names:
+        (directory / name).write_bytes(b"")
 
 
-def test_a_file_written_before_the_machine_restarted_is_emptied(tmp_path: Path) -> None:
-    """Written unsynced, it may have lost what the operating system held at the restart."""
-    path = tmp_path / "i.sqlite3"
-    aggregate = str(uuid.uuid4())
-    index = AggregateIndex(path)
-    index.apply(records_of(aggregate), 1)
-    index.close()
-    with sqlite3.connect(path) as db:  # as the kernel of an earlier boot left it
-        db.execute("UPDATE meta SET value = 'an-earlier-boot' WHERE key = 'boot'")
-        assert db.total_changes == 1
-    reopened = AggregateIndex(path)
-    assert reopened.count() == 0
-    assert reopened.last_versions([aggregate]) == {}
-    reopened.apply(records_of(aggregate), 1)  # caught up again, and kept from now on
-    reopened.close()
-    again = AggregateIndex(path)
-    assert again.count() == 1
-    again.close()
+EARLIER, THIS = str(uuid.uuid4()), str(uuid.uuid4())
 
 
-def test_unsynced_only_where_the_machine_can_tell_a_restart(
+def test_where_the_boot_is_known_the_file_is_this_boots_and_unsynced(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    index = AggregateIndex(tmp_path / "here.sqlite3")
+    boot(tmp_path, monkeypatch, THIS)
+    directory = tmp_path / "index"
+    directory.mkdir()
+    file = index_file(directory, "evledger.ledger")
+    assert file.path == directory / f"evledger.ledger.v2.{THIS}.sqlite3"
+    assert not file.synced
+    index = AggregateIndex(file.path, synced=file.synced)
     assert index._db.execute("PRAGMA synchronous").fetchone()[0] == 0  # OFF
     index.close()
-    monkeypatch.setattr(index_module, "BOOT_ID_PATH", str(tmp_path / "no-such-file"))
-    elsewhere = AggregateIndex(tmp_path / "elsewhere.sqlite3")
-    assert elsewhere._db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
-    aggregate = str(uuid.uuid4())
-    elsewhere.apply(records_of(aggregate), 1)
-    elsewhere.close()
-    reopened = AggregateIndex(tmp_path / "elsewhere.sqlite3")  # no boot recorded: kept
-    assert reopened.count() == 1
-    reopened.close()
+
+
+def test_files_of_an_earlier_boot_or_layout_are_removed_and_no_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    boot(tmp_path, monkeypatch, THIS)
+    directory = tmp_path / "index"
+    directory.mkdir()
+    stale = [
+        f"evledger.ledger.v2.{EARLIER}.sqlite3",
+        f"evledger.ledger.v2.{EARLIER}.sqlite3-wal",
+        f"evledger.ledger.v2.{EARLIER}.sqlite3-shm",
+        "evledger.ledger.sqlite3",  # an older evledger's (text ids)
+        "evledger.ledger.sqlite3-wal",
+    ]
+    kept = [
+        f"evledger.ledger.v2.{THIS}.sqlite3",
+        f"evledger.ledger.v2.{THIS}.sqlite3-wal",
+        "evledger.ledger.v2.sqlite3",  # a process that cannot read the boot syncs its own
+        f"evledger.ledger.shard-1.v2.{EARLIER}.sqlite3",  # another topic's, for its opener
+        "evledger.ledger.shard-1.sqlite3",
+        "evledger.ledger2.sqlite3",
+    ]
+    touch(directory, *stale, *kept)
+    index_file(directory, "evledger.ledger")
+    assert sorted(path.name for path in directory.iterdir()) == sorted(kept)
+
+
+def test_where_the_boot_is_unknown_the_file_is_synced_and_no_boots_file_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    boot(tmp_path, monkeypatch, None)
+    directory = tmp_path / "index"
+    directory.mkdir()
+    touch(directory, f"t.v2.{EARLIER}.sqlite3", "t.sqlite3")
+    file = index_file(directory, "t")
+    assert file == index_module.IndexFile(directory / "t.v2.sqlite3", synced=True)
+    assert [path.name for path in directory.iterdir()] == [f"t.v2.{EARLIER}.sqlite3"]
+    index = AggregateIndex(file.path, synced=file.synced)
+    assert index._db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    index.close()
