@@ -79,12 +79,16 @@ def test_ids_that_are_not_a_uuids_canonical_text_stay_text_and_distinct(
     ]
 
 
-def boot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, boot_id: str | None) -> None:
-    """Make the machine's boot read as ``boot_id`` (None: a machine that cannot tell)."""
+def index_dir_in_boot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, boot_id: str | None) -> Path:
+    """An empty index directory, the machine's boot read as ``boot_id`` (None: a machine
+    that cannot tell)."""
     path = tmp_path / f"boot_id-{boot_id}"
     if boot_id is not None:
         path.write_text(boot_id + "\n")
     monkeypatch.setattr(index_module, "BOOT_ID_PATH", str(path))
+    directory = tmp_path / "index"
+    directory.mkdir()
+    return directory
 
 
 def touch(directory: Path, *names: str) -> None:
@@ -98,9 +102,7 @@ EARLIER, THIS = str(uuid.uuid4()), str(uuid.uuid4())
 def test_where_the_boot_is_known_the_file_is_this_boots_and_unsynced(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    boot(tmp_path, monkeypatch, THIS)
-    directory = tmp_path / "index"
-    directory.mkdir()
+    directory = index_dir_in_boot(tmp_path, monkeypatch, THIS)
     file = index_file(directory, "evledger.ledger")
     assert file.path == directory / f"evledger.ledger.v2.{THIS}.sqlite3"
     assert not file.synced
@@ -112,9 +114,7 @@ def test_where_the_boot_is_known_the_file_is_this_boots_and_unsynced(
 def test_files_of_an_earlier_boot_or_layout_are_removed_and_no_others(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    boot(tmp_path, monkeypatch, THIS)
-    directory = tmp_path / "index"
-    directory.mkdir()
+    directory = index_dir_in_boot(tmp_path, monkeypatch, THIS)
     stale = [
         f"evledger.ledger.v2.{EARLIER}.sqlite3",
         f"evledger.ledger.v2.{EARLIER}.sqlite3-wal",
@@ -138,9 +138,7 @@ def test_files_of_an_earlier_boot_or_layout_are_removed_and_no_others(
 def test_where_the_boot_is_unknown_the_file_is_synced_and_no_boots_file_removed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    boot(tmp_path, monkeypatch, None)
-    directory = tmp_path / "index"
-    directory.mkdir()
+    directory = index_dir_in_boot(tmp_path, monkeypatch, None)
     touch(directory, f"t.v2.{EARLIER}.sqlite3", "t.sqlite3")
     file = index_file(directory, "t")
     assert file == index_module.IndexFile(directory / "t.v2.sqlite3", synced=True)
