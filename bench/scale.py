@@ -49,6 +49,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bootstrap.settings import load_settings  # noqa: E402  (after sys.path)
+from store.index import index_file  # noqa: E402
 from store.reader import POLL_RECORDS  # noqa: E402
 
 BOOTSTRAP = os.environ.get("EVLEDGER_KAFKA_BOOTSTRAP") or "127.0.0.1:9092"
@@ -442,6 +443,12 @@ def project_only(path: Path) -> list[Stage]:
         index = Path(kept.scratch) / "data" / "index"
         if index.is_dir():
             shutil.copytree(index, Path(data) / "index")
+            if not index_file(Path(data) / "index", f"{kept.prefix}.ledger").path.exists():
+                print(
+                    "the machine restarted since this run was kept: its ledger index is of an "
+                    "earlier boot, so the projection measured indexes the whole ledger first",
+                    file=sys.stderr,
+                )
         env = {**kept.env(), "EVLEDGER_PG_DSN": dsn, "EVLEDGER_DATA_DIR": data}
         run = run_measured([EVLEDGER, "project", "--until-idle"], env, "project")
         report(stage_of("project", ledger, run, "bare-consume"))

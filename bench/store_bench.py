@@ -127,12 +127,13 @@ def run_backend(backend: str, aggregates: int, threads: int) -> dict[str, Any]:
 
 def measure_rebuild(topic: str) -> dict[str, Any]:
     """How fast a fresh index is rebuilt by reading the whole topic."""
-    from store.index import AggregateIndex
+    from store.index import AggregateIndex, index_file
     from store.reader import LedgerReader, RecordCache
     from store.writer import catch_up
 
     with tempfile.TemporaryDirectory() as directory:
-        index = AggregateIndex(Path(directory) / "rebuild.sqlite3")
+        file = index_file(Path(directory), "rebuild")
+        index = AggregateIndex(file.path, synced=file.synced)
         reader = LedgerReader(
             load_settings().kafka_connection(KAFKA_BOOTSTRAP), topic, RecordCache(0)
         )
@@ -161,12 +162,13 @@ def cleanup(backend: str, name: str, env: dict[str, str]) -> None:
 def index_at_scale(aggregates: int) -> dict[str, Any]:
     """Build the aggregate index for synthetic aggregates of 3 events each (no Kafka: this
     measures the index itself; the topic-read rate is measured by measure_rebuild)."""
-    from store.index import AggregateIndex
+    from store.index import AggregateIndex, index_file
     from store.records import LedgerRecord
 
     with tempfile.TemporaryDirectory() as directory:
-        path = Path(directory) / "index.sqlite3"
-        index = AggregateIndex(path)
+        file = index_file(Path(directory), "index")
+        path = file.path
+        index = AggregateIndex(path, synced=file.synced)
         rss_before = rss_mib()
         ids = [str(uuid.uuid4()) for _ in range(aggregates)]
         started = time.perf_counter()

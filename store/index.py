@@ -13,6 +13,7 @@ least every event it committed itself.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import sqlite3
@@ -124,6 +125,19 @@ def _boot_id() -> str | None:
 _BOOT = re.compile(r"[0-9a-f-]{36}")
 
 
+# A topic's name as the start of its index file's: Kafka allows 249 characters, a file name
+# 255, and the rest of the name (layout, boot, "-journal") takes 57.
+_STEM_CHARACTERS = 150
+
+
+def _stem(topic: str) -> str:
+    """The topic's name, or for a long one its start and a hash of it ("~" is not in any
+    topic's name either)."""
+    if len(topic) <= _STEM_CHARACTERS:
+        return topic
+    return topic[:100] + "~" + hashlib.sha256(topic.encode()).hexdigest()[:32]
+
+
 @dataclass(frozen=True)
 class IndexFile:
     """Which file holds a topic's index in a directory, and whether it is synced to disk."""
@@ -146,14 +160,18 @@ def index_file(directory: Path, topic: str) -> IndexFile:
     is synced as before (NORMAL: a lost tail is caught up again, the file itself stays sound).
     A process of an older evledger (another layout) keeps its own file, which is removed
     too: unlinked, a file still open stays the open process's own.
+
+    The parts of a name are joined by "@", which a Kafka topic name cannot hold, so no
+    topic's file is ever named like another topic's, of any layout or boot.
     """
     boot = _boot_id()
-    name = f"{topic}.{_LAYOUT}" + (f".{boot}" if boot else "") + ".sqlite3"
+    stem = _stem(topic)
+    name = f"{stem}@{_LAYOUT}" + (f"@{boot}" if boot else "") + ".sqlite3"
     older_layout = re.compile(re.escape(topic) + r"\.sqlite3(-wal|-shm)?")
     # Where the boot is unknown, a file named for a boot may be another process's, which
     # could read it: only a process that knows this boot tells an earlier one's file.
     earlier_boot = re.compile(
-        re.escape(f"{topic}.{_LAYOUT}.") + r"[0-9a-f-]{36}\.sqlite3(-wal|-shm)?"
+        re.escape(f"{stem}@{_LAYOUT}@") + r"[0-9a-f-]{36}\.sqlite3(-wal|-shm)?"
     )
     for found in directory.iterdir() if directory.is_dir() else ():
         stale = older_layout.fullmatch(found.name) or (

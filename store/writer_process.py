@@ -88,6 +88,10 @@ class WriterSpec:
     max_events_per_transaction: int
     signer: LedgerSigner | None
 
+    def open_index(self) -> AggregateIndex:
+        """The index file the parent opened, synced as the parent syncs it."""
+        return AggregateIndex(self.index_path, self.index_cache_kib, synced=self.index_synced)
+
 
 class _Event(NamedTuple):
     """A stored event as the child's writer reads it (the attributes of a StoredEvent)."""
@@ -118,7 +122,7 @@ def run_writer(spec: WriterSpec, connection: Connection) -> None:
     # batch and closes the writer, which ends this process (as the parent's death does).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    index = AggregateIndex(spec.index_path, spec.index_cache_kib, synced=spec.index_synced)
+    index = spec.open_index()
     # No record cache: the parent reads, and keeps the records this writer commits.
     reader = LedgerReader(spec.connection, spec.topic, RecordCache(0), timeout_s=spec.timeout_s)
     writer = LedgerWriter(

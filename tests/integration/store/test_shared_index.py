@@ -113,13 +113,15 @@ def test_after_the_machine_restarts_the_index_is_a_new_file_caught_up_from_the_t
     may have lost writes): it opens its own, filled from the topic, and the version check
     sees every event committed before the restart (Guarantee 2)."""
     shared = tmp_path / "data" / "index"
+    first_boot, later_boot = tmp_path / "first_boot_id", tmp_path / "later_boot_id"
+    first_boot.write_text(f"{uuid.uuid4()}\n")
+    later_boot.write_text(f"{uuid.uuid4()}\n")
+    monkeypatch.setattr(index_module, "BOOT_ID_PATH", str(first_boot))
     before = make_ledger(index_dir=shared)
     wallet = uuid.uuid4()
     before.insert(events_for(wallet, range(1, 3)))
     earlier_file = Path(before.index.path)
     assert not before.index.synced
-    later_boot = tmp_path / "boot_id"
-    later_boot.write_text(f"{uuid.uuid4()}\n")
     monkeypatch.setattr(index_module, "BOOT_ID_PATH", str(later_boot))
 
     after = make_ledger(index_dir=shared)

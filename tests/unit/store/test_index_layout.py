@@ -12,7 +12,9 @@ import pytest
 
 from store import index as index_module
 from store.index import AggregateIndex, index_file
+from store.kafka_clients import KafkaConnection
 from store.records import GENESIS_HASH, LedgerRecord
+from store.writer_process import WriterSpec
 
 
 def records_of(*originators: str) -> list[tuple[int, LedgerRecord]]:
@@ -104,7 +106,7 @@ def test_where_the_boot_is_known_the_file_is_this_boots_and_unsynced(
 ) -> None:
     directory = index_dir_in_boot(tmp_path, monkeypatch, THIS)
     file = index_file(directory, "evledger.ledger")
-    assert file.path == directory / f"evledger.ledger.v2.{THIS}.sqlite3"
+    assert file.path == directory / f"evledger.ledger@v2@{THIS}.sqlite3"
     assert not file.synced
     index = AggregateIndex(file.path, synced=file.synced)
     assert index._db.execute("PRAGMA synchronous").fetchone()[0] == 0  # OFF
@@ -116,18 +118,18 @@ def test_files_of_an_earlier_boot_or_layout_are_removed_and_no_others(
 ) -> None:
     directory = index_dir_in_boot(tmp_path, monkeypatch, THIS)
     stale = [
-        f"evledger.ledger.v2.{EARLIER}.sqlite3",
-        f"evledger.ledger.v2.{EARLIER}.sqlite3-wal",
-        f"evledger.ledger.v2.{EARLIER}.sqlite3-shm",
+        f"evledger.ledger@v2@{EARLIER}.sqlite3",
+        f"evledger.ledger@v2@{EARLIER}.sqlite3-wal",
+        f"evledger.ledger@v2@{EARLIER}.sqlite3-shm",
         "evledger.ledger.sqlite3",  # an older evledger's (text ids)
         "evledger.ledger.sqlite3-wal",
     ]
     kept = [
-        f"evledger.ledger.v2.{THIS}.sqlite3",
-        f"evledger.ledger.v2.{THIS}.sqlite3-wal",
-        "evledger.ledger.v2.sqlite3",  # a process that cannot read the boot syncs its own
-        f"evledger.ledger.shard-1.v2.{EARLIER}.sqlite3",  # another topic's, for its opener
-        "evledger.ledger.shard-1.sqlite3",
+        f"evledger.ledger@v2@{THIS}.sqlite3",
+        f"evledger.ledger@v2@{THIS}.sqlite3-wal",
+        "evledger.ledger@v2.sqlite3",  # a process that cannot read the boot syncs its own
+        f"evledger.ledger.1@v2@{EARLIER}.sqlite3",  # a shard's, for its own opener
+        "evledger.ledger.1.sqlite3",
         "evledger.ledger2.sqlite3",
     ]
     touch(directory, *stale, *kept)
@@ -135,14 +137,55 @@ def test_files_of_an_earlier_boot_or_layout_are_removed_and_no_others(
     assert sorted(path.name for path in directory.iterdir()) == sorted(kept)
 
 
+@pytest.mark.parametrize("boot_id", [THIS, None])
+def test_no_topic_opens_or_removes_another_topics_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, boot_id: str | None
+) -> None:
+    """Topics whose names extend another's (a shard's, "a.v2", "a.v2.<boot>") each keep
+    their own live file, whichever opens first."""
+    directory = index_dir_in_boot(tmp_path, monkeypatch, boot_id)
+    topics = ["a", "a.v2", f"a.v2.{THIS}", "a.1", "a.10", "a-b_c", "x" * 249, "x" * 248]
+    opened = [AggregateIndex(index_file(directory, topic).path) for topic in topics]
+    for topic in reversed(topics):
+        index_file(directory, topic)
+    paths = [Path(index.path) for index in opened]
+    assert len(set(paths)) == len(topics)
+    assert all(path.exists() for path in paths)
+    assert all(len(path.name) + len("-journal") <= 255 for path in paths)
+    for index in opened:
+        index.close()
+
+
 def test_where_the_boot_is_unknown_the_file_is_synced_and_no_boots_file_removed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     directory = index_dir_in_boot(tmp_path, monkeypatch, None)
-    touch(directory, f"t.v2.{EARLIER}.sqlite3", "t.sqlite3")
+    touch(directory, f"t@v2@{EARLIER}.sqlite3", "t.sqlite3")
     file = index_file(directory, "t")
-    assert file == index_module.IndexFile(directory / "t.v2.sqlite3", synced=True)
-    assert [path.name for path in directory.iterdir()] == [f"t.v2.{EARLIER}.sqlite3"]
+    assert file == index_module.IndexFile(directory / "t@v2.sqlite3", synced=True)
+    assert [path.name for path in directory.iterdir()] == [f"t@v2@{EARLIER}.sqlite3"]
     index = AggregateIndex(file.path, synced=file.synced)
     assert index._db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    index.close()
+
+
+@pytest.mark.parametrize("synced", [True, False])
+def test_the_writer_process_opens_the_index_synced_as_the_parent_does(
+    tmp_path: Path, synced: bool
+) -> None:
+    spec = WriterSpec(
+        connection=KafkaConnection("127.0.0.1:9"),
+        topic="t",
+        transactional_id="t.writer",
+        index_path=tmp_path / "i.sqlite3",
+        index_synced=synced,
+        index_cache_kib=64,
+        contiguous_versions=True,
+        timeout_s=1.0,
+        max_events_per_transaction=10,
+        signer=None,
+    )
+    index = spec.open_index()
+    assert index._db.execute("PRAGMA synchronous").fetchone()[0] == (1 if synced else 0)
+    assert (index.path, index.synced) == (str(spec.index_path), synced)
     index.close()
