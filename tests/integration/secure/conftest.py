@@ -5,8 +5,10 @@ tests, never skips them), and a topic prefix of the test's own with its ACLs."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -33,6 +35,7 @@ def secure_prefix(secure_broker: SecureBroker) -> Iterator[str]:
     try:
         result = admin.create_acls(acls)
         assert not result["failed"], result["failed"]
+        await_acls(admin, acls)
         yield prefix
     finally:
         # An ACL is its own exact filter.
@@ -41,3 +44,17 @@ def secure_prefix(secure_broker: SecureBroker) -> Iterator[str]:
         if topics:
             admin.delete_topics(topics)
         admin.close()
+
+
+def await_acls(admin: Any, acls: list[Any], timeout_s: float = 30.0) -> None:
+    """Wait until the broker's authorizer holds every one of ``acls``: the controller
+    answers CreateAcls once it has recorded them, and the broker applies them a moment
+    later (a busy machine's first request in that moment was refused)."""
+    deadline = time.monotonic() + timeout_s
+    waiting = list(acls)
+    while waiting:
+        waiting = [acl for acl in waiting if not admin.describe_acls(acl)[0]]
+        if waiting and time.monotonic() > deadline:
+            raise AssertionError(f"the broker never applied these ACLs: {waiting}")
+        if waiting:
+            time.sleep(0.1)
